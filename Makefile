@@ -1,0 +1,29 @@
+# optlab: `make install` sets up .venv; `make test` runs the suite. See README.md.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OPTLAB := $(VENV)/bin/optlab
+PORT ?= 5000
+TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
+
+.PHONY: install test demo ui clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[dev]"
+
+test:
+	$(PY) -m pytest -q
+
+# the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
+demo:
+	$(OPTLAB) run --strategy adam --lr 0.01 --epochs 10 --experiment demo
+
+ui:
+	@mkdir -p mlruns
+	$(VENV)/bin/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
+
+clean:
+	rm -rf .pytest_cache reports/out

@@ -1,0 +1,201 @@
+"""RunConfig: everything that defines one run, validated before anything runs or is recorded.
+
+`RunConfig.from_dict` is the single entry point for the CLI and for experiment files: an unknown
+key, a wrong type or an out-of-range value raises a one-line ConfigError naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from optlab.errors import ConfigError
+
+SCHEDULES = {
+    "constant": "the learning rate never changes",
+    "step": "multiply by decay_rate every decay_every epochs",
+    "exponential": "multiply by decay_rate each epoch, smoothly per step",
+    "cosine": "cosine decay from lr to 0 over the planned steps",
+}
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # strategy
+    strategy: str = "adam"
+    lr: float | None = None              # None: the strategy's default
+    momentum: float | None = None        # None: the strategy's default
+    batch_size: int | None = None        # None: the strategy's default (gd: all, sgd: 1, others 32)
+    weight_decay: float | None = None    # None: the strategy's default
+    options: dict = field(default_factory=dict)  # strategy-specific knobs, see `optlab strategies`
+    schedule: str = "constant"
+    decay_rate: float = 0.1
+    decay_every: float = 10.0            # epochs, for the step schedule
+    # budget: the run stops when the first one is used up (epochs=10 when none is given)
+    epochs: float | None = None
+    steps: int | None = None
+    evaluations: int | None = None
+    seconds: float | None = None
+    # problem
+    dataset: str = "mnist5k"
+    hidden: tuple[int, ...] = (16, 16)
+    activation: str = "sigmoid"
+    init: str = "fan_in_uniform"
+    cost: str = "cross_entropy"
+    label_noise: float = 0.0
+    variant: str = "none"
+    standardize: bool = False
+    noise_seed: int = 0
+    train_size: int | None = None
+    # run
+    seed: int = 0
+    target: float | None = None          # test accuracy to time (AlgoPerf's time-to-target)
+    stop_at_target: bool = False
+    eval_every: int | None = None        # steps between evaluations; None: about 50 per run
+    log_every: int = 1                   # steps between per-step metric points
+    dtype: str = "float32"
+    device: str = "cpu"
+    experiment: str = "default"
+    run_name: str | None = None
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        clean = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {key!r}")
+            clean[key] = _coerce(key, value, hints[key], source)
+        config = cls(**clean)
+        config.validate(source)
+        return config
+
+    def with_updates(self, **changes) -> "RunConfig":
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    # ---- checks -------------------------------------------------------------------------
+    def validate(self, source: str = "config") -> None:
+        def bad(key, rule):
+            raise ConfigError(f"{source}: {key} must be {rule}, got {getattr(self, key)!r}")
+
+        positive = ("lr", "epochs", "steps", "evaluations", "seconds", "batch_size", "eval_every",
+                    "log_every", "decay_every", "decay_rate")
+        for key in positive:
+            value = getattr(self, key)
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                bad(key, "positive")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            bad("momentum", "in [0, 1)")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            bad("weight_decay", "non-negative")
+        if not 0 <= self.label_noise <= 1:
+            bad("label_noise", "in [0, 1]")
+        if self.target is not None and not 0 < self.target <= 1:
+            bad("target", "a test accuracy in (0, 1]")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"{source}: unknown dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
+        if self.stop_at_target and self.target is None:
+            raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
+        _check_names(self, source)
+
+    # ---- views --------------------------------------------------------------------------
+    @property
+    def budget(self) -> dict[str, float]:
+        given = {k: getattr(self, k) for k in ("epochs", "steps", "evaluations", "seconds")
+                 if getattr(self, k) is not None}
+        return given or {"epochs": 10.0}
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    def config_hash(self) -> str:
+        """Stable hash of everything that defines the run (not its experiment or display name)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("experiment", "run_name")}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        parts = [self.strategy]
+        if self.lr is not None:
+            parts.append(f"lr={self.lr:g}")
+        if self.batch_size is not None:
+            parts.append(f"B={self.batch_size}")
+        parts.append(f"seed={self.seed}")
+        return " ".join(parts)
+
+
+def _coerce(key: str, value, hint, source: str):
+    """Accept a value of the annotated type; ints where floats are wanted; lists for tuples."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    wrong = ConfigError(f"{source}: {key} must be {_type_name(hint)}, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    if origin is tuple:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise wrong
+        return tuple(value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise wrong
+        return dict(value)
+    return value
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) is tuple:
+        return "a list of integers"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a table of options"}.get(hint, str(hint))
+
+
+def _check_names(config: RunConfig, source: str) -> None:
+    """Names that select a component must exist; checked here so errors come before any work."""
+    from optlab.problem.cost import COSTS
+    from optlab.problem.data import DATASETS, VARIANTS
+    from optlab.problem.network import ACTIVATIONS, INITS
+    from optlab.problem.test_functions import TEST_FUNCTIONS
+    from optlab.strategies import registry
+
+    choices = {
+        "dataset": (config.dataset, [*DATASETS, *TEST_FUNCTIONS]),
+        "activation": (config.activation, ACTIVATIONS),
+        "init": (config.init, INITS),
+        "cost": (config.cost, COSTS),
+        "variant": (config.variant, VARIANTS),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{source}: unknown {key} {value!r}; choose from {', '.join(allowed)}")
+    registry.resolve(config.strategy)  # raises ConfigError naming the strategy

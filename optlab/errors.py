@@ -1,0 +1,17 @@
+"""Errors a user can act on. Each carries a one-line message naming the bad value."""
+
+
+class OptlabError(Exception):
+    """Base class: the CLI prints these as one line and exits with status 2."""
+
+
+class ConfigError(OptlabError, ValueError):
+    """A configuration value is invalid (unknown name, wrong type, out of range)."""
+
+
+class DataError(OptlabError):
+    """A dataset cannot be loaded: missing file, failed checksum, offline download."""
+
+
+class InfeasibleError(OptlabError):
+    """A strategy cannot run at this problem size (memory or time), with a suggestion."""

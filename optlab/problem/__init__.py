@@ -1,0 +1,11 @@
+"""The shared problem: data, a network, a cost; the objective every strategy minimizes."""
+
+from optlab.problem.data import Dataset, DATASETS, load_dataset
+from optlab.problem.network import NetworkSpec
+from optlab.problem.problem import Batch, Counters, NetworkProblem, Problem, build_problem
+from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
+
+__all__ = [
+    "Batch", "Counters", "DATASETS", "Dataset", "NetworkProblem", "NetworkSpec", "Problem",
+    "TEST_FUNCTIONS", "TestFunctionProblem", "build_problem", "load_dataset",
+]

@@ -1,0 +1,191 @@
+"""The workload every strategy optimizes: L(w) = mean_p C(y_p, g(x_p, w)) over a flat vector w.
+
+A Problem owns the data, the network and the cost, counts the work done on it (function and
+gradient evaluations, curvature products, samples seen), and evaluates a point on train and test.
+Strategies reach the objective only through this narrow interface (AlgoPerf's workload/submission
+split), which is what makes their costs comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from optlab.errors import ConfigError
+from optlab.problem.cost import COSTS
+from optlab.problem.data import Dataset
+from optlab.problem.network import NetworkSpec
+
+
+@dataclass
+class Counters:
+    function_evals: int = 0      # loss values computed (a gradient evaluation includes one)
+    gradient_evals: int = 0      # gradients computed (each on one batch)
+    curvature_products: int = 0  # Hessian- or Gauss-Newton-vector products
+    samples_seen: int = 0        # training samples that went through a counted evaluation
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[-2] if self.x.dim() >= 2 else 1
+
+
+class BatchSampler:
+    """Shuffled mini-batches by index, a fresh permutation each epoch, no Python per sample."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device=None):
+        self.n, self.batch_size = n, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.device = device
+        self._order, self._pos = None, n
+
+    def next_indices(self) -> torch.Tensor:
+        if self.batch_size >= self.n:
+            return torch.arange(self.n, device=self.device)
+        if self._pos >= self.n:
+            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._pos = 0
+        idx = self._order[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+class Problem:
+    """Base class of workloads: a parameter vector, a loss, its gradient, and evaluation."""
+
+    name: str = "problem"
+    has_accuracy: bool = False
+
+    def __init__(self):
+        self.counters = Counters()
+
+    n_params: int
+    n_train: int = 1
+
+    def init_params(self, seed: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def batch(self, indices: torch.Tensor | None = None) -> Batch | None:
+        return None
+
+    def objective(self, w: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+        """Uncounted loss value (differentiable in w): what curvature and probes build on."""
+        raise NotImplementedError
+
+    def objective_many(self, ws: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+        """Uncounted losses of K parameter vectors (K, d) -> (K,)."""
+        return torch.stack([self.objective(w, batch) for w in ws])
+
+    def _count(self, batch: Batch | None, evaluations: int = 1, gradients: int = 0):
+        self.counters.function_evals += evaluations
+        self.counters.gradient_evals += gradients
+        self.counters.samples_seen += evaluations * (batch.size if batch is not None else 1)
+
+    def loss(self, w: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
+        """Counted loss L(w) on a batch (the whole training set when batch is None)."""
+        batch = batch if batch is not None else self.batch()
+        self._count(batch)
+        return self.objective(w, batch)
+
+    def losses(self, ws: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
+        """Counted losses of K candidates evaluated together: K function evaluations."""
+        batch = batch if batch is not None else self.batch()
+        self._count(batch, evaluations=ws.shape[0])
+        with torch.no_grad():
+            return self.objective_many(ws, batch)
+
+    def loss_and_grad(self, w: torch.Tensor, batch: Batch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counted loss and gradient at w (one function and one gradient evaluation)."""
+        batch = batch if batch is not None else self.batch()
+        self._count(batch, gradients=1)
+        with torch.enable_grad():
+            w = w.detach().requires_grad_(True)
+            value = self.objective(w, batch)
+            (grad,) = torch.autograd.grad(value, w)
+        return value.detach(), grad
+
+    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class NetworkProblem(Problem):
+    """A network, a cost and a dataset: the reference workload (784-16-16-10 sigmoid on MNIST)."""
+
+    has_accuracy = True
+
+    def __init__(self, dataset: Dataset, network: NetworkSpec, cost: str = "cross_entropy",
+                 dtype=torch.float32, device=None):
+        super().__init__()
+        if cost not in COSTS:
+            raise ConfigError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
+        if network.n_inputs != dataset.n_features or network.n_outputs != dataset.n_classes:
+            raise ConfigError(f"network {network.sizes} does not fit dataset {dataset.name!r} "
+                              f"({dataset.n_features} inputs, {dataset.n_classes} classes)")
+        self.name = dataset.name
+        self.dataset = dataset.to(device=device, dtype=dtype)
+        self.network, self.cost_name = network, cost
+        self.cost = COSTS[cost][1]
+        self.dtype, self.device = dtype, device
+        self.n_params = network.n_params
+        self.n_train = dataset.n_train
+
+    def init_params(self, seed: int) -> torch.Tensor:
+        return self.network.init_params(seed, dtype=self.dtype, device=self.device)
+
+    def batch(self, indices: torch.Tensor | None = None) -> Batch:
+        if indices is None:
+            return Batch(self.dataset.x_train, self.dataset.y_train)
+        return Batch(self.dataset.x_train[indices], self.dataset.y_train[indices])
+
+    def sampler(self, batch_size: int, seed: int) -> BatchSampler:
+        return BatchSampler(self.n_train, batch_size, seed, self.device)
+
+    def objective(self, w: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.cost(self.network.forward(w, batch.x), batch.y)
+
+    def objective_many(self, ws: torch.Tensor, batch: Batch) -> torch.Tensor:
+        logits = self.network.forward_many(ws, batch.x)
+        labels = batch.y if batch.y.dim() == 2 else batch.y.expand(ws.shape[0], -1)
+        return self.cost(logits, labels)
+
+    @torch.no_grad()
+    def _loss_accuracy(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        logits = self.network.forward(w, x)
+        return float(self.cost(logits, y)), float((logits.argmax(dim=-1) == y).to(torch.float64).mean())
+
+    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
+        ds = self.dataset
+        train_loss, train_acc = self._loss_accuracy(w, ds.x_train, ds.y_train)
+        test_loss, test_acc = self._loss_accuracy(w, ds.x_test, ds.y_test)
+        return {"train_loss": train_loss, "train_accuracy": train_acc,
+                "test_loss": test_loss, "test_accuracy": test_acc}
+
+    @torch.no_grad()
+    def predict_proba(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        from optlab.problem.cost import outputs
+        return outputs(self.cost_name, self.network.forward(w, x.to(self.dtype)))
+
+
+def build_problem(config) -> Problem:
+    """The problem a RunConfig describes: a test function by name, or network + cost + dataset."""
+    from optlab.problem.data import load_dataset
+    from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
+
+    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
+    if config.dataset in TEST_FUNCTIONS:
+        return TestFunctionProblem(config.dataset, dtype=dtype, device=config.device)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, variant=config.variant,
+                           standardized=config.standardize, noise_seed=config.noise_seed,
+                           train_size=config.train_size)
+    network = NetworkSpec(dataset.n_features, tuple(config.hidden), dataset.n_classes,
+                          config.activation, config.init)
+    return NetworkProblem(dataset, network, config.cost, dtype=dtype, device=config.device)

@@ -1,0 +1,1 @@
+"""First-order strategies: torch.optim optimizers driven by exact mini-batch gradients."""

@@ -1,0 +1,68 @@
+"""Name -> strategy, as in Nevergrad's registry: any strategy is one string away.
+
+Strategy modules register themselves with `@register`; every module under the family packages
+(first_order, second_order, zeroth_order) is imported on first use, so adding a strategy is adding
+one module. A prefix resolver maps whole namespaces (e.g. "ng:NAME" for any Nevergrad optimizer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable
+
+from optlab.errors import ConfigError
+
+FAMILIES = ("first_order", "second_order", "zeroth_order")
+_STRATEGIES: dict[str, type] = {}
+_PREFIXES: dict[str, tuple[Callable[[str], type], str]] = {}
+_loaded = False
+
+
+def register(cls: type) -> type:
+    if cls.name in _STRATEGIES and _STRATEGIES[cls.name] is not cls:
+        raise RuntimeError(f"strategy name {cls.name!r} registered twice")
+    _STRATEGIES[cls.name] = cls
+    return cls
+
+
+def register_prefix(prefix: str, resolver: Callable[[str], type], description: str) -> None:
+    """`resolver(rest)` returns the strategy class for "prefix:rest" or raises ConfigError."""
+    _PREFIXES[prefix] = (resolver, description)
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for family in FAMILIES:
+        package = importlib.import_module(f"optlab.strategies.{family}")
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def resolve(name: str) -> type:
+    _load_all()
+    if not isinstance(name, str):
+        raise ConfigError(f"strategy must be a name, got {name!r}")
+    if name in _STRATEGIES:
+        return _STRATEGIES[name]
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in _PREFIXES:
+        return _PREFIXES[prefix][0](rest)
+    hint = f"; or {', '.join(p + ':NAME' for p in _PREFIXES)}" if _PREFIXES else ""
+    raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(sorted(_STRATEGIES))}{hint} "
+                      f"(see `optlab strategies`)")
+
+
+def available() -> list[type]:
+    """Registered strategies, grouped by family then name."""
+    _load_all()
+    order = {family.replace("_", "-"): i for i, family in enumerate(FAMILIES)}
+    return sorted(_STRATEGIES.values(), key=lambda c: (order.get(c.family, 9), c.name))
+
+
+def prefixes() -> dict[str, str]:
+    _load_all()
+    return {prefix: description for prefix, (_, description) in _PREFIXES.items()}

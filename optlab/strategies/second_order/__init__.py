@@ -1,0 +1,1 @@
+"""Second-order strategies: curvature from Hessian or Gauss-Newton products, quasi-Newton."""

@@ -1,0 +1,1 @@
+"""Zeroth-order strategies: only values of L, no gradients."""

@@ -1,5 +1,5 @@
 """The engine: runs a strategy on a problem for a budget, evaluates, records, stops on divergence."""
 
-from optlab.engine.runner import RunResult, prepare, run
+from optlab.engine.runner import RunResult, prepare, run, run_many
 
-__all__ = ["RunResult", "prepare", "run"]
+__all__ = ["RunResult", "prepare", "run", "run_many"]

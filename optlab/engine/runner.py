@@ -103,6 +103,7 @@ def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem
         counters = problem.counters
         point = {**metrics, "samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
                  "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
+                 "gradient_equivalents": counters.gradient_equivalents(problem.n_train),
                  "epoch": counters.samples_seen / problem.n_train if problem.has_accuracy else steps}
         if counters.curvature_products:
             point["curvature_products"] = counters.curvature_products
@@ -167,6 +168,18 @@ def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem
 
 class Diverged(Exception):
     pass
+
+
+def run_many(configs: list[RunConfig], make_recorder=None, progress: bool = False,
+             extra_tags: list[dict] | None = None) -> list[RunResult]:
+    """Run several configs one after another; each is its own tracked run.
+    (The speed work replaces this with batched training of compatible configs.)"""
+    results = []
+    for i, config in enumerate(configs):
+        recorder = make_recorder(config) if make_recorder is not None else None
+        results.append(run(config, recorder=recorder, progress=progress,
+                           extra_tags=extra_tags[i] if extra_tags else None))
+    return results
 
 
 def _check_finite(point: dict[str, float], steps: int) -> None:

@@ -23,7 +23,19 @@ class Counters:
     function_evals: int = 0      # loss values computed (a gradient evaluation includes one)
     gradient_evals: int = 0      # gradients computed (each on one batch)
     curvature_products: int = 0  # Hessian- or Gauss-Newton-vector products
-    samples_seen: int = 0        # training samples that went through a counted evaluation
+    samples_seen: int = 0        # training samples that went through any counted evaluation
+    gradient_samples: int = 0    # ... of which in gradient evaluations
+    curvature_samples: int = 0   # ... of which in curvature products
+
+    # Relative cost of one sample in each kind of work, in units of one sample's gradient
+    # (forward + backward ~ 3 forwards; a Hessian/Gauss-Newton-vector product ~ 2 gradients).
+    FORWARD_COST, CURVATURE_COST = 1 / 3, 2.0
+
+    def gradient_equivalents(self, n_train: int) -> float:
+        """Work done, in full-training-set gradients: the shared cost axis of all three families."""
+        forward_only = self.samples_seen - self.gradient_samples - self.curvature_samples
+        work = self.gradient_samples + self.FORWARD_COST * forward_only + self.CURVATURE_COST * self.curvature_samples
+        return work / max(n_train, 1)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -86,9 +98,18 @@ class Problem:
         return torch.stack([self.objective(w, batch) for w in ws])
 
     def _count(self, batch: Batch | None, evaluations: int = 1, gradients: int = 0):
+        size = batch.size if batch is not None else 1
         self.counters.function_evals += evaluations
         self.counters.gradient_evals += gradients
-        self.counters.samples_seen += evaluations * (batch.size if batch is not None else 1)
+        self.counters.samples_seen += evaluations * size
+        self.counters.gradient_samples += gradients * size
+
+    def count_curvature(self, batch: Batch | None, products: int = 1) -> None:
+        """Record `products` Hessian- or Gauss-Newton-vector products on `batch` (None: training set)."""
+        size = batch.size if batch is not None else (self.n_train if self.has_accuracy else 1)
+        self.counters.curvature_products += products
+        self.counters.curvature_samples += products * size
+        self.counters.samples_seen += products * size
 
     def loss(self, w: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         """Counted loss L(w) on a batch (the whole training set when batch is None)."""

@@ -96,7 +96,10 @@ class Strategy:
         cls.resolve_options(config)
         cls.check(config, problem)
         batch_size = cls.resolve_batch_size(config, problem)
-        steps_per_epoch = problem.n_train / cls.samples_per_step(config, batch_size, problem)
+        per_step = cls.samples_per_step(config, batch_size, problem)
+        # a partial last batch still takes a step, so an epoch of mini-batches is ceil(n / B) steps
+        steps_per_epoch = math.ceil(problem.n_train / per_step) if per_step <= problem.n_train \
+            else problem.n_train / per_step
         if not getattr(problem, "has_accuracy", False):
             steps_per_epoch = 1.0
         limits = []

@@ -39,7 +39,7 @@ class GradientDescent(TorchOptimStrategy):
 class StochasticGradientDescent(TorchOptimStrategy):
     name = "sgd"
     description = "stochastic gradient descent on one sample at a time (batch 1)"
-    default_lr, default_batch_size = 0.05, 1
+    default_lr, default_batch_size = 0.1, 1
 
     @classmethod
     def resolve_batch_size(cls, config, problem):

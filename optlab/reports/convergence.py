@@ -54,6 +54,7 @@ def build(store: Store, experiments=("convergence", "second_order", "zeroth_orde
                          kind="warning"))
     hist = store.history(runs, label="convergence histories")
     colors = style.palette(runs["label"])
+    line_style = "family" if runs["family"].nunique() > 1 else None
     caption_runs = runs_text(runs)
     for axes, what in ((DATA_AXES, "epochs, samples seen and wall time"),
                        (COST_AXES, "function evaluations, gradient evaluations and gradient equivalents")):
@@ -65,18 +66,18 @@ def build(store: Store, experiments=("convergence", "second_order", "zeroth_orde
                     ax.set_axis_off()
                     continue
                 logx = x != "epoch" and plots.spans_decades(hist[x])
-                plots.band_lines(ax, hist, x, metric, "label", colors, logx=logx, style="family",
+                plots.band_lines(ax, hist, x, metric, "label", colors, logx=logx, style=line_style,
                                  legend=(i == 0 and j == len(axes) - 1))
                 if ax.get_legend() is not None:
                     ax.get_legend().remove()
-                    plots.legend_outside(fig, ax, "strategy / family")
+                    plots.legend_outside(fig, ax, "strategy")
                 if metric == "train_loss":
                     ax.set_yscale("log")
                 ax.set_xlabel(x_label)
                 ax.set_ylabel(metric_label)
         fig.tight_layout()
         section.add(Figure(fig, f"Train loss (log scale) and test accuracy against {what}. "
-                                f"Mean over seeds with a ±1 sd band; line style = family. {caption_runs}."))
+                                f"Mean over seeds with a ±1 sd band" + ("; line style = family" if line_style else "") + f". {caption_runs}."))
     section.add(Table(final_table(runs), f"Final values per strategy (mean ± sd over seeds). {caption_runs}."))
     return section
 

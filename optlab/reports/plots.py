@@ -56,5 +56,10 @@ def spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
 
 def legend_outside(fig, ax, title: str | None = None) -> None:
     handles, labels = ax.get_legend_handles_labels()
+    # with a single hue seaborn adds no heading; with hue + style it adds the column names as
+    # pseudo-entries ("label", "family"): rename them to readable headings, drop a leading one
+    labels = [{"label": "strategy", "condition": "labels / inputs"}.get(l, l) for l in labels]
+    if labels and labels[0] in ("strategy", "labels / inputs"):
+        handles, labels = handles[1:], labels[1:]
     if handles:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title=title)

@@ -106,10 +106,10 @@ def _text_page(pdf, title: str, paragraphs: list[tuple[str, str]]) -> None:
 
 def _table_page(pdf, table: Table, heading: str) -> None:
     frame = table.frame.astype(str)
-    cells = [[_wrap(v, 38) for v in row] for row in frame.to_numpy().tolist()]
-    header = [_wrap(c, 18) for c in frame.columns]
+    cells = [[_wrap(v, 45) for v in row] for row in frame.to_numpy().tolist()]
+    header = [_wrap(c, 22) for c in frame.columns]
     lines = sum(max(c.count("\n") + 1 for c in row) for row in cells) + max(h.count("\n") + 1 for h in header)
-    fig = plt.figure(figsize=(11.69, max(2.5, 1.6 + 0.2 * lines)))
+    fig = plt.figure(figsize=(11.69, max(2.5, 1.4 + 0.24 * lines)))
     ax = fig.add_axes([0.03, 0.02, 0.94, 0.78])
     ax.set_axis_off()
     fig.text(0.03, 0.97, heading, fontsize=11, weight="bold", va="top")
@@ -117,11 +117,14 @@ def _table_page(pdf, table: Table, heading: str) -> None:
     if cells:
         t = ax.table(cellText=cells, colLabels=header, loc="upper left", cellLoc="left")
         t.auto_set_font_size(False)
-        t.set_fontsize(7)
+        t.set_fontsize(9)
         t.auto_set_column_width(list(range(len(header))))
+        row_lines = {}
         for (r, _), cell in t.get_celld().items():
-            n = max(1, (cell.get_text().get_text().count("\n") + 1))
-            cell.set_height(0.035 * n * 10 / max(lines, 10) * 2.2)
+            row_lines[r] = max(row_lines.get(r, 1), cell.get_text().get_text().count("\n") + 1)
+        unit = 1.0 / (sum(row_lines.values()) + len(row_lines) * 0.6)
+        for (r, _), cell in t.get_celld().items():
+            cell.set_height(unit * (row_lines[r] + 0.6))
             if r == 0:
                 cell.set_facecolor("#eeeeee")
     pdf.savefig(fig, bbox_inches="tight")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from optlab.reports import convergence, style
 from optlab.reports.load import Store, runs_text
@@ -92,6 +93,8 @@ def build(store: Store, experiments=("convergence", "second_order", "zeroth_orde
         for strategy, group in prof.groupby("strategy"):
             ax.step(group["tau"], group["rho"], where="post", label=strategy, color=colors[strategy], lw=1.6)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel(f"τ (ratio to the best {cost_label})")
         ax.set_ylabel("fraction of workloads within τ")

@@ -110,6 +110,9 @@ def build(store: Store) -> Section:
                 va="top", fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    measured = pd.concat([reached["steps"], per_batch(fixed)["steps"] if not fixed.empty else pd.Series(dtype=float)])
+    if measured.notna().any():  # keep the data readable: the scaling line may run far below it
+        ax.set_ylim(measured.min() / 4, measured.max() * 2)
     ax.set_xlabel("batch size B")
     ax.set_ylabel(f"steps to test accuracy {target_text}")
     ax.set_title("steps to target")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -33,6 +34,7 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
                                 reproducibility, target as time_to_target)
     from optlab.reports.load import Store
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the progress lines readable
     style.setup()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,9 @@ def build(store: Store) -> Section:
     section.add(Figure(fig, f"Left: epochs until train accuracy ≥ {FIT:g} (median over seeds; open triangles: not "
                             f"reached, drawn at the last epoch). Middle: final test error (mean over seeds) with "
                             f"chance level. Right: final train accuracy. {caption_runs}."))
+    order = {c: i for i, c in enumerate(colors)}  # p ascending, then the input variants
+    fits = fits.assign(_net=fits["net"].map({n: i for i, n in enumerate(nets)}), _cond=fits["condition"].map(order))
+    fits = fits.sort_values(["_net", "_cond"])
     summary = (fits.groupby(["net", "condition"], sort=False)
                    .agg(runs=("run_id", "size"), train=("final_train_acc", "mean"), test=("final_test_acc", "mean"),
                         best=("best_test_acc", "mean"), best_epoch=("best_test_epoch", "median"),

@@ -43,7 +43,8 @@ def band_lines(ax, hist: pd.DataFrame, x: str, y: str, hue: str, palette: dict, 
     if style:
         data = data.merge(hist[["run_id", style]].drop_duplicates("run_id"), on="run_id", how="left")
     # 'sd' over seeds: exact and fast (a bootstrap CI took 43 s on long series, see the brief)
-    sns.lineplot(data=data, x=x, y=y, hue=hue, style=style, palette=palette, errorbar="sd", ax=ax,
+    sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=[k for k in palette if k in set(data[hue])],
+                 style=style, palette=palette, errorbar="sd", ax=ax,
                  legend=legend, linewidth=1.4, estimator="mean")
     if logx:
         ax.set_xscale("log")

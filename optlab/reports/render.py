@@ -43,7 +43,7 @@ code { background: #f4f4f4; padding: 0 3px; } .meta { color: #666; font-size: 0.
 <nav><ol>{% for s in sections %}<li><a href="#s{{ s.number }}">{{ s.title }}</a>{% if s.missing %} (not run yet){% endif %}</li>{% endfor %}</ol></nav>
 {% for s in sections %}
 <section id="s{{ s.number }}"><h2>{{ s.number }}. {{ s.title }}</h2>
-<p>{{ s.intro | e }}</p>
+<p>{{ s.intro }}</p>
 {% for b in s.rendered %}
 {% if b.kind == "figure" %}<figure><img src="data:image/png;base64,{{ b.data }}" alt="{{ b.alt | e }}"><figcaption>{{ b.caption }}</figcaption></figure>
 {% elif b.kind == "table" %}<div class="caption">{{ b.caption }}</div>{{ b.html }}
@@ -79,7 +79,7 @@ def write_html(sections: list[Section], path: Path, uri: str) -> Path:
                                  "html": b.frame.to_html(index=False, escape=True, border=0, na_rep="-")})
             else:
                 rendered.append({"kind": b.kind, "text": _inline(b.text)})
-        view.append({"number": s.number, "title": s.title, "intro": s.intro, "missing": s.missing,
+        view.append({"number": s.number, "title": s.title, "intro": _inline(s.intro), "missing": s.missing,
                      "rendered": rendered})
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(TEMPLATE.render(title=REPORT_TITLE, sections=view, built=built, uri=uri), encoding="utf-8")

@@ -19,7 +19,7 @@ def setup() -> None:
 
 
 def palette(labels) -> dict:
-    labels = list(dict.fromkeys(labels))
+    labels = sorted(set(labels))  # sorted: the same strategy gets the same colour in every section
     colors = sns.color_palette("tab10" if len(labels) <= 10 else "tab20", len(labels))
     return dict(zip(labels, colors))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from optlab.reports import convergence, style
 from optlab.reports.load import Store, runs_text
@@ -93,6 +93,7 @@ def build(store: Store, experiments=("convergence", "second_order", "zeroth_orde
         for strategy, group in prof.groupby("strategy"):
             ax.step(group["tau"], group["rho"], where="post", label=strategy, color=colors[strategy], lw=1.6)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([1, 1.25, 1.5, 2, 3, 4, 6, 10, 20, 50, 100]))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.03, 1.03)

@@ -63,7 +63,13 @@ def trajectory(function: str, strategy: str, settings: dict, steps: int) -> np.n
         points.append(strat.params().detach().clone())
         if not torch.isfinite(points[-1]).all():
             break
-    return torch.stack(points).cpu().numpy()
+    return _trim(torch.stack(points).cpu().numpy())
+
+
+def _trim(path: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Drop the stationary tail (a converged Newton run), so the legend counts the steps that moved."""
+    moved = np.flatnonzero(np.abs(np.diff(path, axis=0)).max(axis=1) > tol)
+    return path[:moved[-1] + 2] if len(moved) else path[:1]
 
 
 def exact_newton(function: str, steps: int = 30) -> np.ndarray:

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean
+.PHONY: install test demo ui clean report
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test:
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:
 	$(OPTLAB) run --strategy adam --lr 0.01 --epochs 10 --experiment demo
+
+# the HTML + PDF report from the runs in mlruns/ (missing sweeps show as "not run yet")
+report:
+	$(OPTLAB) report --out reports/out
 
 ui:
 	@mkdir -p mlruns

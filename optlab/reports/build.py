@@ -1,0 +1,76 @@
+"""Build the whole report: each section from the store, then the HTML and the PDF writers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optlab.reports import style
+from optlab.reports.model import Note, Section
+
+DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
+
+
+@dataclass
+class Report:
+    html: Path
+    pdf: Path
+    sections: list[Section]
+    errors: list[str] = field(default_factory=list)
+
+
+def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
+                 tracking_uri: str | None = None, target: float = 0.9, progress: bool = True,
+                 argv: list[str] | None = None) -> Report:
+    """`experiments` replaces the default experiments of sections 1-2 (convergence, second_order,
+    zeroth_order); the other sections read their own (batch_size, memorization)."""
+    import matplotlib.pyplot as plt
+
+    from optlab.reports import (batch_size, convergence, inside, landscapes, memorization, render,
+                                reproducibility, target as time_to_target)
+    from optlab.reports.load import Store
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the progress lines readable
+    style.setup()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = Store(tracking_uri)
+    chosen = tuple(experiments) if experiments else DEFAULT_EXPERIMENTS
+    builders = [
+        (1, convergence.TITLE, lambda: convergence.build(store, chosen)),
+        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen, target)),
+        (3, batch_size.TITLE, lambda: batch_size.build(store)),
+        (4, memorization.TITLE, lambda: memorization.build(store)),
+        (5, inside.TITLE, lambda: inside.build(store)),
+        (6, landscapes.TITLE, lambda: landscapes.build(store)),
+        (7, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
+    ]
+    sections, errors = [], []
+    for number, title, make in builders:
+        started = time.perf_counter()
+        _say(progress, f"[report] {number}/{len(builders)} {title} ...")
+        try:
+            section = make()
+        except Exception as exc:  # one broken section must not take the report down with it
+            errors.append(f"{title}: {type(exc).__name__}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
+                                                          f"{exc}", kind="warning")])
+        state = "not run yet" if section.missing else f"{sum(1 for b in section.blocks if hasattr(b, 'figure'))} figure(s)"
+        _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
+        sections.append(section)
+    _say(progress, "[report] writing HTML and PDF ...")
+    html = render.write_html(sections, out / "report.html", store.uri)
+    pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+    plt.close("all")
+    _say(progress, f"[report] wrote {html} and {pdf}")
+    return Report(html, pdf, sections, errors)
+
+
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,110 @@
+"""Section 5: inside the network (3Blue1Brown) — first-layer weights as images, and how confident the
+net is on random noise compared with real test digits. Parameters come from the run's
+params.safetensors artifact (no pickle)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from optlab.reports import style
+from optlab.reports.load import Store
+from optlab.reports.model import Figure, Note, Section, Table, not_run
+
+TITLE = "Inside the network"
+SOURCES = ("convergence", "memorization", "batch_size")
+MAX_UNITS = 32
+N_NOISE = 1000
+
+
+def pick_run(store: Store) -> pd.Series | None:
+    """The best finished run trained on clean real data, from the first experiment that has one."""
+    for name in SOURCES:
+        runs = store.runs(name, finished_only=True)
+        if runs is None:
+            continue
+        clean = runs[(runs["variant"].isin(["none", ""]) | runs["variant"].isna())
+                     & (runs["label_noise"].fillna(0) == 0) & runs["hidden"].astype(str).ne("")]
+        if "final_test_accuracy" in clean:
+            clean = clean.dropna(subset=["final_test_accuracy"])
+        if len(clean):
+            return clean.sort_values("final_test_accuracy", ascending=False).iloc[0]
+    return None
+
+
+def build(store: Store) -> Section:
+    from optlab.problem.data import load_dataset
+    from optlab.problem.problem import build_problem
+    from optlab.tracking.recorder import load_config, load_params
+
+    section = Section(5, TITLE, "What the trained network looks like from inside (3Blue1Brown): each first-layer "
+                      "unit's weights drawn as an image over the input pixels, and the top output confidence on "
+                      "images of pure noise versus real test digits — a net trained only on digits still answers "
+                      "noise with confidence.")
+    run = pick_run(store)
+    if run is None:
+        return section.add(not_run(SOURCES[0]))
+    try:
+        w = load_params(run["run_id"], store.uri)
+        config = load_config(run["run_id"], store.uri)
+    except Exception as exc:  # an old run without artifacts must not break the report
+        return section.add(Note(f"Run {run['run_id']} has no readable params.safetensors/config.json "
+                                f"({type(exc).__name__}: {exc}).", kind="warning"))
+    problem = build_problem(config)
+    w = w.to(problem.dtype)
+    caption_run = (f"experiment {run['experiment']}; run {run['run_name']} ({run['run_id'][:8]}), strategy "
+                   f"{config.strategy}, hidden {','.join(map(str, config.hidden))}, seed {config.seed}, final test "
+                   f"accuracy {run['final_test_accuracy']:.4f}")
+    weights = problem.network.unflatten(w)[0][0].detach().cpu().numpy()
+    shape = problem.dataset.image_shape
+    if weights.shape[1] == shape[0] * shape[1]:
+        units = min(weights.shape[0], MAX_UNITS)
+        cols = min(8, units) if units > 16 else min(4, units)
+        rows = math.ceil(units / cols)
+        fig, grid = style.figure(rows, cols, width=1.5, height=1.5)
+        for k in range(rows * cols):
+            ax = grid[k // cols][k % cols]
+            ax.set_axis_off()
+            if k < units:
+                img = weights[k].reshape(shape)
+                lim = float(np.abs(img).max()) or 1.0
+                ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+                ax.set_title(f"unit {k}", fontsize=7)
+        fig.tight_layout()
+        section.add(Figure(fig, f"First-layer weights of {units} of {weights.shape[0]} hidden units, each drawn as a "
+                                f"{shape[0]}×{shape[1]} image (red positive, blue negative, each image scaled to its "
+                                f"own ±max |w|). {caption_run}."))
+    else:
+        section.add(Note(f"Inputs ({weights.shape[1]}) are not {shape[0]}×{shape[1]} images; weights not drawn."))
+
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand((N_NOISE, problem.network.n_inputs), generator=gen, dtype=torch.float64)
+    if config.standardize:  # noise goes through the same standardization as the data
+        raw = load_dataset(config.dataset, train_size=config.train_size)
+        noise = (noise - raw.x_train.double().mean(0)) / raw.x_train.double().std(0).clamp_min(1e-6)
+    real = problem.dataset.x_test
+    conf_noise = problem.predict_proba(w, noise.to(problem.dtype)).max(dim=-1).values.cpu().numpy()
+    conf_real = problem.predict_proba(w, real).max(dim=-1).values.cpu().numpy()
+    data = pd.DataFrame({"top confidence": np.concatenate([conf_real, conf_noise]),
+                         "input": [f"real test digits (n={len(conf_real)})"] * len(conf_real)
+                         + [f"uniform random noise (n={N_NOISE})"] * N_NOISE})
+    fig, axes = style.figure(1, 1, width=6.5, height=3.6)
+    sns.histplot(data, x="top confidence", hue="input", stat="density", common_norm=False, bins=np.linspace(0, 1, 41),
+                 element="step", ax=axes[0][0], palette=["C0", "C3"])
+    axes[0][0].set_xlabel("largest output (softmax probability; sigmoid output for the mse cost)")
+    fig.tight_layout()
+    section.add(Figure(fig, f"Distribution of the top output on {N_NOISE} uniform-noise images versus the real "
+                            f"test digits. {caption_run}."))
+    noise_digits = np.bincount(problem.predict_proba(w, noise.to(problem.dtype)).argmax(-1).cpu().numpy(),
+                               minlength=problem.network.n_outputs)
+    section.add(Table(pd.DataFrame({
+        "input": ["real test digits", "uniform random noise"],
+        "mean top confidence": [f"{conf_real.mean():.3f}", f"{conf_noise.mean():.3f}"],
+        "share with confidence > 0.9": [f"{(conf_real > 0.9).mean():.1%}", f"{(conf_noise > 0.9).mean():.1%}"],
+    }), f"Confidence summary; the noise images are classified as digit {int(noise_digits.argmax())} "
+        f"{noise_digits.max() / N_NOISE:.0%} of the time. {caption_run}."))
+    return section

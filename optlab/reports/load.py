@@ -1,0 +1,158 @@
+"""MLflow store -> tidy pandas frames.
+
+`Store.runs(name)` is one row per run (params cast to numbers where they are numbers, the tags the
+report needs as plain columns); `Store.history(runs, keys)` is one row per (run, step) with one column
+per metric. Sweep parents are dropped, and so are tuning trials that were not selected, unless asked.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+EVAL_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_seen", "evaluations",
+             "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
+NUMERIC_PARAMS = ("lr", "momentum", "batch_size", "weight_decay", "epochs", "steps", "evaluations", "seconds",
+                  "label_noise", "seed", "target", "n_params", "train_size", "noise_seed", "steps_per_epoch",
+                  "planned_steps", "eval_every", "log_every")
+TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag": "optlab.dataset",
+        "status_tag": "optlab.status", "failure_reason": "optlab.failure_reason", "role": "optlab.role",
+        "sweep": "optlab.sweep", "group": "optlab.group", "selected": "optlab.selected",
+        "series": "optlab.series", "config_hash": "optlab.config_hash", "git_commit": "optlab.git_commit",
+        "point_hash": "optlab.point_hash"}
+
+
+def quiet_warnings() -> None:
+    """seaborn 0.13 under pandas 3 warns on every call (Pandas4Warning, a DeprecationWarning)."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        from pandas.errors import Pandas4Warning
+        warnings.filterwarnings("ignore", category=Pandas4Warning)
+    except ImportError:
+        pass
+
+
+def to_number(series: pd.Series) -> pd.Series:
+    """mlflow.search_runs returns params as strings: cast to numbers, blanks and 'full' to NaN."""
+    return pd.to_numeric(series.replace({"": np.nan, "None": np.nan, "full": np.nan}), errors="coerce")
+
+
+class Store:
+    def __init__(self, tracking_uri: str | None = None):
+        from optlab.tracking.store import client, tracking_uri as default_uri
+
+        self.uri = tracking_uri or default_uri()
+        self.client = client(self.uri)
+        self._runs: dict[tuple, pd.DataFrame | None] = {}
+        self._history: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def experiments(self) -> dict[str, str]:
+        return {e.name: e.experiment_id for e in self.client.search_experiments()}
+
+    def runs(self, name: str, include_tuning: bool = False, finished_only: bool = False) -> pd.DataFrame | None:
+        """Runs of experiment `name` (None when the experiment does not exist or holds no runs)."""
+        key = (name, include_tuning, finished_only)
+        if key not in self._runs:
+            self._runs[key] = self._load_runs(name, include_tuning, finished_only)
+        return self._runs[key]
+
+    def _load_runs(self, name, include_tuning, finished_only):
+        import mlflow
+
+        experiment_id = self.experiments().get(name)
+        if experiment_id is None:
+            return None
+        raw = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
+        if raw is None or raw.empty:
+            return None
+        df = pd.DataFrame({"run_id": raw["run_id"], "status": raw["status"], "experiment": name,
+                           "start_time": raw.get("start_time")})
+        df["run_name"] = raw.get("tags.mlflow.runName", pd.Series("", index=raw.index))
+        for column, tag in TAGS.items():
+            df[column] = raw.get(f"tags.{tag}", pd.Series(np.nan, index=raw.index)).fillna("").astype(str)
+        for column in [c for c in raw.columns if c.startswith("params.")]:
+            name_ = column[len("params."):]
+            df[name_] = to_number(raw[column]) if name_ in NUMERIC_PARAMS else raw[column].fillna("").astype(str)
+        for column in [c for c in raw.columns if c.startswith("metrics.")]:
+            df["final_" + column[len("metrics."):]] = pd.to_numeric(raw[column], errors="coerce")
+        for column in [c for c in raw.columns if c.startswith("tags.version.")]:
+            df[column[len("tags."):]] = raw[column].fillna("").astype(str)
+        for needed in ("dataset", "hidden", "variant", "activation", "cost", "label_noise", "seed", "lr",
+                       "batch_size", "target"):
+            if needed not in df:
+                df[needed] = np.nan
+        df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
+        df = df[df["role"] != "parent"]
+        if not include_tuning:
+            df = df[(df["role"] != "tuning") | (df["selected"].str.lower() == "true")]
+        if finished_only:
+            df = df[df["status"] == "FINISHED"]
+        df = df.reset_index(drop=True)
+        return df if not df.empty else None
+
+    def metric(self, run_id: str, key: str) -> pd.DataFrame:
+        """One metric's history of one run: columns step, value (cached)."""
+        cache_key = (run_id, key)
+        if cache_key not in self._history:
+            points = self.client.get_metric_history(run_id, key)
+            self._history[cache_key] = pd.DataFrame({"step": [p.step for p in points],
+                                                     "value": [p.value for p in points]})
+        return self._history[cache_key]
+
+    def history(self, runs: pd.DataFrame, keys=EVAL_KEYS, label: str | None = None) -> pd.DataFrame:
+        """Tidy history: one row per (run, step), one column per metric, plus the runs' columns
+        `strategy, family, seed, series, experiment` for grouping."""
+        frames = []
+        iterator = runs["run_id"]
+        if label:
+            from tqdm import tqdm
+            iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=len(runs) < 20)
+        for run_id in iterator:
+            parts = []
+            for key in keys:
+                m = self.metric(run_id, key)
+                if not m.empty:
+                    # a metric logged twice at one step (final re-evaluation) keeps the last value
+                    parts.append(m.drop_duplicates("step", keep="last").set_index("step")["value"].rename(key))
+            if parts:
+                wide = pd.concat(parts, axis=1).sort_index().reset_index().rename(columns={"index": "step"})
+                wide.insert(0, "run_id", run_id)
+                frames.append(wide)
+        if not frames:
+            return pd.DataFrame(columns=["run_id", "step", *keys])
+        hist = pd.concat(frames, ignore_index=True)
+        carry = [c for c in ("run_id", "experiment", "strategy", "family", "seed", "series", "label")
+                 if c in runs.columns]
+        return hist.merge(runs[carry], on="run_id", how="left")
+
+
+def series_labels(runs: pd.DataFrame, within: str = "strategy",
+                  candidates=("lr", "batch_size", "momentum", "hidden", "activation", "cost")) -> pd.Series:
+    """A readable label per run: the strategy, plus whichever settings vary among its runs
+    (seeds excluded, so seeds of one configuration share a label and form one band)."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for value, group in runs.groupby(within, sort=False):
+        varying = [c for c in candidates if c in group and group[c].astype(str).nunique() > 1]
+        for idx, row in group.iterrows():
+            extra = " ".join(f"{'B' if c == 'batch_size' else c}={_fmt(row[c])}" for c in varying)
+            labels[idx] = f"{value} {extra}".strip()
+    return labels
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}" if not np.isnan(value) else "-"
+    return str(value)
+
+
+def seeds_text(runs: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for s in runs["seed"].dropna()}) if "seed" in runs else []
+    return "seeds " + (", ".join(map(str, seeds)) if seeds else "unknown")
+
+
+def runs_text(runs: pd.DataFrame, experiment: str | None = None) -> str:
+    names = experiment or ", ".join(sorted(runs["experiment"].unique()))
+    return f"experiment {names}; {len(runs)} runs; {seeds_text(runs)}"

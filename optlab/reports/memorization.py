@@ -1,0 +1,134 @@
+"""Section 4: random-label memorization (Zhang et al. 2017; Arpit et al. 2017), small vs wide network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from optlab.reports import plots, style
+from optlab.reports.load import Store, runs_text
+from optlab.reports.model import Figure, Note, Section, Table, not_run
+
+TITLE = "Random-label memorization"
+EXPERIMENT = "memorization"
+FIT = 0.95  # train accuracy that counts as "fitted"
+VARIANT_NAMES = {"random_pixels": "random pixels", "gaussian": "Gaussian inputs", "shuffled_pixels": "shuffled pixels"}
+
+
+def condition(row) -> str:
+    if row.get("variant") not in (None, "", "none") and isinstance(row.get("variant"), str):
+        return VARIANT_NAMES.get(row["variant"], row["variant"])
+    p = row.get("label_noise")
+    return f"p={0.0 if pd.isna(p) else p:g}"
+
+
+def net_name(row) -> str:
+    hidden = str(row.get("hidden") or "?")
+    n = row.get("n_params")
+    return f"hidden {hidden}" + (f" ({int(n):,} params)" if pd.notna(n) else "")
+
+
+def fit_table(runs: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for run in runs.itertuples():
+        h = hist[hist["run_id"] == run.run_id].sort_values("step")
+        if h.empty:
+            continue
+        fitted = h[h["train_accuracy"] >= FIT]
+        best = h.loc[h["test_accuracy"].idxmax()]
+        rows.append({"run_id": run.run_id, "net": run.net, "condition": run.condition, "p": run.p,
+                     "seed": run.seed, "epochs_to_fit": fitted["epoch"].iloc[0] if len(fitted) else np.nan,
+                     "last_epoch": h["epoch"].iloc[-1], "final_train_acc": h["train_accuracy"].iloc[-1],
+                     "final_test_acc": h["test_accuracy"].iloc[-1], "best_test_acc": best["test_accuracy"],
+                     "best_test_epoch": best["epoch"]})
+    return pd.DataFrame(rows)
+
+
+def build(store: Store) -> Section:
+    section = Section(4, TITLE, "Labels replaced at random with probability p, plus random-pixel and Gaussian "
+                      "inputs. Expected (Zhang et al. 2017): with enough capacity training accuracy still reaches "
+                      "~100 %, more slowly as p grows; test error rises towards 90 % at p = 1; with partial noise "
+                      "test accuracy peaks before the noisy labels are fitted (Arpit et al. 2017). The small "
+                      "and the wide network show capacity at work.")
+    runs = store.runs(EXPERIMENT)
+    if runs is None:
+        return section.add(not_run(EXPERIMENT))
+    runs = runs[runs["status"].isin(["FINISHED", "FAILED"])].copy()
+    runs["condition"] = [condition(r) for r in runs.to_dict("records")]
+    runs["net"] = [net_name(r) for r in runs.to_dict("records")]
+    is_variant = ~runs["condition"].str.startswith("p=")
+    runs["p"] = np.where(is_variant, np.nan, runs["label_noise"].fillna(0.0))
+    hist = store.history(runs, keys=("train_accuracy", "test_accuracy", "epoch"), label="memorization histories")
+    hist = hist.merge(runs[["run_id", "condition", "net"]], on="run_id")
+    caption_runs = runs_text(runs, EXPERIMENT)
+
+    ps = sorted(runs.loc[~is_variant, "p"].unique())
+    colors = dict(zip([f"p={p:g}" for p in ps], sns.color_palette("viridis", len(ps))))
+    for name, color in zip(sorted(runs.loc[is_variant, "condition"].unique()), ("C3", "C1", "C5")):
+        colors[name] = color
+    nets = sorted(runs["net"].unique(), key=lambda n: runs.loc[runs["net"] == n, "n_params"].max())
+    fig, grid = style.figure(len(nets), 2, width=5.2, height=3.3)
+    for i, net in enumerate(nets):
+        for j, (metric, label) in enumerate((("train_accuracy", "train accuracy"), ("test_accuracy", "test accuracy"))):
+            ax = grid[i][j]
+            plots.band_lines(ax, hist[hist["net"] == net], "epoch", metric, "condition", colors,
+                             legend=(i == 0 and j == 1))
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+                plots.legend_outside(fig, ax, "labels / inputs")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{net}: {label}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+    fig.tight_layout()
+    section.add(Figure(fig, f"Train and test accuracy against epochs for each label-noise probability p and for "
+                            f"random-pixel / Gaussian inputs; one row per network; mean over seeds, ±1 sd band. "
+                            f"{caption_runs}."))
+
+    fits = fit_table(runs, hist)
+    fig, axes = style.figure(1, 3, width=4.4, height=3.6)
+    net_colors = style.palette(nets)
+    labelled = fits.dropna(subset=["p"])
+    for net, group in labelled.groupby("net"):
+        agg = group.groupby("p").agg(fit=("epochs_to_fit", "median"), last=("last_epoch", "max"),
+                                     err=("final_test_acc", lambda a: 1 - a.mean()),
+                                     train=("final_train_acc", "mean")).reset_index()
+        done = agg.dropna(subset=["fit"])
+        axes[0][0].plot(done["p"], done["fit"], "o-", color=net_colors[net], label=net)
+        missed = agg[agg["fit"].isna()]
+        axes[0][0].scatter(missed["p"], missed["last"], marker="^", facecolor="none", edgecolor=net_colors[net],
+                           label=f"{net}: not fitted by its last epoch" if len(missed) else None)
+        axes[0][1].plot(agg["p"], agg["err"], "o-", color=net_colors[net], label=net)
+        axes[0][2].plot(agg["p"], agg["train"], "o-", color=net_colors[net], label=net)
+    axes[0][0].set(xlabel="label noise p", ylabel=f"epochs to train accuracy ≥ {FIT:g}", title="epochs to fit")
+    axes[0][1].axhline(0.9, color="grey", ls=":", lw=1, label="chance (90 % error)")
+    axes[0][1].set(xlabel="label noise p", ylabel="final test error", title="test error", ylim=(-0.02, 1.0))
+    axes[0][2].set(xlabel="label noise p", ylabel="final train accuracy", title="how much is memorized",
+                   ylim=(-0.02, 1.02))
+    for ax in axes[0]:
+        ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    section.add(Figure(fig, f"Left: epochs until train accuracy ≥ {FIT:g} (median over seeds; open triangles: not "
+                            f"reached, drawn at the last epoch). Middle: final test error (mean over seeds) with "
+                            f"chance level. Right: final train accuracy. {caption_runs}."))
+    order = {c: i for i, c in enumerate(colors)}  # p ascending, then the input variants
+    fits = fits.assign(_net=fits["net"].map({n: i for i, n in enumerate(nets)}), _cond=fits["condition"].map(order))
+    fits = fits.sort_values(["_net", "_cond"])
+    summary = (fits.groupby(["net", "condition"], sort=False)
+                   .agg(runs=("run_id", "size"), train=("final_train_acc", "mean"), test=("final_test_acc", "mean"),
+                        best=("best_test_acc", "mean"), best_epoch=("best_test_epoch", "median"),
+                        fit=("epochs_to_fit", "median"), last=("last_epoch", "max")).reset_index())
+    summary["fit"] = [f"{f:.3g}" if pd.notna(f) else f"not within {l:.3g}" for f, l in zip(summary["fit"], summary["last"])]
+    for col in ("train", "test", "best"):
+        summary[col] = summary[col].map("{:.4f}".format)
+    summary["best_epoch"] = summary["best_epoch"].map("{:.3g}".format)
+    summary = summary.drop(columns=["last"]).rename(columns={
+        "train": "final train acc", "test": "final test acc", "best": "peak test acc",
+        "best_epoch": "epoch of peak", "fit": f"epochs to train acc ≥ {FIT:g}"})
+    section.add(Table(summary, f"Per network and condition (means over seeds; widths tried: "
+                               f"{', '.join(nets)}). {caption_runs}."))
+    if len(nets) < 2:
+        section.add(Note("Only one network width recorded: the capacity comparison needs the small and the wide "
+                         "net (both are in experiments/memorization.toml).", kind="info"))
+    return section

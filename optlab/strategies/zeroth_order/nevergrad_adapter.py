@@ -151,7 +151,10 @@ class NevergradStrategy(Strategy):
         for candidate, loss in zip(candidates, losses):
             self.optimizer.tell(candidate, float(loss))
         self._told += count
-        return {"batch_loss": float(losses.min())}
+        # A candidate far out (PSO samples the whole space) may cost inf: that is not a divergence
+        # of the search, whose recommendation the engine still checks at every evaluation point.
+        finite = losses[np.isfinite(losses)]
+        return {"batch_loss": float(finite.min())} if finite.size else {}
 
     def params(self) -> torch.Tensor:
         recommendation = self.optimizer.provide_recommendation()
@@ -173,7 +176,7 @@ def check_feasible(name: str, dimension: int, budget: int | None, num_workers: i
     optimizer = entry(parametrization=dimension, budget=budget, num_workers=num_workers)
     for part in _parts(optimizer):
         if isinstance(part, optimizerlib._CMA) and not part._config.diagonal:
-            _refuse_full_covariance(name, type(part).__name__, dimension)
+            _refuse_full_covariance(name, type(part).__name__.lstrip("_"), dimension)
         if isinstance(part, optimizerlib._MetaModel) and metamodel_broken():
             needed = _metamodel_sample_size(part)
             if evaluations >= needed:

@@ -47,6 +47,7 @@ def strategy_for(config: dict):
     return prep.strategy_cls(problem, problem.init_params(prep.config.seed), prep.config, prep.plan), problem
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # PSO samples far points: nevergrad clips their huge losses
 @pytest.mark.parametrize("name", sorted(CURATED))
 def test_each_curated_nevergrad_optimizer_lowers_the_loss(name):
     # 2-D: population methods need a few generations (TBPSA's population is 4d), which a net cannot give cheaply

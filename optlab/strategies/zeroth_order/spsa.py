@@ -27,7 +27,7 @@ class SPSA(Strategy):
     description = ("simultaneous perturbation: (L(w+eps z) - L(w-eps z)) / 2eps * z averaged over q random "
                    "directions, MeZO seed trick, SGD update (2q evaluations per step)")
     family = "zeroth-order"
-    default_lr, default_batch_size, default_momentum, default_weight_decay = 0.01, 256, 0.0, 0.0
+    default_lr, default_batch_size, default_momentum, default_weight_decay = 0.05, 256, 0.0, 0.0
     options = {
         "q": Option(int, 1, "random directions averaged per step (2 function evaluations each)"),
         "eps": Option(float, 1e-3, "perturbation size"),

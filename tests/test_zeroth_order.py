@@ -218,3 +218,13 @@ def test_zeroth_order_experiment_points_are_valid_and_feasible():
             prep = prepare(config, problem)
             problem = prep.problem
             assert prep.config.budget  # every point has a budget
+
+
+def test_strategies_command_lists_the_curated_optimizers_and_the_open_registry(capsys):
+    from optlab.cli import main
+
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in [*CURATED, "spsa", "fd"]:
+        assert name in out
+    assert "any name in Nevergrad's registry works" in out

@@ -263,5 +263,6 @@ def resolve_ng(rest: str) -> type:
 for _name, _description in CURATED.items():
     register(_make_class(_name, _description))
 
-register_prefix("ng", resolve_ng, "any optimizer in Nevergrad's registry (about 540), e.g. ng:NGOpt, ng:CMA, "
-                                  "ng:RandomSearch; options as for the ng: strategies above")
+register_prefix("ng", resolve_ng, "any name in Nevergrad's registry works (about 540 optimizers, e.g. ng:NGOpt, "
+                                  "ng:RandomSearch, ng:NoisyOnePlusOne), with the options of the ng: strategies above; "
+                                  "settings infeasible at the problem's size are refused before the run")

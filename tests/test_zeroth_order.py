@@ -228,3 +228,8 @@ def test_strategies_command_lists_the_curated_optimizers_and_the_open_registry(c
     for name in [*CURATED, "spsa", "fd"]:
         assert name in out
     assert "any name in Nevergrad's registry works" in out
+
+
+def test_parallel_asks_on_a_sequential_optimizer_are_refused():
+    with pytest.raises(ConfigError, match="num_workers 4"):
+        prepare({"strategy": "ng:Powell", "dataset": "rosenbrock", "evaluations": 20, "options": {"num_workers": 4}})

@@ -173,7 +173,13 @@ def check_feasible(name: str, dimension: int, budget: int | None, num_workers: i
         _refuse_full_covariance(name, name, dimension)
     if isinstance(entry, optimizerlib.ParametrizedCMA) and not entry.diagonal:
         _refuse_full_covariance(name, name, dimension)
-    optimizer = entry(parametrization=dimension, budget=budget, num_workers=num_workers)
+    if num_workers > 1 and getattr(entry, "no_parallelization", False):
+        raise ConfigError(f"ng:{name} asks one candidate at a time; num_workers {num_workers} needs an optimizer "
+                          f"that supports parallel asks (e.g. ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA)")
+    try:
+        optimizer = entry(parametrization=dimension, budget=budget, num_workers=num_workers)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"ng:{name} cannot be built with num_workers={num_workers}, budget={budget}: {exc}") from None
     for part in _parts(optimizer):
         if isinstance(part, optimizerlib._CMA) and not part._config.diagonal:
             _refuse_full_covariance(name, type(part).__name__.lstrip("_"), dimension)

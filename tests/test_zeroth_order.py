@@ -100,7 +100,7 @@ def test_batch_objective_is_noisy_and_draws_a_fresh_batch_per_round():
 
 def test_full_objective_refuses_a_batch_size():
     with pytest.raises(ConfigError, match="objective=batch"):
-        prepare({**TINY, "strategy": "ng:OnePlusOne", "batch_size": 32})
+        prepare({**TINY, "strategy": "ng:OnePlusOne", "batch_size": 32, "evaluations": 10})
 
 
 def test_recommendation_starts_at_the_initial_weights():
@@ -131,7 +131,7 @@ def test_metamodel_that_would_break_under_numpy_is_refused_but_large_d_ngopt_run
 
 def test_unknown_nevergrad_name_suggests_close_ones():
     with pytest.raises(ConfigError, match="did you mean ng:OnePlusOne"):
-        prepare({**TINY, "strategy": "ng:OnePluOne"})
+        prepare({**TINY, "strategy": "ng:OnePluOne", "evaluations": 10})
 
 
 def test_scipy_based_optimizer_stopped_early_does_not_hang_the_interpreter():
@@ -233,3 +233,8 @@ def test_strategies_command_lists_the_curated_optimizers_and_the_open_registry(c
 def test_parallel_asks_on_a_sequential_optimizer_are_refused():
     with pytest.raises(ConfigError, match="num_workers 4"):
         prepare({"strategy": "ng:Powell", "dataset": "rosenbrock", "evaluations": 20, "options": {"num_workers": 4}})
+
+
+def test_nevergrad_on_a_dataset_needs_an_explicit_budget():
+    with pytest.raises(ConfigError, match="--evaluations"):
+        prepare({**TINY, "strategy": "ng:OnePlusOne"})

@@ -72,6 +72,11 @@ class NevergradStrategy(Strategy):
             if getattr(config, key) is not None:
                 raise ConfigError(f"{config.strategy} takes no {key} (got {getattr(config, key)!r}); "
                                   f"its step size is the mutation scale, -o sigma=...")
+        if all(getattr(config, key) is None for key in ("epochs", "steps", "evaluations", "seconds")) \
+                and getattr(problem, "has_accuracy", False):
+            # the default 10 epochs would be 10 full-set evaluations: a run that never moves
+            raise ConfigError(f"{config.strategy} needs an explicit budget, e.g. --evaluations 3000 "
+                              f"(an epoch is one evaluation of the full training set)")
         if config.schedule != "constant":
             raise ConfigError(f"{config.strategy} has no learning rate to schedule (schedule {config.schedule!r})")
 

@@ -31,3 +31,8 @@ ui:
 
 clean:
 	rm -rf .pytest_cache reports/out
+
+# gradient-free reference numbers (issue 6); one thread: two OpenMP threads thrash on a loaded machine
+.PHONY: bench-zeroth-order
+bench-zeroth-order:
+	OMP_NUM_THREADS=1 $(PY) benchmarks/zeroth_order.py

@@ -1,0 +1,114 @@
+"""`spsa`: two-sided simultaneous-perturbation gradient estimates driving a torch.optim update.
+
+Each step draws q random directions z_i and, on one mini-batch, evaluates L(w + eps z_i) and
+L(w - eps z_i) (2q function evaluations, no gradient). The estimate
+
+    g = (1/q) sum_i (L(w + eps z_i) - L(w - eps z_i)) / (2 eps) * z_i
+
+is an unbiased estimate (up to O(eps^2)) of the gradient of the smoothed loss. MeZO's seed trick
+(Malladi et al., 2023): w is perturbed in place and z_i is regenerated from its seed when needed,
+so no perturbation is ever stored; only the q projected derivatives and seeds are kept.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from optlab.errors import ConfigError
+from optlab.strategies.base import Option, Strategy
+from optlab.strategies.registry import register
+from optlab.strategies.schedules import make_scheduler
+from optlab.strategies.zeroth_order.common import plan_whole_steps
+
+
+@register
+class SPSA(Strategy):
+    name = "spsa"
+    description = ("simultaneous perturbation: (L(w+eps z) - L(w-eps z)) / 2eps * z averaged over q random "
+                   "directions, MeZO seed trick, SGD update (2q evaluations per step)")
+    family = "zeroth-order"
+    default_lr, default_batch_size, default_momentum, default_weight_decay = 0.05, 256, 0.0, 0.0
+    options = {
+        "q": Option(int, 1, "random directions averaged per step (2 function evaluations each)"),
+        "eps": Option(float, 1e-3, "perturbation size"),
+        "distribution": Option(str, "gaussian", "directions: gaussian (MeZO) | rademacher (Spall's +-1)"),
+    }
+
+    @classmethod
+    def resolve_options(cls, config):
+        opts = super().resolve_options(config)
+        if opts["q"] < 1:
+            raise ConfigError(f"option q of spsa must be at least 1, got {opts['q']!r}")
+        if not opts["eps"] > 0:
+            raise ConfigError(f"option eps of spsa must be positive, got {opts['eps']!r}")
+        if opts["distribution"] not in ("gaussian", "rademacher"):
+            raise ConfigError(f"option distribution of spsa must be gaussian or rademacher, "
+                              f"got {opts['distribution']!r}")
+        return opts
+
+    @classmethod
+    def evaluations_per_step(cls, config):
+        return 2.0 * cls.resolve_options(config)["q"]
+
+    @classmethod
+    def samples_per_step(cls, config, batch_size, problem):
+        return (batch_size if batch_size is not None else problem.n_train) * cls.evaluations_per_step(config)
+
+    @classmethod
+    def plan(cls, config, problem):
+        return plan_whole_steps(cls, config, problem, int(cls.evaluations_per_step(config)))
+
+    def __init__(self, problem, params, config, plan):
+        super().__init__(problem, params, config, plan)
+        self.w = params.detach().clone()
+        self.optimizer = torch.optim.SGD([self.w], lr=self.effective_lr(config),
+                                         momentum=config.momentum or 0.0, weight_decay=config.weight_decay or 0.0)
+        self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps)
+        self.sampler = problem.sampler(plan.batch_size, config.seed + 1) if plan.batch_size else None
+        self.seeds = torch.Generator().manual_seed(config.seed + 2)
+
+    def direction(self, seed: int) -> torch.Tensor:
+        """z for one seed, regenerated identically on every call (the seed trick)."""
+        gen = torch.Generator(device=self.w.device).manual_seed(seed)
+        if self.opts["distribution"] == "gaussian":
+            return torch.randn(self.w.shape, generator=gen, dtype=self.w.dtype, device=self.w.device)
+        signs = torch.randint(0, 2, self.w.shape, generator=gen, device=self.w.device)
+        return (signs * 2 - 1).to(self.w.dtype)
+
+    @torch.no_grad()
+    def estimate_gradient(self, batch) -> tuple[float, torch.Tensor]:
+        """(loss estimate, averaged SPSA gradient estimate) at the current w; 2q counted evaluations."""
+        eps, q = self.opts["eps"], self.opts["q"]
+        seeds = torch.randint(0, 2**62, (q,), generator=self.seeds).tolist()
+        slopes, loss_sum = [], 0.0
+        for seed in seeds:
+            z = self.direction(seed)
+            self.w.add_(z, alpha=eps)
+            plus = float(self.problem.loss(self.w, batch))
+            self.w.add_(z, alpha=-2 * eps)
+            minus = float(self.problem.loss(self.w, batch))
+            self.w.add_(z, alpha=eps)
+            del z  # never kept: regenerated from its seed below
+            slopes.append((plus - minus) / (2 * eps))
+            loss_sum += (plus + minus) / 2
+        grad = torch.zeros_like(self.w)
+        for seed, slope in zip(seeds, slopes):
+            grad.add_(self.direction(seed), alpha=slope / q)
+        return loss_sum / q, grad
+
+    def step(self) -> dict[str, float]:
+        lr = self.optimizer.param_groups[0]["lr"]
+        batch = self.problem.batch(self.sampler.next_indices() if self.sampler is not None else None)
+        loss, grad = self.estimate_gradient(batch)
+        self.w.grad = grad
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {"batch_loss": loss, "grad_norm": grad.norm().item(), "lr": lr}
+
+    def params(self) -> torch.Tensor:
+        return self.w.detach()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]

@@ -72,7 +72,7 @@ def eval_interval(config: RunConfig, plan: Plan) -> int:
 def _budget_used(config: RunConfig, problem: Problem, steps: int, wall: float, plan: Plan) -> bool:
     budget = config.budget
     counters = problem.counters
-    return (("steps" in budget and steps >= budget["steps"])
+    return ((plan.max_steps is not None and steps >= plan.max_steps)
             or ("epochs" in budget and counters.samples_seen >= budget["epochs"] * problem.n_train
                 and problem.has_accuracy)
             or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])

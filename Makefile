@@ -27,3 +27,12 @@ ui:
 
 clean:
 	rm -rf .pytest_cache reports/out
+
+# `make sweep` runs the default suite; `SWEEP=experiments/NAME.toml make sweep` runs one file.
+# Resumable: rerunning skips finished points. WORKERS=N sets the local process pool size.
+SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml
+WORKERS ?= 2
+.PHONY: sweep
+sweep:
+	@for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f"; $(OPTLAB) sweep "$$f" --workers $(WORKERS) || exit $$?; done

@@ -25,9 +25,9 @@ def main(args) -> int:
     spec = load(args.file)  # the whole file is validated before anything is recorded
     if args.dry_run:
         for point in spec.points:
-            extra = (f" [{point.group}; {point.trial}]" if point.role == "tuning"
-                     else f" [series {point.series}]" if point.series else "")
-            print(f"{point.point_hash}  {point.config.label()}{extra}")
+            kind = (f"tuning [{point.group}]" if point.role == "tuning"
+                    else f"series {point.series}" if point.series else "point")
+            print(f"{point.point_hash}  {kind:<28} {point.axes}")
         print(f"{spec.name}: {len(spec.points)} points ({spec.grid_size} grid points)")
         return 0
     report = run_sweep(spec, workers=args.workers, backend=args.backend, address=args.address,

@@ -47,6 +47,7 @@ class Point:
     group: str | None = None     # tuning group key, e.g. "batch_size=32"
     trial: str | None = None     # the tuned values of a tuning trial, e.g. "lr=0.1"
     series: str | None = None
+    axes: str = ""               # the grid values that made it, for listings (not part of its identity)
 
     @property
     def point_hash(self) -> str:
@@ -113,7 +114,7 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
     for key in ("experiment", "run_name"):
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
-    base_config = RunConfig.from_dict(base, source=f"{where} [base]")
+    base_config = _config(base, source=f"{where} [base]")
 
     grid = _axes(_table(data, "grid", where), f"{where} [grid]", base)
     tune_table = _table(data, "tune", where)
@@ -131,7 +132,7 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
             raise ConfigError(f"{here}: strategy {strategy!r} is not in the sweep ({', '.join(strategies)})")
         _only(table, RUN_KEYS + ("tune",), here)
         fixed = {k: v for k, v in table.items() if k != "tune"}
-        RunConfig.from_dict({**base, "strategy": strategy, **fixed}, source=here)
+        _config({**base, "strategy": strategy, **fixed}, source=here)
         override_fixed[strategy] = fixed
         if "tune" in table:
             if objective is None:
@@ -149,7 +150,7 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
         if not isinstance(table, dict):
             raise ConfigError(f"{here}: must be a table of fixed values, got {table!r}")
         _only(table, RUN_KEYS, here)
-        RunConfig.from_dict({**base, **table}, source=here)
+        _config({**base, **table}, source=here)
 
     spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective)
     combos = list(_product(grid))
@@ -169,13 +170,13 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
         if axes:
             group = _describe({k: combo.get(k, values.get(k)) for k in by}) or "all"
             for trial in _product(axes):
-                add(Point(RunConfig.from_dict({**values, **trial}, source=source), "tuning", group=group,
-                          trial=_describe(trial)))
+                add(Point(_config({**values, **trial}, source=source), "tuning", group=group,
+                          trial=_describe(trial), axes=_describe({**combo, **trial})))
         else:
-            add(Point(RunConfig.from_dict(values, source=source), "point"))
+            add(Point(_config(values, source=source), "point", axes=_describe(combo)))
         for label, fixed in series.items():
-            add(Point(RunConfig.from_dict({**values, **fixed}, source=f"{where} [series.{label}]"), "point",
-                      series=label))
+            add(Point(_config({**values, **fixed}, source=f"{where} [series.{label}]"), "point",
+                      series=label, axes=_describe({**combo, **fixed})))
     return spec
 
 
@@ -198,6 +199,16 @@ def check_feasible(points: list[Point], where: str) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+def _config(values: dict, source: str) -> RunConfig:
+    """RunConfig.from_dict whose every error names the file and section (some checks, like the
+    strategy registry's, do not know where the value came from)."""
+    try:
+        return RunConfig.from_dict(values, source=source)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(source) else f"{source}: {message}") from None
+
+
 def _only(table: dict, allowed, where: str) -> None:
     for key in table:
         if key not in allowed:
@@ -222,7 +233,7 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
         if not values:
             raise ConfigError(f"{where}: axis {key} is empty")
         for value in values:
-            RunConfig.from_dict({**base, key: value}, source=f"{where} {key}")
+            _config({**base, key: value}, source=f"{where} {key}")
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             raise ConfigError(f"{where}: axis {key} repeats a value: {values!r}")
     return dict(table)

@@ -29,14 +29,20 @@ def sweep(path, env, **kwargs):
 
 
 def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
+    # quick minibatch points run first; each momentum point trains for 1.5 s, so the kill lands in one
     path = write_spec(tmp_path, """
         [grid]
-        strategy = ["minibatch"]
-        seed = [0, 1, 2, 3, 4, 5]
+        strategy = ["minibatch", "momentum"]
+        seed = [0, 1]
         [tune]
-        lr = [0.1, 0.3]
+        lr = [0.05, 0.2]
         objective = "train_loss"
-    """, name="resumable", steps=400)
+        [overrides.momentum]
+        steps = 1000000
+        seconds = 1.5
+        eval_every = 500
+        log_every = 100
+    """, name="resumable", steps=100)
     points = load(path).points
     proc = sweep(path, env)
     deadline = time.time() + 120
@@ -46,7 +52,7 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
             runs = children("resumable")
             finished_before = [r for r in runs if r.info.status == "FINISHED"]
             running = [r for r in runs if r.info.status == "RUNNING"]
-            if len(finished_before) >= 2 and running:
+            if len(finished_before) >= 2 and any(r.data.tags["optlab.strategy"] == "momentum" for r in running):
                 break
             assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read()}"
             time.sleep(0.05)
@@ -55,9 +61,10 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    killed_ids = {r.info.run_id for r in running}
-    finished_ids = {r.info.run_id for r in children("resumable") if r.info.status == "FINISHED"}
-    assert len(finished_ids) < len(points)
+    after_kill = children("resumable")
+    killed_ids = {r.info.run_id for r in after_kill if r.info.status == "RUNNING"}
+    finished_ids = {r.info.run_id for r in after_kill if r.info.status == "FINISHED"}
+    assert killed_ids and len(finished_ids) < len(points)
 
     rerun = sweep(path, env)
     _, err = rerun.communicate(timeout=180)
@@ -68,9 +75,7 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
     assert sorted(r.data.tags["optlab.point_hash"] for r in finished) == sorted(p.point_hash for p in points)
     assert finished_ids <= {r.info.run_id for r in finished}          # nothing finished was lost or redone
     assert not [r for r in runs if r.info.status == "RUNNING"]
-    for r in runs:
-        if r.info.run_id in killed_ids:
-            assert r.info.status == "KILLED" and "interrupted" in r.data.tags["optlab.failure_reason"]
-    parents = [r for r in runs if r.data.tags.get("optlab.role") == "parent"]
-    assert not parents  # children() excludes the parent
-    assert sum(r.data.tags.get("optlab.selected") == "true" for r in runs) == 6  # the best lr, all 6 seeds
+    killed = [r for r in runs if r.info.run_id in killed_ids]
+    assert all(r.info.status == "KILLED" and "interrupted" in r.data.tags["optlab.failure_reason"] for r in killed)
+    # per strategy, the best lr's two seeds are selected
+    assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4

@@ -93,3 +93,28 @@ def test_ray_backend_runs_every_point(tmp_path):
     assert report.counts["finished"] == 4
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {report.parent_run_id}
+
+
+def test_running_runs_of_a_live_owner_block_a_second_sweep_and_dead_ones_are_killed(tmp_path):
+    import subprocess
+
+    from optlab.errors import OptlabError
+    from optlab.sweeps import resume
+    from optlab.tracking.store import client, ensure_experiment
+
+    spec = load(write_spec(tmp_path, "[grid]\nseed = [0]\n", name="owned", steps=5))
+    c = client()
+    experiment_id = ensure_experiment(c, "owned")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        stale = c.create_run(experiment_id, tags={"optlab.sweep": "owned", "optlab.role": "point",
+                                                  "optlab.point_hash": "x", resume.OWNER_TAG:
+                                                  f"{resume.owner_id().rpartition(':')[0]}:{other.pid}"})
+        with pytest.raises(OptlabError, match="already running"):
+            run_sweep(spec, progress=False)
+    finally:
+        other.kill()
+        other.wait()
+    report = run_sweep(spec, progress=False)
+    assert report.counts["finished"] == 1
+    assert c.get_run(stale.info.run_id).info.status == "KILLED"

@@ -212,6 +212,10 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
     except ImportError:
         raise OptlabError("the ray backend needs Ray: pip install 'optlab[ray]'") from None
     env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "OPTLAB_HOME", "MLFLOW_TRACKING_URI")}
+    uri = tasks[0].tracking_uri if tasks else ""
+    if address is not None and uri.startswith("sqlite:"):
+        print(f"optlab: warning: Ray tasks on other machines cannot reach {uri}; point MLFLOW_TRACKING_URI at "
+              f"a shared MLflow server (e.g. PostgreSQL-backed)", file=sys.stderr)
     started_here = not ray.is_initialized()
     if started_here:
         options = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": False,
@@ -281,6 +285,8 @@ def _table(rows: dict, counts: dict) -> str:
     import pandas as pd
 
     columns = ["points", "finished", "failed", "skipped", "missing", "selected"]
+    # tuning groups first, in file order; untuned points and series after them
+    rows = dict(sorted(rows.items(), key=lambda kv: kv[0] == "points" or kv[0].startswith("series ")))
     frame = pd.DataFrame([{c: row.get(c, 0 if c != "selected" else "") for c in columns} for row in rows.values()],
                          index=list(rows))
     frame.loc["total"] = [counts[c] for c in columns[:-1]] + [f"{counts['selected']} runs"]

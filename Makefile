@@ -34,5 +34,6 @@ SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/me
 WORKERS ?= 2
 .PHONY: sweep
 sweep:
-	@for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
-	  echo "== $$f"; $(OPTLAB) sweep "$$f" --workers $(WORKERS) || exit $$?; done
+	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
+	  echo "== $$f took $$(( $$(date +%s) - start )) s"; done; exit $$status

@@ -24,12 +24,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from optlab.config import RunConfig
 from optlab.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, packaged for 3.10
+    import tomli as tomllib
 
 TOP_KEYS = ("name", "description", "base", "grid", "tune", "overrides", "series")
 RUN_KEYS = tuple(f.name for f in fields(RunConfig))

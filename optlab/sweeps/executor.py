@@ -165,7 +165,8 @@ def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
     groups: dict[tuple, list[Point]] = defaultdict(list)
     for p in points:
         c = p.config
-        groups[(c.strategy, c.batch_size, c.dataset, c.label_noise, c.variant, c.train_size, c.hidden,
+        # coarse on purpose (e.g. label noise levels share a chunk): run_many splits what it cannot batch
+        groups[(c.strategy, c.batch_size, c.dataset, c.variant, c.train_size, c.hidden,
                 c.activation, c.cost, c.standardize, c.dtype)].append(p)
     size = max(1, min(MAX_CHUNK, -(-len(points) // (2 * workers)) if workers > 1 else MAX_CHUNK))
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

@@ -118,7 +118,8 @@ def finish_parent(client, run_id: str, counts: dict[str, int], status: str = "FI
     (their count is in optlab.summary.failed); an interrupted sweep is KILLED."""
     from mlflow.entities import RunTag
 
-    client.log_batch(run_id, tags=[RunTag(f"optlab.summary.{k}", str(v)) for k, v in counts.items()])
+    tags = [RunTag(f"optlab.summary.{k}", str(v)) for k, v in counts.items()]
+    client.log_batch(run_id, tags=tags + [RunTag("optlab.status", status)])
     client.set_terminated(run_id, status)
 
 

@@ -89,7 +89,7 @@ def reconcile(client, experiment_id: str, sweep: str) -> SweepState:
 def open_parent(client, experiment_id: str, spec, extra_params: dict | None = None) -> tuple[str, bool]:
     """The parent run of this exact sweep file (reused on resume), or a new one.
     Returns (run_id, resumed)."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
 
     filter_string = (f"tags.`optlab.sweep` = '{_quote(spec.name)}' and tags.`optlab.role` = 'parent' "
                      f"and tags.`optlab.spec_hash` = '{spec.spec_hash}'")

@@ -36,3 +36,14 @@ clean:
 .PHONY: bench-zeroth-order
 bench-zeroth-order:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/zeroth_order.py
+
+# `make sweep` runs the default suite; `SWEEP=experiments/NAME.toml make sweep` runs one file.
+# Resumable: rerunning skips finished points. WORKERS=N sets the local process pool size.
+SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml \
+         experiments/zeroth_order.toml
+WORKERS ?= 2
+.PHONY: sweep
+sweep:
+	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
+	  echo "== $$f took $$(( $$(date +%s) - start )) s"; done; exit $$status

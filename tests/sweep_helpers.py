@@ -1,0 +1,37 @@
+"""Shared bits of the sweep tests: a tiny spec writer and store readers."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+TINY_BASE = """
+[base]
+dataset = "digits"
+hidden = [8]
+activation = "relu"
+steps = {steps}
+eval_every = 10
+"""
+
+
+def write_spec(tmp_path: Path, body: str, name: str = "tiny", steps: int = 20, filename: str | None = None) -> Path:
+    path = tmp_path / (filename or f"{name}.toml")
+    path.write_text(f'name = "{name}"\n' + TINY_BASE.format(steps=steps) + textwrap.dedent(body))
+    return path
+
+
+def sweep_runs(name: str):
+    """All runs of the sweep's experiment in the current store (OPTLAB_HOME)."""
+    from optlab.sweeps import resume
+    from optlab.tracking.store import client
+
+    c = client()
+    experiment = c.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    return resume.search_all(c, experiment.experiment_id, "")
+
+
+def children(name: str):
+    return [r for r in sweep_runs(name) if r.data.tags.get("optlab.role") != "parent"]

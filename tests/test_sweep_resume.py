@@ -1,0 +1,81 @@
+"""Resume: a sweep killed with SIGKILL mid-run loses no finished run, leaves nothing RUNNING, and a
+rerun ends with exactly one FINISHED run per point."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optlab.sweeps import load
+from sweep_helpers import children, write_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OPTLAB_HOME": str(tmp_path / "home")}
+
+
+def sweep(path, env, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "optlab", "sweep", str(path), "-q"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
+    # quick minibatch points run first; each momentum point trains for 1.5 s, so the kill lands in one
+    path = write_spec(tmp_path, """
+        [grid]
+        strategy = ["minibatch", "momentum"]
+        seed = [0, 1]
+        [tune]
+        lr = [0.05, 0.2]
+        objective = "train_loss"
+        [overrides.momentum]
+        steps = 1000000
+        seconds = 1.5
+        eval_every = 500
+        log_every = 100
+    """, name="resumable", steps=100)
+    points = load(path).points
+    proc = sweep(path, env)
+    deadline = time.time() + 120
+    finished_before, running = [], []
+    try:
+        while time.time() < deadline:
+            runs = children("resumable")
+            finished_before = [r for r in runs if r.info.status == "FINISHED"]
+            running = [r for r in runs if r.info.status == "RUNNING"]
+            if len(finished_before) >= 2 and any(r.data.tags["optlab.strategy"] == "momentum" for r in running):
+                break
+            assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read()}"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sweep never had two finished points and one running")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    after_kill = children("resumable")
+    killed_ids = {r.info.run_id for r in after_kill if r.info.status == "RUNNING"}
+    finished_ids = {r.info.run_id for r in after_kill if r.info.status == "FINISHED"}
+    assert killed_ids and len(finished_ids) < len(points)
+
+    rerun = sweep(path, env)
+    _, err = rerun.communicate(timeout=180)
+    assert rerun.returncode == 0, err
+
+    runs = children("resumable")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["optlab.point_hash"] for r in finished) == sorted(p.point_hash for p in points)
+    assert finished_ids <= {r.info.run_id for r in finished}          # nothing finished was lost or redone
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.run_id in killed_ids]
+    assert all(r.info.status == "KILLED" and "interrupted" in r.data.tags["optlab.failure_reason"] for r in killed)
+    # per strategy, the best lr's two seeds are selected
+    assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4

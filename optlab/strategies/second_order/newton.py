@@ -34,8 +34,8 @@ class Newton(SecondOrderStrategy):
             raise ConfigError(f"option damping of 'newton' must be non-negative, got {opts['damping']!r}")
         if problem.n_params > opts["max_params"]:
             raise ConfigError(
-                f"newton forms the exact {problem.n_params} x {problem.n_params} Hessian; {problem.name} has "
-                f"{problem.n_params} parameters (> max_params {opts['max_params']}): use strategy 'newton_cg'")
+                f"newton forms the exact d x d Hessian and {problem.name} has d = {problem.n_params} parameters "
+                f"(> max_params {opts['max_params']}): use strategy 'newton_cg' (Hessian-free)")
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

@@ -26,11 +26,11 @@ class NewtonCG(SecondOrderStrategy):
                    "Levenberg-Marquardt damping")
     options = {
         "curvature": Option(str, "auto", "gauss_newton | hessian | auto (Gauss-Newton on networks, else Hessian)"),
-        "damping": Option(float, 1.0, "initial Levenberg-Marquardt damping lambda"),
-        "cg_iters": Option(int, 50, "maximum CG iterations (curvature products) per step"),
+        "damping": Option(float, 0.1, "initial Levenberg-Marquardt damping lambda"),
+        "cg_iters": Option(int, 20, "maximum CG iterations (curvature products) per step"),
         "cg_tol": Option(float, 1e-4, "stop CG at this residual relative to the gradient"),
         "cg_decay": Option(float, 0.95, "CG starts from this times the previous step's solution (0: from 0)"),
-        "curvature_batch": Option(int, 1000, "samples of the gradient batch used for curvature products"),
+        "curvature_batch": Option(int, 500, "samples of the gradient batch used for curvature products"),
         "min_damping": Option(float, 1e-6, "lower bound on lambda"),
     }
 

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean
+.PHONY: install test demo ui clean second-order
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test:
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:
 	$(OPTLAB) run --strategy adam --lr 0.01 --epochs 10 --experiment demo
+
+# second-order strategies vs gd, momentum, adam on mnist5k at equal work (needs `optlab sweep`)
+second-order:
+	OMP_NUM_THREADS=1 $(OPTLAB) sweep experiments/second_order.toml
 
 ui:
 	@mkdir -p mlruns

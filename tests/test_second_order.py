@@ -12,7 +12,7 @@ from optlab.problem import build_problem
 from optlab.problem.problem import Problem
 from optlab.strategies import registry
 from optlab.strategies.second_order.curvature import (
-    conjugate_gradient, gauss_newton_operator, hessian_operator, power_iteration, probe_curvature)
+    conjugate_gradient, gauss_newton_operator, hessian_matrix, hessian_operator, power_iteration, probe_curvature)
 from optlab.strategies.second_order.kfac import damped_inverses, kronecker_factors, layer_statistics
 
 SECOND_ORDER = ["lbfgs", "newton", "newton_cg", "kfac"]
@@ -68,6 +68,13 @@ def test_hessian_vector_product_matches_finite_differences_of_the_gradient():
     exact = hessian_operator(problem, w, batch)(v)
     assert torch.allclose(exact, finite, rtol=1e-6, atol=1e-9)
     assert exact.norm() > 1e-3
+
+
+def test_hessian_matrix_matches_torch_func_hessian():
+    problem = tiny(hidden=(3,), train_size=20)
+    w, batch = problem.init_params(0), problem.batch()
+    expected = torch.func.hessian(lambda p: problem.objective(p, batch))(w)
+    assert torch.allclose(hessian_matrix(problem, w, batch, chunk=50), expected, rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("cost", ["cross_entropy", "mse"])

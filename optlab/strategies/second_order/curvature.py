@@ -41,6 +41,19 @@ def hessian_operator(problem: Problem, w: torch.Tensor, batch: Batch | None) -> 
     return product
 
 
+def hessian_matrix(problem: Problem, w: torch.Tensor, batch: Batch | None, chunk: int = 128) -> torch.Tensor:
+    """The d x d Hessian as d products with the basis vectors, `chunk` of them per batched backward
+    pass (memory ~ chunk x batch x width, where torch.func.hessian vmaps over all d at once)."""
+    with torch.enable_grad():
+        point = w.detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(problem.objective(point, batch), point, create_graph=True)
+        eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
+        rows = [torch.autograd.grad(gradient, point, eye[i:i + chunk], retain_graph=True,
+                                    is_grads_batched=True)[0] for i in range(0, w.numel(), chunk)]
+    h = torch.cat(rows).detach()
+    return 0.5 * (h + h.T)
+
+
 def _output_split(problem: Problem):
     """(outputs(w, x), cost-Hessian-product(outputs, labels, u)) for the matching-loss split."""
     network, cost = getattr(problem, "network", None), getattr(problem, "cost_name", None)

@@ -9,12 +9,11 @@ eigenvalues instead ("saddle-free Newton", Dauphin et al. 2014), so it still goe
 from __future__ import annotations
 
 import torch
-from torch.func import hessian
-
 from optlab.errors import ConfigError
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
 from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack, require_positive
+from optlab.strategies.second_order.curvature import hessian_matrix
 
 
 @register
@@ -43,11 +42,11 @@ class Newton(SecondOrderStrategy):
 
     def direction(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-        damped = 0.5 * (h + h.T) + self.damping * eye
+        damped = h + self.damping * eye
         factor, info = torch.linalg.cholesky_ex(damped)
         if int(info) == 0:
             return -torch.cholesky_solve(g.unsqueeze(1), factor).squeeze(1)
-        values, vectors = torch.linalg.eigh(0.5 * (h + h.T))
+        values, vectors = torch.linalg.eigh(h)
         values = values.abs() + self.damping
         values = values.clamp_min(1e-8 * float(values.max().clamp_min(1e-30)))
         return -vectors @ ((vectors.T @ g) / values)
@@ -55,8 +54,8 @@ class Newton(SecondOrderStrategy):
     def step(self) -> dict[str, float]:
         batch = self.problem.batch(self.next_indices())
         loss, g = self.problem.loss_and_grad(self.w, batch)
-        h = hessian(lambda p: self.problem.objective(p, batch))(self.w)
-        self.problem.count_curvature(batch, self.w.numel())  # jacfwd(jacrev): one HVP per coordinate
+        h = hessian_matrix(self.problem, self.w, batch)
+        self.problem.count_curvature(batch, self.w.numel())  # one Hessian-vector product per coordinate
         p = self.direction(h, g)
         step = self.step_size
         if self.opts["line_search"]:

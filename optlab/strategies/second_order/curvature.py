@@ -168,23 +168,24 @@ def conjugate_gradient(operator: Operator, b: torch.Tensor, x0: torch.Tensor | N
 
     Stops after `max_iters`, at relative residual `tol`, when the decrease of phi over the last
     k = max(10, i/10) iterations is below k * progress_eps of phi (Martens' criterion), or at a
-    direction of non-positive curvature (possible with the Hessian). Returns (x, phi(x), iterations).
+    direction of non-positive curvature (possible with the Hessian).
+    Returns (x, phi(x), products): products counts operator calls, the warm start's residual included.
     """
     warm = x0 is not None and bool(x0.abs().sum() > 0)
     x = x0.clone() if warm else torch.zeros_like(b)
     r = b - operator(x) if warm else b.clone()
+    used = int(warm)
     d = r.clone()
     rr = torch.dot(r, r)
     b_norm = b.norm()
     phis = [float(-0.5 * torch.dot(x, b + r))]
-    iters = 0
     for i in range(1, max_iters + 1):
         ad = operator(d)
-        iters = i
+        used += 1
         curvature = torch.dot(d, ad)
         if curvature <= 0:
             if i == 1 and not warm:  # no usable curvature along b: fall back to x = b (a gradient step)
-                return b.clone(), float(0.5 * curvature - rr), iters
+                return b.clone(), float(0.5 * curvature - rr), used
             break
         alpha = rr / curvature
         x = x + alpha * d
@@ -199,5 +200,4 @@ def conjugate_gradient(operator: Operator, b: torch.Tensor, x0: torch.Tensor | N
         d = r + (rr_new / rr) * d
         rr = rr_new
     phi = float(-0.5 * torch.dot(x, b + r))
-    return x, phi, iters
-
+    return x, phi, used

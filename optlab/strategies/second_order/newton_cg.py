@@ -69,14 +69,14 @@ class NewtonCG(SecondOrderStrategy):
                            make_operator(self.kind, self.problem, self.w, curvature_batch))
         damping = self.damping
         damped = lambda v: operator(v) + damping * v
-        p, model_decrease, iters = conjugate_gradient(
+        p, model_decrease, products = conjugate_gradient(
             damped, -g, x0=self.opts["cg_decay"] * self.previous, max_iters=self.opts["cg_iters"],
             tol=self.opts["cg_tol"])
         slope = torch.dot(g, p)
         if slope >= 0:  # not a descent direction (only possible off the Gauss-Newton model): restart CG
             p, model_decrease, more = conjugate_gradient(damped, -g, max_iters=self.opts["cg_iters"],
                                                          tol=self.opts["cg_tol"])
-            iters += more
+            products += more
             slope = torch.dot(g, p)
         alpha = self.step_size
         step, _, full_loss = backtrack(self.problem, self.w, alpha * p, batch, loss, alpha * slope)
@@ -93,4 +93,4 @@ class NewtonCG(SecondOrderStrategy):
         else:
             self.previous = torch.zeros_like(p)
         return {"batch_loss": float(loss), "grad_norm": float(g.norm()), "lr": step * self.step_size,
-                "damping": damping, "cg_iterations": iters, "reduction_ratio": rho}
+                "damping": damping, "cg_products": products, "reduction_ratio": rho}

@@ -227,6 +227,15 @@ def test_bad_newton_cg_options_are_refused(options, message):
         prepare(RunConfig(strategy="newton_cg", dataset="digits", options=options))
 
 
+def test_schedules_are_refused_where_a_line_search_sets_the_step_and_applied_by_kfac():
+    with pytest.raises(ConfigError, match="schedule 'cosine'"):
+        prepare(RunConfig(strategy="lbfgs", dataset="digits", schedule="cosine", steps=10))
+    prep = prepare(RunConfig(strategy="kfac", dataset="digits", schedule="cosine", steps=20))
+    strategy = prep.strategy_cls(prep.problem, prep.problem.init_params(0), prep.config, prep.plan)
+    lrs = [strategy.step()["lr"] for _ in range(20)]
+    assert lrs[0] == 0.1 and lrs[-1] < 0.01 and strategy.lr < lrs[-1]
+
+
 def test_network_only_strategies_refuse_test_functions():
     with pytest.raises(ConfigError, match="kfac needs a network"):
         prepare(RunConfig(strategy="kfac", dataset="ravine"))

@@ -13,6 +13,14 @@ class SecondOrderStrategy(Strategy):
     family = "second-order"
     default_lr = 1.0
     default_batch_size = None  # full batch unless batch_size is given
+    supports_schedule = False  # line searches and damping set the step; a learning-rate schedule would not
+
+    @classmethod
+    def plan(cls, config, problem):
+        if config.schedule != "constant" and not cls.supports_schedule:
+            raise ConfigError(f"{cls.name} sets its own step size (line search, damping); schedule "
+                              f"{config.schedule!r} applies to first-order strategies and kfac")
+        return super().plan(config, problem)
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

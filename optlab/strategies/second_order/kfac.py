@@ -23,6 +23,7 @@ from optlab.errors import ConfigError
 from optlab.problem.network import ACTIVATIONS
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
+from optlab.strategies.schedules import make_scheduler
 from optlab.strategies.second_order.common import SecondOrderStrategy, require_positive
 
 FISHERS = ("true", "empirical")
@@ -84,6 +85,7 @@ class KFAC(SecondOrderStrategy):
     name = "kfac"
     description = "K-FAC (Martens & Grosse 2015): Kronecker-factored Fisher per Linear layer, damped, with momentum"
     default_lr, default_momentum, default_batch_size, default_weight_decay = 0.1, 0.9, 256, 0.0
+    supports_schedule = True
     options = {
         "damping": Option(float, 0.01, "Tikhonov damping lambda, split over the two factors"),
         "factor_update_every": Option(int, 10, "steps between refreshes of the factors and their inverses"),
@@ -111,6 +113,7 @@ class KFAC(SecondOrderStrategy):
         momentum = config.momentum if config.momentum is not None else self.default_momentum
         decay = config.weight_decay if config.weight_decay is not None else 0.0
         self.optimizer = torch.optim.SGD([self.w], lr=self.step_size, momentum=momentum, weight_decay=decay)
+        self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps)
         self.factors_a = self.factors_g = None
         self.inverses = None
         self.steps = 0
@@ -145,6 +148,10 @@ class KFAC(SecondOrderStrategy):
             pieces += [step[:, :-1].reshape(-1), step[:, -1]]
         return torch.cat(pieces)
 
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
     def step(self) -> dict[str, float]:
         indices = self.next_indices()
         batch = self.problem.batch(indices)
@@ -160,4 +167,6 @@ class KFAC(SecondOrderStrategy):
                 natural = natural * min(1.0, math.sqrt(self.opts["kl_clip"] / quadratic))
         self.w.grad = natural
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return {"batch_loss": float(loss), "grad_norm": float(grad.norm()), "lr": lr}

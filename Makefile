@@ -40,7 +40,7 @@ bench-zeroth-order:
 # `make sweep` runs the default suite; `SWEEP=experiments/NAME.toml make sweep` runs one file.
 # Resumable: rerunning skips finished points. WORKERS=N sets the local process pool size.
 SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml \
-         experiments/zeroth_order.toml
+         experiments/second_order.toml experiments/zeroth_order.toml
 WORKERS ?= 2
 .PHONY: sweep
 sweep:

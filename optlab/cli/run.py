@@ -59,6 +59,8 @@ def add_parser(sub):
     r.add_argument("--stop-at-target", action="store_true", default=None)
     r.add_argument("--eval-every", type=int, help="steps between evaluations (default: ~50 per run)")
     r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
+    r.add_argument("--probe-curvature", action="store_true", default=None,
+                   help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
     r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
     r.add_argument("--run-name")
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -71,7 +73,7 @@ def add_parser(sub):
 CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
                "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
                "init", "cost", "label_noise", "variant", "standardize", "train_size", "dtype", "device", "seed",
-               "target", "stop_at_target", "eval_every", "log_every", "experiment", "run_name")
+               "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "experiment", "run_name")
 
 
 def config_from_args(args):
@@ -108,6 +110,9 @@ def summary_line(result) -> str:
         parts.append(f"train loss {final['train_loss']:.4f}")
     parts.append(f"{result.steps} steps, {final.get('epoch', 0):.2f} epochs, {result.counters.get('function_evals', 0)} evals")
     parts.append(f"{result.wall_time:.2f}s training")
+    if result.curvature:
+        parts.append(f"top Hessian eigenvalue {result.curvature['hessian_top_eigenvalue']:.4g}, "
+                     f"trace {result.curvature['hessian_trace']:.4g}")
     if c.target is not None:
         parts.append(f"target {c.target:g} " + (f"reached at step {result.steps_to_target} ({result.time_to_target:.2f}s)"
                                                  if result.steps_to_target is not None else "not reached"))

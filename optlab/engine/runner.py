@@ -39,6 +39,7 @@ class RunResult:
     run_id: str | None = None
     params: torch.Tensor | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    curvature: dict[str, float] = field(default_factory=dict)  # the end-of-run probe, when requested
 
 
 @dataclass
@@ -157,8 +158,14 @@ def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem
     result.final = result.history[-1] if result.history else {}
     result.params = strategy.params().detach().clone()
     result.counters = problem.counters.as_dict()
+    if config.probe_curvature and result.status == "FINISHED":
+        try:
+            result.curvature = _probe_curvature(problem, result.params, recorder, steps)
+        except Exception as exc:  # the requested measurement is missing: say so, keep the run
+            result.status, result.reason = "FAILED", f"curvature probe: {type(exc).__name__}: {exc}"
     summary = {"steps": steps, "wall_time": round(wall, 4), "steps_to_target": result.steps_to_target,
-               "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
+               "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4),
+               **{k: round(v, 6) for k, v in result.curvature.items()}}
     recorder.finish(result.status, result.reason, summary,
                     result.params if result.status != "KILLED" else None)
     if result.status == "KILLED":
@@ -180,6 +187,15 @@ def run_many(configs: list[RunConfig], make_recorder=None, progress: bool = Fals
         results.append(run(config, recorder=recorder, progress=progress,
                            extra_tags=extra_tags[i] if extra_tags else None))
     return results
+
+
+def _probe_curvature(problem: Problem, params: torch.Tensor, recorder, steps: int) -> dict[str, float]:
+    """Sharpness at the final point on the training set: a measurement (uncounted, like evaluation)."""
+    from optlab.strategies.second_order.curvature import probe_curvature
+
+    probe = probe_curvature(problem, params)
+    recorder.log(steps, probe)
+    return probe
 
 
 def _check_finite(point: dict[str, float], steps: int) -> None:

@@ -1,0 +1,73 @@
+"""What the second-order strategies share: a flat parameter vector, batches, curvature subsets, and
+an Armijo backtracking line search whose evaluations are counted."""
+
+from __future__ import annotations
+
+import torch
+
+from optlab.errors import ConfigError
+from optlab.strategies.base import Strategy
+
+
+class SecondOrderStrategy(Strategy):
+    family = "second-order"
+    default_lr = 1.0
+    default_batch_size = None  # full batch unless batch_size is given
+    supports_schedule = False  # line searches and damping set the step; a learning-rate schedule would not
+
+    @classmethod
+    def plan(cls, config, problem):
+        if config.schedule != "constant" and not cls.supports_schedule:
+            raise ConfigError(f"{cls.name} sets its own step size (line search, damping); schedule "
+                              f"{config.schedule!r} applies to first-order strategies and kfac")
+        return super().plan(config, problem)
+
+    def __init__(self, problem, params, config, plan):
+        super().__init__(problem, params, config, plan)
+        self.w = params.detach().clone()
+        sampler = getattr(problem, "sampler", None)
+        self.sampler = sampler(plan.batch_size, config.seed + 1) if plan.batch_size and sampler else None
+        self.generator = torch.Generator().manual_seed(config.seed + 2)
+        self.step_size = self.effective_lr(config)
+
+    def next_indices(self) -> torch.Tensor | None:
+        return self.sampler.next_indices() if self.sampler is not None else None
+
+    def subset(self, indices: torch.Tensor | None, size: int | None) -> torch.Tensor | None:
+        """`size` samples of the gradient batch (already shuffled, or the whole training set)."""
+        n = self.problem.n_train if indices is None else indices.numel()
+        if size is None or size >= n or not getattr(self.problem, "has_accuracy", False):
+            return indices
+        if indices is None:
+            return torch.randperm(n, generator=self.generator)[:size].to(self.w.device)
+        return indices[:size]
+
+    def params(self) -> torch.Tensor:
+        return self.w.detach()
+
+    @property
+    def lr(self) -> float:
+        return self.step_size
+
+
+def require_positive(cls, config, *keys) -> dict:
+    """The resolved options, or a ConfigError naming the first of `keys` that is not positive."""
+    opts = cls.resolve_options(config)
+    for key in keys:
+        value = opts[key]
+        if value is not None and not value > 0:
+            raise ConfigError(f"option {key} of {config.strategy!r} must be positive, got {value!r}")
+    return opts
+
+
+def backtrack(problem, w, direction, batch, loss, slope, step=1.0, shrink=0.8, c=1e-2, max_tries=30):
+    """Largest step = step * shrink^k (k < max_tries) with L(w + step d) <= L + c step slope (Armijo).
+    Returns (step, new_loss, first_loss): step 0.0 when none is accepted; first_loss is L at the full step."""
+    first = None
+    for _ in range(max_tries):
+        new = float(problem.loss(w + step * direction, batch))
+        first = new if first is None else first
+        if new == new and new <= float(loss) + c * step * float(slope):
+            return step, new, first
+        step *= shrink
+    return 0.0, float(loss), first

@@ -24,3 +24,9 @@ def shared_store(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# The test problems are tiny: one intra-op thread is faster than two fighting over 2 cores.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

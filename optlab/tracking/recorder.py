@@ -33,6 +33,9 @@ class NullRecorder:
     def log(self, step: int, values: dict[str, float]) -> None:
         pass
 
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
+        pass
+
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None):
         pass
 
@@ -90,6 +93,17 @@ class RunRecorder:
             self._values.append(float(value))
             self._steps.append(step)
             self._stamps.append(stamp)
+        if len(self._keys) >= FLUSH_EVERY:
+            self.flush()
+
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
+        """Many steps at once: columns map a metric name to one value per step (batched training)."""
+        stamp = int(time.time() * 1000)
+        for key, values in columns.items():
+            self._keys.extend([key] * len(steps))
+            self._values.extend(map(float, values))
+            self._steps.extend(steps)
+            self._stamps.extend([stamp] * len(steps))
         if len(self._keys) >= FLUSH_EVERY:
             self.flush()
 

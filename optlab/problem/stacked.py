@@ -1,0 +1,115 @@
+"""K copies of one network evaluated and differentiated together on stacked weights W of shape (K, d).
+
+The hot path of batched training and of gradient-free populations: batched matrix multiplies, with the
+backward pass written out by hand (an MLP's gradient is four lines per layer), which avoids building an
+autograd graph on every step. Inputs are either shared by all K rows, x of shape (n, in), or one
+batch per row, x of shape (K, n, in). With shared inputs the first layer is a single (n, in) x (in, K*h)
+matrix multiply instead of K skinny ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from optlab.problem.network import NetworkSpec
+
+
+def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x (n, in) shared or (K, n, in); weight (K, out, in) -> (K, n, out)."""
+    if x.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    k, out, inp = weight.shape
+    z = x @ weight.reshape(k * out, inp).T              # one GEMM for all K rows
+    return z.view(x.shape[0], k, out).transpose(0, 1) + bias.unsqueeze(1)
+
+
+def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = False):
+    """Logits (K, n, out) of K parameter vectors; with keep, also each layer's input (for backward)."""
+    act = _ACT[spec.activation][0]
+    layers = spec.unflatten(w)
+    inputs = []
+    h = x
+    for i, (weight, bias) in enumerate(layers):
+        inputs.append(h)
+        z = _first_layer(weight, bias, h) if i == 0 else torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        h = act(z) if i < len(layers) - 1 else z
+    return (h, inputs) if keep else h
+
+
+def cost_and_delta(cost: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row mean cost (K,) and its gradient with respect to the logits (K, n, out).
+    y is (n,) shared or (K, n); matches optlab.problem.cost."""
+    k, n, out = logits.shape
+    labels = y if y.dim() == 2 else y.expand(k, n)
+    target = F.one_hot(labels, out).to(logits.dtype)
+    if cost == "cross_entropy":
+        log_probs = torch.log_softmax(logits, dim=-1)
+        loss = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+        delta = (log_probs.exp() - target).div_(n)
+    elif cost == "mse":
+        s = torch.sigmoid(logits)
+        diff = s - target
+        loss = (diff * diff).sum(dim=-1).mean(dim=-1)
+        delta = diff.mul_(s * (1 - s)).mul_(2.0 / n)
+    else:
+        raise ValueError(f"unknown cost {cost!r}")
+    return loss, delta
+
+
+def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it."""
+    logits, inputs = forward(spec, w, x, keep=True)
+    loss, delta = cost_and_delta(cost, logits, y)
+    derivative = _ACT[spec.activation][1]
+    layers = spec.unflatten(w)
+    grads = []
+    for i in range(len(layers) - 1, -1, -1):
+        weight, _ = layers[i]
+        h = inputs[i]
+        if h.dim() == 3:
+            g_weight = torch.bmm(delta.transpose(1, 2), h)
+        else:  # shared inputs: one GEMM, (K*out, n) x (n, in)
+            k, n, out = delta.shape
+            g_weight = (delta.transpose(0, 1).reshape(n, k * out).T @ h).view(k, out, -1)
+        grads.append(delta.sum(dim=1))
+        grads.append(g_weight.flatten(1))
+        if i > 0:
+            delta = torch.bmm(delta, weight).mul_(derivative(inputs[i]))
+    return loss, torch.cat(grads[::-1], dim=1)
+
+
+@torch.no_grad()
+def loss_accuracy(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                  chunk: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row mean cost and accuracy (K,) on a data set, in chunks that bound memory at K*n*width."""
+    k, n = w.shape[0], x.shape[-2]
+    width = max(spec.sizes[1:])
+    step = max(1, chunk // max(1, k * width))
+    total_loss = torch.zeros(k, dtype=torch.float64, device=w.device)
+    correct = torch.zeros(k, dtype=torch.float64, device=w.device)
+    for start in range(0, n, step):
+        xs = x[..., start:start + step, :]
+        ys = y[..., start:start + step]
+        logits = forward(spec, w, xs)
+        loss, _ = _cost_only(cost, logits, ys)
+        total_loss += loss.to(torch.float64) * xs.shape[-2]
+        labels = ys if ys.dim() == 2 else ys.expand(k, -1)
+        correct += (logits.argmax(dim=-1) == labels).sum(dim=-1).to(torch.float64)
+    return total_loss / n, correct / n
+
+
+def _cost_only(cost: str, logits: torch.Tensor, y: torch.Tensor):
+    from optlab.problem.cost import COSTS
+
+    labels = y if y.dim() == 2 else y.expand(logits.shape[0], -1)
+    return COSTS[cost][1](logits, labels), None
+
+
+# activation, and its derivative written in terms of the activation's output h (or input for relu)
+_ACT = {
+    "sigmoid": (torch.sigmoid, lambda h: h * (1 - h)),
+    "tanh": (torch.tanh, lambda h: 1 - h * h),
+    "relu": (torch.relu, lambda h: (h > 0).to(h.dtype)),
+}

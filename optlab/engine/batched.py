@@ -103,7 +103,9 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
     config0, plan, problem0 = first.config, first.plan, first.problem
     spec, cost, device = problem0.network, problem0.cost_name, problem0.device
     data = problem0.dataset
-    y_rows = [p.problem.dataset.y_train for p in preps]
+    # stacked rows sorted by seed: runs with one seed draw the same batches, gathered once per seed
+    live = sorted(range(k), key=lambda i: preps[i].config.seed)   # row index of each stacked row
+    y_rows = [preps[i].problem.dataset.y_train for i in live]
     shared_y = all(y is y_rows[0] or torch.equal(y, y_rows[0]) for y in y_rows)
     y_train = y_rows[0] if shared_y else torch.stack(y_rows)
 
@@ -115,19 +117,22 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
             tags["optlab.batched"] = str(k)
         recorder.start(prep.config, prep.problem, prep.plan, extra_tags=tags)
         rows.append(_Row(prep, recorder, i))
-    w = torch.stack([p.problem.init_params(p.config.seed) for p in preps])
-    optimizer = StackedOptimizer(config0.strategy, w, [p.config for p in preps])
+    w = torch.stack([preps[i].problem.init_params(preps[i].config.seed) for i in live])
+    optimizer = StackedOptimizer(config0.strategy, w, [preps[i].config for i in live])
+    layers = spec.unflatten(optimizer.w)
     table = lr_table([p.config for p in preps], plan.steps_per_epoch, plan.max_steps)
-    lr_py = [p.config.lr for p in preps]
+    lr_py = [preps[i].config.lr for i in live]
     lr_col = torch.tensor(lr_py, dtype=w.dtype, device=device).unsqueeze(1)
-    generators = [torch.Generator().manual_seed(p.config.seed + 1) for p in preps]
+    generators = {}                             # seed -> the sampler generator a single run would use
+    for i in live:
+        generators.setdefault(preps[i].config.seed, torch.Generator().manual_seed(preps[i].config.seed + 1))
+    streams = _Streams([preps[i].config.seed for i in live], device)
     batch_size, n = plan.batch_size, problem0.n_train
     order, pos = None, n
     counters = Counters()
     problem0.counters = counters  # the shared budget check reads it
     every, log_every = eval_interval(config0, plan), config0.log_every
-    live = list(range(k))                       # row index of each stacked row
-    pending: list[tuple[int, torch.Tensor, list[float]]] = []   # per-step metrics not yet handed over
+    pending: list[tuple[int, torch.Tensor, torch.Tensor, list[float]]] = []   # per-step metrics, buffered
     steps, wall = 0, 0.0
     bar = None
     if progress:
@@ -139,12 +144,12 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         """Give buffered per-step metrics to the recorders (off the timed path)."""
         if not pending:
             return
-        at = [s for s, _, _ in pending]
-        values = torch.stack([v for _, v, _ in pending]).cpu().tolist()   # (steps, 2, K)
+        at = [s for s, _, _, _ in pending]
+        losses = torch.stack([v for _, v, _, _ in pending]).T.cpu().tolist()   # (K, steps)
+        norms = torch.stack([v for _, _, v, _ in pending]).T.cpu().tolist()
         for j, r in enumerate(live):
             row = rows[r]
-            columns = {"batch_loss": [v[0][j] for v in values], "grad_norm": [v[1][j] for v in values],
-                       "lr": [lrs[j] for _, _, lrs in pending]}
+            columns = {"batch_loss": losses[j], "grad_norm": norms[j], "lr": [lrs[j] for *_, lrs in pending]}
             if hasattr(row.recorder, "log_series"):
                 row.recorder.log_series(at, columns)
             else:
@@ -187,18 +192,20 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         row.done = True
 
     def drop_finished() -> None:
-        nonlocal live, y_train, order, lr_col, lr_py
+        nonlocal live, y_train, order, lr_col, lr_py, layers, streams
         keep = [j for j, r in enumerate(live) if not rows[r].done]
         if len(keep) == len(live):
             return
         hand_over()
         index = torch.tensor(keep, device=device)
         optimizer.keep(index, keep)
+        layers = spec.unflatten(optimizer.w)
         if not shared_y:
             y_train = y_train[index]
+        new_streams = _Streams([preps[live[j]].config.seed for j in keep], device)
         if order is not None:
-            order = order[index]
-        generators[:] = [generators[j] for j in keep]
+            order = order[torch.tensor([streams.seeds.index(seed) for seed in new_streams.seeds], device=device)]
+        streams = new_streams
         lr_py = [lr_py[j] for j in keep]
         lr_col = lr_col[index]
         live = [live[j] for j in keep]
@@ -217,25 +224,27 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
                 xb, yb, size = data.x_train, y_train, n
             else:
                 if pos >= n:
-                    order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+                    order = torch.stack([torch.randperm(n, generator=generators[seed])
+                                         for seed in streams.seeds]).to(device)
                     pos = 0
-                idx = order[:, pos:pos + batch_size]
+                idx = order[:, pos:pos + batch_size]             # (streams, B)
                 pos += batch_size
-                xb = data.x_train[idx]
-                yb = y_train[idx] if shared_y else y_train.gather(1, idx)
+                xb = data.x_train[idx] if streams.grouped else data.x_train[idx[streams.of_row]]
+                row_idx = idx if streams.one_per_row else idx[streams.of_row]
+                yb = y_train[row_idx] if shared_y else y_train.gather(1, row_idx)
                 size = idx.shape[1]
-            loss, grad = stacked.loss_and_grad(spec, cost, optimizer.w, xb, yb)
+            loss, grad = stacked.loss_and_grad(spec, cost, optimizer.w, xb, yb, layers)
             grad_norm = grad.norm(dim=1)
             optimizer.step(grad, lr_step, lr_now)
             counters.function_evals += 1
             counters.gradient_evals += 1
             counters.samples_seen += size
             counters.gradient_samples += size
-            finite = bool(torch.isfinite(loss).all())
+            finite = math.isfinite(float(loss.sum()))
             wall += time.perf_counter() - started
             steps += 1
             if steps % log_every == 0:
-                pending.append((steps, torch.stack([loss, grad_norm]).detach(), list(lr_now)))
+                pending.append((steps, loss, grad_norm, lr_now))
             if not finite:
                 hand_over()
                 for j, value in enumerate(loss.tolist()):
@@ -268,6 +277,18 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         if bar is not None:
             bar.close()
     return [row.result for row in rows]
+
+
+class _Streams:
+    """Which batch stream (seed) feeds each stacked row; rows are sorted by seed."""
+
+    def __init__(self, seeds: list[int], device):
+        self.seeds = list(dict.fromkeys(seeds))
+        counts = [seeds.count(s) for s in self.seeds]
+        self.one_per_row = len(self.seeds) == len(seeds)
+        # equal group sizes: the first layer takes one batch per group (stacked.forward's grouped input)
+        self.grouped = len(set(counts)) == 1
+        self.of_row = torch.tensor([self.seeds.index(s) for s in seeds], device=device)
 
 
 def _reached(config: RunConfig, point: dict[str, float]) -> bool:

@@ -2,9 +2,10 @@
 
 The hot path of batched training and of gradient-free populations: batched matrix multiplies, with the
 backward pass written out by hand (an MLP's gradient is four lines per layer), which avoids building an
-autograd graph on every step. Inputs are either shared by all K rows, x of shape (n, in), or one
-batch per row, x of shape (K, n, in). With shared inputs the first layer is a single (n, in) x (in, K*h)
-matrix multiply instead of K skinny ones.
+autograd graph on every step. Inputs are either shared by all K rows, x of shape (n, in), one
+batch per row, x of shape (K, n, in), or one batch per group of m = K/S consecutive rows, x of shape
+(S, n, in) (runs that differ only in learning rate draw the same batches). Shared or grouped inputs make
+the first layer one wide matrix multiply per group instead of K skinny ones, and are gathered only once.
 """
 
 from __future__ import annotations
@@ -16,18 +17,37 @@ from optlab.problem.network import NetworkSpec
 
 
 def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x (n, in) shared or (K, n, in); weight (K, out, in) -> (K, n, out)."""
-    if x.dim() == 3:
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    """x (n, in) shared, (K, n, in) per row or (S, n, in) per group; weight (K, out, in) -> (K, n, out)."""
     k, out, inp = weight.shape
-    z = x @ weight.reshape(k * out, inp).T              # one GEMM for all K rows
-    return z.view(x.shape[0], k, out).transpose(0, 1) + bias.unsqueeze(1)
+    if x.dim() == 3 and x.shape[0] == k:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    if x.dim() == 2:
+        z = x @ weight.reshape(k * out, inp).T              # one GEMM for all K rows
+        return z.view(x.shape[0], k, out).transpose(0, 1) + bias.unsqueeze(1)
+    s, n, _ = x.shape
+    m = k // s
+    z = torch.bmm(x, weight.reshape(s, m * out, inp).transpose(1, 2))   # (S, n, m*out)
+    return z.view(s, n, m, out).transpose(1, 2).reshape(k, n, out) + bias.unsqueeze(1)
 
 
-def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = False):
-    """Logits (K, n, out) of K parameter vectors; with keep, also each layer's input (for backward)."""
+def _first_layer_weight_grad(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Gradient of the first layer's weights (K, out, in) from delta (K, n, out) and its input x."""
+    k, n, out = delta.shape
+    if x.dim() == 3 and x.shape[0] == k:
+        return torch.bmm(delta.transpose(1, 2), x)
+    if x.dim() == 2:  # (K*out, n) x (n, in)
+        return (delta.transpose(0, 1).reshape(n, k * out).T @ x).view(k, out, -1)
+    s = x.shape[0]
+    m = k // s
+    grouped = delta.view(s, m, n, out).permute(0, 1, 3, 2).reshape(s, m * out, n)
+    return torch.bmm(grouped, x).view(k, out, -1)
+
+
+def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = False, layers=None):
+    """Logits (K, n, out) of K parameter vectors; with keep, also each layer's input (for backward).
+    `layers`: spec.unflatten(w), when the caller keeps it across steps."""
     act = _ACT[spec.activation][0]
-    layers = spec.unflatten(w)
+    layers = layers if layers is not None else spec.unflatten(w)
     inputs = []
     h = x
     for i, (weight, bias) in enumerate(layers):
@@ -58,21 +78,18 @@ def cost_and_delta(cost: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[to
 
 
 def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor,
-                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it."""
-    logits, inputs = forward(spec, w, x, keep=True)
+                  y: torch.Tensor, layers=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it.
+    y is (n,) shared or (K, n), whatever the shape of x."""
+    layers = layers if layers is not None else spec.unflatten(w)
+    logits, inputs = forward(spec, w, x, keep=True, layers=layers)
     loss, delta = cost_and_delta(cost, logits, y)
     derivative = _ACT[spec.activation][1]
-    layers = spec.unflatten(w)
     grads = []
     for i in range(len(layers) - 1, -1, -1):
         weight, _ = layers[i]
         h = inputs[i]
-        if h.dim() == 3:
-            g_weight = torch.bmm(delta.transpose(1, 2), h)
-        else:  # shared inputs: one GEMM, (K*out, n) x (n, in)
-            k, n, out = delta.shape
-            g_weight = (delta.transpose(0, 1).reshape(n, k * out).T @ h).view(k, out, -1)
+        g_weight = _first_layer_weight_grad(delta, h) if i == 0 else torch.bmm(delta.transpose(1, 2), h)
         grads.append(delta.sum(dim=1))
         grads.append(g_weight.flatten(1))
         if i > 0:

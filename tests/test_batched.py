@@ -147,3 +147,23 @@ def test_bench_quick_prints_every_ratio(capsys):
     for row in ("(a)", "(b)", "(c)", "(d)", "(e)"):
         assert row in out
     assert "textbook" in out and "x" in out
+
+
+def test_bulk_metric_insert_writes_what_log_batch_writes(tracking_home):
+    from mlflow.entities import Metric
+
+    from optlab.tracking.fast_metrics import log_metrics_fast
+    from optlab.tracking.store import client, ensure_experiment
+
+    mlflow = client()
+    experiment = ensure_experiment(mlflow, "bulk")
+    points = [Metric(key, step * 0.5 + len(key), 1000 + step, step) for step in range(30)
+              for key in ("batch_loss", "lr")] + [Metric("bad", float("inf"), 7, 2)]
+    fast, plain = (mlflow.create_run(experiment).info.run_id for _ in range(2))
+    assert log_metrics_fast(mlflow, fast, points)
+    mlflow.log_batch(plain, metrics=points)
+    assert mlflow.get_run(fast).data.metrics == mlflow.get_run(plain).data.metrics
+    for key in ("batch_loss", "lr", "bad"):
+        history = lambda run: sorted((m.step, m.value, m.timestamp) for m in mlflow.get_metric_history(run, key))
+        assert history(fast) == history(plain)
+    assert not log_metrics_fast(mlflow, fast, points[:3])  # duplicates: the caller falls back to log_batch

@@ -1,0 +1,40 @@
+"""Bulk insert of metric points into MLflow's SQL store, for long per-step series.
+
+`MlflowClient.log_batch` builds one ORM object per point (~0.1-0.2 ms each here), which costs more
+than a training step of the reference net. With a SQL store this inserts the same rows into MLflow's
+own `metrics` table (its SqlMetric model) with one executemany, and updates `latest_metrics` through
+MLflow's own routine with each key's most recent point, in one transaction: the same rows
+`log_batch` would write, at ~5 us a point. Any other store, or any surprise (a duplicate point, an
+MLflow internal that moved), falls back to `log_batch`.
+"""
+
+from __future__ import annotations
+
+
+def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
+    """Insert `metrics` (mlflow.entities.Metric) for run_id; False when the caller should use log_batch."""
+    try:
+        import sqlalchemy
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._tracking_client.store
+        if not isinstance(store, SqlAlchemyStore):
+            return False
+        rows, latest = [], {}
+        for m in metrics:
+            is_nan, value = store.sanitize_metric_value(m.value)
+            rows.append({"run_uuid": run_id, "key": m.key, "value": value, "timestamp": m.timestamp,
+                         "step": m.step, "is_nan": is_nan})
+            current = latest.get(m.key)
+            if current is None or (m.step, m.timestamp, value) > (current["step"], current["timestamp"], current["value"]):
+                latest[m.key] = rows[-1]
+        with store.ManagedSessionMaker() as session:
+            run = store._get_run(run_uuid=run_id, session=session)
+            store._check_run_is_active(run)
+            session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
+            store._update_latest_metrics_if_necessary([SqlMetric(**row) for row in latest.values()], session)
+            session.commit()
+        return True
+    except Exception:  # noqa: BLE001 - any failure: the caller logs the same points the documented way
+        return False

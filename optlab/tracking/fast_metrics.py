@@ -29,7 +29,7 @@ def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
             current = latest.get(m.key)
             if current is None or (m.step, m.timestamp, value) > (current["step"], current["timestamp"], current["value"]):
                 latest[m.key] = rows[-1]
-        with store.ManagedSessionMaker() as session:
+        with store.ManagedSessionMaker(read_only=False) as session:
             run = store._get_run(run_uuid=run_id, session=session)
             store._check_run_is_active(run)
             session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)

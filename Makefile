@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean
+.PHONY: install test demo ui clean bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test:
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:
 	$(OPTLAB) run --strategy adam --lr 0.01 --epochs 10 --experiment demo
+
+# speed ratios (a)-(e) vs a textbook PyTorch loop, side by side; BENCH_ARGS="--quick" or "--threads 1"
+bench:
+	$(PY) -m optlab bench $(BENCH_ARGS)
 
 ui:
 	@mkdir -p mlruns

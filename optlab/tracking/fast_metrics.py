@@ -13,6 +13,13 @@ from __future__ import annotations
 
 def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
     """Insert `metrics` (mlflow.entities.Metric) for run_id; False when the caller should use log_batch."""
+    return log_columns_fast(client, run_id, [m.key for m in metrics], [m.value for m in metrics],
+                            [m.timestamp for m in metrics], [m.step for m in metrics])
+
+
+def log_columns_fast(client, run_id: str, keys: list[str], values: list[float], stamps: list[int],
+                     steps: list[int]) -> bool:
+    """The same from parallel lists (what RunRecorder buffers), without building Metric objects."""
     try:
         import sqlalchemy
         from mlflow.store.tracking.dbmodels.models import SqlMetric
@@ -22,13 +29,14 @@ def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
         if not isinstance(store, SqlAlchemyStore):
             return False
         rows, latest = [], {}
-        for m in metrics:
-            is_nan, value = store.sanitize_metric_value(m.value)
-            rows.append({"run_uuid": run_id, "key": m.key, "value": value, "timestamp": m.timestamp,
-                         "step": m.step, "is_nan": is_nan})
-            current = latest.get(m.key)
-            if current is None or (m.step, m.timestamp, value) > (current["step"], current["timestamp"], current["value"]):
-                latest[m.key] = rows[-1]
+        for key, raw, stamp, step in zip(keys, values, stamps, steps):
+            is_nan, value = store.sanitize_metric_value(raw)
+            row = {"run_uuid": run_id, "key": key, "value": value, "timestamp": stamp, "step": step,
+                   "is_nan": is_nan}
+            rows.append(row)
+            current = latest.get(key)
+            if current is None or (step, stamp, value) > (current["step"], current["timestamp"], current["value"]):
+                latest[key] = row
         with store.ManagedSessionMaker(read_only=False) as session:
             run = store._get_run(run_uuid=run_id, session=session)
             store._check_run_is_active(run)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from optlab.tracking import provenance
-from optlab.tracking.fast_metrics import log_metrics_fast
+from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
@@ -113,10 +113,11 @@ class RunRecorder:
 
         if not self._keys:
             return
-        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, self._values, self._stamps, self._steps)]
+        columns = self._keys, self._values, self._stamps, self._steps
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
-        if log_metrics_fast(self.client, self.run_id, metrics):
+        if log_columns_fast(self.client, self.run_id, *columns):
             return
+        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
         for i in range(0, len(metrics), MLFLOW_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + MLFLOW_BATCH])
 

@@ -68,6 +68,11 @@ def test_label_noise_draws_schedules_and_full_batch_train_together():
     assert len({group_key(p) for p in preps}) == 1
     for config, result in zip(configs, run_group(preps)):
         assert_same_run(run(config), result)
+    # mini-batches with seeds shared unevenly (1, 0, 1): rows of one seed see the same batches
+    configs = [RunConfig(strategy="momentum", dataset="digits", steps=40, eval_every=20, seed=seed, lr=lr,
+                         label_noise=0.1 * i, noise_seed=i) for i, (seed, lr) in enumerate(((1, 0.1), (0, 0.2), (1, 0.3)))]
+    for config, result in zip(configs, run_group([prepare(c) for c in configs])):
+        assert_same_run(run(config), result)
 
 
 def test_a_diverging_row_fails_with_its_reason_while_the_others_go_on():

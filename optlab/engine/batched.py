@@ -24,7 +24,7 @@ import torch
 from optlab.config import RunConfig
 from optlab.engine.runner import Prepared, RunResult, _budget_used, eval_interval, prepare, run
 from optlab.engine.stacked_optim import RULES, StackedOptimizer, lr_table
-from optlab.problem import Counters
+from optlab.problem import Counters, build_problem
 from optlab.problem import stacked
 from optlab.problem.problem import NetworkProblem
 
@@ -57,7 +57,15 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
                                extra_tags=extra_tags[i] if extra_tags else None))
         return results
     configs = [RunConfig.from_dict(c) if isinstance(c, dict) else c for c in configs]
-    preps = [prepare(c) for c in configs]
+    problems: dict[tuple, object] = {}   # configs describing the same problem share one (and its data)
+    preps = []
+    for c in configs:
+        c.validate()
+        key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
+               c.activation, c.init, c.cost, c.dtype, c.device)
+        if key not in problems:
+            problems[key] = build_problem(c)
+        preps.append(prepare(c, problems[key]))
     groups: dict[tuple, list[int]] = {}
     singles = []
     for i, prep in enumerate(preps):

@@ -40,7 +40,12 @@ def log_columns_fast(client, run_id: str, keys: list[str], values: list[float], 
         with store.ManagedSessionMaker(read_only=False) as session:
             run = store._get_run(run_uuid=run_id, session=session)
             store._check_run_is_active(run)
-            session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
+            if session.bind.dialect.name == "sqlite":  # plain executemany: no per-row SQLAlchemy processing
+                session.connection().exec_driver_sql(
+                    "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, r["key"], r["value"], r["timestamp"], r["step"], int(r["is_nan"])) for r in rows])
+            else:
+                session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
             store._update_latest_metrics_if_necessary([SqlMetric(**row) for row in latest.values()], session)
             session.commit()
         return True

@@ -150,8 +150,12 @@ def bench_tracking(sizes: Sizes, device: str) -> dict:
             with_steps = _config(sizes, device, log_every=1)
             without = _config(sizes, device, log_every=sizes.steps * 10)
             untracked = _median_time(lambda: run_many([with_steps]), sizes.repeats)
-            tracked_plain = _median_time(lambda: run_many([without], make_recorder=make), sizes.repeats)
-            tracked_steps = _median_time(lambda: run_many([with_steps], make_recorder=make), sizes.repeats)
+            # interleaved, so drift in machine load or disk latency hits both alike
+            plain_times, step_times = [], []
+            for _ in range(2 * sizes.repeats + 1):
+                plain_times.append(_median_time(lambda: run_many([without], make_recorder=make), 1, warmup=False))
+                step_times.append(_median_time(lambda: run_many([with_steps], make_recorder=make), 1, warmup=False))
+            tracked_plain, tracked_steps = statistics.median(plain_times), statistics.median(step_times)
         finally:
             for key, value in old.items():
                 if value is None:

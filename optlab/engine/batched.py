@@ -29,6 +29,7 @@ from optlab.problem import stacked
 from optlab.problem.problem import NetworkProblem
 
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
+MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 
 
 def group_key(prep: Prepared) -> tuple | None:
@@ -77,8 +78,9 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
     results: list[RunResult | None] = [None] * len(configs)
     tags = lambda i: extra_tags[i] if extra_tags else None
     for members in groups.values():
-        for start in range(0, len(members), max_group):
-            chunk = members[start:start + max_group]
+        size = max(1, min(max_group, MAX_STACKED // preps[members[0]].problem.n_params))
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
             recorders = [make_recorder(configs[i]) if make_recorder is not None else None for i in chunk]
             outs = run_group([preps[i] for i in chunk], recorders, progress, [tags(i) for i in chunk])
             for i, out in zip(chunk, outs):

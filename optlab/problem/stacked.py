@@ -16,13 +16,16 @@ import torch.nn.functional as F
 from optlab.problem.network import NetworkSpec
 
 
-def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x (n, in) shared, (K, n, in) per row or (S, n, in) per group; weight (K, out, in) -> (K, n, out)."""
+def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
+                 flat_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """x (n, in) shared, (K, n, in) per row or (S, n, in) per group; weight (K, out, in) -> (K, n, out).
+    flat_weight: weight as a (K*out, in) matrix, when the caller reuses it across chunks."""
     k, out, inp = weight.shape
     if x.dim() == 3 and x.shape[0] == k:
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
     if x.dim() == 2:
-        z = x @ weight.reshape(k * out, inp).T              # one GEMM for all K rows
+        flat = flat_weight if flat_weight is not None else weight.reshape(k * out, inp)
+        z = x @ flat.T              # one GEMM for all K rows
         return z.view(x.shape[0], k, out).transpose(0, 1) + bias.unsqueeze(1)
     s, n, _ = x.shape
     m = k // s
@@ -43,7 +46,8 @@ def _first_layer_weight_grad(delta: torch.Tensor, x: torch.Tensor) -> torch.Tens
     return torch.bmm(grouped, x).view(k, out, -1)
 
 
-def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = False, layers=None):
+def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = False, layers=None,
+            flat_weight: torch.Tensor | None = None):
     """Logits (K, n, out) of K parameter vectors; with keep, also each layer's input (for backward).
     `layers`: spec.unflatten(w), when the caller keeps it across steps."""
     act = _ACT[spec.activation][0]
@@ -52,7 +56,7 @@ def forward(spec: NetworkSpec, w: torch.Tensor, x: torch.Tensor, keep: bool = Fa
     h = x
     for i, (weight, bias) in enumerate(layers):
         inputs.append(h)
-        z = _first_layer(weight, bias, h) if i == 0 else torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        z = _first_layer(weight, bias, h, flat_weight) if i == 0 else torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
         h = act(z) if i < len(layers) - 1 else z
     return (h, inputs) if keep else h
 
@@ -106,10 +110,13 @@ def loss_accuracy(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor
     step = max(1, chunk // max(1, k * width))
     total_loss = torch.zeros(k, dtype=torch.float64, device=w.device)
     correct = torch.zeros(k, dtype=torch.float64, device=w.device)
+    layers = spec.unflatten(w)
+    weight = layers[0][0]
+    flat = weight.reshape(k * weight.shape[1], weight.shape[2]) if x.dim() == 2 else None
     for start in range(0, n, step):
         xs = x[..., start:start + step, :]
         ys = y[..., start:start + step]
-        logits = forward(spec, w, xs)
+        logits = forward(spec, w, xs, layers=layers, flat_weight=flat)
         loss, _ = _cost_only(cost, logits, ys)
         total_loss += loss.to(torch.float64) * xs.shape[-2]
         labels = ys if ys.dim() == 2 else ys.expand(k, -1)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import replace
 
 import torch
 
@@ -95,8 +94,8 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
 class _Row:
     """The bookkeeping of one run inside a group."""
 
-    def __init__(self, prep: Prepared, recorder, index: int):
-        self.prep, self.config, self.recorder, self.index = prep, prep.config, recorder, index
+    def __init__(self, prep: Prepared, recorder):
+        self.config, self.recorder = prep.config, recorder
         self.result = RunResult(prep.config, "RUNNING", None, 0, 0.0, {}, run_id=recorder.run_id)
         self.done = False
 
@@ -126,7 +125,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         if k > 1:
             tags["optlab.batched"] = str(k)
         recorder.start(prep.config, prep.problem, prep.plan, extra_tags=tags)
-        rows.append(_Row(prep, recorder, i))
+        rows.append(_Row(prep, recorder))
     w = torch.stack([preps[i].problem.init_params(preps[i].config.seed) for i in live])
     optimizer = StackedOptimizer(config0.strategy, w, [preps[i].config for i in live])
     layers = spec.unflatten(optimizer.w)

@@ -117,18 +117,18 @@ def loss_accuracy(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor
         xs = x[..., start:start + step, :]
         ys = y[..., start:start + step]
         logits = forward(spec, w, xs, layers=layers, flat_weight=flat)
-        loss, _ = _cost_only(cost, logits, ys)
+        loss = _cost(cost, logits, ys)
         total_loss += loss.to(torch.float64) * xs.shape[-2]
         labels = ys if ys.dim() == 2 else ys.expand(k, -1)
         correct += (logits.argmax(dim=-1) == labels).sum(dim=-1).to(torch.float64)
     return total_loss / n, correct / n
 
 
-def _cost_only(cost: str, logits: torch.Tensor, y: torch.Tensor):
+def _cost(cost: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from optlab.problem.cost import COSTS
 
     labels = y if y.dim() == 2 else y.expand(logits.shape[0], -1)
-    return COSTS[cost][1](logits, labels), None
+    return COSTS[cost][1](logits, labels)
 
 
 # activation, and its derivative written in terms of the activation's output h (or input for relu)

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean report
+.PHONY: install test demo ui clean report bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo:
 # the HTML + PDF report from the runs in mlruns/ (missing sweeps show as "not run yet")
 report:
 	$(OPTLAB) report --out reports/out
+
+# speed ratios (a)-(e) vs a textbook PyTorch loop, side by side; BENCH_ARGS="--quick" or "--threads 1"
+bench:
+	$(PY) -m optlab bench $(BENCH_ARGS)
 
 ui:
 	@mkdir -p mlruns

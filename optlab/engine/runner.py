@@ -178,15 +178,12 @@ class Diverged(Exception):
 
 
 def run_many(configs: list[RunConfig], make_recorder=None, progress: bool = False,
-             extra_tags: list[dict] | None = None) -> list[RunResult]:
-    """Run several configs one after another; each is its own tracked run.
-    (The speed work replaces this with batched training of compatible configs.)"""
-    results = []
-    for i, config in enumerate(configs):
-        recorder = make_recorder(config) if make_recorder is not None else None
-        results.append(run(config, recorder=recorder, progress=progress,
-                           extra_tags=extra_tags[i] if extra_tags else None))
-    return results
+             extra_tags: list[dict] | None = None, batched: bool = True) -> list[RunResult]:
+    """Run several configs, each its own tracked run. With `batched`, compatible first-order runs
+    train together as one stacked program (optlab.engine.batched); the rest run one after another."""
+    from optlab.engine.batched import run_many as run_batched
+
+    return run_batched(configs, make_recorder, progress, extra_tags, batched=batched)
 
 
 def _probe_curvature(problem: Problem, params: torch.Tensor, recorder, steps: int) -> dict[str, float]:

@@ -79,14 +79,9 @@ class NetworkSpec:
 
     def forward_many(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Logits for K parameter vectors at once: w (K, d), x (n, in) or (K, n, in) -> (K, n, out)."""
-        act = ACTIVATIONS[self.activation]
-        layers = self.unflatten(w)
-        h = x if x.dim() == 3 else x.unsqueeze(0).expand(w.shape[0], -1, -1)
-        for i, (weight, bias) in enumerate(layers):
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            if i < len(layers) - 1:
-                h = act(h)
-        return h
+        from optlab.problem.stacked import forward  # batched matmuls; shared x is one GEMM
+
+        return forward(self, w, x)
 
     def init_params(self, seed: int, dtype=torch.float32, device=None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)

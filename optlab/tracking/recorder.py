@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from optlab.tracking import provenance
+from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
@@ -31,6 +32,9 @@ class NullRecorder:
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
         pass
 
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None):
@@ -93,13 +97,27 @@ class RunRecorder:
         if len(self._keys) >= FLUSH_EVERY:
             self.flush()
 
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
+        """Many steps at once: columns map a metric name to one value per step (batched training)."""
+        stamp = int(time.time() * 1000)
+        for key, values in columns.items():
+            self._keys.extend([key] * len(steps))
+            self._values.extend(map(float, values))
+            self._steps.extend(steps)
+            self._stamps.extend([stamp] * len(steps))
+        if len(self._keys) >= FLUSH_EVERY:
+            self.flush()
+
     def flush(self) -> None:
         from mlflow.entities import Metric
 
         if not self._keys:
             return
-        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, self._values, self._stamps, self._steps)]
+        columns = self._keys, self._values, self._stamps, self._steps
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
+        if log_columns_fast(self.client, self.run_id, *columns):
+            return
+        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
         for i in range(0, len(metrics), MLFLOW_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + MLFLOW_BATCH])
 

@@ -1,0 +1,117 @@
+"""torch.optim's update rules applied to K stacked parameter vectors, each row with its own hyper-parameters.
+
+Each rule follows the single-tensor implementation in torch/optim (SGD, Adam, AdamW, RMSprop, Adagrad
+with their default betas/eps/alpha), with lr, momentum (beta1) and weight decay as (K, 1) columns, so
+row k moves exactly as a torch.optim optimizer would move run k alone, up to float rounding.
+Learning rates come from a (steps, K) table precomputed with torch's own schedulers (see `lr_table`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from optlab.config import RunConfig
+from optlab.strategies.schedules import make_scheduler
+
+# strategy name -> (update rule, uses momentum as SGD momentum / beta1)
+RULES = {
+    "gd": "sgd", "sgd": "sgd", "minibatch": "sgd", "momentum": "sgd", "nesterov": "sgd",
+    "adam": "adam", "adamw": "adamw", "rmsprop": "rmsprop", "adagrad": "adagrad",
+}
+ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
+RMS_ALPHA, RMS_EPS = 0.99, 1e-8
+ADAGRAD_EPS = 1e-10
+
+
+def _column(values, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=like.dtype, device=like.device).unsqueeze(1)
+
+
+class StackedOptimizer:
+    """The update of one torch.optim rule for a (K, d) tensor of parameters, in place."""
+
+    def __init__(self, strategy: str, w: torch.Tensor, configs: list[RunConfig]):
+        self.rule = RULES[strategy]
+        self.strategy = strategy
+        self.w = w
+        self.step_count = 0
+        self.momentum_py = [c.momentum or 0.0 for c in configs]
+        self.momentum = _column(self.momentum_py, w)
+        self.decay_py = [c.weight_decay or 0.0 for c in configs]
+        self.decay = _column(self.decay_py, w)
+        self.any_decay = any(self.decay_py)
+        self.state: dict[str, torch.Tensor] = {}
+        if self.rule in ("adam", "adamw"):
+            self.state = {"exp_avg": torch.zeros_like(w), "exp_avg_sq": torch.zeros_like(w)}
+        elif self.rule == "rmsprop":
+            self.state = {"square_avg": torch.zeros_like(w), "buf": torch.zeros_like(w)}
+        elif self.rule == "adagrad":
+            self.state = {"sum": torch.zeros_like(w)}
+
+    def keep(self, rows: torch.Tensor, rows_py: list[int]) -> None:
+        """Drop the rows not listed (runs that have finished)."""
+        self.w = self.w[rows]
+        self.momentum, self.decay = self.momentum[rows], self.decay[rows]
+        self.momentum_py = [self.momentum_py[i] for i in rows_py]
+        self.decay_py = [self.decay_py[i] for i in rows_py]
+        self.any_decay = any(self.decay_py)
+        self.state = {k: v[rows] for k, v in self.state.items()}
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor, lr: torch.Tensor, lr_py: list[float]) -> None:
+        """One update with gradient (K, d) and learning rates lr (K, 1) (lr_py: the same as floats)."""
+        self.step_count += 1
+        w, t = self.w, self.step_count
+        if self.rule == "adamw" and self.any_decay:
+            w.mul_(1 - lr * self.decay)
+        elif self.any_decay:
+            grad = grad.add(w * self.decay)
+        if self.rule == "sgd":
+            if self.strategy in ("momentum", "nesterov"):
+                buf = self.state.get("buf")
+                if buf is None:
+                    buf = self.state["buf"] = grad.clone()
+                else:
+                    buf.mul_(self.momentum).add_(grad)
+                grad = grad.add(buf * self.momentum) if self.strategy == "nesterov" else buf
+            w.sub_(lr * grad)
+        elif self.rule in ("adam", "adamw"):
+            exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+            exp_avg.lerp_(grad, 1 - self.momentum)
+            exp_avg_sq.mul_(ADAM_BETA2).addcmul_(grad, grad, value=1 - ADAM_BETA2)
+            step_size = [l / (1 - b ** t) for l, b in zip(lr_py, self.momentum_py)]
+            bias_correction2_sqrt = (1 - ADAM_BETA2 ** t) ** 0.5
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+            w.sub_(_column(step_size, w) * exp_avg / denom)
+        elif self.rule == "rmsprop":
+            square_avg, buf = self.state["square_avg"], self.state["buf"]
+            square_avg.mul_(RMS_ALPHA).addcmul_(grad, grad, value=1 - RMS_ALPHA)
+            avg = square_avg.sqrt().add_(RMS_EPS)
+            buf.mul_(self.momentum).addcdiv_(grad, avg)
+            w.sub_(lr * buf)
+        elif self.rule == "adagrad":
+            total = self.state["sum"]
+            total.addcmul_(grad, grad, value=1)
+            w.sub_(lr * grad / total.sqrt().add_(ADAGRAD_EPS))
+
+
+def lr_table(configs: list[RunConfig], steps_per_epoch: float, max_steps: int) -> list[list[float]] | None:
+    """Per-step learning rates (steps, K) from torch's own schedulers; None when all are constant."""
+    if all(c.schedule == "constant" for c in configs):
+        return None
+    cache: dict[tuple, list[float]] = {}
+    columns = []
+    for c in configs:
+        key = (c.lr, c.schedule, c.decay_rate, c.decay_every)
+        if key not in cache:
+            dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=c.lr)
+            scheduler = make_scheduler(dummy, c, steps_per_epoch, max_steps)
+            values = []
+            for _ in range(max_steps + 1):
+                values.append(dummy.param_groups[0]["lr"])
+                if scheduler is not None:
+                    dummy.step()
+                    scheduler.step()
+            cache[key] = values
+        columns.append(cache[key])
+    return [list(row) for row in zip(*columns)]

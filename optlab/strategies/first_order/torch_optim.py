@@ -29,14 +29,18 @@ class TorchOptimStrategy(Strategy):
     def next_batch(self):
         return self.problem.batch(self.sampler.next_indices() if self.sampler is not None else None)
 
+    def gradient(self, batch) -> tuple[torch.Tensor | float, torch.Tensor]:
+        """(loss, gradient) at the current point: exact here; estimates in zeroth-order subclasses."""
+        return self.problem.loss_and_grad(self.w, batch)
+
     def step(self) -> dict[str, float]:
         lr = self.optimizer.param_groups[0]["lr"]
-        loss, grad = self.problem.loss_and_grad(self.w, self.next_batch())
+        loss, grad = self.gradient(self.next_batch())
         self.w.grad = grad
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return {"batch_loss": loss.item(), "grad_norm": grad.norm().item(), "lr": lr}
+        return {"batch_loss": float(loss), "grad_norm": grad.norm().item(), "lr": lr}
 
     def params(self) -> torch.Tensor:
         return self.w.detach()

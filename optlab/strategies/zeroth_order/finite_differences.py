@@ -11,14 +11,14 @@ from __future__ import annotations
 import torch
 
 from optlab.errors import ConfigError
-from optlab.strategies.base import Option, Strategy
+from optlab.strategies.base import Option
+from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
-from optlab.strategies.schedules import make_scheduler
 from optlab.strategies.zeroth_order.common import Infeasible, plan_whole_steps
 
 
 @register
-class FiniteDifferences(Strategy):
+class FiniteDifferences(TorchOptimStrategy):
     name = "fd"
     description = "coordinate central finite differences (2d evaluations per gradient), gradient-descent update"
     family = "zeroth-order"
@@ -56,13 +56,10 @@ class FiniteDifferences(Strategy):
         cls.check(config, problem)
         return plan_whole_steps(cls, config, problem, 2 * problem.n_params)
 
-    def __init__(self, problem, params, config, plan):
-        super().__init__(problem, params, config, plan)
-        self.w = params.detach().clone()
-        self.optimizer = torch.optim.SGD([self.w], lr=self.effective_lr(config),
-                                         momentum=config.momentum or 0.0, weight_decay=config.weight_decay or 0.0)
-        self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps)
-        self.sampler = problem.sampler(plan.batch_size, config.seed + 1) if plan.batch_size else None
+    def build_optimizer(self, params, lr):
+        return torch.optim.SGD(params, lr=lr, momentum=self.config.momentum or 0.0,
+                               weight_decay=self.config.weight_decay or 0.0)
+
 
     @torch.no_grad()
     def estimate_gradient(self, batch) -> tuple[float, torch.Tensor]:
@@ -81,19 +78,5 @@ class FiniteDifferences(Strategy):
             loss_sum += float((values[:m] + values[m:]).sum()) / 2
         return loss_sum / d, grad
 
-    def step(self) -> dict[str, float]:
-        lr = self.optimizer.param_groups[0]["lr"]
-        batch = self.problem.batch(self.sampler.next_indices() if self.sampler is not None else None)
-        loss, grad = self.estimate_gradient(batch)
-        self.w.grad = grad
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return {"batch_loss": loss, "grad_norm": grad.norm().item(), "lr": lr}
-
-    def params(self) -> torch.Tensor:
-        return self.w.detach()
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+    def gradient(self, batch):
+        return self.estimate_gradient(batch)

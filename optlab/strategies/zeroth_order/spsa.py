@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 
 from optlab.errors import ConfigError
-from optlab.strategies.base import Option, Strategy
+from optlab.strategies.base import Option
+from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
-from optlab.strategies.schedules import make_scheduler
 from optlab.strategies.zeroth_order.common import plan_whole_steps
 
 
 @register
-class SPSA(Strategy):
+class SPSA(TorchOptimStrategy):
     name = "spsa"
     description = ("simultaneous perturbation: (L(w+eps z) - L(w-eps z)) / 2eps * z averaged over q random "
                    "directions, MeZO seed trick, SGD update (2q evaluations per step)")
@@ -58,13 +58,12 @@ class SPSA(Strategy):
     def plan(cls, config, problem):
         return plan_whole_steps(cls, config, problem, int(cls.evaluations_per_step(config)))
 
+    def build_optimizer(self, params, lr):
+        return torch.optim.SGD(params, lr=lr, momentum=self.config.momentum or 0.0,
+                               weight_decay=self.config.weight_decay or 0.0)
+
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
-        self.w = params.detach().clone()
-        self.optimizer = torch.optim.SGD([self.w], lr=self.effective_lr(config),
-                                         momentum=config.momentum or 0.0, weight_decay=config.weight_decay or 0.0)
-        self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps)
-        self.sampler = problem.sampler(plan.batch_size, config.seed + 1) if plan.batch_size else None
         self.seeds = torch.Generator().manual_seed(config.seed + 2)
 
     def direction(self, seed: int) -> torch.Tensor:
@@ -96,19 +95,5 @@ class SPSA(Strategy):
             grad.add_(self.direction(seed), alpha=slope / q)
         return loss_sum / q, grad
 
-    def step(self) -> dict[str, float]:
-        lr = self.optimizer.param_groups[0]["lr"]
-        batch = self.problem.batch(self.sampler.next_indices() if self.sampler is not None else None)
-        loss, grad = self.estimate_gradient(batch)
-        self.w.grad = grad
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return {"batch_loss": loss, "grad_norm": grad.norm().item(), "lr": lr}
-
-    def params(self) -> torch.Tensor:
-        return self.w.detach()
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+    def gradient(self, batch):
+        return self.estimate_gradient(batch)

@@ -104,6 +104,7 @@ class RunConfig:
             raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"{source}: unknown dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
+        _check_device(self.device, source)
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
         _check_names(self, source)
@@ -179,6 +180,20 @@ def _type_name(hint) -> str:
         return "a list of integers"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a table of options"}.get(hint, str(hint))
+
+
+def _check_device(device: str, source: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{source}: unknown device {device!r}; use cpu or cuda (cuda:N)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{source}: device {device!r} is not available: this torch "
+                          f"({torch.__version__}) sees no CUDA GPU; use cpu")
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"{source}: device {device!r} is not supported; use cpu or cuda (cuda:N)")
 
 
 def _check_names(config: RunConfig, source: str) -> None:

@@ -64,6 +64,7 @@ BAD_INPUTS = [
     (["--schedule", "wavy"], "unknown schedule 'wavy'"),
     (["--strategy", "sgd", "--batch-size", "8"], "batch_size 8 needs strategy 'minibatch'"),
     (["--momentum", "1.5"], "momentum must be in [0, 1)"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
 ]
 
 

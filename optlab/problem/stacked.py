@@ -104,11 +104,30 @@ def losses(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor, y: to
     return _costs(cost, logits, _labels(y, w.shape[0]))
 
 
-def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor,
-                  y: torch.Tensor, layers=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it.
+def split(spec: NetworkSpec, w: torch.Tensor) -> list[torch.Tensor]:
+    """(K, d) -> the first layer's weights (K, out*in) and the rest (K, d - out*in), each contiguous:
+    stored so, the first layer of all rows is one (K*out, in) matrix, with no copy in forward or backward."""
+    fan_out, fan_in = spec.layer_shapes[0]
+    return [w[:, :fan_out * fan_in].contiguous(), w[:, fan_out * fan_in:].contiguous()]
+
+
+def unflatten_parts(spec: NetworkSpec, parts: list[torch.Tensor]):
+    """(weight, bias) views per layer into split(spec, w)."""
+    first, rest = parts
+    k = first.shape[0]
+    (fan_out, fan_in), *tail = spec.layer_shapes
+    layers, offset = [(first.view(k, fan_out, fan_in), rest[:, :fan_out])], fan_out
+    for fan_out, fan_in in tail:
+        end = offset + fan_out * fan_in
+        layers.append((rest[:, offset:end].view(k, fan_out, fan_in), rest[:, end:end + fan_out]))
+        offset = end + fan_out
+    return layers
+
+
+def loss_and_grads(spec: NetworkSpec, cost: str, layers, x: torch.Tensor,
+                   y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-row losses (K,) and gradients as split() lays parameters out: [(K, out*in), (K, d - out*in)].
     y is (n,) shared or (K, n), whatever the shape of x."""
-    layers = layers if layers is not None else spec.unflatten(w)
     logits, inputs = _forward_t(spec, layers, x)
     loss, delta = cost_and_delta(cost, logits, y)
     derivative = _ACT[spec.activation][1]
@@ -121,20 +140,27 @@ def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor
         grads.append(g_weight.flatten(1))
         if i > 0:
             delta = torch.bmm(weight.transpose(1, 2), delta).mul_(derivative(h))
-    return loss, torch.cat(grads[::-1], dim=1)
+    return loss, [grads[-1], torch.cat(grads[-2::-1], dim=1)]
+
+
+def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it."""
+    loss, grads = loss_and_grads(spec, cost, spec.unflatten(w), x, y)
+    return loss, torch.cat(grads, dim=1)
 
 
 @torch.no_grad()
-def loss_accuracy(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+def loss_accuracy(spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torch.Tensor,
                   chunk: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row mean cost and accuracy (K,) on a data set, in chunks that bound memory at K*n*width."""
-    k, n = w.shape[0], x.shape[-2]
+    """Per-row mean cost and accuracy (K,) on a data set, in chunks that bound memory at K*n*width.
+    layers: spec.unflatten(w) or unflatten_parts(spec, parts)."""
+    weight = layers[0][0]
+    k, n = weight.shape[0], x.shape[-2]
     width = max(spec.sizes[1:])
     step = max(1, chunk // max(1, k * width))
-    total_loss = torch.zeros(k, dtype=torch.float64, device=w.device)
-    correct = torch.zeros(k, dtype=torch.float64, device=w.device)
-    layers = spec.unflatten(w)
-    weight = layers[0][0]
+    total_loss = torch.zeros(k, dtype=torch.float64, device=weight.device)
+    correct = torch.zeros(k, dtype=torch.float64, device=weight.device)
     flat = weight.reshape(k * weight.shape[1], weight.shape[2]) if x.dim() == 2 else None
     for start in range(0, n, step):
         xs = x[..., start:start + step, :]

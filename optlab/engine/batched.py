@@ -1,7 +1,8 @@
 """Batched training: K first-order runs that share a network shape and dataset train as one program.
 
 Runs may differ in seed, learning rate (and schedule), momentum / beta1, weight decay, label-noise draw,
-target. Their parameters are the rows of one (K, d) tensor; each step gathers every row's own shuffled
+target. Their parameters are the rows of a (K, d) stack, stored as two column blocks (stacked.split: the
+first layer's weights of all rows form one contiguous matrix); each step gathers every row's own shuffled
 mini-batch (the same permutations a single run draws), computes all K gradients with batched matrix
 multiplies (optlab.problem.stacked) and applies torch.optim's update per row (stacked_optim). Each row
 is still its own tracked run: the same params, tags, per-step and per-evaluation metrics, summary and

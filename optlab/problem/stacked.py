@@ -6,6 +6,8 @@ autograd graph on every step. Inputs are either shared by all K rows, x of shape
 batch per row, x of shape (K, n, in), or one batch per group of m = K/S consecutive rows, x of shape
 (S, n, in) (runs that differ only in learning rate draw the same batches). Shared or grouped inputs make
 the first layer one wide matrix multiply per group instead of K skinny ones, and are gathered only once.
+Activations are kept features-before-samples, (K, width, n), so each layer is a GEMM with its bias fused.
+The batched engine stores the parameters split (see `split`): the first layer of all rows contiguous.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Batched training: K first-order runs that share a network shape and dataset train as one program.
 
 Runs may differ in seed, learning rate (and schedule), momentum / beta1, weight decay, label-noise draw,
-target. Their parameters are the rows of one (K, d) tensor; each step gathers every row's own shuffled
+target. Their parameters are the rows of a (K, d) stack, stored as two column blocks (stacked.split: the
+first layer's weights of all rows form one contiguous matrix); each step gathers every row's own shuffled
 mini-batch (the same permutations a single run draws), computes all K gradients with batched matrix
 multiplies (optlab.problem.stacked) and applies torch.optim's update per row (stacked_optim). Each row
 is still its own tracked run: the same params, tags, per-step and per-evaluation metrics, summary and
@@ -127,8 +128,8 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         recorder.start(prep.config, prep.problem, prep.plan, extra_tags=tags)
         rows.append(_Row(prep, recorder))
     w = torch.stack([preps[i].problem.init_params(preps[i].config.seed) for i in live])
-    optimizer = StackedOptimizer(config0.strategy, w, [preps[i].config for i in live])
-    layers = spec.unflatten(optimizer.w)
+    optimizer = StackedOptimizer(config0.strategy, stacked.split(spec, w), [preps[i].config for i in live])
+    layers = stacked.unflatten_parts(spec, optimizer.params)
     table = lr_table([p.config for p in preps], plan.steps_per_epoch, plan.max_steps)
     lr_py = [preps[i].config.lr for i in live]
     lr_col = torch.tensor(lr_py, dtype=w.dtype, device=device).unsqueeze(1)
@@ -168,8 +169,8 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
 
     def evaluate() -> None:
         hand_over()
-        train_loss, train_acc = stacked.loss_accuracy(spec, cost, optimizer.w, data.x_train, y_train)
-        test_loss, test_acc = stacked.loss_accuracy(spec, cost, optimizer.w, data.x_test, data.y_test)
+        train_loss, train_acc = stacked.loss_accuracy(spec, cost, layers, data.x_train, y_train)
+        test_loss, test_acc = stacked.loss_accuracy(spec, cost, layers, data.x_test, data.y_test)
         values = torch.stack([train_loss, train_acc, test_loss, test_acc]).cpu().tolist()
         common = {"samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
                   "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
@@ -193,7 +194,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         result.status, result.reason = status, reason
         result.steps, result.wall_time = steps, wall
         result.final = result.history[-1] if result.history else {}
-        result.params = optimizer.w[j].detach().clone()
+        result.params = optimizer.row(j)
         result.counters = counters.as_dict()
         summary = {"steps": steps, "wall_time": round(wall, 4), "steps_to_target": result.steps_to_target,
                    "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
@@ -208,7 +209,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         hand_over()
         index = torch.tensor(keep, device=device)
         optimizer.keep(index, keep)
-        layers = spec.unflatten(optimizer.w)
+        layers = stacked.unflatten_parts(spec, optimizer.params)
         if not shared_y:
             y_train = y_train[index]
         new_streams = _Streams([preps[live[j]].config.seed for j in keep], device)
@@ -242,9 +243,9 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
                 row_idx = idx if streams.one_per_row else idx[streams.of_row]
                 yb = y_train[row_idx] if shared_y else y_train.gather(1, row_idx)
                 size = idx.shape[1]
-            loss, grad = stacked.loss_and_grad(spec, cost, optimizer.w, xb, yb, layers)
-            grad_norm = grad.norm(dim=1)
-            optimizer.step(grad, lr_step, lr_now)
+            loss, grads = stacked.loss_and_grads(spec, cost, layers, xb, yb)
+            grad_norm = torch.stack([g.norm(dim=1) for g in grads], dim=1).norm(dim=1)
+            optimizer.step(grads, lr_step, lr_now)
             counters.function_evals += 1
             counters.gradient_evals += 1
             counters.samples_seen += size

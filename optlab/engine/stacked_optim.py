@@ -28,55 +28,60 @@ def _column(values, like: torch.Tensor) -> torch.Tensor:
 
 
 class StackedOptimizer:
-    """The update of one torch.optim rule for a (K, d) tensor of parameters, in place."""
+    """The update of one torch.optim rule for K stacked parameter vectors, in place. The parameters are
+    a list of (K, d_i) column blocks (like torch.optim's list of tensors), each with its own state."""
 
-    def __init__(self, strategy: str, w: torch.Tensor, configs: list[RunConfig]):
+    def __init__(self, strategy: str, params: list[torch.Tensor], configs: list[RunConfig]):
         self.rule = RULES[strategy]
         self.strategy = strategy
-        self.w = w
+        self.params = params
         self.step_count = 0
         self.momentum_py = [c.momentum or 0.0 for c in configs]
-        self.momentum = _column(self.momentum_py, w)
+        self.momentum = _column(self.momentum_py, params[0])
         self.decay_py = [c.weight_decay or 0.0 for c in configs]
-        self.decay = _column(self.decay_py, w)
+        self.decay = _column(self.decay_py, params[0])
         self.any_decay = any(self.decay_py)
-        self.state: dict[str, torch.Tensor] = {}
-        if self.rule in ("adam", "adamw"):
-            self.state = {"exp_avg": torch.zeros_like(w), "exp_avg_sq": torch.zeros_like(w)}
-        elif self.rule == "rmsprop":
-            self.state = {"square_avg": torch.zeros_like(w), "buf": torch.zeros_like(w)}
-        elif self.rule == "adagrad":
-            self.state = {"sum": torch.zeros_like(w)}
+        names = {"adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq"),
+                 "rmsprop": ("square_avg", "buf"), "adagrad": ("sum",)}.get(self.rule, ())
+        self.states = [{name: torch.zeros_like(w) for name in names} for w in params]
 
     def keep(self, rows: torch.Tensor, rows_py: list[int]) -> None:
         """Drop the rows not listed (runs that have finished)."""
-        self.w = self.w[rows]
+        self.params = [w[rows] for w in self.params]
         self.momentum, self.decay = self.momentum[rows], self.decay[rows]
         self.momentum_py = [self.momentum_py[i] for i in rows_py]
         self.decay_py = [self.decay_py[i] for i in rows_py]
         self.any_decay = any(self.decay_py)
-        self.state = {k: v[rows] for k, v in self.state.items()}
+        self.states = [{k: v[rows] for k, v in state.items()} for state in self.states]
+
+    def row(self, j: int) -> torch.Tensor:
+        """Row j's parameters as one flat vector."""
+        return torch.cat([w[j] for w in self.params]).detach().clone()
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor, lr: torch.Tensor, lr_py: list[float]) -> None:
-        """One update with gradient (K, d) and learning rates lr (K, 1) (lr_py: the same as floats)."""
+    def step(self, grads: list[torch.Tensor], lr: torch.Tensor, lr_py: list[float]) -> None:
+        """One update with gradient blocks (K, d_i) and learning rates lr (K, 1) (lr_py: the same as floats)."""
         self.step_count += 1
-        w, t = self.w, self.step_count
+        for w, grad, state in zip(self.params, grads, self.states):
+            self._update(w, grad, state, lr, lr_py)
+
+    def _update(self, w: torch.Tensor, grad: torch.Tensor, state: dict, lr: torch.Tensor, lr_py: list[float]):
+        t = self.step_count
         if self.rule == "adamw" and self.any_decay:
             w.mul_(1 - lr * self.decay)
         elif self.any_decay:
             grad = grad.add(w * self.decay)
         if self.rule == "sgd":
             if self.strategy in ("momentum", "nesterov"):
-                buf = self.state.get("buf")
+                buf = state.get("buf")
                 if buf is None:
-                    buf = self.state["buf"] = grad.clone()
+                    buf = state["buf"] = grad.clone()
                 else:
                     buf.mul_(self.momentum).add_(grad)
                 grad = grad.add(buf * self.momentum) if self.strategy == "nesterov" else buf
-            w.sub_(lr * grad)
+            w.addcmul_(lr, grad, value=-1)   # one pass over (K, d), no temporary
         elif self.rule in ("adam", "adamw"):
-            exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             exp_avg.lerp_(grad, 1 - self.momentum)
             exp_avg_sq.mul_(ADAM_BETA2).addcmul_(grad, grad, value=1 - ADAM_BETA2)
             step_size = [l / (1 - b ** t) for l, b in zip(lr_py, self.momentum_py)]
@@ -84,13 +89,13 @@ class StackedOptimizer:
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
             w.sub_(_column(step_size, w) * exp_avg / denom)
         elif self.rule == "rmsprop":
-            square_avg, buf = self.state["square_avg"], self.state["buf"]
+            square_avg, buf = state["square_avg"], state["buf"]
             square_avg.mul_(RMS_ALPHA).addcmul_(grad, grad, value=1 - RMS_ALPHA)
             avg = square_avg.sqrt().add_(RMS_EPS)
             buf.mul_(self.momentum).addcdiv_(grad, avg)
             w.sub_(lr * buf)
         elif self.rule == "adagrad":
-            total = self.state["sum"]
+            total = state["sum"]
             total.addcmul_(grad, grad, value=1)
             w.sub_(lr * grad / total.sqrt().add_(ADAGRAD_EPS))
 

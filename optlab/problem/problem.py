@@ -174,9 +174,9 @@ class NetworkProblem(Problem):
         return self.cost(self.network.forward(w, batch.x), batch.y)
 
     def objective_many(self, ws: torch.Tensor, batch: Batch) -> torch.Tensor:
-        logits = self.network.forward_many(ws, batch.x)
-        labels = batch.y if batch.y.dim() == 2 else batch.y.expand(ws.shape[0], -1)
-        return self.cost(logits, labels)
+        from optlab.problem import stacked  # batched matmuls; a shared batch is one GEMM
+
+        return stacked.losses(self.network, self.cost_name, ws, batch.x, batch.y)
 
     @torch.no_grad()
     def _loss_accuracy(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:

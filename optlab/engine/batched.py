@@ -22,7 +22,8 @@ import traceback
 import torch
 
 from optlab.config import RunConfig
-from optlab.engine.runner import Prepared, RunResult, _budget_used, eval_interval, prepare, run
+from optlab.engine.runner import (Prepared, RunResult, _budget_used, _reached, eval_interval, prepare, run,
+                                  run_summary, work_metrics)
 from optlab.engine.stacked_optim import RULES, StackedOptimizer, lr_table
 from optlab.problem import Counters, build_problem
 from optlab.problem import stacked
@@ -172,9 +173,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         train_loss, train_acc = stacked.loss_accuracy(spec, cost, layers, data.x_train, y_train)
         test_loss, test_acc = stacked.loss_accuracy(spec, cost, layers, data.x_test, data.y_test)
         values = torch.stack([train_loss, train_acc, test_loss, test_acc]).cpu().tolist()
-        common = {"samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
-                  "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
-                  "gradient_equivalents": counters.gradient_equivalents(n), "epoch": counters.samples_seen / n}
+        common = work_metrics(counters, n, wall)
         for j, r in enumerate(live):
             row = rows[r]
             point = {"train_loss": values[0][j], "train_accuracy": values[1][j],
@@ -196,9 +195,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
         result.final = result.history[-1] if result.history else {}
         result.params = optimizer.row(j)
         result.counters = counters.as_dict()
-        summary = {"steps": steps, "wall_time": round(wall, 4), "steps_to_target": result.steps_to_target,
-                   "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
-        row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
+        row.recorder.finish(status, reason, run_summary(result), result.params if status != "KILLED" else None)
         row.done = True
 
     def drop_finished() -> None:
@@ -246,10 +243,7 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
             loss, grads = stacked.loss_and_grads(spec, cost, layers, xb, yb)
             grad_norm = torch.stack([g.norm(dim=1) for g in grads], dim=1).norm(dim=1)
             optimizer.step(grads, lr_step, lr_now)
-            counters.function_evals += 1
-            counters.gradient_evals += 1
-            counters.samples_seen += size
-            counters.gradient_samples += size
+            counters.record(size, gradients=1)
             finite = math.isfinite(float(loss.sum()))
             wall += time.perf_counter() - started
             steps += 1
@@ -299,7 +293,3 @@ class _Streams:
         # equal group sizes: the first layer takes one batch per group (stacked.forward's grouped input)
         self.grouped = len(set(counts)) == 1
         self.of_row = torch.tensor([self.seeds.index(s) for s in seeds], device=device)
-
-
-def _reached(config: RunConfig, point: dict[str, float]) -> bool:
-    return config.target is not None and point.get("test_accuracy", -1.0) >= config.target

@@ -100,14 +100,9 @@ def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem
     steps, wall = 0, 0.0
 
     def evaluate() -> dict[str, float]:
-        metrics = problem.evaluate(strategy.params())
-        counters = problem.counters
-        point = {**metrics, "samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
-                 "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
-                 "gradient_equivalents": counters.gradient_equivalents(problem.n_train),
-                 "epoch": counters.samples_seen / problem.n_train if problem.has_accuracy else steps}
-        if counters.curvature_products:
-            point["curvature_products"] = counters.curvature_products
+        point = {**problem.evaluate(strategy.params()),
+                 **work_metrics(problem.counters, problem.n_train, wall,
+                                epoch=None if problem.has_accuracy else steps)}
         recorder.log(steps, point)
         result.history.append({"step": steps, **point})
         if bar is not None:
@@ -163,9 +158,7 @@ def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem
             result.curvature = _probe_curvature(problem, result.params, recorder, steps)
         except Exception as exc:  # the requested measurement is missing: say so, keep the run
             result.status, result.reason = "FAILED", f"curvature probe: {type(exc).__name__}: {exc}"
-    summary = {"steps": steps, "wall_time": round(wall, 4), "steps_to_target": result.steps_to_target,
-               "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4),
-               **{k: round(v, 6) for k, v in result.curvature.items()}}
+    summary = {**run_summary(result), **{k: round(v, 6) for k, v in result.curvature.items()}}
     recorder.finish(result.status, result.reason, summary,
                     result.params if result.status != "KILLED" else None)
     if result.status == "KILLED":
@@ -199,6 +192,23 @@ def _check_finite(point: dict[str, float], steps: int) -> None:
     loss = point.get("train_loss")
     if loss is not None and not math.isfinite(loss):
         raise Diverged(f"diverged: train loss became {loss} at step {steps}")
+
+
+def work_metrics(counters: Counters, n_train: int, wall: float, epoch: float | None = None) -> dict[str, float]:
+    """What an evaluation point records about the work done so far (the shared cost axes)."""
+    point = {"samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
+             "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
+             "gradient_equivalents": counters.gradient_equivalents(n_train),
+             "epoch": counters.samples_seen / n_train if epoch is None else epoch}
+    if counters.curvature_products:
+        point["curvature_products"] = counters.curvature_products
+    return point
+
+
+def run_summary(result: RunResult) -> dict:
+    """The summary tags of a finished run (its steps and wall_time already set)."""
+    return {"steps": result.steps, "wall_time": round(result.wall_time, 4), "steps_to_target": result.steps_to_target,
+            "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
 
 
 def _reached(config: RunConfig, point: dict[str, float]) -> bool:

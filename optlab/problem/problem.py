@@ -31,6 +31,18 @@ class Counters:
     # (forward + backward ~ 3 forwards; a Hessian/Gauss-Newton-vector product ~ 2 gradients).
     FORWARD_COST, CURVATURE_COST = 1 / 3, 2.0
 
+    def record(self, size: int, evaluations: int = 1, gradients: int = 0) -> None:
+        """Count `evaluations` loss values (of which `gradients` came with a gradient) on `size` samples each."""
+        self.function_evals += evaluations
+        self.gradient_evals += gradients
+        self.samples_seen += evaluations * size
+        self.gradient_samples += gradients * size
+
+    def record_curvature(self, size: int, products: int = 1) -> None:
+        self.curvature_products += products
+        self.curvature_samples += products * size
+        self.samples_seen += products * size
+
     def gradient_equivalents(self, n_train: int) -> float:
         """Work done, in full-training-set gradients: the shared cost axis of all three families."""
         forward_only = self.samples_seen - self.gradient_samples - self.curvature_samples
@@ -98,18 +110,12 @@ class Problem:
         return torch.stack([self.objective(w, batch) for w in ws])
 
     def _count(self, batch: Batch | None, evaluations: int = 1, gradients: int = 0):
-        size = batch.size if batch is not None else 1
-        self.counters.function_evals += evaluations
-        self.counters.gradient_evals += gradients
-        self.counters.samples_seen += evaluations * size
-        self.counters.gradient_samples += gradients * size
+        self.counters.record(batch.size if batch is not None else 1, evaluations, gradients)
 
     def count_curvature(self, batch: Batch | None, products: int = 1) -> None:
         """Record `products` Hessian- or Gauss-Newton-vector products on `batch` (None: training set)."""
         size = batch.size if batch is not None else (self.n_train if self.has_accuracy else 1)
-        self.counters.curvature_products += products
-        self.counters.curvature_samples += products * size
-        self.counters.samples_seen += products * size
+        self.counters.record_curvature(size, products)
 
     def loss(self, w: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         """Counted loss L(w) on a batch (the whole training set when batch is None)."""

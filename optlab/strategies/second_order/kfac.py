@@ -129,7 +129,7 @@ class KFAC(SecondOrderStrategy):
                 labels = batch.y
             inputs, deltas, _ = layer_statistics(self.network, self.w, batch.x, labels, self.problem.cost_name)
         # one forward and one backward pass on the statistics batch: a gradient's worth of work
-        self.problem._count(batch, evaluations=1, gradients=1)
+        self.problem.counters.record(batch.size, gradients=1)
         new_a, new_g = kronecker_factors(inputs, deltas)
         if self.factors_a is None:
             self.factors_a, self.factors_g = new_a, new_g

@@ -80,7 +80,7 @@ def textbook_run(data, sizes_in: tuple[int, ...], steps: int, lr: float, seed: i
     @torch.no_grad()
     def evaluate():
         metrics = []
-        for xs, ys in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+        for xs, ys in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)):
             logits = model(xs)
             metrics.append((float(loss_fn(logits, ys)), float((logits.argmax(1) == ys).float().mean())))
         return metrics

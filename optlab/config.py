@@ -54,7 +54,7 @@ class RunConfig:
     train_size: int | None = None
     # run
     seed: int = 0
-    target: float | None = None          # test accuracy to time (AlgoPerf's time-to-target)
+    target: float | None = None          # validation accuracy to time (AlgoPerf's time-to-target)
     stop_at_target: bool = False
     eval_every: int | None = None        # steps between evaluations; None: about 50 per run
     log_every: int = 1                   # steps between per-step metric points
@@ -99,7 +99,7 @@ class RunConfig:
         if not 0 <= self.label_noise <= 1:
             bad("label_noise", "in [0, 1]")
         if self.target is not None and not 0 < self.target <= 1:
-            bad("target", "a test accuracy in (0, 1]")
+            bad("target", "a validation accuracy in (0, 1]")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.dtype not in DTYPES:

@@ -7,16 +7,68 @@ import torch
 
 from optlab.errors import ConfigError, DataError
 from optlab.problem import idx
-from optlab.problem.data import load_dataset
+from optlab.problem.data import cached_arrays, load_dataset, split_indices
 
 
-def test_mnist5k_is_a_stratified_4000_1000_split_in_unit_range():
+def test_mnist5k_is_a_stratified_3500_500_1000_split_in_unit_range():
     ds = load_dataset("mnist5k")
-    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
+    assert ds.x_train.shape == (3500, 784) and ds.x_val.shape == (500, 784) and ds.x_test.shape == (1000, 784)
+    assert ds.split == "3500/500/1000"
     assert float(ds.x_train.min()) == 0.0 and float(ds.x_train.max()) == 1.0
-    assert torch.bincount(ds.y_train).tolist() == [400] * 10
+    assert torch.bincount(ds.y_train).tolist() == [350] * 10
+    assert torch.bincount(ds.y_val).tolist() == [50] * 10
     assert torch.bincount(ds.y_test).tolist() == [100] * 10
     assert ds.fingerprint() == load_dataset("mnist5k").fingerprint()
+    # the three parts are disjoint: no image appears in two of them
+    rows = lambda x: {bytes(r.numpy().tobytes()) for r in (x * 255).round().to(torch.uint8)}
+    train, val, test = rows(ds.x_train), rows(ds.x_val), rows(ds.x_test)
+    assert not (train & val) and not (train & test) and not (val & test)
+
+
+def test_split_indices_are_disjoint_exact_and_stratified_in_every_prefix():
+    y = np.repeat(np.arange(4), [100, 50, 30, 20])
+    train, val, test = split_indices(y, n_val=40, n_test=20, seed=3)
+    assert (len(train), len(val), len(test)) == (140, 40, 20)
+    assert len(set(train) | set(val) | set(test)) == 200
+    assert np.bincount(y[val]).tolist() == [20, 10, 6, 4]
+    assert np.bincount(y[test]).tolist() == [10, 5, 3, 2]
+    prefix = y[train[:70]]                      # train_size keeps a prefix: still in proportion
+    assert np.abs(np.bincount(prefix, minlength=4) - np.array([35, 17.5, 10.5, 7])).max() <= 1
+    again = split_indices(y, n_val=40, n_test=20, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    with pytest.raises(ConfigError):
+        split_indices(y, n_val=150, n_test=50)
+
+
+def test_label_noise_leaves_validation_and_test_labels_true():
+    clean, noisy = load_dataset("digits"), load_dataset("digits", label_noise=1.0, noise_seed=2)
+    assert not torch.equal(clean.y_train, noisy.y_train)
+    assert torch.equal(clean.y_val, noisy.y_val) and torch.equal(clean.y_test, noisy.y_test)
+
+
+def test_parsed_arrays_are_cached_verified_and_rebuilt_when_corrupt(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTLAB_DATA", str(tmp_path))
+    source = tmp_path / "source.csv"
+    source.write_text("1,2\n3,4\n")
+    calls = []
+
+    def parse():
+        calls.append(1)
+        return np.loadtxt(source, delimiter=",").astype(np.int64), np.arange(2)
+
+    first = cached_arrays("toy", source, parse)
+    second = cached_arrays("toy", source, parse)
+    assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(first, second))
+    (cached,) = (tmp_path / "parsed").glob("toy-*.npz")
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF                # flip a byte in the middle of the file
+    cached.write_bytes(bytes(data))
+    third = cached_arrays("toy", source, parse)
+    assert len(calls) == 2 and all(np.array_equal(a, b) for a, b in zip(first, third))
+    cached.write_bytes(b"not a zip file")
+    assert np.array_equal(cached_arrays("toy", source, parse)[0], first[0]) and len(calls) == 3
+    source.write_text("5,6\n7,8\n")           # a changed source is a different cache entry
+    assert cached_arrays("toy", source, parse)[0].tolist() == [[5, 6], [7, 8]] and len(calls) == 4
 
 
 def test_digits_dataset_is_8x8_scaled():
@@ -110,9 +162,9 @@ def test_shuffled_pixels_use_one_permutation_for_all_images():
     assert not torch.equal(clean.x_train, shuffled.x_train)
     # every column of the shuffled data is a column of the clean data, for train and test alike
     columns = {}
-    for i, col in enumerate(torch.cat([clean.x_train, clean.x_test]).T):
+    for i, col in enumerate(torch.cat([clean.x_train, clean.x_val, clean.x_test]).T):
         columns.setdefault(tuple(col.tolist()), i)
-    mapping = [columns.get(tuple(col.tolist())) for col in torch.cat([shuffled.x_train, shuffled.x_test]).T]
+    mapping = [columns.get(tuple(col.tolist())) for col in torch.cat([shuffled.x_train, shuffled.x_val, shuffled.x_test]).T]
     assert all(m is not None for m in mapping)
     assert torch.equal(shuffled.x_test, clean.x_test[:, mapping])
     assert torch.equal(shuffled.x_train, clean.x_train[:, mapping])

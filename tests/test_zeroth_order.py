@@ -69,7 +69,7 @@ def test_logged_evaluation_counts_equal_the_budget(workers):
                   "options": {"num_workers": workers}}, recorder=recorder)
     assert result.counters["function_evals"] == 100
     assert recorder.logged("evaluations")[-1] == 100
-    assert recorder.logged("samples_seen")[-1] == 100 * 1437  # full training set per evaluation
+    assert recorder.logged("samples_seen")[-1] == 100 * 1257  # full training set per evaluation
     assert result.steps == -(-100 // workers)
 
 

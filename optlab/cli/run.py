@@ -55,7 +55,7 @@ def add_parser(sub):
     d.add_argument("--device", help="cpu (default) | cuda")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int)
-    r.add_argument("--target", type=float, help="test accuracy whose time and steps to reach are recorded")
+    r.add_argument("--target", type=float, help="validation accuracy whose time and steps to reach are recorded")
     r.add_argument("--stop-at-target", action="store_true", default=None)
     r.add_argument("--eval-every", type=int, help="steps between evaluations (default: ~50 per run)")
     r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
@@ -105,6 +105,7 @@ def summary_line(result) -> str:
     parts = [f"{c.label()}: {result.status}"]
     if "test_accuracy" in final:
         parts.append(f"test acc {final['test_accuracy']:.4f}")
+        parts.append(f"val acc {final['val_accuracy']:.4f}")
         parts.append(f"train acc {final['train_accuracy']:.4f}")
     if "train_loss" in final:
         parts.append(f"train loss {final['train_loss']:.4f}")

@@ -171,13 +171,14 @@ def run_group(preps: list[Prepared], recorders: list | None = None, progress: bo
     def evaluate() -> None:
         hand_over()
         train_loss, train_acc = stacked.loss_accuracy(spec, cost, layers, data.x_train, y_train)
+        val_loss, val_acc = stacked.loss_accuracy(spec, cost, layers, data.x_val, data.y_val)
         test_loss, test_acc = stacked.loss_accuracy(spec, cost, layers, data.x_test, data.y_test)
-        values = torch.stack([train_loss, train_acc, test_loss, test_acc]).cpu().tolist()
+        values = torch.stack([train_loss, train_acc, val_loss, val_acc, test_loss, test_acc]).cpu().tolist()
         common = work_metrics(counters, n, wall)
+        names = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
         for j, r in enumerate(live):
             row = rows[r]
-            point = {"train_loss": values[0][j], "train_accuracy": values[1][j],
-                     "test_loss": values[2][j], "test_accuracy": values[3][j], **common}
+            point = {**{name: values[i][j] for i, name in enumerate(names)}, **common}
             row.recorder.log(steps, point)
             row.result.history.append({"step": steps, **point})
             if not math.isfinite(point["train_loss"]):

@@ -212,13 +212,14 @@ def run_summary(result: RunResult) -> dict:
 
 
 def _reached(config: RunConfig, point: dict[str, float]) -> bool:
-    return config.target is not None and point.get("test_accuracy", -1.0) >= config.target
+    """The target is a validation accuracy: reaching it may stop a run, so it must not read the test set."""
+    return config.target is not None and point.get("val_accuracy", -1.0) >= config.target
 
 
 def _postfix(point: dict[str, float]) -> str:
     text = f"loss {point['train_loss']:.4f}"
-    if "test_accuracy" in point:
-        text += f" test acc {point['test_accuracy']:.3f}"
+    if "val_accuracy" in point:
+        text += f" val acc {point['val_accuracy']:.3f}"
     return text
 
 

@@ -1,7 +1,7 @@
 """The workload every strategy optimizes: L(w) = mean_p C(y_p, g(x_p, w)) over a flat vector w.
 
 A Problem owns the data, the network and the cost, counts the work done on it (function and
-gradient evaluations, curvature products, samples seen), and evaluates a point on train and test.
+gradient evaluations, curvature products, samples seen), and evaluates a point on train, validation and test.
 Strategies reach the objective only through this narrow interface (AlgoPerf's workload/submission
 split), which is what makes their costs comparable.
 """
@@ -190,11 +190,13 @@ class NetworkProblem(Problem):
         return float(self.cost(logits, y)), float((logits.argmax(dim=-1) == y).to(torch.float64).mean())
 
     def evaluate(self, w: torch.Tensor) -> dict[str, float]:
+        """Loss and accuracy on the training, validation and test sets (uncounted, like AlgoPerf's)."""
         ds = self.dataset
-        train_loss, train_acc = self._loss_accuracy(w, ds.x_train, ds.y_train)
-        test_loss, test_acc = self._loss_accuracy(w, ds.x_test, ds.y_test)
-        return {"train_loss": train_loss, "train_accuracy": train_acc,
-                "test_loss": test_loss, "test_accuracy": test_acc}
+        point = {}
+        for part, x, y in (("train", ds.x_train, ds.y_train), ("val", ds.x_val, ds.y_val),
+                           ("test", ds.x_test, ds.y_test)):
+            point[f"{part}_loss"], point[f"{part}_accuracy"] = self._loss_accuracy(w, x, y)
+        return point
 
     @torch.no_grad()
     def predict_proba(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

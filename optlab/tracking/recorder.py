@@ -69,7 +69,7 @@ class RunRecorder:
         dataset = getattr(problem, "dataset", None)
         if dataset is not None:
             tags["optlab.data_fingerprint"] = dataset.fingerprint()
-            tags["optlab.split"] = f"{dataset.n_train}/{dataset.x_test.shape[0]}"
+            tags["optlab.split"] = dataset.split  # train/validation/test
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
         tags.update(extra_tags or {})

@@ -22,6 +22,19 @@ SCHEDULES = {
     "cosine": "cosine decay from lr to 0 over the planned steps",
 }
 DTYPES = ("float32", "float64")
+DIAGNOSTICS = {
+    "off": "no diagnostics (nothing computed, nothing logged)",
+    "cheap": "at every evaluation: full-training-set gradient norm, gradient noise scale B_simple and GSNR from "
+             "per-sample gradients, update-to-weight ratio per layer, update norm, cosine of successive updates, "
+             "distance from initialization",
+    "full": "cheap + the loss Hessian's top eigenvalue (sharpness) and trace, and the step quality alpha "
+            "(Cockpit: where on the parabola fitted along the last step it landed)",
+}
+# settings added after runs were recorded: left out of the config hash at their default, so the
+# points of existing stores keep their identity
+_HASH_DEFAULTS = {"order": "shuffled"}
+# measurement settings: they change what a run records, not how it trains
+_MEASUREMENTS = ("probe_curvature", "diagnostics", "diagnostics_samples")
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class RunConfig:
     standardize: bool = False
     noise_seed: int = 0
     train_size: int | None = None
+    order: str = "shuffled"              # shuffled | sorted_by_class: the order mini-batches visit the data
     # run
     seed: int = 0
     target: float | None = None          # validation accuracy to time (AlgoPerf's time-to-target)
@@ -59,6 +73,8 @@ class RunConfig:
     eval_every: int | None = None        # steps between evaluations; None: about 50 per run
     log_every: int = 1                   # steps between per-step metric points
     probe_curvature: bool = False        # at the end, log the loss Hessian's top eigenvalue and trace
+    diagnostics: str = "off"             # off | cheap | full: in-training diagnostics at every evaluation
+    diagnostics_samples: int = 512       # training samples (a fixed random subset) for per-sample gradients
     dtype: str = "float32"
     device: str = "cpu"
     experiment: str = "default"
@@ -87,7 +103,7 @@ class RunConfig:
             raise ConfigError(f"{source}: {key} must be {rule}, got {getattr(self, key)!r}")
 
         positive = ("lr", "epochs", "steps", "evaluations", "seconds", "batch_size", "eval_every",
-                    "log_every", "decay_every", "decay_rate")
+                    "log_every", "decay_every", "decay_rate", "diagnostics_samples")
         for key in positive:
             value = getattr(self, key)
             if value is not None and (not math.isfinite(value) or value <= 0):
@@ -102,6 +118,10 @@ class RunConfig:
             bad("target", "a validation accuracy in (0, 1]")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.diagnostics not in DIAGNOSTICS:
+            raise ConfigError(f"{source}: unknown diagnostics {self.diagnostics!r}; choose from {', '.join(DIAGNOSTICS)}")
+        if self.diagnostics_samples < 2:
+            bad("diagnostics_samples", "at least 2 (a variance needs two samples)")
         if self.dtype not in DTYPES:
             raise ConfigError(f"{source}: unknown dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
         _check_device(self.device, source)
@@ -122,8 +142,9 @@ class RunConfig:
         return out
 
     def config_hash(self) -> str:
-        """Stable hash of everything that defines the run (not its experiment, display name or probes)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("experiment", "run_name", "probe_curvature")}
+        """Stable hash of everything that defines the run (not its experiment, display name or measurements)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("experiment", "run_name", *_MEASUREMENTS)
+                   and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:
@@ -202,6 +223,7 @@ def _check_names(config: RunConfig, source: str) -> None:
     from optlab.problem.cost import COSTS
     from optlab.problem.data import DATASETS, VARIANTS
     from optlab.problem.network import ACTIVATIONS, INITS
+    from optlab.problem.problem import ORDERS
     from optlab.problem.test_functions import TEST_FUNCTIONS
 
     choices = {
@@ -210,6 +232,7 @@ def _check_names(config: RunConfig, source: str) -> None:
         "init": (config.init, INITS),
         "cost": (config.cost, COSTS),
         "variant": (config.variant, VARIANTS),
+        "order": (config.order, ORDERS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

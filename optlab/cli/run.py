@@ -51,6 +51,7 @@ def add_parser(sub):
     d.add_argument("--variant", help="none | shuffled_pixels | random_pixels | gaussian")
     d.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     d.add_argument("--train-size", type=int, help="use only the first N training samples")
+    d.add_argument("--order", help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
     d.add_argument("--dtype", help="float32 (default) | float64")
     d.add_argument("--device", help="cpu (default) | cuda")
     r = p.add_argument_group("run")
@@ -61,6 +62,11 @@ def add_parser(sub):
     r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
     r.add_argument("--probe-curvature", action="store_true", default=None,
                    help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
+    r.add_argument("--diagnostics", help="off (default) | cheap | full: in-training diagnostics logged at every "
+                   "evaluation (gradient noise scale, GSNR, update ratios, ...; full adds sharpness, Hessian trace "
+                   "and step quality alpha)")
+    r.add_argument("--diagnostics-samples", type=int,
+                   help="training samples for per-sample gradients (a fixed random subset; default 512)")
     r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
     r.add_argument("--run-name")
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -72,8 +78,9 @@ def add_parser(sub):
 
 CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
                "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
-               "init", "cost", "label_noise", "variant", "standardize", "train_size", "dtype", "device", "seed",
-               "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "experiment", "run_name")
+               "init", "cost", "label_noise", "variant", "standardize", "train_size", "order", "dtype", "device",
+               "seed", "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "diagnostics",
+               "diagnostics_samples", "experiment", "run_name")
 
 
 def config_from_args(args):

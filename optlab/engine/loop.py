@@ -85,6 +85,9 @@ class TrainingLoop:
         self.pending: list[tuple[int, dict[str, Column]]] = []   # per-step metrics not yet handed over
         n_updates = max((p.updates for row in rows for p in row.probes), default=0)
         self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
+        # a full-batch step's batch loss is the training loss itself: checked for divergence every step
+        self.full_batch = (first.plan.batch_size is None and self.has_accuracy
+                           and first.family in ("first-order", "second-order"))
         self.bar = self._progress_bar() if progress else None
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -125,7 +128,12 @@ class TrainingLoop:
                 or ("seconds" in budget and self.wall >= budget["seconds"]))
 
     def step(self) -> None:
-        before = self.trainer.snapshot() if self.updates is not None else None
+        before = None
+        if self.updates is not None:
+            if self.near_evaluation():
+                before = self.trainer.snapshot()
+            else:
+                self.updates.clear()   # probes see only the latest consecutive updates
         started = time.perf_counter()
         values = self.trainer.step()
         self.wall += time.perf_counter() - started
@@ -136,14 +144,37 @@ class TrainingLoop:
             self.pending.append((self.steps, values))
         loss = values.get("batch_loss")
         if loss is not None:
-            bad = _non_finite(loss)
+            bad = {j: f"diverged: batch loss became {_value(loss, j)} at step {self.steps}" for j in _non_finite(loss)}
+            if self.full_batch:
+                bad = {**self.above_limit(loss), **bad}
             if bad:
                 self.hand_over()
-                for j in bad:
-                    self.finish(j, "FAILED", f"diverged: batch loss became {_value(loss, j)} at step {self.steps}")
+                for j, reason in sorted(bad.items()):
+                    self.finish(j, "FAILED", reason)
                 self.drop_done()
         if self.bar is not None:
             self.bar.update(1)
+
+    def near_evaluation(self) -> bool:
+        """Whether the step about to be taken may be one of the last `updates.maxlen` before an evaluation
+        (so its update is copied only then). A run whose end cannot be foreseen (a time or evaluation
+        budget) copies every update."""
+        n, upcoming = self.updates.maxlen, self.steps + 1
+        if -(-upcoming // self.every) * self.every - upcoming < n:
+            return True
+        end, budget = self.plan.max_steps, self.config.budget
+        return end is None or "seconds" in budget or "evaluations" in budget or end - upcoming <= n
+
+    def above_limit(self, loss: Column) -> dict[int, str]:
+        """Live rows whose full-batch loss (the training loss) exceeds DIVERGENCE_FACTOR x its initial value."""
+        values = loss.tolist() if isinstance(loss, torch.Tensor) else list(loss)
+        out = {}
+        for j, (r, value) in enumerate(zip(self.live, values)):
+            initial = self.rows[r].initial_loss
+            if initial is not None and initial > 0 and value > DIVERGENCE_FACTOR * initial:
+                out[j] = (f"diverged: train loss {value:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                          f"{initial:.4g} at step {self.steps}")
+        return out
 
     # ---- evaluation, target, divergence -----------------------------------------------------------
     def evaluate(self) -> None:

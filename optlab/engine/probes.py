@@ -62,6 +62,24 @@ class CurvatureProbe(Probe):
         return probe_curvature(run.problem, run.params)
 
 
+class DiagnosticsProbe(Probe):
+    """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every evaluation
+    point, from the run's parameters and its last two updates."""
+    name = "diagnostics"
+    updates = 2     # the cosine of successive updates needs two; the ratios and alpha the last one
+
+    def __init__(self, config: RunConfig):
+        from optlab.diagnostics import Diagnostics
+
+        self.diagnostics = Diagnostics(config.diagnostics, config.diagnostics_samples, config.seed)
+
+    def measure(self, run: ProbeInput) -> dict[str, float]:
+        return self.diagnostics.measure(run.problem, run.params, run.updates)
+
+
 def probes_for(config: RunConfig) -> list[Probe]:
-    """The probes a run's config asks for, one fresh object each."""
-    return [CurvatureProbe()] if config.probe_curvature else []
+    """The probes a run's config asks for, one fresh object each (none: the loop pays nothing)."""
+    probes: list[Probe] = [CurvatureProbe()] if config.probe_curvature else []
+    if config.diagnostics != "off":
+        probes.append(DiagnosticsProbe(config))
+    return probes

@@ -37,10 +37,12 @@ def group_key(prep: Prepared) -> tuple | None:
     c, plan = prep.config, prep.plan
     if not stackable(prep) or "seconds" in c.budget:
         return None
+    # an order that reads the labels cuts batches by them: such rows must share their labels
+    labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None
     return (c.strategy, c.dataset, c.hidden, c.activation, c.init, c.cost, c.variant,
             c.noise_seed if c.variant != "none" else None, c.standardize, c.train_size, c.dtype, c.device,
             plan.batch_size, plan.max_steps, tuple(sorted(c.budget.items())), eval_interval(c, plan),
-            c.log_every, prep.problem.n_train)
+            c.log_every, prep.problem.n_train, c.order, labels)
 
 
 def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem: Problem | None = None,

@@ -16,6 +16,7 @@ import torch
 
 from optlab.engine.planning import Prepared
 from optlab.problem import Counters, stacked
+from optlab.problem.problem import epoch_batches
 from optlab.strategies.schedules import Schedule
 
 EVALUATED = ("train", "val", "test")
@@ -50,7 +51,9 @@ class StackedTrainer:
             self.generators.setdefault(seed, torch.Generator().manual_seed(seed + 1))
         self.streams = _Streams(seeds, self.device)
         self.batch_size, self.n = plan.batch_size, problem.n_train
-        self.order, self.pos = None, self.n
+        # the rows of one group share their labels when the order reads them (runner.group_key)
+        self.order, self.labels = first.config.order, y_rows[0]
+        self.upcoming: list[torch.Tensor] = []   # this epoch's remaining (streams, B) index batches, last first
         self.shared_counters = Counters()
         self.taken = 0
 
@@ -60,12 +63,11 @@ class StackedTrainer:
     def _batch(self):
         if self.batch_size is None:
             return self.data.x_train, self.y_train, self.n
-        if self.pos >= self.n:
-            self.order = torch.stack([torch.randperm(self.n, generator=self.generators[seed])
-                                      for seed in self.streams.seeds]).to(self.device)
-            self.pos = 0
-        idx = self.order[:, self.pos:self.pos + self.batch_size]             # (streams, B)
-        self.pos += self.batch_size
+        if not self.upcoming:   # each stream draws the epoch its run alone draws (problem.BatchSampler)
+            per_stream = [epoch_batches(self.labels, self.batch_size, self.generators[seed], self.order)
+                          for seed in self.streams.seeds]
+            self.upcoming = [torch.stack(batches).to(self.device) for batches in zip(*per_stream)][::-1]
+        idx = self.upcoming.pop()                                              # (streams, B)
         streams = self.streams
         xb = self.data.x_train[idx] if streams.grouped else self.data.x_train[idx[streams.of_row]]
         row_idx = idx if streams.one_per_row else idx[streams.of_row]
@@ -113,9 +115,9 @@ class StackedTrainer:
             self.y_train = self.y_train[index]
         seeds = [self.streams.seeds_of_rows[j] for j in keep]
         streams = _Streams(seeds, self.device)
-        if self.order is not None:
-            self.order = self.order[torch.tensor([self.streams.seeds.index(s) for s in streams.seeds],
-                                                 device=self.device)]
+        if self.upcoming:
+            kept = torch.tensor([self.streams.seeds.index(s) for s in streams.seeds], device=self.device)
+            self.upcoming = [batch[kept] for batch in self.upcoming]
         self.streams = streams
         self.schedules = [self.schedules[j] for j in keep]
         self.lr_py = [self.lr_py[j] for j in keep]

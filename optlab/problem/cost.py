@@ -7,12 +7,14 @@ between the sigmoid outputs and the one-hot target. `cross_entropy` is the softm
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def mse(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     outputs = torch.sigmoid(logits)
-    target = F.one_hot(labels, outputs.shape[-1]).to(outputs.dtype)
+    # the one-hot target by comparison (F.one_hot checks its input's range: data-dependent, so torch.func's
+    # vmap, which per-sample gradients use, refuses it)
+    classes = torch.arange(outputs.shape[-1], device=labels.device)
+    target = (labels.unsqueeze(-1) == classes).to(outputs.dtype)
     return ((outputs - target) ** 2).sum(dim=-1).mean(dim=-1)
 
 

@@ -68,8 +68,12 @@ class NetworkSpec:
 
     def forward(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Pre-activation outputs (logits) for inputs x of shape (n, n_inputs)."""
+        return self.forward_layers(self.unflatten(w), x)
+
+    def forward_layers(self, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+        """The same forward pass from the (weight, bias) pairs themselves (what differentiating with
+        respect to each layer separately needs: no gradient through the flat vector's slices)."""
         act = ACTIVATIONS[self.activation]
-        layers = self.unflatten(w)
         h = x
         for i, (weight, bias) in enumerate(layers):
             h = torch.addmm(bias, h, weight.T)

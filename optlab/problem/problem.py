@@ -8,6 +8,7 @@ split), which is what makes their costs comparable.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -63,24 +64,59 @@ class Batch:
         return self.x.shape[-2] if self.x.dim() >= 2 else 1
 
 
-class BatchSampler:
-    """Shuffled mini-batches by index, a fresh permutation each epoch, no Python per sample."""
+ORDERS = {
+    "shuffled": "a fresh random permutation of the training set every epoch, cut into batches",
+    "sorted_by_class": "every epoch visits the classes in order (all 0s, then all 1s, ...); each class is "
+                       "shuffled and cut into batches of that class alone (class-sorted data breaks SGD)",
+}
 
-    def __init__(self, n: int, batch_size: int, seed: int, device=None):
-        self.n, self.batch_size = n, batch_size
+
+def epoch_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                  order: str = "shuffled") -> list[torch.Tensor]:
+    """The index batches of one epoch over n = len(labels) samples, drawn from `generator`.
+    shuffled: one permutation of all n, cut into batches of `batch_size` (the last may be smaller);
+    sorted_by_class: classes in ascending order, each permuted and cut on its own, so every batch
+    holds one class (each class's last batch may be smaller)."""
+    n = labels.shape[-1]
+    if order == "shuffled":
+        return list(torch.randperm(n, generator=generator).split(batch_size))
+    if order == "sorted_by_class":
+        labels = labels.cpu()
+        batches = []
+        for label in torch.unique(labels).tolist():
+            members = torch.nonzero(labels == label).squeeze(1)
+            batches.extend(members[torch.randperm(members.numel(), generator=generator)].split(batch_size))
+        return batches
+    raise ConfigError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
+
+
+def epoch_steps(labels: torch.Tensor, batch_size: int, order: str = "shuffled") -> int:
+    """How many batches `epoch_batches` cuts one epoch into."""
+    if order == "sorted_by_class":
+        return sum(math.ceil(int(count) / batch_size) for count in torch.unique(labels.cpu(), return_counts=True)[1])
+    return math.ceil(labels.shape[-1] / batch_size)
+
+
+class BatchSampler:
+    """Mini-batches by index in the given order (a fresh draw every epoch), no Python per sample."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device=None, labels: torch.Tensor | None = None,
+                 order: str = "shuffled"):
+        if order != "shuffled" and labels is None:
+            raise ConfigError(f"order {order!r} needs the training labels")
+        self.n, self.batch_size, self.order = n, batch_size, order
+        self.labels = labels if labels is not None else torch.zeros(n, dtype=torch.long)
         self.generator = torch.Generator().manual_seed(seed)
         self.device = device
-        self._order, self._pos = None, n
+        self._batches: list[torch.Tensor] = []
 
     def next_indices(self) -> torch.Tensor:
         if self.batch_size >= self.n:
             return torch.arange(self.n, device=self.device)
-        if self._pos >= self.n:
-            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return idx
+        if not self._batches:
+            self._batches = [b.to(self.device) for b in
+                             reversed(epoch_batches(self.labels, self.batch_size, self.generator, self.order))]
+        return self._batches.pop()
 
 
 class Problem:
@@ -173,8 +209,11 @@ class NetworkProblem(Problem):
             return Batch(self.dataset.x_train, self.dataset.y_train)
         return Batch(self.dataset.x_train[indices], self.dataset.y_train[indices])
 
-    def sampler(self, batch_size: int, seed: int) -> BatchSampler:
-        return BatchSampler(self.n_train, batch_size, seed, self.device)
+    def sampler(self, batch_size: int, seed: int, order: str = "shuffled") -> BatchSampler:
+        return BatchSampler(self.n_train, batch_size, seed, self.device, self.dataset.y_train, order)
+
+    def epoch_steps(self, batch_size: int, order: str = "shuffled") -> int:
+        return epoch_steps(self.dataset.y_train, batch_size, order)
 
     def objective(self, w: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.cost(self.network.forward(w, batch.x), batch.y)

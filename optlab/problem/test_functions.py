@@ -52,7 +52,7 @@ class TestFunctionProblem(Problem):
             start = start + 0.1 * torch.randn(2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         return start.to(dtype=self.dtype, device=self.device)
 
-    def sampler(self, batch_size: int, seed: int):
+    def sampler(self, batch_size: int, seed: int, order: str = "shuffled"):
         return None
 
     def objective(self, w: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:

@@ -166,6 +166,14 @@ class Strategy:
         # a partial last batch still takes a step, so an epoch of mini-batches is ceil(n / B) steps
         steps_per_epoch = math.ceil(problem.n_train / per_step) if per_step <= problem.n_train \
             else problem.n_train / per_step
+        if config.order != "shuffled":
+            if not getattr(problem, "has_accuracy", False) or batch_size is None:
+                what = "has no training data" if not getattr(problem, "has_accuracy", False) else \
+                    "uses the whole training set every step"
+                raise ConfigError(f"order {config.order!r} orders mini-batches, but {config.strategy} on "
+                                  f"{problem.name} {what}; it is refused rather than recorded as if it applied")
+            if per_step == batch_size:   # each class's last batch may be smaller: more steps per epoch
+                steps_per_epoch = problem.epoch_steps(batch_size, config.order)
         if not getattr(problem, "has_accuracy", False):
             steps_per_epoch = 1.0
         limits = []

@@ -41,7 +41,7 @@ class TorchOptimStrategy(Strategy):
         self.w = params.detach().clone()
         self.optimizer = self.build_optimizer([self.w], self.effective_lr(config))
         self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps)
-        self.sampler = problem.sampler(plan.batch_size, config.seed + 1) if plan.batch_size else None
+        self.sampler = problem.sampler(plan.batch_size, config.seed + 1, config.order) if plan.batch_size else None
 
     def next_batch(self):
         return self.problem.batch(self.sampler.next_indices() if self.sampler is not None else None)

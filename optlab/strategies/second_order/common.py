@@ -26,7 +26,7 @@ class SecondOrderStrategy(Strategy):
         super().__init__(problem, params, config, plan)
         self.w = params.detach().clone()
         sampler = getattr(problem, "sampler", None)
-        self.sampler = sampler(plan.batch_size, config.seed + 1) if plan.batch_size and sampler else None
+        self.sampler = sampler(plan.batch_size, config.seed + 1, config.order) if plan.batch_size and sampler else None
         self.generator = torch.Generator().manual_seed(config.seed + 2)
         self.step_size = self.effective_lr(config)
 

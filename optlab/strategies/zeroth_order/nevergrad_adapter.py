@@ -132,7 +132,7 @@ class NevergradStrategy(Strategy):
         parametrization.function.deterministic = not self.noisy
         self.optimizer = ng.optimizers.registry[self.optimizer_name](
             parametrization=parametrization, budget=self._ng_budget(config, plan), num_workers=self.workers)
-        self.sampler = problem.sampler(plan.batch_size, config.seed + 1) if self.noisy else None
+        self.sampler = problem.sampler(plan.batch_size, config.seed + 1, config.order) if self.noisy else None
         budget = config.budget.get("evaluations")
         self.max_evaluations = int(budget) if budget is not None else None
         self._told = 0

@@ -1,0 +1,132 @@
+"""Gradient statistics from per-sample gradients: gradient norm, noise scale B_simple and GSNR.
+
+The population is the training set (n samples): SGD draws its batches from it, so the gradient it
+estimates is G = grad L = mean_i g_i and the covariance of one sample's gradient is
+Sigma = (1/n) sum_i (g_i - G)(g_i - G)^T. Then a batch of B samples drawn with replacement has
+E|g_B|^2 = |G|^2 + tr(Sigma) / B, and the noise scale of McCandlish et al. (2018) is
+B_simple = tr(Sigma) / |G|^2: batches much larger than it waste computation. The gradient
+signal-to-noise ratio of parameter j (Liu et al. 2020) is G_j^2 / Sigma_jj, averaged over parameters.
+
+G is computed exactly (one gradient over the whole training set). The per-sample gradients g_i come
+from torch.func (vmap of grad of the one-sample loss) on a subset S of m samples drawn uniformly
+without replacement, in chunks (m x d floats at once would be m * 52 kB on the reference net). For a
+network they are taken with respect to each layer's weight and bias tensors, not the flat vector:
+differentiating through the flat vector's slices zero-fills and adds an (m, d) tensor per layer,
+which made vmap(grad) 50 times slower than the gradient of the same batch. Their
+variance is centred on the subset's own mean and merged across chunks exactly (Chan et al. 1979), so a
+parameter whose gradient is the same for every sample has variance exactly 0. The unbiased estimate
+of the population variance from the subset is ((n - 1) / n) * M2 / (m - 1), where M2 is the sum of
+squared deviations: with m = n it is the exact population variance M2 / n.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad, vmap
+
+from optlab.problem.problem import Batch, Problem
+
+CHUNK = 256   # per-sample gradients held at once: 256 x 13,002 floats (13 MB) on the reference net
+
+
+@dataclass(frozen=True)
+class GradientNoise:
+    grad_norm: float        # |G|: the full-training-set gradient's norm
+    trace_sigma: float      # tr(Sigma): the per-sample gradient covariance's trace (population = training set)
+    b_simple: float         # tr(Sigma) / |G|^2 (nan when G = 0)
+    gsnr: float             # mean over parameters with Sigma_jj > 0 of G_j^2 / Sigma_jj (nan when none)
+    samples: int            # m: per-sample gradients the estimates came from
+    population: int         # n: training-set size
+
+
+def full_gradient(problem: Problem, w: torch.Tensor) -> torch.Tensor:
+    """grad L(w) over the whole training set (uncounted: a measurement, not the strategy's work)."""
+    with torch.enable_grad():
+        point = w.detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(problem.objective(point, problem.batch()), point)
+    return gradient.detach()
+
+
+def per_sample_parts(problem: Problem, w: torch.Tensor, batch: Batch) -> list[torch.Tensor]:
+    """The gradient of each sample's loss by torch.func (vmap of grad of the one-sample loss), as
+    (m, size) blocks whose concatenation along dim 1 is the (m, d) matrix of per-sample gradients of
+    the flat vector: one block per layer weight and bias for a network, one block otherwise."""
+    network = getattr(problem, "network", None)
+    w = w.detach()
+    if network is None or not hasattr(problem, "cost"):
+        def sample_loss(weights, x, y):
+            return problem.objective(weights, Batch(x.unsqueeze(0), y.unsqueeze(0)))
+        return [vmap(grad(sample_loss), in_dims=(None, 0, 0))(w, batch.x, batch.y)]
+
+    layers = tuple(tensor for pair in network.unflatten(w) for tensor in pair)
+
+    def layer_loss(tensors, x, y):
+        pairs = list(zip(tensors[0::2], tensors[1::2]))
+        return problem.cost(network.forward_layers(pairs, x.unsqueeze(0)), y.unsqueeze(0))
+
+    blocks = vmap(grad(layer_loss), in_dims=(None, 0, 0))(layers, batch.x, batch.y)
+    return [block.flatten(start_dim=1) for block in blocks]
+
+
+def per_sample_gradients(problem: Problem, w: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(m, d): the gradient of each sample's loss with respect to the flat parameter vector."""
+    return torch.cat(per_sample_parts(problem, w, batch), dim=1)
+
+
+def sample_moments(problem: Problem, w: torch.Tensor, indices: torch.Tensor,
+                   chunk: int = CHUNK) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(m, mean, M2) of the per-sample gradients of the samples `indices`: M2 is the per-parameter sum
+    of squared deviations from the mean. Each chunk's moments come from torch.var_mean (Welford's
+    update, so identical values give exactly 0), merged across chunks in float64."""
+    count, mean, m2 = 0, None, None
+    for part in indices.split(chunk):
+        blocks = per_sample_parts(problem, w, problem.batch(part))
+        k = blocks[0].shape[0]
+        moments = [torch.var_mean(block, dim=0, correction=0) for block in blocks]
+        part_mean = torch.cat([mu for _, mu in moments]).to(torch.float64)
+        part_m2 = torch.cat([var for var, _ in moments]).to(torch.float64) * k
+        if mean is None:
+            count, mean, m2 = k, part_mean, part_m2
+            continue
+        delta = part_mean - mean
+        total = count + k
+        mean = mean + delta * (k / total)
+        m2 = m2 + part_m2 + delta ** 2 * (count * k / total)
+        count = total
+    return count, mean, m2
+
+
+def noise_from_moments(gradient: torch.Tensor, samples: int, m2: torch.Tensor, population: int) -> GradientNoise:
+    """The statistics from the exact gradient G and the per-sample moments of m samples of n."""
+    if samples < 2:
+        raise ValueError(f"a gradient variance needs at least 2 per-sample gradients, got {samples}")
+    g = gradient.to(torch.float64)
+    variance = m2 * ((population - 1) / population / (samples - 1))     # unbiased for Sigma_jj
+    trace = float(variance.sum())
+    g2 = float(g @ g)
+    varying = variance > 0
+    gsnr = float((g[varying] ** 2 / variance[varying]).mean()) if bool(varying.any()) else math.nan
+    return GradientNoise(grad_norm=math.sqrt(g2), trace_sigma=trace, b_simple=trace / g2 if g2 > 0 else math.nan,
+                         gsnr=gsnr, samples=samples, population=population)
+
+
+def gradient_noise(problem: Problem, w: torch.Tensor, indices: torch.Tensor | None = None,
+                   chunk: int = CHUNK) -> GradientNoise:
+    """Gradient norm, tr(Sigma), B_simple and GSNR at w; per-sample gradients on `indices` (default: the
+    whole training set), which must be distinct samples drawn uniformly for the estimates to be unbiased."""
+    n = problem.n_train
+    if indices is None:
+        indices = torch.arange(n, device=w.device)
+    samples, _, m2 = sample_moments(problem, w, indices, chunk)
+    return noise_from_moments(full_gradient(problem, w), samples, m2, n)
+
+
+def subset(n: int, size: int, seed: int, device=None) -> torch.Tensor:
+    """`size` distinct training indices drawn uniformly (all n, in order, when size >= n), sorted."""
+    if size >= n:
+        return torch.arange(n, device=device)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+    return chosen.sort().values.to(device)

@@ -46,7 +46,11 @@ bench-zeroth-order:
 SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml \
          experiments/second_order.toml experiments/zeroth_order.toml
 WORKERS ?= 2
-.PHONY: sweep
+# the experiments beyond the default suite: edge of stability, diagnostics per strategy, the lecture's lessons
+MORE ?= experiments/dynamics.toml experiments/diagnostics.toml experiments/lessons.toml
+.PHONY: sweep sweep-more
+sweep-more:
+	@$(MAKE) --no-print-directory sweep SWEEP="$(MORE)"
 sweep:
 	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
 	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \

@@ -5,7 +5,8 @@ Five ratios, each measured on this machine in this run (see the README for a rec
   (b) 64 runs (8 seeds x 8 learning rates): optlab batched vs 64 sequential textbook runs;
   (c) tracking overhead: the same tracked run with per-step metrics recorded vs not recorded;
   (d) full-batch GD: achieved FLOP/s vs a matrix multiply of the same FLOP count;
-  (e) 32 gradient-free candidates: one batched evaluation vs one at a time.
+  (e) 32 gradient-free candidates: one batched evaluation vs one at a time;
+  (g) the diagnostics tiers: the same run with `--diagnostics cheap` and `full` vs without (overhead ratios).
 Timings are wall-clock medians of `repeats` measurements; `--quick` uses tiny sizes so CI can run it.
 """
 
@@ -219,6 +220,25 @@ def bench_population(sizes: Sizes, device: str) -> dict:
     return out
 
 
+def bench_diagnostics(sizes: Sizes, device: str) -> dict:
+    """The same untracked run (mini-batch SGD, batch 32, about 50 evaluations) with each diagnostics tier:
+    total time, the ratio to the run without diagnostics, and the added cost per evaluation point."""
+    from optlab.engine import run_many
+
+    every = max(1, sizes.steps // 50)
+    configs = {tier: _config(sizes, device, eval_every=every, diagnostics=tier) for tier in ("off", "cheap", "full")}
+    run_many([_config(sizes, device, steps=2, eval_every=1, diagnostics="full")])   # imports scipy, torch.func
+    evaluations = sizes.steps // every + (1 if sizes.steps % every == 0 else 2)
+    out = {"steps": sizes.steps, "evaluations": evaluations}
+    for tier, config in configs.items():
+        repeats = 1 if tier == "full" else sizes.repeats
+        out[tier] = _median_time(lambda: run_many([config]), repeats, warmup=tier == "off")
+    for tier in ("cheap", "full"):
+        out[f"{tier}_ratio"] = out[tier] / out["off"]
+        out[f"{tier}_ms_per_evaluation"] = 1e3 * (out[tier] - out["off"]) / evaluations
+    return out
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -233,8 +253,15 @@ def machine() -> str:
 def run_bench(quick: bool = False, device: str = "cpu", only: str | None = None) -> dict:
     sizes = QUICK if quick else FULL
     parts = {"a": bench_one_run, "b": bench_many_runs, "c": bench_tracking, "d": bench_full_batch,
-             "e": bench_population}
+             "e": bench_population, "g": bench_diagnostics}
     return {key: fn(sizes, device) for key, fn in parts.items() if only is None or key in only}
+
+
+def diagnostics_rows(r: dict) -> list[tuple[str, ...]]:
+    """(g): one row per diagnostics tier."""
+    return [("(g)", f"--diagnostics {tier}, run time s", f"{r[tier]:.2f}", f"{r['off']:.2f} off",
+             f"{r[f'{tier}_ratio']:.1f}x", f"none: +{r[f'{tier}_ms_per_evaluation']:.0f} ms/evaluation")
+            for tier in ("cheap", "full")]
 
 
 def table(results: dict, quick: bool, device: str) -> str:
@@ -264,6 +291,8 @@ def table(results: dict, quick: bool, device: str) -> str:
             rows.append(("(e)", f"{r['candidates']} gradient-free candidates, {what}",
                          f"{m['batched_s'] * 1e3:.2f} ms", f"{m['one_at_a_time_s'] * 1e3:.2f} ms loop",
                          f"{m['ratio']:.1f}x", f">= {GOALS['e']}x"))
+    if "g" in results:
+        rows.extend(diagnostics_rows(results["g"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"optlab bench{' --quick' if quick else ''} on {device}: {machine()}"]
     for i, row in enumerate(rows):
@@ -273,6 +302,10 @@ def table(results: dict, quick: bool, device: str) -> str:
     if "a" in results:
         lines.append(f"(a) optlab = engine.run_many (the batched engine, K=1); engine.run alone: "
                      f"{results['a']['optlab_single_engine']:,.0f} samples/s")
+    if "g" in results:
+        r = results["g"]
+        lines.append(f"(g) {r['steps']} steps of minibatch B=32, {r['evaluations']} evaluations; the ratio is the "
+                     f"whole run's time over the same run without diagnostics (no goal: the price of looking)")
     if "c" in results:
         lines.append(f"(c) vs untracked: +{100 * results['c']['overhead_vs_untracked']:.1f}% "
                      f"(includes creating the MLflow run, its params and final artifact)")

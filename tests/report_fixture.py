@@ -39,3 +39,20 @@ def build_store() -> None:
             _run("memorization", {"strategy": "adam", "lr": 0.01, "hidden": hidden, "label_noise": noise,
                                   "variant": variant, "epochs": 4, "eval_every": 10},
                  {"optlab.role": "point"})
+    for lr in (0.05, 0.2, 200.0):                 # edge of stability: two stable step sizes, one diverging
+        for seed in (0, 1):
+            _run("dynamics", {"strategy": "gd", "activation": "relu", "lr": lr, "seed": seed, "steps": 30,
+                              "eval_every": 5, "diagnostics": "full"}, {"optlab.role": "point"})
+    for strategy, lr in (("adam", 0.01), ("minibatch", 0.3)):
+        for seed in (0, 1):
+            _run("diagnostics", {"strategy": strategy, "lr": lr, "seed": seed, "epochs": 1, "eval_every": 10,
+                                 "diagnostics": "full", "diagnostics_samples": 64}, {"optlab.role": "point"})
+    lessons = {None: {}, "sorted_by_class": {"order": "sorted_by_class"}, "init_zeros": {"init": "zeros"},
+               "init_normal": {"init": "normal"}, "init_fan_in_normal": {"init": "fan_in_normal"},
+               "init_xavier": {"init": "xavier"}, "init_he": {"init": "he"}, "standardized": {"standardize": True},
+               "cosine_decay": {"schedule": "cosine"}, "mse": {"cost": "mse"}}
+    for series, change in lessons.items():
+        for seed in (0, 1, 2):
+            tags = {"optlab.role": "point", **({"optlab.series": series} if series else {})}
+            _run("lessons", {"strategy": "minibatch", "lr": 0.5, "seed": seed, "epochs": 2, "eval_every": 10,
+                             **change}, tags)

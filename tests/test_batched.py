@@ -172,6 +172,7 @@ def test_bench_quick_prints_every_ratio(capsys):
     for row in ("(a)", "(b)", "(c)", "(d)", "(e)"):
         assert row in out
     assert "textbook" in out and "x" in out
+    assert "--diagnostics cheap" in out and "--diagnostics full" in out and "ms/evaluation" in out
 
 
 def test_bulk_metric_insert_writes_what_log_batch_writes(tracking_home):

@@ -12,7 +12,7 @@ from optlab.reports import build_report
 from optlab.reports.model import Figure, Note, Table
 
 SECTION_TITLES = ["Convergence", "Time to target", "Batch-size effects", "Random-label memorization",
-                  "Inside the network", "Landscapes", "Reproducibility"]
+                  "Inside the network", "Landscapes", "Dynamics", "Lessons", "Reproducibility"]
 
 
 @pytest.fixture(scope="module")

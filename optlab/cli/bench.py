@@ -1,4 +1,5 @@
-"""`optlab bench [--quick]`: the speed ratios (a)-(e) of optlab vs a textbook PyTorch loop, as a table."""
+"""`optlab bench [--quick]`: the speed ratios (a)-(e) of optlab vs a textbook PyTorch loop, and (g) the
+overhead of each diagnostics tier, as a table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the benchmark still runs")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 is steadier on a busy machine)")
-    p.add_argument("--only", help="a subset of the measurements, e.g. 'ab'")
+    p.add_argument("--only", help="a subset of the measurements, e.g. 'ab' (g: the diagnostics tiers)")
     return p
 
 
@@ -20,8 +21,8 @@ def main(args) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {args.device!r} requested but CUDA is not available")
-    if args.only and set(args.only) - set("abcde"):
-        raise ConfigError(f"--only takes letters from 'abcde', got {args.only!r}")
+    if args.only and set(args.only) - set("abcdeg"):
+        raise ConfigError(f"--only takes letters from 'abcdeg', got {args.only!r}")
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be positive, got {args.threads}")

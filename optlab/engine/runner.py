@@ -33,9 +33,11 @@ def stackable(prep: Prepared) -> bool:
 
 def group_key(prep: Prepared) -> tuple | None:
     """Runs with equal keys can train together as one stacked program; None: this run trains alone.
-    A time budget is per run, so runs with one never share a program (they would share its seconds)."""
+    A time budget is per run, so runs with one never share a program (they would share its seconds); runs
+    with full diagnostics train alone too: their Hessian products, not their steps, take the time, and
+    a group's probes run one row after another in one process, where alone they spread over workers."""
     c, plan = prep.config, prep.plan
-    if not stackable(prep) or "seconds" in c.budget:
+    if not stackable(prep) or "seconds" in c.budget or c.diagnostics == "full":
         return None
     # an order that reads the labels cuts batches by them: such rows must share their labels
     labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None

@@ -27,11 +27,12 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
                  tracking_uri: str | None = None, target: float = 0.9, progress: bool = True,
                  argv: list[str] | None = None) -> Report:
     """`experiments` replaces the default experiments of sections 1-2 (convergence, second_order,
-    zeroth_order); the other sections read their own (batch_size, memorization)."""
+    zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
+    lessons)."""
     import matplotlib.pyplot as plt
 
-    from optlab.reports import (batch_size, convergence, inside, landscapes, memorization, render,
-                                reproducibility, target as time_to_target)
+    from optlab.reports import (batch_size, convergence, dynamics, inside, landscapes, lessons, memorization,
+                                render, reproducibility, target as time_to_target)
     from optlab.reports.load import Store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the progress lines readable
@@ -47,7 +48,9 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
         (4, memorization.TITLE, lambda: memorization.build(store)),
         (5, inside.TITLE, lambda: inside.build(store)),
         (6, landscapes.TITLE, lambda: landscapes.build(store)),
-        (7, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
+        (7, dynamics.TITLE, lambda: dynamics.build(store, 7)),
+        (8, lessons.TITLE, lambda: lessons.build(store, 8)),
+        (9, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
     ]
     sections, errors = [], []
     for number, title, make in builders:

@@ -156,3 +156,13 @@ def seeds_text(runs: pd.DataFrame) -> str:
 def runs_text(runs: pd.DataFrame, experiment: str | None = None) -> str:
     names = experiment or ", ".join(sorted(runs["experiment"].unique()))
     return f"experiment {names}; {len(runs)} runs; {seeds_text(runs)}"
+
+
+def latest_attempts(runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per sweep point: a resumed sweep reruns failed points and keeps the failed attempts in the
+    store; the latest attempt (by start time) is the point's result. Runs without a point hash stay."""
+    if "point_hash" not in runs or "start_time" not in runs:
+        return runs
+    keyed = runs[runs["point_hash"] != ""].sort_values("start_time")
+    latest = keyed.drop_duplicates("point_hash", keep="last")
+    return pd.concat([latest, runs[runs["point_hash"] == ""]]).sort_index().reset_index(drop=True)

@@ -1,4 +1,4 @@
-"""Section 7: what the report was made from and how to make it again."""
+"""The last section: what the report was made from and how to make it again."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table
 
 TITLE = "Reproducibility"
-SWEEPS = ("convergence", "batch_size", "memorization", "second_order", "zeroth_order", "smoke")
+SWEEPS = ("convergence", "batch_size", "memorization", "second_order", "zeroth_order", "dynamics", "diagnostics",
+          "lessons", "smoke")
 
 
-def build(store: Store, argv: list[str] | None = None) -> Section:
+def build(store: Store, argv: list[str] | None = None, number: int = 9) -> Section:
     from optlab.tracking import provenance
 
-    section = Section(7, TITLE, "Every number above comes from runs in the MLflow store named below; each run "
+    section = Section(number, TITLE, "Every number above comes from runs in the MLflow store named below; each run "
                       "records its resolved config, data fingerprint, git commit and package versions.")
     rows, version_rows = [], []
     names = sorted(store.experiments())
@@ -47,7 +48,7 @@ def build(store: Store, argv: list[str] | None = None) -> Section:
     here = {"git commit": provenance.git_commit(), **provenance.versions()}
     section.add(Table(pd.DataFrame({"item": list(here), "value": list(here.values())}),
                       "The environment that built this report."))
-    commands = [("all sweeps", "make sweep"), *[(f"sweep {n}", f"SWEEP=experiments/{n}.toml make sweep") for n in SWEEPS],
+    commands = [("the default sweeps", "make sweep"), ("the other sweeps", "make sweep-more"), *[(f"sweep {n}", f"SWEEP=experiments/{n}.toml make sweep") for n in SWEEPS],
                 ("this report", "make report  # = optlab report --out reports/out"),
                 ("browse the runs", "make ui")]
     if argv:

@@ -1,0 +1,316 @@
+"""Section: Dynamics — what the optimization looks like from inside.
+
+Two experiments feed it:
+- `diagnostics` (experiments/diagnostics.toml): per strategy on the convergence workload, the in-training
+  diagnostics (optlab.diagnostics, metrics `diag/...`) over training, faceted one panel per quantity;
+- `dynamics` (experiments/dynamics.toml): full-batch gradient descent at several step sizes eta, the
+  sharpness against 2/eta (Cohen et al. 2021's edge of stability), the training loss step by step, and
+  the run whose step is past the stable range.
+
+Computation (functions returning data frames: `diagnostics_frame`, `diagnostics_summary`,
+`stability_frames`, `stability_table`, `stability_sentence`) is kept apart from drawing (`draw_*`), so the
+figures can move to an interactive layer without touching the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from optlab.reports import style
+from optlab.reports.load import Store, latest_attempts, runs_text
+from optlab.reports.model import Figure, Note, Section, Table, not_run
+
+TITLE = "Dynamics"
+DIAGNOSTICS, STABILITY = "diagnostics", "dynamics"
+PREFIX = "diag/"
+# (metric, panel title, log scale): the panels of the per-strategy figure, in reading order
+PANELS = [("grad_norm", "gradient norm |G| (training set)", True),
+          ("b_simple", "noise scale B_simple = tr Σ / |G|²", True),
+          ("gsnr", "mean GSNR G_j² / Σ_jj", True),
+          ("update_ratio_layer1", "update / weight, layer 1", True),
+          ("update_ratio_layer2", "update / weight, layer 2", True),
+          ("update_ratio_layer3", "update / weight, layer 3", True),
+          ("update_cosine", "cosine of successive updates", False),
+          ("distance_from_init", "distance from init |w − w₀|", False),
+          ("sharpness", "sharpness λ_max(H)", True),
+          ("hessian_trace", "Hessian trace", False),
+          ("alpha", "step quality α (−1 start, 0 min, +1 far side)", False)]
+REACHED = 0.9          # the first evaluation where sharpness >= 0.9 x 2/eta counts as reaching it
+EDGE = (0.8, 1.25)     # "at the edge": sharpness within this band of 2/eta
+
+
+# ---- per-strategy diagnostics: computation ---------------------------------------------------------
+
+def diagnostics_frame(store: Store, runs: pd.DataFrame) -> pd.DataFrame:
+    """Long frame: run_id, strategy, seed, step, epoch, metric (without the prefix), value."""
+    keys = [PREFIX + metric for metric, _, _ in PANELS]
+    wide = store.history(runs, keys=("epoch", *keys), label="diagnostics histories")
+    present = [k for k in keys if k in wide]
+    if wide.empty or not present:
+        return pd.DataFrame(columns=["run_id", "strategy", "seed", "step", "epoch", "metric", "value"])
+    long = wide.melt(id_vars=["run_id", "strategy", "seed", "step", "epoch"], value_vars=present,
+                     var_name="metric", value_name="value").dropna(subset=["value"])
+    long["metric"] = long["metric"].str[len(PREFIX):]
+    return long.reset_index(drop=True)
+
+
+def diagnostics_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: each metric's median over the second half of training, averaged over seeds."""
+    if frame.empty:
+        return pd.DataFrame()
+    late = frame[frame["epoch"] >= frame.groupby("run_id")["epoch"].transform("max") / 2]
+    per_run = late.groupby(["strategy", "run_id", "metric"])["value"].median().reset_index()
+    table = per_run.groupby(["strategy", "metric"])["value"].mean().unstack("metric")
+    order = [m for m, _, _ in PANELS if m in table.columns]
+    return table[order].reset_index()
+
+
+# ---- per-strategy diagnostics: drawing -------------------------------------------------------------
+
+def draw_diagnostics(frame: pd.DataFrame, palette: dict):
+    import seaborn as sns
+
+    panels = [(m, title, log) for m, title, log in PANELS if m in set(frame["metric"])]
+    cols = 3
+    rows = math.ceil(len(panels) / cols)
+    fig, grid = style.figure(rows, cols, width=4.3, height=3.0)
+    for k in range(rows * cols):
+        ax = grid[k // cols][k % cols]
+        if k >= len(panels):
+            ax.set_axis_off()
+            continue
+        metric, title, log = panels[k]
+        data = frame[frame["metric"] == metric]
+        sns.lineplot(data=data, x="epoch", y="value", hue="strategy", palette=palette, errorbar="sd",
+                     estimator="mean", ax=ax, legend=k == 0, linewidth=1.2)
+        if log and (data["value"] > 0).all():
+            ax.set_yscale("log")
+        if metric == "alpha":
+            for level in (-1, 0, 1):
+                ax.axhline(level, color="grey", lw=0.6, ls=":")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("")
+    legend = grid[0][0].get_legend()
+    if legend is not None:
+        handles, labels = grid[0][0].get_legend_handles_labels()
+        legend.remove()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="strategy")
+    fig.tight_layout()
+    return fig
+
+
+# ---- edge of stability: computation ----------------------------------------------------------------
+
+def stability_frames(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(evaluations: run_id, lr, seed, step, sharpness, train_loss; steps: run_id, lr, seed, step, loss)
+    where `loss` is each step's full-batch loss (the training loss at the point the step started from)."""
+    evaluations = store.history(runs, keys=("train_loss", PREFIX + "sharpness"), label="sharpness histories")
+    evaluations = evaluations.rename(columns={PREFIX + "sharpness": "sharpness"})
+    steps = store.history(runs, keys=("batch_loss",), label="loss histories").rename(columns={"batch_loss": "loss"})
+    lr = runs.set_index("run_id")["lr"]
+    for frame in (evaluations, steps):
+        frame["lr"] = frame["run_id"].map(lr)
+    if "sharpness" not in evaluations:
+        evaluations["sharpness"] = np.nan
+    return (evaluations[["run_id", "lr", "seed", "step", "sharpness", "train_loss"]],
+            steps[["run_id", "lr", "seed", "step", "loss"]])
+
+
+def stability_table(runs: pd.DataFrame, evaluations: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Per run: 2/eta; the sharpness at the start and its maximum; the first step where it reached
+    REACHED x 2/eta; from then on, the share of evaluations within EDGE of 2/eta and the median and last
+    sharpness over 2/eta; how many steps raised the loss; initial and final training loss; status. A run
+    that did not finish keeps only its initial sharpness (it was stopped before measuring more)."""
+    rows = []
+    for run in runs.sort_values(["lr", "seed"]).itertuples():
+        ev = evaluations[evaluations["run_id"] == run.run_id].sort_values("step")
+        sharp = ev.dropna(subset=["sharpness"])
+        loss = steps[steps["run_id"] == run.run_id].sort_values("step")["loss"].to_numpy(float)
+        threshold = 2.0 / run.lr
+        finished = run.status == "FINISHED"
+        reached = sharp[sharp["sharpness"] >= REACHED * threshold] if finished else sharp.iloc[0:0]
+        after = sharp[sharp["step"] >= reached["step"].iloc[0]]["sharpness"] / threshold if len(reached) else None
+        finite = loss[np.isfinite(loss)]
+        rows.append({
+            "run_id": run.run_id, "lr": run.lr, "seed": int(run.seed), "two_over_eta": threshold,
+            "status": run.status, "reason": run.failure_reason or "",
+            "sharpness_initial": sharp["sharpness"].iloc[0] if len(sharp) else np.nan,
+            "sharpness_max": sharp["sharpness"].max() if finished and len(sharp) else np.nan,
+            "first_reach_step": int(reached["step"].iloc[0]) if len(reached) else np.nan,
+            "edge_share": float(after.between(*EDGE).mean()) if after is not None else np.nan,
+            "after_median_ratio": float(after.median()) if after is not None else np.nan,
+            "last_ratio": sharp["sharpness"].iloc[-1] / threshold if finished and len(sharp) else np.nan,
+            "loss_increases": int((np.diff(finite) > 0).sum()) if len(finite) > 1 else 0,
+            "steps": len(loss),
+            "loss_initial": ev["train_loss"].iloc[0] if len(ev) else np.nan,
+            "loss_final": ev["train_loss"].iloc[-1] if finished and len(ev) else np.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def stability_sentence(table: pd.DataFrame) -> str:
+    """What the runs show, computed from the table (means over seeds per step size)."""
+    if table.empty:
+        return ""
+    done = table[table["status"] == "FINISHED"]
+    parts, settled, left = [], [], []
+    for lr, group in done.groupby("lr"):
+        reach = group["first_reach_step"]
+        if reach.isna().any():
+            parts.append(f"η = {lr:g}: sharpness rose from {group['sharpness_initial'].mean():.3g} to at most "
+                         f"{group['sharpness_max'].mean():.3g}, below {REACHED:g} × 2/η = {REACHED * 2 / lr:.3g} in "
+                         f"{int(reach.isna().sum())} of {len(group)} runs")
+            continue
+        median, last, share = (group["after_median_ratio"].mean(), group["last_ratio"].mean(),
+                               group["edge_share"].mean())
+        parts.append(f"η = {lr:g}: sharpness rose from {group['sharpness_initial'].mean():.3g} to 2/η = {2 / lr:.3g} "
+                     f"by step {reach.max():.0f} and then spent {share:.0%} of the evaluations within "
+                     f"{EDGE[0]:g}-{EDGE[1]:g} × 2/η (median {median:.2f} × 2/η, last {last:.2f} × 2/η); the loss rose "
+                     f"at {group['loss_increases'].mean():.0f} of {group['steps'].mean():.0f} steps yet fell from "
+                     f"{group['loss_initial'].mean():.3g} to {group['loss_final'].mean():.3g}")
+        (settled if EDGE[0] <= median <= EDGE[1] else left).append(lr)
+        if EDGE[0] <= median <= EDGE[1] and last < EDGE[0]:
+            left.append(lr)
+    text = ("; ".join(parts) + ".") if parts else "No run finished."
+    failed = table[table["status"] != "FINISHED"]
+    for lr, group in failed.groupby("lr"):
+        reasons = "; ".join(sorted(set(group["reason"])))
+        text += (f" η = {lr:g} (2/η = {2 / lr:.3g}, below the initial sharpness "
+                 f"{group['sharpness_initial'].mean():.3g}) {group['status'].iloc[0].lower()} in {len(group)} of "
+                 f"{len(table[table['lr'] == lr])} runs: {reasons}.")
+    below = [lr for lr, group in done.groupby("lr") if group["first_reach_step"].isna().all()]
+    plateau = done[done["lr"].isin(below)].groupby("lr")["sharpness_max"].mean().max() if below else None
+    ambiguous = [lr for lr in settled if plateau is not None and 2 / lr >= EDGE[0] * plateau]
+    capped = [lr for lr in settled if lr not in ambiguous]
+    if capped:
+        wobbly = [lr for lr in capped if (done.loc[done["lr"] == lr, "loss_increases"] > 0).all()]
+        text += (f" For η = {', '.join(f'{lr:g}' for lr in capped)} this is the edge of stability as Cohen et al. "
+                 f"describe it: sharpness rises to 2/η and hovers there while the loss keeps falling"
+                 + (f", not monotonically for η = {', '.join(f'{lr:g}' for lr in wobbly)} (it rose at some steps "
+                    f"in every run)" if wobbly else "") + ".")
+        if plateau is not None:
+            text += (f" Left alone (η = {', '.join(f'{lr:g}' for lr in below)}) sharpness levels off at {plateau:.3g}, "
+                     f"above those plateaus: the step size sets them, not the network.")
+    if ambiguous:
+        text += (f" For η = {', '.join(f'{lr:g}' for lr in ambiguous)}, 2/η is about where sharpness levels off "
+                 f"anyway ({plateau:.3g}), so that run cannot tell the edge of stability from the plateau.")
+    off = [lr for lr in left if lr not in settled]
+    if off:
+        text += (f" For η = {', '.join(f'{lr:g}' for lr in off)} sharpness reached 2/η but did not stay near it "
+                 f"(median outside {EDGE[0]:g}-{EDGE[1]:g} × 2/η after reaching it).")
+    late = [lr for lr in left if lr in settled]
+    if late:
+        text += (f" For η = {', '.join(f'{lr:g}' for lr in late)} sharpness left the edge late in training, ending "
+                 f"below {EDGE[0]:g} × 2/η as the loss approached 0.")
+    return text
+
+
+# ---- edge of stability: drawing --------------------------------------------------------------------
+
+def draw_stability(evaluations: pd.DataFrame, steps: pd.DataFrame, table: pd.DataFrame):
+    lrs = sorted(table["lr"].unique())
+    fig, grid = style.figure(2, len(lrs), width=3.6, height=3.0, sharex="col")
+    seeds = sorted(table["seed"].unique())
+    colors = dict(zip(seeds, ["C0", "C1", "C2", "C4", "C5", "C6"] * 4))
+    for j, lr in enumerate(lrs):
+        top, bottom = grid[0][j], grid[1][j]
+        rows = table[table["lr"] == lr]
+        for run in rows.itertuples():
+            ev = evaluations[(evaluations["run_id"] == run.run_id)].dropna(subset=["sharpness"])
+            st = steps[steps["run_id"] == run.run_id]
+            top.plot(ev["step"], ev["sharpness"], color=colors[run.seed], lw=1.2, label=f"seed {run.seed}",
+                     marker="o" if len(ev) < 3 else None)
+            bottom.plot(st["step"], st["loss"], color=colors[run.seed], lw=0.8)
+            if run.status != "FINISHED" and len(st):
+                bottom.plot(st["step"].iloc[-1], st["loss"].iloc[-1], "x", color="C3", ms=8)
+        top.axhline(2.0 / lr, color="black", ls="--", lw=1.0, label="2/η")
+        failed = (rows["status"] != "FINISHED").all()
+        top.set_title(f"η = {lr:g}" + (" — diverged" if failed else ""), color="C3" if failed else "black")
+        top.set_ylabel("sharpness λ_max" if j == 0 else "")
+        top.set_ylim(0, max(2.5 / lr, float(evaluations.loc[evaluations["lr"] == lr, "sharpness"].max()) * 1.1))
+        bottom.set_yscale("log")
+        bottom.set_xlabel("step")
+        bottom.set_ylabel("training loss (each step)" if j == 0 else "")
+    grid[0][0].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ---- the section -----------------------------------------------------------------------------------
+
+def build(store: Store, number: int = 7) -> Section:
+    section = Section(number, TITLE, "What happens inside the optimization. Per strategy on the convergence "
+                      "workload: the gradient's size and noise (B_simple, GSNR) from per-sample gradients, the "
+                      "size of each update relative to the weights, the cosine between successive updates, the "
+                      "distance travelled, the curvature (sharpness, Hessian trace) and where each step lands "
+                      "on the local parabola (α). Then full-batch gradient descent at several step sizes: "
+                      "the edge of stability.")
+    add_diagnostics(section, store)
+    add_stability(section, store)
+    return section
+
+
+def add_diagnostics(section: Section, store: Store) -> None:
+    runs = store.runs(DIAGNOSTICS)
+    if runs is None:
+        section.add(not_run(DIAGNOSTICS))
+        return
+    runs = latest_attempts(runs[runs["status"] != "RUNNING"])
+    frame = diagnostics_frame(store, runs)
+    if frame.empty:
+        section.add(Note(f"The runs of '{DIAGNOSTICS}' have no diagnostics: run it with diagnostics = \"full\".",
+                         kind="warning"))
+        return
+    palette = style.palette(runs["strategy"])
+    caption = runs_text(runs, DIAGNOSTICS)
+    section.add(Figure(draw_diagnostics(frame, palette),
+                       "Diagnostics over training, one panel per quantity, one line per strategy (mean over seeds, "
+                       "band ±1 sd); logged every evaluation as MLflow metrics `diag/...`. Per-sample quantities "
+                       f"use a fixed random subset of {int(runs['diagnostics_samples'].iloc[0]) if 'diagnostics_samples' in runs else 512} "
+                       f"training samples; |G|, sharpness, trace and α the whole training set. {caption}."))
+    summary = diagnostics_summary(frame)
+    shown = summary.copy()
+    for column in shown.columns[1:]:
+        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
+    section.add(Table(shown, "Each diagnostic's median over the second half of training, mean over seeds. "
+                             f"{caption}."))
+    failed = runs[runs["status"] != "FINISHED"]
+    if len(failed):
+        section.add(Note(f"{len(failed)} run(s) did not finish: " + "; ".join(
+            f"{r.strategy} seed {r.seed:g}: {r.failure_reason or r.status}" for r in failed.itertuples()),
+            kind="warning"))
+
+
+def add_stability(section: Section, store: Store) -> None:
+    runs = store.runs(STABILITY)
+    if runs is None:
+        section.add(not_run(STABILITY))
+        return
+    runs = latest_attempts(runs[runs["status"] != "RUNNING"])
+    evaluations, steps = stability_frames(store, runs)
+    table = stability_table(runs, evaluations, steps)
+    caption = runs_text(runs, STABILITY)
+    section.add(Figure(draw_stability(evaluations, steps, table),
+                       "Edge of stability: full-batch gradient descent, one column per step size η. Top: the "
+                       "training loss's sharpness (top Hessian eigenvalue, Lanczos on the whole training set) at "
+                       "every evaluation, the dashed line at 2/η, where a quadratic with that curvature stops "
+                       "being stable. Bottom: the training loss at every step (log scale); a red cross marks "
+                       f"where a diverging run was stopped. {caption}."))
+    ratio = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
+    number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+    shown = pd.DataFrame({
+        "η": table["lr"].map("{:g}".format), "seed": table["seed"], "2/η": table["two_over_eta"].map(number),
+        "sharpness at start": table["sharpness_initial"].map(number), "max": table["sharpness_max"].map(number),
+        f"first step ≥ {REACHED:g}·2/η": table["first_reach_step"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}"),
+        f"then within {EDGE[0]:g}-{EDGE[1]:g}·2/η": table["edge_share"].map(lambda v: "-" if pd.isna(v) else f"{v:.0%}"),
+        "then median / (2/η)": table["after_median_ratio"].map(ratio),
+        "last / (2/η)": table["last_ratio"].map(ratio),
+        "loss rose at (steps)": table["loss_increases"].astype(str) + " / " + table["steps"].astype(str),
+        "final train loss": table["loss_final"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
+        "status": table["status"]})
+    section.add(Table(shown, f"Measured sharpness against 2/η per run. {caption}."))
+    section.add(Note(stability_sentence(table)))

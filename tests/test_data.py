@@ -192,6 +192,15 @@ def test_standardize_uses_training_statistics():
     assert torch.allclose(ds.x_train.std(0)[varying], torch.ones(int(varying.sum())), atol=1e-4)
 
 
+def test_a_feature_constant_in_training_is_centred_not_blown_up():
+    raw, ds = load_dataset("mnist5k"), load_dataset("mnist5k", standardized=True)
+    constant = raw.x_train.std(0) == 0
+    assert constant.sum() > 0
+    # a test image with ink on a pixel that is blank in every training image keeps that value (scale 1)
+    torch.testing.assert_close(ds.x_test[:, constant], raw.x_test[:, constant] - raw.x_train[:, constant].mean(0))
+    assert ds.x_test.abs().max() < 1000 and ds.x_val.abs().max() < 1000
+
+
 def test_unknown_dataset_and_bad_noise_are_refused():
     with pytest.raises(ConfigError, match="unknown dataset 'cifar'"):
         load_dataset("cifar")

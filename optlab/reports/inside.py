@@ -37,7 +37,7 @@ def pick_run(store: Store) -> pd.Series | None:
 
 
 def build(store: Store) -> Section:
-    from optlab.problem.data import load_dataset
+    from optlab.problem.data import load_dataset, standardization
     from optlab.problem import build_problem
     from optlab.tracking.recorder import load_config, load_params
 
@@ -85,7 +85,8 @@ def build(store: Store) -> Section:
     noise = torch.rand((N_NOISE, problem.network.n_inputs), generator=gen, dtype=torch.float64)
     if config.standardize:  # noise goes through the same standardization as the data
         raw = load_dataset(config.dataset, train_size=config.train_size)
-        noise = (noise - raw.x_train.double().mean(0)) / raw.x_train.double().std(0).clamp_min(1e-6)
+        mean, scale = standardization(raw.x_train.double())
+        noise = (noise - mean) / scale
     real = problem.dataset.x_test
     conf_noise = problem.predict_proba(w, noise.to(problem.dtype)).max(dim=-1).values.cpu().numpy()
     conf_real = problem.predict_proba(w, real).max(dim=-1).values.cpu().numpy()

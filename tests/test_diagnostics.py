@@ -137,6 +137,19 @@ def test_the_subset_estimate_is_unbiased_over_every_subset():
     assert {e.grad_norm for e in estimates} == {exact.grad_norm}       # G is always the exact full gradient
 
 
+def test_the_gsnr_of_a_subset_takes_signal_and_noise_from_the_same_samples():
+    problem = tiny_net(n=30)
+    w = problem.init_params(4)
+    chosen = torch.tensor([1, 4, 5, 9, 13, 20, 22, 27])
+    g = loop_gradients(problem, w)[chosen]
+    n, m = problem.n_train, len(chosen)
+    variance = ((g - g.mean(0)) ** 2).sum(0) * ((n - 1) / n / (m - 1))
+    expected = float((g.mean(0) ** 2 / variance).mean())
+    measured = gradient_noise(problem, w, chosen)
+    assert measured.gsnr == pytest.approx(expected, rel=1e-9)
+    assert measured.trace_sigma == pytest.approx(float(variance.sum()), rel=1e-9)
+
+
 def test_a_parameter_whose_gradient_never_varies_is_left_out_of_the_gsnr():
     problem = tiny_net(activation="relu", hidden=(5,))
     w = problem.init_params(0)

@@ -17,6 +17,12 @@ variance is centred on the subset's own mean and merged across chunks exactly (C
 parameter whose gradient is the same for every sample has variance exactly 0. The unbiased estimate
 of the population variance from the subset is ((n - 1) / n) * M2 / (m - 1), where M2 is the sum of
 squared deviations: with m = n it is the exact population variance M2 / n.
+
+The GSNR of a parameter takes its numerator from the same samples as its variance, the subset's mean
+g_S (exactly G when m = n): the exact G over a subset's variance is inconsistent for parameters fed by
+rare inputs (a pixel no image of the subset inks has per-sample gradients of 1e-18 and a variance of
+1e-34 there, while G, fed by the images outside it, is 1e-6: a ratio of 1e20 that swamped the mean).
+For m < n it is the plug-in estimate (Liu et al.; Cockpit), biased up by about 1/m per parameter.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class GradientNoise:
     grad_norm: float        # |G|: the full-training-set gradient's norm
     trace_sigma: float      # tr(Sigma): the per-sample gradient covariance's trace (population = training set)
     b_simple: float         # tr(Sigma) / |G|^2 (nan when G = 0)
-    gsnr: float             # mean over parameters with Sigma_jj > 0 of G_j^2 / Sigma_jj (nan when none)
+    gsnr: float             # mean over parameters with Sigma_jj > 0 of g_S,j^2 / Sigma_jj (nan when none)
     samples: int            # m: per-sample gradients the estimates came from
     population: int         # n: training-set size
 
@@ -99,8 +105,9 @@ def sample_moments(problem: Problem, w: torch.Tensor, indices: torch.Tensor,
     return count, mean, m2
 
 
-def noise_from_moments(gradient: torch.Tensor, samples: int, m2: torch.Tensor, population: int) -> GradientNoise:
-    """The statistics from the exact gradient G and the per-sample moments of m samples of n."""
+def noise_from_moments(gradient: torch.Tensor, samples: int, mean: torch.Tensor, m2: torch.Tensor,
+                       population: int) -> GradientNoise:
+    """The statistics from the exact gradient G and the per-sample moments (mean, M2) of m samples of n."""
     if samples < 2:
         raise ValueError(f"a gradient variance needs at least 2 per-sample gradients, got {samples}")
     g = gradient.to(torch.float64)
@@ -108,7 +115,7 @@ def noise_from_moments(gradient: torch.Tensor, samples: int, m2: torch.Tensor, p
     trace = float(variance.sum())
     g2 = float(g @ g)
     varying = variance > 0
-    gsnr = float((g[varying] ** 2 / variance[varying]).mean()) if bool(varying.any()) else math.nan
+    gsnr = float((mean[varying] ** 2 / variance[varying]).mean()) if bool(varying.any()) else math.nan
     return GradientNoise(grad_norm=math.sqrt(g2), trace_sigma=trace, b_simple=trace / g2 if g2 > 0 else math.nan,
                          gsnr=gsnr, samples=samples, population=population)
 
@@ -120,8 +127,8 @@ def gradient_noise(problem: Problem, w: torch.Tensor, indices: torch.Tensor | No
     n = problem.n_train
     if indices is None:
         indices = torch.arange(n, device=w.device)
-    samples, _, m2 = sample_moments(problem, w, indices, chunk)
-    return noise_from_moments(full_gradient(problem, w), samples, m2, n)
+    samples, mean, m2 = sample_moments(problem, w, indices, chunk)
+    return noise_from_moments(full_gradient(problem, w), samples, mean, m2, n)
 
 
 def subset(n: int, size: int, seed: int, device=None) -> torch.Tensor:

@@ -38,6 +38,7 @@ PANELS = [("grad_norm", "gradient norm |G| (training set)", True),
           ("sharpness", "sharpness λ_max(H)", True),
           ("hessian_trace", "Hessian trace", False),
           ("alpha", "step quality α (−1 start, 0 min, +1 far side)", False)]
+ALPHA_VIEW = (-2.0, 3.0)   # alpha's axis: a step that starts near the parabola's minimum has |alpha| in the 1000s
 REACHED = 0.9          # the first evaluation where sharpness >= 0.9 x 2/eta counts as reaching it
 EDGE = (0.8, 1.25)     # "at the edge": sharpness within this band of 2/eta
 
@@ -84,13 +85,15 @@ def draw_diagnostics(frame: pd.DataFrame, palette: dict):
             continue
         metric, title, log = panels[k]
         data = frame[frame["metric"] == metric]
-        sns.lineplot(data=data, x="epoch", y="value", hue="strategy", palette=palette, errorbar="sd",
-                     estimator="mean", ax=ax, legend=k == 0, linewidth=1.2)
+        # the band is the range over seeds: it stays positive on a log scale, where mean - sd may not
+        sns.lineplot(data=data, x="epoch", y="value", hue="strategy", palette=palette, errorbar=("pi", 100),
+                     estimator="median" if metric == "alpha" else "mean", ax=ax, legend=k == 0, linewidth=1.2)
         if log and (data["value"] > 0).all():
             ax.set_yscale("log")
         if metric == "alpha":
             for level in (-1, 0, 1):
                 ax.axhline(level, color="grey", lw=0.6, ls=":")
+            ax.set_ylim(*ALPHA_VIEW)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("")
@@ -269,7 +272,8 @@ def add_diagnostics(section: Section, store: Store) -> None:
     caption = runs_text(runs, DIAGNOSTICS)
     section.add(Figure(draw_diagnostics(frame, palette),
                        "Diagnostics over training, one panel per quantity, one line per strategy (mean over seeds, "
-                       "band ±1 sd); logged every evaluation as MLflow metrics `diag/...`. Per-sample quantities "
+                       f"band: range over seeds; α: median, axis cut at {ALPHA_VIEW[0]:g} and {ALPHA_VIEW[1]:g}); logged at "
+                       "every evaluation as MLflow metrics `diag/...`. Per-sample quantities "
                        f"use a fixed random subset of {int(runs['diagnostics_samples'].iloc[0]) if 'diagnostics_samples' in runs else 512} "
                        f"training samples; |G|, sharpness, trace and α the whole training set. {caption}."))
     summary = diagnostics_summary(frame)

@@ -36,43 +36,50 @@ class Lesson:
     key: str
     title: str
     claim: str                          # the lecture's claim, in its words
-    conditions: dict[str, str]          # series name -> label (the baseline is always included)
+    conditions: dict[str, str]          # series name -> label (the baseline, BASELINE, is always included)
     baseline_label: str
     metric: str                         # a logged evaluation metric
     metric_label: str
     at: str                             # "final" or "epoch1": where the metric is compared
     better: str                         # "higher" or "lower"
-    claimed_better: str                 # the series (or BASELINE) the lecture says wins
+    recommended: str                    # the series (or BASELINE) the lecture recommends
+    warned: tuple[str, ...]             # the series (or BASELINE) it warns against, each tested against it;
+                                        # any other condition is reported against the baseline, without a verdict
 
 
 LESSONS = [
     Lesson("order", "Shuffle the data", "class-sorted data breaks SGD: shuffle",
            {"sorted_by_class": "sorted by class"}, "shuffled", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE),
+           "higher", BASELINE, ("sorted_by_class",)),
     Lesson("init", "Initialize at the right scale", "zero init never takes off (symmetry is never broken); "
            "scale the initial weights by 1/sqrt(fan_in)",
            {"init_zeros": "zeros", "init_normal": "N(0, 1)", "init_fan_in_normal": "N(0, 1/fan_in) (LeCun)",
             "init_xavier": "Xavier", "init_he": "He"},
-           "U(±1/sqrt(fan_in)) (torch default)", "test_accuracy", "test accuracy", "final", "higher", BASELINE),
+           "U(±1/sqrt(fan_in)) (torch default)", "test_accuracy", "test accuracy", "final", "higher", BASELINE,
+           ("init_zeros", "init_normal")),
     Lesson("standardize", "Standardize the inputs", "standardized inputs train faster",
            {"standardized": "standardized"}, "raw pixels in [0, 1]", "train_loss", "training loss", "epoch1",
-           "lower", "standardized"),
+           "lower", "standardized", (BASELINE,)),
     Lesson("schedule", "Decay the learning rate", "a decaying learning rate helps at the end",
            {"cosine_decay": "cosine decay"}, "constant", "train_loss", "training loss", "final", "lower",
-           "cosine_decay"),
+           "cosine_decay", (BASELINE,)),
     Lesson("cost", "Cross-entropy or squared error", "squared error on sigmoid outputs (3Blue1Brown's cost) learns "
            "slower than cross-entropy (Nielsen, chapter 3: the learning slowdown)",
            {"mse": "squared error on sigmoid outputs"}, "cross-entropy", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE),
+           "higher", BASELINE, ("mse",)),
 ]
 
 
 # ---- computation -------------------------------------------------------------------------------------
 
+def labels_of(lesson: Lesson) -> dict[str, str]:
+    return {BASELINE: lesson.baseline_label, **lesson.conditions}
+
+
 def lesson_runs(runs: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
     """The baseline's and the lesson's series' runs, with a `condition` label."""
     series = runs["series"].replace("", BASELINE)
-    labels = {BASELINE: lesson.baseline_label, **lesson.conditions}
+    labels = labels_of(lesson)
     chosen = runs[series.isin(labels)].copy()
     chosen["condition"] = series[chosen.index].map(labels)
     chosen["series_name"] = series[chosen.index]
@@ -97,58 +104,107 @@ def values_at(curves: pd.DataFrame, at: str) -> pd.DataFrame:
     return picked[["run_id", "condition", "seed", "value"]]
 
 
-def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
-    """Per condition against the lecture's claimed-better condition: mean, sd, seeds, paired wins and the
-    two-sided Wilcoxon signed-rank p over the seeds both have."""
+def paired(values: pd.DataFrame, first: str, second: str, lesson: Lesson) -> dict:
+    """first against second on the seeds both have: how many seeds first is better, the two-sided Wilcoxon
+    signed-rank p (nan when every difference is 0 or fewer than 2 seeds)."""
     from scipy.stats import wilcoxon
 
-    labels = {BASELINE: lesson.baseline_label, **lesson.conditions}
-    reference = labels[lesson.claimed_better]
     sign = 1.0 if lesson.better == "higher" else -1.0
-    ref = values[values["condition"] == reference].set_index("seed")["value"]
+    a = values[values["condition"] == first].set_index("seed")["value"]
+    b = values[values["condition"] == second].set_index("seed")["value"]
+    common = sorted(set(a.index) & set(b.index))
+    diff = sign * (a[common].to_numpy(float) - b[common].to_numpy(float))      # > 0: first is better
+    p = float(wilcoxon(diff, alternative="two-sided").pvalue) if len(common) >= 2 and np.any(diff != 0) else np.nan
+    return {"paired": len(common), "wins": int((diff > 0).sum()), "p": p,
+            "first_better": bool(np.mean(diff) > 0) if len(common) else False}
+
+
+def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
+    """One row per condition: mean, sd and seeds; warned-against conditions tested against the recommended
+    one (role "warned"), other conditions against the baseline (role "other")."""
+    labels = labels_of(lesson)
     rows = []
-    for label in labels.values():
-        own = values[values["condition"] == label].set_index("seed")["value"]
-        row = {"condition": label, "mean": own.mean(), "sd": own.std(ddof=1), "seeds": len(own),
-               "reference": label == reference, "wins": np.nan, "paired": 0, "p": np.nan}
-        if label != reference:
-            common = sorted(set(own.index) & set(ref.index))
-            diff = sign * (ref[common].to_numpy(float) - own[common].to_numpy(float))   # > 0: reference better
-            row["paired"], row["wins"] = len(common), int((diff > 0).sum())
-            if len(common) >= 2 and np.any(diff != 0):
-                row["p"] = float(wilcoxon(diff, alternative="two-sided").pvalue)
+    for name, label in labels.items():
+        own = values[values["condition"] == label]["value"]
+        row = {"series": name, "condition": label, "mean": own.mean(), "sd": own.std(ddof=1), "seeds": len(own),
+               "role": "recommended" if name == lesson.recommended else "warned" if name in lesson.warned
+               else "baseline" if name == BASELINE else "other"}
+        if row["role"] == "warned":
+            row.update(paired(values, labels[lesson.recommended], label, lesson))
+        elif row["role"] == "other":
+            row.update(paired(values, label, labels[BASELINE], lesson))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _verdict(row, lesson: Lesson, reference_mean: float) -> str:
-    better = (reference_mean > row["mean"]) if lesson.better == "higher" else (reference_mean < row["mean"])
-    floor = 2.0 / 2 ** row["paired"] if row["paired"] else 1.0
-    if better and row["p"] < ALPHA:
-        return f"as the lecture says (better in {row['wins']} of {row['paired']} seeds, Wilcoxon p = {row['p']:.3g})"
-    if better:
-        return (f"in the lecture's direction but not conclusively (better in {row['wins']} of {row['paired']} seeds, "
-                f"Wilcoxon p = {row['p']:.3g}; with {row['paired']} seeds p cannot go below {floor:.3g})")
-    return (f"which the data do not show: the lecture's choice is better in only {row['wins']} of {row['paired']} "
-            f"seeds (Wilcoxon p = {row['p']:.3g})")
+def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> tuple[int, int]:
+    """(runs whose hidden units are still identical in every hidden layer, runs checked), from the final
+    parameters of the given runs: identical units mean the initial symmetry was never broken."""
+    from optlab.problem import build_problem
+    from optlab.tracking.recorder import load_config, load_params
+
+    kept = checked = 0
+    for run in runs.itertuples():
+        try:
+            config, w = load_config(run.run_id, store.uri), load_params(run.run_id, store.uri)
+        except Exception:   # a run without artifacts cannot be checked: it is left out, not guessed
+            continue
+        spec = build_problem(config).network
+        if spec.n_params != w.numel():
+            continue
+        layers = spec.unflatten(w.double())[:-1]          # the hidden layers' incoming weights and biases
+        same = all(float((weight - weight[:1]).abs().max()) <= tolerance * max(float(weight.abs().max()), 1.0)
+                   and float((bias - bias[:1]).abs().max()) <= tolerance * max(float(bias.abs().max()), 1.0)
+                   for weight, bias in layers)
+        kept += int(same)
+        checked += 1
+    return kept, checked
 
 
-def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None) -> str:
+def _seeds(row) -> str:
+    p = "n/a (no difference)" if pd.isna(row["p"]) else f"{row['p']:.3g}"
+    return f"{int(row['wins'])} of {int(row['paired'])} seeds, Wilcoxon p = {p}"
+
+
+def verdict(row, recommended: str) -> str:
+    """For a warned-against condition: does the recommended one (its label) beat it?"""
+    floor = 2.0 / 2 ** int(row["paired"]) if row["paired"] else 1.0
+    if row["first_better"] and row["p"] < ALPHA:
+        return f"as the lecture says ({recommended} is better in {_seeds(row)})"
+    if row["first_better"]:
+        return (f"in the lecture's direction but not conclusively ({recommended} is better in {_seeds(row)}; "
+                f"with {int(row['paired'])} seeds p cannot go below {floor:.3g})")
+    if row["p"] < ALPHA:
+        return f"the opposite of the lecture's claim ({recommended} is better in only {_seeds(row)})"
+    return f"which the data do not show ({recommended} is better in only {_seeds(row)})"
+
+
+def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
+             symmetry: tuple[int, int] | None = None) -> str:
     """One sentence stating what the data show for the lesson (numbers from `table`)."""
     where = "after one epoch" if lesson.at == "epoch1" else "at the end"
-    ref = table[table["reference"]].iloc[0]
-    text = f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean ± sd over seeds): "
-    parts = [f"{ref['condition']} {ref['mean']:.4g} ± {ref['sd']:.2g}"]
-    for row in table[~table["reference"]].itertuples():
-        parts.append(f"{row.condition} {row.mean:.4g} ± {row.sd:.2g}, {_verdict(row._asdict(), lesson, ref['mean'])}")
-    text += "; ".join(parts)
+    rec = table[table["role"] == "recommended"].iloc[0]
+    text = (f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean ± sd over seeds): "
+            f"{rec['condition']} {rec['mean']:.4g} ± {rec['sd']:.2g}")
+    for _, row in table[table["role"] == "warned"].iterrows():
+        text += f"; {row['condition']} {row['mean']:.4g} ± {row['sd']:.2g}, {verdict(row, rec['condition'])}"
+    others = table[table["role"] == "other"]
+    if len(others):
+        direction = "higher" if lesson.better == "higher" else "lower"
+        text += "; other choices against the baseline: " + ", ".join(
+            f"{row['condition']} {row['mean']:.4g} ± {row['sd']:.2g} ({direction} in {_seeds(row)})"
+            for _, row in others.iterrows())
     if lesson.key == "init" and chance is not None:
-        zero = table[table["condition"] == lesson.conditions["init_zeros"]]
+        zero = table[table["series"] == "init_zeros"]
         if len(zero):
             took_off = zero["mean"].iloc[0] > TAKE_OFF * chance
             text += (f". Zero init {'does take off here' if took_off else 'never takes off'}: test accuracy "
                      f"{zero['mean'].iloc[0]:.3f} against chance {chance:.2f} "
                      f"({'above' if took_off else 'within'} {TAKE_OFF:g} × chance)")
+            if symmetry and symmetry[1]:
+                kept, checked = symmetry
+                text += (f", and its hidden units are still identical at the end in {kept} of {checked} runs "
+                         f"(symmetry {'never broken: every hidden layer acts as one unit' if kept == checked else 'broken in some runs'})")
     return text + "."
 
 
@@ -196,9 +252,10 @@ def build(store: Store, number: int = 8) -> Section:
     if runs is None:
         return section.add(not_run(EXPERIMENT))
     runs = latest_attempts(runs[runs["status"].isin(["FINISHED", "FAILED"])])
-    chance = None
-    if "n_params" in runs and len(runs):
-        chance = 0.1     # the lessons run on 10-class digits
+    from optlab.problem import load_dataset
+
+    datasets = set(runs["dataset"].astype(str))
+    chance = 1.0 / load_dataset(datasets.pop()).n_classes if len(datasets) == 1 else None
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
         section.add(Note(f"{len(failed)} run(s) failed and enter their lesson with their last evaluation: " + "; ".join(
@@ -212,10 +269,15 @@ def build(store: Store, number: int = 8) -> Section:
         curves = lesson_curves(store, chosen, lesson.metric)
         values = values_at(curves, lesson.at)
         table = compare(values, lesson)
-        labels = [lesson.baseline_label, *lesson.conditions.values()]
+        labels = list(labels_of(lesson).values())
         palette = dict(zip(labels, style.palette(range(len(labels))).values()))
-        text = sentence(table, lesson, chance)
+        symmetry = None
+        if lesson.key == "init":
+            symmetry = symmetry_kept(store, chosen[chosen["series_name"] == "init_zeros"])
+        text = sentence(table, lesson, chance, symmetry)
+        where = "after one epoch" if lesson.at == "epoch1" else "at the end"
         section.add(Figure(draw_lesson(curves, values, lesson, palette),
-                           f"{lesson.title}. {text} {runs_text(chosen, EXPERIMENT)}."))
-        section.add(Note(f"{lesson.title}: {text}"))
+                           f"{lesson.title}: {lesson.metric_label} over training (mean ± sd over seeds) and "
+                           f"{where}, seed by seed. {runs_text(chosen, EXPERIMENT)}."))
+        section.add(Note(f"{lesson.title}. {text}"))
     return section

@@ -85,16 +85,22 @@ def draw_diagnostics(frame: pd.DataFrame, palette: dict):
             continue
         metric, title, log = panels[k]
         data = frame[frame["metric"] == metric]
+        ax.set_title(title, fontsize=9)
+        if metric == "alpha":   # one value per step, far too noisy to overlay: its distribution per strategy
+            order = [name for name in palette if name in set(data["strategy"])]
+            sns.boxplot(data=data, x="value", y="strategy", order=order, hue="strategy", hue_order=order,
+                        palette=palette, showfliers=False, ax=ax, legend=False, width=0.6)
+            for level in (-1, 0, 1):
+                ax.axvline(level, color="grey", lw=0.6, ls=":")
+            ax.set_xlim(*ALPHA_VIEW)
+            ax.set_xlabel("α over all evaluations (whiskers: 1.5 IQR)")
+            ax.set_ylabel("")
+            continue
         # the band is the range over seeds: it stays positive on a log scale, where mean - sd may not
         sns.lineplot(data=data, x="epoch", y="value", hue="strategy", palette=palette, errorbar=("pi", 100),
-                     estimator="median" if metric == "alpha" else "mean", ax=ax, legend=k == 0, linewidth=1.2)
+                     estimator="mean", ax=ax, legend=k == 0, linewidth=1.2)
         if log and (data["value"] > 0).all():
             ax.set_yscale("log")
-        if metric == "alpha":
-            for level in (-1, 0, 1):
-                ax.axhline(level, color="grey", lw=0.6, ls=":")
-            ax.set_ylim(*ALPHA_VIEW)
-        ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("")
     legend = grid[0][0].get_legend()
@@ -272,7 +278,8 @@ def add_diagnostics(section: Section, store: Store) -> None:
     caption = runs_text(runs, DIAGNOSTICS)
     section.add(Figure(draw_diagnostics(frame, palette),
                        "Diagnostics over training, one panel per quantity, one line per strategy (mean over seeds, "
-                       f"band: range over seeds; α: median, axis cut at {ALPHA_VIEW[0]:g} and {ALPHA_VIEW[1]:g}); logged at "
+                       f"band: range over seeds; α: its distribution over all evaluations and seeds, axis cut at "
+                       f"{ALPHA_VIEW[0]:g} and {ALPHA_VIEW[1]:g}); logged at "
                        "every evaluation as MLflow metrics `diag/...`. Per-sample quantities "
                        f"use a fixed random subset of {int(runs['diagnostics_samples'].iloc[0]) if 'diagnostics_samples' in runs else 512} "
                        f"training samples; |G|, sharpness, trace and α the whole training set. {caption}."))

@@ -85,15 +85,17 @@ def per_sample_gradients(problem: Problem, w: torch.Tensor, batch: Batch) -> tor
 def sample_moments(problem: Problem, w: torch.Tensor, indices: torch.Tensor,
                    chunk: int = CHUNK) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(m, mean, M2) of the per-sample gradients of the samples `indices`: M2 is the per-parameter sum
-    of squared deviations from the mean. Each chunk's moments come from torch.var_mean (Welford's
-    update, so identical values give exactly 0), merged across chunks in float64."""
+    of squared deviations from the mean. Each chunk's moments are taken two-pass on the values shifted by
+    the chunk's first sample (so a parameter whose gradient is the same for every sample has deviations
+    of exactly 0: no rounding residue for the GSNR to divide by), merged across chunks in float64."""
     count, mean, m2 = 0, None, None
     for part in indices.split(chunk):
         blocks = per_sample_parts(problem, w, problem.batch(part))
         k = blocks[0].shape[0]
-        moments = [torch.var_mean(block, dim=0, correction=0) for block in blocks]
-        part_mean = torch.cat([mu for _, mu in moments]).to(torch.float64)
-        part_m2 = torch.cat([var for var, _ in moments]).to(torch.float64) * k
+        shifted = [block - block[:1] for block in blocks]
+        offsets = [d.mean(dim=0) for d in shifted]
+        part_mean = torch.cat([block[0] + mu for block, mu in zip(blocks, offsets)]).to(torch.float64)
+        part_m2 = torch.cat([d.sub_(mu).square_().sum(dim=0) for d, mu in zip(shifted, offsets)]).to(torch.float64)
         if mean is None:
             count, mean, m2 = k, part_mean, part_m2
             continue

@@ -58,10 +58,16 @@ def _loss_and_slope(problem: Problem, w: torch.Tensor, direction: torch.Tensor):
         value, slope = jvp(lambda v: problem.objective(v, None), (w,), (direction,))
         return value.reshape(1), slope.reshape(1)
 
-    def sample_losses(v):
-        def one(x, y):
-            return problem.objective(v, Batch(x.unsqueeze(0), y.unsqueeze(0)))
-        return vmap(one)(batch.x, batch.y)
+    network, cost = getattr(problem, "network", None), getattr(problem, "cost", None)
+    if network is not None and cost is not None:
+        # one forward pass over the batch, the cost per sample by vmap (vmapping the whole network per
+        # sample would expand its weights once per sample: 5x slower on the reference net)
+        def sample_losses(v):
+            logits = network.forward(v, batch.x)
+            return vmap(lambda z, y: cost(z.unsqueeze(0), y.unsqueeze(0)))(logits, batch.y)
+    else:
+        def sample_losses(v):
+            return vmap(lambda x, y: problem.objective(v, Batch(x.unsqueeze(0), y.unsqueeze(0))))(batch.x, batch.y)
 
     return jvp(sample_losses, (w,), (direction,))
 

@@ -60,14 +60,14 @@ def stability_inputs():
     for lr, sharp in curves.items():
         run_id = f"r{lr}"
         runs.append({"run_id": run_id, "lr": lr, "seed": 0, "status": "FINISHED", "failure_reason": ""})
-        evaluations.append(pd.DataFrame({"run_id": run_id, "lr": lr, "seed": 0, "step": steps, "sharpness": sharp,
+        evaluations.append(pd.DataFrame({"run_id": run_id, "lr": lr, "seed": 0, "step": steps, "sharpness": sharp, "alpha": 0.9,
                                          "train_loss": np.linspace(2.3, 0.2, len(steps))}))
         loss = np.linspace(2.3, 0.2, 500)
         loss[100::50] *= 1.5          # ten steps where the loss rises
         losses.append(pd.DataFrame({"run_id": run_id, "lr": lr, "seed": 0, "step": np.arange(1, 501), "loss": loss}))
     runs.append({"run_id": "bad", "lr": 30.0, "seed": 0, "status": "FAILED",
                  "failure_reason": "diverged: train loss 456 exceeds 100 x its initial value 2.3 at step 3"})
-    evaluations.append(pd.DataFrame({"run_id": "bad", "lr": 30.0, "seed": 0, "step": [0], "sharpness": [1.0],
+    evaluations.append(pd.DataFrame({"run_id": "bad", "lr": 30.0, "seed": 0, "step": [0], "sharpness": [1.0], "alpha": [np.nan],
                                      "train_loss": [2.3]}))
     losses.append(pd.DataFrame({"run_id": "bad", "lr": 30.0, "seed": 0, "step": [1, 2, 3], "loss": [2.3, 4.0, 456.0]}))
     return pd.DataFrame(runs), pd.concat(evaluations), pd.concat(losses)

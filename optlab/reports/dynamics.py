@@ -117,22 +117,24 @@ def draw_diagnostics(frame: pd.DataFrame, palette: dict):
 def stability_frames(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(evaluations: run_id, lr, seed, step, sharpness, train_loss; steps: run_id, lr, seed, step, loss)
     where `loss` is each step's full-batch loss (the training loss at the point the step started from)."""
-    evaluations = store.history(runs, keys=("train_loss", PREFIX + "sharpness"), label="sharpness histories")
-    evaluations = evaluations.rename(columns={PREFIX + "sharpness": "sharpness"})
+    evaluations = store.history(runs, keys=("train_loss", PREFIX + "sharpness", PREFIX + "alpha"),
+                                label="sharpness histories")
+    evaluations = evaluations.rename(columns={PREFIX + "sharpness": "sharpness", PREFIX + "alpha": "alpha"})
     steps = store.history(runs, keys=("batch_loss",), label="loss histories").rename(columns={"batch_loss": "loss"})
     lr = runs.set_index("run_id")["lr"]
     for frame in (evaluations, steps):
         frame["lr"] = frame["run_id"].map(lr)
-    if "sharpness" not in evaluations:
-        evaluations["sharpness"] = np.nan
-    return (evaluations[["run_id", "lr", "seed", "step", "sharpness", "train_loss"]],
+    for column in ("sharpness", "alpha"):
+        if column not in evaluations:
+            evaluations[column] = np.nan
+    return (evaluations[["run_id", "lr", "seed", "step", "sharpness", "alpha", "train_loss"]],
             steps[["run_id", "lr", "seed", "step", "loss"]])
 
 
 def stability_table(runs: pd.DataFrame, evaluations: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """Per run: 2/eta; the sharpness at the start and its maximum; the first step where it reached
-    REACHED x 2/eta; from then on, the share of evaluations within EDGE of 2/eta and the median and last
-    sharpness over 2/eta; how many steps raised the loss; initial and final training loss; status. A run
+    REACHED x 2/eta; from then on, the share of evaluations within EDGE of 2/eta, the median and last
+    sharpness over 2/eta and the median step quality alpha; how many steps raised the loss; initial and final training loss; status. A run
     that did not finish keeps only its initial sharpness (it was stopped before measuring more)."""
     rows = []
     for run in runs.sort_values(["lr", "seed"]).itertuples():
@@ -143,6 +145,7 @@ def stability_table(runs: pd.DataFrame, evaluations: pd.DataFrame, steps: pd.Dat
         finished = run.status == "FINISHED"
         reached = sharp[sharp["sharpness"] >= REACHED * threshold] if finished else sharp.iloc[0:0]
         after = sharp[sharp["step"] >= reached["step"].iloc[0]]["sharpness"] / threshold if len(reached) else None
+        alpha = ev[ev["step"] >= reached["step"].iloc[0]]["alpha"].dropna() if len(reached) else ev.iloc[0:0]["alpha"]
         finite = loss[np.isfinite(loss)]
         rows.append({
             "run_id": run.run_id, "lr": run.lr, "seed": int(run.seed), "two_over_eta": threshold,
@@ -153,6 +156,7 @@ def stability_table(runs: pd.DataFrame, evaluations: pd.DataFrame, steps: pd.Dat
             "edge_share": float(after.between(*EDGE).mean()) if after is not None else np.nan,
             "after_median_ratio": float(after.median()) if after is not None else np.nan,
             "last_ratio": sharp["sharpness"].iloc[-1] / threshold if finished and len(sharp) else np.nan,
+            "alpha_after": float(alpha.median()) if len(alpha) else np.nan,
             "loss_increases": int((np.diff(finite) > 0).sum()) if len(finite) > 1 else 0,
             "steps": len(loss),
             "loss_initial": ev["train_loss"].iloc[0] if len(ev) else np.nan,
@@ -197,10 +201,16 @@ def stability_sentence(table: pd.DataFrame) -> str:
     capped = [lr for lr in settled if lr not in ambiguous]
     if capped:
         wobbly = [lr for lr in capped if (done.loc[done["lr"] == lr, "loss_increases"] > 0).all()]
+        alphas = done[done["lr"].isin(capped)].groupby("lr")["alpha_after"].mean().dropna()
         text += (f" For η = {', '.join(f'{lr:g}' for lr in capped)} this is the edge of stability as Cohen et al. "
                  f"describe it: sharpness rises to 2/η and hovers there while the loss keeps falling"
                  + (f", not monotonically for η = {', '.join(f'{lr:g}' for lr in wobbly)} (it rose at some steps "
                     f"in every run)" if wobbly else "") + ".")
+        if len(alphas):
+            text += (" From there on the median step quality α is "
+                     + ", ".join(f"{a:+.2f} (η = {lr:g})" for lr, a in alphas.items())
+                     + " (0: a step lands on the local parabola's minimum, +1: on its far side at the starting height, "
+                       "-1: where it started).")
         if plateau is not None:
             text += (f" Left alone (η = {', '.join(f'{lr:g}' for lr in below)}) sharpness levels off at {plateau:.3g}, "
                      f"above those plateaus: the step size sets them, not the network.")
@@ -320,6 +330,7 @@ def add_stability(section: Section, store: Store) -> None:
         f"then within {EDGE[0]:g}-{EDGE[1]:g}·2/η": table["edge_share"].map(lambda v: "-" if pd.isna(v) else f"{v:.0%}"),
         "then median / (2/η)": table["after_median_ratio"].map(ratio),
         "last / (2/η)": table["last_ratio"].map(ratio),
+        "then median α": table["alpha_after"].map(lambda v: "-" if pd.isna(v) else f"{v:+.2f}"),
         "loss rose at (steps)": table["loss_increases"].astype(str) + " / " + table["steps"].astype(str),
         "final train loss": table["loss_final"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
         "status": table["status"]})

@@ -244,6 +244,8 @@ def draw_lesson(curves: pd.DataFrame, values: pd.DataFrame, lesson: Lesson, pale
 # ---- the section -----------------------------------------------------------------------------------------
 
 def build(store: Store, number: int = 8) -> Section:
+    from optlab.problem import load_dataset
+
     section = Section(number, TITLE, "The lecture's practical advice — shuffle, initialize at the right scale, "
                       "standardize inputs, decay the learning rate, prefer cross-entropy to squared error on "
                       "sigmoid outputs — each as a comparison with one baseline on the same seeds. Every sentence "
@@ -252,8 +254,6 @@ def build(store: Store, number: int = 8) -> Section:
     if runs is None:
         return section.add(not_run(EXPERIMENT))
     runs = latest_attempts(runs[runs["status"].isin(["FINISHED", "FAILED"])])
-    from optlab.problem import load_dataset
-
     datasets = set(runs["dataset"].astype(str))
     chance = 1.0 / load_dataset(datasets.pop()).n_classes if len(datasets) == 1 else None
     failed = runs[runs["status"] != "FINISHED"]

@@ -6,6 +6,14 @@ experiment id and the parent run id, and each point becomes one nested child run
 to `optlab.engine.run_many` in chunks of compatible configs (same problem, strategy and batch
 size), so a batched run_many trains them together. A failing point (divergence, exception) is
 recorded FAILED and never stops the others.
+
+Faults: the sweep holds its lease (sweeps/lease.py) while it runs, so a second process running
+the same sweep against the same store refuses or waits. Local workers die with the sweep process
+(sweeps/pool.py); a worker that dies costs only the points it held: its RUNNING runs are recorded
+FAILED ("worker died"), points it had not started go back to the queue once, and the sweep goes
+on. A store or server lost for two heartbeats stops the sweep with one line. The parent run is
+FINISHED only when every point has its outcome (FINISHED, or FAILED because it diverged);
+otherwise it is FAILED naming the points without one, and a rerun runs exactly those.
 """
 
 from __future__ import annotations
@@ -13,12 +21,14 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from optlab.errors import ConfigError, OptlabError
+from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import resume, tuning
+from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
 
 BACKENDS = ("local", "ray")
@@ -34,6 +44,7 @@ class Task:
     parent_run_id: str
     batched: bool
     threads: int
+    attempt: int = 0                          # 1 when re-queued after its first worker died
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class SweepReport:
     table: str
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)   # (point label, reason)
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # points without an outcome: (label, why)
 
 
 # ---- the worker side ------------------------------------------------------------------------
@@ -65,7 +77,7 @@ def run_task(task: Task) -> list[Outcome]:
 
     torch.set_num_threads(task.threads)
     configs = [c for c, _ in task.points]
-    tags = [t for _, t in task.points]
+    tags = [{**t, resume.WORKER_TAG: resume.owner_id()} for _, t in task.points]
 
     def recorder(_config):
         return RunRecorder(experiment_id=task.experiment_id, parent_run_id=task.parent_run_id,
@@ -83,7 +95,7 @@ def run_task(task: Task) -> list[Outcome]:
         pass  # an error outside a run (e.g. the store): retry the chunk point by point below
     done = _finished_hashes(task, tags)
     outcomes = []
-    for config, tag in task.points:
+    for config, tag in zip(configs, tags):
         point_hash = tag["optlab.point_hash"]
         if point_hash in done:
             outcomes.append(Outcome(point_hash, "FINISHED"))
@@ -112,7 +124,13 @@ def _finished_hashes(task: Task, tags: list[dict]) -> set[str]:
 
 # ---- the parent side ------------------------------------------------------------------------
 def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address: str | None = None,
-              batched: bool = True, progress: bool = True, tracking_uri: str | None = None) -> SweepReport:
+              batched: bool = True, progress: bool = True, tracking_uri: str | None = None,
+              wait: float = 0.0) -> SweepReport:
+    """Run every point of `spec` not yet FINISHED in the store. `wait`: seconds to wait for another
+    process running the same sweep against the same store to end (default: refuse at once)."""
+    import _thread
+
+    from optlab.tracking.preflight import check_artifacts_writable
     from optlab.tracking.store import client as make_client, ensure_experiment, tracking_uri as default_uri
 
     if backend not in BACKENDS:
@@ -125,9 +143,31 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
     experiment_id = ensure_experiment(client, spec.name)
-    state = resume.reconcile(client, experiment_id, spec.name)
-    parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
-                                                {"workers": workers, "backend": backend})
+    check_artifacts_writable(client, experiment_id)
+    in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
+    training = threading.Event()  # set while points run: a lost store may interrupt only then
+
+    def on_lost(reason: str) -> None:
+        # a run training in this thread is interrupted; a pool notices on its own (Lease.check)
+        if in_process and training.is_set():
+            _thread.interrupt_main()
+
+    with Lease(client, spec.name, wait=wait, on_lost=on_lost) as lease:
+        state = resume.reconcile(client, experiment_id, spec.name)
+        parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
+                                                    {"workers": workers, "backend": backend})
+        try:
+            return _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease,
+                            workers, backend, address, batched, progress, started, training)
+        except KeyboardInterrupt:
+            if lease.lost:
+                raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
+                                 f"(finished points are kept)") from None
+            raise
+
+
+def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease, workers, backend,
+             address, batched, progress, started, training) -> SweepReport:
     owner = resume.owner_id()
     pending = [p for p in spec.points if p.point_hash not in state.finished]
     skipped = len(spec.points) - len(pending)
@@ -142,21 +182,56 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
              for chunk in chunk_points(pending, workers)]
     status, outcomes = "KILLED", []
     try:
+        training.set()
         if backend == "ray":
             _run_ray(tasks, address, workers, progress, outcomes)
         elif workers == 1:
             _run_local(tasks, progress, outcomes)
         else:
-            _run_pool(tasks, workers, progress, outcomes)
+            _run_pool(tasks, workers, progress, outcomes, client, lease)
+        training.clear()
+        lease.check()
         status = "FINISHED"
     finally:
+        training.clear()
+        if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
+            raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
+                             f"(finished points are kept)")
+        close_stale_runs(client, experiment_id, spec.name, owner)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points}
-        report.failures += [(labels[o.point_hash], o.reason) for o in outcomes if o.status == "ERROR"]
+        errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
+        report.failures += [(labels[h], reason) for h, reason in errors.items()]
+        report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
         report.seconds = time.perf_counter() - started
+        final, reason = status, None
+        if report.incomplete:
+            reason = incomplete_reason(report.incomplete)
+            final = "FAILED" if status == "FINISHED" else status
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
-                             status)
+                             final, reason)
     return report
+
+
+def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:
+    parts = [f"{label} ({why})" for label, why in incomplete[:shown]]
+    more = f"; and {len(incomplete) - shown} more" if len(incomplete) > shown else ""
+    return f"{len(incomplete)} point{'s' if len(incomplete) != 1 else ''} without an outcome: " + "; ".join(parts) + more
+
+
+def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None:
+    """Runs this sweep process started that are still RUNNING (a worker killed after the grace
+    period of an interruption) end KILLED now rather than at the next start."""
+    from mlflow.entities import RunTag
+
+    for run in resume.children(client, experiment_id, sweep):
+        if run.info.status == "RUNNING" and run.data.tags.get(resume.OWNER_TAG) == owner:
+            worker = run.data.tags.get(resume.WORKER_TAG)
+            if resume.owner_alive(worker):
+                continue  # still writing: it ends its run itself
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
+                                                    RunTag("optlab.failure_reason", "interrupted")])
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
@@ -189,21 +264,60 @@ def _run_local(tasks: list[Task], progress: bool, outcomes: list[Outcome]) -> No
             bar.update(len(task.points))
 
 
-def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome]) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome], client,
+              lease: Lease) -> None:
+    from optlab.sweeps.pool import WorkerPool
 
-    # spawn: forking a parent that holds torch/SQLite threads and connections is unsafe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
-            _bar(_total(tasks), progress) as bar:
-        futures = {pool.submit(run_task, task): task for task in tasks}
-        try:
-            for future in as_completed(futures):
-                outcomes += future.result()
-                bar.update(len(futures[future].points))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with _bar(_total(tasks), progress) as bar:
+        def on_result(task: Task, value: list[Outcome]) -> None:
+            outcomes.extend(value)
+            bar.update(len(task.points))
+
+        def on_error(task: Task, text: str) -> None:
+            outcomes.extend(Outcome(tag["optlab.point_hash"], "ERROR", text) for _, tag in task.points)
+            bar.update(len(task.points))
+
+        def on_death(task: Task, death) -> list[Task]:
+            retry, lost = account_dead_worker(client, task, death)
+            outcomes.extend(lost)
+            bar.update(len(task.points) - (len(retry[0].points) if retry else 0))
+            if progress:
+                print(f"\noptlab: {death.describe()}: {len(task.points) - (len(retry[0].points) if retry else 0)} "
+                      f"point(s) lost, {len(retry[0].points) if retry else 0} queued again; the sweep goes on",
+                      file=sys.stderr)
+            return retry
+
+        WorkerPool(workers, run_task).run(tasks, on_result, on_death, on_error, check=lease.check)
+
+
+def account_dead_worker(client, task: Task, death) -> tuple[list[Task], list[Outcome]]:
+    """A worker died holding `task`: its RUNNING runs are recorded FAILED with the reason; points it
+    never started are queued again once (a second death marks them lost). Returns (tasks to queue,
+    outcomes of the points lost without a run)."""
+    from dataclasses import replace
+
+    from mlflow.entities import RunTag
+
+    why = death.describe()
+    worker = f"{resume.owner_id().rpartition(':')[0]}:{death.pid}"
+    sweep = task.points[0][1]["optlab.sweep"]
+    hashes = {tag["optlab.point_hash"] for _, tag in task.points}
+    started = set()
+    for run in resume.children(client, task.experiment_id, sweep):
+        point = run.data.tags.get("optlab.point_hash")
+        if point not in hashes or run.data.tags.get(resume.WORKER_TAG) != worker:
+            continue
+        started.add(point)
+        if run.info.status == "RUNNING":
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "FAILED"),
+                                                    RunTag("optlab.failure_reason", why)])
+            client.set_terminated(run.info.run_id, "FAILED")
+    unstarted = tuple((c, t) for c, t in task.points if t["optlab.point_hash"] not in started)
+    if not unstarted:
+        return [], []
+    if task.attempt == 0:
+        return [replace(task, points=unstarted, attempt=1)], []
+    return [], [Outcome(t["optlab.point_hash"], "ERROR", f"{why} before it started this point") for _, t in unstarted]
 
 
 def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
@@ -249,10 +363,13 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
         # a FINISHED run wins; otherwise the most recent attempt
         if best is None or _rank(run) > _rank(best):
             latest[point] = run
-    trials, rows, failures = [], defaultdict(lambda: defaultdict(int)), []
+    trials, rows, failures, incomplete = [], defaultdict(lambda: defaultdict(int)), [], []
     for point in spec.points:
         run = latest.get(point.point_hash)
         status = run.info.status if run is not None else "MISSING"
+        why = outcome_missing(run)
+        if why is not None:
+            incomplete.append((point.point_hash, point.config.label(), why))
         key = point.group if point.role == "tuning" else (f"series {point.series}" if point.series else "points")
         row = rows[key]
         row["points"] += 1
@@ -275,7 +392,19 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
     counts = {k: sum(int(r.get(k, 0)) for r in rows.values())
               for k in ("points", "finished", "failed", "skipped", "missing")}
     counts["selected"] = sum(len(s.run_ids) for s in selections.values())
-    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures)
+    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures,
+                       incomplete)
+
+
+def outcome_missing(run) -> str | None:
+    """None when `run` is a point's outcome: FINISHED, or FAILED because the optimizer diverged (a
+    result, the same on every rerun); otherwise why the point has no outcome yet."""
+    if run is None:
+        return "not run"
+    reason = run.data.tags.get("optlab.failure_reason", "")
+    if run.info.status == "FINISHED" or (run.info.status == "FAILED" and reason.startswith("diverged")):
+        return None
+    return f"{run.info.status}: {reason}" if reason else run.info.status
 
 
 def _rank(run) -> tuple[int, int]:

@@ -7,10 +7,15 @@ import sys
 
 
 def _hidden(text: str) -> list[int]:
+    if text.strip().lower() == "none":
+        return []  # no hidden layer: softmax (or linear least-squares) regression
     try:
         sizes = [int(part) for part in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} (use e.g. 16,16)")
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} is empty (use e.g. 16,16, or none for "
+                                         f"no hidden layer)")
     return sizes
 
 
@@ -43,7 +48,7 @@ def add_parser(sub):
     g.add_argument("--seconds", type=float, help="wall-clock training seconds")
     d = p.add_argument_group("problem")
     d.add_argument("--dataset", "-d", help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
-    d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512")
+    d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
     d.add_argument("--activation", help="sigmoid (default) | relu | tanh")
     d.add_argument("--init", help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
     d.add_argument("--cost", help="cross_entropy (default) | mse")
@@ -92,7 +97,16 @@ def main(args) -> int:
     config = config_from_args(args)
     prepared = prepare(config)  # all input errors surface here, before a run is recorded
     recorder = NullRecorder() if args.no_track else RunRecorder()
-    result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+    try:
+        result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+    except BaseException as exc:  # whatever stops the run, it must not stay RUNNING in the store
+        if isinstance(exc, KeyboardInterrupt):
+            recorder.abort("KILLED", "interrupted")
+        else:
+            recorder.abort("FAILED", f"error: {type(exc).__name__}: {exc}")
+        raise
+    if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
+        result.status, result.reason = recorder.status, recorder.reason
     print(summary_line(result))
     if result.status != "FINISHED":
         print(f"optlab: run {result.status}: {result.reason}", file=sys.stderr)

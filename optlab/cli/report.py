@@ -24,6 +24,7 @@ def main(args) -> int:
 
     if not 0 < args.target <= 1:
         raise ConfigError(f"--target must be a test accuracy in (0, 1], got {args.target!r}")
+    check_writable_folder(args.out)  # before minutes of building, not after
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
                           target=args.target, progress=not args.quiet, argv=sys.argv[1:])
     print(f"report: {report.html}")
@@ -31,3 +32,20 @@ def main(args) -> int:
     for error in report.errors:
         print(f"optlab: report section failed: {error}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def check_writable_folder(folder: str) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from optlab.errors import ConfigError
+    from optlab.tracking.failures import describe
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".optlab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report into {folder}: {describe(exc)}") from None

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean report bench
+.PHONY: install test test-slow test-all demo ui clean report bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,14 @@ install:
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[dev]"
 
+# the quick suite; test-slow: the fault tests that take more than ~30 s each (CI runs both)
 test:
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow:
+	$(PY) -m pytest -q -m slow
+
+test-all:
 	$(PY) -m pytest -q
 
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/

@@ -6,12 +6,13 @@ key, a wrong type or an out-of-range value raises a one-line ConfigError naming 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from optlab.errors import ConfigError
 
@@ -72,11 +73,10 @@ class RunConfig:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
+        hints = _type_hints(cls)  # resolving the annotations cost more than all the checks together
         clean = {}
         for key, value in values.items():
-            if key not in known:
+            if key not in hints:
                 raise ConfigError(f"{source}: unknown key {key!r}")
             clean[key] = _coerce(key, value, hints[key], source)
         config = cls(**clean)
@@ -155,6 +155,11 @@ class RunConfig:
             parts.append(f"B={self.batch_size}")
         parts.append(f"seed={self.seed}")
         return " ".join(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)
 
 
 def _coerce(key: str, value, hint, source: str):

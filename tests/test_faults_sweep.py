@@ -229,3 +229,20 @@ def test_filter_literals_round_trip_through_mlflows_parser():
         parsed = SearchUtils.parse_search_filter(f"tags.`optlab.sweep` = {literal} and tags.`optlab.role` = 'p'")
         assert [p["value"] for p in parsed] == [value, "p"], (value, literal)
     assert resume.quote("both ' and \"") is None  # no literal: compared client-side (search_tags)
+
+
+def test_a_sigkilled_single_run_is_marked_killed_by_the_next_run_in_its_experiment(tmp_path, home):
+    from optlab.cli import main
+
+    proc = optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q",
+                   "-e", "abandoned"], env_for(home))
+    run = wait_until(lambda: [r for r in runs_of_quiet("abandoned") if r.info.status == "RUNNING"], 120, proc,
+                     "the run to start")[0]
+    proc.kill()  # SIGKILL: nothing can be recorded
+    proc.wait()
+    assert [r.info.status for r in runs_of("abandoned")] == ["RUNNING"]
+    assert main(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "3", "-q", "-e", "abandoned"]) == 0
+    runs = {r.info.run_id: r for r in runs_of("abandoned")}
+    assert sorted(r.info.status for r in runs.values()) == ["FINISHED", "KILLED"]
+    assert runs[run.info.run_id].data.tags["optlab.failure_reason"] == f"interrupted: its process (" \
+        f"{run.data.tags['optlab.owner']}) died"

@@ -26,7 +26,7 @@ import time
 import uuid
 
 from optlab.errors import ConfigError, StoreError, SweepBusy
-from optlab.sweeps.resume import owner_alive, owner_id
+from optlab.tracking.owners import owner_alive, owner_id
 from optlab.tracking.failures import describe
 
 PREFIX = "optlab.lease:"

@@ -11,36 +11,13 @@ sweep) is waited for, so a rerun never races a live orphan.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 
 from optlab.errors import OptlabError
+from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id  # noqa: F401 - part of this API
 
-OWNER_TAG = "optlab.owner"
-WORKER_TAG = "optlab.worker"
 ORPHAN_WAIT = 15.0  # seconds a new start waits for a live worker of a dead sweep to exit
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """True when `owner` names a live process on this host other than this one."""
-    if not owner or owner == owner_id():
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host: we cannot tell; one sweep process per sweep is the contract
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def search_all(client, experiment_id: str, filter_string: str) -> list:

@@ -25,6 +25,7 @@ from optlab.errors import StoreError
 from optlab.tracking import provenance
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
+from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.store import client as make_client, ensure_experiment
 
@@ -90,7 +91,10 @@ class RunRecorder:
             tags["optlab.split"] = dataset.split  # train/validation/test
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
+        tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
         tags.update(extra_tags or {})
+        if not self.parent_run_id:
+            close_abandoned_runs(self.client, self.experiment_id)
         run = self.client.create_run(self.experiment_id, run_name=config.run_name or config.label(),
                                      tags={k: str(v) for k, v in tags.items()})
         self.run_id = run.info.run_id
@@ -204,7 +208,7 @@ class RunRecorder:
             self.client.set_terminated(self.run_id, status)
         except Exception as exc:
             raise StoreError(f"run {self.run_id}: could not record its end ({status}): {describe(exc)}; it stays "
-                             f"RUNNING in the store until the next sweep start marks it KILLED") from exc
+                             f"RUNNING in the store until the next start in its experiment marks it KILLED") from exc
         self.status, self.reason = status, reason
 
     def _missing(self, with_weights: bool) -> list[str]:
@@ -233,6 +237,30 @@ class RunRecorder:
             save_file({"params": params.detach().cpu().contiguous()}, str(path),
                       metadata={"format": "optlab flat parameter vector", "n_params": str(params.numel())})
             self.client.log_artifact(self.run_id, str(path))
+
+
+def close_abandoned_runs(client, experiment_id: str) -> int:
+    """Mark KILLED the single runs of this experiment left RUNNING by a process of this host that is
+    gone (SIGKILL, power loss, a store that failed at the end). A sweep's runs are left to the sweep,
+    which reconciles them under its lease. Returns how many were closed."""
+    from mlflow.entities import RunTag
+
+    host = owner_id().rpartition(":")[0]
+    closed = 0
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        owner = tags.get(OWNER_TAG, "")
+        if ("optlab.sweep" in tags or "mlflow.parentRunId" in tags or owner.rpartition(":")[0] != host
+                or owner_alive(owner) or owner == owner_id()):
+            continue
+        try:
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"), RunTag(
+                "optlab.failure_reason", f"interrupted: its process ({owner}) died")])
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+        except Exception:  # noqa: BLE001 - another process closed it first, or the store is read-only
+            pass
+    return closed
 
 
 def flatten_config(config) -> dict[str, str]:

@@ -163,7 +163,7 @@ def test_random_values_are_accepted_only_in_range(key, value):
         assert not allowed, f"{key}={value!r} is valid but was refused: {message}"
         return
     assert allowed, f"{key}={value!r} was accepted"
-    assert getattr(config, key) == value
+    assert getattr(config, key) == (float(value) if key in FLOAT_RANGES and value is not None else value)
 
 
 def toml_value(value) -> str:
@@ -204,7 +204,8 @@ def test_random_values_in_a_sweep_file_are_refused_in_one_line_unless_in_range(k
         assert not in_range(key, value), f"{key}={value!r} is in range but was refused: {message}"
         return
     assert in_range(key, value), f"{key}={value!r} was accepted"
-    assert spec.points and all(getattr(p.config, key) == value for p in spec.points)
+    expected = float(value) if key in FLOAT_RANGES else value  # an integer is accepted where a number is wanted
+    assert spec.points and all(getattr(p.config, key) == expected for p in spec.points)
 
 
 # ---- reports ---------------------------------------------------------------------------------------

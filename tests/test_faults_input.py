@@ -228,3 +228,21 @@ def test_reports_mask_credentials_and_escape_everything(tmp_path):
     pdf = render.write_pdf([section], tmp_path / "r.pdf", uri)
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "s3cr3t" not in text and "alice" not in text and "***@tracking.example" in text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-j", "100000"], "--workers 100000 is more than 4 local processes per CPU"),
+    (["-j", "0"], "workers must be a positive integer, got 0"),
+    (["--wait", "-1"], "--wait must be between 0 and 604800 seconds"),
+    (["--wait", "nan"], "--wait must be between 0 and 604800 seconds"),
+    (["--max-points", "0"], "--max-points must be a positive integer"),
+])
+def test_bad_sweep_arguments_are_one_line_before_anything_is_recorded(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tmp_path / "ok.toml"
+    path.write_text('name = "ok"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nseed = [0]\n')
+    assert main(["sweep", str(path), "-q", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "mlruns").exists()

@@ -23,8 +23,8 @@ def main(args) -> int:
     if args.only and set(args.only) - set("abcde"):
         raise ConfigError(f"--only takes letters from 'abcde', got {args.only!r}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be positive, got {args.threads}")
+        if not 1 <= args.threads <= 4096:
+            raise ConfigError(f"--threads must be an integer in [1, 4096], got {args.threads}")
         torch.set_num_threads(args.threads)
     results = run_bench(quick=args.quick, device=args.device, only=args.only)
     print(table(results, args.quick, args.device))

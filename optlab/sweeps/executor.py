@@ -33,6 +33,7 @@ from optlab.sweeps.spec import Point, SweepSpec
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
+MAX_WORKERS = 10_000  # Ray tasks in flight at once
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,12 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
         raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    local_cap = max(8, 4 * (os.cpu_count() or 1))
+    if backend == "local" and workers > local_cap:
+        raise ConfigError(f"--workers {workers} is more than 4 local processes per CPU ({os.cpu_count()} CPUs, cap "
+                          f"{local_cap}): they would only thrash; use --backend ray for a cluster")
+    if workers > MAX_WORKERS:
+        raise ConfigError(f"--workers {workers} is above {MAX_WORKERS}")
     if address is not None and backend != "ray":
         raise ConfigError(f"--address {address!r} needs --backend ray")
     started = time.perf_counter()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                   + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
                   + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s")
     print(f"\nload after: {load()}")
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -54,12 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  $ {line}")
         env = cluster.env()
         command = sweep_command(cluster, args.sweep, args.workers)
-        print(f"\n  $ export RAY_AUTH_MODE=disabled MLFLOW_TRACKING_URI={cluster.tracking_uri}")
+        print(f"\nwith RAY_AUTH_TOKEN={cluster.ray_env['RAY_AUTH_TOKEN']} (made up for this cluster), the sweep:")
+        print(f"  $ export RAY_AUTH_MODE=token RAY_AUTH_TOKEN MLFLOW_TRACKING_URI={cluster.tracking_uri}")
         print(f"  $ {' '.join(command)}\n", flush=True)
         if args.state_file:
             Path(args.state_file).write_text(json.dumps({
                 "ray_address": cluster.ray_address, "tracking_uri": cluster.tracking_uri,
-                "postgres_uri": cluster.postgres.uri, "root": str(cluster.root),
+                "postgres_uri": cluster.postgres.uri, "root": str(cluster.root), "ray_env": cluster.ray_env,
                 "nodes": cluster.node_ids(), "pid": os.getpid()}, indent=2))
         work = cluster.root / "sweep"
         work.mkdir(exist_ok=True)

@@ -13,8 +13,9 @@ Rules this file keeps:
   never by name: other Ray clusters or PostgreSQL servers on the machine are left alone;
 - PostgreSQL's `initdb` / `pg_ctl` refuse to run as root, so as root they run as the `postgres`
   user (the Debian package creates it) on a data directory owned by it;
-- Ray 2.60 turns on token authentication for `ray start`; this loopback cluster sets
-  RAY_AUTH_MODE=disabled for every node and for the driver (`LocalCluster.env()`).
+- Ray nodes and the driver authenticate with one shared token (RAY_AUTH_MODE=token and the same
+  RAY_AUTH_TOKEN for every `ray start` and for the driver, `LocalCluster.env()`): left to itself,
+  Ray 2.60's `ray start` makes up a token per node and a second node is refused (InvalidAuthToken).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import glob
 import os
 import random
+import secrets
 import shlex
 import shutil
 import signal
@@ -40,8 +42,14 @@ POSTGRES_PORTS = range(55400, 55450)
 MLFLOW_PORTS = range(5400, 5450)
 RAY_HEAD_PORTS = range(6400, 6450)
 RAY_INTERNAL_PORTS = range(20000, 21000)
+GRACE = 5.0  # seconds between SIGTERM and SIGKILL: Ray nodes ignore SIGTERM, mlflow's workers linger
 WORKER_PORTS_PER_NODE = 16  # Ray worker processes each take one port of this node's range
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+SECRET_ENV = ("RAY_AUTH_TOKEN",)  # shown as $NAME in printed commands
+
+
+def ray_env(token: str) -> dict[str, str]:
+    """The environment of every Ray node and driver of one cluster."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 class ClusterError(RuntimeError):
@@ -53,7 +61,10 @@ _claimed: set[int] = set()
 
 
 def port_free(port: int) -> bool:
+    """True when a server could bind the port now (connections of a stopped server lingering in
+    TIME_WAIT do not count: servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:
@@ -133,19 +144,9 @@ class Service:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)  # the group id is the leader's pid (start_new_session)
 
-    def stop(self, grace: float = 15.0) -> None:
+    def stop(self, grace: float = GRACE) -> None:
         """SIGTERM to the whole group, SIGKILL to whatever is left after `grace` seconds."""
-        if self.proc is None:
-            return
-        self.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and group_alive(self.proc.pid):
-            self.proc.poll()
-            time.sleep(0.2)
-        self.signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        self.proc = None
+        stop_all([self], grace)
 
     def kill(self) -> None:
         """SIGKILL to the whole group at once: the crash of a machine, as its peers see it."""
@@ -167,8 +168,26 @@ class Service:
         return f"--- last lines of {self.log}:\n" + "\n".join(text[-lines:])
 
     def command(self) -> str:
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items() if k in RAY_ENV)
+        env = " ".join(f"{k}=${k}" if k in SECRET_ENV else f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         return (env + " " if env else "") + " ".join(shlex.quote(a) for a in self.argv)
+
+
+def stop_all(services: list[Service], grace: float = GRACE) -> None:
+    """Stop several services at once: SIGTERM to every group, then SIGKILL to what is left after
+    `grace` seconds."""
+    running = [s for s in services if s.proc is not None]
+    for service in running:
+        service.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(group_alive(s.proc.pid) for s in running):
+        for service in running:
+            service.proc.poll()
+        time.sleep(0.2)
+    for service in running:
+        service.signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.proc.wait(timeout=5)
+        service.proc = None
 
 
 def group_alive(pgid: int) -> bool:
@@ -324,8 +343,8 @@ class RayNode:
     loopback, no dashboard, one CPU by default. `kill()` takes the node down at once (raylet, agents
     and its worker processes)."""
 
-    def __init__(self, name: str, log_dir: Path, head_address: str | None = None, num_cpus: int = 1,
-                 port: int | None = None):
+    def __init__(self, name: str, log_dir: Path, env: dict[str, str], head_address: str | None = None,
+                 num_cpus: int = 1, port: int | None = None):
         self.name = name
         self.head = head_address is None
         self.port = (port or free_port(RAY_HEAD_PORTS)) if self.head else None
@@ -347,7 +366,7 @@ class RayNode:
                          "--ray-client-server-port", str(free_port(RAY_INTERNAL_PORTS))]
         else:
             argv[2:2] = ["--address", head_address]
-        self.service = Service(f"ray-{name}", argv, log_dir / f"ray-{name}.log", env=dict(RAY_ENV))
+        self.service = Service(f"ray-{name}", argv, log_dir / f"ray-{name}.log", env=dict(env))
 
     @property
     def address(self) -> str:
@@ -397,6 +416,7 @@ class LocalCluster:
         self.ray_workers = ray_workers
         self.cpus_per_node = cpus_per_node
         self.server_workers = server_workers
+        self.ray_env = ray_env(secrets.token_hex(32))
         self.postgres: Postgres | None = None
         self.server: MlflowServer | None = None
         self.head: RayNode | None = None
@@ -406,14 +426,17 @@ class LocalCluster:
     def start(self, progress=print) -> "LocalCluster":
         try:
             progress("starting PostgreSQL ...")
-            self.postgres = Postgres(log_dir=self.logs).start()
+            self.postgres = Postgres(log_dir=self.logs)
+            self.postgres.start()
             progress(f"  {self.postgres.uri}")
             progress("starting the MLflow server (creates its schema on first start) ...")
             self.server = MlflowServer(self.postgres.uri, self.root / "artifacts", self.logs,
-                                       workers=self.server_workers).start()
+                                       workers=self.server_workers)
+            self.server.start()
             progress(f"  {self.server.url}")
             progress("starting the Ray head node ...")
-            self.head = RayNode("head", self.logs, num_cpus=self.cpus_per_node).start()
+            self.head = RayNode("head", self.logs, self.ray_env, num_cpus=self.cpus_per_node)
+            self.head.start()
             for i in range(self.ray_workers):
                 progress(f"starting Ray worker node {i + 1} ...")
                 self.add_worker()
@@ -425,10 +448,10 @@ class LocalCluster:
         return self
 
     def add_worker(self) -> RayNode:
-        node = RayNode(f"worker{len(self.workers) + 1}", self.logs, head_address=self.head.address,
-                       num_cpus=self.cpus_per_node).start()
+        node = RayNode(f"worker{len(self.workers) + 1}", self.logs, self.ray_env, head_address=self.head.address,
+                       num_cpus=self.cpus_per_node)
         self.workers.append(node)
-        return node
+        return node.start()
 
     def restart_worker(self, node: RayNode) -> RayNode:
         """A fresh node in place of a killed or stopped one (new ports, new node id)."""
@@ -439,14 +462,11 @@ class LocalCluster:
         return new
 
     def stop(self) -> None:
-        for node in reversed(self.workers):
-            node.stop()
-        self.workers = []
-        if self.head is not None:
-            self.head.stop()
-            self.head = None
-        if self.server is not None:
-            self.server.stop()
+        nodes = [n for n in [*self.workers, self.head] if n is not None]
+        stop_all([n.service for n in nodes] + ([self.server.service] if self.server else []))
+        for node in nodes:
+            node.stop()  # its temp dir
+        self.workers, self.head = [], None
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
@@ -470,13 +490,13 @@ class LocalCluster:
 
     def env(self, tracking_uri: str | None = None) -> dict[str, str]:
         """The environment of a driver (`optlab sweep --backend ray --address ...`) on this cluster."""
-        return {**os.environ, **RAY_ENV, "MLFLOW_TRACKING_URI": tracking_uri or self.tracking_uri}
+        return {**os.environ, **self.ray_env, "MLFLOW_TRACKING_URI": tracking_uri or self.tracking_uri}
 
     def node_ids(self, wait_for_all: bool = False, timeout: float = 60) -> dict[str, str]:
         """Ray node id of each alive node, by node name ('head', 'worker1', ...)."""
         want = 1 + len(self.workers) if wait_for_all else 1
         done = subprocess.run([sys.executable, "-c", NODE_IDS_SCRIPT, self.ray_address, str(want), str(timeout)],
-                              capture_output=True, text=True, env={**os.environ, **RAY_ENV}, timeout=timeout + 60)
+                              capture_output=True, text=True, env={**os.environ, **self.ray_env}, timeout=timeout + 60)
         if done.returncode != 0:
             raise ClusterError(f"could not list the Ray nodes: {done.stderr.strip()[-2000:]}")
         import json

@@ -136,6 +136,8 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     if address is not None and backend != "ray":
         raise ConfigError(f"--address {address!r} needs --backend ray")
+    if address is not None:
+        check_ray_address(address)  # before anything is recorded: Ray itself waits minutes for a wrong one
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
@@ -222,6 +224,24 @@ def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Ou
 
 
 RAY_TASK_RETRIES = 3  # a task whose worker or node dies is resubmitted, on any node that is left
+RAY_CONNECT_TIMEOUT = 10.0  # seconds to reach the head's port before giving up
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse a --address whose head cannot be reached, in one line: `ray.init` would retry for
+    minutes. 'auto' and Ray client addresses (ray://...) are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (the head node's `ray start --port`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise OptlabError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} "
+                          f"(is `ray start --head --port {port}` running there?)") from None
 
 
 def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
@@ -244,7 +264,10 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
                    "configure_logging": False}
         if address is None:
             options["num_cpus"] = workers  # a local instance: one task per worker
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # e.g. a missing or wrong RAY_AUTH_TOKEN
+            raise OptlabError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
     try:
         remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(run_ray_task)
         refs = {remote.remote(task): task for task in tasks}

@@ -28,7 +28,7 @@ def test_sweep_on_two_ray_nodes_stores_every_point_through_the_server(live_clust
 
     from optlab.tracking.recorder import load_params
 
-    cluster, (spec, sweep) = live_cluster, http_sweep
+    cluster, (spec, _) = live_cluster, http_sweep
     points = point_hashes(spec)
     assert len(points) >= 8
     client = MlflowClient(tracking_uri=cluster.tracking_uri)

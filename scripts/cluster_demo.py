@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-file", help="write the cluster's addresses here as JSON once it is up")
     parser.add_argument("--no-wait", action="store_true", help="tear down right after the sweep")
     args = parser.parse_args(argv)
-    # Ctrl-C raises KeyboardInterrupt; make SIGTERM (and a closed terminal) take the same way out
+    # Ctrl-C raises KeyboardInterrupt (even when started with SIGINT ignored, as a background job of a
+    # script is); SIGTERM and a closed terminal take the same way out
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(130))
     cluster = LocalCluster(root=Path(args.dir) if args.dir else None, ray_workers=args.ray_workers)

@@ -34,6 +34,23 @@ def mid_sweep(cluster, name: str, node: str | None = None):
                interval=0.5)
 
 
+def mid_flush(cluster, name: str):
+    """Wait until a run is writing its metric points: RUNNING with some of them stored (points are
+    buffered in memory until the run ends), the moment an interruption can leave a run half-stored."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(cluster.postgres.uri)
+    query = sa.text("select count(*) from runs r join experiments e on e.experiment_id = r.experiment_id "
+                    "where e.name = :n and r.status = 'RUNNING' "
+                    "and exists (select 1 from metrics m where m.run_uuid = r.run_uuid)")
+    try:
+        with engine.connect() as db:
+            wait_until(lambda: db.execute(query, {"n": name}).scalar() > 0, 180,
+                       f"a run of {name} in the middle of storing its metrics", interval=0.05)
+    finally:
+        engine.dispose()
+
+
 def finish(cluster, spec, work, sweep, first_code, name):
     """The user's move after a fault: rerun the same command when the sweep did not complete."""
     assert first_code is not None, (f"sweep {name} still running {SWEEP_TIMEOUT} s after the fault (killed):\n"
@@ -87,7 +104,7 @@ def test_sweep_process_sigkilled_and_rerun(live_cluster, reference, tmp_path):
     cluster, name = live_cluster, "fault_driver"
     spec = write_spec(tmp_path, name)
     sweep = start_sweep(spec, cluster, tmp_path, "sweep")
-    mid_sweep(cluster, name)
+    mid_flush(cluster, name)                   # the worst moment: a run half-way through storing its points
     os.kill(sweep.proc.pid, signal.SIGKILL)
     assert sweep.wait(30) == -signal.SIGKILL
     left_running = sum(r.status == "RUNNING" for r in statuses(cluster, name))

@@ -258,7 +258,11 @@ class Postgres:
 
     def start(self) -> "Postgres":
         if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
+            try:
+                shutil.chown(self.root, "postgres", "postgres")
+            except LookupError:
+                raise ClusterError("initdb refuses root and there is no `postgres` user to run it as "
+                                   "(Debian's postgresql package creates one)") from None
         q = shlex.quote
         self._as_server_user(f"{q(str(self.bindir / 'initdb'))} -D {q(str(self.data))} -A trust -U {self.user} "
                              f"-E UTF8 --no-instructions >/dev/null")

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all demo ui clean report bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench cluster-demo cluster-bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,20 @@ test-slow:
 
 test-all:
 	$(PY) -m pytest -q
+
+# PostgreSQL + MLflow server + a two-node Ray cluster on loopback, and faults on them (needs the
+# postgresql Debian package; .ci/run installs it)
+test-cluster:
+	$(PY) -m pytest -q -m cluster tests/cluster
+
+# the same cluster the tests start, a sweep on it, the UI address; Ctrl-C tears it all down.
+# SWEEP=experiments/NAME.toml picks the sweep (default: smoke)
+cluster-demo:
+	$(PY) scripts/cluster_demo.py $(if $(SWEEP),--sweep $(SWEEP))
+
+# points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls
+cluster-bench:
+	$(PY) scripts/cluster_bench.py $(CLUSTER_BENCH_ARGS)
 
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
 import sys
 import threading
 import time
@@ -78,7 +79,7 @@ def run_task(task: Task) -> list[Outcome]:
 
     torch.set_num_threads(task.threads)
     configs = [c for c, _ in task.points]
-    tags = [{**t, resume.WORKER_TAG: resume.owner_id()} for _, t in task.points]
+    tags = [{**t, **worker_tags()} for _, t in task.points]
 
     def recorder(_config):
         return RunRecorder(experiment_id=task.experiment_id, parent_run_id=task.parent_run_id,
@@ -112,6 +113,19 @@ def run_task(task: Task) -> list[Outcome]:
             outcomes.append(Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc} (the chunk failed first: "
                                                          f"{chunk_error})"))
     return outcomes
+
+
+def worker_tags() -> dict[str, str]:
+    """Where a run was trained: `optlab.node` is the Ray node id inside a Ray task, else the host
+    name; `optlab.worker` is the training process as host:pid."""
+    node = socket.gethostname()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        try:
+            node = ray.get_runtime_context().get_node_id()
+        except Exception:  # noqa: BLE001 - not inside a Ray worker after all
+            pass
+    return {"optlab.node": node, resume.WORKER_TAG: resume.owner_id()}
 
 
 def _finished_hashes(task: Task, tags: list[dict]) -> set[str]:
@@ -149,6 +163,8 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
         raise ConfigError(f"--workers {workers} is above {MAX_WORKERS}")
     if address is not None and backend != "ray":
         raise ConfigError(f"--address {address!r} needs --backend ray")
+    if address is not None:
+        check_ray_address(address)  # before anything is recorded: Ray itself waits minutes for a wrong one
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
@@ -330,13 +346,37 @@ def account_dead_worker(client, task: Task, death) -> tuple[list[Task], list[Out
     return [], [Outcome(t["optlab.point_hash"], "ERROR", f"{why} before it started this point") for _, t in unstarted]
 
 
+RAY_TASK_RETRIES = 3  # a task whose worker or node dies is resubmitted, on any node that is left
+RAY_CONNECT_TIMEOUT = 10.0  # seconds to reach the head's port before giving up
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse a --address whose head cannot be reached, in one line: `ray.init` would retry for
+    minutes. 'auto' and Ray client addresses (ray://...) are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (the head node's `ray start --port`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise OptlabError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} "
+                          f"(is `ray start --head --port {port}` running there?)") from None
+
+
 def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
              outcomes: list[Outcome]) -> None:
     try:
         import ray
     except ImportError:
         raise OptlabError("the ray backend needs Ray: pip install 'optlab[ray]'") from None
-    env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "OPTLAB_HOME", "MLFLOW_TRACKING_URI")}
+    # workers on other machines see none of this process's environment: send what tracking and
+    # optlab read (MLFLOW_TRACKING_URI, credentials and timeouts of an MLflow server, OPTLAB_*)
+    env = {k: v for k, v in os.environ.items()
+           if k == "PYTHONPATH" or k.startswith(("MLFLOW_", "OPTLAB_"))}
     uri = tasks[0].tracking_uri if tasks else ""
     if address is not None and uri.startswith("sqlite:"):
         print(f"optlab: warning: Ray tasks on other machines cannot reach {uri}; point MLFLOW_TRACKING_URI at "
@@ -347,19 +387,87 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
                    "configure_logging": False}
         if address is None:
             options["num_cpus"] = workers  # a local instance: one task per worker
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # e.g. a missing or wrong RAY_AUTH_TOKEN
+            raise OptlabError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
     try:
-        remote = ray.remote(num_cpus=1)(run_task)
+        remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(run_ray_task)
         refs = {remote.remote(task): task for task in tasks}
         with _bar(_total(tasks), progress) as bar:
             waiting = list(refs)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
-                outcomes += ray.get(done[0])
-                bar.update(len(refs[done[0]].points))
+                task = refs[done[0]]
+                try:
+                    outcomes += ray.get(done[0])
+                except ray.exceptions.RayError as exc:  # lost for good: retries used up, or the cluster went away
+                    reason = f"Ray task lost: {type(exc).__name__}: {_first_line(exc)}"
+                    outcomes += [Outcome(tag["optlab.point_hash"], "ERROR", reason) for _, tag in task.points]
+                bar.update(len(task.points))
+        _close_orphans(tasks)
     finally:
         if started_here:
             ray.shutdown()
+
+
+RAY_TASK_TAG = "optlab.ray_task"  # Ray keeps a task's id across its retries
+
+
+def run_ray_task(task: Task) -> list[Outcome]:
+    """`run_task` as a Ray task. Ray reruns a task whose worker or node died (max_retries); the
+    runs of a lost attempt carry the same task id, so a retry skips the points that attempt already
+    FINISHED and marks the ones it left RUNNING KILLED before training them again."""
+    import ray
+
+    from optlab.tracking.store import client as make_client
+
+    task_id = ray.get_runtime_context().get_task_id()
+    done: set[str] = set()
+    if task.points and task_id:
+        client = make_client(task.tracking_uri)
+        for run in resume.search_all(client, task.experiment_id, f"tags.`{RAY_TASK_TAG}` = '{task_id}'"):
+            point = run.data.tags.get("optlab.point_hash")
+            if run.info.status == "FINISHED":
+                done.add(point)
+            elif run.info.status in ("RUNNING", "SCHEDULED"):
+                _mark_lost(client, run, "; the task was retried")
+    rest = tuple((c, {**t, RAY_TASK_TAG: task_id}) for c, t in task.points if t["optlab.point_hash"] not in done)
+    skipped = [Outcome(t["optlab.point_hash"], "FINISHED") for _, t in task.points if t["optlab.point_hash"] in done]
+    if not rest:
+        return skipped
+    return skipped + run_task(Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id,
+                                   task.batched, task.threads))
+
+
+def _close_orphans(tasks: list[Task]) -> None:
+    """After every task has returned, a child of this sweep process still RUNNING was being trained
+    by a worker that died (its task was retried elsewhere, or lost): mark it KILLED."""
+    from optlab.tracking.store import client as make_client
+
+    if not tasks or not tasks[0].points:
+        return
+    first = tasks[0].points[0][1]
+    owner, sweep = first[resume.OWNER_TAG], first["optlab.sweep"]
+    client = make_client(tasks[0].tracking_uri)
+    for run in resume.children(client, tasks[0].experiment_id, sweep):
+        if run.info.status in ("RUNNING", "SCHEDULED") and run.data.tags.get(resume.OWNER_TAG) == owner:
+            _mark_lost(client, run)
+
+
+def _mark_lost(client, run, detail: str = "") -> None:
+    from mlflow.entities import RunTag
+
+    node = run.data.tags.get("optlab.node", "unknown")
+    client.log_batch(run.info.run_id, tags=[
+        RunTag("optlab.status", "KILLED"),
+        RunTag("optlab.failure_reason", f"interrupted: its Ray worker on node {node} was lost{detail}")])
+    client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 # ---- after the points -----------------------------------------------------------------------

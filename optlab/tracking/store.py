@@ -47,6 +47,9 @@ def client(uri: str | None = None):
         make_home()
     if is_http(uri):
         http.configure()
+    # against a server MLflow prints a "View run ... at" line after every run it ends, and asks the
+    # server for the run again to do so: one extra round trip per run, and noise in a sweep's output
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     if uri in _opened or is_http(uri):
         return MlflowClient(tracking_uri=uri)

@@ -16,13 +16,13 @@ install:
 
 # the quick suite; test-slow: the fault tests that take more than ~30 s each (CI runs both)
 test:
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q
 
 test-slow:
 	$(PY) -m pytest -q -m slow
 
 test-all:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "slow or cluster or not (slow or cluster)"
 
 # PostgreSQL + MLflow server + a two-node Ray cluster on loopback, and faults on them (needs the
 # postgresql Debian package; .ci/run installs it)

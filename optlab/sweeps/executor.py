@@ -30,6 +30,7 @@ from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import resume, tuning
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
+from optlab.tracking.failures import describe, is_storage_failure
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
@@ -93,6 +94,9 @@ def run_task(task: Task) -> list[Outcome]:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an error outside a run (e.g. the store): say so, retry point by point below
+        if is_storage_failure(exc):  # retrying against a store that cannot be written is futile: report it
+            why = f"storage: {describe(exc, task.tracking_uri)}"
+            return [Outcome(t["optlab.point_hash"], "ERROR", why) for t in tags]
         chunk_error = f"{type(exc).__name__}: {exc}"
         print(f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
               file=sys.stderr, flush=True)

@@ -215,7 +215,8 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points}
         errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
-        report.failures += [(labels[h], reason) for h, reason in errors.items()]
+        without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
+        report.failures += [(labels[h], reason) for h, reason in errors.items() if h in without_outcome]
         report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
         report.seconds = time.perf_counter() - started
         final, reason = status, None

@@ -107,7 +107,7 @@ class WorkerPool:
             self._shutdown()
 
     def _assign(self, queue: deque) -> None:
-        for worker in self.pool:
+        for worker in list(self.pool):
             if worker.task is None and queue:
                 task = queue.popleft()
                 try:
@@ -194,6 +194,8 @@ def worker_main(conn, lifeline, parent_pid: int, target) -> None:
             task = conn.recv()
         except (EOFError, OSError):
             os._exit(1)  # the parent is gone
+        except KeyboardInterrupt:
+            return  # asked to stop while idle: nothing to record
         if task is None:
             return
         try:

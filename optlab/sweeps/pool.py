@@ -189,13 +189,18 @@ def worker_main(conn, lifeline, parent_pid: int, target) -> None:
     die_with_parent(lifeline, parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt_once)
+    try:
+        serve(conn, target)
+    except KeyboardInterrupt:
+        pass  # asked to stop while idle or while replying: nothing left to record
+
+
+def serve(conn, target) -> None:
     while True:
         try:
             task = conn.recv()
         except (EOFError, OSError):
             os._exit(1)  # the parent is gone
-        except KeyboardInterrupt:
-            return  # asked to stop while idle: nothing to record
         if task is None:
             return
         try:

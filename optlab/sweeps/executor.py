@@ -175,8 +175,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
                             workers, backend, address, batched, progress, started, training)
         except KeyboardInterrupt:
             if lease.lost:
-                raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
-                                 f"(finished points are kept)") from None
+                raise StoreError(stopped(spec.name, lease.lost)) from None
             raise
 
 
@@ -209,8 +208,7 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
     finally:
         training.clear()
         if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
-            raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
-                             f"(finished points are kept)")
+            raise StoreError(stopped(spec.name, lease.lost))
         close_stale_runs(client, experiment_id, spec.name, owner)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points}
@@ -226,6 +224,12 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
                              final, reason)
     return report
+
+
+def stopped(name: str, why: str) -> str:
+    then = ("rerun it when the store is back" if why.startswith("lost the tracking store")
+            else "check which process runs it now")
+    return f"sweep {name!r} stopped: {why}; {then} (finished points are kept)"
 
 
 def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:

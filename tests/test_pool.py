@@ -1,8 +1,6 @@
 """The sweep's worker pool: results, a dead worker's task reported (and re-queued) while the others go
 on, exceptions reported, and workers that die with their parent."""
 
-import os
-import signal
 import subprocess
 import sys
 import time

@@ -71,3 +71,19 @@ def assert_one_finished_per_point(name: str, spec_points, uri: str | None = None
         assert run.data.params, "a FINISHED run without params"
         assert [a.path for a in c.list_artifacts(run.info.run_id) if a.path == "params.safetensors"]
     return finished
+
+
+def pool_target(task):
+    """A WorkerPool task for the pool tests: ("ok", n) -> 10 n; ("die", n) kills its worker; ("raise", n)
+    raises; ("sleep", s) sleeps s seconds and returns the worker's pid."""
+    import signal as signals
+
+    kind, value = task
+    if kind == "die":
+        os.kill(os.getpid(), signals.SIGKILL)
+    if kind == "raise":
+        raise ValueError(f"bad task {value}")
+    if kind == "sleep":
+        time.sleep(value)
+        return os.getpid()
+    return 10 * value

@@ -246,3 +246,37 @@ def test_bad_sweep_arguments_are_one_line_before_anything_is_recorded(tmp_path, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "mlruns").exists()
+
+
+CLI_FLAGS = {"lr": "--lr", "epochs": "--epochs", "seconds": "--seconds", "decay_every": "--decay-every",
+             "decay_rate": "--decay-rate", "momentum": "--momentum", "weight_decay": "--weight-decay",
+             "label_noise": "--label-noise", "target": "--target", "steps": "--steps",
+             "evaluations": "--evaluations", "batch_size": "--batch-size", "eval_every": "--eval-every",
+             "log_every": "--log-every", "train_size": "--train-size", "seed": "--seed"}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(CLI_FLAGS)),
+       st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-2**80, max_value=2**80)))
+def test_random_out_of_range_values_on_the_command_line_are_one_line_and_no_run(tmp_path_factory, key, value):
+    import io
+    import os
+    from contextlib import redirect_stderr
+
+    if in_range(key, value) or (key in FLOAT_RANGES and isinstance(value, int) and in_range(key, float(value))):
+        return  # a valid value would start a run: this test is about the refused ones
+    folder = tmp_path_factory.mktemp("values")
+    os.environ["OPTLAB_HOME"] = str(folder)
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            try:
+                code = main(["run", "-d", "digits", "-q", CLI_FLAGS[key], repr(value) if isinstance(value, float)
+                             else str(value)])
+            except SystemExit as exc:  # argparse refuses a float where an integer is wanted
+                code = exc.code
+    finally:
+        os.environ.pop("OPTLAB_HOME", None)
+    text = err.getvalue()
+    assert code == 2 and text.startswith("optlab: error: ") and text.count("\n") == 1, (key, value, text)
+    assert not (folder / "mlruns").exists()

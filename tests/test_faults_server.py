@@ -120,3 +120,14 @@ def quiet_points(name):
         return points_of(name)
     except Exception:
         return []
+
+
+def test_a_report_from_a_closed_server_is_one_line_without_credentials(tmp_path, capsys):
+    from optlab.cli import main
+
+    port = free_port()
+    code = main(["report", "--tracking-uri", f"http://user:secret@127.0.0.1:{port}", "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"optlab: error: tracking server http://***@127.0.0.1:{port} unreachable") and "secret" not in err
+    assert not (tmp_path / "out" / "report.html").exists()

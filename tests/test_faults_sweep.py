@@ -5,7 +5,6 @@ FINISHED run per point, nothing RUNNING, no duplicate metric points, the right s
 import json
 import os
 import signal
-import time
 from collections import Counter
 
 import pytest

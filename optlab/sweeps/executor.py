@@ -31,6 +31,7 @@ from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import resume, tuning
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
+from optlab.tracking.failures import describe, is_storage_failure
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
@@ -94,6 +95,9 @@ def run_task(task: Task) -> list[Outcome]:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an error outside a run (e.g. the store): say so, retry point by point below
+        if is_storage_failure(exc):  # retrying against a store that cannot be written is futile: report it
+            why = f"storage: {describe(exc, task.tracking_uri)}"
+            return [Outcome(t["optlab.point_hash"], "ERROR", why) for t in tags]
         chunk_error = f"{type(exc).__name__}: {exc}"
         print(f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
               file=sys.stderr, flush=True)
@@ -187,8 +191,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
                             workers, backend, address, batched, progress, started, training)
         except KeyboardInterrupt:
             if lease.lost:
-                raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
-                                 f"(finished points are kept)") from None
+                raise StoreError(stopped(spec.name, lease.lost)) from None
             raise
 
 
@@ -221,13 +224,13 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
     finally:
         training.clear()
         if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
-            raise StoreError(f"sweep {spec.name!r} stopped: {lease.lost}; rerun it when the store is back "
-                             f"(finished points are kept)")
+            raise StoreError(stopped(spec.name, lease.lost))
         close_stale_runs(client, experiment_id, spec.name, owner)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points}
         errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
-        report.failures += [(labels[h], reason) for h, reason in errors.items()]
+        without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
+        report.failures += [(labels[h], reason) for h, reason in errors.items() if h in without_outcome]
         report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
         report.seconds = time.perf_counter() - started
         final, reason = status, None
@@ -237,6 +240,12 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
                              final, reason)
     return report
+
+
+def stopped(name: str, why: str) -> str:
+    then = ("rerun it when the store is back" if why.startswith("lost the tracking store")
+            else "check which process runs it now")
+    return f"sweep {name!r} stopped: {why}; {then} (finished points are kept)"
 
 
 def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:

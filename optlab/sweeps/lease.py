@@ -123,6 +123,8 @@ class Lease:
         return max(0.0, time.time() - stamp)
 
     def _stale(self, holder: str, age: float) -> bool:
+        if holder == owner_id():
+            return False  # this very process holds it (owner_alive answers for other processes only)
         host, _, pid = holder.rpartition(":")
         if host == owner_id().rpartition(":")[0] and pid.isdigit() and not owner_alive(holder):
             return True  # its owner died on this host

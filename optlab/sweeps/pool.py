@@ -107,7 +107,7 @@ class WorkerPool:
             self._shutdown()
 
     def _assign(self, queue: deque) -> None:
-        for worker in self.pool:
+        for worker in list(self.pool):
             if worker.task is None and queue:
                 task = queue.popleft()
                 try:
@@ -189,6 +189,13 @@ def worker_main(conn, lifeline, parent_pid: int, target) -> None:
     die_with_parent(lifeline, parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt_once)
+    try:
+        serve(conn, target)
+    except KeyboardInterrupt:
+        pass  # asked to stop while idle or while replying: nothing left to record
+
+
+def serve(conn, target) -> None:
     while True:
         try:
             task = conn.recv()

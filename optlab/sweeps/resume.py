@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from optlab.errors import OptlabError
+from optlab.errors import OptlabError, StoreError
+from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id  # noqa: F401 - part of this API
 
 ORPHAN_WAIT = 15.0  # seconds a new start waits for a live worker of a dead sweep to exit
@@ -125,8 +126,17 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
     params = {"grid_size": spec.grid_size, "n_points": len(spec.points),
               "tuning_objective": spec.objective or "none", "sweep_file": spec.path.name,
               **(extra_params or {})}
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    client.log_text(run.info.run_id, spec.text, f"sweep/{spec.path.name}")
+    try:
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_text(run.info.run_id, spec.text, f"sweep/{spec.path.name}")
+    except Exception as exc:  # a parent that cannot be written is ended FAILED, never left RUNNING
+        why = describe(exc, client.tracking_uri)
+        try:
+            client.set_tag(run.info.run_id, "optlab.failure_reason", f"storage: {why}")
+            client.set_terminated(run.info.run_id, "FAILED")
+        except Exception:  # noqa: BLE001 - the next start reconciles it
+            pass
+        raise StoreError(f"sweep {spec.name!r}: cannot record its parent run: {why}") from exc
     return run.info.run_id, False
 
 

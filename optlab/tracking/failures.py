@@ -45,6 +45,22 @@ def quiet_store_logs() -> None:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
+STORAGE_ERRNOS = tuple(getattr(errno, name) for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO")
+                       if hasattr(errno, name))
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """True for a store or server that cannot be read or written (as opposed to a bug or a bad value)."""
+    from optlab.errors import StoreError
+
+    if isinstance(exc, StoreError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_ERRNOS
+    text = str(exc)
+    return "API request to" in text or any(key.lower() in text.lower() for key, _ in _SQL_CAUSES)
+
+
 def describe(exc: BaseException, uri: str | None = None) -> str:
     """A one-line explanation of a storage failure, naming the store or path."""
     where = f" ({mask_credentials(uri)})" if uri else ""

@@ -14,7 +14,6 @@ net, so metric points are appended to in-memory lists (~1 us each) and flushed i
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -71,7 +70,7 @@ class RunRecorder:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.experiment_name or config.experiment)

@@ -113,7 +113,8 @@ def bench_cli_run(sizes: Sizes, device: str) -> dict:
 
     def cli_run():
         with _Threads(default):   # the CLI picks its own thread count, as for a user
-            _quietly(lambda: main(argv))
+            if _quietly(lambda: main(argv)) != 0:
+                raise RuntimeError(f"optlab {' '.join(argv)} failed")
 
     def textbook_run():
         textbook.train(data, shape, 0.5, 32, steps=sizes.steps, evaluate_every_epoch=False)
@@ -232,8 +233,10 @@ def bench_startup(sizes: Sizes, device: str) -> dict:
         if sizes.warmup:
             _on_a_terminal(demo, env)   # the store exists, the data cache is filled
         warm = [_on_a_terminal(demo, env) for _ in range(sizes.repeats)]
-    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as data:
-        cold = _on_a_terminal(demo, _environment(home, data))
+    cold = {"total": None}
+    if sizes.warmup:   # --quick skips it: the first run of its pair already creates a new store
+        with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as data:
+            cold = _on_a_terminal(demo, _environment(home, data))
     median = lambda key: statistics.median(w[key] for w in warm if w[key] is not None) if any(
         w[key] is not None for w in warm) else None
     return {"command": " ".join(["optlab", *demo[len(_optlab_command()):]]), "demo_s": median("total"),
@@ -376,6 +379,31 @@ def run_bench(quick: bool = False, device: str = "cpu", only: str | None = None)
     return results
 
 
+def verdicts(results: dict) -> dict[str, bool]:
+    """Each measured goal: met or not (computed, so the table's last line states only what it measured)."""
+    out = {}
+    if "a" in results:
+        out["(a)"] = results["a"]["ratio"] >= GOALS["a"]
+    if "p" in results:
+        out["(p)"] = results["p"]["ratio"] >= GOALS["p"]
+        out["(c) whole process"] = results["p"]["tracking_overhead"] <= GOALS["c"]
+    if "b" in results:
+        out["(b)"] = results["b"]["ratio"] >= GOALS["b"]
+    if "d" in results:
+        out["(d)"] = results["d"]["ratio"] >= GOALS["d"]
+    if "e" in results:
+        out["(e) batch of 32"] = results["e"]["batch32"]["ratio"] >= GOALS["e"]
+        out["(e) whole training set"] = results["e"]["full"]["ratio"] >= GOALS["e"]
+    if "s" in results:
+        r = results["s"]
+        for key, label, holds in (("demo_s", "(s) demo", lambda v: v <= GOALS["demo"]),
+                                  ("first_output_s", "(s) first output", lambda v: v <= GOALS["first_output"]),
+                                  ("cold_s", "(s) cold run", lambda v: v < GOALS["cold"])):
+            if r[key] is not None:
+                out[label] = holds(r[key])
+    return out
+
+
 def table(results: dict) -> str:
     rows = [("", "measurement", "optlab", "baseline", "ratio", "goal")]
     if "a" in results:
@@ -434,6 +462,10 @@ def table(results: dict) -> str:
                      f"medians of interleaved runs")
     if "s" in results:
         lines.append(f"(s) `{results['s']['command']}`, on a pseudo-terminal")
+    judged = verdicts(results)
+    met = [k for k, ok in judged.items() if ok]
+    missed = [k for k, ok in judged.items() if not ok]
+    lines.append(f"goals met: {', '.join(met) or 'none'}; not met: {', '.join(missed) or 'none'}")
     return "\n".join(lines)
 
 
@@ -459,7 +491,9 @@ def readme_section(folder: Path, count: int = 3) -> str:
     parts = []
     for i, data in enumerate(runs, 1):
         header, *body = data["table"].splitlines()
-        parts.append(f"Run {i} of {len(runs)} — {header}\n\n" + "\n".join(body))
+        rows = [line for line in body if line.startswith("|")]
+        notes = [f"- {line}" for line in body if not line.startswith("|")]
+        parts.append(f"Run {i} of {len(runs)} — {header}\n\n" + "\n".join(rows) + "\n\n" + "\n".join(notes))
     return "\n\n".join(parts)
 
 

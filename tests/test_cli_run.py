@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import mlflow
-import pytest
 
 from optlab.config import RunConfig
 from optlab.engine import prepare
@@ -94,9 +93,13 @@ def test_a_killed_optlab_process_leaves_no_run_running(tmp_path):
                                env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")
+        helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(helpers) == 1   # the store process
         process.kill()   # SIGKILL: nothing in the process can react; its store process ends the run
         process.wait(timeout=30)
         _wait_for(lambda: _statuses(tmp_path) == ["KILLED"], timeout=60, what="the store process to end the run")
+        _wait_for(lambda: not Path(f"/proc/{helpers[0]}").exists() or "zombie" in Path(
+            f"/proc/{helpers[0]}/status").read_text(), timeout=30, what="the store process to exit")
     finally:
         process.kill()
     row = _runs(tmp_path, "kill").iloc[0]

@@ -79,6 +79,7 @@ class TrainingLoop:
         self.timing = "alone" if self.group == 1 else f"batched:{self.group}"
         first = rows[0]
         self.config, self.plan = first.config, first.plan
+        self.budget = first.config.budget   # a property that builds a dict: read once, checked every step
         self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
         self.every = eval_interval(first.config, first.plan)
         self.log_every = first.config.log_every
@@ -120,7 +121,7 @@ class TrainingLoop:
 
     def budget_used(self) -> bool:
         """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
-        budget, plan, counters = self.config.budget, self.plan, self.trainer.counters(0)
+        budget, plan, counters = self.budget, self.plan, self.trainer.counters(0)
         return ((plan.max_steps is not None and self.steps >= plan.max_steps)
                 or ("epochs" in budget and self.has_accuracy
                     and counters.samples_seen >= budget["epochs"] * self.n_train)

@@ -80,7 +80,7 @@ class StackedTrainer:
             lr_col = self._column(lr_now)
         xb, yb, size = self._batch()
         loss, grads = stacked.loss_and_grads(self.spec, self.cost, self.layers, xb, yb)
-        grad_norm = torch.hypot(grads[0].norm(dim=1), grads[1].norm(dim=1))
+        grad_norm = torch.hypot(torch.linalg.vector_norm(grads[0], dim=1), torch.linalg.vector_norm(grads[1], dim=1))
         self.update.step(grads, lr_col, lr_now)
         self.shared_counters.record(size, gradients=1)
         self.taken += 1

@@ -173,59 +173,87 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
     """The child: import MLflow now, then carry out the parent's messages until it closes or dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     parent_end.close()   # the fork copied it: closed here, the parent's death reaches us as end-of-file
-    from optlab.tracking.recorder import RunRecorder
+    import threading
 
+    from optlab.tracking import provenance
+
+    # the run's git commit comes from two git processes: ask them while MLflow is imported (cached)
+    threading.Thread(target=provenance.git_commit, daemon=True).start()
     try:
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part, while the parent loads data
     except Exception:  # noqa: BLE001 - another store type; the client reports any real problem below
         pass
-    recorder, ended, error = None, True, None
-    while True:
+    _Server(connection, tracking_uri).serve()
+
+
+class _ParentGone(Exception):
+    pass
+
+
+class _Server:
+    """The child's side: one RunRecorder at a time, driven by the parent's messages."""
+
+    def __init__(self, connection, tracking_uri: str | None):
+        self.connection, self.tracking_uri = connection, tracking_uri
+        self.recorder, self.ended, self.error = None, True, None
+
+    def serve(self) -> None:
         try:
-            message = connection.recv()
-        except (EOFError, OSError):   # the parent died: end its open run as KILLED
-            if recorder is not None and not ended:
-                _try(lambda: recorder.finish("KILLED", "the optlab process ended before recording its run's end",
-                                             {}, None))
-            return
-        kind = message[0]
-        if kind == "close":
-            return
-        if kind == "start":
-            _, experiment, config, facts, plan, tags = message
-            recorder, ended, error = None, False, None
-            try:
-                recorder = RunRecorder(experiment=experiment, tracking_uri=tracking_uri)
-                recorder.start(config, facts, plan, extra_tags=tags)
-                connection.send(("started", recorder.run_id))
-            except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-                error = _describe(exc)
-                connection.send(("error", error))
-        elif kind == "finish":
-            _, points, status, reason, summary, weights = message
-            if recorder is not None and error is None:
+            while True:
                 try:
-                    for point in points:
-                        if point[0] == "log":
-                            recorder.log(point[1], point[2])
-                        else:
-                            recorder.log_series(point[1], point[2])
-                    recorder.finish(status, reason, summary, weights)
-                except Exception as exc:  # noqa: BLE001
-                    connection.send(("error", _describe(exc)))
-            elif error is not None:
-                connection.send(("error", error))
-            ended = True
-            connection.send(("finished", None))
+                    message = self.connection.recv()
+                except (EOFError, OSError):
+                    raise _ParentGone from None
+                if message[0] == "close":
+                    return
+                if message[0] == "start":
+                    self.start(*message[1:])
+                elif message[0] == "finish":
+                    self.finish(*message[1:])
+        except _ParentGone:   # the parent died (or closed its end) before ending its run: end it KILLED
+            if self.recorder is not None and not self.ended:
+                try:
+                    self.recorder.finish("KILLED", "the optlab process ended before recording its run's end", {}, None)
+                except Exception:  # noqa: BLE001 - nobody is left to tell
+                    pass
+
+    def reply(self, message: tuple) -> None:
+        try:
+            self.connection.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise _ParentGone from None
+
+    def start(self, experiment, config, facts, plan, tags) -> None:
+        from optlab.tracking.recorder import RunRecorder
+
+        self.recorder, self.ended, self.error = None, False, None
+        try:
+            recorder = RunRecorder(experiment=experiment, tracking_uri=self.tracking_uri)
+            recorder.start(config, facts, plan, extra_tags=tags)
+            self.recorder = recorder
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+            self.error = _describe(exc)
+            self.reply(("error", self.error))
+            return
+        self.reply(("started", self.recorder.run_id))
+
+    def finish(self, points, status, reason, summary, weights) -> None:
+        if self.recorder is not None and self.error is None:
+            try:
+                for point in points:
+                    if point[0] == "log":
+                        self.recorder.log(point[1], point[2])
+                    else:
+                        self.recorder.log_series(point[1], point[2])
+                self.recorder.finish(status, reason, summary, weights)
+            except Exception as exc:  # noqa: BLE001
+                self.error = _describe(exc)
+            self.ended = True
+        if self.error is not None:
+            self.reply(("error", self.error))
+        self.reply(("finished", None))
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
-
-
-def _try(action) -> None:
-    try:
-        action()
-    except Exception:  # noqa: BLE001 - the parent is gone; nobody is left to tell
-        pass

@@ -21,7 +21,7 @@ from optlab.problem.problem import NetworkProblem
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 TRAINERS = ("auto", "stacked", "reference")
-SMALL_STEP = 5_000_000   # samples per step x parameters (~ multiply-adds of its forward pass) below which one thread wins
+SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
 def stackable(prep: Prepared) -> bool:

@@ -127,3 +127,21 @@ def test_bad_input_with_the_status_line_off_is_one_line_and_starts_no_store(tmp_
     assert done.returncode == 2 and done.stderr.startswith("optlab: error: unknown strategy 'nope'")
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_sigterm_to_the_whole_process_group_leaves_no_run_running(tmp_path):
+    # service managers stop a command by signalling its whole group: the store process must outlive the
+    # signal long enough to record the run's end
+    process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "term"],
+                               env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        _wait_for(lambda: _statuses(tmp_path) == ["KILLED"], timeout=60, what="the run's end to be recorded")
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -10,8 +10,8 @@ and at the end sends them with the final parameters and waits until the child ha
 and ended the run. A store error reported by the child is raised in the parent (`TrackingError`, one
 line) at the next log call or at the end.
 
-The child ignores Ctrl-C (the parent records KILLED through it); if the parent dies without ending
-its run, the child ends it KILLED. Only `optlab run` uses this, and only from a process that has not
+The child ignores Ctrl-C and SIGTERM (sent to the process group, they are the parent's to handle: it
+records KILLED through the child); if the parent dies without ending its run, the child ends it KILLED. Only `optlab run` uses this, and only from a process that has not
 imported torch (forking then is cheap and safe); elsewhere `RunRecorder` runs in-process.
 """
 
@@ -110,9 +110,10 @@ class BackgroundStore:
         self.discard()
 
     def discard(self) -> None:
-        """Stop the child now (bad input: nothing was sent, nothing is written)."""
+        """Stop the child now (bad input: no run was started through it, nothing is written). It ignores
+        SIGTERM, so it is killed."""
         if self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()
             self.process.join(timeout=5)
         self.connection.close()
 
@@ -171,7 +172,10 @@ class BackgroundRecorder:
 
 def _serve(connection, parent_end, tracking_uri: str | None) -> None:
     """The child: import MLflow now, then carry out the parent's messages until it closes or dies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM sent to the whole process group are the parent's to handle: it records the run's
+    # end through us, and we exit on its "close" or, if it died, on end-of-file
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent_end.close()   # the fork copied it: closed here, the parent's death reaches us as end-of-file
     import threading
 

@@ -67,8 +67,12 @@ class PlanFacts:
 
 
 def can_fork() -> bool:
-    """A clean fork is possible: POSIX, and no torch (hence no thread pool) loaded in this process yet."""
-    return "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
+    """A clean fork is possible: POSIX, no other thread running (a lock held by one would stay held in the
+    child), and torch, with its thread pools, not loaded yet."""
+    import threading
+
+    return ("fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
+            and threading.active_count() == 1)
 
 
 class BackgroundStore:

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench cluster-demo cluster-bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +46,19 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
-# speed ratios (a)-(e) vs a textbook PyTorch loop, side by side; BENCH_ARGS="--quick" or "--threads 1"
+# speed vs the textbook PyTorch loop, as users run it; each table is kept in benchmarks/results
+# (BENCH_ARGS="--quick" for a smoke run, not kept)
 bench:
-	$(PY) -m optlab bench $(BENCH_ARGS)
+	$(PY) -m optlab bench $(if $(findstring --quick,$(BENCH_ARGS)),,--save benchmarks/results) $(BENCH_ARGS)
+
+# README's speed section = the last three saved bench tables (generated, never typed)
+bench-readme:
+	$(PY) -m optlab bench --readme README.md --results benchmarks/results
+
+# the three consecutive runs the README quotes (on an idle machine), then the README section
+bench-final:
+	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done
+	$(MAKE) bench-readme
 
 ui:
 	@mkdir -p mlruns

@@ -17,8 +17,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from optlab.errors import StoreError
 from optlab.tracking import provenance
@@ -29,6 +28,10 @@ from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
+
+if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
+    import torch
+
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -228,13 +231,18 @@ class RunRecorder:
         except Exception as exc:
             return [f"read-back: {describe(exc)}"]
 
-    def _log_params_artifact(self, params: torch.Tensor) -> None:
-        from safetensors.torch import save_file
-
+    def _log_params_artifact(self, params) -> None:
+        """params: a torch tensor, or a numpy array (from the background store, which has no torch)."""
+        if hasattr(params, "detach"):
+            from safetensors.torch import save_file
+            params = params.detach().cpu().contiguous()
+        else:
+            from safetensors.numpy import save_file
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / WEIGHTS
-            save_file({"params": params.detach().cpu().contiguous()}, str(path),
-                      metadata={"format": "optlab flat parameter vector", "n_params": str(params.numel())})
+            count = params.numel() if hasattr(params, "numel") else params.size
+            save_file({"params": params}, str(path),
+                      metadata={"format": "optlab flat parameter vector", "n_params": str(count)})
             self.client.log_artifact(self.run_id, str(path))
 
 

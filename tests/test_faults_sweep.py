@@ -5,6 +5,7 @@ FINISHED run per point, nothing RUNNING, no duplicate metric points, the right s
 import json
 import os
 import signal
+import time
 from collections import Counter
 
 import pytest
@@ -234,11 +235,14 @@ def test_a_sigkilled_single_run_is_marked_killed_by_the_next_run_in_its_experime
     from optlab.cli import main
 
     proc = optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q",
-                   "-e", "abandoned"], env_for(home))
+                   "-e", "abandoned"], env_for(home), start_new_session=True)
     run = wait_until(lambda: [r for r in runs_of_quiet("abandoned") if r.info.status == "RUNNING"], 120, proc,
                      "the run to start")[0]
-    proc.kill()  # SIGKILL: nothing can be recorded
+    # SIGKILL of the whole process group (the command and its tracking-store process, as a power loss
+    # would): nothing can be recorded
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(0.5)
     assert [r.info.status for r in runs_of("abandoned")] == ["RUNNING"]
     assert main(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "3", "-q", "-e", "abandoned"]) == 0
     runs = {r.info.run_id: r for r in runs_of("abandoned")}

@@ -161,7 +161,7 @@ class BackgroundRecorder:
                     self.status, self.reason = payload
                 break
         if self._failed:
-            raise StoreError(f"tracking store: {self._failed}")
+            raise StoreError(self._failed)
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, failed outside the loop) as KILLED or FAILED, with the
@@ -182,7 +182,7 @@ class BackgroundRecorder:
             elif kind == "error":
                 self._failed = payload
         if self._failed:
-            raise StoreError(f"tracking store: {self._failed}")
+            raise StoreError(self._failed)
 
 
 def _serve(connection, parent_end, tracking_uri: str | None) -> None:
@@ -251,7 +251,7 @@ class _Server:
             recorder.start(config, facts, plan, extra_tags=tags)
             self.recorder = recorder
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-            self.error = _describe(exc)
+            self.error = _describe(exc, self.tracking_uri)
             self.reply(("error", self.error))
             return
         self.reply(("started", self.recorder.run_id))
@@ -266,7 +266,7 @@ class _Server:
                         self.recorder.log_series(point[1], point[2])
                 self.recorder.finish(status, reason, summary, weights)
             except Exception as exc:  # noqa: BLE001
-                self.error = _describe(exc)
+                self.error = _describe(exc, self.tracking_uri)
             self.ended = True
         if self.error is not None:
             self.reply(("error", self.error))
@@ -274,6 +274,11 @@ class _Server:
         self.reply(("finished", ended))
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+def _describe(exc: BaseException, uri: str | None = None) -> str:
+    """One line for the parent: optlab's own errors as they are, a store's failure through `describe`."""
+    from optlab.errors import OptlabError
+    from optlab.tracking.failures import describe
+    from optlab.tracking.store import tracking_uri
+
+    text = str(exc) if isinstance(exc, OptlabError) else describe(exc, uri or tracking_uri())
+    return text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__

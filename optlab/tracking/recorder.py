@@ -261,6 +261,9 @@ def close_abandoned_runs(client, experiment_id: str) -> int:
                 or owner_alive(owner) or owner == owner_id()):
             continue
         try:
+            # its process may have ended it between the search and the liveness check: read it again
+            if client.get_run(run.info.run_id).info.status != "RUNNING":
+                continue
             client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"), RunTag(
                 "optlab.failure_reason", f"interrupted: its process ({owner}) died")])
             client.set_terminated(run.info.run_id, "KILLED")

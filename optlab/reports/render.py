@@ -1,5 +1,8 @@
 """Writers: one self-contained HTML file (PNG images inlined as base64, Jinja2) and one PDF (matplotlib
-PdfPages) with the same sections, figures, captions, tables and notes."""
+PdfPages) with the same sections, figures, captions, tables and notes.
+
+Everything rendered is escaped (the template autoescapes; only HTML built here is marked safe) and
+credentials in URIs (`user:password@`) are masked in both documents."""
 
 from __future__ import annotations
 
@@ -12,14 +15,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 
 from optlab.reports.model import Figure, Note, Section, Table
+from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 
-TEMPLATE = jinja2.Template("""<!DOCTYPE html>
+TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
@@ -55,9 +60,9 @@ code { background: #f4f4f4; padding: 0 3px; } .meta { color: #666; font-size: 0.
 """)
 
 
-def _inline(text: str) -> str:
-    """Escape, then show `code` spans as <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+def _inline(text: str) -> Markup:
+    """Mask credentials, escape, then show `code` spans as <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(mask_credentials(text))))
 
 
 def png_base64(fig) -> str:
@@ -73,21 +78,24 @@ def write_html(sections: list[Section], path: Path, uri: str) -> Path:
         for b in s.blocks:
             if isinstance(b, Figure):
                 rendered.append({"kind": "figure", "data": png_base64(b.figure), "caption": _inline(b.caption),
-                                 "alt": b.caption[:120]})
+                                 "alt": mask_credentials(b.caption)[:120]})
             elif isinstance(b, Table):
                 rendered.append({"kind": "table", "caption": _inline(b.caption),
-                                 "html": b.frame.to_html(index=False, escape=True, border=0, na_rep="-")})
+                                 "html": Markup(mask_credentials(
+                                     b.frame.to_html(index=False, escape=True, border=0, na_rep="-")))})
             else:
                 rendered.append({"kind": b.kind, "text": _inline(b.text)})
         view.append({"number": s.number, "title": s.title, "intro": _inline(s.intro), "missing": s.missing,
                      "rendered": rendered})
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    path.write_text(TEMPLATE.render(title=REPORT_TITLE, sections=view, built=built, uri=uri), encoding="utf-8")
+    path.write_text(TEMPLATE.render(title=REPORT_TITLE, sections=view, built=built, uri=mask_credentials(uri)),
+                    encoding="utf-8")
     return path
 
 
 # ---- PDF ---------------------------------------------------------------------------------------------
 def _wrap(text: str, width: int) -> str:
+    text = mask_credentials(text)
     return "\n".join(textwrap.fill(part, width) for part in text.replace("`", "").split("\n"))
 
 

@@ -12,6 +12,7 @@ function (Brookmeyer-Crowley).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,11 @@ def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -
         return TimeToTarget(n, 0, math.inf, math.inf, math.inf)
     result = stats.ecdf(stats.CensoredData(uncensored=hits[reached], right=censor))
     sf = result.sf
-    band = sf.confidence_interval(confidence, method="log-log") if n >= 2 else None
+    band = None
+    if n >= 2:
+        with warnings.catch_warnings():  # "undefined at some observations" where S is 0 or 1: NaN, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            band = sf.confidence_interval(confidence, method="log-log")
     times = sf.quantiles
     median = _first_at_or_below(times, sf.probabilities, 0.5)
     if band is None:

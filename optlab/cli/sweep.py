@@ -39,7 +39,8 @@ def main(args) -> int:
                        batched=not args.no_batch, progress=not args.quiet)
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.phase_seconds.items())
     print(f"sweep {report.name}: {report.seconds:.1f}s" + (f" ({phases})" if phases else "")
-          + f", parent run {report.parent_run_id}" + (" (resumed)" if report.resumed else ""))
+          + f", parent run {report.parent_run_id}" + (" (resumed)" if report.resumed else "")
+          + f"; load average {report.load[0]} at start, {report.load[1]} at end")
     print(report.table)
     for group, message in report.edge_flags:
         print(f"optlab: warning: {group}: selected {message}: the optimum may lie outside the grid",

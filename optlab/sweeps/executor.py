@@ -61,6 +61,7 @@ class SweepReport:
     reruns: list[Point] = field(default_factory=list)                # the selected configurations' reruns
     phase_seconds: dict[str, float] = field(default_factory=dict)    # tuning / reruns / points
     objective: str | None = None
+    load: tuple[str, str] = ("", "")                                 # load averages at start and end
 
     @property
     def edge_flags(self) -> list[tuple[str, str]]:
@@ -149,6 +150,9 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
               + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
               + f" [{backend}, {workers} worker{'s' if workers > 1 else ''}] parent run {parent_run_id}",
               file=sys.stderr)
+    from optlab.tracking import provenance
+
+    load_start = provenance.load_average()
     threads = 1  # one torch thread per worker: on shared cores more threads ran 3-9x slower
     context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress)
     status, outcomes, phases = "KILLED", [], {}
@@ -171,8 +175,12 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
                             if o.status == "ERROR"]
         report.seconds = time.perf_counter() - started
         report.phase_seconds = phases
+        report.load = (load_start, provenance.load_average())
+        # the timing's context: which machine, and how busy it was (1/5/15-minute load) at start and end
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1),
-                                                     **{f"{k}_seconds": round(v, 1) for k, v in phases.items()}},
+                                                     **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
+                                                     "workers": workers, "machine": provenance.machine(),
+                                                     "load_start": report.load[0], "load_end": report.load[1]},
                              status)
     return report
 

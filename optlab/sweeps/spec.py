@@ -19,6 +19,8 @@ File layout (every section but `name` optional)::
     seeds = [100, 101, 102]          #   on fresh seeds (distinct from the tuning seeds): the reported runs
     [overrides.STRATEGY]             # fixed values for points of that strategy (not workload keys) ...
     tune = { lr = [0.001, 0.01] }    #   ... and its own tuning axes; `tune = {}`: not tuned, run as is
+    [overrides."batch_size=1024"]    # the same for the points whose grid axis has that value (later
+    tune = { lr = [0.1, 0.3] }       #   sections win: strategies first, then axis=value in file order)
     [series.NAME]                    # an extra series over the same grid with fixed values
     lr = 0.1                         #   (no tuning); its runs are tagged optlab.series=NAME
 
@@ -197,29 +199,40 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
 
     overrides = _table(data, "overrides", where)
     strategies = grid.get("strategy", [base_config.strategy])
-    override_fixed, override_tune = {}, {}
-    for strategy, table in overrides.items():
-        here = f"{where} [overrides.{strategy}]"
+    override_fixed, override_tune = {}, {}   # key: a strategy name or "axis=value"
+    for key, table in overrides.items():
+        here = f"{where} [overrides.{key}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{here}: must be a table, got {table!r}")
-        if strategy not in strategies:
-            raise ConfigError(f"{here}: strategy {strategy!r} is not in the sweep ({', '.join(strategies)})")
+        if "=" in key:
+            axis, _, value = key.partition("=")
+            if axis not in grid or axis == "strategy":
+                raise ConfigError(f"{here}: {axis!r} is not a [grid] axis (allowed: "
+                                  f"{', '.join(k for k in grid if k != 'strategy') or 'none'})")
+            if value not in {_show(v) for v in grid[axis]}:
+                raise ConfigError(f"{here}: {value!r} is not a value of grid axis {axis} "
+                                  f"({', '.join(_show(v) for v in grid[axis])})")
+            context = {**base, axis: next(v for v in grid[axis] if _show(v) == value)}
+        elif key not in strategies:
+            raise ConfigError(f"{here}: strategy {key!r} is not in the sweep ({', '.join(strategies)})")
+        else:
+            context = {**base, "strategy": key}
         _only(table, RUN_KEYS + ("tune",), here)
         fixed = {k: v for k, v in table.items() if k != "tune"}
-        for key in fixed:
-            if key in WORKLOAD_KEYS:
-                raise ConfigError(f"{here}: {key} = {fixed[key]!r} is part of the workload (problem, budget, "
+        for name_ in fixed:
+            if name_ in WORKLOAD_KEYS:
+                raise ConfigError(f"{here}: {name_} = {fixed[name_]!r} is part of the workload (problem, budget, "
                                   f"target), which every strategy shares; declare another [workloads.NAME] instead")
-        _config({**base, "strategy": strategy, **fixed}, source=here)
-        override_fixed[strategy] = fixed
+        _config({**context, **fixed}, source=here)
+        override_fixed[key] = fixed
         if "tune" in table:
             if objective is None:
                 raise ConfigError(f"{here}: tune needs a [tune] section with an objective")
             if not isinstance(table["tune"], dict):
                 raise ConfigError(f"{here}: tune must be a table of axes, got {table['tune']!r}")
-            override_tune[strategy] = _axes(table["tune"], f"{here} tune", {**base, "strategy": strategy})
+            override_tune[key] = _axes(table["tune"], f"{here} tune", context)
 
-    if objective is not None and not tune_axes and all(not override_tune.get(s) for s in strategies):
+    if objective is not None and not tune_axes and not any(override_tune.values()):
         raise ConfigError(f"{where} [tune]: no tuning axis given (e.g. lr = [0.01, 0.1])")
 
     series = _table(data, "series", where)
@@ -234,19 +247,22 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
                      tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds))
     combos = list(_product(grid))
     spec.grid_size = len(combos) * len(workloads)
-    drafts: list[tuple[str, dict, Point]] = []   # (declared workload, by-values, point)
+    drafts: list[tuple[str, dict, dict, Point]] = []   # (declared workload, by-values, tuning axes, point)
     seen: set[str] = set()
 
     def add(declared: str, by_values: dict, point: Point):
         if point.point_hash not in seen:  # two combinations may resolve to one config: run it once
             seen.add(point.point_hash)
-            drafts.append((declared, by_values, point))
+            drafts.append((declared, by_values, axes, point))
 
     for workload, fixed_workload in workloads.items():
         for i, combo in enumerate(combos):
             strategy = combo.get("strategy", base_config.strategy)
-            values = {**base, **fixed_workload, **combo, **override_fixed.get(strategy, {}), "experiment": name}
-            axes = override_tune.get(strategy, tune_axes)
+            matching = _matching(combo, strategy, overrides)
+            values = {**base, **fixed_workload, **combo, "experiment": name}
+            for key in matching:
+                values.update(override_fixed[key])
+            axes = next((override_tune[k] for k in reversed(matching) if k in override_tune), tune_axes)
             source = f"{where}: point {i} ({_describe(combo)})" + (f" on workload {workload}" if len(workloads) > 1 else "")
             by_values = {k: combo.get(k, values.get(k)) for k in by}
             if objective is not None and axes:
@@ -270,19 +286,25 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
                 for seed in rerun_seeds:  # a series of a tuned sweep is reported: fresh seeds, trained alone
                     add(workload, by_values, Point(_config({**values, **fixed, "seed": seed}, source=here), "rerun",
                                                    series=label, axes=_describe({**combo, **fixed, "seed": seed})))
-    _finish(spec, drafts, workloads, override_tune, tune_axes)
+    _finish(spec, drafts, workloads)
     return spec
 
 
-def _finish(spec: SweepSpec, drafts: list, workloads: dict, override_tune: dict, tune_axes: dict) -> None:
+def _matching(combo: dict, strategy: str, overrides: dict) -> list[str]:
+    """The override sections that apply to a grid point: its strategy's, then axis=value ones (file order)."""
+    keys = [strategy] if strategy in overrides else []
+    return keys + [k for k in overrides if "=" in k and _show(combo.get(k.partition("=")[0])) == k.partition("=")[2]]
+
+
+def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
     """Name each point's workload (the declared name plus the workload keys that vary among its
     points) and its tuning group, and collect the groups' trials and grids."""
     varying: dict[str, list[str]] = {}
     for declared in workloads:
-        configs = [p.config for d, _, p in drafts if d == declared]
+        configs = [p.config for d, _, _, p in drafts if d == declared]
         varying[declared] = [k for k in WORKLOAD_KEYS
                              if len({json.dumps(getattr(c, k), default=str) for c in configs}) > 1]
-    for declared, by_values, point in drafts:
+    for declared, by_values, axes, point in drafts:
         workload = " ".join([declared] + [_describe({k: getattr(point.config, k)}) for k in varying[declared]])
         if workload not in spec.workloads:
             spec.workloads.append(workload)
@@ -290,7 +312,6 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict, override_tune: dict,
             spec.points.append(replace(point, workload=workload))
             continue
         group_name = f"{workload}: {_describe(by_values)}" if by_values else workload
-        axes = override_tune.get(point.config.strategy, tune_axes)
         group = spec.groups.setdefault(group_name, Group(group_name, workload, {}, dict(axes), tuned=bool(axes)))
         group.trials.setdefault(point.trial, point.config)  # the seed is replaced when it is rerun
         spec.points.append(replace(point, workload=workload, group=group_name))
@@ -434,7 +455,9 @@ def _product(axes: dict[str, list]):
         yield dict(zip(keys, values))
 
 
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _describe(values: dict) -> str:
-    def show(v):
-        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return " ".join(f"{k}={show(v)}" for k, v in values.items())
+    return " ".join(f"{k}={_show(v)}" for k, v in values.items())

@@ -55,7 +55,7 @@ def bootstrap_ci(values, statistic=np.mean, confidence: float = CONFIDENCE, resa
                  seed: int = SEED, method: str = "BCa") -> Interval:
     """Bootstrap CI of `statistic` over the finite entries of `values` (scipy.stats.bootstrap).
     One value: the estimate without an interval; identical values: a zero-width interval."""
-    x = np.asarray(values, dtype=float)
+    x = np.sort(np.asarray(values, dtype=float))   # sorted: the interval does not depend on the data's order
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return Interval(math.nan, math.nan, math.nan, 0, confidence)
@@ -72,7 +72,7 @@ def bootstrap_band(matrix, confidence: float = CONFIDENCE, resamples: int = RESA
                    method: str = "BCa") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over rows (runs) of an (n_runs, n_points) matrix and its pointwise bootstrap CI: the band of
     a curve over seeds on a common x grid. Columns where all runs agree get a zero-width band."""
-    m = np.asarray(matrix, dtype=float)
+    m = np.sort(np.asarray(matrix, dtype=float), axis=0)   # per column, as bootstrap_ci sorts
     mean = m.mean(axis=0)
     low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     if m.shape[0] < 2:

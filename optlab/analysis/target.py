@@ -6,7 +6,8 @@ run that failed (diverged) never reaches it and is censored at the end of the ob
 The Kaplan-Meier estimate (scipy.stats.ecdf on CensoredData) gives the fraction reached by each cost,
 the median time to target (the smallest cost where at least half the runs have reached it; infinite
 when fewer than half ever do) and its 95 % interval from the log-log confidence band of the survival
-function (Brookmeyer-Crowley).
+function (Brookmeyer-Crowley; where that band is undefined, at a survival of 0 or 1, it takes the
+estimate's value, so with every run reaching the target the interval closes at the last hit).
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -
     median = _first_at_or_below(times, sf.probabilities, 0.5)
     if band is None:
         return TimeToTarget(n, int(reached.sum()), median, math.nan, math.nan)
-    low = _first_at_or_below(times, np.nan_to_num(band.low.probabilities, nan=0.0), 0.5)
-    high = _first_at_or_below(times, np.nan_to_num(band.high.probabilities, nan=1.0), 0.5)
+    # the log-log band is undefined where the estimate is 0 or 1: there it collapses onto the estimate
+    estimate = sf.probabilities
+    low = _first_at_or_below(times, np.where(np.isnan(band.low.probabilities), estimate, band.low.probabilities), 0.5)
+    high = _first_at_or_below(times, np.where(np.isnan(band.high.probabilities), estimate, band.high.probabilities),
+                              0.5)
     return TimeToTarget(n, int(reached.sum()), median, low, high)
 
 

@@ -116,6 +116,9 @@ def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> Figur
     timed_alone = set(runs["timing"]) == {"alone"}
     if not timed_alone:
         axes = [(x, n) for x, n in axes if x != "wall_time"]
+    both = hist[["epoch", "gradient_equivalents"]].dropna() if "gradient_equivalents" in hist else None
+    if both is not None and len(both) and np.allclose(both["epoch"], both["gradient_equivalents"]):
+        axes = [(x, n) for x, n in axes if x != "gradient_equivalents"]  # first-order only: the same as epochs
     fig, grid = style.figure(len(METRICS), len(axes), width=4.3, height=3.3)
     for i, (metric, metric_label) in enumerate(METRICS):
         for j, (x, x_label) in enumerate(axes):
@@ -175,7 +178,10 @@ def matrix_figure(values: pd.DataFrame, pairs: pd.DataFrame, caption: str) -> Fi
             notes.loc[a, b] = f"{sign * p.mean_diff:+.3f}{star}\n{wins}/{p.n}"
     fig, axes = style.figure(1, 1, width=max(4.5, 0.85 * k + 2), height=max(3.2, 0.6 * k + 1.2))
     ax = axes[0][0]
-    limit = float(np.nanmax(np.abs(diff.to_numpy()))) if np.isfinite(diff.to_numpy()).any() else 1.0
+    magnitudes = np.abs(diff.to_numpy())[np.isfinite(diff.to_numpy())]
+    # a robust colour scale: one far-off strategy must not wash out the differences among the others
+    limit = float(np.quantile(magnitudes, 0.8)) if len(magnitudes) else 1.0
+    limit = limit if limit > 0 else 1.0
     sns.heatmap(diff, annot=notes, fmt="", cmap="RdBu", center=0, vmin=-limit, vmax=limit, ax=ax, cbar=True,
                 annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
                 cbar_kws={"label": "mean difference (row - column)"})
@@ -185,6 +191,7 @@ def matrix_figure(values: pd.DataFrame, pairs: pd.DataFrame, caption: str) -> Fi
     fig.tight_layout()
     n = int(pairs["n"].max()) if len(pairs) else 0
     return Figure(fig, f"Who beats whom on final test accuracy: each cell is the mean paired difference (row minus "
-                       f"column) over {n} seeds and the number of seeds the row strategy won; * marks a difference "
+                       f"column) over {n} seeds and the number of seeds the row strategy won (colours saturate beyond "
+                       f"±{limit:.3g}); * marks a difference "
                        f"significant at 0.05 after Holm's correction over all {len(pairs)} pairs (exact two-sided "
                        f"Wilcoxon signed-rank test, seeds paired). {caption}.")

@@ -93,7 +93,11 @@ def ttt_matrix(tables: dict, names: list[str]) -> pd.DataFrame:
         row = {"strategy": s}
         for w in names:
             t = tables[w][0].set_index("strategy")
-            row[w] = f"{t.loc[s, column]} ({t.loc[s, 'reached']})" if s in t.index and column in t else "absent"
+            if s not in t.index or column not in t:
+                row[w] = "absent"
+            else:
+                text = str(t.loc[s, column])
+                row[w] = text if text.startswith("not reached") else f"{text} ({t.loc[s, 'reached']})"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -50,24 +50,24 @@ def build(store: Store) -> Section:
     target_text = f"{target.iloc[0]:g}" if len(target) else "(none recorded)"
     caption = f"Workload {tuned['workload'].iloc[0]}: {workloads.describe(tuned)}; {workloads.protocol(tuned)}"
 
-    measured = noise.from_probe(store, tuned)
-    source = "probe"
-    if measured.empty:
-        measured = noise.at_init_and_end(store, tuned)
-        source = "init/end"
-    evolution = noise_evolution(measured, source)
-    at_target = evolution.iloc[-1] if len(evolution) else None
+    ends = noise_evolution(noise.at_init_and_end(store, tuned), "init/end")   # every rerun, at init and end
+    at_target = ends[ends["point"] == "end"].iloc[0] if (ends["point"] == "end").any() else None
+    probe = noise.from_probe(store, tuned)
+    reference = reference_batch(probe)
+    during = noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else ends.iloc[0:0]
 
     fig, axes = style.figure(1, 3, width=4.6, height=3.8)
     steps_panel(axes[0][0], table, fixed_table, at_target, target_text)
     trials_panel(axes[0][1], trials, table)
-    noise_panel(axes[0][2], evolution, source)
+    noise_panel(axes[0][2], during, ends, reference)
     fig.tight_layout()
-    noise_text = describe_noise(at_target, evolution, source)
+    noise_text = describe_noise(at_target)
     section.add(Figure(fig, f"Left: steps to validation accuracy {target_text} (Kaplan-Meier median over seeds, bars: "
                             f"95 % interval; misses counted), log-log, with the perfect-scaling line through the "
                             f"smallest batch size; {noise_text}. Middle: every tuning trial and the selected learning "
-                            f"rate (red ring: at the edge of its grid). Right: B_simple during training. {caption}; "
+                            f"rate (red ring: at the edge of its grid). Right: B_simple during training"
+                            + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
+                            + f", and over all reruns at initialization and where they stopped. {caption}; "
                             f"{len(trials)} tuning trials" + (f"; {len(fixed)} fixed-lr runs, labelled confounded"
                                                               if len(fixed) else "") + "."))
     section.add(Table(show(table), f"Per batch size, the tuned series (reruns of each selection). {caption}."))
@@ -79,12 +79,14 @@ def build(store: Store) -> Section:
         section.add(Note(f"Selections at the edge of their learning-rate grid at B = "
                          f"{', '.join(str(int(b)) for b in edges['batch_size'])}: steps there may be the grid's "
                          f"limit, not the batch size's.", kind="warning"))
+    evolution = pd.concat([ends, during], ignore_index=True)
     if len(evolution):
-        section.add(Table(evolution_table(evolution), f"Gradient noise scale B_simple = tr Σ / |G|² (McCandlish et "
-                                                      f"al. 2018, appendix A) from |g_B|² at B = {noise.B_SMALL} and "
-                                                      f"B = {noise.B_BIG} at the same parameters ({noise.DRAWS} draws "
-                                                      f"each), ratio of means over runs with a 95 % bootstrap "
-                                                      f"interval resampling runs. {caption}."))
+        section.add(Table(evolution_table(evolution, reference), f"Gradient noise scale B_simple = tr Σ / |G|² "
+                                                                 f"(McCandlish et al. 2018, appendix A) from |g_B|² at B "
+                                                                 f"= {noise.B_SMALL} and B = {noise.B_BIG} at the same "
+                                                                 f"parameters ({noise.DRAWS} draws each), ratio of means "
+                                                                 f"over runs with a 95 % bootstrap interval resampling "
+                                                                 f"runs. {caption}."))
     if fixed_table is not None:
         section.add(Note("The fixed-learning-rate series keeps lr constant across batch sizes: its steps mix the "
                          "batch-size effect with an untuned learning rate (Keskar et al. 2017 confound), so it is "
@@ -114,24 +116,35 @@ def show(table: pd.DataFrame) -> pd.DataFrame:
                          "edge of grid": table["edge"].replace("", "-"), "final test acc": table["test_acc"]})
 
 
+def reference_batch(probe: pd.DataFrame):
+    """The batch size whose probe measurements show the noise scale during training: the one with the
+    most measured points, ties to the one closest to 32 (a customary mini-batch)."""
+    if probe.empty:
+        return None
+    counts = probe.groupby("batch_size")["step"].nunique()
+    best = counts[counts == counts.max()].index
+    return int(min(best, key=lambda b: abs(np.log2(b / 32))))
+
+
 def noise_evolution(measured: pd.DataFrame, source: str) -> pd.DataFrame:
-    """B_simple with its interval at each point of training (probe: per evaluation step; else init/end)."""
+    """B_simple with its interval at each point of training (probe: per measured step; else init/end)."""
+    columns = ["point", "epoch", "runs", "b_simple", "low", "high"]
     if measured.empty:
-        return pd.DataFrame(columns=["point", "epoch", "runs", "b_simple", "low", "high"])
+        return pd.DataFrame(columns=columns)
     key = "step" if source == "probe" else "point"
+    values = measured[key].unique()
+    order = sorted(values) if key == "step" else sorted(values, key=lambda v: v != "init")
     rows = []
-    order = sorted(measured[key].unique(), key=lambda v: (v != "init", v)) if key == "point" else sorted(
-        measured[key].unique())
     for value in order:
         here = measured[measured[key] == value]
         per_run = {r: list(zip(g["g2"], g["trace"])) for r, g in here.groupby("run_id")}
         estimate, low, high = b_simple_ci(per_run)
         rows.append({"point": value, "epoch": float(here["epoch"].median()), "runs": len(per_run),
                      "b_simple": estimate, "low": low, "high": high})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
-def evolution_table(evolution: pd.DataFrame) -> pd.DataFrame:
+def evolution_table(evolution: pd.DataFrame, reference) -> pd.DataFrame:
     def interval(r):
         if not math.isfinite(r.b_simple):
             return "undefined (|G|² or tr Σ not positive)"
@@ -139,16 +152,16 @@ def evolution_table(evolution: pd.DataFrame) -> pd.DataFrame:
             return f"{r.b_simple:.3g} [{r.low:.3g}, ∞]" if math.isfinite(r.low) else f"{r.b_simple:.3g}"
         return f"{r.b_simple:.3g} [{r.low:.3g}, {r.high:.3g}]"
 
-    point = evolution["point"].map(lambda p: {"init": "initialization", "end": "end of run (at the target)"}
-                                   .get(p, f"step {p}"))
+    names = {"init": "initialization (all reruns)", "end": "where each rerun stopped (at the target)"}
+    point = evolution["point"].map(lambda p: names.get(p, f"step {p} (B = {reference} reruns)"))
     return pd.DataFrame({"point of training": point, "epoch (median)": evolution["epoch"].map("{:.3g}".format),
                          "runs": evolution["runs"], "B_simple [95 % CI]": [interval(r) for r in evolution.itertuples()]})
 
 
-def describe_noise(at_target, evolution: pd.DataFrame, source: str) -> str:
+def describe_noise(at_target) -> str:
     if at_target is None or not math.isfinite(at_target["b_simple"]):
         return "B_simple could not be estimated at the same parameters (no measurable runs)"
-    where = "at the end of the runs (where they reached the target)" if source != "probe" else "at the last evaluation"
+    where = "where the reruns stopped (on reaching the target)"
     if math.isfinite(at_target["low"]) and math.isfinite(at_target["high"]):
         return (f"shaded: B_simple {where}, {at_target['b_simple']:.3g} with its 95 % interval "
                 f"[{at_target['low']:.3g}, {at_target['high']:.3g}] over {int(at_target['runs'])} runs")
@@ -207,18 +220,31 @@ def trials_panel(ax, trials: pd.DataFrame, table: pd.DataFrame) -> None:
     ax.legend(loc="best", fontsize=6)
 
 
-def noise_panel(ax, evolution: pd.DataFrame, source: str) -> None:
-    ok = evolution[np.isfinite(evolution["b_simple"].astype(float))] if len(evolution) else evolution
-    if ok.empty:
-        ax.text(0.5, 0.5, "no valid estimate", ha="center", va="center", transform=ax.transAxes, color="grey")
-    else:
+def noise_panel(ax, during: pd.DataFrame, ends: pd.DataFrame, reference) -> None:
+    def draw(frame, x, fmt, color, label):
+        ok = frame[np.isfinite(frame["b_simple"].astype(float))]
+        if ok.empty:
+            return False
         low = (ok["b_simple"] - ok["low"]).where(np.isfinite(ok["low"]), 0)
         high = (ok["high"] - ok["b_simple"]).where(np.isfinite(ok["high"]), 0)
-        ax.errorbar(ok["epoch"], ok["b_simple"], yerr=[low, high], fmt="o-", color="C3", capsize=3)
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch" + (" (init, and where the runs stopped)" if source != "probe" else ""))
+        ax.errorbar(x(ok), ok["b_simple"], yerr=[low, high], fmt=fmt, color=color, capsize=3, label=label)
+        return True
+
+    drawn = draw(during, lambda f: f["point"].astype(float) + 1, "o-", "C3",
+                 f"B = {reference} reruns, during training") if len(during) else False
+    if len(ends):
+        last = float(during["point"].max()) + 1 if len(during) else 1.0
+        xs = {"init": 1.0, "end": last * 1.5}
+        drawn |= draw(ends, lambda f: f["point"].map(xs), "s", "C0", "all reruns: init, and where they stopped")
+    if not drawn:
+        ax.text(0.5, 0.5, "no valid estimate", ha="center", va="center", transform=ax.transAxes, color="grey")
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step + 1")
     ax.set_ylabel("B_simple (95 % CI)")
     ax.set_title("noise scale during training")
+    ax.legend(loc="best", fontsize=6)
 
 
 def scaling_sentence(table: pd.DataFrame) -> str:

@@ -135,14 +135,15 @@ def batch_size_block(store) -> list[str]:
     sentence = batch_size.scaling_sentence(per)
     if sentence:
         lines += ["", sentence]
-    measured = noise.from_probe(store, tuned)
-    source = "probe"
-    if measured.empty:
-        measured, source = noise.at_init_and_end(store, tuned), "init/end"
-    evolution = batch_size.noise_evolution(measured, source)
+    ends = batch_size.noise_evolution(noise.at_init_and_end(store, tuned), "init/end")
+    probe = noise.from_probe(store, tuned)
+    reference = batch_size.reference_batch(probe)
+    during = batch_size.noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else None
+    evolution = pd.concat([ends, during], ignore_index=True) if during is not None else ends
     if len(evolution):
-        lines += ["", "Gradient noise scale B_simple at the same parameters for both batch sizes (95 % CI over runs):",
-                  "", table(batch_size.evolution_table(evolution))]
+        lines += ["", f"Gradient noise scale B_simple from |g_B|² at B = {noise.B_SMALL} and {noise.B_BIG} at the same "
+                      f"parameters (ratio of means over runs, 95 % bootstrap CI resampling runs):", "",
+                  table(batch_size.evolution_table(evolution, reference))]
     return lines
 
 

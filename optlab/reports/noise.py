@@ -1,11 +1,11 @@
 """Gradient-noise-scale measurements for the report, at the *same* parameters for both batch sizes.
 
-Preferred source: the runs' own `noise_g2` / `noise_trace` metrics, logged at evaluation points by the
-training loop's noise-scale probe (several points of training per run). Runs recorded without it are
-measured here instead, at two points of their training that the store keeps: the initial parameters
-(rebuilt from the run's seed) and the final parameters (its params.safetensors artifact; for a run that
-stopped at its target, the parameters that reached it). Either way each measurement is
-optlab.analysis.noise_scale.measure: mean |g_B|^2 over DRAWS mini-batches at B_SMALL and at B_BIG.
+Two sources: the runs' own `noise_g2` / `noise_trace` metrics, logged during training by the loop's
+noise-scale probe (optlab.engine.probes.NoiseScaleProbe: several points of training per run), and a
+measurement made here at two points every stored run keeps: its initial parameters (rebuilt from its
+seed) and its final parameters (the params.safetensors artifact; for a run that stopped at its target,
+the parameters that reached it). Both are optlab.analysis.noise_scale.measure with the probe's
+settings: mean |g_B|^2 over DRAWS mini-batches at B_SMALL and at B_BIG.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-B_SMALL, B_BIG, DRAWS = 32, 1024, 8
-PROBE_KEYS = ("noise_g2", "noise_trace")
+from optlab.engine.probes import NoiseScaleProbe
+
+B_SMALL, B_BIG, DRAWS = NoiseScaleProbe.B_SMALL, NoiseScaleProbe.B_BIG, NoiseScaleProbe.DRAWS
 
 
 def from_probe(store, runs: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ File layout (every section but `name` optional)::
     by = ["batch_size"]              #   group keys (default: every grid axis)
     [rerun]                          # DeepOBS's protocol: the selected trial of every group is rerun
     seeds = [100, 101, 102]          #   on fresh seeds (distinct from the tuning seeds): the reported runs
+    probe_noise_scale = true         #   measurement settings (probes, evaluation cadence) for reruns only
     [overrides.STRATEGY]             # fixed values for points of that strategy (not workload keys) ...
     tune = { lr = [0.001, 0.01] }    #   ... and its own tuning axes; `tune = {}`: not tuned, run as is
     [overrides."batch_size=1024"]    # the same for the points whose grid axis has that value (later
@@ -61,13 +62,13 @@ WORKLOAD_KEYS = ("dataset", "train_size", "hidden", "activation", "init", "cost"
                  "standardize", "noise_seed", "dtype", "epochs", "steps", "evaluations", "seconds", "target",
                  "stop_at_target")
 # measurement settings a [workloads.NAME] table may also fix (evaluation cadence, per-step logging, probes)
-WORKLOAD_EXTRA_KEYS = ("eval_every", "log_every", "probe_curvature")
+WORKLOAD_EXTRA_KEYS = ("eval_every", "log_every", "probe_curvature", "probe_noise_scale")
 # objective -> True when larger is better; metrics are the final values of the run. Tuning reads
 # validation (or training) metrics only: test metrics are reported, never used to choose.
 OBJECTIVES = {"steps_to_target": False, "val_loss": False, "val_accuracy": True,
               "train_loss": False, "train_accuracy": True}
 TUNE_KEYS = ("objective", "by", "seeds")
-RERUN_KEYS = ("seeds",)
+RERUN_KEYS = ("seeds",) + WORKLOAD_EXTRA_KEYS   # measurement settings may apply to the reported runs only
 ROLES = ("point", "tuning", "rerun")
 
 
@@ -128,6 +129,7 @@ class SweepSpec:
     groups: dict[str, Group] = field(default_factory=dict)
     tune_seeds: tuple[int, ...] = ()
     rerun_seeds: tuple[int, ...] = ()
+    rerun_settings: dict = field(default_factory=dict)   # measurement settings of the reported runs
 
     @property
     def spec_hash(self) -> str:
@@ -142,7 +144,8 @@ class SweepSpec:
             if group is None or trial not in group.trials or not group.tuned:
                 continue
             for seed in self.rerun_seeds:
-                points.append(Point(group.trials[trial].with_updates(seed=seed), "rerun", group=name, trial=trial,
+                points.append(Point(group.trials[trial].with_updates(seed=seed, **self.rerun_settings), "rerun",
+                                    group=name, trial=trial,
                                     axes=f"{name} {trial} seed={seed}", workload=group.workload,
                                     trials=len(group.trials)))
         return points
@@ -195,7 +198,10 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
     tune_table = _table(data, "tune", where)
     tune_axes = _axes({k: v for k, v in tune_table.items() if k not in TUNE_KEYS}, f"{where} [tune]", base)
     objective, by, tune_seeds = _tune_settings(tune_table, grid, tune_axes, where)
-    rerun_seeds = _rerun_settings(_table(data, "rerun", where), objective, grid, tune_seeds, where)
+    rerun_table = _table(data, "rerun", where)
+    rerun_seeds = _rerun_settings(rerun_table, objective, grid, tune_seeds, where)
+    rerun_extra = {k: v for k, v in rerun_table.items() if k != "seeds"}
+    _config({**base, **rerun_extra}, source=f"{where} [rerun]")
 
     overrides = _table(data, "overrides", where)
     strategies = grid.get("strategy", [base_config.strategy])
@@ -244,7 +250,7 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
         _config({**base, **table}, source=here)
 
     spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective,
-                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds))
+                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds), rerun_settings=rerun_extra)
     combos = list(_product(grid))
     spec.grid_size = len(combos) * len(workloads)
     drafts: list[tuple[str, dict, dict, Point]] = []   # (declared workload, by-values, tuning axes, point)
@@ -273,7 +279,8 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
                                                        axes=_describe({**combo, **trial, "seed": seed})))
             elif objective is not None:  # `tune = {}`: this strategy runs as given, on the rerun seeds
                 for seed in rerun_seeds:
-                    add(workload, by_values, Point(_config({**values, "seed": seed}, source=source), "rerun",
+                    add(workload, by_values, Point(_config({**values, "seed": seed, **rerun_extra}, source=source),
+                                                   "rerun",
                                                    trial="(as given)", axes=_describe({**combo, "seed": seed})))
             else:
                 add(workload, by_values, Point(_config(values, source=source), "point", axes=_describe(combo)))
@@ -284,7 +291,8 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
                                                    axes=_describe({**combo, **fixed})))
                     continue
                 for seed in rerun_seeds:  # a series of a tuned sweep is reported: fresh seeds, trained alone
-                    add(workload, by_values, Point(_config({**values, **fixed, "seed": seed}, source=here), "rerun",
+                    add(workload, by_values, Point(_config({**values, **fixed, "seed": seed, **rerun_extra}, source=here),
+                                                   "rerun",
                                                    series=label, axes=_describe({**combo, **fixed, "seed": seed})))
     _finish(spec, drafts, workloads)
     return spec

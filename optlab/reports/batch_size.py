@@ -259,8 +259,9 @@ def scaling_sentence(table: pd.DataFrame) -> str:
     start = 0
     for i in range(1, len(labels) + 1):
         if i == len(labels) or labels[i] != labels[start]:
-            parts.append(f"{labels[start]} from B = {int(b[start])} to {int(b[i])} (steps ÷{np.prod(s[start:i] / s[start + 1:i + 1]) :.2g} "
-                         f"over {np.log2(b[i] / b[start]):.0f} doublings)")
+            factor = s[start] / s[i]
+            parts.append(f"{labels[start]} from B = {int(b[start])} to {int(b[i])} (steps ÷{factor:.2g} over "
+                         f"{np.log2(b[i] / b[start]):.0f} doublings)")
             start = i
     missed = table[~np.isfinite(table["steps"])]
     tail = (f" Not reached by most seeds at B = {', '.join(str(int(x)) for x in missed['batch_size'])}."

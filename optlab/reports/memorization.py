@@ -102,7 +102,8 @@ def build(store: Store) -> Section:
     hist = store.history(runs, keys=("train_accuracy", "val_accuracy", "test_accuracy", "epoch"),
                          label="memorization histories")
     hist = hist.merge(runs[["run_id", "condition", "net"]], on="run_id")
-    caption_runs = runs_text(runs, EXPERIMENT)
+    caption_runs = (f"{runs['workload'].nunique()} workloads, one per network × labels/inputs condition (e.g. "
+                    f"'{runs['workload'].iloc[0]}'), each curve or row one workload; {runs_text(runs, EXPERIMENT)}")
 
     ps = sorted(runs.loc[~is_variant, "p"].unique())
     colors = dict(zip([f"p={p:g}" for p in ps], sns.color_palette("viridis", len(ps))))

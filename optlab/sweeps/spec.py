@@ -269,7 +269,9 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
             for key in matching:
                 values.update(override_fixed[key])
             axes = next((override_tune[k] for k in reversed(matching) if k in override_tune), tune_axes)
-            source = f"{where}: point {i} ({_describe(combo)})" + (f" on workload {workload}" if len(workloads) > 1 else "")
+            source = f"{where}: point {i} ({_describe(combo)})"
+            if len(workloads) > 1:
+                source += f" on workload {workload}"
             by_values = {k: combo.get(k, values.get(k)) for k in by}
             if objective is not None and axes:
                 for trial in _product(axes):
@@ -291,8 +293,8 @@ def parse(data: dict, where: str = "sweep") -> SweepSpec:
                                                    axes=_describe({**combo, **fixed})))
                     continue
                 for seed in rerun_seeds:  # a series of a tuned sweep is reported: fresh seeds, trained alone
-                    add(workload, by_values, Point(_config({**values, **fixed, "seed": seed, **rerun_extra}, source=here),
-                                                   "rerun",
+                    reported = _config({**values, **fixed, "seed": seed, **rerun_extra}, source=here)
+                    add(workload, by_values, Point(reported, "rerun",
                                                    series=label, axes=_describe({**combo, **fixed, "seed": seed})))
     _finish(spec, drafts, workloads)
     return spec

@@ -38,6 +38,7 @@ def quiet_warnings() -> None:
     """seaborn 0.13 under pandas 3 warns on every call (Pandas4Warning, a DeprecationWarning)."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module="seaborn")  # cmap.set_bad in heatmap
     try:
         from pandas.errors import Pandas4Warning
         warnings.filterwarnings("ignore", category=Pandas4Warning)

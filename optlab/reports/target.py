@@ -88,7 +88,8 @@ def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     if not (hit["family"] == "zeroth-order").any():
         axes = [(a, n) for a, n in axes if a != "evaluations"]
     for strategy, group in hit.groupby("strategy", sort=True):
-        row = {"strategy": strategy}
+        trials = group["trials"].dropna() if "trials" in group else pd.Series(dtype=float)
+        row = {"strategy": strategy, "tuning trials": f"{int(trials.iloc[0])}" if len(trials) else "-"}
         medians[strategy] = {}
         for axis, name in axes:
             result = time_to_target(group[f"hit_{axis}"], group[f"stop_{axis}"], group["failed"])
@@ -101,7 +102,7 @@ def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     first = axes[0][1] if axes else None
     if first:
         frame = frame.sort_values(first, key=lambda s: s.map(_median_key))
-    return frame[["strategy", "reached", *[n for _, n in axes]]], medians
+    return frame[["strategy", "tuning trials", "reached", *[n for _, n in axes]]], medians
 
 
 def _median_key(text: str) -> float:

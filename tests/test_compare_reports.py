@@ -150,3 +150,20 @@ def test_edge_of_grid_selection_is_flagged_in_the_report():
     sens = sensitivity.build(Store(), ("grid",))
     flagged = [b for b in sens.blocks if hasattr(b, "frame")][0].frame
     assert list(flagged["group"]) == ["w: strategy=adam"]
+
+
+def test_batch_size_sentence_reads_the_regimes_off_the_medians():
+    import pandas as pd
+
+    from optlab.reports.batch_size import scaling_sentence
+
+    # steps halve per doubling up to B = 8, then fall 20 % per doubling to 32, then stay flat
+    table = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16, 32, 64, 128],
+                          "steps": [800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, 63.0]})
+    text = scaling_sentence(table, pd.Series({"b_simple": 40.0, "low": 30.0, "high": 60.0}))
+    assert "to 100 at B = 8 (÷8 over 3 doublings, ÷2 per doubling: near-perfect scaling)" in text
+    assert "then to 64 at B = 32 (÷1.2 per doubling: diminishing returns)" in text
+    assert "Beyond B = 32 no larger batch needs 15 % fewer steps per doubling (medians 62-63): no gain." in text
+    assert "B_simple = 40 [30, 60], contains that batch size" in text
+    missed = scaling_sentence(table.assign(steps=[800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, np.inf]))
+    assert "Not reached by most seeds at B = 128." in missed

@@ -71,7 +71,7 @@ def build(store: Store) -> Section:
                             f"{len(trials)} tuning trials" + (f"; {len(fixed)} fixed-lr runs, labelled confounded"
                                                               if len(fixed) else "") + "."))
     section.add(Table(show(table), f"Per batch size, the tuned series (reruns of each selection). {caption}."))
-    sentence = scaling_sentence(table)
+    sentence = scaling_sentence(table, at_target)
     if sentence:
         section.add(Note(sentence))
     edges = table[table["edge"] != ""]
@@ -116,14 +116,14 @@ def show(table: pd.DataFrame) -> pd.DataFrame:
                          "edge of grid": table["edge"].replace("", "-"), "final test acc": table["test_acc"]})
 
 
-def reference_batch(probe: pd.DataFrame):
-    """The batch size whose probe measurements show the noise scale during training: the one with the
-    most measured points, ties to the one closest to 32 (a customary mini-batch)."""
+def reference_batch(probe: pd.DataFrame, points: int = 4):
+    """The batch size whose probe measurements show the noise scale during training: the one closest to
+    32 (a customary mini-batch) among those measured at `points` or more steps, else the most measured."""
     if probe.empty:
         return None
     counts = probe.groupby("batch_size")["step"].nunique()
-    best = counts[counts == counts.max()].index
-    return int(min(best, key=lambda b: abs(np.log2(b / 32))))
+    candidates = counts[counts >= points].index if (counts >= points).any() else counts[counts == counts.max()].index
+    return int(min(candidates, key=lambda b: abs(np.log2(b / 32))))
 
 
 def noise_evolution(measured: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -247,24 +247,39 @@ def noise_panel(ax, during: pd.DataFrame, ends: pd.DataFrame, reference) -> None
     ax.legend(loc="best", fontsize=6)
 
 
-def scaling_sentence(table: pd.DataFrame) -> str:
-    """The scaling regimes the data show: the ratio of steps between consecutive batch sizes (per doubling)."""
+def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
+    """The scaling regimes the medians show, with the thresholds stated: near-perfect scaling while the
+    average fall per doubling from the smallest batch size stays >= 1.8x; no gain from the smallest batch
+    size beyond which no larger one needs 15 % fewer steps per doubling; diminishing returns in between."""
     reached = table[np.isfinite(table["steps"])].sort_values("batch_size")
     if len(reached) < 3:
         return ""
-    parts = []
     b, s = reached["batch_size"].to_numpy(float), reached["steps"].to_numpy(float)
-    per_doubling = (s[:-1] / s[1:]) ** (1 / np.log2(b[1:] / b[:-1]))
-    labels = [next(name for floor, name in REGIMES if r >= floor) for r in per_doubling]
-    start = 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            factor = s[start] / s[i]
-            parts.append(f"{labels[start]} from B = {int(b[start])} to {int(b[i])} (steps ÷{factor:.2g} over "
-                         f"{np.log2(b[i] / b[start]):.0f} doublings)")
-            start = i
+    doublings = np.log2(b / b[0])
+    per_doubling = np.where(doublings > 0, (s[0] / s) ** (1 / np.where(doublings > 0, doublings, 1)), np.inf)
+    perfect = int(np.flatnonzero(per_doubling >= REGIMES[0][0])[-1])   # index 0 always qualifies
+    # no gain from b[i] on: no larger batch needs 15 % fewer steps per doubling than b[i] does
+    flat = next(i for i in range(len(s)) if (s[i + 1:] >= s[i] * (1 - 0.15) ** np.log2(b[i + 1:] / b[i])).all())
+    parts = [f"steps to target fall from {s[0]:.3g} at B = {b[0]:.0f}"]
+    if perfect > 0:
+        parts.append(f"to {s[perfect]:.3g} at B = {b[perfect]:.0f} (÷{s[0] / s[perfect]:.2g} over "
+                     f"{doublings[perfect]:.0f} doublings, ÷{per_doubling[perfect]:.2g} per doubling: near-perfect "
+                     f"scaling)")
+    if flat > perfect:
+        d = np.log2(b[flat] / b[perfect])
+        parts.append(f"then to {s[flat]:.3g} at B = {b[flat]:.0f} (÷{(s[perfect] / s[flat]) ** (1 / d):.2g} per "
+                     f"doubling: diminishing returns)")
+    text = "Measured (Kaplan-Meier medians): " + ", ".join(parts) + "."
+    if flat < len(s) - 1:
+        text += (f" Beyond B = {b[flat]:.0f} no larger batch needs 15 % fewer steps per doubling (medians "
+                 f"{s[flat + 1:].min():.3g}-{s[flat + 1:].max():.3g}): no gain.")
+    if at_target is not None and math.isfinite(at_target["b_simple"]) and math.isfinite(at_target["low"]) \
+            and math.isfinite(at_target["high"]):
+        inside = at_target["low"] <= b[flat] <= at_target["high"]
+        text += (f" The noise scale where the runs reached the target, B_simple = {at_target['b_simple']:.3g} "
+                 f"[{at_target['low']:.3g}, {at_target['high']:.3g}], {'contains' if inside else 'does not contain'} "
+                 f"that batch size (McCandlish et al. predict the gains to fade around B_simple).")
     missed = table[~np.isfinite(table["steps"])]
-    tail = (f" Not reached by most seeds at B = {', '.join(str(int(x)) for x in missed['batch_size'])}."
-            if len(missed) else "")
-    return ("Measured, per doubling of B (median steps to target; ≥ 1.8x fewer steps: near-perfect, 1.15-1.8x: "
-            "diminishing, less: no gain): " + "; ".join(parts) + "." + tail)
+    if len(missed):
+        text += f" Not reached by most seeds at B = {', '.join(str(int(x)) for x in missed['batch_size'])}."
+    return text

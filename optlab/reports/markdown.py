@@ -132,10 +132,11 @@ def batch_size_block(store) -> list[str]:
     lines = [f"**Batch size** — workload `{tuned['workload'].iloc[0]}`: {workloads.describe(tuned)}; "
              f"{workloads.protocol(tuned)}. Steps to the validation target, learning rate retuned per batch size:", "",
              table(batch_size.show(per))]
-    sentence = batch_size.scaling_sentence(per)
+    ends = batch_size.noise_evolution(noise.at_init_and_end(store, tuned), "init/end")
+    at_target = ends[ends["point"] == "end"].iloc[0] if (ends["point"] == "end").any() else None
+    sentence = batch_size.scaling_sentence(per, at_target)
     if sentence:
         lines += ["", sentence]
-    ends = batch_size.noise_evolution(noise.at_init_and_end(store, tuned), "init/end")
     probe = noise.from_probe(store, tuned)
     reference = batch_size.reference_batch(probe)
     during = batch_size.noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else None

@@ -37,7 +37,7 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
     style.setup()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store = Store(tracking_uri)
+    store = Store(tracking_uri, progress=progress)
     chosen = tuple(experiments) if experiments else DEFAULT_EXPERIMENTS
     builders = [
         (1, convergence.TITLE, lambda: convergence.build(store, chosen)),

@@ -52,9 +52,10 @@ def to_number(series: pd.Series) -> pd.Series:
 
 
 class Store:
-    def __init__(self, tracking_uri: str | None = None):
+    def __init__(self, tracking_uri: str | None = None, progress: bool = True):
         from optlab.tracking.store import client, tracking_uri as default_uri
 
+        self.progress = progress          # progress bars while long metric histories load
         self.uri = tracking_uri or default_uri()
         self.client = client(self.uri)
         self._runs: dict[tuple, pd.DataFrame | None] = {}
@@ -144,7 +145,7 @@ class Store:
         iterator = runs["run_id"]
         if label:
             from tqdm import tqdm
-            iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=len(runs) < 20)
+            iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=not self.progress or len(runs) < 20)
         for run_id in iterator:
             parts = []
             for key in keys:

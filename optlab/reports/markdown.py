@@ -39,7 +39,7 @@ def results(tracking_uri: str | None = None) -> str:
     from optlab.tracking import provenance
 
     setup()
-    store = Store(tracking_uri)
+    store = Store(tracking_uri, progress=False)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"Generated {now} by `optlab report --markdown` from the runs in the store (optlab "
            f"{provenance.git_commit()[:12]}). Every ± or [low, high] is a 95 % bootstrap confidence interval over "

@@ -167,3 +167,21 @@ def test_batch_size_sentence_reads_the_regimes_off_the_medians():
     assert "B_simple = 40 [30, 60], contains that batch size" in text
     missed = scaling_sentence(table.assign(steps=[800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, np.inf]))
     assert "Not reached by most seeds at B = 128." in missed
+
+
+def test_one_workload_name_with_two_budgets_is_split_not_pooled():
+    from optlab.reports import target
+    from optlab.reports.load import Store
+    from synthetic_store import add_run as add
+
+    # the same workload name recorded under two different workload hashes (an edited experiment file)
+    for seed, hit in zip((1, 2, 3), (1.0, 1.0, 1.0)):
+        add("edited", "w", "adam", seed, ramp(hit), 0.8)
+    for seed, hit in zip((1, 2, 3), (9.0, 9.0, 9.0)):
+        run_id = add("edited", "w", "adam", seed + 10, ramp(hit), 0.8)
+        from optlab.tracking.store import client
+        client().set_tag(run_id, "optlab.workload_hash", "other")
+    tables = target.compute(Store(), ("edited",)).tables
+    assert sorted(tables) == ["w [other]", "w [w]"]
+    assert tables["w [w]"][0].set_index("strategy").loc["adam", "reached"] == "3/3"
+    assert tables["w [other]"][0].set_index("strategy").loc["adam", "grad. equiv."].startswith("9 ")

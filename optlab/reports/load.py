@@ -99,6 +99,7 @@ class Store:
         df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
         df = df[df["role"] != "parent"]
         df["workload"] = [w or implicit_workload(row) for w, row in zip(df["workload"], df.to_dict("records"))]
+        df["workload"] = split_collisions(df)
         df["timing"] = [timing(row) for row in df.to_dict("records")]
         df["trials"] = pd.to_numeric(df["trials"].replace("", np.nan), errors="coerce")
         reported = (df["role"] != "tuning") & ((df["role"] != "rerun") | (df["selected"].str.lower() != "false"))
@@ -163,6 +164,18 @@ class Store:
         carry = [c for c in ("run_id", "experiment", "workload", "strategy", "family", "seed", "series", "label",
                              "timing") if c in runs.columns]
         return hist.merge(runs[carry], on="run_id", how="left")
+
+
+def split_collisions(df: pd.DataFrame) -> pd.Series:
+    """A workload name whose runs carry different workload hashes (e.g. an experiment file edited between
+    two sweeps: another budget under the same name) is split into one workload per hash, never pooled."""
+    names = df["workload"].copy()
+    hashes = df["workload_hash"].replace("", np.nan)
+    for name, group in df.groupby("workload"):
+        distinct = hashes[group.index].dropna().unique()
+        if len(distinct) > 1:
+            names[group.index] = [f"{name} [{h}]" if isinstance(h, str) else name for h in hashes[group.index]]
+    return names
 
 
 def implicit_workload(row: dict) -> str:

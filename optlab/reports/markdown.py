@@ -33,6 +33,9 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def results(tracking_uri: str | None = None) -> str:
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # params are read for the noise scale
     from optlab.reports import batch_size, convergence, memorization, target, workloads
     from optlab.reports.load import Store
     from optlab.reports.style import setup

@@ -46,6 +46,11 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
+# README's results block, regenerated from the runs in mlruns/ (machine, date and load included)
+.PHONY: results
+results:
+	$(OPTLAB) report --markdown --readme README.md
+
 # speed vs the textbook PyTorch loop, as users run it; each table is kept in benchmarks/results
 # (BENCH_ARGS="--quick" for a smoke run, not kept)
 bench:
@@ -79,6 +84,8 @@ SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/me
 WORKERS ?= 2
 .PHONY: sweep
 sweep:
-	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
-	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
-	  echo "== $$f took $$(( $$(date +%s) - start )) s"; done; exit $$status
+	@status=0; all=$$(date +%s); for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; start=$$(date +%s); \
+	  $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
+	  echo "== $$f took $$(( $$(date +%s) - start )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; done; \
+	echo "== all sweeps took $$(( $$(date +%s) - all )) s on $$(nproc) cores"; exit $$status

@@ -33,6 +33,7 @@ TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2.2em; }
+h3 { margin-top: 1.8em; color: #333; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption, .caption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 1.2em; }
@@ -52,6 +53,7 @@ code { background: #f4f4f4; padding: 0 3px; } .meta { color: #666; font-size: 0.
 {% for b in s.rendered %}
 {% if b.kind == "figure" %}<figure><img src="data:image/png;base64,{{ b.data }}" alt="{{ b.alt | e }}"><figcaption>{{ b.caption }}</figcaption></figure>
 {% elif b.kind == "table" %}<div class="caption">{{ b.caption }}</div>{{ b.html }}
+{% elif b.kind == "heading" %}<h3>{{ b.text }}</h3>
 {% else %}<div class="note {{ b.kind }}">{{ b.text }}</div>{% endif %}
 {% endfor %}
 </section>
@@ -157,13 +159,16 @@ def write_pdf(sections: list[Section], path: Path, uri: str) -> Path:
         _text_page(pdf, REPORT_TITLE, contents)
         for s in sections:
             heading = f"{s.number}. {s.title}"
-            notes = [(b.kind, b.text) for b in s.blocks if isinstance(b, Note)]
+            notes = [(b.kind, b.text) for b in s.blocks if isinstance(b, Note) and b.kind != "heading"]
             _text_page(pdf, heading, [("info", s.intro), *notes])
+            current = heading
             for b in s.blocks:
-                if isinstance(b, Figure):
-                    _figure_page(pdf, b, heading)
+                if isinstance(b, Note) and b.kind == "heading":
+                    current = f"{heading} — {b.text}"
+                elif isinstance(b, Figure):
+                    _figure_page(pdf, b, current)
                 elif isinstance(b, Table):
-                    _table_page(pdf, b, heading)
+                    _table_page(pdf, b, current)
         info = pdf.infodict()
         info["Title"] = REPORT_TITLE
         info["Subject"] = "; ".join(f"{s.number}. {s.title}" for s in sections)

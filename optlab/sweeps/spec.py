@@ -373,17 +373,22 @@ def count_points(data: dict) -> tuple[int, int]:
                 n *= length(axis)
         return n
 
-    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
-    combos = product(grid)
-    trials = product(data.get("tune", {}))
-    series = len(data["series"]) if isinstance(data.get("series"), dict) else 0
-    overrides = data.get("overrides") if isinstance(data.get("overrides"), dict) else {}
+    table_of = lambda key: data.get(key) if isinstance(data.get(key), dict) else {}
+    grid, tune, rerun = table_of("grid"), table_of("tune"), table_of("rerun")
+    workloads = max(1, len(table_of("workloads")))
+    combos = product(grid) * workloads
+    trials = product(tune)
+    seeds = length(tune.get("seeds")) if "seeds" in tune else 1          # every trial on every tuning seed
+    reruns = length(rerun.get("seeds")) if tune and "seeds" in rerun else 0  # the selection on each rerun seed
+    series = len(table_of("series"))
+    overrides = table_of("overrides")
     strategies = grid.get("strategy") if isinstance(grid.get("strategy"), list) else [None]
     total = 0
     for strategy in strategies:
         table = overrides.get(strategy) if isinstance(strategy, str) and strategy in overrides else {}
         own = table.get("tune") if isinstance(table, dict) and isinstance(table.get("tune"), dict) else None
-        total += (combos // max(1, len(strategies))) * ((product(own) if own is not None else trials) + series)
+        per_combo = (product(own) if own is not None else trials) * seeds + reruns + series
+        total += (combos // max(1, len(strategies))) * per_combo
     return combos, total
 
 
@@ -391,7 +396,7 @@ def _check_size(data: dict, where: str, max_points: int) -> None:
     combos, total = count_points(data)
     if total > max_points:
         raise ConfigError(f"{where}: the sweep expands to {total:,} points ({combos:,} grid points with their tuning "
-                          f"trials and series), above the cap of {max_points:,}; check the grid, or pass "
+                          f"trials, reruns and series), above the cap of {max_points:,}; check the grid, or pass "
                           f"--max-points {total} to run it anyway")
 
 

@@ -564,15 +564,21 @@ def latest_runs(client, experiment_id: str, spec: SweepSpec) -> dict[str, object
 
 
 def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], dict[str, tuning.Selection]]:
-    """The tuning trials recorded so far and each group's selection (reads validation metrics only)."""
-    trials = []
+    """The tuning trials recorded so far and each group's selection (reads validation metrics only).
+    A group is selected only once every one of its trials has an outcome (FINISHED, or FAILED because
+    it diverged): a trial lost to a dead worker or a full disk is rerun first, never silently skipped."""
+    trials, unfinished = [], set()
     for point in spec.points:
+        if point.role != "tuning":
+            continue
         run = latest.get(point.point_hash)
-        if point.role == "tuning" and run is not None and run.info.status in ("FINISHED", "FAILED"):
-            trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status,
-                                       dict(run.data.metrics)))
+        if outcome_missing(run) is not None:
+            unfinished.add(point.group)
+            continue
+        trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status,
+                                   dict(run.data.metrics)))
     selections = tuning.select(trials, spec.objective, spec.groups) if spec.objective else {}
-    return trials, selections
+    return trials, {group: s for group, s in selections.items() if group not in unfinished}
 
 
 def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,

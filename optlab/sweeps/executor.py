@@ -124,7 +124,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
-    experiment_id = ensure_experiment(client, spec.name)
+    experiment_id = ensure_experiment(client, spec.name, spec.description)
     state = resume.reconcile(client, experiment_id, spec.name)
     parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
                                                 {"workers": workers, "backend": backend})

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from optlab.errors import OptlabError
+from optlab.sweeps.describe import parent_description
 
 OWNER_TAG = "optlab.owner"
 
@@ -103,7 +104,7 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
         client.set_tag(run.info.run_id, OWNER_TAG, owner_id())
         return run.info.run_id, True
     tags = {"optlab.role": "parent", "optlab.sweep": spec.name, "optlab.spec_hash": spec.spec_hash,
-            OWNER_TAG: owner_id(), "mlflow.note.content": spec.description or f"sweep {spec.name}"}
+            OWNER_TAG: owner_id(), "mlflow.note.content": parent_description(spec)}
     run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
     params = {"grid_size": spec.grid_size, "n_points": len(spec.points),
               "tuning_objective": spec.objective or "none", "sweep_file": spec.path.name,

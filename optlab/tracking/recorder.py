@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from optlab.tracking import provenance
+from optlab.tracking import provenance, ui
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.store import client as make_client, ensure_experiment
 
@@ -65,6 +65,7 @@ class RunRecorder:
             "mlflow.source.git.commit": provenance.git_commit(),
             "optlab.git_commit": provenance.git_commit(),
             **{f"version.{k}": v for k, v in provenance.versions().items()},
+            **ui.run_tags(config.strategy),
         }
         dataset = getattr(problem, "dataset", None)
         if dataset is not None:

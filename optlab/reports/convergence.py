@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from optlab.reports import plots, style
+from optlab import palette
+from optlab.reports import plots
+from optlab.reports.chart import Chart
 from optlab.reports.load import Store, runs_text, series_labels
-from optlab.reports.model import Figure, Note, Section, Table, not_run
+from optlab.reports.model import Note, Section, Table, not_run
 
 TITLE = "Convergence"
 DATA_AXES = [("epoch", "epochs"), ("samples_seen", "samples seen"), ("wall_time", "wall time (s, training only)")]
@@ -53,33 +55,48 @@ def build(store: Store, experiments=("convergence", "second_order", "zeroth_orde
         section.add(Note(f"{len(failed)} run(s) did not finish and are drawn up to where they stopped: {reasons}",
                          kind="warning"))
     hist = store.history(runs, label="convergence histories")
-    colors = style.palette(runs["label"])
-    line_style = "family" if runs["family"].nunique() > 1 else None
     caption_runs = runs_text(runs)
-    for axes, what in ((DATA_AXES, "epochs, samples seen and wall time"),
-                       (COST_AXES, "function evaluations, gradient evaluations and gradient equivalents")):
-        fig, grid = style.figure(len(METRICS), len(axes), width=4.6, height=3.4)
-        for i, (metric, metric_label) in enumerate(METRICS):
-            for j, (x, x_label) in enumerate(axes):
-                ax = grid[i][j]
-                if x not in hist or metric not in hist:
-                    ax.set_axis_off()
-                    continue
-                logx = x != "epoch" and plots.spans_decades(hist[x])
-                plots.band_lines(ax, hist, x, metric, "label", colors, logx=logx, style=line_style,
-                                 legend=(i == 0 and j == len(axes) - 1))
-                if ax.get_legend() is not None:
-                    ax.get_legend().remove()
-                    plots.legend_outside(fig, ax, "strategy")
-                if metric == "train_loss":
-                    ax.set_yscale("log")
-                ax.set_xlabel(x_label)
-                ax.set_ylabel(metric_label)
-        fig.tight_layout()
-        section.add(Figure(fig, f"Train loss (log scale) and test accuracy against {what}. "
-                                f"Mean over seeds with a ±1 sd band" + ("; line style = family" if line_style else "") + f". {caption_runs}."))
+    for x, x_label in DATA_AXES + COST_AXES:
+        if x not in hist:
+            continue
+        data, log_x = curves(runs, hist, x)
+        if data.empty:
+            continue
+        section.add(Chart(
+            data, x=x, y="mean", low="low", high="high", color="strategy", label="label", dash="family",
+            row="metric", col="panel", row_order=[m for _, m in METRICS], col_order=PANEL_ORDER,
+            x_title=x_label, y_title={m: m for _, m in METRICS}, log_x=log_x,
+            log_y={label: metric == "train_loss" for metric, label in METRICS}, hover=["runs"],
+            caption=f"Train loss (log scale) and test accuracy against {x_label}, one panel per kind of method "
+                    f"(its own axes). Mean over seeds with a ±1 sd band; colour = strategy, line style = family. "
+                    f"{caption_runs}."))
     section.add(Table(final_table(runs), f"Final values per strategy (mean ± sd over seeds). {caption_runs}."))
     return section
+
+
+PANEL_ORDER = ["first-order: SGD & momentum", "first-order: adaptive", "second-order", "zeroth-order"]
+
+
+def curves(runs: pd.DataFrame, hist: pd.DataFrame, x: str) -> tuple[pd.DataFrame, dict]:
+    """Mean ± sd curves of each label against `x`, one row per (label, metric, x) with its strategy,
+    family and panel (palette.panel_group); and per panel whether x is drawn on a log scale."""
+    first = runs.drop_duplicates("label").set_index("label")
+    panel_of = {label: palette.panel_group(row.strategy, row.family) for label, row in first.iterrows()}
+    hist = hist.dropna(subset=[x]).assign(panel=lambda h: h["label"].map(panel_of))
+    frames, log_x = [], {}
+    for panel, part in hist.groupby("panel", sort=False):
+        log_x[panel] = x != "epoch" and plots.spans_decades(part[x])
+        for metric, metric_label in METRICS:
+            if metric in part:
+                band = plots.mean_band(part, x, metric, "label", logx=log_x[panel])
+                if not band.empty:
+                    frames.append(band.assign(metric=metric_label, panel=panel))
+    if not frames:
+        return pd.DataFrame(), log_x
+    data = pd.concat(frames, ignore_index=True)
+    data["strategy"] = data["label"].map(first["strategy"])
+    data["family"] = data["label"].map(first["family"])
+    return data, log_x
 
 
 def final_table(runs: pd.DataFrame) -> pd.DataFrame:

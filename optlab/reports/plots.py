@@ -34,6 +34,18 @@ def resample(hist: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False,
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=[x, y, hue, "run_id"])
 
 
+def mean_band(hist: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False) -> pd.DataFrame:
+    """Per hue group and x on its common grid: the mean over runs and a mean ± 1 sd band
+    (columns hue, x, mean, low, high, runs)."""
+    data = resample(hist, x, y, hue, logx)
+    if data.empty:
+        return pd.DataFrame(columns=[hue, x, "mean", "low", "high", "runs"])
+    stats = data.groupby([hue, x], sort=False)[y].agg(["mean", "std", "count"]).reset_index()
+    sd = stats["std"].fillna(0.0)
+    return stats.assign(low=stats["mean"] - sd, high=stats["mean"] + sd).rename(columns={"count": "runs"})[
+        [hue, x, "mean", "low", "high", "runs"]]
+
+
 def band_lines(ax, hist: pd.DataFrame, x: str, y: str, hue: str, palette: dict, logx: bool = False,
                style: str | None = None, legend: bool = False) -> None:
     data = resample(hist, x, y, hue, logx)

@@ -1,0 +1,104 @@
+"""A Chart as a static matplotlib figure for the PDF: the same panels, colours, line styles and
+markers as the interactive figure, drawn at the size it is printed (so 8-9 pt text stays 8-9 pt),
+with the legend outside the panels, to their right."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from optlab import palette
+from optlab.reports import style
+from optlab.reports.chart import Chart
+
+PRINT_WIDTH = 10.2          # inches: A4 landscape minus margins
+MAX_HEIGHT = 4.4            # inches (112 mm): leaves room on the page for a heading, an intro and the caption
+LEGEND_WIDTH = 2.1          # inches reserved right of the panels
+MPL_MARKERS = {"": None, "circle": "o", "square": "s", "triangle-up": "^", "diamond": "D", "x": "x",
+               "star": "*", "triangle-down": "v"}
+
+
+def figure(chart: Chart):
+    style.setup()
+    import matplotlib.pyplot as plt
+
+    rows, cols = chart.rows, chart.cols
+    panel_height = min(2.5, (MAX_HEIGHT - 0.5) / len(rows))
+    height = 0.5 + panel_height * len(rows) + (0.3 if chart.title else 0)
+    fig, grid = plt.subplots(len(rows), len(cols), figsize=(PRINT_WIDTH, height), squeeze=False,
+                             sharex=chart.share_x, sharey=chart.share_y)
+    handles = {}
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = grid[i][j]
+            frame = chart.panel(r, c)
+            log_y = bool(chart.panel_value(chart.log_y, r, c, False))
+            floor = _log_floor(frame[chart.y]) if log_y else None
+            drawstyle = "steps-post" if chart.step else "default"
+            for label, line in chart.lines(frame):
+                s = chart.style(label)
+                x = line[chart.x].to_numpy(float)
+                if chart.low and chart.high:
+                    low = line[chart.low].to_numpy(float)
+                    if floor is not None:
+                        low = np.maximum(low, floor)
+                    ax.fill_between(x, low, line[chart.high].to_numpy(float), color=s["color"], alpha=0.16,
+                                    linewidth=0, step="post" if chart.step else None)
+                marker = MPL_MARKERS.get(s["marker"]) or ("o" if "markers" in chart.mode else None)
+                linestyle = "none" if chart.mode == "markers" else palette.matplotlib_dash(s["family"])
+                (handle,) = ax.plot(x, line[chart.y].to_numpy(float), color=s["color"], linestyle=linestyle,
+                                    marker=marker, markersize=3.5, markevery=_markevery(len(x)),
+                                    linewidth=1.5, drawstyle=drawstyle)
+                handles.setdefault(str(label), handle)
+            if chart.panel_value(chart.log_x, r, c, False):
+                ax.set_xscale("log")
+                _plain_log_labels(ax.xaxis)
+            if log_y:
+                ax.set_yscale("log")
+                _plain_log_labels(ax.yaxis)
+            title = " · ".join(str(v) for v in (r, c) if v is not None and str(v) != "")
+            if title:
+                ax.set_title(title, fontsize=9)
+            if i == len(rows) - 1:  # the x variable is the same down a column: titled under the bottom panel
+                ax.set_xlabel(chart.panel_value(chart.x_title, r, c) or chart.x, fontsize=8.5)
+            if j == 0 or not chart.share_y:
+                ax.set_ylabel(chart.panel_value(chart.y_title, r, c) or chart.y, fontsize=8.5)
+            ax.tick_params(labelsize=7.5)
+            if frame.empty:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+    if chart.title:
+        fig.suptitle(chart.title, fontsize=10, fontweight="bold")
+    right = 1 - LEGEND_WIDTH / PRINT_WIDTH
+    fig.tight_layout(rect=(0, 0, right, 1))
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(right, 0.5),
+                   frameon=False, fontsize=8, handlelength=2.6)
+    return fig
+
+
+def _plain_log_labels(axis) -> None:
+    """Log-axis tick labels as plain numbers (0.5, 2, 300), with the minor ticks labelled too when the
+    axis spans less than a decade (else a loss falling from 2.3 to 0.9 shows one label)."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    low, high = sorted(axis.get_view_interval())
+    if low > 0 and high / low < 10:
+        axis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _markevery(n: int):
+    return max(1, n // 12)
+
+
+def _log_floor(values) -> float | None:
+    positive = values[values > 0]
+    return float(positive.min()) / 2 if len(positive) else None
+
+
+def svg(fig) -> bytes:
+    """The figure as SVG, at its own size (text kept as text, in the PDF's fonts)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    return buffer.getvalue()

@@ -197,12 +197,12 @@ def _check_device(device: str, source: str) -> None:
 
 
 def _check_names(config: RunConfig, source: str) -> None:
-    """Names that select a component must exist; checked here so errors come before any work."""
+    """Names that select a component must exist; checked here so errors come before any work.
+    (The strategy name is resolved by the engine's validation phase: config sits below strategies.)"""
     from optlab.problem.cost import COSTS
     from optlab.problem.data import DATASETS, VARIANTS
     from optlab.problem.network import ACTIVATIONS, INITS
     from optlab.problem.test_functions import TEST_FUNCTIONS
-    from optlab.strategies import registry
 
     choices = {
         "dataset": (config.dataset, [*DATASETS, *TEST_FUNCTIONS]),
@@ -214,4 +214,3 @@ def _check_names(config: RunConfig, source: str) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{source}: unknown {key} {value!r}; choose from {', '.join(allowed)}")
-    registry.resolve(config.strategy)  # raises ConfigError naming the strategy

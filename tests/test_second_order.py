@@ -123,7 +123,8 @@ def test_power_iteration_finds_the_top_eigenvalue_of_a_quadratic():
 
 
 def test_engine_logs_the_probe_at_the_end_of_a_run():
-    result = run(RunConfig(strategy="gd", dataset="ravine", steps=3, dtype="float64", probe_curvature=True))
+    # lr 0.01: stable on the ravine (lr x 50 < 2); the default 0.5 diverges there, a factor 24 a step
+    result = run(RunConfig(strategy="gd", dataset="ravine", lr=0.01, steps=3, dtype="float64", probe_curvature=True))
     assert result.curvature["hessian_top_eigenvalue"] == pytest.approx(50.0, rel=1e-6)
     assert result.curvature["hessian_trace"] == pytest.approx(51.0)  # exact for a diagonal Hessian
     assert not run(RunConfig(strategy="gd", dataset="ravine", steps=3)).curvature

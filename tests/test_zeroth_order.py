@@ -33,6 +33,10 @@ class CapturingRecorder:
     def log(self, step, values):
         self.points.append((step, dict(values)))
 
+    def log_series(self, steps, columns):
+        for i, step in enumerate(steps):
+            self.points.append((step, {key: values[i] for key, values in columns.items()}))
+
     def finish(self, *args, **kwargs):
         pass
 

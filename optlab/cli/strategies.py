@@ -18,9 +18,13 @@ def main(args) -> int:
         defaults = []
         if cls.default_lr is not None:
             defaults.append(f"lr {cls.default_lr:g}")
+        for knob in ("momentum", "weight_decay"):   # only the knobs it applies; it refuses the others
+            if knob in cls.knobs():
+                default = getattr(cls, f"default_{knob}")
+                defaults.append(f"{knob} {default:g}" if default is not None else knob)
         print(f"  {cls.name:<12} {cls.description}" + (f"  [{', '.join(defaults)}]" if defaults else ""))
         for key, option in cls.options.items():
-            print(f"  {'':<12}   -o {key}={option.default!r}: {option.help}")
+            print(f"  {'':<12}   -o {key}={option.default!r} ({option.describe()}): {option.help}")
     for prefix, description in registry.prefixes().items():
         print(f"\n{prefix}:NAME      {description}")
     return 0

@@ -1,5 +1,16 @@
-"""The engine: runs a strategy on a problem for a budget, evaluates, records, stops on divergence."""
+"""The engine: one training loop that trains one run or many (stacked), evaluates, probes and records.
 
-from optlab.engine.runner import RunResult, prepare, run, run_many
+    planning.py        prepare: the validation phase and the plan, before any run exists
+    trainers.py        the Trainer interface and the reference trainer (a Strategy's own step)
+    stacked_trainer.py K compatible first-order runs as one stacked program
+    loop.py            TrainingLoop: budget, evaluation, target, divergence, probes, recording, KILLED
+    probes.py          measurements at evaluation points (curvature; later gradient noise, diagnostics)
+    runner.py          run / run_many: pick the trainer, group compatible runs
+"""
 
-__all__ = ["RunResult", "prepare", "run", "run_many"]
+from optlab.engine.planning import Prepared, prepare
+from optlab.engine.probes import Probe, ProbeInput
+from optlab.engine.result import RunResult
+from optlab.engine.runner import run, run_many
+
+__all__ = ["Prepared", "Probe", "ProbeInput", "RunResult", "prepare", "run", "run_many"]

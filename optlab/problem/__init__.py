@@ -2,7 +2,8 @@
 
 from optlab.problem.data import Dataset, DATASETS, load_dataset
 from optlab.problem.network import NetworkSpec
-from optlab.problem.problem import Batch, Counters, NetworkProblem, Problem, build_problem
+from optlab.problem.problem import Batch, Counters, NetworkProblem, Problem
+from optlab.problem.build import build_problem
 from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
 
 __all__ = [

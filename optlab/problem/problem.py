@@ -202,19 +202,3 @@ class NetworkProblem(Problem):
     def predict_proba(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         from optlab.problem.cost import outputs
         return outputs(self.cost_name, self.network.forward(w, x.to(self.dtype)))
-
-
-def build_problem(config) -> Problem:
-    """The problem a RunConfig describes: a test function by name, or network + cost + dataset."""
-    from optlab.problem.data import load_dataset
-    from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
-
-    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
-    if config.dataset in TEST_FUNCTIONS:
-        return TestFunctionProblem(config.dataset, dtype=dtype, device=config.device)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, variant=config.variant,
-                           standardized=config.standardize, noise_seed=config.noise_seed,
-                           train_size=config.train_size)
-    network = NetworkSpec(dataset.n_features, tuple(config.hidden), dataset.n_classes,
-                          config.activation, config.init)
-    return NetworkProblem(dataset, network, config.cost, dtype=dtype, device=config.device)

@@ -12,9 +12,12 @@ The batched engine stores the parameters split (see `split`): the first layer of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from optlab.problem.network import NetworkSpec
+if TYPE_CHECKING:   # network.py delegates NetworkSpec.forward_many here: no import back at run time
+    from optlab.problem.network import NetworkSpec
 
 
 def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,

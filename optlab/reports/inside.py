@@ -38,7 +38,7 @@ def pick_run(store: Store) -> pd.Series | None:
 
 def build(store: Store) -> Section:
     from optlab.problem.data import load_dataset
-    from optlab.problem.problem import build_problem
+    from optlab.problem import build_problem
     from optlab.tracking.recorder import load_config, load_params
 
     section = Section(5, TITLE, "What the trained network looks like from inside (3Blue1Brown): each first-layer "

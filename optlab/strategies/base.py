@@ -21,10 +21,54 @@ from optlab.problem.problem import Problem
 
 @dataclass(frozen=True)
 class Option:
-    """A strategy-specific knob: type, default, and a one-line meaning (shown by `optlab strategies`)."""
+    """A strategy-specific knob, declared once: its type, default, one-line meaning (shown by
+    `optlab strategies`), allowed `choices`, and bounds. Floats must be finite unless `finite=False`.
+    `check` is the only place an option value is validated."""
     type: type
     default: object
     help: str
+    choices: tuple = ()
+    greater_than: float | None = None
+    at_least: float | None = None
+    less_than: float | None = None
+    at_most: float | None = None
+    finite: bool = True
+
+    def check(self, key: str, value, strategy: str):
+        """`value` in the option's type, or a one-line ConfigError naming the option and the value."""
+        where = f"option {key} of {strategy!r}"
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (isinstance(value, bool) and self.type is not bool):
+            raise ConfigError(f"{where} must be {_TYPE_NAMES.get(self.type, self.type.__name__)}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.type is float and self.finite and not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        inside = ((self.greater_than is None or value > self.greater_than)
+                  and (self.at_least is None or value >= self.at_least)
+                  and (self.less_than is None or value < self.less_than)
+                  and (self.at_most is None or value <= self.at_most))
+        if not inside:
+            raise ConfigError(f"{where} must be {self.describe_bounds()}, got {value!r}")
+        return value
+
+    def describe_bounds(self) -> str:
+        parts = [f"{sign} {bound:g}" for sign, bound in ((">", self.greater_than), (">=", self.at_least),
+                                                         ("<", self.less_than), ("<=", self.at_most))
+                 if bound is not None]
+        return " and ".join(parts)
+
+    def describe(self) -> str:
+        """What values it takes, e.g. `float > 0` or `full|batch` (for `optlab strategies`)."""
+        kind = "|".join(map(str, self.choices)) if self.choices else self.type.__name__
+        bounds = self.describe_bounds()
+        return f"{kind} {bounds}" if bounds else kind
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+# the shared knobs of RunConfig that only some strategies use; the others refuse them
+KNOBS = ("momentum", "weight_decay")
 
 
 @dataclass(frozen=True)
@@ -44,14 +88,41 @@ class Strategy:
     default_momentum: ClassVar[float | None] = None
     default_weight_decay: ClassVar[float | None] = None
     options: ClassVar[dict[str, Option]] = {}
+    uses: ClassVar[frozenset[str]] = frozenset()    # which of KNOBS it applies; any other given is refused
 
     def __init__(self, problem: Problem, params: torch.Tensor, config: RunConfig, plan: Plan):
         self.problem, self.config, self.plan = problem, config, plan
         self.opts = self.resolve_options(config)
 
-    # ---- planning (class level, so errors come before any run exists) ---------------------
+    # ---- validation and planning (class level, so errors come before any run exists) ------------
+    @classmethod
+    def knobs(cls) -> frozenset[str]:
+        """The shared knobs (momentum, weight decay) this strategy applies."""
+        return cls.uses
+
+    @classmethod
+    def batched_rule(cls):
+        """The update rule of this strategy's batched form (K runs stepped as one stacked program), or
+        None when it has none. Only a strategy whose step is an exact mini-batch gradient followed by
+        one update of a `first_order.rules` rule has one (see TorchOptimStrategy)."""
+        return None
+
+    @classmethod
+    def validate(cls, config: RunConfig, problem: Problem) -> None:
+        """The validation phase: options (type, choices, bounds), knobs the strategy does not use, then
+        the strategy's own feasibility checks. Each refusal is one ConfigError naming key and value."""
+        cls.resolve_options(config)
+        for knob in KNOBS:
+            value = getattr(config, knob)
+            if value is not None and knob not in cls.knobs():
+                users = ", ".join(sorted(_users(knob))) or "none"
+                raise ConfigError(f"{config.strategy} does not use {knob} (got {value!r}); it is refused rather than "
+                                  f"recorded as if it applied (strategies using {knob}: {users})")
+        cls.check(config, problem)
+
     @classmethod
     def resolve_options(cls, config: RunConfig) -> dict:
+        """Every option of the strategy with its value (given or default), each checked by its Option."""
         unknown = set(config.options) - set(cls.options)
         if unknown:
             known = ", ".join(cls.options) or "none"
@@ -59,11 +130,7 @@ class Strategy:
         resolved = {}
         for key, option in cls.options.items():
             value = config.options.get(key, option.default)
-            if value is not None and option.type is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if value is not None and not isinstance(value, option.type) or isinstance(value, bool) and option.type is not bool:
-                raise ConfigError(f"option {key} of {config.strategy!r} must be {option.type.__name__}, got {value!r}")
-            resolved[key] = value
+            resolved[key] = value if value is None and option.default is None else option.check(key, value, config.strategy)
         return resolved
 
     @classmethod
@@ -93,8 +160,7 @@ class Strategy:
 
     @classmethod
     def plan(cls, config: RunConfig, problem: Problem) -> Plan:
-        cls.resolve_options(config)
-        cls.check(config, problem)
+        cls.validate(config, problem)
         batch_size = cls.resolve_batch_size(config, problem)
         per_step = cls.samples_per_step(config, batch_size, problem)
         # a partial last batch still takes a step, so an epoch of mini-batches is ceil(n / B) steps
@@ -135,11 +201,20 @@ class Strategy:
         pick = lambda given, default: given if given is not None else default
         batch = plan.batch_size if plan.batch_size is not None else (
             problem.n_train if getattr(problem, "has_accuracy", False) else None)
+        used = cls.knobs()
         return config.with_updates(
-            lr=pick(config.lr, cls.default_lr), momentum=pick(config.momentum, cls.default_momentum),
-            weight_decay=pick(config.weight_decay, cls.default_weight_decay), batch_size=batch,
-            options=cls.resolve_options(config))
+            lr=pick(config.lr, cls.default_lr),
+            momentum=pick(config.momentum, cls.default_momentum) if "momentum" in used else None,
+            weight_decay=pick(config.weight_decay, cls.default_weight_decay) if "weight_decay" in used else None,
+            batch_size=batch, options=cls.resolve_options(config))
 
     @classmethod
     def summary(cls) -> str:
         return cls.description
+
+
+def _users(knob: str) -> list[str]:
+    """Names of the registered strategies that apply `knob` (for the refusal message)."""
+    from optlab.strategies import registry  # the registry imports strategy modules, which import this one
+
+    return [cls.name for cls in registry.available() if knob in cls.knobs()]

@@ -79,8 +79,10 @@ def run_task(task: Task) -> list[Outcome]:
         return [Outcome(t["optlab.point_hash"], r.status, r.reason) for t, r in zip(tags, results)]
     except KeyboardInterrupt:
         raise
-    except Exception:
-        pass  # an error outside a run (e.g. the store): retry the chunk point by point below
+    except Exception as exc:  # an error outside a run (e.g. the store): say so, retry point by point below
+        chunk_error = f"{type(exc).__name__}: {exc}"
+        print(f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
+              file=sys.stderr, flush=True)
     done = _finished_hashes(task, tags)
     outcomes = []
     for config, tag in task.points:
@@ -94,7 +96,8 @@ def run_task(task: Task) -> list[Outcome]:
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            outcomes.append(Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc}"))
+            outcomes.append(Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc} (the chunk failed first: "
+                                                         f"{chunk_error})"))
     return outcomes
 
 

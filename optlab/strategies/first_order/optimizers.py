@@ -1,20 +1,17 @@
-"""The first-order family, each a torch.optim optimizer with its customary defaults."""
+"""The first-order family: each strategy is one torch.optim update rule with its customary defaults.
+
+The rule (first_order/rules.py) gives both the torch.optim optimizer of a run alone and the batched
+form that trains many runs as one stacked program, from the same constants. Which shared knobs a
+strategy applies follows from its rule: gd, sgd, minibatch and adagrad do not use momentum and refuse
+it; every rule here applies weight decay (AdamW decoupled, the others as L2 added to the gradient).
+"""
 
 from __future__ import annotations
 
-import torch
-
 from optlab.errors import ConfigError
+from optlab.strategies.first_order import rules
 from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
-
-
-def _momentum(config, default):
-    return config.momentum if config.momentum is not None else default
-
-
-def _decay(config, default=0.0):
-    return config.weight_decay if config.weight_decay is not None else default
 
 
 @register
@@ -22,6 +19,7 @@ class GradientDescent(TorchOptimStrategy):
     name = "gd"
     description = "full-batch gradient descent: w <- w - lr * grad L(w), the exact average gradient"
     default_lr, default_batch_size = 0.5, None
+    rule = rules.SGD()
 
     @classmethod
     def resolve_batch_size(cls, config, problem):
@@ -31,15 +29,13 @@ class GradientDescent(TorchOptimStrategy):
                               f"needs strategy 'minibatch'")
         return super().resolve_batch_size(config, problem)
 
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, weight_decay=_decay(self.config))
-
 
 @register
 class StochasticGradientDescent(TorchOptimStrategy):
     name = "sgd"
     description = "stochastic gradient descent on one sample at a time (batch 1)"
     default_lr, default_batch_size = 0.1, 1
+    rule = rules.SGD()
 
     @classmethod
     def resolve_batch_size(cls, config, problem):
@@ -47,18 +43,13 @@ class StochasticGradientDescent(TorchOptimStrategy):
             raise ConfigError(f"sgd uses one sample per step; batch_size {config.batch_size} needs strategy 'minibatch'")
         return super().resolve_batch_size(config, problem)
 
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, weight_decay=_decay(self.config))
-
 
 @register
 class MiniBatch(TorchOptimStrategy):
     name = "minibatch"
     description = "mini-batch SGD: the gradient averaged over B shuffled samples (default B=32)"
     default_lr = 0.5
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, weight_decay=_decay(self.config))
+    rule = rules.SGD()
 
 
 @register
@@ -66,10 +57,7 @@ class Momentum(TorchOptimStrategy):
     name = "momentum"
     description = "mini-batch SGD with heavy-ball momentum (default 0.9)"
     default_lr, default_momentum = 0.1, 0.9
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, momentum=_momentum(self.config, 0.9),
-                               weight_decay=_decay(self.config))
+    rule = rules.SGD(momentum=True)
 
 
 @register
@@ -77,13 +65,12 @@ class Nesterov(TorchOptimStrategy):
     name = "nesterov"
     description = "mini-batch SGD with Nesterov momentum (default 0.9): gradient at the look-ahead point"
     default_lr, default_momentum = 0.1, 0.9
+    rule = rules.SGD(momentum=True, nesterov=True)
 
-    def build_optimizer(self, params, lr):
-        momentum = _momentum(self.config, 0.9)
-        if momentum <= 0:
-            raise ConfigError(f"nesterov needs momentum > 0, got {momentum!r}")
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True,
-                               weight_decay=_decay(self.config))
+    @classmethod
+    def check(cls, config, problem):
+        if config.momentum is not None and config.momentum <= 0:
+            raise ConfigError(f"nesterov needs momentum > 0, got {config.momentum!r} (with 0 it is strategy 'minibatch')")
 
 
 @register
@@ -91,10 +78,7 @@ class Adam(TorchOptimStrategy):
     name = "adam"
     description = "Adam: per-coordinate steps from running first and second gradient moments (momentum = beta1)"
     default_lr, default_momentum = 0.01, 0.9
-
-    def build_optimizer(self, params, lr):
-        beta1 = _momentum(self.config, 0.9)
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), weight_decay=_decay(self.config))
+    rule = rules.Adam(beta2=0.999, eps=1e-8)
 
 
 @register
@@ -102,10 +86,7 @@ class AdamW(TorchOptimStrategy):
     name = "adamw"
     description = "AdamW: Adam with decoupled weight decay (default 0.01)"
     default_lr, default_momentum, default_weight_decay = 0.01, 0.9, 0.01
-
-    def build_optimizer(self, params, lr):
-        beta1 = _momentum(self.config, 0.9)
-        return torch.optim.AdamW(params, lr=lr, betas=(beta1, 0.999), weight_decay=_decay(self.config, 0.01))
+    rule = rules.Adam(beta2=0.999, eps=1e-8, decoupled=True)
 
 
 @register
@@ -113,10 +94,7 @@ class RMSprop(TorchOptimStrategy):
     name = "rmsprop"
     description = "RMSprop: steps scaled by a running RMS of the gradient"
     default_lr, default_momentum = 0.003, 0.0
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.RMSprop(params, lr=lr, momentum=_momentum(self.config, 0.0),
-                                   weight_decay=_decay(self.config))
+    rule = rules.RMSprop(alpha=0.99, eps=1e-8)
 
 
 @register
@@ -124,6 +102,4 @@ class Adagrad(TorchOptimStrategy):
     name = "adagrad"
     description = "Adagrad: steps scaled by the accumulated squared gradient"
     default_lr = 0.05
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=_decay(self.config))
+    rule = rules.Adagrad(eps=1e-10)

@@ -1,23 +1,40 @@
 """The adapter from torch.optim to a Strategy: exact (mini-)batch gradients, one optimizer step each.
 
 Each first-order strategy is a few lines: a name, a description, a default learning rate and batch
-size, and the torch.optim optimizer it builds (see optimizers.py).
+size, and the update rule it applies (`rules.py`), which gives both its torch.optim optimizer and its
+batched form. A subclass that estimates the gradient instead (spsa, fd) overrides `gradient`, and with
+it loses the batched form: only exact gradients are computed by the stacked trainer.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from optlab.strategies.base import Strategy
+from optlab.strategies.first_order.rules import UpdateRule
 from optlab.strategies.schedules import make_scheduler
 
 
 class TorchOptimStrategy(Strategy):
     family = "first-order"
     default_weight_decay = 0.0
+    rule: ClassVar[UpdateRule]
+
+    @classmethod
+    def knobs(cls) -> frozenset[str]:
+        return frozenset({"weight_decay", "momentum"} if cls.rule.uses_momentum else {"weight_decay"})
+
+    @classmethod
+    def batched_rule(cls) -> UpdateRule | None:
+        exact = cls.gradient is TorchOptimStrategy.gradient and cls.step is TorchOptimStrategy.step
+        return cls.rule if exact else None
 
     def build_optimizer(self, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-        raise NotImplementedError
+        momentum = self.config.momentum if self.config.momentum is not None else self.default_momentum
+        decay = self.config.weight_decay if self.config.weight_decay is not None else self.default_weight_decay
+        return self.rule.torch_optimizer(params, lr, momentum, decay)
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

@@ -50,16 +50,6 @@ class SecondOrderStrategy(Strategy):
         return self.step_size
 
 
-def require_positive(cls, config, *keys) -> dict:
-    """The resolved options, or a ConfigError naming the first of `keys` that is not positive."""
-    opts = cls.resolve_options(config)
-    for key in keys:
-        value = opts[key]
-        if value is not None and not value > 0:
-            raise ConfigError(f"option {key} of {config.strategy!r} must be positive, got {value!r}")
-    return opts
-
-
 def backtrack(problem, w, direction, batch, loss, slope, step=1.0, shrink=0.8, c=1e-2, max_tries=30):
     """Largest step = step * shrink^k (k < max_tries) with L(w + step d) <= L + c step slope (Armijo).
     Returns (step, new_loss, first_loss): step 0.0 when none is accepted; first_loss is L at the full step."""

@@ -24,7 +24,7 @@ from optlab.problem.network import ACTIVATIONS
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
 from optlab.strategies.schedules import make_scheduler
-from optlab.strategies.second_order.common import SecondOrderStrategy, require_positive
+from optlab.strategies.second_order.common import SecondOrderStrategy
 
 FISHERS = ("true", "empirical")
 
@@ -86,26 +86,22 @@ class KFAC(SecondOrderStrategy):
     description = "K-FAC (Martens & Grosse 2015): Kronecker-factored Fisher per Linear layer, damped, with momentum"
     default_lr, default_momentum, default_batch_size, default_weight_decay = 0.1, 0.9, 256, 0.0
     supports_schedule = True
+    uses = frozenset({"momentum", "weight_decay"})   # they go to the SGD that applies the preconditioned step
     options = {
-        "damping": Option(float, 0.01, "Tikhonov damping lambda, split over the two factors"),
-        "factor_update_every": Option(int, 10, "steps between refreshes of the factors and their inverses"),
-        "stat_decay": Option(float, 0.95, "running-average weight of the old factors"),
-        "curvature_batch": Option(int, 256, "samples of the batch used for the factor statistics"),
-        "kl_clip": Option(float, 0.001, "bound on lr^2 * step . grad (trust region); 0 disables"),
-        "fisher": Option(str, "true", "true (targets sampled from the model) | empirical (data labels)"),
+        "damping": Option(float, 0.01, "Tikhonov damping lambda, split over the two factors", greater_than=0),
+        "factor_update_every": Option(int, 10, "steps between refreshes of the factors and their inverses",
+                                      at_least=1),
+        "stat_decay": Option(float, 0.95, "running-average weight of the old factors", at_least=0, less_than=1),
+        "curvature_batch": Option(int, 256, "samples of the batch used for the factor statistics", at_least=1),
+        "kl_clip": Option(float, 0.001, "bound on lr^2 * step . grad (trust region); 0 disables", at_least=0),
+        "fisher": Option(str, "true", "true (targets sampled from the model) | empirical (data labels)",
+                         choices=FISHERS),
     }
 
     @classmethod
     def check(cls, config, problem):
-        opts = require_positive(cls, config, "damping", "factor_update_every", "curvature_batch")
         if getattr(problem, "network", None) is None:
             raise ConfigError(f"kfac needs a network (Linear layers), {problem.name!r} has none: use newton or newton_cg")
-        if not 0 <= opts["stat_decay"] < 1:
-            raise ConfigError(f"option stat_decay of 'kfac' must be in [0, 1), got {opts['stat_decay']!r}")
-        if opts["kl_clip"] < 0:
-            raise ConfigError(f"option kl_clip of 'kfac' must be non-negative, got {opts['kl_clip']!r}")
-        if opts["fisher"] not in FISHERS:
-            raise ConfigError(f"option fisher of 'kfac' must be one of {', '.join(FISHERS)}, got {opts['fisher']!r}")
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

@@ -13,7 +13,7 @@ import torch
 
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
-from optlab.strategies.second_order.common import SecondOrderStrategy, require_positive
+from optlab.strategies.second_order.common import SecondOrderStrategy
 
 
 @register
@@ -21,14 +21,12 @@ class LBFGS(SecondOrderStrategy):
     name = "lbfgs"
     description = "L-BFGS (torch.optim.LBFGS) with strong-Wolfe line search; full batch by default"
     options = {
-        "history_size": Option(int, 20, "curvature pairs kept"),
-        "iterations_per_step": Option(int, 1, "L-BFGS iterations on each batch (one engine step)"),
-        "max_line_search": Option(int, 25, "function evaluations allowed per line search"),
+        "history_size": Option(int, 20, "curvature pairs kept", at_least=1, at_most=10_000),
+        "iterations_per_step": Option(int, 1, "L-BFGS iterations on each batch (one engine step)", at_least=1,
+                                      at_most=10_000),
+        "max_line_search": Option(int, 25, "function evaluations allowed per line search", at_least=1,
+                                  at_most=10_000),
     }
-
-    @classmethod
-    def check(cls, config, problem):
-        require_positive(cls, config, "history_size", "iterations_per_step", "max_line_search")
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

@@ -12,7 +12,7 @@ import torch
 from optlab.errors import ConfigError
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
-from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack, require_positive
+from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack
 from optlab.strategies.second_order.curvature import hessian_matrix
 
 
@@ -21,16 +21,14 @@ class Newton(SecondOrderStrategy):
     name = "newton"
     description = "exact Newton: solve (H + damping I) p = -g with the full Hessian (small problems only)"
     options = {
-        "damping": Option(float, 0.0, "added to the Hessian's diagonal (0: pure Newton)"),
+        "damping": Option(float, 0.0, "added to the Hessian's diagonal (0: pure Newton)", at_least=0),
         "line_search": Option(bool, True, "Armijo backtracking on the step (off: always the full lr * p)"),
-        "max_params": Option(int, 2000, "refuse problems with more parameters (the Hessian is d x d)"),
+        "max_params": Option(int, 2000, "refuse problems with more parameters (the Hessian is d x d)", at_least=1),
     }
 
     @classmethod
     def check(cls, config, problem):
-        opts = require_positive(cls, config, "max_params")
-        if opts["damping"] < 0:
-            raise ConfigError(f"option damping of 'newton' must be non-negative, got {opts['damping']!r}")
+        opts = cls.resolve_options(config)
         if problem.n_params > opts["max_params"]:
             raise ConfigError(
                 f"newton forms the exact d x d Hessian and {problem.name} has d = {problem.n_params} parameters "

@@ -13,7 +13,7 @@ import torch
 from optlab.errors import ConfigError
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
-from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack, require_positive
+from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack
 from optlab.strategies.second_order.curvature import conjugate_gradient, counted, make_operator
 
 CURVATURES = ("auto", "gauss_newton", "hessian")
@@ -25,26 +25,23 @@ class NewtonCG(SecondOrderStrategy):
     description = ("Hessian-free Newton-CG (Martens 2010): truncated CG on Gauss-Newton or Hessian products, "
                    "Levenberg-Marquardt damping")
     options = {
-        "curvature": Option(str, "auto", "gauss_newton | hessian | auto (Gauss-Newton on networks, else Hessian)"),
-        "damping": Option(float, 0.1, "initial Levenberg-Marquardt damping lambda"),
-        "cg_iters": Option(int, 20, "maximum CG iterations (curvature products) per step"),
-        "cg_tol": Option(float, 1e-4, "stop CG at this residual relative to the gradient"),
-        "cg_decay": Option(float, 0.95, "CG starts from this times the previous step's solution (0: from 0)"),
-        "curvature_batch": Option(int, 500, "samples of the gradient batch used for curvature products"),
-        "min_damping": Option(float, 1e-6, "lower bound on lambda"),
+        "curvature": Option(str, "auto", "gauss_newton | hessian | auto (Gauss-Newton on networks, else Hessian)",
+                            choices=CURVATURES),
+        "damping": Option(float, 0.1, "initial Levenberg-Marquardt damping lambda", greater_than=0),
+        "cg_iters": Option(int, 20, "maximum CG iterations (curvature products) per step", at_least=1, at_most=100_000),
+        "cg_tol": Option(float, 1e-4, "stop CG at this residual relative to the gradient", greater_than=0),
+        "cg_decay": Option(float, 0.95, "CG starts from this times the previous step's solution (0: from 0)",
+                           at_least=0, less_than=1),
+        "curvature_batch": Option(int, 500, "samples of the gradient batch used for curvature products", at_least=1),
+        "min_damping": Option(float, 1e-6, "lower bound on lambda", greater_than=0),
     }
 
     @classmethod
     def check(cls, config, problem):
-        opts = require_positive(cls, config, "damping", "cg_iters", "cg_tol", "curvature_batch", "min_damping")
-        if opts["curvature"] not in CURVATURES:
-            raise ConfigError(f"option curvature of 'newton_cg' must be one of {', '.join(CURVATURES)}, "
-                              f"got {opts['curvature']!r}")
+        opts = cls.resolve_options(config)
         if opts["curvature"] == "gauss_newton" and getattr(problem, "network", None) is None:
             raise ConfigError(f"newton_cg curvature 'gauss_newton' needs a network, {problem.name!r} has none; "
                               f"use -o curvature=hessian")
-        if not 0 <= opts["cg_decay"] < 1:
-            raise ConfigError(f"option cg_decay of 'newton_cg' must be in [0, 1), got {opts['cg_decay']!r}")
 
     @classmethod
     def samples_per_step(cls, config, batch_size, problem):

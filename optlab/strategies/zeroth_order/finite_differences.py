@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from optlab.errors import ConfigError
 from optlab.strategies.base import Option
+from optlab.strategies.first_order import rules
 from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
 from optlab.strategies.zeroth_order.common import Infeasible, plan_whole_steps
@@ -23,22 +23,13 @@ class FiniteDifferences(TorchOptimStrategy):
     description = "coordinate central finite differences (2d evaluations per gradient), gradient-descent update"
     family = "zeroth-order"
     default_lr, default_batch_size, default_momentum, default_weight_decay = 0.5, None, 0.0, 0.0
+    rule = rules.SGD(momentum=True)
     options = {
-        "h": Option(float, 1e-4, "finite-difference step (use dtype=float64 for accurate gradients)"),
-        "max_params": Option(int, 2_000, "refuse problems with more parameters (2d evaluations per step)"),
-        "chunk": Option(int, 128, "coordinates per batched forward pass (2*chunk candidates)"),
+        "h": Option(float, 1e-4, "finite-difference step (use dtype=float64 for accurate gradients)", greater_than=0),
+        "max_params": Option(int, 2_000, "refuse problems with more parameters (2d evaluations per step)", at_least=1),
+        "chunk": Option(int, 128, "coordinates per batched forward pass (2*chunk candidates)", at_least=1,
+                        at_most=65_536),
     }
-
-    @classmethod
-    def resolve_options(cls, config):
-        opts = super().resolve_options(config)
-        for key in ("h",):
-            if not opts[key] > 0:
-                raise ConfigError(f"option {key} of fd must be positive, got {opts[key]!r}")
-        for key in ("max_params", "chunk"):
-            if opts[key] < 1:
-                raise ConfigError(f"option {key} of fd must be at least 1, got {opts[key]!r}")
-        return opts
 
     @classmethod
     def check(cls, config, problem):
@@ -55,10 +46,6 @@ class FiniteDifferences(TorchOptimStrategy):
     def plan(cls, config, problem):
         cls.check(config, problem)
         return plan_whole_steps(cls, config, problem, 2 * problem.n_params)
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, momentum=self.config.momentum or 0.0,
-                               weight_decay=self.config.weight_decay or 0.0)
 
 
     @torch.no_grad()

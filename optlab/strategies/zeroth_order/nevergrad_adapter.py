@@ -46,32 +46,24 @@ class NevergradStrategy(Strategy):
     default_batch_size = None
     optimizer_name: ClassVar[str]
     options = {
-        "sigma": Option(float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)"),
+        "sigma": Option(float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)", greater_than=0),
         "objective": Option(str, "full", "full: training-set loss (deterministic) | batch: a fresh mini-batch "
-                                         "per ask round (noisy; size from batch_size, default 100)"),
-        "num_workers": Option(int, 1, "candidates asked together and evaluated in one batched forward pass"),
+                                         "per ask round (noisy; size from batch_size, default 100)",
+                            choices=("full", "batch")),
+        "num_workers": Option(int, 1, "candidates asked together and evaluated in one batched forward pass",
+                              at_least=1, at_most=4096),
     }
 
     # ---- planning ---------------------------------------------------------------------------
     @classmethod
-    def resolve_options(cls, config):
-        opts = super().resolve_options(config)
-        if not opts["sigma"] > 0:
-            raise ConfigError(f"option sigma of {config.strategy!r} must be positive, got {opts['sigma']!r}")
-        if opts["objective"] not in ("full", "batch"):
-            raise ConfigError(f"option objective of {config.strategy!r} must be 'full' or 'batch', "
-                              f"got {opts['objective']!r}")
-        if opts["num_workers"] < 1:
-            raise ConfigError(f"option num_workers of {config.strategy!r} must be at least 1, "
-                              f"got {opts['num_workers']!r}")
-        return opts
+    def validate(cls, config, problem):
+        if config.lr is not None:   # before the generic knob check: the message says what replaces lr
+            raise ConfigError(f"{config.strategy} takes no lr (got {config.lr!r}); "
+                              f"its step size is the mutation scale, -o sigma=...")
+        super().validate(config, problem)
 
     @classmethod
     def check(cls, config, problem):
-        for key in ("lr", "momentum", "weight_decay"):
-            if getattr(config, key) is not None:
-                raise ConfigError(f"{config.strategy} takes no {key} (got {getattr(config, key)!r}); "
-                                  f"its step size is the mutation scale, -o sigma=...")
         if all(getattr(config, key) is None for key in ("epochs", "steps", "evaluations", "seconds")) \
                 and getattr(problem, "has_accuracy", False):
             # the default 10 epochs would be 10 full-set evaluations: a run that never moves

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from optlab.errors import ConfigError
 from optlab.strategies.base import Option
+from optlab.strategies.first_order import rules
 from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
 from optlab.strategies.zeroth_order.common import plan_whole_steps
@@ -28,23 +28,14 @@ class SPSA(TorchOptimStrategy):
                    "directions, MeZO seed trick, SGD update (2q evaluations per step)")
     family = "zeroth-order"
     default_lr, default_batch_size, default_momentum, default_weight_decay = 0.05, 256, 0.0, 0.0
+    rule = rules.SGD(momentum=True)
     options = {
-        "q": Option(int, 1, "random directions averaged per step (2 function evaluations each)"),
-        "eps": Option(float, 1e-3, "perturbation size"),
-        "distribution": Option(str, "gaussian", "directions: gaussian (MeZO) | rademacher (Spall's +-1)"),
+        "q": Option(int, 1, "random directions averaged per step (2 function evaluations each)", at_least=1,
+                    at_most=100_000),
+        "eps": Option(float, 1e-3, "perturbation size", greater_than=0),
+        "distribution": Option(str, "gaussian", "directions: gaussian (MeZO) | rademacher (Spall's +-1)",
+                               choices=("gaussian", "rademacher")),
     }
-
-    @classmethod
-    def resolve_options(cls, config):
-        opts = super().resolve_options(config)
-        if opts["q"] < 1:
-            raise ConfigError(f"option q of spsa must be at least 1, got {opts['q']!r}")
-        if not opts["eps"] > 0:
-            raise ConfigError(f"option eps of spsa must be positive, got {opts['eps']!r}")
-        if opts["distribution"] not in ("gaussian", "rademacher"):
-            raise ConfigError(f"option distribution of spsa must be gaussian or rademacher, "
-                              f"got {opts['distribution']!r}")
-        return opts
 
     @classmethod
     def evaluations_per_step(cls, config):
@@ -57,10 +48,6 @@ class SPSA(TorchOptimStrategy):
     @classmethod
     def plan(cls, config, problem):
         return plan_whole_steps(cls, config, problem, int(cls.evaluations_per_step(config)))
-
-    def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, momentum=self.config.momentum or 0.0,
-                               weight_decay=self.config.weight_decay or 0.0)
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

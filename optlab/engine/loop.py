@@ -1,0 +1,312 @@
+"""The one training loop, for one run and for many.
+
+It drives a Trainer (trainers.py) whose K live rows are K tracked runs sharing a plan, budget and
+evaluation cadence, and owns everything around the steps:
+
+- recording: each run's tracked run is started with its tags (`optlab.timing` = "alone" or "batched:K"),
+  per-step metrics are buffered in memory and handed to the recorders at evaluations, and each run is
+  finished with its status, summary and final parameters;
+- evaluation every `eval_interval` steps and at the end (train / validation / test loss and accuracy and
+  the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py);
+- the budget (steps, epochs, function evaluations, training seconds), the target (a validation
+  accuracy: steps and time to reach it, optionally stopping there);
+- divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
+  or when the training loss at an evaluation exceeds DIVERGENCE_FACTOR times its initial value;
+- KILLED on Ctrl-C (the interrupt is re-raised after every live run is recorded) and FAILED with the
+  error and its traceback when anything inside training raises.
+
+A run that leaves (diverged, reached its target with stop_at_target) is dropped from the trainer while
+the others go on. `wall_time` is the loop's elapsed training time: steps only, evaluation and logging
+excluded (as in AlgoPerf).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+
+from optlab.config import RunConfig
+from optlab.engine.planning import Prepared, eval_interval
+from optlab.engine.probes import Probe, ProbeInput, probes_for
+from optlab.engine.result import RunResult
+from optlab.engine.trainers import Column, Trainer
+from optlab.problem import Counters, Problem
+from optlab.strategies import Plan
+
+# A run diverges when its training loss exceeds this multiple of its initial training loss (or becomes
+# non-finite). Cross-entropy starts near log(10) = 2.3 on 10 classes: 100x is a mean loss of 230, which no
+# run that is still learning reaches; the squared-error cost is bounded (at most 10) and so only ever
+# diverges to nan or inf.
+DIVERGENCE_FACTOR = 100.0
+
+
+@dataclass
+class Row:
+    """One tracked run inside the loop. Its recorder is anything with `run_id`, `start(config, problem,
+    plan, extra_tags)`, `log(step, values)`, `log_series(steps, columns)` and `finish(status, reason,
+    summary, params)`: tracking.RunRecorder (MLflow) or tracking.NullRecorder."""
+    config: RunConfig
+    plan: Plan
+    problem: Problem
+    family: str
+    recorder: object
+    tags: dict = field(default_factory=dict)
+    probes: list[Probe] = field(default_factory=list)
+    result: RunResult | None = None
+    initial_loss: float | None = None
+    done: bool = False
+
+    @classmethod
+    def of(cls, prep: Prepared, recorder=None, extra_tags: dict | None = None) -> "Row":
+        from optlab.tracking import NullRecorder
+
+        return cls(prep.config, prep.plan, prep.problem, prep.strategy_cls.family,
+                   recorder if recorder is not None else NullRecorder(), dict(extra_tags or {}),
+                   probes_for(prep.config))
+
+
+class TrainingLoop:
+    def __init__(self, trainer: Trainer, rows: list[Row], progress: bool = False):
+        self.trainer, self.rows = trainer, rows
+        self.live = list(range(len(rows)))          # the row index of each live trainer row
+        self.group = len(rows)
+        self.timing = "alone" if self.group == 1 else f"batched:{self.group}"
+        first = rows[0]
+        self.config, self.plan = first.config, first.plan
+        self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
+        self.every = eval_interval(first.config, first.plan)
+        self.log_every = first.config.log_every
+        self.steps, self.wall = 0, 0.0
+        self.pending: list[tuple[int, dict[str, Column]]] = []   # per-step metrics not yet handed over
+        n_updates = max((p.updates for row in rows for p in row.probes), default=0)
+        self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
+        self.bar = self._progress_bar() if progress else None
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def run(self) -> list[RunResult]:
+        for row in self.rows:
+            row.result = RunResult(row.config, "RUNNING", None, 0, 0.0, {}, timing=self.timing)
+            tags = {"optlab.family": row.family, "optlab.timing": self.timing, **row.tags}
+            row.recorder.start(row.config, row.problem, row.plan, extra_tags=tags)
+            row.result.run_id = row.recorder.run_id
+        try:
+            self.evaluate()
+            while self.live and not self.budget_used():
+                self.step()
+                if self.steps % self.every == 0 and self.live:
+                    self.evaluate()
+            if self.live and self.rows[self.live[0]].result.history[-1]["step"] != self.steps:
+                self.evaluate()
+            self.hand_over()
+            for j in range(len(self.live)):
+                self.finish(j, "FINISHED", None)
+        except KeyboardInterrupt:
+            self.finish_live("KILLED", "interrupted")
+            raise
+        except Exception as exc:  # a broken run is recorded and reported, never silently lost
+            self.finish_live("FAILED", f"error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return [row.result for row in self.rows]
+
+    def budget_used(self) -> bool:
+        """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
+        budget, plan, counters = self.config.budget, self.plan, self.trainer.counters(0)
+        return ((plan.max_steps is not None and self.steps >= plan.max_steps)
+                or ("epochs" in budget and self.has_accuracy
+                    and counters.samples_seen >= budget["epochs"] * self.n_train)
+                or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])
+                or ("seconds" in budget and self.wall >= budget["seconds"]))
+
+    def step(self) -> None:
+        before = self.trainer.snapshot() if self.updates is not None else None
+        started = time.perf_counter()
+        values = self.trainer.step()
+        self.wall += time.perf_counter() - started
+        self.steps += 1
+        if before is not None:
+            self.updates.append(self.trainer.snapshot() - before)
+        if self.steps % self.log_every == 0:
+            self.pending.append((self.steps, values))
+        loss = values.get("batch_loss")
+        if loss is not None:
+            bad = _non_finite(loss)
+            if bad:
+                self.hand_over()
+                for j in bad:
+                    self.finish(j, "FAILED", f"diverged: batch loss became {_value(loss, j)} at step {self.steps}")
+                self.drop_done()
+        if self.bar is not None:
+            self.bar.update(1)
+
+    # ---- evaluation, target, divergence -----------------------------------------------------------
+    def evaluate(self) -> None:
+        self.hand_over()
+        points = self.trainer.evaluate()
+        for j, r in enumerate(self.live):
+            row, steps = self.rows[r], self.steps
+            point = {**points[j], **work_metrics(self.trainer.counters(j), self.n_train, self.wall,
+                                                 epoch=None if self.has_accuracy else steps)}
+            if self.group > 1:
+                point["wall_time_share"] = self.wall / self.group
+            measured, failure = self.measure(row, j, "evaluations")
+            row.recorder.log(steps, {**point, **measured})
+            row.result.history.append({"step": steps, **point, **measured})
+            if failure:
+                self.finish(j, "FAILED", failure)
+                continue
+            diverged = self.divergence(row, point.get("train_loss"))
+            if diverged:
+                self.finish(j, "FAILED", diverged)
+            elif _reached(row.config, point) and row.result.steps_to_target is None:
+                row.result.steps_to_target, row.result.time_to_target = steps, self.wall
+                row.recorder.log(steps, {"steps_to_target": steps, "time_to_target": self.wall})
+                if row.config.stop_at_target:
+                    self.finish(j, "FINISHED", None)
+        if self.bar is not None and self.group == 1 and self.live:
+            self.bar.set_postfix_str(_postfix(self.rows[self.live[0]].result.history[-1]), refresh=False)
+        self.drop_done()
+
+    def divergence(self, row: Row, loss: float | None) -> str | None:
+        """The reason a run diverged at this evaluation, or None."""
+        if loss is None:
+            return None
+        if row.initial_loss is None:
+            row.initial_loss = loss
+        if not math.isfinite(loss):
+            return f"diverged: train loss became {loss} at step {self.steps}"
+        if row.initial_loss > 0 and loss > DIVERGENCE_FACTOR * row.initial_loss:
+            return (f"diverged: train loss {loss:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                    f"{row.initial_loss:.4g} at step {self.steps}")
+        return None
+
+    def measure(self, row: Row, j: int, at: str) -> tuple[dict[str, float], str | None]:
+        """Run the row's probes taken `at` this point: their metrics, and the failure reason when one
+        raised (the requested measurement is then missing, and the run must say so)."""
+        probes = [p for p in row.probes if p.at == at]
+        if not probes:
+            return {}, None
+        params = self.trainer.params(j)
+        updates = tuple(u[j] for u in self.updates) if self.updates is not None else ()
+        measured = {}
+        for probe in probes:
+            recent = updates[len(updates) - probe.updates:] if probe.updates else ()
+            try:
+                measured.update(probe.measure(ProbeInput(row.problem, row.config, self.steps, params, recent)))
+            except Exception as exc:
+                return measured, f"probe {probe.name}: {type(exc).__name__}: {exc}"
+        row.result.probes.update(measured)
+        return measured, None
+
+    # ---- recording ----------------------------------------------------------------------------------
+    def hand_over(self) -> None:
+        """Give the buffered per-step metrics to the recorders (off the timed path)."""
+        if not self.pending:
+            return
+        keys = dict.fromkeys(key for _, values in self.pending for key in values)
+        for key in keys:
+            at = [s for s, values in self.pending if key in values]
+            per_row = _by_row([values[key] for _, values in self.pending if key in values])
+            for j, r in enumerate(self.live):
+                self.rows[r].recorder.log_series(at, {key: per_row[j]})
+        self.pending.clear()
+
+    def finish(self, j: int, status: str, reason: str | None, trace: str | None = None) -> None:
+        """Record live row j's end; the trainer drops it at the next drop_done."""
+        row = self.rows[self.live[j]]
+        if status == "FINISHED":
+            measured, failure = self.measure(row, j, "end")
+            if measured:
+                row.recorder.log(self.steps, measured)
+            if failure:
+                status, reason = "FAILED", failure
+        result = row.result
+        result.status, result.reason, result.traceback = status, reason, trace
+        result.steps, result.wall_time = self.steps, self.wall
+        result.final = result.history[-1] if result.history else {}
+        result.params = self.trainer.params(j)
+        result.counters = self.trainer.counters(j).as_dict()
+        row.done = True
+        summary = {**run_summary(result), **{k: round(v, 6) for k, v in result.probes.items()}}
+        if self.group > 1:
+            summary["wall_time_share"] = round(self.wall / self.group, 4)
+        row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
+
+    def finish_live(self, status: str, reason: str, trace: str | None = None) -> None:
+        for j, r in enumerate(self.live):
+            if not self.rows[r].done:
+                self.finish(j, status, reason, trace)
+
+    def drop_done(self) -> None:
+        keep = [j for j, r in enumerate(self.live) if not self.rows[r].done]
+        if len(keep) == len(self.live):
+            return
+        self.hand_over()
+        if keep:
+            self.trainer.drop(keep)
+            if self.updates is not None:
+                index = torch.tensor(keep)
+                self.updates = deque((u[index] for u in self.updates), maxlen=self.updates.maxlen)
+        self.live = [self.live[j] for j in keep]
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        label = self.config.label() if self.group == 1 else f"{self.config.strategy} x{self.group}"
+        return tqdm(total=self.plan.max_steps, desc=label, unit="step", leave=False, dynamic_ncols=True,
+                    mininterval=0.5)
+
+
+def work_metrics(counters: Counters, n_train: int, wall: float, epoch: float | None = None) -> dict[str, float]:
+    """What an evaluation point records about the work done so far (the shared cost axes)."""
+    point = {"samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
+             "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
+             "gradient_equivalents": counters.gradient_equivalents(n_train),
+             "epoch": counters.samples_seen / n_train if epoch is None else epoch}
+    if counters.curvature_products:
+        point["curvature_products"] = counters.curvature_products
+    return point
+
+
+def run_summary(result: RunResult) -> dict:
+    """The summary tags of a finished run (its steps and wall_time already set)."""
+    return {"steps": result.steps, "wall_time": round(result.wall_time, 4), "steps_to_target": result.steps_to_target,
+            "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
+
+
+def _reached(config: RunConfig, point: dict[str, float]) -> bool:
+    """The target is a validation accuracy: reaching it may stop a run, so it must not read the test set."""
+    return config.target is not None and point.get("val_accuracy", -1.0) >= config.target
+
+
+def _non_finite(column: Column) -> list[int]:
+    """The rows whose value is nan or inf (one device sync for a tensor)."""
+    if isinstance(column, torch.Tensor):
+        if bool(torch.isfinite(column).all()):
+            return []
+        return [j for j, v in enumerate(column.tolist()) if not math.isfinite(v)]
+    return [j for j, v in enumerate(column) if not math.isfinite(v)]
+
+
+def _value(column: Column, j: int) -> float:
+    return float(column[j])
+
+
+def _by_row(columns: list[Column]) -> list[list[float]]:
+    """Per-step columns (one value per live row each) -> one list of per-step values per row."""
+    if isinstance(columns[0], torch.Tensor):
+        return torch.stack(columns).T.cpu().tolist()
+    return [list(values) for values in zip(*columns)]
+
+
+def _postfix(point: dict[str, float]) -> str:
+    text = f"loss {point['train_loss']:.4f}" if "train_loss" in point else ""
+    if "val_accuracy" in point:
+        text += f" val acc {point['val_accuracy']:.3f}"
+    return text

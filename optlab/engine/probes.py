@@ -1,0 +1,67 @@
+"""Probes: named measurements the training loop takes at evaluation points, for every live run.
+
+A probe reads one run's current parameters (and, if it asks, its most recent parameter updates),
+does uncounted work on the run's problem (`problem.objective`, curvature operators: measurements, like
+evaluation, are not work done by the strategy), and returns metrics the loop logs at the step, keeps in
+the run's history and, for the last value of each, in `RunResult.probes` and the summary tags.
+Probes measure; they never change the run. The loop runs them the same way whichever trainer steps
+the run (a torch.optim strategy alone or a row of a stacked program).
+
+Contract (what a new probe implements):
+  - `name`: a short identifier, used in failure reasons ("probe curvature: ...");
+  - `at`: "evaluations" (every evaluation point, the initial one included) or "end" (once, at the
+    final point of a run that finishes);
+  - `updates`: how many of the run's most recent parameter updates it needs (w after a step minus w
+    before it, oldest first). 0 costs nothing; n > 0 makes the loop keep a copy of every live row's
+    parameters at each step, so ask only for what the measurement needs (2 for the cosine of successive
+    updates, 1 for an update-to-weight ratio);
+  - `measure(run: ProbeInput) -> dict[str, float]`.
+One probe object is made per run (`probes_for`), so a probe may keep state across evaluation points
+(a generator for its batches, a previous measurement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from optlab.config import RunConfig
+from optlab.problem import Problem
+
+
+@dataclass(frozen=True)
+class ProbeInput:
+    """What a probe sees of one run at one evaluation point."""
+    problem: Problem                      # the run's problem (its data, labels and cost)
+    config: RunConfig                     # the run's resolved config
+    step: int                             # optimizer steps taken so far
+    params: torch.Tensor                  # the run's current flat parameters (a copy; never written back)
+    updates: tuple[torch.Tensor, ...] = ()   # its most recent updates, oldest first (len <= the probe's `updates`)
+
+
+class Probe:
+    name: ClassVar[str]
+    at: ClassVar[str] = "evaluations"     # "evaluations" | "end"
+    updates: ClassVar[int] = 0
+
+    def measure(self, run: ProbeInput) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class CurvatureProbe(Probe):
+    """Sharpness at the final point: the loss Hessian's top eigenvalue (power iteration) and trace
+    (Hutchinson) on the whole training set (`--probe-curvature`)."""
+    name = "curvature"
+    at = "end"
+
+    def measure(self, run: ProbeInput) -> dict[str, float]:
+        from optlab.strategies.second_order.curvature import probe_curvature
+
+        return probe_curvature(run.problem, run.params)
+
+
+def probes_for(config: RunConfig) -> list[Probe]:
+    """The probes a run's config asks for, one fresh object each."""
+    return [CurvatureProbe()] if config.probe_curvature else []

@@ -102,6 +102,17 @@ class Chart:
                 return setting[key]
         return default
 
+    def panel_title(self, row, col) -> str:
+        """A column's name above its top panel (rows are named by their y-axis title)."""
+        if col is None or str(col) == "" or (self.row is not None and row != self.rows[0]):
+            return ""
+        return str(col)
+
+    def y_label(self, row, col) -> str:
+        """The y-axis title: the given one, else the row's name, else the y column."""
+        given = self.panel_value(self.y_title, row, col)
+        return given or (str(row) if row is not None else self.y)
+
     def lines(self, frame: pd.DataFrame):
         """(label, its rows sorted by x) for each line of a panel, in legend order."""
         for label in self.legend_order(frame):

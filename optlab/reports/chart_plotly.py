@@ -28,17 +28,12 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
-def _panel_title(chart: Chart, row, col) -> str:
-    parts = [str(v) for v in (row, col) if v is not None and str(v) != ""]
-    return " · ".join(parts)
-
-
 def figure(chart: Chart):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     rows, cols = chart.rows, chart.cols
-    titles = [_panel_title(chart, r, c) for r in rows for c in cols]
+    titles = [chart.panel_title(r, c) for r in rows for c in cols]
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles if any(titles) else None,
                         shared_xaxes=chart.share_x, shared_yaxes=chart.share_y,
                         horizontal_spacing=min(0.08, 0.3 / max(len(cols), 1)) + 0.02,
@@ -70,7 +65,8 @@ def figure(chart: Chart):
                 fig.add_trace(go.Scatter(
                     x=x, y=line[chart.y].to_numpy(float), mode=mode, name=group, legendgroup=group,
                     showlegend=group not in shown, line={"color": style["color"], "dash": style["dash"], "width": 2},
-                    marker={"symbol": style["marker"] or "circle", "size": 6, "color": style["color"]},
+                    marker={"symbol": style["marker"] or "circle", "size": 6, "color": style["color"],
+                            "maxdisplayed": 12},
                     line_shape="hv" if chart.step else "linear", customdata=custom, hovertemplate=template),
                     row=i, col=j)
                 shown.add(group)
@@ -79,8 +75,7 @@ def figure(chart: Chart):
             fig.update_xaxes(title_text=x_title,
                              type="log" if chart.panel_value(chart.log_x, r, c, False) else "linear",
                              row=i, col=j, showline=True, linecolor="#888", gridcolor="#e6e6e6", zeroline=False)
-            y_title = chart.panel_value(chart.y_title, r, c) or chart.y
-            fig.update_yaxes(title_text=y_title if j == 1 or not chart.share_y else "",
+            fig.update_yaxes(title_text=chart.y_label(r, c) if j == 1 or not chart.share_y else "",
                              type="log" if log_y else "linear", row=i, col=j, showline=True, linecolor="#888",
                              gridcolor="#e6e6e6", zeroline=False)
     fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows),

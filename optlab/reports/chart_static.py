@@ -5,6 +5,7 @@ with the legend outside the panels, to their right."""
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 
@@ -57,13 +58,13 @@ def figure(chart: Chart):
             if log_y:
                 ax.set_yscale("log")
                 _plain_log_labels(ax.yaxis)
-            title = " · ".join(str(v) for v in (r, c) if v is not None and str(v) != "")
+            title = textwrap.fill(chart.panel_title(r, c), 26)  # narrow panels: a long name on two lines
             if title:
-                ax.set_title(title, fontsize=9)
+                ax.set_title(title, fontsize=8.5)
             if i == len(rows) - 1:  # the x variable is the same down a column: titled under the bottom panel
                 ax.set_xlabel(chart.panel_value(chart.x_title, r, c) or chart.x, fontsize=8.5)
             if j == 0 or not chart.share_y:
-                ax.set_ylabel(chart.panel_value(chart.y_title, r, c) or chart.y, fontsize=8.5)
+                ax.set_ylabel(chart.y_label(r, c), fontsize=8.5)
             ax.tick_params(labelsize=7.5)
             if frame.empty:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
@@ -78,14 +79,21 @@ def figure(chart: Chart):
 
 
 def _plain_log_labels(axis) -> None:
-    """Log-axis tick labels as plain numbers (0.5, 2, 300), with the minor ticks labelled too when the
-    axis spans less than a decade (else a loss falling from 2.3 to 0.9 shows one label)."""
+    """Log-axis tick labels as plain numbers (0.5, 2, 300). On a short axis the minor ticks are labelled
+    too (else a loss falling from 2.3 to 0.9 shows one label): all of them under half a decade, those
+    at 2, 3 and 5 under one and a half."""
     from matplotlib import ticker
 
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     low, high = sorted(axis.get_view_interval())
-    if low > 0 and high / low < 10:
-        axis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ratio = high / low if low > 0 else np.inf
+    labelled = range(2, 10) if ratio < 3 else (2, 3, 5) if ratio < 30 else ()
+
+    def minor(v, _):
+        mantissa = v / 10 ** np.floor(np.log10(v))
+        return f"{v:g}" if any(abs(mantissa - m) < 1e-6 for m in labelled) else ""
+
+    axis.set_minor_formatter(ticker.FuncFormatter(minor))
 
 
 def _markevery(n: int):

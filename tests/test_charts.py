@@ -120,3 +120,13 @@ def test_interactive_html_embeds_the_data_and_never_closes_its_script_early():
 def test_a_chart_refuses_a_column_its_data_does_not_have():
     with pytest.raises(ValueError, match="no column"):
         Chart(curves({"adam": "first-order"}), x="x", y="missing", caption="c")
+
+
+def test_lines_that_are_not_strategies_take_an_explicit_colour_map_in_its_order():
+    rows = [{"p": p, "x": float(x), "y": float(x * k), "family": "first-order"} for k, p in enumerate(("p=0", "p=0.5", "p=1"))
+            for x in range(1, 4)]
+    colours = {"p=0": (0.1, 0.2, 0.3), "p=0.5": "#00FF00", "p=1": "#0000FF"}
+    chart = Chart(pd.DataFrame(rows), x="x", y="y", color="p", colors=colours, dash=None, caption="c")
+    assert chart.legend_order() == ["p=0", "p=0.5", "p=1"]
+    fig = chart_plotly.figure(chart)
+    assert [t.line.color for t in line_traces(fig)] == ["#1A334C", "#00FF00", "#0000FF"]

@@ -4,7 +4,8 @@ static (PDF, matplotlib) by chart_plotly.py and chart_static.py.
 One row of `data` is one point of one line. Encodings name columns:
 
 - `x`, `y`; optional `low` / `high`: a band around the line (e.g. a confidence interval);
-- `color`: the strategy name, mapped to its fixed colour (palette.py) in every figure;
+- `color`: the strategy name, mapped to its fixed colour (palette.py) in every figure (or, for a figure
+  whose lines are not strategies, e.g. label-noise levels, any column with an explicit `colors` map);
 - `dash`: the family, mapped to its line style;
 - `label`: the legend entry (default: the colour column); one legend entry per label across panels,
   so hiding "adam" hides it everywhere; lines of one label in one panel are one line;
@@ -35,6 +36,7 @@ class Chart:
     y: str
     caption: str
     color: str = "strategy"
+    colors: dict | None = None        # colour-column value -> colour, for lines that are not strategies
     label: str | None = None
     dash: str | None = "family"
     low: str | None = None
@@ -122,8 +124,10 @@ class Chart:
     def legend_order(self, frame: pd.DataFrame | None = None) -> list:
         frame = self.data if frame is None else frame
         firsts = frame.drop_duplicates(self.label)
+        colour_order = list(self.colors) if self.colors else []
         keys = {r[self.label]: (palette.family_order(str(r[self.dash])) if self.dash else 0,
-                                palette.strategy_order(str(r[self.color])), str(r[self.label]))
+                                (colour_order.index(r[self.color]), "") if r[self.color] in colour_order
+                                else palette.strategy_order(str(r[self.color])), str(r[self.label]))
                 for _, r in firsts.iterrows()}
         return sorted(keys, key=keys.get)
 
@@ -138,7 +142,8 @@ class Chart:
         marker = MARKERS[same_colour.index(label) % len(MARKERS)] if len(same_colour) > 1 else ""
         if self.mode != "lines" and not marker:
             marker = "circle"
-        return {"color": palette.color(strategy), "dash": palette.dash(family) if self.dash else "solid",
+        colour = self.colors.get(first[self.color], palette.color(strategy)) if self.colors else palette.color(strategy)
+        return {"color": _hex(colour), "dash": palette.dash(family) if self.dash else "solid",
                 "family": family, "marker": marker}
 
     # ---- the at-most-max_lines rule ---------------------------------------------------------------
@@ -179,3 +184,11 @@ def _stem(value):
         return None
     text = str(value)
     return text.rsplit(" (", 1)[0] if text.endswith(")") and " (" in text else text
+
+
+def _hex(colour) -> str:
+    """#RRGGBB from a hex string or an RGB(A) tuple of floats (seaborn/matplotlib palettes)."""
+    if isinstance(colour, str):
+        return colour
+    r, g, b = (int(round(255 * float(c))) for c in tuple(colour)[:3])
+    return f"#{r:02X}{g:02X}{b:02X}"

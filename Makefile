@@ -25,6 +25,11 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
+# README's results block, regenerated from the runs in mlruns/ (machine, date and load included)
+.PHONY: results
+results:
+	$(OPTLAB) report --markdown --readme README.md
+
 # speed ratios (a)-(e) vs a textbook PyTorch loop, side by side; BENCH_ARGS="--quick" or "--threads 1"
 bench:
 	$(PY) -m optlab bench $(BENCH_ARGS)
@@ -48,6 +53,8 @@ SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/me
 WORKERS ?= 2
 .PHONY: sweep
 sweep:
-	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
-	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
-	  echo "== $$f took $$(( $$(date +%s) - start )) s"; done; exit $$status
+	@status=0; all=$$(date +%s); for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; start=$$(date +%s); \
+	  $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
+	  echo "== $$f took $$(( $$(date +%s) - start )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; done; \
+	echo "== all sweeps took $$(( $$(date +%s) - all )) s on $$(nproc) cores"; exit $$status

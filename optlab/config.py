@@ -59,6 +59,7 @@ class RunConfig:
     eval_every: int | None = None        # steps between evaluations; None: about 50 per run
     log_every: int = 1                   # steps between per-step metric points
     probe_curvature: bool = False        # at the end, log the loss Hessian's top eigenvalue and trace
+    probe_noise_scale: bool = False      # during training, log the gradient noise scale's |G|^2 and tr(Sigma)
     dtype: str = "float32"
     device: str = "cpu"
     experiment: str = "default"
@@ -123,7 +124,8 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Stable hash of everything that defines the run (not its experiment, display name or probes)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("experiment", "run_name", "probe_curvature")}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in ("experiment", "run_name", "probe_curvature", "probe_noise_scale")}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:

@@ -12,8 +12,9 @@ from optlab.reports import build_report
 from optlab.reports.chart import Chart
 from optlab.reports.model import Figure, Note, Table
 
-SECTION_TITLES = ["Convergence", "Time to target", "Batch-size effects", "Random-label memorization",
-                  "Inside the network", "Landscapes", "Reproducibility"]
+SECTION_TITLES = ["Convergence and final results", "Time to target and performance profiles",
+                  "Learning-rate sensitivity", "Batch-size effects", "Random-label memorization", "Inside the network",
+                  "Landscapes", "Reproducibility"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def fixture_report(tmp_path_factory):
         mp.setenv("OPTLAB_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        build_store()
+        build_store(home)
         report = build_report(home / "out", progress=True)
         yield report
     torch.set_num_threads(threads)
@@ -47,27 +48,36 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     report = fixture_report
     assert report.errors == [] and report.warnings == []
     assert [s.title for s in report.sections] == SECTION_TITLES
-    for section in report.sections[:6]:
+    by_title = {s.title: s for s in report.sections}
+    for section in report.sections[:7]:
         assert not section.missing, section.title
         assert figures(section), f"{section.title} has no figure"
-    for section in report.sections[:5]:  # figures from runs name their experiment, runs and seeds
-        for fig in figures(section):
-            assert "experiment" in fig.caption and "seed" in fig.caption, fig.caption
-    # the convergence figures are interactive charts, one per cost axis, never more than 8 lines a panel
-    charts = blocks(report.sections[0], Chart)
-    assert len(charts) == 6 and all(c.max_panel_lines() <= 8 for c in charts)
-    assert {c.x for c in charts} == {"epoch", "samples_seen", "wall_time", "evaluations", "gradient_evaluations",
-                                     "gradient_equivalents"}
-    # time to target: adam and momentum reach 0.8 on digits in 3 epochs, full-batch gd (3 steps) does not
-    table = blocks(report.sections[1], Table)[0].frame.set_index("strategy")
-    assert table.loc["adam", "reached"] == "2/2" and table.loc["gd", "reached"] == "0/2"
-    # batch size: the fixed-lr series is labelled confounded, B_simple is estimated
-    batch = report.sections[2]
+    for title in SECTION_TITLES[:6]:  # figures from runs name their workload
+        for fig in figures(by_title[title]):
+            assert "orkload" in fig.caption, fig.caption
+    # convergence: one heading per workload; the reference workload has curves, a final table and a matrix;
+    # the stop-at-target workload defers to time to target
+    conv = by_title["Convergence and final results"]
+    assert [n.text for n in blocks(conv, Note) if n.kind == "heading"] == ["Workload digits-short",
+                                                                           "Workload digits-long"]
+    final = blocks(conv, Table)[0].frame.set_index("strategy")
+    assert set(final.index) == {"adam", "momentum", "gd"} and set(final["seeds"]) <= {"3/3"}
+    assert all("[" in v for v in final["test acc"])            # an interval, not a bare mean
+    assert any(f.caption.startswith("Who beats whom") for f in blocks(conv, Figure))
+    # time to target: every workload's table; a profile over the two workloads
+    ttt = by_title["Time to target and performance profiles"]
+    assert len([t for t in blocks(ttt, Table) if "Kaplan-Meier" in t.caption]) == 2
+    assert any("Performance profiles of 'convergence'" in f.caption for f in blocks(ttt, Figure))
+    # batch size: the fixed-lr series is labelled confounded; the noise scale is measured at the same parameters
+    batch = by_title["Batch-size effects"]
     assert any("confound" in n.text for n in blocks(batch, Note))
-    assert "B_simple ≈" in blocks(batch, Figure)[0].caption
-    # memorization compares both widths
-    assert "hidden 16" in blocks(report.sections[3], Table)[0].caption
-    assert "hidden 64" in blocks(report.sections[3], Table)[0].caption
+    assert any("B_simple = tr Σ / |G|²" in t.caption for t in blocks(batch, Table))
+    # memorization compares both widths, with intervals
+    mem = blocks(by_title["Random-label memorization"], Table)[0]
+    assert "hidden 16" in mem.caption and "hidden 64" in mem.caption
+    # claims come from the numbers
+    inside = [n.text for n in blocks(by_title["Inside the network"], Note)]
+    assert any(t.startswith("Mean top confidence") for t in inside)
 
 
 def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_links(fixture_report):
@@ -199,32 +209,37 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
     report = build_report(tmp_path / "out", progress=False)
     assert report.errors == []
     by_title = {s.title: s for s in report.sections}
-    expected = {"Convergence": "convergence", "Time to target": "convergence",
-                "Batch-size effects": "batch_size", "Random-label memorization": "memorization",
-                "Inside the network": "convergence"}
+    expected = {"Convergence and final results": "convergence", "Time to target and performance profiles": "convergence",
+                "Learning-rate sensitivity": "convergence", "Batch-size effects": "batch_size",
+                "Random-label memorization": "memorization", "Inside the network": "convergence"}
     for title, experiment in expected.items():
         notes = [n.text for n in blocks(by_title[title], Note) if n.kind == "missing"]
         assert any(f"SWEEP=experiments/{experiment}.toml make sweep" in n and "not run yet" in n for n in notes), title
     assert blocks(by_title["Landscapes"], Figure)  # computed live, needs no runs
     html = report.html.read_text()
-    assert html.count("not run yet") >= 5
+    assert html.count("not run yet") >= 6
     assert report.pdf.stat().st_size > 0
 
 
-def test_noise_scale_recovers_a_known_gradient_noise_scale():
-    from optlab.reports.batch_size import noise_scale
+def test_markdown_results_come_from_the_store_and_replace_only_the_readme_block(fixture_report, tmp_path, capsys):
+    from optlab.cli import main
+    from optlab.reports.markdown import BEGIN, END
 
-    g2, trace = 0.5, 40.0  # E|g_B|^2 = |G|^2 + tr(Sigma)/B
-    sq = pd.Series({b: g2 + trace / b for b in (4, 16, 256)})
-    pairs = noise_scale(sq)
-    assert np.allclose(pairs["|G|^2"], g2) and np.allclose(pairs["tr Sigma"], trace)
-    assert np.allclose(pairs["B_simple"], trace / g2)
-    broken = noise_scale(pd.Series({4: 1.0, 16: 2.0}))  # norm grows with B: no valid estimate
-    assert broken["B_simple"].isna().all()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\n## after\n")
+    home = fixture_report.html.parent.parent
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert main(["report", "--markdown", "--readme", str(readme), "--tracking-uri", uri]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\n\nintro\n\n" + BEGIN) and text.endswith(END + "\n\n## after\n")
+    assert "old numbers" not in text
+    assert "**Workload `digits-short`**" in text and "Performance profile over the 2 workloads" in text
+    assert "load average" in text and "machine" in text
+    assert "**Batch size**" in text and "**Random-label memorization**" in text
 
 
-def test_cli_rejects_a_bad_target(capsys):
+def test_cli_refuses_readme_without_markdown(capsys):
     from optlab.cli import main
 
-    assert main(["report", "--target", "2"]) == 2
-    assert "--target" in capsys.readouterr().err
+    assert main(["report", "--readme", "README.md"]) == 2
+    assert "--readme 'README.md' needs --markdown" in capsys.readouterr().err

@@ -61,6 +61,9 @@ def add_parser(sub):
     r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
     r.add_argument("--probe-curvature", action="store_true", default=None,
                    help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
+    r.add_argument("--probe-noise-scale", action="store_true", default=None,
+                   help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), measured at two batch "
+                        "sizes at the same parameters (McCandlish et al. 2018)")
     r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
     r.add_argument("--run-name")
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -73,7 +76,8 @@ def add_parser(sub):
 CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
                "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
                "init", "cost", "label_noise", "variant", "standardize", "train_size", "dtype", "device", "seed",
-               "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "experiment", "run_name")
+               "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "probe_noise_scale",
+               "experiment", "run_name")
 
 
 def config_from_args(args):

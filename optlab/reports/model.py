@@ -34,7 +34,11 @@ class Table:
 @dataclass
 class Note:
     text: str
-    kind: str = "info"        # info | missing | warning
+    kind: str = "info"        # info | missing | warning | heading (a sub-heading, e.g. one per workload)
+
+
+def heading(text: str) -> Note:
+    return Note(text, kind="heading")
 
 
 @dataclass

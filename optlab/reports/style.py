@@ -15,7 +15,8 @@ from optlab.reports.load import quiet_warnings  # noqa: E402
 def setup() -> None:
     quiet_warnings()
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "axes.titleweight": "bold",
+    plt.rcParams.update({"figure.max_open_warning": 0,  # a report holds dozens of figures until it is written
+                         "figure.dpi": 100, "savefig.dpi": 110, "axes.titleweight": "bold",
                          "legend.fontsize": 8, "legend.title_fontsize": 8})
 
 

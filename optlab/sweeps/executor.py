@@ -1,5 +1,10 @@
 """Run a sweep's points: in this process, on a local process pool, or as Ray tasks.
 
+Protocol (tune, then rerun): phase 1 runs the tuning trials (and the points of an untuned sweep),
+batched where the engine can; the selection is read back from the store; phase 2 runs the reported
+runs — the selected configuration of every group on the fresh rerun seeds, strategies run as given,
+and series — one at a time (`batched=False`), so each reported run's wall time is its own.
+
 The parent process creates the store, the experiment and the parent run before any worker starts
 (several processes creating a fresh SQLite store at once crash); workers get the tracking URI, the
 experiment id and the parent run id, and each point becomes one nested child run. Points are sent
@@ -53,6 +58,15 @@ class SweepReport:
     table: str
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)   # (point label, reason)
+    reruns: list[Point] = field(default_factory=list)                # the selected configurations' reruns
+    phase_seconds: dict[str, float] = field(default_factory=dict)    # tuning / reruns / points
+    objective: str | None = None
+    load: tuple[str, str] = ("", "")                                 # load averages at start and end
+
+    @property
+    def edge_flags(self) -> list[tuple[str, str]]:
+        """(group, message) for every selection at the edge of its tuning grid."""
+        return [(group, flag.text()) for group, s in self.selections.items() for flag in s.edge]
 
 
 # ---- the worker side ------------------------------------------------------------------------
@@ -132,34 +146,90 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
                                                 {"workers": workers, "backend": backend})
     owner = resume.owner_id()
-    pending = [p for p in spec.points if p.point_hash not in state.finished]
-    skipped = len(spec.points) - len(pending)
     if progress:
-        print(f"sweep {spec.name}: {len(spec.points)} points, {skipped} already finished, "
-              f"{len(pending)} to run" + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
+        reruns = (f" + {sum(len(spec.rerun_seeds) for g in spec.groups.values() if g.tuned)} reruns of the "
+                  f"selected configurations" if spec.objective else "")
+        print(f"sweep {spec.name}: {len(spec.points)} points{reruns}, {len(state.finished)} already finished"
+              + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
               + f" [{backend}, {workers} worker{'s' if workers > 1 else ''}] parent run {parent_run_id}",
               file=sys.stderr)
+    from optlab.tracking import provenance
+
+    load_start = provenance.load_average()
     threads = 1  # one torch thread per worker: on shared cores more threads ran 3-9x slower
-    tasks = [Task(tuple((p.config, {**p.tags(spec.name), resume.OWNER_TAG: owner}) for p in chunk), uri,
-                  experiment_id, parent_run_id, batched, threads)
-             for chunk in chunk_points(pending, workers)]
-    status, outcomes = "KILLED", []
+    context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress)
+    status, outcomes, phases = "KILLED", [], {}
     try:
-        if backend == "ray":
-            _run_ray(tasks, address, workers, progress, outcomes)
-        elif workers == 1:
-            _run_local(tasks, progress, outcomes)
-        else:
-            _run_pool(tasks, workers, progress, outcomes)
+        phase_started = time.perf_counter()
+        first = [p for p in spec.points if p.role != "rerun"]
+        outcomes += run_phase(spec, first, set(state.finished), context, batched=batched, label="tuning"
+                              if spec.objective else "points")
+        phases["tuning" if spec.objective else "points"] = time.perf_counter() - phase_started
+        if spec.objective:
+            phase_started = time.perf_counter()
+            reported = reported_points(spec, client, experiment_id)
+            outcomes += run_phase(spec, reported, set(state.finished), context, batched=False, label="reruns")
+            phases["reruns"] = time.perf_counter() - phase_started
         status = "FINISHED"
     finally:
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
-        labels = {p.point_hash: p.config.label() for p in spec.points}
-        report.failures += [(labels[o.point_hash], o.reason) for o in outcomes if o.status == "ERROR"]
+        labels = {p.point_hash: p.config.label() for p in spec.points + report.reruns}
+        report.failures += [(labels.get(o.point_hash, o.point_hash), o.reason) for o in outcomes
+                            if o.status == "ERROR"]
         report.seconds = time.perf_counter() - started
-        resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
+        report.phase_seconds = phases
+        report.load = (load_start, provenance.load_average())
+        # the timing's context: which machine, and how busy it was (1/5/15-minute load) at start and end
+        resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1),
+                                                     **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
+                                                     "workers": workers, "machine": provenance.machine(),
+                                                     "load_start": report.load[0], "load_end": report.load[1]},
                              status)
     return report
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where and how a phase runs its points."""
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    owner: str
+    threads: int
+    backend: str
+    address: str | None
+    workers: int
+    progress: bool
+
+
+def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool,
+              label: str) -> list[Outcome]:
+    """Run the points of one phase that are not finished yet; `batched` lets the engine train
+    compatible points together (tuning), or not (reported runs, timed alone)."""
+    pending = [p for p in points if p.point_hash not in finished]
+    if context.progress and points:
+        print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
+              f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
+    tasks = [Task(tuple((p.config, {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
+                  context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
+             for chunk in chunk_points(pending, context.workers)]
+    outcomes: list[Outcome] = []
+    if context.backend == "ray":
+        _run_ray(tasks, context.address, context.workers, context.progress, outcomes)
+    elif context.workers == 1:
+        _run_local(tasks, context.progress, outcomes)
+    else:
+        _run_pool(tasks, context.workers, context.progress, outcomes)
+    return outcomes
+
+
+def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
+    """Phase 2's points: strategies run as given and series (known up front), and the reruns of each
+    group's selected trial as the store now says (a failed group reruns nothing)."""
+    latest = latest_runs(client, experiment_id, spec)
+    _, selections = read_selection(spec, latest)
+    known = [p for p in spec.points if p.role == "rerun"]
+    return known + spec.reruns({g: s.trial for g, s in selections.items()})
 
 
 def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
@@ -242,21 +312,51 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
 
 
 # ---- after the points -----------------------------------------------------------------------
-def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
-              finished_before: set[str]) -> SweepReport:
-    """Read the sweep back from the store: statuses per point, tuning selection, the table."""
+def latest_runs(client, experiment_id: str, spec: SweepSpec) -> dict[str, object]:
+    """The run of each point hash that counts: a FINISHED run wins; otherwise the most recent attempt."""
     latest: dict[str, object] = {}
     for run in resume.children(client, experiment_id, spec.name):
         point = run.data.tags.get("optlab.point_hash")
         best = latest.get(point)
-        # a FINISHED run wins; otherwise the most recent attempt
         if best is None or _rank(run) > _rank(best):
             latest[point] = run
-    trials, rows, failures = [], defaultdict(lambda: defaultdict(int)), []
+    return latest
+
+
+def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], dict[str, tuning.Selection]]:
+    """The tuning trials recorded so far and each group's selection (reads validation metrics only)."""
+    trials = []
     for point in spec.points:
         run = latest.get(point.point_hash)
+        if point.role == "tuning" and run is not None and run.info.status in ("FINISHED", "FAILED"):
+            trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status,
+                                       dict(run.data.metrics)))
+    selections = tuning.select(trials, spec.objective, spec.groups) if spec.objective else {}
+    return trials, selections
+
+
+def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
+              finished_before: set[str]) -> SweepReport:
+    """Read the sweep back from the store: statuses per point, tuning selection, reruns, the table.
+    Tags every trial selected true/false and every rerun of an earlier, different selection false."""
+    from mlflow.entities import RunTag
+
+    latest = latest_runs(client, experiment_id, spec)
+    trials, selections = read_selection(spec, latest)
+    if trials:
+        tuning.mark(client, trials, selections)
+    reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
+    points = spec.points + reruns
+    current = {p.point_hash for p in points}
+    for run in latest.values():
+        if (run.data.tags.get("optlab.role") == "rerun" and run.data.tags.get("optlab.point_hash") not in current
+                and run.data.tags.get("optlab.selected") != "false"):
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.selected", "false")])
+    rows, failures = defaultdict(lambda: defaultdict(int)), []
+    for point in points:
+        run = latest.get(point.point_hash)
         status = run.info.status if run is not None else "MISSING"
-        key = point.group if point.role == "tuning" else (f"series {point.series}" if point.series else "points")
+        key = (f"series {point.series}" if point.series else point.group if point.group else "points")
         row = rows[key]
         row["points"] += 1
         if point.point_hash in finished_before:
@@ -268,31 +368,44 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
             failures.append((point.config.label(), run.data.tags.get("optlab.failure_reason", "")))
         else:
             row["missing"] += 1
-        if point.role == "tuning" and run is not None and status in ("FINISHED", "FAILED"):
-            trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, status, dict(run.data.metrics)))
-    selections = tuning.select(trials, spec.objective) if spec.objective else {}
-    if trials:
-        tuning.mark(client, trials, selections)
+        if point.group is not None:
+            row["trials"] = point.trials or 0
     for group, selection in selections.items():
-        rows[group]["selected"] = f"{selection.trial} ({spec.objective} {selection.score:.4g})"
+        rows[group]["selected"] = selection.text(spec.objective)
+        rows[group]["edge"] = "; ".join(flag.text() for flag in selection.edge)
+    for name, group in spec.groups.items():
+        if group.tuned and name in rows and name not in selections:
+            rows[name]["selected"] = "nothing (every trial failed)"
+        elif not group.tuned and name in rows:
+            rows[name]["selected"] = "(as given)"
     counts = {k: sum(int(r.get(k, 0)) for r in rows.values())
               for k in ("points", "finished", "failed", "skipped", "missing")}
     counts["selected"] = sum(len(s.run_ids) for s in selections.values())
-    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures)
+    counts["reruns"] = len(reruns) + sum(p.role == "rerun" for p in spec.points)
+    order = {name: i for i, name in enumerate(spec.groups)}
+    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts, order), 0.0,
+                       failures, reruns=reruns, objective=spec.objective)
 
 
 def _rank(run) -> tuple[int, int]:
     return (run.info.status == "FINISHED", run.info.start_time or 0)
 
 
-def _table(rows: dict, counts: dict) -> str:
+def _table(rows: dict, counts: dict, order: dict) -> str:
     import pandas as pd
 
-    columns = ["points", "finished", "failed", "skipped", "missing", "selected"]
+    columns = ["points", "finished", "failed", "skipped", "missing", "trials", "selected", "edge of grid"]
     # tuning groups first, in file order; untuned points and series after them
-    rows = dict(sorted(rows.items(), key=lambda kv: kv[0] == "points" or kv[0].startswith("series ")))
-    frame = pd.DataFrame([{c: row.get(c, 0 if c != "selected" else "") for c in columns} for row in rows.values()],
-                         index=list(rows))
-    frame.loc["total"] = [counts[c] for c in columns[:-1]] + [f"{counts['selected']} runs"]
+    keys = sorted(rows, key=lambda k: (k not in order, order.get(k, 0), k))
+    frame = pd.DataFrame([{c: rows[k].get("edge" if c == "edge of grid" else c, "" if c in columns[5:] else 0)
+                           for c in columns} for k in keys], index=keys)
+    if not (frame["edge of grid"] != "").any():
+        frame = frame.drop(columns=["edge of grid"])
+    if not order:
+        frame = frame.drop(columns=["trials", "selected"])
+    total = {c: counts[c] for c in columns[:5]}
+    if order:
+        total["selected"] = f"{counts['selected']} trial runs selected, {counts['reruns']} reruns"
+    frame.loc["total"] = [total.get(c, "") for c in frame.columns]
     frame.index.name = "group"
     return frame.to_string()

@@ -74,6 +74,22 @@ def matplotlib_dash(family: str | None):
     return MATPLOTLIB_DASHES[dash(family)]
 
 
+SECOND_ORDER = ("lbfgs", "newton_cg", "kfac", "newton")
+ZEROTH_ORDER = ("spsa", "fd")
+
+
+def family(strategy: str) -> str:
+    """The family of a strategy known here (ng:NAME is zeroth-order); 'other' for an unknown name."""
+    strategy = str(strategy)
+    if strategy in FIRST_ORDER_KINDS:
+        return "first-order"
+    if strategy in SECOND_ORDER:
+        return "second-order"
+    if strategy in ZEROTH_ORDER or strategy.startswith("ng:"):
+        return "zeroth-order"
+    return "other"
+
+
 def family_order(family: str) -> int:
     return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
 
@@ -82,6 +98,13 @@ def strategy_order(strategy: str) -> tuple[int, str]:
     """Sort key: the table's order (families together), unknown strategies after, by name."""
     names = list(STRATEGY_COLORS)
     return (names.index(strategy), "") if strategy in STRATEGY_COLORS else (len(names), str(strategy))
+
+
+PANEL_GROUPS = ("first-order: SGD & momentum", "first-order: adaptive", "second-order", "zeroth-order")
+
+
+def panel_order(group: str) -> tuple[int, str]:
+    return (PANEL_GROUPS.index(group), "") if group in PANEL_GROUPS else (len(PANEL_GROUPS), group)
 
 
 def panel_group(strategy: str, family: str | None) -> str:

@@ -39,6 +39,7 @@ class Chart:
     colors: dict | None = None        # colour-column value -> colour, for lines that are not strategies
     label: str | None = None
     dash: str | None = "family"
+    dashes: dict | None = None        # dash-column value -> plotly dash name, instead of the family's style
     low: str | None = None
     high: str | None = None
     row: str | None = None
@@ -49,12 +50,14 @@ class Chart:
     y_title: str | dict = ""
     log_x: bool | dict = False        # a dict maps a col (or row) value to True/False
     log_y: bool | dict = False
+    col_titles: bool = True           # False: columns are told apart by their x-axis titles alone
     share_x: bool = False
     share_y: bool = False
     mode: str = "lines"               # lines | lines+markers | markers
     step: bool = False                # draw as a staircase (a performance profile)
     title: str = ""
     hover: list[str] = field(default_factory=list)   # extra columns shown on hover
+    spans: list[dict] = field(default_factory=list)  # shaded x intervals: {col, low, high, label, color}
     max_lines: int = MAX_LINES
 
     def __post_init__(self):
@@ -86,6 +89,10 @@ class Chart:
         ordered = [v for g in given for v in present if v == g or _stem(v) == g]
         return ordered + [v for v in present if v not in ordered]
 
+    def panel_spans(self, col) -> list[dict]:
+        """The shaded x intervals of a column's panels (a span without `col` shades every panel)."""
+        return [sp for sp in self.spans if sp.get("col") in (None, col) or sp.get("col") == _stem(col)]
+
     def panel(self, row, col) -> pd.DataFrame:
         mask = pd.Series(True, index=self.data.index)
         if self.row is not None:
@@ -106,7 +113,7 @@ class Chart:
 
     def panel_title(self, row, col) -> str:
         """A column's name above its top panel (rows are named by their y-axis title)."""
-        if col is None or str(col) == "" or (self.row is not None and row != self.rows[0]):
+        if not self.col_titles or col is None or str(col) == "" or (self.row is not None and row != self.rows[0]):
             return ""
         return str(col)
 
@@ -143,7 +150,9 @@ class Chart:
         if self.mode != "lines" and not marker:
             marker = "circle"
         colour = self.colors.get(first[self.color], palette.color(strategy)) if self.colors else palette.color(strategy)
-        return {"color": _hex(colour), "dash": palette.dash(family) if self.dash else "solid",
+        dash = (self.dashes.get(first[self.dash], "solid") if self.dashes else palette.dash(family)) if self.dash \
+            else "solid"
+        return {"color": _hex(colour), "dash": dash,
                 "family": family, "marker": marker}
 
     # ---- the at-most-max_lines rule ---------------------------------------------------------------

@@ -70,6 +70,12 @@ def figure(chart: Chart):
                     line_shape="hv" if chart.step else "linear", customdata=custom, hovertemplate=template),
                     row=i, col=j)
                 shown.add(group)
+            for span in chart.panel_spans(c):
+                group = span["label"]
+                fig.add_vrect(x0=span["low"], x1=span["high"], row=i, col=j, fillcolor=span.get("color", "#d62728"),
+                              opacity=0.15, line_width=0, name=group, legendgroup=group,
+                              showlegend=group not in shown)
+                shown.add(group)
             # the x variable is the same down a column of panels: its title under the bottom panel only
             x_title = (chart.panel_value(chart.x_title, r, c) or chart.x) if i == len(rows) else ""
             fig.update_xaxes(title_text=x_title,

@@ -14,7 +14,7 @@ from optlab.reports import style
 from optlab.reports.chart import Chart
 
 PRINT_WIDTH = 10.2          # inches: A4 landscape minus margins
-MAX_HEIGHT = 4.4            # inches (112 mm): leaves room on the page for a heading, an intro and the caption
+MAX_HEIGHT = 3.8            # inches (97 mm): leaves room on the page for a heading, an intro and the caption
 LEGEND_WIDTH = 2.1          # inches reserved right of the panels
 MPL_MARKERS = {"": None, "circle": "o", "square": "s", "triangle-up": "^", "diamond": "D", "x": "x",
                "star": "*", "triangle-down": "v"}
@@ -47,11 +47,14 @@ def figure(chart: Chart):
                     ax.fill_between(x, low, line[chart.high].to_numpy(float), color=s["color"], alpha=0.16,
                                     linewidth=0, step="post" if chart.step else None)
                 marker = MPL_MARKERS.get(s["marker"]) or ("o" if "markers" in chart.mode else None)
-                linestyle = "none" if chart.mode == "markers" else palette.matplotlib_dash(s["family"])
+                linestyle = "none" if chart.mode == "markers" else palette.MATPLOTLIB_DASHES[s["dash"]]
                 (handle,) = ax.plot(x, line[chart.y].to_numpy(float), color=s["color"], linestyle=linestyle,
                                     marker=marker, markersize=3.5, markevery=_markevery(len(x)),
                                     linewidth=1.5, drawstyle=drawstyle)
                 handles.setdefault(str(label), handle)
+            for span in chart.panel_spans(c):
+                handle = ax.axvspan(span["low"], span["high"], color=span.get("color", "#d62728"), alpha=0.15, lw=0)
+                handles.setdefault(span["label"], handle)
             if chart.panel_value(chart.log_x, r, c, False):
                 ax.set_xscale("log")
                 _plain_log_labels(ax.xaxis)
@@ -73,7 +76,8 @@ def figure(chart: Chart):
     right = 1 - LEGEND_WIDTH / PRINT_WIDTH
     fig.tight_layout(rect=(0, 0, right, 1))
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(right, 0.5),
+        labels = [textwrap.fill(label, 30) for label in handles]  # long entries wrap inside the legend column
+        fig.legend(list(handles.values()), labels, loc="center left", bbox_to_anchor=(right, 0.5),
                    frameon=False, fontsize=8, handlelength=2.6)
     return fig
 

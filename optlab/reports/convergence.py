@@ -16,6 +16,7 @@ import pandas as pd
 from optlab.analysis import stats
 from optlab.reports import claims, plots, style, workloads
 from optlab.reports.load import Store
+from optlab.reports.chart import Chart
 from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
 
 TITLE = "Convergence and final results"
@@ -97,7 +98,8 @@ def add_workload(section: Section, store: Store, runs: pd.DataFrame, trials, wor
                          f"values are not comparable; its results are the time to target (section 2)."))
         return
     hist = store.history(runs, label=f"{workload} histories")
-    section.add(curves_figure(runs, hist, result.caption))
+    for chart in curves_figure(runs, hist, result.caption):
+        section.add(chart)
     section.add(Table(result.table, f"Final values per strategy, mean [95 % bootstrap CI] over seeds, with the "
                                     f"selected configuration and its tuning budget (trials). {result.caption}."))
     if result.pairs is not None:
@@ -108,8 +110,7 @@ def add_workload(section: Section, store: Store, runs: pd.DataFrame, trials, wor
                          f"cut off a better value.", kind="warning"))
 
 
-def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> Figure:
-    colors = style.palette(runs["label"])
+def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[Chart]:
     axes = [(x, name) for x, name in X_AXES if x in hist and hist[x].notna().any()]
     if "evaluations" in dict(axes) and not (runs["family"] == "zeroth-order").any():
         axes = [(x, n) for x, n in axes if x != "evaluations"]  # the same as steps for first-order runs
@@ -119,21 +120,12 @@ def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> Figur
     both = hist[["epoch", "gradient_equivalents"]].dropna() if "gradient_equivalents" in hist else None
     if both is not None and len(both) and np.allclose(both["epoch"], both["gradient_equivalents"]):
         axes = [(x, n) for x, n in axes if x != "gradient_equivalents"]  # first-order only: the same as epochs
-    fig, grid = style.figure(len(METRICS), len(axes), width=4.3, height=3.3)
-    for i, (metric, metric_label) in enumerate(METRICS):
-        for j, (x, x_label) in enumerate(axes):
-            ax = grid[i][j]
-            logx = x != "epoch" and plots.spans_decades(hist[x])
-            plots.band_lines(ax, hist, x, metric, "label", colors, logx=logx)
-            if metric == "train_loss":
-                ax.set_yscale("log")
-            ax.set_xlabel(x_label)
-            ax.set_ylabel(metric_label)
-    plots.legend_outside(fig, grid[0][-1], "strategy")
-    fig.tight_layout()
+    data, log_x = plots.band_frame(runs, hist, axes, METRICS)
     wall = ("" if timed_alone else " Wall time is not drawn: some runs were timed inside a batch "
             f"({', '.join(sorted(set(runs['timing'])))}).")
-    return Figure(fig, f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}.{wall} {caption}.")
+    text = f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}; colour = strategy, line style = family.{wall}"
+    return plots.axis_charts(data, log_x, [label for _, label in METRICS], {"train loss": True},
+                             f"{text} {caption}.")
 
 
 def final_table(runs: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:

@@ -30,6 +30,12 @@ def palette(labels) -> dict:
             for label in labels}
 
 
+def sequential(n: int) -> list:
+    """n colours along an ordered scale (viridis without its pale yellow end), for ordered lines such as
+    label-noise levels or batch sizes."""
+    return [tuple(c) for c in sns.color_palette("viridis", n + 1)[:n]] if n else []
+
+
 def _strategy_of(label: str) -> str | None:
     first = label.split(" ", 1)[0]
     return first if first in strategy_colors.STRATEGY_COLORS or first.startswith("ng:") else None

@@ -25,11 +25,14 @@ eval_every = 10
 
 [grid]
 strategy = ["minibatch", "adam"]
-seed = [0, 1]
 
 [tune]
 lr = [0.1, 0.5]
 objective = "train_loss"
+seeds = [0]
+
+[rerun]
+seeds = [100, 101]
 
 [overrides.adam.tune]
 lr = [0.003, 0.03]
@@ -58,6 +61,9 @@ def test_a_sweep_experiment_is_model_training_described_and_has_the_saved_view(s
     tags = swept["experiment"].tags
     assert tags[ui.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert tags[ui.NOTE_TAG] == "minibatch vs adam on digits, lr tuned per strategy"
+    groups = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.GROUPS_VIEW_ID])
+    assert groups["searchFilter"] == "tags.`optlab.role` = 'group'"
+    assert "metrics.`final/val_accuracy/ci_low`" in groups["selectedColumns"]
     state = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.VIEW_ID])
     assert state["runsHiddenMode"] == "SHOW_ALL"  # every run drawn, not the first 10
     assert "metrics.`val_accuracy`" in state["selectedColumns"]
@@ -77,12 +83,15 @@ def test_the_parent_run_says_what_the_sweep_compares_and_how_to_read_it(swept):
     assert note.startswith("minibatch vs adam on digits")
     assert "`minibatch`, `adam`" in note and "lr ∈ {0.003, 0.03, 0.1, 0.5}" in note
     assert "`train_loss`" in note and "optlab.selected=true" in note
-    assert "Seeds**: 0, 1" in note and ui.VIEW_NAME in note
+    assert "Seeds**: 0" in note and ui.VIEW_NAME in note and ui.GROUPS_VIEW_NAME in note
 
 
 def test_every_run_carries_its_strategys_colour(swept):
-    children = [r for r in swept["runs"] if r.data.tags.get("optlab.role") != "parent"]
-    assert len(children) == 8
+    children = [r for r in swept["runs"] if r.data.tags.get("optlab.role") not in ("parent", "group")]
+    assert len(children) == 8  # 4 tuning trials, 4 reruns
+    groups = [r for r in swept["runs"] if r.data.tags.get("optlab.role") == "group"]
+    assert len(groups) == 2 and all(g.data.tags[ui.RUN_COLOR_TAG] == palette.color(g.data.tags["optlab.strategy"])
+                                    for g in groups)
     for run in children:
         assert run.data.tags[ui.RUN_COLOR_TAG] == palette.color(run.data.tags["optlab.strategy"])
 

@@ -32,11 +32,14 @@ eval_every = 10
 
 [grid]
 strategy = ["minibatch", "adam"]
-seed = [0, 1]
 
 [tune]
 lr = [0.1, 0.5]
 objective = "train_loss"
+seeds = [0]
+
+[rerun]
+seeds = [100, 101]
 
 [overrides.adam.tune]
 lr = [0.003, 0.03]
@@ -140,28 +143,37 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     assert errors == []
 
 
-def test_the_saved_view_lists_every_run_once_by_a_unique_name_and_charts_the_curves(served):
+def test_the_saved_views_list_runs_by_unique_names_with_one_group_run_per_configuration(served):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    children = [r for r in served["runs"] if r.data.tags.get("optlab.role") != "parent"]
-    names = [r.info.run_name for r in children]
-    assert len(set(names)) == len(names) == 8  # unique within the experiment
+    role = {r.info.run_id: r.data.tags.get("optlab.role") for r in served["runs"]}
+    names = {r.info.run_id: r.info.run_name for r in served["runs"] if role[r.info.run_id] != "parent"}
+    assert len(set(names.values())) == len(names) == 10  # 4 trials, 4 reruns, 2 groups: unique in the experiment
+    groups = [n for i, n in names.items() if role[i] == "group"]
+    trials = [n for i, n in names.items() if role[i] == "tuning"]
+    experiment_id = served["experiment"].experiment_id
     driver = chromium()
     try:
-        driver.get(ui.view_url(served["base"], served["experiment"].experiment_id))
-        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in names))
-        links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a") if a.text]
-        text = body_text(driver)
-        # the chart view of the same saved view
-        driver.get(ui.view_url(served["base"], served["experiment"].experiment_id) + "&compareRunsMode=CHART")
+        # every run but the parent: trials, and each group run with its seed runs nested under it
+        driver.get(ui.view_url(served["base"], experiment_id))
+        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups + trials))
+        runs_links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a") if a.text]
+        runs_text = body_text(driver)
+        # one line per configuration: the group runs alone, with their intervals, and their curves
+        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID))
+        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups)
+                                        and "2 matching runs" in body_text(d))
+        groups_text = body_text(driver)
+        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID) + "&compareRunsMode=CHART")
         WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d))
         charts = body_text(driver)
         errors = console_errors(driver)
     finally:
         driver.quit()
-    assert all(links.count(n) == 1 for n in names), links
-    assert f"{len(names)} matching runs" in text  # the children only: the parent is filtered out of the view
-    assert ui.VIEW_NAME in text and "val_accuracy" in text
+    assert all(runs_links.count(n) == 1 for n in groups + trials), runs_links
+    assert "10 matching runs" in runs_text and ui.VIEW_NAME in runs_text and "val_accuracy" in runs_text
+    assert ui.GROUPS_VIEW_NAME in groups_text and "final/val_accuracy/ci_low" in groups_text
+    assert not any(t in groups_text for t in trials)
     assert "Work counters" in charts and "gradient_equivalents" in charts
     assert errors == []

@@ -37,7 +37,7 @@ def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
 def main(args) -> int:
     from optlab.errors import ConfigError
     from optlab.tracking.store import client, display_uri, tracking_uri
-    from optlab.tracking.ui import describe_experiment, view_url
+    from optlab.tracking.ui import GROUPS_VIEW_ID, describe_experiment, view_url
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
@@ -54,7 +54,9 @@ def main(args) -> int:
         describe_experiment(store, experiment.experiment_id)
     print(f"MLflow UI on {base} (store {display_uri(uri)}); Ctrl-C stops it.", flush=True)
     for experiment in experiments:
-        print(f"  {experiment.name:<16} {view_url(base, experiment.experiment_id)}", flush=True)
+        print(f"  {experiment.name:<16} runs:           {view_url(base, experiment.experiment_id)}", flush=True)
+        print(f"  {'':<16} configurations: {view_url(base, experiment.experiment_id, GROUPS_VIEW_ID)}",
+              flush=True)
     if not experiments:
         print("  no optlab runs yet: `make demo` or `make sweep` records some", flush=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}

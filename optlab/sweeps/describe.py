@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from optlab.tracking.ui import VIEW_NAME
+from optlab.tracking.ui import GROUPS_VIEW_NAME, VIEW_NAME
 
 # settings a reader needs to know are fixed (in this order), when they are the same for every point
 FIXED_KEYS = ("dataset", "train_size", "label_noise", "variant", "hidden", "activation", "cost", "init",
@@ -74,7 +74,10 @@ def parent_description(spec) -> str:
         lines.append("**Series**: " + ", ".join(f"`{s}`" for s in series)
                      + " (extra runs over the same grid with fixed values, tagged `optlab.series`).")
     lines += ["", "**How to read it**: each child run is one point; its name says what differs from the "
-              f"others. In this experiment's *Views* menu, *{VIEW_NAME}* lists every run with its final "
-              "validation and test metrics and draws the learning curves against gradient-equivalents and "
-              "wall time, one colour per strategy. `optlab report` draws the same runs with bands over seeds."]
+              "others. Each compared configuration with several seeds also has a seed-group run (its seeds are "
+              "its children) holding the mean and 95 % bootstrap interval of the final metrics and the mean "
+              f"curves. In this experiment's *Views* menu, *{VIEW_NAME}* lists every run with its final "
+              f"validation and test metrics, *{GROUPS_VIEW_NAME}* one line per configuration; both draw the "
+              "learning curves against gradient-equivalents and wall time, one colour per strategy. "
+              "`optlab report` draws the same runs with bands over seeds."]
     return "\n".join(lines)

@@ -20,10 +20,10 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from optlab.errors import ConfigError, OptlabError
-from optlab.sweeps import resume, tuning
+from optlab.sweeps import naming, resume, seed_groups, tuning
 from optlab.sweeps.spec import Point, SweepSpec
 
 BACKENDS = ("local", "ray")
@@ -171,6 +171,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
             outcomes += run_phase(spec, reported, set(state.finished), context, batched=False, label="reruns")
             phases["reruns"] = time.perf_counter() - phase_started
         status = "FINISHED"
+        record_groups(client, experiment_id, parent_run_id, spec.name, progress)
     finally:
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points + report.reruns}
@@ -186,6 +187,19 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
                                                      "load_start": report.load[0], "load_end": report.load[1]},
                              status)
     return report
+
+
+def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, progress: bool) -> None:
+    """One run per compared configuration, aggregating its seeds (seed_groups.py). The runs themselves are
+    recorded already: a failure here is reported and leaves the sweep's result intact."""
+    try:
+        groups = seed_groups.record(client, experiment_id, parent_run_id, sweep)
+    except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
+        print(f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return
+    if progress and groups:
+        print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,9 @@ def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context:
     if context.progress and points:
         print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
               f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
-    tasks = [Task(tuple((p.config, {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
+    names = naming.sweep_names(spec, points)
+    tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
+                         {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
                   context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
              for chunk in chunk_points(pending, context.workers)]
     outcomes: list[Outcome] = []

@@ -52,8 +52,9 @@ def search_all(client, experiment_id: str, filter_string: str) -> list:
 
 
 def children(client, experiment_id: str, sweep: str) -> list:
+    """The sweep's point runs (not its parent, not its seed-group runs)."""
     return [r for r in search_all(client, experiment_id, f"tags.`optlab.sweep` = '{_quote(sweep)}'")
-            if r.data.tags.get("optlab.role") != "parent"]
+            if r.data.tags.get("optlab.role") not in ("parent", "group")]
 
 
 @dataclass

@@ -4,7 +4,6 @@ optlab's saved view of each experiment."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def optlab_experiments(client) -> list:
 def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
+    sys.stdout.flush()
     return [*command, "server", "--backend-store-uri", uri, "--host", host, "--port", str(port),
             "--workers", str(workers), "--app-name", "optlab"]
 
@@ -59,8 +59,6 @@ def main(args) -> int:
               flush=True)
     if not experiments:
         print("  no optlab runs yet: `make demo` or `make sweep` records some", flush=True)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    try:
-        return subprocess.call(server_command(uri, args.host, args.port, args.workers), env=env)
-    except KeyboardInterrupt:
-        return 0
+    command = server_command(uri, args.host, args.port, args.workers)
+    # become the server (no wrapper process left to outlive it or to miss a signal)
+    os.execve(command[0], command, {**os.environ, "MLFLOW_TRACKING_URI": uri})

@@ -68,8 +68,8 @@ def group_name(member_name: str, seeds: list) -> str:
 
 
 def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[str]:
-    """Create or refresh the group run of every configuration with two or more reported runs; returns
-    the group runs' ids."""
+    """Create or refresh the group run of every configuration with two or more reported runs, one of them
+    finished; returns the group runs' ids."""
     members = defaultdict(list)
     for run in resume.children(client, experiment_id, sweep):
         if reported(run) and run.info.status in ("FINISHED", "FAILED"):
@@ -79,8 +79,8 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         existing[run.data.tags.get(KEY_TAG)].append(run)
     ids = []
     for key, runs in members.items():
-        if len(runs) < 2:
-            continue
+        if len(runs) < 2 or not any(r.info.status == "FINISHED" for r in runs):
+            continue  # one seed is not a group; a group of failures has nothing to aggregate
         runs = sorted(runs, key=lambda r: int(float(r.data.params.get("seed", 0))))
         signature = hashlib.sha256(json.dumps([(r.info.run_id, r.info.status) for r in runs]).encode()).hexdigest()[:16]
         olds = existing.pop(key, [])

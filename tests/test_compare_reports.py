@@ -63,7 +63,7 @@ def test_time_to_target_and_profile_never_pool_workloads(two_workloads):
 def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
     from optlab.reports import convergence, plots, workloads
     from optlab.reports.load import Store
-    from optlab.reports.chart import Chart
+    from optlab.reports.chart import Chart, Matrix
     from optlab.reports.model import Figure, Note, Table
 
     store = Store()
@@ -76,7 +76,7 @@ def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
         frame = table.frame.set_index("strategy")
         assert frame.loc["adam", "seeds"] == "3/3" and frame.loc["momentum", "seeds"] == "3/3"
         assert ("Workload short" in table.caption) != ("Workload long" in table.caption)
-    figures = [b for b in section.blocks if isinstance(b, (Figure, Chart))]
+    figures = [b for b in section.blocks if isinstance(b, (Figure, Chart, Matrix))]
     assert all("Workload" in f.caption for f in figures)
     curves = [f for f in figures if f.caption.startswith("Train loss")]
     assert len(curves) == 2 and all("95 % bootstrap" in f.caption for f in curves)

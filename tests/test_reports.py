@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from optlab.reports import build_report
-from optlab.reports.chart import Chart
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Table
 
 SECTION_TITLES = ["Convergence and final results", "Time to target and performance profiles",
@@ -41,7 +41,7 @@ def blocks(section, kind):
 
 
 def figures(section):
-    return [b for b in section.blocks if isinstance(b, (Chart, Figure))]
+    return [b for b in section.blocks if isinstance(b, (Chart, Matrix, Figure))]
 
 
 def test_report_builds_every_section_from_the_store(fixture_report):
@@ -63,7 +63,7 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     final = blocks(conv, Table)[0].frame.set_index("strategy")
     assert set(final.index) == {"adam", "momentum", "gd"} and set(final["seeds"]) <= {"3/3"}
     assert all("[" in v for v in final["test acc"])            # an interval, not a bare mean
-    assert any(f.caption.startswith("Who beats whom") for f in blocks(conv, Figure))
+    assert any(f.caption.startswith("Who beats whom") for f in blocks(conv, Matrix))
     # every curve figure is an interactive chart, no panel with more than 8 lines, and the static figures
     # left are pictures (heatmap, weights, histogram, landscapes)
     charts = [c for s in report.sections for c in blocks(s, Chart)]
@@ -165,6 +165,7 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
     from selenium.webdriver.support.ui import WebDriverWait
 
     n_charts = sum(len(blocks(s, Chart)) for s in fixture_report.sections)
+    n_matrices = sum(len(blocks(s, Matrix)) for s in fixture_report.sections)
     n_images = sum(len(blocks(s, Figure)) for s in fixture_report.sections)
     driver = _chromium()
     try:
@@ -172,7 +173,8 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
         # every interactive figure is drawn: its traces and a legend
         plots = driver.execute_script("""return Array.from(document.querySelectorAll('.js-plotly-plot')).map(g =>
             [g.id, g.data.length, g.querySelectorAll('.scatterlayer .trace').length,
-             g.querySelectorAll('.legend .traces').length])""")
+             g.querySelectorAll('.legend .traces').length, g.data[0].type,
+             g.querySelectorAll('.heatmaplayer image, .heatmaplayer .hm').length])""")
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
         fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
@@ -200,8 +202,11 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
         logs = driver.get_log("browser")
     finally:
         driver.quit()
-    assert len(plots) == n_charts > 0
-    assert all(data > 0 and drawn == data and legend > 0 for _, data, drawn, legend in plots), plots
+    lines = [p for p in plots if p[4] == "scatter"]
+    matrices = [p for p in plots if p[4] == "heatmap"]
+    assert len(lines) == n_charts > 0 and len(matrices) == n_matrices > 0
+    assert all(data > 0 and drawn == data and legend > 0 for _, data, drawn, legend, _, _ in lines), lines
+    assert all(drawn > 0 for *_, drawn in matrices), matrices
     assert len(images) == n_images and all(c and w > 0 and h > 0 for c, w, h in images), images
     assert fetched == []  # nothing loaded from anywhere: plotly.js and images are inline
     assert hidden_of(state) == {names[0]}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optlab.reports import style
-from optlab.reports.chart import Chart
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section
 from optlab.reports.pdf import PdfError
 
@@ -64,7 +64,7 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
             section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
                                                           f"{exc}", kind="warning")])
         section.number = number
-        figures = sum(1 for b in section.blocks if isinstance(b, (Chart, Figure)))
+        figures = sum(1 for b in section.blocks if isinstance(b, (Chart, Matrix, Figure)))
         state = "not run yet" if section.missing else f"{figures} figure(s)"
         _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
         sections.append(section)

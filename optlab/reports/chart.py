@@ -30,6 +30,19 @@ MARKERS = ("", "circle", "square", "triangle-up", "diamond", "x", "star", "trian
 
 
 @dataclass
+class Matrix:
+    """A matrix figure (who beats whom): cell values on a diverging colour scale centred on 0 and clipped at
+    ±`limit`, with a text annotation per cell; hover shows both in HTML."""
+    values: pd.DataFrame              # rows x columns, NaN where there is no cell
+    text: pd.DataFrame                # the same shape: what each cell says
+    caption: str
+    limit: float
+    x_title: str = ""
+    y_title: str = ""
+    colorbar: str = ""
+
+
+@dataclass
 class Chart:
     data: pd.DataFrame
     x: str

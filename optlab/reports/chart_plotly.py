@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from optlab.reports.chart import Chart
+from optlab.reports.chart import Chart, Matrix
 
 PANEL_HEIGHT = 270      # px per facet row
 CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False,
@@ -78,11 +78,12 @@ def figure(chart: Chart):
                 shown.add(group)
             # the x variable is the same down a column of panels: its title under the bottom panel only
             x_title = (chart.panel_value(chart.x_title, r, c) or chart.x) if i == len(rows) else ""
-            fig.update_xaxes(title_text=x_title,
-                             type="log" if chart.panel_value(chart.log_x, r, c, False) else "linear",
+            log_x = bool(chart.panel_value(chart.log_x, r, c, False))
+            fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", dtick="D2" if log_x else None,
                              row=i, col=j, showline=True, linecolor="#888", gridcolor="#e6e6e6", zeroline=False)
             fig.update_yaxes(title_text=chart.y_label(r, c) if j == 1 or not chart.share_y else "",
-                             type="log" if log_y else "linear", row=i, col=j, showline=True, linecolor="#888",
+                             type="log" if log_y else "linear", dtick="D2" if log_y else None,
+                             row=i, col=j, showline=True, linecolor="#888",
                              gridcolor="#e6e6e6", zeroline=False)
     fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows),
                       margin={"l": 60, "r": 20, "t": 50 if chart.title else 36, "b": 50},
@@ -116,9 +117,27 @@ def _hover(chart: Chart, line: pd.DataFrame):
     return values, text + "<extra></extra>"
 
 
-def to_html(chart: Chart, div_id: str) -> str:
+def matrix_figure(matrix: Matrix):
+    import plotly.graph_objects as go
+
+    values, text = matrix.values, matrix.text
+    fig = go.Figure(go.Heatmap(
+        z=values.to_numpy(float), x=list(values.columns), y=list(values.index),
+        text=[[str(t).replace("\n", "<br>") for t in row] for row in text.to_numpy(object)],
+        texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-matrix.limit, zmax=matrix.limit,
+        colorbar={"title": {"text": matrix.colorbar, "side": "right"}},
+        hovertemplate="row %{y} vs column %{x}<br>%{text}<extra></extra>", xgap=1, ygap=1))
+    size = len(values)
+    fig.update_layout(template="simple_white", height=max(320, 60 * size + 160), width=max(480, 90 * size + 280),
+                      margin={"l": 90, "r": 20, "t": 30, "b": 90}, font={"size": 12},
+                      xaxis={"title": matrix.x_title, "side": "bottom"},
+                      yaxis={"title": matrix.y_title, "autorange": "reversed"})
+    return fig
+
+
+def to_html(chart: Chart | Matrix, div_id: str) -> str:
     """The figure's <div> and the script that draws it (plotly.js must be loaded before)."""
-    fig = figure(chart)
+    fig = matrix_figure(chart) if isinstance(chart, Matrix) else figure(chart)
     payload = fig.to_json().replace("</", "<\\/")  # a label can never close the <script>
     return (f'<div id="{div_id}" class="chart" style="height:{fig.layout.height}px"></div>\n'
             f'<script>(function(){{var f={payload};Plotly.newPlot("{div_id}",f.data,f.layout,'

@@ -11,7 +11,7 @@ import numpy as np
 
 from optlab import palette
 from optlab.reports import style
-from optlab.reports.chart import Chart
+from optlab.reports.chart import Chart, Matrix
 
 PRINT_WIDTH = 10.2          # inches: A4 landscape minus margins
 MAX_HEIGHT = 3.8            # inches (97 mm): leaves room on the page for a heading, an intro and the caption
@@ -20,7 +20,27 @@ MPL_MARKERS = {"": None, "circle": "o", "square": "s", "triangle-up": "^", "diam
                "star": "*", "triangle-down": "v"}
 
 
-def figure(chart: Chart):
+def matrix_figure(matrix: Matrix):
+    style.setup()
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    k = len(matrix.values)
+    fig, ax = plt.subplots(figsize=(min(PRINT_WIDTH, max(4.5, 0.85 * k + 2)), min(MAX_HEIGHT, max(3.2, 0.6 * k + 1.2))))
+    sns.heatmap(matrix.values, annot=matrix.text, fmt="", cmap="RdBu", center=0, vmin=-matrix.limit,
+                vmax=matrix.limit, ax=ax, cbar=True, annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": matrix.colorbar})
+    ax.set_xlabel(matrix.x_title, fontsize=8.5)
+    ax.set_ylabel(matrix.y_title, fontsize=8.5)
+    ax.tick_params(axis="x", rotation=45, labelsize=7.5)
+    ax.tick_params(axis="y", labelsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def figure(chart: Chart | Matrix):
+    if isinstance(chart, Matrix):
+        return matrix_figure(chart)
     style.setup()
     import matplotlib.pyplot as plt
 

@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from optlab.reports import chart_plotly, chart_static, pdf as pdf_printer
-from optlab.reports.chart import Chart
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.store import display_uri
 
@@ -53,7 +53,7 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
     for s in sections:
         blocks = []
         for b in s.blocks:
-            if isinstance(b, Chart):
+            if isinstance(b, (Chart, Matrix)):
                 figures += 1
                 entry = {"kind": "chart", "number": figures, "anchor": f"fig{figures}",
                          "caption": inline(b.caption), "alt": b.caption[:120]}

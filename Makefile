@@ -65,9 +65,9 @@ bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done
 	$(MAKE) bench-readme
 
+# MLflow's UI over the store, opening on the runs; prints one link per experiment to optlab's saved view
 ui:
-	@mkdir -p mlruns
-	$(VENV)/bin/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
+	$(OPTLAB) ui --tracking-uri "$(TRACKING_URI)" --port $(PORT)
 
 clean:
 	rm -rf .pytest_cache reports/out

@@ -34,7 +34,7 @@ def runs_of(name: str, uri: str | None = None) -> list:
 
 
 def points_of(name: str, uri: str | None = None) -> list:
-    return [r for r in runs_of(name, uri) if r.data.tags.get("optlab.role") != "parent"]
+    return [r for r in runs_of(name, uri) if r.data.tags.get("optlab.role") not in ("parent", "group")]
 
 
 def wait_until(condition, timeout: float, proc: subprocess.Popen | None = None, what: str = "condition"):

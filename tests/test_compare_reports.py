@@ -63,6 +63,7 @@ def test_time_to_target_and_profile_never_pool_workloads(two_workloads):
 def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
     from optlab.reports import convergence, plots, workloads
     from optlab.reports.load import Store
+    from optlab.reports.chart import Chart, Matrix
     from optlab.reports.model import Figure, Note, Table
 
     store = Store()
@@ -75,7 +76,7 @@ def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
         frame = table.frame.set_index("strategy")
         assert frame.loc["adam", "seeds"] == "3/3" and frame.loc["momentum", "seeds"] == "3/3"
         assert ("Workload short" in table.caption) != ("Workload long" in table.caption)
-    figures = [b for b in section.blocks if isinstance(b, Figure)]
+    figures = [b for b in section.blocks if isinstance(b, (Figure, Chart, Matrix))]
     assert all("Workload" in f.caption for f in figures)
     curves = [f for f in figures if f.caption.startswith("Train loss")]
     assert len(curves) == 2 and all("95 % bootstrap" in f.caption for f in curves)
@@ -114,8 +115,8 @@ def test_profile_over_a_hand_made_three_workload_store_and_absent_strategies():
 
 def test_misses_are_counted_and_batched_wall_time_is_kept_off_the_axis():
     from optlab.reports import convergence, target
+    from optlab.reports.chart import Chart
     from optlab.reports.load import Store
-    from optlab.reports.model import Figure
 
     for seed, hit in zip((1, 2, 3), (4.0, 6.0, math.nan)):
         add_run("mix", "w", "adam", seed, ramp(hit, end=9.0), 0.8, final={"test_accuracy": 0.9})
@@ -125,8 +126,9 @@ def test_misses_are_counted_and_batched_wall_time_is_kept_off_the_axis():
     assert table.loc["adam", "reached"] == "2/3" and table.loc["adam", "grad. equiv."].startswith("6 ")
     assert table.loc["sgd", "wall s"] == "(batched timing)"
     section = convergence.build(Store(), ("mix",))
-    curves = [b for b in section.blocks if isinstance(b, Figure)][0]
+    curves = [b for b in section.blocks if isinstance(b, Chart)][0]
     assert "Wall time is not drawn" in curves.caption and "batched:4" in curves.caption
+    assert not any("wall time" in axis for axis in curves.data["axis"])
 
 
 def test_edge_of_grid_selection_is_flagged_in_the_report():

@@ -6,7 +6,7 @@ import pytest
 
 from optlab.sweeps import load, run_sweep
 from optlab.sweeps.tuning import Trial, select
-from sweep_helpers import children, write_spec
+from sweep_helpers import children, write_spec, groups
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +165,11 @@ def test_two_workers_one_store_and_a_failing_point_does_not_stop_the_others(tmp_
     assert all("diverged" in r.data.tags["optlab.failure_reason"] for r in by_status["FAILED"])
     assert len({r.data.tags["optlab.point_hash"] for r in runs}) == 6
     parent = report.parent_run_id
-    assert all(r.data.tags["mlflow.parentRunId"] == parent for r in runs)
+    # the finished configuration's seeds sit under its seed-group run; the failed ones under the sweep
+    (group,) = groups("pool")
+    assert group.data.tags["mlflow.parentRunId"] == parent and group.data.params["lr"] == "0.1"
+    assert {r.data.tags["mlflow.parentRunId"] for r in by_status["FINISHED"]} == {group.info.run_id}
+    assert {r.data.tags["mlflow.parentRunId"] for r in by_status["FAILED"]} == {parent}
     assert report.counts == {"points": 6, "finished": 3, "failed": 3, "skipped": 0, "missing": 0, "selected": 0,
                              "reruns": 0}
     # a rerun retries the failed points only
@@ -185,7 +189,8 @@ def test_ray_backend_runs_every_point(tmp_path):
     runs = children("onray")
     assert report.counts["finished"] == 4
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
-    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {report.parent_run_id}
+    assert {g.data.tags["mlflow.parentRunId"] for g in groups("onray")} == {report.parent_run_id}
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {g.info.run_id for g in groups("onray")}
 
 
 def test_running_runs_of_a_live_owner_block_a_second_sweep_and_dead_ones_are_killed(tmp_path):

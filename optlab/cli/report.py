@@ -40,7 +40,10 @@ def main(args) -> int:
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
                           progress=not args.quiet, argv=sys.argv[1:])
     print(f"report: {report.html}")
-    print(f"report: {report.pdf}")
+    if report.pdf is not None:
+        print(f"report: {report.pdf}")
+    for warning in report.warnings:
+        print(f"optlab: {warning}", file=sys.stderr)
     for error in report.errors:
         print(f"optlab: report section failed: {mask_credentials(error)}", file=sys.stderr)
     return 1 if report.errors else 0

@@ -18,9 +18,11 @@ import pandas as pd
 from optlab.analysis import stats
 from optlab.analysis.noise_scale import b_simple_ci
 from optlab.analysis.target import time_to_target
-from optlab.reports import measures, noise, style, workloads
+from optlab import palette
+from optlab.reports import measures, noise, workloads
+from optlab.reports.chart import Chart
 from optlab.reports.load import Store
-from optlab.reports.model import Figure, Note, Section, Table, not_run
+from optlab.reports.model import Note, Section, Table, not_run
 
 TITLE = "Batch-size effects"
 EXPERIMENT = "batch_size"
@@ -56,20 +58,17 @@ def build(store: Store) -> Section:
     reference = reference_batch(probe)
     during = noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else ends.iloc[0:0]
 
-    fig, axes = style.figure(1, 3, width=4.6, height=3.8)
-    steps_panel(axes[0][0], table, fixed_table, at_target, target_text)
-    trials_panel(axes[0][1], trials, table)
-    noise_panel(axes[0][2], during, ends, reference)
-    fig.tight_layout()
     noise_text = describe_noise(at_target)
-    section.add(Figure(fig, f"Left: steps to validation accuracy {target_text} (Kaplan-Meier median over seeds, bars: "
-                            f"95 % interval; misses counted), log-log, with the perfect-scaling line through the "
-                            f"smallest batch size; {noise_text}. Middle: every tuning trial and the selected learning "
-                            f"rate (red ring: at the edge of its grid). Right: B_simple during training"
-                            + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
-                            + f", and over all reruns at initialization and where they stopped. {caption}; "
-                            f"{len(trials)} tuning trials" + (f"; {len(fixed)} fixed-lr runs, labelled confounded"
-                                                              if len(fixed) else "") + "."))
+    section.add(figure(table, fixed_table, at_target, during, reference, target_text,
+                       f"Left: steps to validation accuracy {target_text} (Kaplan-Meier median over seeds, band: "
+                       f"95 % interval; misses counted), log-log, with the perfect-scaling line through the "
+                       f"smallest batch size; {noise_text}. Middle: the selected learning rate per batch size "
+                       f"(hover: its tuning trials and whether it sits at the edge of its grid; every trial is in "
+                       f"the learning-rate sensitivity section). Right: B_simple during training"
+                       + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
+                       + f" with its 95 % interval; at initialization and where every rerun stopped in the table "
+                       f"below. {caption}; {len(trials)} tuning trials"
+                       + (f"; {len(fixed)} fixed-lr runs, labelled confounded" if len(fixed) else "") + "."))
     section.add(Table(show(table), f"Per batch size, the tuned series (reruns of each selection). {caption}."))
     sentence = scaling_sentence(table, at_target)
     if sentence:
@@ -169,82 +168,54 @@ def describe_noise(at_target) -> str:
             f"on the curve")
 
 
-def steps_panel(ax, table, fixed_table, at_target, target_text) -> None:
+STEPS, LR, NOISE = "steps to target", "tuned learning rate", "noise scale during training"
+REFERENCE_COLOURS = {"perfect scaling (steps ∝ 1/B)": "#000000", CONFOUNDED: "#888888"}
+
+
+def figure(table: pd.DataFrame, fixed_table, at_target, during: pd.DataFrame, reference, target_text: str,
+           caption: str) -> Chart:
+    """Steps to target, the tuned learning rate and the noise scale, as one chart of three panels."""
+    strategy = "minibatch"
+    rows = []
+
+    def add(panel, label, x, y, low=np.nan, high=np.nan, colour_key=None, **hover):
+        rows.append({"panel": panel, "label": label, "x": float(x), "y": float(y), "low": low, "high": high,
+                     "key": colour_key or strategy, "note": "", **hover})
+
     reached = table[np.isfinite(table["steps"])]
-    low = (reached["steps"] - reached["low"]).clip(lower=0)
-    high = (reached["high"] - reached["steps"]).where(np.isfinite(reached["high"]), 0)
-    ax.errorbar(reached["batch_size"], reached["steps"], yerr=[low.fillna(0), high.fillna(0)], fmt="o-", color="C0",
-                capsize=3, label="lr tuned per batch size")
-    edge = reached[reached["edge"] != ""]
-    ax.scatter(edge["batch_size"], edge["steps"], s=90, facecolor="none", edgecolor="C3", lw=1.4,
-               label="lr at the edge of its grid" if len(edge) else None)
+    for r in reached.itertuples():
+        add(STEPS, "lr tuned per batch size", r.batch_size, r.steps, r.low if np.isfinite(r.low) else r.steps,
+            r.high if np.isfinite(r.high) else r.steps, note=f"{r.reached} seeds reached"
+            + (f"; lr at the edge of its grid: {r.edge}" if r.edge else ""))
     if len(reached):
         b0, s0 = reached["batch_size"].iloc[0], reached["steps"].iloc[0]
-        bs = np.array(sorted(table["batch_size"]))
-        ax.plot(bs, s0 * b0 / bs, ":", color="black", label="perfect scaling (steps ∝ 1/B)")
+        for b in sorted(table["batch_size"]):
+            add(STEPS, "perfect scaling (steps ∝ 1/B)", b, s0 * b0 / b, colour_key="perfect scaling (steps ∝ 1/B)")
     if fixed_table is not None:
-        f = fixed_table[np.isfinite(fixed_table["steps"])]
-        ax.plot(f["batch_size"], f["steps"], "s--", color="grey", label=CONFOUNDED)
-    if at_target is not None and math.isfinite(at_target["b_simple"]) and math.isfinite(at_target["low"]) \
-            and math.isfinite(at_target["high"]):
-        ax.axvspan(at_target["low"], at_target["high"], color="C3", alpha=0.15, lw=0,
-                   label=f"B_simple 95 % CI [{at_target['low']:.3g}, {at_target['high']:.3g}]")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    measured = pd.concat([reached["steps"], fixed_table["steps"] if fixed_table is not None else pd.Series(dtype=float)])
-    measured = measured[np.isfinite(measured)]
-    if len(measured):
-        ax.set_ylim(measured.min() / 4, measured.max() * 2)
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel(f"steps to validation accuracy {target_text}")
-    ax.set_title("steps to target")
-    ax.legend(loc="lower left", fontsize=6)
-
-
-def trials_panel(ax, trials: pd.DataFrame, table: pd.DataFrame) -> None:
-    if not trials.empty:
-        ok = trials["final_steps_to_target"].notna() if "final_steps_to_target" in trials else trials["lr"].isna()
-        ax.scatter(trials.loc[~ok, "batch_size"], trials.loc[~ok, "lr"], marker="x", color="lightgrey",
-                   label="trial: target missed")
-        ax.scatter(trials.loc[ok, "batch_size"], trials.loc[ok, "lr"], marker="o", facecolor="none",
-                   edgecolor="grey", label="trial: target reached")
-    ax.plot(table["batch_size"], table["lr"], "o-", color="C0", label="selected lr")
-    edge = table[table["edge"] != ""]
-    ax.scatter(edge["batch_size"], edge["lr"], s=90, facecolor="none", edgecolor="C3", lw=1.4,
-               label="at the edge of its grid" if len(edge) else None)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel("learning rate")
-    ax.set_title("tuned learning rate")
-    ax.legend(loc="best", fontsize=6)
-
-
-def noise_panel(ax, during: pd.DataFrame, ends: pd.DataFrame, reference) -> None:
-    def draw(frame, x, fmt, color, label):
-        ok = frame[np.isfinite(frame["b_simple"].astype(float))]
-        if ok.empty:
-            return False
-        low = (ok["b_simple"] - ok["low"]).where(np.isfinite(ok["low"]), 0)
-        high = (ok["high"] - ok["b_simple"]).where(np.isfinite(ok["high"]), 0)
-        ax.errorbar(x(ok), ok["b_simple"], yerr=[low, high], fmt=fmt, color=color, capsize=3, label=label)
-        return True
-
-    drawn = draw(during, lambda f: f["point"].astype(float) + 1, "o-", "C3",
-                 f"B = {reference} reruns, during training") if len(during) else False
-    if len(ends):
-        last = float(during["point"].max()) + 1 if len(during) else 1.0
-        xs = {"init": 1.0, "end": last * 1.5}
-        drawn |= draw(ends, lambda f: f["point"].map(xs), "s", "C0", "all reruns: init, and where they stopped")
-    if not drawn:
-        ax.text(0.5, 0.5, "no valid estimate", ha="center", va="center", transform=ax.transAxes, color="grey")
-        return
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("step + 1")
-    ax.set_ylabel("B_simple (95 % CI)")
-    ax.set_title("noise scale during training")
-    ax.legend(loc="best", fontsize=6)
+        for r in fixed_table[np.isfinite(fixed_table["steps"])].itertuples():
+            add(STEPS, CONFOUNDED, r.batch_size, r.steps, colour_key=CONFOUNDED, note=f"{r.reached} seeds reached")
+    for r in table.itertuples():
+        if pd.notna(r.lr):
+            trials = "-" if pd.isna(r.trials) else f"{int(r.trials)}"
+            add(LR, "selected lr", r.batch_size, r.lr, note=f"{trials} trials" + (f"; {r.edge}" if r.edge else ""))
+    for r in during[np.isfinite(during["b_simple"].astype(float))].itertuples():
+        add(NOISE, f"B_simple of the B = {reference} reruns", float(r.point) + 1, r.b_simple,
+            r.low if np.isfinite(r.low) else r.b_simple, r.high if np.isfinite(r.high) else r.b_simple,
+            colour_key="B_simple", note=f"{r.runs} runs")
+    data = pd.DataFrame(rows)
+    spans = []
+    if at_target is not None and all(math.isfinite(at_target[k]) for k in ("b_simple", "low", "high")):
+        spans.append({"col": STEPS, "low": at_target["low"], "high": at_target["high"], "color": "#d62728",
+                      "label": f"B_simple at the target, 95 % CI [{at_target['low']:.3g}, {at_target['high']:.3g}]"})
+    colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728"}
+    dashes = {CONFOUNDED: "dash", "perfect scaling (steps ∝ 1/B)": "dot"}
+    return Chart(data, x="x", y="y", low="low", high="high", color="key", colors=colours, label="label",
+                 dash="key", dashes=dashes,
+                 col="panel", col_order=[STEPS, LR, NOISE], mode="lines+markers",
+                 x_title={STEPS: "batch size B", LR: "batch size B", NOISE: "step + 1"},
+                 y_title={STEPS: f"steps to validation accuracy {target_text}", LR: "learning rate",
+                          NOISE: "B_simple (95 % CI)"},
+                 log_x=True, log_y=True, hover=["note"], spans=spans, caption=caption)
 
 
 def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optlab.reports import style
-from optlab.reports.model import Note, Section
+from optlab.reports.chart import Chart, Matrix
+from optlab.reports.model import Figure, Note, Section
+from optlab.reports.pdf import PdfError
 
 DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the strategy comparisons
 
@@ -18,9 +20,10 @@ DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the str
 @dataclass
 class Report:
     html: Path
-    pdf: Path
+    pdf: Path | None              # None when no Chromium could print it (see `warnings`)
     sections: list[Section]
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
@@ -61,15 +64,23 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
             section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
                                                           f"{exc}", kind="warning")])
         section.number = number
-        state = "not run yet" if section.missing else f"{sum(1 for b in section.blocks if hasattr(b, 'figure'))} figure(s)"
+        figures = sum(1 for b in section.blocks if isinstance(b, (Chart, Matrix, Figure)))
+        state = "not run yet" if section.missing else f"{figures} figure(s)"
         _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
         sections.append(section)
-    _say(progress, "[report] writing HTML and PDF ...")
+    _say(progress, "[report] writing HTML ...")
     html = render.write_html(sections, out / "report.html", store.uri)
-    pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+    _say(progress, "[report] printing the PDF (headless Chromium) ...")
+    warnings = []
+    try:
+        pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+    except PdfError as exc:
+        pdf = None
+        warnings.append(f"PDF not written: {exc}")
+        _say(progress, f"[report] {warnings[-1]}")
     plt.close("all")
-    _say(progress, f"[report] wrote {html} and {pdf}")
-    return Report(html, pdf, sections, errors)
+    _say(progress, f"[report] wrote {html}" + (f" and {pdf}" if pdf else ""))
+    return Report(html, pdf, sections, errors, warnings)
 
 
 def _say(enabled: bool, text: str) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 from optlab.analysis import stats
 from optlab.reports import claims, plots, style, workloads
 from optlab.reports.load import Store
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
 
 TITLE = "Convergence and final results"
@@ -97,7 +98,8 @@ def add_workload(section: Section, store: Store, runs: pd.DataFrame, trials, wor
                          f"values are not comparable; its results are the time to target (section 2)."))
         return
     hist = store.history(runs, label=f"{workload} histories")
-    section.add(curves_figure(runs, hist, result.caption))
+    for chart in curves_figure(runs, hist, result.caption):
+        section.add(chart)
     section.add(Table(result.table, f"Final values per strategy, mean [95 % bootstrap CI] over seeds, with the "
                                     f"selected configuration and its tuning budget (trials). {result.caption}."))
     if result.pairs is not None:
@@ -108,8 +110,7 @@ def add_workload(section: Section, store: Store, runs: pd.DataFrame, trials, wor
                          f"cut off a better value.", kind="warning"))
 
 
-def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> Figure:
-    colors = style.palette(runs["label"])
+def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[Chart]:
     axes = [(x, name) for x, name in X_AXES if x in hist and hist[x].notna().any()]
     if "evaluations" in dict(axes) and not (runs["family"] == "zeroth-order").any():
         axes = [(x, n) for x, n in axes if x != "evaluations"]  # the same as steps for first-order runs
@@ -119,21 +120,12 @@ def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> Figur
     both = hist[["epoch", "gradient_equivalents"]].dropna() if "gradient_equivalents" in hist else None
     if both is not None and len(both) and np.allclose(both["epoch"], both["gradient_equivalents"]):
         axes = [(x, n) for x, n in axes if x != "gradient_equivalents"]  # first-order only: the same as epochs
-    fig, grid = style.figure(len(METRICS), len(axes), width=4.3, height=3.3)
-    for i, (metric, metric_label) in enumerate(METRICS):
-        for j, (x, x_label) in enumerate(axes):
-            ax = grid[i][j]
-            logx = x != "epoch" and plots.spans_decades(hist[x])
-            plots.band_lines(ax, hist, x, metric, "label", colors, logx=logx)
-            if metric == "train_loss":
-                ax.set_yscale("log")
-            ax.set_xlabel(x_label)
-            ax.set_ylabel(metric_label)
-    plots.legend_outside(fig, grid[0][-1], "strategy")
-    fig.tight_layout()
+    data, log_x = plots.band_frame(runs, hist, axes, METRICS)
     wall = ("" if timed_alone else " Wall time is not drawn: some runs were timed inside a batch "
             f"({', '.join(sorted(set(runs['timing'])))}).")
-    return Figure(fig, f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}.{wall} {caption}.")
+    text = f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}; colour = strategy, line style = family.{wall}"
+    return plots.axis_charts(data, log_x, [label for _, label in METRICS], {"train loss": True},
+                             f"{text} {caption}.")
 
 
 def final_table(runs: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
@@ -162,13 +154,10 @@ def _estimate(text: str) -> float:
         return -math.inf
 
 
-def matrix_figure(values: pd.DataFrame, pairs: pd.DataFrame, caption: str) -> Figure:
+def matrix_figure(values: pd.DataFrame, pairs: pd.DataFrame, caption: str) -> Matrix:
     """Who beats whom: cell (row a, column b) = mean paired difference a - b of the final test accuracy,
     annotated with a's wins over the seeds and marked * when Holm-corrected p <= 0.05."""
-    import seaborn as sns
-
     order = values.mean().sort_values(ascending=False).index.tolist()
-    k = len(order)
     diff = pd.DataFrame(np.nan, index=order, columns=order)
     notes = pd.DataFrame("", index=order, columns=order)
     for p in pairs.itertuples():
@@ -176,22 +165,15 @@ def matrix_figure(values: pd.DataFrame, pairs: pd.DataFrame, caption: str) -> Fi
             diff.loc[a, b] = sign * p.mean_diff
             star = "*" if p.verdict != "n.s." else ""
             notes.loc[a, b] = f"{sign * p.mean_diff:+.3f}{star}\n{wins}/{p.n}"
-    fig, axes = style.figure(1, 1, width=max(4.5, 0.85 * k + 2), height=max(3.2, 0.6 * k + 1.2))
-    ax = axes[0][0]
     magnitudes = np.abs(diff.to_numpy())[np.isfinite(diff.to_numpy())]
     # a robust colour scale: one far-off strategy must not wash out the differences among the others
     limit = float(np.quantile(magnitudes, 0.8)) if len(magnitudes) else 1.0
     limit = limit if limit > 0 else 1.0
-    sns.heatmap(diff, annot=notes, fmt="", cmap="RdBu", center=0, vmin=-limit, vmax=limit, ax=ax, cbar=True,
-                annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
-                cbar_kws={"label": "mean difference (row - column)"})
-    ax.set_xlabel("column strategy")
-    ax.set_ylabel("row strategy")
-    ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
     n = int(pairs["n"].max()) if len(pairs) else 0
-    return Figure(fig, f"Who beats whom on final test accuracy: each cell is the mean paired difference (row minus "
-                       f"column) over {n} seeds and the number of seeds the row strategy won (colours saturate beyond "
-                       f"±{limit:.3g}); * marks a difference "
-                       f"significant at 0.05 after Holm's correction over all {len(pairs)} pairs (exact two-sided "
-                       f"Wilcoxon signed-rank test, seeds paired). {caption}.")
+    return Matrix(diff, notes, limit=limit, x_title="column strategy", y_title="row strategy",
+                  colorbar="mean difference (row - column)",
+                  caption=f"Who beats whom on final test accuracy: each cell is the mean paired difference (row minus "
+                          f"column) over {n} seeds and the number of seeds the row strategy won (colours saturate "
+                          f"beyond ±{limit:.3g}); * marks a difference significant at 0.05 after Holm's correction "
+                          f"over all {len(pairs)} pairs (exact two-sided Wilcoxon signed-rank test, seeds paired). "
+                          f"{caption}.")

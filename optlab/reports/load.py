@@ -100,7 +100,7 @@ class Store:
             if needed not in df:
                 df[needed] = np.nan
         df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
-        df = df[df["role"] != "parent"]
+        df = df[~df["role"].isin(["parent", "group"])]  # sweep parents and seed-group aggregates are not runs
         df["workload"] = [w or implicit_workload(row) for w, row in zip(df["workload"], df.to_dict("records"))]
         df["workload"] = split_collisions(df)
         df["timing"] = [timing(row) for row in df.to_dict("records")]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from optlab import palette
 from optlab.analysis import curves
+from optlab.reports.chart import MAX_LINES, Chart
 
 GRID_POINTS = 60  # curves are resampled to this many x values: long histories stay cheap to draw
 BAND_TEXT = "mean over seeds with a 95 % bootstrap confidence band (BCa, per point of a common x grid)"
@@ -62,3 +64,57 @@ def legend_outside(fig, ax, title: str | None = None) -> None:
 def finite(values) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     return v[np.isfinite(v)]
+
+
+def band_frame(runs: pd.DataFrame, hist: pd.DataFrame, axes, metrics, hue: str = "label"):
+    """The bands of every hue value for each (x axis, metric), as one tidy frame for a Chart: columns hue,
+    metric (its label), axis (its label), x, mean, low, high, n, strategy, family; and per axis label
+    whether its x is drawn on a log scale."""
+    frames, log_x = [], {}
+    for x, x_label in axes:
+        logx = x != "epoch" and spans_decades(hist[x])
+        log_x[x_label] = logx
+        for metric, metric_label in metrics:
+            if metric not in hist:
+                continue
+            for label, band in bands(hist, x, metric, hue, logx).items():
+                frames.append(band.assign(**{hue: label, "metric": metric_label, "axis": x_label}))
+    if not frames:
+        return pd.DataFrame(columns=[hue, "metric", "axis", "x", "mean", "low", "high", "n", "strategy",
+                                     "family"]), log_x
+    data = pd.concat(frames, ignore_index=True)
+    first = runs.drop_duplicates(hue).set_index(hue)
+    data["strategy"] = data[hue].map(first["strategy"])
+    data["family"] = data[hue].map(first["family"])
+    return data, log_x
+
+
+def axis_charts(data: pd.DataFrame, log_x: dict, row_order: list, log_y: dict, caption: str,
+                hue: str = "label", max_cols: int = 4, band: bool = True, step: bool = False) -> list[Chart]:
+    """Charts of band_frame data: rows = metrics, one column per x axis; with more than MAX_LINES lines,
+    one column per x axis and kind of method (palette.panel_group). At most `max_cols` columns a chart:
+    more axes make more charts."""
+    if data.empty:
+        return []
+    data = data.copy()
+    crowded = data[hue].nunique() > MAX_LINES
+    groups = [palette.panel_group(s, f) for s, f in zip(data["strategy"], data["family"])]
+    data["panel"] = [f"{a} · {g}" for a, g in zip(data["axis"], groups)] if crowded else data["axis"]
+    order = sorted(set(groups), key=palette.panel_order)
+    per_axis = len(order) if crowded else 1
+    axes = [a for a in log_x if (data["axis"] == a).any()]
+    step = max(1, max_cols // per_axis)
+    chunks = [axes[i:i + step] for i in range(0, len(axes), step)]
+    charts = []
+    for k, chunk in enumerate(chunks, start=1):
+        part = data[data["axis"].isin(chunk)]
+        cols = [f"{a} · {g}" for a in chunk for g in order] if crowded else chunk
+        panel_axis = dict(zip(part["panel"], part["axis"]))
+        charts.append(Chart(part, x="x", y="mean", low="low" if band else None, high="high" if band else None,
+                            label=hue, row="metric", col="panel", step=step,
+                            row_order=row_order, col_order=cols, col_titles=crowded,
+                            x_title={p: a for p, a in panel_axis.items()},
+                            log_x={p: log_x[a] for p, a in panel_axis.items()}, log_y=log_y,
+                            hover=["n"] if "n" in part else [],
+                            caption=caption + (f" ({k}/{len(chunks)})" if len(chunks) > 1 else "")))
+    return charts

@@ -10,7 +10,8 @@ import pandas as pd
 from optlab.analysis.sensitivity import sensitivity
 from optlab.reports import style, workloads
 from optlab.reports.load import Store
-from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
+from optlab.reports.chart import Chart
+from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Learning-rate sensitivity"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order", "batch_size")
@@ -61,33 +62,26 @@ def edges(trials: pd.DataFrame, selected: pd.Series) -> list[dict]:
     return rows
 
 
-def figure(table: pd.DataFrame, selected: pd.Series, trials: pd.DataFrame, workload: str) -> Figure:
+def figure(table: pd.DataFrame, selected: pd.Series, trials: pd.DataFrame, workload: str) -> Chart:
     settings = list(dict.fromkeys(table["setting"]))
-    colors = style.palette(settings)
-    fig, axes = style.figure(1, 1, width=7.0, height=4.0)
-    ax = axes[0][0]
-    for setting in settings:
-        rows = table[table["setting"] == setting].sort_values(AXIS)
-        color = colors[setting]
-        ok = rows["finite"] > 0
-        ax.plot(rows.loc[ok, AXIS], rows.loc[ok, "mean"], "o-", color=color, ms=3, lw=1.2, label=setting)
-        spread = ok & rows["low"].notna()
-        ax.fill_between(rows.loc[spread, AXIS], rows.loc[spread, "low"], rows.loc[spread, "high"], color=color,
-                        alpha=0.12, lw=0)
-        failed = rows[~ok]
-        ax.scatter(failed[AXIS], np.zeros(len(failed)), marker="x", color=color)
-        if setting in selected.index:
-            pick = rows[np.isclose(rows[AXIS], selected[setting])]
-            ax.scatter(pick[AXIS], pick["mean"], s=70, facecolor="none", edgecolor=color, lw=1.6)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final validation accuracy")
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7,
-               title="tuning group")
-    fig.tight_layout()
+    strategy_of = trials.groupby("setting")["strategy"].first()
+    family_of = trials.groupby("setting")["family"].first()
+    one_each = strategy_of.reindex(settings).nunique() == len(settings)
+    data = table.assign(
+        label=[f"{s} (selected lr={selected[s]:g})" if s in selected.index else s for s in table["setting"]],
+        strategy=table["setting"].map(strategy_of), family=table["setting"].map(family_of),
+        selected=[("yes" if s in selected.index and np.isclose(v, selected[s]) else "")
+                  for s, v in zip(table["setting"], table[AXIS])],
+        seeds=[f"{f}/{t} finished" for f, t in zip(table["finite"], table["trials"])])
+    data = data[data["finite"] > 0]
+    # groups of one strategy (batch sizes) are told apart by an ordered colour scale, not by strategy
+    colors = None if one_each else dict(zip(settings, style.sequential(len(settings))))
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
-    return Figure(fig, f"Learning-rate sensitivity on workload {workload}: every tuning trial (tuning seeds "
-                       f"{', '.join(map(str, seeds))}), mean and 95 % bootstrap band over those seeds; open circle: "
-                       f"the selected learning rate; x at 0: every seed of that trial failed. "
-                       f"{workloads.describe(trials)}.")
+    return Chart(data, x=AXIS, y="mean", low="low", high="high", label="label",
+                 color="strategy" if one_each else "setting", colors=colors, dash="family" if one_each else None,
+                 mode="lines+markers", log_x=True, x_title="learning rate", y_title="final validation accuracy",
+                 hover=["selected", "seeds"],
+                 caption=f"Learning-rate sensitivity on workload {workload}: every tuning trial (tuning seeds "
+                         f"{', '.join(map(str, seeds))}), mean and 95 % bootstrap band over those seeds; the legend "
+                         f"gives each group's selected learning rate; a trial every seed of which failed has no "
+                         f"point. {workloads.describe(trials)}.")

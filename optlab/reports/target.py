@@ -18,9 +18,10 @@ import pandas as pd
 
 from optlab.analysis import profiles
 from optlab.analysis.target import time_to_target
-from optlab.reports import measures, style, workloads
+from optlab import palette
+from optlab.reports import measures, plots, workloads
 from optlab.reports.load import Store
-from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
+from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Time to target and performance profiles"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
@@ -143,24 +144,22 @@ def profile_result(experiment: str, names: list[str], per_workload: dict, strate
 def add_profile(section: Section, result: ProfileResult, timings: set) -> None:
     names = result.workloads
     section.add(heading(f"Performance profile over the {len(names)} workloads of '{result.experiment}'"))
-    fig, axes = style.figure(1, len(result.curves), width=5.0, height=3.6)
     strategies = list(result.scores["strategy"])
-    colors = style.palette(strategies)
-    for ax, (axis_label, curve) in zip(axes[0], result.curves.items()):
+    frames = []
+    for axis_label, curve in result.curves.items():
         for strategy in strategies:
-            ax.step(curve.index, curve[strategy], where="post", color=colors[strategy], lw=1.6, label=strategy)
-        ax.set_xlim(1, profiles.TAU_MAX)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(f"τ (ratio to the fastest, {axis_label})")
-        ax.set_ylabel(f"fraction of the {len(names)} workloads within τ")
-        ax.set_title(f"by {axis_label}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="strategy")
-    fig.tight_layout()
+            frames.append(pd.DataFrame({"x": curve.index, "mean": curve[strategy].to_numpy(float), "label": strategy,
+                                        "strategy": strategy, "family": palette.family(strategy),
+                                        "axis": f"τ (ratio to the fastest, {axis_label})",
+                                        "metric": f"fraction of the {len(names)} workloads within τ"}))
+    data = pd.concat(frames, ignore_index=True)
     wall = "" if timings == {"alone"} else " (some runs were timed in a batch: wall time is not comparable)"
-    section.add(Figure(fig, f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
-                            f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
-                            f"target over seeds; missed, failed or absent = ∞{wall}."))
+    caption = (f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
+               f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
+               f"target over seeds; missed, failed or absent = ∞{wall}.")
+    for chart in plots.axis_charts(data, {a: False for a in dict.fromkeys(data["axis"])}, list(set(data["metric"])),
+                                   {}, caption, band=False, step=True):
+        section.add(chart)
     table = result.scores.copy()
     for column in [c for c in table.columns if c.startswith("score")]:
         table[column] = table[column].map("{:.3f}".format)

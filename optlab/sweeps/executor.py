@@ -30,10 +30,10 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from optlab.errors import ConfigError, OptlabError, StoreError
-from optlab.sweeps import resume, tuning
+from optlab.sweeps import naming, resume, seed_groups, tuning
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
 from optlab.tracking.failures import describe, is_storage_failure
@@ -186,7 +186,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
-    experiment_id = ensure_experiment(client, spec.name)
+    experiment_id = ensure_experiment(client, spec.name, spec.description)
     check_artifacts_writable(client, experiment_id)
     in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
     training = threading.Event()  # set while points run: a lost store may interrupt only then
@@ -241,6 +241,7 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         training.clear()
         lease.check()
         status = "FINISHED"
+        record_groups(client, experiment_id, parent_run_id, spec.name, progress)
     finally:
         training.clear()
         if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
@@ -293,6 +294,17 @@ def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None
             client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
                                                     RunTag("optlab.failure_reason", "interrupted")])
             client.set_terminated(run.info.run_id, "KILLED")
+def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, progress: bool) -> None:
+    """One run per compared configuration, aggregating its seeds (seed_groups.py). The runs themselves are
+    recorded already: a failure here is reported and leaves the sweep's result intact."""
+    try:
+        groups = seed_groups.record(client, experiment_id, parent_run_id, sweep)
+    except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
+        print(f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return
+    if progress and groups:
+        print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -319,7 +331,9 @@ def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context:
     if context.progress and points:
         print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
               f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
-    tasks = [Task(tuple((p.config, {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
+    names = naming.sweep_names(spec, points)
+    tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
+                         {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
                   context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
              for chunk in chunk_points(pending, context.workers)]
     outcomes: list[Outcome] = []

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test demo ui clean report bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,29 @@ install:
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[dev]"
 
+# the quick suite; test-slow: the fault tests that take more than ~30 s each (CI runs both)
 test:
 	$(PY) -m pytest -q
+
+test-slow:
+	$(PY) -m pytest -q -m slow
+
+test-all:
+	$(PY) -m pytest -q -m "slow or cluster or not (slow or cluster)"
+
+# PostgreSQL + MLflow server + a two-node Ray cluster on loopback, and faults on them (needs the
+# postgresql Debian package; .ci/run installs it)
+test-cluster:
+	$(PY) -m pytest -q -m cluster tests/cluster
+
+# the same cluster the tests start, a sweep on it, the UI address; Ctrl-C tears it all down.
+# SWEEP=experiments/NAME.toml picks the sweep (default: smoke)
+cluster-demo:
+	$(PY) scripts/cluster_demo.py $(if $(SWEEP),--sweep $(SWEEP))
+
+# points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls
+cluster-bench:
+	$(PY) scripts/cluster_bench.py $(CLUSTER_BENCH_ARGS)
 
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:
@@ -25,9 +46,19 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
-# speed ratios (a)-(e) vs a textbook PyTorch loop, side by side; BENCH_ARGS="--quick" or "--threads 1"
+# speed vs the textbook PyTorch loop, as users run it; each table is kept in benchmarks/results
+# (BENCH_ARGS="--quick" for a smoke run, not kept)
 bench:
-	$(PY) -m optlab bench $(BENCH_ARGS)
+	$(PY) -m optlab bench $(if $(findstring --quick,$(BENCH_ARGS)),,--save benchmarks/results) $(BENCH_ARGS)
+
+# README's speed section = the last three saved bench tables (generated, never typed)
+bench-readme:
+	$(PY) -m optlab bench --readme README.md --results benchmarks/results
+
+# the three consecutive runs the README quotes (on an idle machine), then the README section
+bench-final:
+	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done
+	$(MAKE) bench-readme
 
 # MLflow's UI over the store, opening on the runs; prints one link per experiment to optlab's saved view
 ui:

@@ -6,12 +6,13 @@ key, a wrong type or an out-of-range value raises a one-line ConfigError naming 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from optlab.errors import ConfigError
 
@@ -22,6 +23,11 @@ SCHEDULES = {
     "cosine": "cosine decay from lr to 0 over the planned steps",
 }
 DTYPES = ("float32", "float64")
+# ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
+MAX_SEED = 2**31 - 1          # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
+MAX_COUNT = 10**9             # steps, evaluations, batch and training-set sizes, intervals
+MAX_WIDTH = 100_000           # a hidden layer: 784 x 100,000 weights is already 314 MB a copy
+MAX_NAME = 250                # MLflow's limit for run names and tag keys
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,10 @@ class RunConfig:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
+        hints = _type_hints(cls)  # resolving the annotations cost more than all the checks together
         clean = {}
         for key, value in values.items():
-            if key not in known:
+            if key not in hints:
                 raise ConfigError(f"{source}: unknown key {key!r}")
             clean[key] = _coerce(key, value, hints[key], source)
         config = cls(**clean)
@@ -86,20 +91,36 @@ class RunConfig:
         def bad(key, rule):
             raise ConfigError(f"{source}: {key} must be {rule}, got {getattr(self, key)!r}")
 
-        positive = ("lr", "epochs", "steps", "evaluations", "seconds", "batch_size", "eval_every",
-                    "log_every", "decay_every", "decay_rate")
-        for key in positive:
+        def finite(key) -> bool:
+            return getattr(self, key) is None or math.isfinite(getattr(self, key))
+
+        for key in ("lr", "epochs", "seconds", "decay_every", "decay_rate"):
             value = getattr(self, key)
             if value is not None and (not math.isfinite(value) or value <= 0):
-                bad(key, "positive")
-        if self.momentum is not None and not 0 <= self.momentum < 1:
+                bad(key, "positive" if value <= 0 else "finite")
+        for key in ("steps", "evaluations", "batch_size", "eval_every", "log_every", "train_size"):
+            value = getattr(self, key)
+            if value is not None and not 1 <= value <= MAX_COUNT:
+                bad(key, f"a positive integer up to {MAX_COUNT:,}")
+        for key in ("seed", "noise_seed"):
+            if not 0 <= getattr(self, key) <= MAX_SEED:
+                bad(key, f"an integer in [0, {MAX_SEED}]")
+        if self.momentum is not None and not (finite("momentum") and 0 <= self.momentum < 1):
             bad("momentum", "in [0, 1)")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad("weight_decay", "non-negative")
-        if not 0 <= self.label_noise <= 1:
+        if self.weight_decay is not None and not (finite("weight_decay") and self.weight_decay >= 0):
+            bad("weight_decay", "non-negative" if self.weight_decay < 0 else "a finite number")
+        if not (finite("label_noise") and 0 <= self.label_noise <= 1):
             bad("label_noise", "in [0, 1]")
-        if self.target is not None and not 0 < self.target <= 1:
+        if self.target is not None and not (finite("target") and 0 < self.target <= 1):
             bad("target", "a validation accuracy in (0, 1]")
+        if any(not 1 <= width <= MAX_WIDTH for width in self.hidden):
+            bad("hidden", f"a list of layer widths in [1, {MAX_WIDTH:,}] (empty: no hidden layer)")
+        for key in ("experiment", "run_name"):
+            value = getattr(self, key)
+            if value is not None and (not value.strip() or len(value) > MAX_NAME or not value.isprintable()):
+                bad(key, f"a non-empty printable name of at most {MAX_NAME} characters")
+        if any(not isinstance(k, str) or not k.strip() for k in self.options):
+            raise ConfigError(f"{source}: option names must be non-empty strings, got {list(self.options)!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.dtype not in DTYPES:
@@ -134,6 +155,11 @@ class RunConfig:
             parts.append(f"B={self.batch_size}")
         parts.append(f"seed={self.seed}")
         return " ".join(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)
 
 
 def _coerce(key: str, value, hint, source: str):

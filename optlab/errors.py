@@ -15,3 +15,11 @@ class DataError(OptlabError):
 
 class InfeasibleError(OptlabError):
     """A strategy cannot run at this problem size (memory or time), with a suggestion."""
+
+
+class StoreError(OptlabError):
+    """The tracking store cannot be used: unwritable, full, unreachable, or lost in the middle of a sweep."""
+
+
+class SweepBusy(OptlabError):
+    """Another process holds the sweep's lock in this store."""

@@ -164,14 +164,19 @@ def test_stacked_forward_and_population_losses_match_one_at_a_time():
         torch.testing.assert_close(g, expected_grad, atol=1e-6, rtol=1e-4)
 
 
-def test_bench_quick_prints_every_ratio(capsys):
-    from optlab.cli import main
-
-    assert main(["bench", "--quick", "--threads", "1"]) == 0
-    out = capsys.readouterr().out
-    for row in ("(a)", "(b)", "(c)", "(d)", "(e)"):
-        assert row in out
-    assert "textbook" in out and "x" in out
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh"])
+@pytest.mark.parametrize("cost", ["cross_entropy", "mse"])
+def test_the_hand_written_backward_equals_autograd(activation, cost):
+    problem = build_problem(RunConfig(dataset="digits", hidden=(8, 6), activation=activation, cost=cost))
+    ws = torch.stack([problem.init_params(s) for s in range(3)])
+    for x_shape in ("shared", "per row"):
+        batch = problem.batch(torch.arange(40))
+        x = batch.x if x_shape == "shared" else batch.x.expand(3, -1, -1)
+        loss, grad = stacked.loss_and_grad(problem.network, cost, ws, x, batch.y)
+        for w, value, g in zip(ws, loss, grad):
+            expected_value, expected_grad = problem.loss_and_grad(w, batch)
+            torch.testing.assert_close(value, expected_value)
+            torch.testing.assert_close(g, expected_grad, atol=1e-6, rtol=1e-4)
 
 
 def test_bulk_metric_insert_writes_what_log_batch_writes(tracking_home):

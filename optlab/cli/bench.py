@@ -1,31 +1,48 @@
-"""`optlab bench [--quick]`: the speed ratios (a)-(e) of optlab vs a textbook PyTorch loop, as a table."""
+"""`optlab bench`: optlab's speed against the textbook PyTorch loop, as a table (see optlab/bench.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def add_parser(sub):
-    p = sub.add_parser("bench", help="measure optlab's speed against a textbook PyTorch loop (ratios a-e)")
+    p = sub.add_parser("bench", help="measure optlab's speed against a textbook PyTorch loop, as users run it")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the benchmark still runs")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 is steadier on a busy machine)")
-    p.add_argument("--only", help="a subset of the measurements, e.g. 'ab'")
+    p.add_argument("--threads", type=int, help="torch intra-op threads of the in-process rows (default: torch's)")
+    p.add_argument("--only", help="a subset of the measurements, letters of 'apbcdes', e.g. 'ab'")
+    p.add_argument("--save", type=Path, metavar="DIR", help="keep this run's results and table in DIR")
+    p.add_argument("--readme", type=Path, metavar="README",
+                   help="do not measure: put the last three tables saved in --results into README between markers")
+    p.add_argument("--results", type=Path, default=Path("benchmarks/results"), metavar="DIR",
+                   help="where --readme reads saved tables (default benchmarks/results)")
     return p
 
 
 def main(args) -> int:
-    import torch
-
-    from optlab.bench import run_bench, table
+    from optlab.bench import PARTS, run_bench, save, table, update_readme
     from optlab.errors import ConfigError
+
+    if args.readme is not None:
+        try:
+            update_readme(args.readme, args.results)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"{args.readme}: bench section rewritten from the last saved tables in {args.results}")
+        return 0
+    import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {args.device!r} requested but CUDA is not available")
-    if args.only and set(args.only) - set("abcde"):
-        raise ConfigError(f"--only takes letters from 'abcde', got {args.only!r}")
+    if args.only and set(args.only) - set(PARTS):
+        raise ConfigError(f"--only takes letters from {PARTS!r}, got {args.only!r}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be positive, got {args.threads}")
+        if not 1 <= args.threads <= 4096:
+            raise ConfigError(f"--threads must be an integer in [1, 4096], got {args.threads}")
         torch.set_num_threads(args.threads)
     results = run_bench(quick=args.quick, device=args.device, only=args.only)
-    print(table(results, args.quick, args.device))
+    text = table(results)
+    print(text)
+    if args.save is not None:
+        print(f"saved {save(results, text, args.save)}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from optlab.tracking.uri import mask_credentials
+
 
 def add_parser(sub):
     p = sub.add_parser("report", help="write the HTML and PDF report from the runs in the MLflow store")
@@ -24,6 +26,8 @@ def main(args) -> int:
 
     if not 0 < args.target <= 1:
         raise ConfigError(f"--target must be a test accuracy in (0, 1], got {args.target!r}")
+    check_writable_folder(args.out)  # before minutes of building, not after
+    check_store_readable(args.tracking_uri)
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
                           target=args.target, progress=not args.quiet, argv=sys.argv[1:])
     print(f"report: {report.html}")
@@ -32,5 +36,37 @@ def main(args) -> int:
     for warning in report.warnings:
         print(f"optlab: {warning}", file=sys.stderr)
     for error in report.errors:
-        print(f"optlab: report section failed: {error}", file=sys.stderr)
+        print(f"optlab: report section failed: {mask_credentials(error)}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def check_store_readable(uri: str | None) -> None:
+    """One line when the store cannot be read, instead of every section failing in turn."""
+    from optlab.errors import OptlabError, StoreError
+    from optlab.tracking.failures import describe
+    from optlab.tracking.store import client, tracking_uri
+
+    uri = uri or tracking_uri()
+    try:
+        client(uri).search_experiments(max_results=1)
+    except OptlabError:
+        raise
+    except Exception as exc:
+        raise StoreError(describe(exc, uri)) from None
+
+
+def check_writable_folder(folder: str) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from optlab.errors import ConfigError
+    from optlab.tracking.failures import describe
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".optlab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report into {folder}: {describe(exc)}") from None

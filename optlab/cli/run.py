@@ -1,4 +1,10 @@
-"""`optlab run`: one tracked run of one strategy."""
+"""`optlab run`: one tracked run of one strategy.
+
+Start-up is part of the job: before anything heavy is imported the tracking store is started in a
+helper process (tracking/background.py: MLflow's import and the store overlap loading torch, the data
+and training) and, unless --quiet, a status line is shown at once; the progress bar follows when
+training starts. Small steps train on one intra-op thread (engine.runner.intra_op_threads).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,15 @@ import sys
 
 
 def _hidden(text: str) -> list[int]:
+    if text.strip().lower() == "none":
+        return []  # no hidden layer: softmax (or linear least-squares) regression
     try:
         sizes = [int(part) for part in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} (use e.g. 16,16)")
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} is empty (use e.g. 16,16, or none for "
+                                         f"no hidden layer)")
     return sizes
 
 
@@ -43,7 +54,7 @@ def add_parser(sub):
     g.add_argument("--seconds", type=float, help="wall-clock training seconds")
     d = p.add_argument_group("problem")
     d.add_argument("--dataset", "-d", help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
-    d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512")
+    d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
     d.add_argument("--activation", help="sigmoid (default) | relu | tanh")
     d.add_argument("--init", help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
     d.add_argument("--cost", help="cross_entropy (default) | mse")
@@ -66,7 +77,9 @@ def add_parser(sub):
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="strategy-specific option (repeatable), e.g. -o sigma=0.05")
     r.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 for small steps, where a "
+                                                "second thread costs more than it gives; else torch's default)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no status line, no progress bar")
     return p
 
 
@@ -86,18 +99,76 @@ def config_from_args(args):
 
 
 def main(args) -> int:
+    from optlab.tracking.background import BackgroundStore, can_fork
+
+    store = BackgroundStore() if not args.no_track and can_fork() else None
+    status = _Status(args)
+    try:
+        return _run(args, store, status)
+    finally:
+        status.clear()
+        if store is not None:
+            store.close()
+
+
+def _run(args, store, status) -> int:
+    from optlab.errors import ConfigError
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    # before anything heavy: validating the config already imports torch (device, dataset names)
+    status.show(f"{args.strategy} on {args.dataset or 'mnist5k'}: loading torch and the data"
+                + ("" if args.no_track else ", starting the tracking store"))
+    config = config_from_args(args)
+    import torch
+
     from optlab.engine import prepare, run
+    from optlab.engine.runner import intra_op_threads
     from optlab.tracking import NullRecorder, RunRecorder
 
-    config = config_from_args(args)
     prepared = prepare(config)  # all input errors surface here, before a run is recorded
-    recorder = NullRecorder() if args.no_track else RunRecorder()
-    result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+    threads = args.threads or intra_op_threads(prepared)
+    if threads:
+        torch.set_num_threads(threads)
+    if args.no_track:
+        recorder = NullRecorder()
+    else:
+        recorder = store.recorder() if store is not None else RunRecorder()
+    status.clear()
+    try:
+        result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+    except BaseException as exc:  # whatever stops the run, it must not stay RUNNING in the store
+        if isinstance(exc, KeyboardInterrupt):
+            recorder.abort("KILLED", "interrupted")
+        else:
+            recorder.abort("FAILED", f"error: {type(exc).__name__}: {exc}")
+        raise
+    if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
+        result.status, result.reason = recorder.status, recorder.reason
     print(summary_line(result))
     if result.status != "FINISHED":
         print(f"optlab: run {result.status}: {result.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+class _Status:
+    """One status line on stderr until the progress bar takes over (nothing with --quiet)."""
+
+    def __init__(self, args):
+        self.enabled, self.shown = not args.quiet, False
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"optlab: {text} ...")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K" if sys.stderr.isatty() else "\n")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def summary_line(result) -> str:

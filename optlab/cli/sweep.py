@@ -15,14 +15,26 @@ def add_parser(sub):
     p.add_argument("--no-batch", action="store_true",
                    help="train points one by one even where the engine could batch compatible ones")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when the same sweep is already running against this store, wait up to SECONDS for it "
+                        "to end (default: refuse at once)")
+    p.add_argument("--max-points", type=int, default=None, metavar="N",
+                   help="refuse files that expand to more than N points (default 10000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
 
 def main(args) -> int:
+    from optlab.errors import ConfigError
     from optlab.sweeps import load, run_sweep
+    from optlab.sweeps.spec import MAX_POINTS
 
-    spec = load(args.file)  # the whole file is validated before anything is recorded
+    if args.max_points is not None and args.max_points < 1:
+        raise ConfigError(f"--max-points must be a positive integer, got {args.max_points}")
+    if not 0 <= args.wait <= 7 * 86400:
+        raise ConfigError(f"--wait must be between 0 and 604800 seconds, got {args.wait!r}")
+    # the whole file is validated before anything is recorded
+    spec = load(args.file, max_points=args.max_points or MAX_POINTS)
     if args.dry_run:
         for point in spec.points:
             kind = (f"tuning [{point.group}]" if point.role == "tuning"
@@ -31,12 +43,34 @@ def main(args) -> int:
         print(f"{spec.name}: {len(spec.points)} points ({spec.grid_size} grid points)")
         return 0
     report = run_sweep(spec, workers=args.workers, backend=args.backend, address=args.address,
-                       batched=not args.no_batch, progress=not args.quiet)
+                       batched=not args.no_batch, progress=not args.quiet, wait=args.wait)
     print(f"sweep {report.name}: {report.seconds:.1f}s, parent run {report.parent_run_id}"
           + (" (resumed)" if report.resumed else ""))
     print(report.table)
     for label, reason in report.failures:
         print(f"failed: {label}: {reason}", file=sys.stderr)
     # a FAILED point (e.g. a learning rate that diverged) is a recorded outcome, not a broken sweep;
-    # a point with no outcome at all is
-    return 1 if report.counts["missing"] else 0
+    # a point with no outcome (not run, worker died, storage failed, interrupted) is
+    if report.incomplete:
+        print(f"optlab: sweep {report.name}: {len(report.incomplete)} of {report.counts['points']} points have no "
+              f"outcome ({summarize_reasons(report.incomplete)}); rerun to run them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summarize_reasons(incomplete: list[tuple[str, str]]) -> str:
+    """'2 worker died, 1 storage' from the reasons of points without an outcome."""
+    from collections import Counter
+
+    def kind(why: str) -> str:
+        if "worker" in why and ("died" in why or "interrupted" in why):
+            return "worker died"
+        if "storage" in why:
+            return "storage failed"
+        if why.startswith("KILLED") or "interrupted" in why:
+            return "interrupted"
+        if why == "not run":
+            return "not run"
+        return "failed"
+
+    return ", ".join(f"{n} {k}" for k, n in Counter(kind(why) for _, why in incomplete).most_common())

@@ -13,7 +13,8 @@ evaluation cadence, and owns everything around the steps:
 - divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
   or when the training loss at an evaluation exceeds DIVERGENCE_FACTOR times its initial value;
 - KILLED on Ctrl-C (the interrupt is re-raised after every live run is recorded) and FAILED with the
-  error and its traceback when anything inside training raises.
+  error and its traceback when anything inside training raises. A recorder that cannot record a run's
+  end does not stop the others from being recorded; its error is raised once all are done.
 
 A run that leaves (diverged, reached its target with stop_at_target) is dropped from the trainer while
 the others go on. `wall_time` is the loop's elapsed training time: steps only, evaluation and logging
@@ -78,6 +79,7 @@ class TrainingLoop:
         self.timing = "alone" if self.group == 1 else f"batched:{self.group}"
         first = rows[0]
         self.config, self.plan = first.config, first.plan
+        self.budget = first.config.budget   # a property that builds a dict: read once, checked every step
         self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
         self.every = eval_interval(first.config, first.plan)
         self.log_every = first.config.log_every
@@ -86,6 +88,7 @@ class TrainingLoop:
         n_updates = max((p.updates for row in rows for p in row.probes), default=0)
         self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
         self.bar = self._progress_bar() if progress else None
+        self.recording_error: Exception | None = None   # the first recorder that could not record a run's end
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self) -> list[RunResult]:
@@ -93,7 +96,6 @@ class TrainingLoop:
             row.result = RunResult(row.config, "RUNNING", None, 0, 0.0, {}, timing=self.timing)
             tags = {"optlab.family": row.family, "optlab.timing": self.timing, **row.tags}
             row.recorder.start(row.config, row.problem, row.plan, extra_tags=tags)
-            row.result.run_id = row.recorder.run_id
         try:
             self.evaluate()
             while self.live and not self.budget_used():
@@ -113,11 +115,13 @@ class TrainingLoop:
         finally:
             if self.bar is not None:
                 self.bar.close()
+        if self.recording_error is not None:   # the results exist, but the store does not hold them all
+            raise self.recording_error
         return [row.result for row in self.rows]
 
     def budget_used(self) -> bool:
         """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
-        budget, plan, counters = self.config.budget, self.plan, self.trainer.counters(0)
+        budget, plan, counters = self.budget, self.plan, self.trainer.counters(0)
         return ((plan.max_steps is not None and self.steps >= plan.max_steps)
                 or ("epochs" in budget and self.has_accuracy
                     and counters.samples_seen >= budget["epochs"] * self.n_train)
@@ -236,7 +240,11 @@ class TrainingLoop:
         summary = {**run_summary(result), **{k: round(v, 6) for k, v in result.probes.items()}}
         if self.group > 1:
             summary["wall_time_share"] = round(self.wall / self.group, 4)
-        row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
+        try:
+            row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
+        except Exception as exc:   # the other runs are still recorded; the caller hears about it at the end
+            self.recording_error = self.recording_error or exc
+        result.run_id = row.recorder.run_id
 
     def finish_live(self, status: str, reason: str, trace: str | None = None) -> None:
         for j, r in enumerate(self.live):
@@ -288,7 +296,7 @@ def _reached(config: RunConfig, point: dict[str, float]) -> bool:
 def _non_finite(column: Column) -> list[int]:
     """The rows whose value is nan or inf (one device sync for a tensor)."""
     if isinstance(column, torch.Tensor):
-        if bool(torch.isfinite(column).all()):
+        if math.isfinite(float(column.sum())):   # one kernel; a sum that overflows is checked row by row
             return []
         return [j for j, v in enumerate(column.tolist()) if not math.isfinite(v)]
     return [j for j, v in enumerate(column) if not math.isfinite(v)]

@@ -21,6 +21,7 @@ from optlab.problem.problem import NetworkProblem
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 TRAINERS = ("auto", "stacked", "reference")
+SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
 def stackable(prep: Prepared) -> bool:
@@ -41,6 +42,14 @@ def group_key(prep: Prepared) -> tuple | None:
             c.noise_seed if c.variant != "none" else None, c.standardize, c.train_size, c.dtype, c.device,
             plan.batch_size, plan.max_steps, tuple(sorted(c.budget.items())), eval_interval(c, plan),
             c.log_every, prep.problem.n_train)
+
+
+def intra_op_threads(prep: Prepared) -> int | None:
+    """1 when a training step is too small for a second intra-op thread to pay for its synchronization
+    (mini-batches of the reference net: 2 threads made a B = 32 step 10x slower on a busy 2-core machine);
+    None (torch's default) for big steps such as full-batch gradients."""
+    samples = prep.strategy_cls.samples_per_step(prep.config, prep.plan.batch_size, prep.problem)
+    return 1 if samples * prep.problem.n_params < SMALL_STEP else None
 
 
 def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem: Problem | None = None,

@@ -67,9 +67,9 @@ class StackedTrainer:
         idx = self.order[:, self.pos:self.pos + self.batch_size]             # (streams, B)
         self.pos += self.batch_size
         streams = self.streams
-        xb = self.data.x_train[idx] if streams.grouped else self.data.x_train[idx[streams.of_row]]
+        xb = _rows(self.data.x_train, idx if streams.grouped else idx[streams.of_row])
         row_idx = idx if streams.one_per_row else idx[streams.of_row]
-        yb = self.y_train[row_idx] if self.shared_y else self.y_train.gather(1, row_idx)
+        yb = _rows(self.y_train, row_idx) if self.shared_y else self.y_train.gather(1, row_idx)
         return xb, yb, idx.shape[1]
 
     def step(self):
@@ -80,7 +80,7 @@ class StackedTrainer:
             lr_col = self._column(lr_now)
         xb, yb, size = self._batch()
         loss, grads = stacked.loss_and_grads(self.spec, self.cost, self.layers, xb, yb)
-        grad_norm = torch.stack([g.norm(dim=1) for g in grads], dim=1).norm(dim=1)
+        grad_norm = torch.hypot(torch.linalg.vector_norm(grads[0], dim=1), torch.linalg.vector_norm(grads[1], dim=1))
         self.update.step(grads, lr_col, lr_now)
         self.shared_counters.record(size, gradients=1)
         self.taken += 1
@@ -120,6 +120,11 @@ class StackedTrainer:
         self.schedules = [self.schedules[j] for j in keep]
         self.lr_py = [self.lr_py[j] for j in keep]
         self.lr_col = self.lr_col[index]
+
+
+def _rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """table[idx] for a 2-D index of rows; index_select copies whole rows (half the time of indexing)."""
+    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, *table.shape[1:])
 
 
 class _Streams:

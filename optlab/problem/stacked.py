@@ -12,6 +12,7 @@ The batched engine stores the parameters split (see `split`): the first layer of
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -83,17 +84,24 @@ def _costs(cost: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     raise ValueError(f"unknown cost {cost!r}")
 
 
+@lru_cache(maxsize=32)
+def _minus_ones(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.full(shape, -1.0, dtype=dtype, device=device)
+
+
 def cost_and_delta(cost: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row mean cost (K,) and its gradient with respect to the transposed logits (K, out, n).
-    y is (n,) shared or (K, n); matches optlab.problem.cost."""
+    y is (n,) shared or (K, n); matches optlab.problem.cost. Written with as few kernels as possible:
+    at the reference net's size a step is a few dozen tiny ones, and each costs its dispatch."""
     k, out, n = logits.shape
     labels = _labels(y, k)
-    target = torch.zeros_like(logits).scatter_(1, labels, 1.0)
     if cost == "cross_entropy":
         log_probs = torch.log_softmax(logits, dim=1)
-        loss = -log_probs.gather(1, labels).squeeze(1).mean(dim=-1)
-        delta = (log_probs.exp() - target).div_(n)
+        loss = log_probs.gather(1, labels).mean(dim=(1, 2)).neg_()
+        delta = log_probs.exp_().scatter_add_(1, labels, _minus_ones(tuple(labels.shape), logits.dtype, logits.device))
+        delta.div_(n)   # softmax - one-hot, averaged over the batch
     elif cost == "mse":
+        target = torch.zeros_like(logits).scatter_(1, labels, 1.0)
         s = torch.sigmoid(logits)
         diff = s - target
         loss = (diff * diff).sum(dim=1).mean(dim=-1)
@@ -135,7 +143,7 @@ def loss_and_grads(spec: NetworkSpec, cost: str, layers, x: torch.Tensor,
     y is (n,) shared or (K, n), whatever the shape of x."""
     logits, inputs = _forward_t(spec, layers, x)
     loss, delta = cost_and_delta(cost, logits, y)
-    derivative = _ACT[spec.activation][1]
+    backward = _ACT[spec.activation][1]
     grads = []
     for i in range(len(layers) - 1, -1, -1):
         weight, _ = layers[i]
@@ -144,7 +152,7 @@ def loss_and_grads(spec: NetworkSpec, cost: str, layers, x: torch.Tensor,
         grads.append(delta.sum(dim=2))
         grads.append(g_weight.flatten(1))
         if i > 0:
-            delta = torch.bmm(weight.transpose(1, 2), delta).mul_(derivative(h))
+            delta = backward(torch.bmm(weight.transpose(1, 2), delta), h)
     return loss, [grads[-1], torch.cat(grads[-2::-1], dim=1)]
 
 
@@ -177,9 +185,10 @@ def loss_accuracy(spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torc
     return total_loss / n, correct / n
 
 
-# activation, and its derivative written in terms of the activation's output h (or input for relu)
+# activation, and its backward (grad, h) -> grad * activation'(.) from the activation's output h, as one
+# fused ATen kernel each (the ones autograd itself calls): grad * h (1 - h), grad (1 - h^2), grad [h > 0]
 _ACT = {
-    "sigmoid": (torch.sigmoid, lambda h: h * (1 - h)),
-    "tanh": (torch.tanh, lambda h: 1 - h * h),
-    "relu": (torch.relu, lambda h: (h > 0).to(h.dtype)),
+    "sigmoid": (torch.sigmoid, torch.ops.aten.sigmoid_backward),
+    "tanh": (torch.tanh, torch.ops.aten.tanh_backward),
+    "relu": (torch.relu, lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0)),
 }

@@ -1,6 +1,9 @@
-"""Writers: one self-contained HTML file (interactive Plotly figures, plotly.js inlined once, Jinja2 with
-autoescape) and one PDF printed from the same template in its print form (static figures, A4 landscape
-pages with numbers, a contents page with links and page numbers) by headless Chromium (pdf.py)."""
+"""Writers: one self-contained HTML file (interactive Plotly figures, plotly.js inlined once, Jinja2) and one
+PDF printed from the same template in its print form (static figures, A4 landscape pages with numbers, a
+contents page with links and page numbers) by headless Chromium (pdf.py).
+
+Everything rendered is escaped (the template autoescapes; only HTML built here is marked safe) and
+credentials in URIs (`user:password@`) are masked in both documents."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from markupsafe import Markup, escape
 from optlab.reports import chart_plotly, chart_static, pdf as pdf_printer
 from optlab.reports.chart import Chart
 from optlab.reports.model import Figure, Note, Section, Table
-from optlab.tracking.store import display_uri
+from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 APPENDIX_HEADING = "Appendix: long tables"
@@ -26,8 +29,8 @@ ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "template
 
 
 def inline(text: str) -> Markup:
-    """Escape, then show `code` spans as <code>."""
-    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+    """Mask credentials, escape, then show `code` spans as <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(mask_credentials(text)))))
 
 
 def png_data_uri(fig, dpi: int = 110) -> str:
@@ -41,7 +44,9 @@ def svg_data_uri(fig) -> str:
 
 
 def _table_html(table: Table) -> Markup:
-    return Markup(table.frame.to_html(index=False, escape=True, border=0, na_rep="-"))
+    frame = table.frame.rename(columns=lambda c: mask_credentials(c) if isinstance(c, str) else c)
+    frame = frame.map(lambda v: mask_credentials(v) if isinstance(v, str) else v)
+    return Markup(frame.to_html(index=False, escape=True, border=0, na_rep="-"))
 
 
 def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict]]:
@@ -56,7 +61,7 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
             if isinstance(b, Chart):
                 figures += 1
                 entry = {"kind": "chart", "number": figures, "anchor": f"fig{figures}",
-                         "caption": inline(b.caption), "alt": b.caption[:120]}
+                         "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]}
                 if printing:
                     fig = chart_static.figure(b)
                     entry["image"] = svg_data_uri(fig)
@@ -68,7 +73,7 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
                 figures += 1
                 blocks.append({"kind": "figure", "number": figures, "anchor": f"fig{figures}",
                                "image": png_data_uri(b.figure, dpi=170 if printing else 110),
-                               "caption": inline(b.caption), "alt": b.caption[:120]})
+                               "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]})
             elif isinstance(b, Table) and b.in_appendix:
                 appendix_tables += 1
                 entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
@@ -81,7 +86,8 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
                                "html": _table_html(b), "short": len(b.frame) <= 12})
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
-        out.append({"number": s.number, "title": s.title, "heading": s.heading, "intro": inline(s.intro),
+        out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
+                    "intro": inline(s.intro),
                     "missing": s.missing, "blocks": blocks})
     return out, appendix
 
@@ -97,7 +103,7 @@ def render(sections: list[Section], uri: str, printing: bool, pages: dict | None
     has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
     return ENV.get_template("report.html.j2").render(
         title=REPORT_TITLE, sections=blocks, appendix=appendix, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
-        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=display_uri(uri),
+        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
         plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)
 
 

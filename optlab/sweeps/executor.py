@@ -6,23 +6,36 @@ experiment id and the parent run id, and each point becomes one nested child run
 to `optlab.engine.run_many` in chunks of compatible configs (same problem, strategy and batch
 size), so a batched run_many trains them together. A failing point (divergence, exception) is
 recorded FAILED and never stops the others.
+
+Faults: the sweep holds its lease (sweeps/lease.py) while it runs, so a second process running
+the same sweep against the same store refuses or waits. Local workers die with the sweep process
+(sweeps/pool.py); a worker that dies costs only the points it held: its RUNNING runs are recorded
+FAILED ("worker died"), points it had not started go back to the queue once, and the sweep goes
+on. A store or server lost for two heartbeats stops the sweep with one line. The parent run is
+FINISHED only when every point has its outcome (FINISHED, or FAILED because it diverged);
+otherwise it is FAILED naming the points without one, and a rerun runs exactly those.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import socket
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from optlab.errors import ConfigError, OptlabError
+from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import resume, tuning
+from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
+from optlab.tracking.failures import describe, is_storage_failure
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
+MAX_WORKERS = 10_000  # Ray tasks in flight at once
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ class Task:
     parent_run_id: str
     batched: bool
     threads: int
+    attempt: int = 0                          # 1 when re-queued after its first worker died
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class SweepReport:
     table: str
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)   # (point label, reason)
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # points without an outcome: (label, why)
 
 
 # ---- the worker side ------------------------------------------------------------------------
@@ -65,7 +80,7 @@ def run_task(task: Task) -> list[Outcome]:
 
     torch.set_num_threads(task.threads)
     configs = [c for c, _ in task.points]
-    tags = [t for _, t in task.points]
+    tags = [{**t, **worker_tags()} for _, t in task.points]
 
     def recorder(_config):
         return RunRecorder(experiment_id=task.experiment_id, parent_run_id=task.parent_run_id,
@@ -80,12 +95,15 @@ def run_task(task: Task) -> list[Outcome]:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an error outside a run (e.g. the store): say so, retry point by point below
+        if is_storage_failure(exc):  # retrying against a store that cannot be written is futile: report it
+            why = f"storage: {describe(exc, task.tracking_uri)}"
+            return [Outcome(t["optlab.point_hash"], "ERROR", why) for t in tags]
         chunk_error = f"{type(exc).__name__}: {exc}"
         print(f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
               file=sys.stderr, flush=True)
     done = _finished_hashes(task, tags)
     outcomes = []
-    for config, tag in task.points:
+    for config, tag in zip(configs, tags):
         point_hash = tag["optlab.point_hash"]
         if point_hash in done:
             outcomes.append(Outcome(point_hash, "FINISHED"))
@@ -99,6 +117,19 @@ def run_task(task: Task) -> list[Outcome]:
             outcomes.append(Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc} (the chunk failed first: "
                                                          f"{chunk_error})"))
     return outcomes
+
+
+def worker_tags() -> dict[str, str]:
+    """Where a run was trained: `optlab.node` is the Ray node id inside a Ray task, else the host
+    name; `optlab.worker` is the training process as host:pid."""
+    node = socket.gethostname()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        try:
+            node = ray.get_runtime_context().get_node_id()
+        except Exception:  # noqa: BLE001 - not inside a Ray worker after all
+            pass
+    return {"optlab.node": node, resume.WORKER_TAG: resume.owner_id()}
 
 
 def _finished_hashes(task: Task, tags: list[dict]) -> set[str]:
@@ -115,22 +146,57 @@ def _finished_hashes(task: Task, tags: list[dict]) -> set[str]:
 
 # ---- the parent side ------------------------------------------------------------------------
 def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address: str | None = None,
-              batched: bool = True, progress: bool = True, tracking_uri: str | None = None) -> SweepReport:
+              batched: bool = True, progress: bool = True, tracking_uri: str | None = None,
+              wait: float = 0.0) -> SweepReport:
+    """Run every point of `spec` not yet FINISHED in the store. `wait`: seconds to wait for another
+    process running the same sweep against the same store to end (default: refuse at once)."""
+    import _thread
+
+    from optlab.tracking.preflight import check_artifacts_writable
     from optlab.tracking.store import client as make_client, ensure_experiment, tracking_uri as default_uri
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    local_cap = max(8, 4 * (os.cpu_count() or 1))
+    if backend == "local" and workers > local_cap:
+        raise ConfigError(f"--workers {workers} is more than 4 local processes per CPU ({os.cpu_count()} CPUs, cap "
+                          f"{local_cap}): they would only thrash; use --backend ray for a cluster")
+    if workers > MAX_WORKERS:
+        raise ConfigError(f"--workers {workers} is above {MAX_WORKERS}")
     if address is not None and backend != "ray":
         raise ConfigError(f"--address {address!r} needs --backend ray")
+    if address is not None:
+        check_ray_address(address)  # before anything is recorded: Ray itself waits minutes for a wrong one
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
     experiment_id = ensure_experiment(client, spec.name, spec.description)
-    state = resume.reconcile(client, experiment_id, spec.name)
-    parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
-                                                {"workers": workers, "backend": backend})
+    check_artifacts_writable(client, experiment_id)
+    in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
+    training = threading.Event()  # set while points run: a lost store may interrupt only then
+
+    def on_lost(reason: str) -> None:
+        # a run training in this thread is interrupted; a pool notices on its own (Lease.check)
+        if in_process and training.is_set():
+            _thread.interrupt_main()
+
+    with Lease(client, spec.name, wait=wait, on_lost=on_lost) as lease:
+        state = resume.reconcile(client, experiment_id, spec.name)
+        parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
+                                                    {"workers": workers, "backend": backend})
+        try:
+            return _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease,
+                            workers, backend, address, batched, progress, started, training)
+        except KeyboardInterrupt:
+            if lease.lost:
+                raise StoreError(stopped(spec.name, lease.lost)) from None
+            raise
+
+
+def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease, workers, backend,
+             address, batched, progress, started, training) -> SweepReport:
     owner = resume.owner_id()
     pending = [p for p in spec.points if p.point_hash not in state.finished]
     skipped = len(spec.points) - len(pending)
@@ -145,21 +211,62 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
              for chunk in chunk_points(pending, workers)]
     status, outcomes = "KILLED", []
     try:
+        training.set()
         if backend == "ray":
             _run_ray(tasks, address, workers, progress, outcomes)
         elif workers == 1:
             _run_local(tasks, progress, outcomes)
         else:
-            _run_pool(tasks, workers, progress, outcomes)
+            _run_pool(tasks, workers, progress, outcomes, client, lease)
+        training.clear()
+        lease.check()
         status = "FINISHED"
     finally:
+        training.clear()
+        if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
+            raise StoreError(stopped(spec.name, lease.lost))
+        close_stale_runs(client, experiment_id, spec.name, owner)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
         labels = {p.point_hash: p.config.label() for p in spec.points}
-        report.failures += [(labels[o.point_hash], o.reason) for o in outcomes if o.status == "ERROR"]
+        errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
+        without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
+        report.failures += [(labels[h], reason) for h, reason in errors.items() if h in without_outcome]
+        report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
         report.seconds = time.perf_counter() - started
+        final, reason = status, None
+        if report.incomplete:
+            reason = incomplete_reason(report.incomplete)
+            final = "FAILED" if status == "FINISHED" else status
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
-                             status)
+                             final, reason)
     return report
+
+
+def stopped(name: str, why: str) -> str:
+    then = ("rerun it when the store is back" if why.startswith("lost the tracking store")
+            else "check which process runs it now")
+    return f"sweep {name!r} stopped: {why}; {then} (finished points are kept)"
+
+
+def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:
+    parts = [f"{label} ({why})" for label, why in incomplete[:shown]]
+    more = f"; and {len(incomplete) - shown} more" if len(incomplete) > shown else ""
+    return f"{len(incomplete)} point{'s' if len(incomplete) != 1 else ''} without an outcome: " + "; ".join(parts) + more
+
+
+def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None:
+    """Runs this sweep process started that are still RUNNING (a worker killed after the grace
+    period of an interruption) end KILLED now rather than at the next start."""
+    from mlflow.entities import RunTag
+
+    for run in resume.children(client, experiment_id, sweep):
+        if run.info.status == "RUNNING" and run.data.tags.get(resume.OWNER_TAG) == owner:
+            worker = run.data.tags.get(resume.WORKER_TAG)
+            if resume.owner_alive(worker):
+                continue  # still writing: it ends its run itself
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
+                                                    RunTag("optlab.failure_reason", "interrupted")])
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
@@ -192,21 +299,81 @@ def _run_local(tasks: list[Task], progress: bool, outcomes: list[Outcome]) -> No
             bar.update(len(task.points))
 
 
-def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome]) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome], client,
+              lease: Lease) -> None:
+    from optlab.sweeps.pool import WorkerPool
 
-    # spawn: forking a parent that holds torch/SQLite threads and connections is unsafe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
-            _bar(_total(tasks), progress) as bar:
-        futures = {pool.submit(run_task, task): task for task in tasks}
-        try:
-            for future in as_completed(futures):
-                outcomes += future.result()
-                bar.update(len(futures[future].points))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with _bar(_total(tasks), progress) as bar:
+        def on_result(task: Task, value: list[Outcome]) -> None:
+            outcomes.extend(value)
+            bar.update(len(task.points))
+
+        def on_error(task: Task, text: str) -> None:
+            outcomes.extend(Outcome(tag["optlab.point_hash"], "ERROR", text) for _, tag in task.points)
+            bar.update(len(task.points))
+
+        def on_death(task: Task, death) -> list[Task]:
+            retry, lost = account_dead_worker(client, task, death)
+            outcomes.extend(lost)
+            bar.update(len(task.points) - (len(retry[0].points) if retry else 0))
+            if progress:
+                print(f"\noptlab: {death.describe()}: {len(task.points) - (len(retry[0].points) if retry else 0)} "
+                      f"point(s) lost, {len(retry[0].points) if retry else 0} queued again; the sweep goes on",
+                      file=sys.stderr)
+            return retry
+
+        WorkerPool(workers, run_task).run(tasks, on_result, on_death, on_error, check=lease.check)
+
+
+def account_dead_worker(client, task: Task, death) -> tuple[list[Task], list[Outcome]]:
+    """A worker died holding `task`: its RUNNING runs are recorded FAILED with the reason; points it
+    never started are queued again once (a second death marks them lost). Returns (tasks to queue,
+    outcomes of the points lost without a run)."""
+    from dataclasses import replace
+
+    from mlflow.entities import RunTag
+
+    why = death.describe()
+    worker = f"{resume.owner_id().rpartition(':')[0]}:{death.pid}"
+    sweep = task.points[0][1]["optlab.sweep"]
+    hashes = {tag["optlab.point_hash"] for _, tag in task.points}
+    started = set()
+    for run in resume.children(client, task.experiment_id, sweep):
+        point = run.data.tags.get("optlab.point_hash")
+        if point not in hashes or run.data.tags.get(resume.WORKER_TAG) != worker:
+            continue
+        started.add(point)
+        if run.info.status == "RUNNING":
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "FAILED"),
+                                                    RunTag("optlab.failure_reason", why)])
+            client.set_terminated(run.info.run_id, "FAILED")
+    unstarted = tuple((c, t) for c, t in task.points if t["optlab.point_hash"] not in started)
+    if not unstarted:
+        return [], []
+    if task.attempt == 0:
+        return [replace(task, points=unstarted, attempt=1)], []
+    return [], [Outcome(t["optlab.point_hash"], "ERROR", f"{why} before it started this point") for _, t in unstarted]
+
+
+RAY_TASK_RETRIES = 3  # a task whose worker or node dies is resubmitted, on any node that is left
+RAY_CONNECT_TIMEOUT = 10.0  # seconds to reach the head's port before giving up
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse a --address whose head cannot be reached, in one line: `ray.init` would retry for
+    minutes. 'auto' and Ray client addresses (ray://...) are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (the head node's `ray start --port`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise OptlabError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} "
+                          f"(is `ray start --head --port {port}` running there?)") from None
 
 
 def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
@@ -215,7 +382,10 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
         import ray
     except ImportError:
         raise OptlabError("the ray backend needs Ray: pip install 'optlab[ray]'") from None
-    env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "OPTLAB_HOME", "MLFLOW_TRACKING_URI")}
+    # workers on other machines see none of this process's environment: send what tracking and
+    # optlab read (MLFLOW_TRACKING_URI, credentials and timeouts of an MLflow server, OPTLAB_*)
+    env = {k: v for k, v in os.environ.items()
+           if k == "PYTHONPATH" or k.startswith(("MLFLOW_", "OPTLAB_"))}
     uri = tasks[0].tracking_uri if tasks else ""
     if address is not None and uri.startswith("sqlite:"):
         print(f"optlab: warning: Ray tasks on other machines cannot reach {uri}; point MLFLOW_TRACKING_URI at "
@@ -226,19 +396,87 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
                    "configure_logging": False}
         if address is None:
             options["num_cpus"] = workers  # a local instance: one task per worker
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # e.g. a missing or wrong RAY_AUTH_TOKEN
+            raise OptlabError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
     try:
-        remote = ray.remote(num_cpus=1)(run_task)
+        remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(run_ray_task)
         refs = {remote.remote(task): task for task in tasks}
         with _bar(_total(tasks), progress) as bar:
             waiting = list(refs)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
-                outcomes += ray.get(done[0])
-                bar.update(len(refs[done[0]].points))
+                task = refs[done[0]]
+                try:
+                    outcomes += ray.get(done[0])
+                except ray.exceptions.RayError as exc:  # lost for good: retries used up, or the cluster went away
+                    reason = f"Ray task lost: {type(exc).__name__}: {_first_line(exc)}"
+                    outcomes += [Outcome(tag["optlab.point_hash"], "ERROR", reason) for _, tag in task.points]
+                bar.update(len(task.points))
+        _close_orphans(tasks)
     finally:
         if started_here:
             ray.shutdown()
+
+
+RAY_TASK_TAG = "optlab.ray_task"  # Ray keeps a task's id across its retries
+
+
+def run_ray_task(task: Task) -> list[Outcome]:
+    """`run_task` as a Ray task. Ray reruns a task whose worker or node died (max_retries); the
+    runs of a lost attempt carry the same task id, so a retry skips the points that attempt already
+    FINISHED and marks the ones it left RUNNING KILLED before training them again."""
+    import ray
+
+    from optlab.tracking.store import client as make_client
+
+    task_id = ray.get_runtime_context().get_task_id()
+    done: set[str] = set()
+    if task.points and task_id:
+        client = make_client(task.tracking_uri)
+        for run in resume.search_all(client, task.experiment_id, f"tags.`{RAY_TASK_TAG}` = '{task_id}'"):
+            point = run.data.tags.get("optlab.point_hash")
+            if run.info.status == "FINISHED":
+                done.add(point)
+            elif run.info.status in ("RUNNING", "SCHEDULED"):
+                _mark_lost(client, run, "; the task was retried")
+    rest = tuple((c, {**t, RAY_TASK_TAG: task_id}) for c, t in task.points if t["optlab.point_hash"] not in done)
+    skipped = [Outcome(t["optlab.point_hash"], "FINISHED") for _, t in task.points if t["optlab.point_hash"] in done]
+    if not rest:
+        return skipped
+    return skipped + run_task(Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id,
+                                   task.batched, task.threads))
+
+
+def _close_orphans(tasks: list[Task]) -> None:
+    """After every task has returned, a child of this sweep process still RUNNING was being trained
+    by a worker that died (its task was retried elsewhere, or lost): mark it KILLED."""
+    from optlab.tracking.store import client as make_client
+
+    if not tasks or not tasks[0].points:
+        return
+    first = tasks[0].points[0][1]
+    owner, sweep = first[resume.OWNER_TAG], first["optlab.sweep"]
+    client = make_client(tasks[0].tracking_uri)
+    for run in resume.children(client, tasks[0].experiment_id, sweep):
+        if run.info.status in ("RUNNING", "SCHEDULED") and run.data.tags.get(resume.OWNER_TAG) == owner:
+            _mark_lost(client, run)
+
+
+def _mark_lost(client, run, detail: str = "") -> None:
+    from mlflow.entities import RunTag
+
+    node = run.data.tags.get("optlab.node", "unknown")
+    client.log_batch(run.info.run_id, tags=[
+        RunTag("optlab.status", "KILLED"),
+        RunTag("optlab.failure_reason", f"interrupted: its Ray worker on node {node} was lost{detail}")])
+    client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 # ---- after the points -----------------------------------------------------------------------
@@ -252,10 +490,13 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
         # a FINISHED run wins; otherwise the most recent attempt
         if best is None or _rank(run) > _rank(best):
             latest[point] = run
-    trials, rows, failures = [], defaultdict(lambda: defaultdict(int)), []
+    trials, rows, failures, incomplete = [], defaultdict(lambda: defaultdict(int)), [], []
     for point in spec.points:
         run = latest.get(point.point_hash)
         status = run.info.status if run is not None else "MISSING"
+        why = outcome_missing(run)
+        if why is not None:
+            incomplete.append((point.point_hash, point.config.label(), why))
         key = point.group if point.role == "tuning" else (f"series {point.series}" if point.series else "points")
         row = rows[key]
         row["points"] += 1
@@ -278,7 +519,19 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
     counts = {k: sum(int(r.get(k, 0)) for r in rows.values())
               for k in ("points", "finished", "failed", "skipped", "missing")}
     counts["selected"] = sum(len(s.run_ids) for s in selections.values())
-    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures)
+    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures,
+                       incomplete)
+
+
+def outcome_missing(run) -> str | None:
+    """None when `run` is a point's outcome: FINISHED, or FAILED because the optimizer diverged (a
+    result, the same on every rerun); otherwise why the point has no outcome yet."""
+    if run is None:
+        return "not run"
+    reason = run.data.tags.get("optlab.failure_reason", "")
+    if run.info.status == "FINISHED" or (run.info.status == "FAILED" and reason.startswith("diverged")):
+        return None
+    return f"{run.info.status}: {reason}" if reason else run.info.status
 
 
 def _rank(run) -> tuple[int, int]:

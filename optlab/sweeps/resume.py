@@ -2,42 +2,24 @@
 
 A point is done when a child run of the sweep with its `optlab.point_hash` is FINISHED. A child
 left RUNNING by a sweep process that died (SIGKILL, power loss) is marked KILLED on the next start,
-so it is never left RUNNING forever and its point runs again. Only one sweep process per sweep
-name is supported at a time: every run carries `optlab.owner=<host>:<pid>`, and a RUNNING run whose
-owner is still alive on this host stops the new start with an error instead of being killed.
+so it is never left RUNNING forever and its point runs again. One sweep process per sweep name
+runs at a time (the lease in sweeps/lease.py); besides, every run carries `optlab.owner=<host>:<pid>`
+(the sweep process) and `optlab.worker=<host>:<pid>` (the process training it): a RUNNING run whose
+owner is alive stops the new start, and one whose worker is still alive (an orphan of a dead
+sweep) is waited for, so a rerun never races a live orphan.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 
-from optlab.errors import OptlabError
+from optlab.errors import OptlabError, StoreError
+from optlab.tracking.failures import describe
+from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id  # noqa: F401 - part of this API
 from optlab.sweeps.describe import parent_description
 
-OWNER_TAG = "optlab.owner"
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """True when `owner` names a live process on this host other than this one."""
-    if not owner or owner == owner_id():
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host: we cannot tell; one sweep process per sweep is the contract
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+ORPHAN_WAIT = 15.0  # seconds a new start waits for a live worker of a dead sweep to exit
 
 
 def search_all(client, experiment_id: str, filter_string: str) -> list:
@@ -51,8 +33,44 @@ def search_all(client, experiment_id: str, filter_string: str) -> list:
             return runs
 
 
+def quote(value: str) -> str | None:
+    """`value` as a string literal of MLflow's search grammar, or None when it has none.
+
+    MLflow strips the quotes of a literal without unescaping anything, so a value is written
+    between single quotes when it has none, else between double quotes when it has none; a value
+    holding both kinds has no literal. Every candidate is checked by parsing it back with MLflow's
+    own parser (the one the store uses), followed by another clause, since a backslash before the
+    closing quote escapes it (`'a\\' and ...`)."""
+    from mlflow.utils.search_utils import SearchUtils
+
+    for mark in ("'", '"'):
+        if mark in value:
+            continue
+        literal = f"{mark}{value}{mark}"
+        try:
+            parsed = SearchUtils.parse_search_filter(f"tags.`k` = {literal} and tags.`next` = 'x'")
+        except Exception:
+            continue
+        if len(parsed) == 2 and parsed[0].get("value") == value and parsed[1].get("value") == "x":
+            return literal
+    return None
+
+
+def search_tags(client, experiment_id: str, tags: dict[str, str]) -> list:
+    """Runs of the experiment whose tags equal `tags` exactly. Values without a literal in MLflow's
+    grammar are compared here instead of in the store's filter, and every match is checked here
+    (a store may compare case-insensitively)."""
+    clauses = []
+    for key, value in tags.items():
+        literal = quote(value)
+        if literal is not None:
+            clauses.append(f"tags.`{key}` = {literal}")
+    found = search_all(client, experiment_id, " and ".join(clauses))
+    return [r for r in found if all(r.data.tags.get(k) == v for k, v in tags.items())]
+
+
 def children(client, experiment_id: str, sweep: str) -> list:
-    return [r for r in search_all(client, experiment_id, f"tags.`optlab.sweep` = '{_quote(sweep)}'")
+    return [r for r in search_tags(client, experiment_id, {"optlab.sweep": sweep})
             if r.data.tags.get("optlab.role") != "parent"]
 
 
@@ -79,6 +97,7 @@ def reconcile(client, experiment_id: str, sweep: str) -> SweepState:
             if owner_alive(owner):
                 raise OptlabError(f"sweep {sweep!r} is already running (run {run.info.run_id} owned by {owner}); "
                                   f"wait for it or stop that process first")
+            wait_for_orphan(run.data.tags.get(WORKER_TAG), run.info.run_id)
             client.log_batch(run.info.run_id, tags=[
                 RunTag("optlab.status", "KILLED"),
                 RunTag("optlab.failure_reason", f"interrupted: its sweep process ({owner or 'unknown'}) died")])
@@ -92,9 +111,8 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
     Returns (run_id, resumed)."""
     from mlflow.entities import Param
 
-    filter_string = (f"tags.`optlab.sweep` = '{_quote(spec.name)}' and tags.`optlab.role` = 'parent' "
-                     f"and tags.`optlab.spec_hash` = '{spec.spec_hash}'")
-    found = search_all(client, experiment_id, filter_string)
+    found = search_tags(client, experiment_id, {"optlab.sweep": spec.name, "optlab.role": "parent",
+                                                "optlab.spec_hash": spec.spec_hash})
     if found:
         run = min(found, key=lambda r: r.info.start_time)
         owner = run.data.tags.get(OWNER_TAG)
@@ -109,20 +127,41 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
     params = {"grid_size": spec.grid_size, "n_points": len(spec.points),
               "tuning_objective": spec.objective or "none", "sweep_file": spec.path.name,
               **(extra_params or {})}
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    client.log_text(run.info.run_id, spec.text, f"sweep/{spec.path.name}")
+    try:
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_text(run.info.run_id, spec.text, f"sweep/{spec.path.name}")
+    except Exception as exc:  # a parent that cannot be written is ended FAILED, never left RUNNING
+        why = describe(exc, client.tracking_uri)
+        try:
+            client.set_tag(run.info.run_id, "optlab.failure_reason", f"storage: {why}")
+            client.set_terminated(run.info.run_id, "FAILED")
+        except Exception:  # noqa: BLE001 - the next start reconciles it
+            pass
+        raise StoreError(f"sweep {spec.name!r}: cannot record its parent run: {why}") from exc
     return run.info.run_id, False
 
 
-def finish_parent(client, run_id: str, counts: dict[str, int], status: str = "FINISHED") -> None:
-    """A sweep that went through all its points is FINISHED even when some points FAILED
-    (their count is in optlab.summary.failed); an interrupted sweep is KILLED."""
+def wait_for_orphan(worker: str | None, run_id: str, timeout: float = ORPHAN_WAIT) -> None:
+    """Wait until the worker process named by a stale run is gone; refuse when it outlives `timeout`."""
+    deadline = time.monotonic() + timeout
+    while owner_alive(worker):
+        if time.monotonic() >= deadline:
+            raise OptlabError(f"a worker of an earlier sweep ({worker}) is still training run {run_id}; "
+                              f"stop that process (kill {worker.rpartition(':')[2]}) and rerun")
+        time.sleep(0.2)
+
+
+def finish_parent(client, run_id: str, counts: dict[str, int], status: str = "FINISHED",
+                  reason: str | None = None) -> None:
+    """FINISHED when every point has its outcome; FAILED naming the points that have none
+    (`reason`); KILLED when the sweep was interrupted."""
     from mlflow.entities import RunTag
 
-    tags = [RunTag(f"optlab.summary.{k}", str(v)) for k, v in counts.items()]
-    client.log_batch(run_id, tags=tags + [RunTag("optlab.status", status)])
+    tags = [RunTag(f"optlab.summary.{k}", str(v)) for k, v in counts.items()] + [RunTag("optlab.status", status)]
+    if reason:
+        tags.append(RunTag("optlab.failure_reason", reason[:5000]))
+    elif "optlab.failure_reason" in client.get_run(run_id).data.tags:  # left by an earlier attempt
+        client.delete_tag(run_id, "optlab.failure_reason")
+    client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, status)
 
-
-def _quote(text: str) -> str:
-    return text.replace("'", "\\'")

@@ -16,7 +16,9 @@ File layout (every section but `name` optional)::
     lr = 0.1                         #   (no tuning); its runs are tagged optlab.series=NAME
 
 Loading reads and checks everything before anything runs: an unknown key, a wrong type or an
-empty axis raises a one-line ConfigError naming the file, the key and the value.
+empty axis raises a one-line ConfigError naming the file, the key and the value. A file that
+would expand to more than `max_points` points (default MAX_POINTS) is refused before any point is
+built, with the count and the override (`optlab sweep --max-points N`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ RUN_KEYS = tuple(f.name for f in fields(RunConfig))
 OBJECTIVES = {"steps_to_target": False, "train_loss": False, "test_loss": False,
               "train_accuracy": True, "test_accuracy": True}
 TUNE_KEYS = ("objective", "by")
+MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raises the cap
 
 
 @dataclass(frozen=True)
@@ -86,28 +89,36 @@ class SweepSpec:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
-def load(path: str | Path, check_plans: bool = True) -> SweepSpec:
+def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINTS) -> SweepSpec:
     """Read, validate and expand a sweep file. `check_plans` also plans every point (builds its
     problem once per distinct dataset) so infeasible settings fail here, before any run."""
     path = Path(path)
     where = str(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read sweep file ({exc.strerror or exc})") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                          f"a sweep file is TOML text") from None
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
-    spec = parse(data, where)
+        raise ConfigError(f"{where}: invalid TOML: {_first_line(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid TOML: nested too deeply") from None
+    spec = parse(data, where, max_points)
     spec.path, spec.text = path, text
     if check_plans:
         check_feasible(spec.points, where)
     return spec
 
 
-def parse(data: dict, where: str = "sweep") -> SweepSpec:
+def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> SweepSpec:
     _only(data, TOP_KEYS, where)
+    _check_size(data, where, max_points)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
@@ -204,6 +215,44 @@ def check_feasible(points: list[Point], where: str) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+def count_points(data: dict) -> tuple[int, int]:
+    """(grid points, points at most) of a parsed file, from the lengths of its lists alone, so a
+    huge grid is refused before a single point is built."""
+    def length(axis):
+        return len(axis) if isinstance(axis, list) else 1
+
+    def product(table):
+        n = 1
+        for key, axis in (table.items() if isinstance(table, dict) else ()):
+            if key not in TUNE_KEYS:
+                n *= length(axis)
+        return n
+
+    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+    combos = product(grid)
+    trials = product(data.get("tune", {}))
+    series = len(data["series"]) if isinstance(data.get("series"), dict) else 0
+    overrides = data.get("overrides") if isinstance(data.get("overrides"), dict) else {}
+    strategies = grid.get("strategy") if isinstance(grid.get("strategy"), list) else [None]
+    total = 0
+    for strategy in strategies:
+        table = overrides.get(strategy) if isinstance(strategy, str) and strategy in overrides else {}
+        own = table.get("tune") if isinstance(table, dict) and isinstance(table.get("tune"), dict) else None
+        total += (combos // max(1, len(strategies))) * ((product(own) if own is not None else trials) + series)
+    return combos, total
+
+
+def _check_size(data: dict, where: str, max_points: int) -> None:
+    combos, total = count_points(data)
+    if total > max_points:
+        raise ConfigError(f"{where}: the sweep expands to {total:,} points ({combos:,} grid points with their tuning "
+                          f"trials and series), above the cap of {max_points:,}; check the grid, or pass "
+                          f"--max-points {total} to run it anyway")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
 def _config(values: dict, source: str) -> RunConfig:
     """RunConfig.from_dict whose every error names the file and section (some checks, like the
     strategy registry's, do not know where the value came from)."""

@@ -1,6 +1,12 @@
 """One tracked run: params and tags up front, metrics buffered and sent with log_batch, artifacts at
 the end, and a terminal status (FINISHED, FAILED with its reason, KILLED).
 
+FINISHED is a promise that everything is stored: `finish` records FINISHED only when the metrics,
+the params, the status tag and the weights were all written and read back; any storage failure
+(full disk, read-only artifacts, a lost server) turns the run FAILED with the reason
+("storage: ..."), so a resumed sweep runs that point again. A run that cannot even be marked
+FAILED stays RUNNING in the store; the next sweep start marks it KILLED.
+
 A single `log_metric` call costs ~3 ms on SQLite here, about three training steps of the reference
 net, so metric points are appended to in-memory lists (~1 us each) and flushed in chunks of up to
 1,000 with one `log_batch` call each.
@@ -8,16 +14,23 @@ net, so metric points are appended to in-memory lists (~1 us each) and flushed i
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from optlab.errors import StoreError
 from optlab.tracking import provenance, ui
+from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
+from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
+from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.store import client as make_client, ensure_experiment
+
+WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
+
+if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
+    import torch
 
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -40,6 +53,9 @@ class NullRecorder:
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None):
         pass
 
+    def abort(self, status: str, reason: str) -> None:
+        pass
+
 
 class RunRecorder:
     def __init__(self, experiment: str | None = None, parent_run_id: str | None = None,
@@ -49,14 +65,19 @@ class RunRecorder:
         self.experiment_name = experiment
         self.parent_run_id = parent_run_id
         self.run_id = None
+        self.status: str | None = None           # what the store says once the run has ended
+        self.reason: str | None = None
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
+        self._logged_keys: set[str] = set()
+        self._n_params = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.experiment_name or config.experiment)
+        check_artifacts_writable(self.client, self.experiment_id)  # before a run exists that could not finish
         tags = {
             "optlab.strategy": config.strategy,
             "optlab.family": extra_tags.pop("optlab.family", "") if extra_tags else "",
@@ -73,7 +94,10 @@ class RunRecorder:
             tags["optlab.split"] = dataset.split  # train/validation/test
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
+        tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
         tags.update(extra_tags or {})
+        if not self.parent_run_id:
+            close_abandoned_runs(self.client, self.experiment_id)
         run = self.client.create_run(self.experiment_id, run_name=config.run_name or config.label(),
                                      tags={k: str(v) for k, v in tags.items()})
         self.run_id = run.info.run_id
@@ -81,9 +105,17 @@ class RunRecorder:
                   "resolved_batch_size": plan.batch_size if plan.batch_size is not None else "full",
                   "steps_per_epoch": round(plan.steps_per_epoch, 6), "planned_steps": plan.max_steps}
         items = [Param(k, str(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
-        self.client.log_dict(self.run_id, config.to_dict(), "config.json")
+        self._n_params = len(items)
+        try:
+            for i in range(0, len(items), 100):
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_dict(self.run_id, config.to_dict(), "config.json")
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
+            self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
+            if isinstance(exc, Exception):
+                raise StoreError(f"run {self.run_id}: could not record its params: {describe(exc)}") from exc
+            raise
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
@@ -115,6 +147,7 @@ class RunRecorder:
         if not self._keys:
             return
         columns = self._keys, self._values, self._stamps, self._steps
+        self._logged_keys.update(self._keys)
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
         if log_columns_fast(self.client, self.run_id, *columns):
             return
@@ -123,28 +156,122 @@ class RunRecorder:
             self.client.log_batch(self.run_id, metrics=metrics[i:i + MLFLOW_BATCH])
 
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None) -> None:
+        """Store what is left and end the run. FINISHED only when everything is stored; a storage
+        failure ends it FAILED with the reason. Raises StoreError only when the end itself cannot be
+        recorded (the run then stays RUNNING until a sweep start marks it KILLED)."""
         from mlflow.entities import RunTag
 
+        problems = []
         try:
             self.flush()
-            tags = [RunTag("optlab.status", status)]
-            if reason:
-                tags.append(RunTag("optlab.failure_reason", reason[:5000]))
-            tags += [RunTag(f"optlab.summary.{k}", str(v)) for k, v in summary.items() if v is not None]
-            self.client.log_batch(self.run_id, tags=tags)
-            if params is not None:
+        except Exception as exc:
+            problems.append(f"metrics: {describe(exc)}")
+        if params is not None:
+            try:
                 self._log_params_artifact(params)
-        finally:
+            except Exception as exc:
+                problems.append(f"weights: {describe(exc)}")
+        if status == "FINISHED" and not problems:
+            problems += self._missing(params is not None)
+        if problems:
+            storage = "storage: " + "; ".join(problems)
+            if status == "FINISHED":
+                status, reason = "FAILED", storage
+            else:
+                reason = f"{reason}; {storage}" if reason else storage
+        tags = [RunTag("optlab.status", status)]
+        if reason:
+            tags.append(RunTag("optlab.failure_reason", reason[:5000]))
+        tags += [RunTag(f"optlab.summary.{k}", str(v)) for k, v in summary.items() if v is not None]
+        try:
+            self.client.log_batch(self.run_id, tags=tags)
+        except Exception as exc:
+            if status == "FINISHED":  # no status tag: not everything is stored
+                status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
+        self._terminate(status, reason)
+
+    def abort(self, status: str, reason: str) -> None:
+        """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""
+        from mlflow.entities import RunTag
+
+        if self.run_id is None or self.status is not None:
+            return
+        try:
+            self.client.log_batch(self.run_id, tags=[RunTag("optlab.status", status),
+                                                     RunTag("optlab.failure_reason", reason[:5000])])
+        except Exception:
+            pass
+        try:
+            self._terminate(status, reason)
+        except StoreError:
+            pass
+
+    def _terminate(self, status: str, reason: str | None) -> None:
+        try:
             self.client.set_terminated(self.run_id, status)
+        except Exception as exc:
+            raise StoreError(f"run {self.run_id}: could not record its end ({status}): {describe(exc)}; it stays "
+                             f"RUNNING in the store until the next start in its experiment marks it KILLED") from exc
+        self.status, self.reason = status, reason
 
-    def _log_params_artifact(self, params: torch.Tensor) -> None:
-        from safetensors.torch import save_file
+    def _missing(self, with_weights: bool) -> list[str]:
+        """Read the run back: what a FINISHED run promises and the store does not hold."""
+        try:
+            run = self.client.get_run(self.run_id)
+            missing = []
+            if len(run.data.params) < self._n_params:
+                missing.append(f"params: {len(run.data.params)} of {self._n_params} stored")
+            lost = sorted(self._logged_keys - set(run.data.metrics))
+            if lost:
+                missing.append(f"metrics: {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} not stored")
+            if with_weights:
+                stored = {a.path: a.file_size for a in self.client.list_artifacts(self.run_id)}
+                if not stored.get(WEIGHTS):
+                    missing.append(f"weights: {WEIGHTS} not stored")
+            return missing
+        except Exception as exc:
+            return [f"read-back: {describe(exc)}"]
 
+    def _log_params_artifact(self, params) -> None:
+        """params: a torch tensor, or a numpy array (from the background store, which has no torch)."""
+        if hasattr(params, "detach"):
+            from safetensors.torch import save_file
+            params = params.detach().cpu().contiguous()
+        else:
+            from safetensors.numpy import save_file
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "params.safetensors"
-            save_file({"params": params.detach().cpu().contiguous()}, str(path),
-                      metadata={"format": "optlab flat parameter vector", "n_params": str(params.numel())})
+            path = Path(tmp) / WEIGHTS
+            count = params.numel() if hasattr(params, "numel") else params.size
+            save_file({"params": params}, str(path),
+                      metadata={"format": "optlab flat parameter vector", "n_params": str(count)})
             self.client.log_artifact(self.run_id, str(path))
+
+
+def close_abandoned_runs(client, experiment_id: str) -> int:
+    """Mark KILLED the single runs of this experiment left RUNNING by a process of this host that is
+    gone (SIGKILL, power loss, a store that failed at the end). A sweep's runs are left to the sweep,
+    which reconciles them under its lease. Returns how many were closed."""
+    from mlflow.entities import RunTag
+
+    host = owner_id().rpartition(":")[0]
+    closed = 0
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        owner = tags.get(OWNER_TAG, "")
+        if ("optlab.sweep" in tags or "mlflow.parentRunId" in tags or owner.rpartition(":")[0] != host
+                or owner_alive(owner) or owner == owner_id()):
+            continue
+        try:
+            # its process may have ended it between the search and the liveness check: read it again
+            if client.get_run(run.info.run_id).info.status != "RUNNING":
+                continue
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"), RunTag(
+                "optlab.failure_reason", f"interrupted: its process ({owner}) died")])
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+        except Exception:  # noqa: BLE001 - another process closed it first, or the store is read-only
+            pass
+    return closed
 
 
 def flatten_config(config) -> dict[str, str]:

@@ -7,8 +7,16 @@ working directory of a worker process.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
+
+from optlab.errors import StoreError
+from optlab.tracking import http
+from optlab.tracking.failures import describe, quiet_store_logs
+from optlab.tracking.locking import file_lock
+from optlab.tracking.uri import is_http, mask_credentials, sqlite_path
 
 TRACKING_HOME_ENV = "OPTLAB_HOME"  # folder holding mlruns/ (default: the working directory)
 
@@ -34,10 +42,81 @@ def client(uri: str | None = None):
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
+    quiet_store_logs()
     if uses_default_store(uri):
-        home().mkdir(parents=True, exist_ok=True)
+        make_home()
+    if is_http(uri):
+        http.configure()
+    # against a server MLflow prints a "View run ... at" line after every run it ends, and asks the
+    # server for the run again to do so: one extra round trip per run, and noise in a sweep's output
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    if uri in _opened or is_http(uri):
+        return MlflowClient(tracking_uri=uri)
+    return open_once(lambda: MlflowClient(tracking_uri=uri), uri)
+
+
+def make_home() -> Path:
+    folder = home()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(f"{TRACKING_HOME_ENV}={os.environ.get(TRACKING_HOME_ENV, '.')}: cannot create the "
+                         f"tracking home {folder}: a file is in the way") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the tracking home: {describe(exc)}") from None
+    return folder
+
+
+_opened: set[str] = set()
+
+
+def open_once(make_client, uri: str):
+    """The first client of this process for `uri`, creating (or migrating) the store. Several
+    processes creating one new SQLite store at once crash in MLflow's schema creation ("table
+    experiments already exists"), so for SQLite this happens under a file lock next to the database;
+    other SQL stores retry a few times. A tracking server is reached lazily, with bounded retries."""
+
+    def make():
+        mlflow_client = make_client()  # MLflow creates or checks the schema here ...
+        mlflow_client.search_experiments(max_results=1)  # ... or, in some versions, at the first call
+        return mlflow_client
+
+    database = sqlite_path(uri)
+    try:
+        if database is None:
+            mlflow_client = _with_retries(make)
+        else:
+            with _creation_lock(database):
+                mlflow_client = make()
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot open the tracking store {mask_credentials(uri)}: {describe(exc)}") from exc
+    _opened.add(uri)
+    return mlflow_client
+
+
+def _creation_lock(database: Path):
+    lock = database.with_name(database.name + ".lock")
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
+        return file_lock(lock)
+    except OSError as exc:
+        if database.exists():  # e.g. a read-only folder: nothing to create, no lock needed
+            return contextlib.nullcontext()
+        raise StoreError(f"cannot create the tracking store: {describe(exc)}") from None
+
+
+def _with_retries(call, tries: int = 4):
+    for attempt in range(tries):
+        try:
+            return call()
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def ensure_experiment(mlflow_client, name: str, description: str | None = None) -> str:
@@ -67,13 +146,3 @@ def _ensure_exists(mlflow_client, name: str) -> str:
             raise
         return found.experiment_id
 
-
-def display_uri(uri: str) -> str:
-    """The URI with any password replaced by *** (for messages and reports)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

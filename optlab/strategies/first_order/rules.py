@@ -66,9 +66,9 @@ class StackedUpdate:
         """Row j's parameters as one flat vector (a copy)."""
         return torch.cat([w[j] for w in self.params]).detach().clone()
 
-    @torch.no_grad()
     def step(self, grads: list[torch.Tensor], lr: torch.Tensor, lr_py: list[float]) -> None:
-        """One update with gradient blocks (K, d_i) and learning rates lr (K, 1) (lr_py: the same as floats)."""
+        """One update with gradient blocks (K, d_i) and learning rates lr (K, 1) (lr_py: the same as floats).
+        The blocks never require grad (their gradients are computed by hand), so no autograd context is needed."""
         self.step_count += 1
         for w, grad, state in zip(self.params, grads, self.states):
             self.rule.update(self, w, grad, state, lr, lr_py)

@@ -1,0 +1,284 @@
+"""The tracking store in a helper process, so that MLflow's start-up overlaps the run instead of preceding it.
+
+Importing MLflow and opening its store cost seconds of CPU, more than loading torch, the data and
+training a short run together. `BackgroundStore()` forks a child process at once, before the caller
+imports torch; the child imports MLflow while the parent loads torch and the data, then records runs
+for the parent: `store.recorder(experiment)` is a recorder (start / log / log_series / finish /
+run_id) whose calls go to a `RunRecorder` in the child. The parent never waits for MLflow before its
+first step: it sends the run's start as soon as the run is planned, keeps its metric points in memory,
+and at the end sends them with the final parameters and waits until the child has stored everything
+and ended the run. A store error reported by the child is raised in the parent (`StoreError`, one
+line) at the next log call or at the end. The run's final status is the one the store recorded: a run
+whose metrics or weights could not all be stored ends FAILED, not FINISHED (see RunRecorder.finish).
+
+The child ignores Ctrl-C and SIGTERM (sent to the process group, they are the parent's to handle: it
+records KILLED through the child); if the parent dies without ending its run, the child ends it KILLED. Only `optlab run` uses this, and only from a process that has not
+imported torch (forking then is cheap and safe); elsewhere `RunRecorder` runs in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+from dataclasses import dataclass
+
+from optlab.errors import StoreError
+
+
+@dataclass(frozen=True)
+class ProblemFacts:
+    """What a RunRecorder reads of a problem, computed in the parent (the child has no tensors)."""
+    n_params: int
+    data_fingerprint: str | None
+    data_split: str | None
+
+    @classmethod
+    def of(cls, problem) -> "ProblemFacts":
+        dataset = getattr(problem, "dataset", None)
+        return cls(problem.n_params, dataset.fingerprint() if dataset is not None else None,
+                   dataset.split if dataset is not None else None)
+
+    @property
+    def dataset(self):
+        return self if self.data_fingerprint is not None else None
+
+    def fingerprint(self) -> str:
+        return self.data_fingerprint
+
+    @property
+    def split(self) -> str:
+        return self.data_split
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """A run's plan as RunRecorder reads it (the engine's Plan class would bring torch into the child)."""
+    batch_size: int | None
+    steps_per_epoch: float
+    max_steps: int | None
+
+    @classmethod
+    def of(cls, plan) -> "PlanFacts":
+        return cls(plan.batch_size, plan.steps_per_epoch, plan.max_steps)
+
+
+def can_fork() -> bool:
+    """A clean fork is possible: POSIX, no other thread running (a lock held by one would stay held in the
+    child), and torch, with its thread pools, not loaded yet."""
+    import threading
+
+    return ("fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
+            and threading.active_count() == 1)
+
+
+class BackgroundStore:
+    """A child process holding the MLflow client; one run at a time is recorded through it."""
+
+    def __init__(self, tracking_uri: str | None = None):
+        context = multiprocessing.get_context("fork")
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child_end, self.connection, tracking_uri),
+                                       daemon=True, name="optlab-store")
+        self.process.start()
+        child_end.close()
+        self.used = False   # a run was started through it (else closing it may simply stop it)
+
+    def recorder(self, experiment: str | None = None) -> "BackgroundRecorder":
+        return BackgroundRecorder(self, experiment)
+
+    def send(self, message: tuple) -> None:
+        self.used = True
+        try:
+            self.connection.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise StoreError("the tracking store process ended unexpectedly") from None
+
+    def receive(self) -> tuple:
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            raise StoreError("the tracking store process ended unexpectedly") from None
+
+    def close(self) -> None:
+        """End the child once its work is done (it has replied to every finish it was sent)."""
+        if self.used and self.process.is_alive():
+            try:
+                self.connection.send(("close",))
+            except OSError:
+                pass
+            self.process.join(timeout=30)
+        self.discard()
+
+    def discard(self) -> None:
+        """Stop the child now (bad input: no run was started through it, nothing is written). It ignores
+        SIGTERM, so it is killed."""
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.connection.close()
+
+
+class BackgroundRecorder:
+    """The recorder protocol of RunRecorder, carried out by the store's child process."""
+
+    def __init__(self, store: BackgroundStore, experiment: str | None):
+        self.store, self.experiment = store, experiment
+        self._run_id: str | None = None
+        self._points: list[tuple] = []       # ("log", step, values) and ("series", steps, columns), in order
+        self._failed: str | None = None
+        self.status: str | None = None       # what the store recorded once the run has ended
+        self.reason: str | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    def start(self, config, problem, plan, extra_tags: dict | None = None) -> "BackgroundRecorder":
+        self.store.send(("start", self.experiment, config, ProblemFacts.of(problem), PlanFacts.of(plan),
+                         dict(extra_tags or {})))
+        return self
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self._check()
+        self._points.append(("log", step, {k: float(v) for k, v in values.items() if v is not None}))
+
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
+        self._points.append(("series", list(steps), {k: list(map(float, v)) for k, v in columns.items()}))
+
+    def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
+        weights = params.detach().cpu().numpy() if params is not None else None
+        self.store.send(("finish", self._points, status, reason, summary, weights))
+        self._points = []
+        while True:
+            kind, payload = self.store.receive()
+            if kind == "started":
+                self._run_id = payload
+            elif kind == "error":
+                self._failed = self._failed or payload
+            elif kind == "finished":
+                if payload is not None:
+                    self.status, self.reason = payload
+                break
+        if self._failed:
+            raise StoreError(self._failed)
+
+    def abort(self, status: str, reason: str) -> None:
+        """End a run that cannot go on (interrupted, failed outside the loop) as KILLED or FAILED, with the
+        points it logged so far; never raises."""
+        if self.status is not None or not self.store.used:
+            return
+        try:
+            self.finish(status, reason, {}, None)
+        except Exception:  # noqa: BLE001 - the store process ends the run KILLED when we are gone
+            pass
+
+    def _check(self) -> None:
+        """Raise a store error the child reported (non-blocking), so a run does not train for nothing."""
+        while self._failed is None and self.store.connection.poll():
+            kind, payload = self.store.receive()
+            if kind == "started":
+                self._run_id = payload
+            elif kind == "error":
+                self._failed = payload
+        if self._failed:
+            raise StoreError(self._failed)
+
+
+def _serve(connection, parent_end, tracking_uri: str | None) -> None:
+    """The child: import MLflow now, then carry out the parent's messages until it closes or dies."""
+    # Ctrl-C and SIGTERM sent to the whole process group are the parent's to handle: it records the run's
+    # end through us, and we exit on its "close" or, if it died, on end-of-file
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent_end.close()   # the fork copied it: closed here, the parent's death reaches us as end-of-file
+    import threading
+
+    from optlab.tracking import provenance
+
+    # the run's git commit comes from two git processes: ask them while MLflow is imported (cached)
+    threading.Thread(target=provenance.git_commit, daemon=True).start()
+    try:
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part, while the parent loads data
+    except Exception:  # noqa: BLE001 - another store type; the client reports any real problem below
+        pass
+    _Server(connection, tracking_uri).serve()
+
+
+class _ParentGone(Exception):
+    pass
+
+
+class _Server:
+    """The child's side: one RunRecorder at a time, driven by the parent's messages."""
+
+    def __init__(self, connection, tracking_uri: str | None):
+        self.connection, self.tracking_uri = connection, tracking_uri
+        self.recorder, self.ended, self.error = None, True, None
+
+    def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    message = self.connection.recv()
+                except (EOFError, OSError):
+                    raise _ParentGone from None
+                if message[0] == "close":
+                    return
+                if message[0] == "start":
+                    self.start(*message[1:])
+                elif message[0] == "finish":
+                    self.finish(*message[1:])
+        except _ParentGone:   # the parent died (or closed its end) before ending its run: end it KILLED
+            if self.recorder is not None and not self.ended:
+                try:
+                    self.recorder.finish("KILLED", "the optlab process ended before recording its run's end", {}, None)
+                except Exception:  # noqa: BLE001 - nobody is left to tell
+                    pass
+
+    def reply(self, message: tuple) -> None:
+        try:
+            self.connection.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise _ParentGone from None
+
+    def start(self, experiment, config, facts, plan, tags) -> None:
+        from optlab.tracking.recorder import RunRecorder
+
+        self.recorder, self.ended, self.error = None, False, None
+        try:
+            recorder = RunRecorder(experiment=experiment, tracking_uri=self.tracking_uri)
+            recorder.start(config, facts, plan, extra_tags=tags)
+            self.recorder = recorder
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+            self.error = _describe(exc, self.tracking_uri)
+            self.reply(("error", self.error))
+            return
+        self.reply(("started", self.recorder.run_id))
+
+    def finish(self, points, status, reason, summary, weights) -> None:
+        if self.recorder is not None and self.error is None:
+            try:
+                for point in points:
+                    if point[0] == "log":
+                        self.recorder.log(point[1], point[2])
+                    else:
+                        self.recorder.log_series(point[1], point[2])
+                self.recorder.finish(status, reason, summary, weights)
+            except Exception as exc:  # noqa: BLE001
+                self.error = _describe(exc, self.tracking_uri)
+            self.ended = True
+        if self.error is not None:
+            self.reply(("error", self.error))
+        ended = (self.recorder.status, self.recorder.reason) if self.recorder is not None else None
+        self.reply(("finished", ended))
+
+
+def _describe(exc: BaseException, uri: str | None = None) -> str:
+    """One line for the parent: optlab's own errors as they are, a store's failure through `describe`."""
+    from optlab.errors import OptlabError
+    from optlab.tracking.failures import describe
+    from optlab.tracking.store import tracking_uri
+
+    text = str(exc) if isinstance(exc, OptlabError) else describe(exc, uri or tracking_uri())
+    return text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__

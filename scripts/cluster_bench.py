@@ -1,0 +1,158 @@
+"""`make cluster-bench`: sweep throughput on the two-node loopback Ray cluster against `--workers 2`
+on this machine alone, and the time spent in tracking calls over HTTP.
+
+One sweep file (2 strategies x 2 learning rates x SEEDS seeds on sklearn digits) is run, each time
+under a fresh experiment name so nothing is skipped, as:
+
+  local-sqlite   optlab sweep --workers 2                 (the default store: SQLite in mlruns/)
+  local-server   optlab sweep --workers 2                 MLFLOW_TRACKING_URI=http://<mlflow server>
+  ray-server     optlab sweep --backend ray --address ... MLFLOW_TRACKING_URI=http://<mlflow server>
+  ray-postgres   optlab sweep --backend ray --address ... MLFLOW_TRACKING_URI=postgresql://...
+
+and reports points per minute (the sweep's own clock, from its last line) and, for the HTTP rows,
+every request the sweep and its workers made (scripts/http_trace times them): calls, seconds, and
+their share of the workers' capacity (2 worker slots x the sweep's wall time). The cluster is the
+one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). On 2 shared cores
+the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
+the overhead of the distributed path, not a speed-up.
+
+    python scripts/cluster_bench.py [--seeds 6] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from localcluster import LocalCluster, tool  # noqa: E402
+
+SPEC = """
+name = "{name}"
+[base]
+dataset = "digits"
+hidden = [16]
+activation = "relu"
+epochs = 20
+eval_every = 20
+[grid]
+strategy = ["minibatch", "adam"]
+seed = {seeds}
+[tune]
+lr = [0.1, 0.5]
+objective = "train_loss"
+[overrides.adam.tune]
+lr = [0.003, 0.03]
+"""
+SLOTS = 2  # --workers 2 locally; two one-CPU nodes on the cluster
+CONFIGS = ("local-sqlite", "local-server", "ray-server", "ray-postgres")
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attempt: int) -> dict:
+    name = f"bench_{config.replace('-', '_')}_{attempt}_{int(time.time())}"
+    spec = work / f"{name}.toml"
+    spec.write_text(SPEC.format(name=name, seeds=list(range(seeds))))
+    trace = work / f"trace-{name}"
+    trace.mkdir()
+    uri = {"local-sqlite": None, "local-server": cluster.tracking_uri, "ray-server": cluster.tracking_uri,
+           "ray-postgres": cluster.postgres.uri}[config]
+    env = {**cluster.env(uri), "OPTLAB_HOME": str(work / "home"), "OPTLAB_HTTP_TRACE": str(trace),
+           "PYTHONPATH": os.pathsep.join([str(HERE / "http_trace"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    if uri is None:
+        env.pop("MLFLOW_TRACKING_URI")  # the default store: SQLite under OPTLAB_HOME/mlruns
+    argv = [tool("optlab"), "sweep", str(spec), "--workers", str(SLOTS), "-q"]
+    if config.startswith("ray"):
+        argv += ["--backend", "ray", "--address", cluster.ray_address]
+    before = load()
+    wall = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - wall
+    if proc.returncode != 0:
+        raise SystemExit(f"{config}: optlab sweep failed ({proc.returncode}):\n{stdout[-2000:]}{stderr[-2000:]}")
+    seconds = float(re.search(r"^sweep \S+: ([\d.]+)s", stdout, re.M).group(1))
+    points = int(re.search(r"^total\s+(\d+)", stdout, re.M).group(1))
+    calls = read_trace(trace, proc.pid, cluster.tracking_uri.split("://", 1)[1])
+    return {"config": config, "points": points, "seconds": seconds, "wall": wall, "load": f"{before} -> {load()}",
+            **calls}
+
+
+def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
+    """Requests to the tracking server (host:port `server`) by process: the sweep's own and its workers'."""
+    per_pid: dict[int, list[tuple[float, float, str]]] = defaultdict(list)
+    for path in trace.glob("*.tsv"):
+        for line in path.read_text().splitlines():
+            started, seconds, method, host, url, _status = line.split("\t")
+            if host == server:
+                per_pid[int(path.stem)].append((float(started), float(seconds), f"{method} {url}"))
+    if not per_pid:
+        return {"http_calls": 0, "http_seconds": 0.0, "driver_seconds": 0.0, "by_endpoint": {}}
+    driver = driver_pid
+    workers = [c for pid, calls in per_pid.items() if pid != driver for c in calls]
+    by_endpoint: dict[str, list[float]] = defaultdict(list)
+    for _, seconds, endpoint in workers:
+        by_endpoint[re.sub(r"/[0-9a-f]{32}(/|$)", r"/<run>\1", endpoint)].append(seconds)
+    return {"http_calls": len(workers), "http_seconds": sum(c[1] for c in workers),
+            "driver_seconds": sum(c[1] for c in per_pid[driver]), "driver_calls": len(per_pid[driver]),
+            "by_endpoint": {k: (len(v), sum(v)) for k, v in by_endpoint.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="optlab-cluster-bench-"))
+    print(f"machine: {os.cpu_count()} cores, load {load()} (1/5/15 min) before starting the cluster", flush=True)
+    with LocalCluster(ray_workers=1) as cluster:
+        print(f"cluster up: MLflow {cluster.tracking_uri} on {cluster.postgres.uri}, Ray {cluster.ray_address} "
+              f"(2 nodes x 1 CPU)", flush=True)
+        # one untimed sweep first: Ray workers import torch once per node, the server warms up
+        run_config("ray-server", cluster, work, 1, 0)
+        rows = []
+        for attempt in range(1, args.repeat + 1):
+            for config in CONFIGS:
+                row = run_config(config, cluster, work, args.seeds, attempt)
+                rows.append(row)
+                print(f"  {config:<13} {row['points']} points in {row['seconds']:6.1f} s "
+                      f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})", flush=True)
+    print()
+    print("| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
+          "HTTP s (workers) | share of 2 worker slots | load before -> after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, row in enumerate(rows):
+        reference = rows[(i // len(CONFIGS)) * len(CONFIGS)]
+        rate = 60 * row["points"] / row["seconds"]
+        ratio = reference["seconds"] / row["seconds"]
+        share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
+        print(f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
+              f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
+              f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |")
+    print()
+    for row in rows:
+        if row["by_endpoint"]:
+            top = sorted(row["by_endpoint"].items(), key=lambda kv: -kv[1][1])[:6]
+            print(f"{row['config']}: worker HTTP time by endpoint: "
+                  + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
+                  + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s")
+    print(f"\nload after: {load()}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

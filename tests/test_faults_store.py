@@ -1,0 +1,272 @@
+"""The store under faults: a full disk during the final writes (a fault-injecting client, and a real
+3 MB tmpfs where mounting is allowed), many processes creating one new store, and every failure a
+user can cause (files, permissions, disk) reaching the terminal as one line, leaving nothing RUNNING."""
+
+import errno
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from fault_helpers import assert_one_finished_per_point, env_for, optlab, points_of, runs_of
+from optlab.cli import main
+from optlab.sweeps import load, run_sweep
+from optlab.tracking import recorder as recorder_module
+from sweep_helpers import write_spec
+
+SMOKE = """
+    [grid]
+    strategy = ["minibatch", "adam"]
+    seed = [0, 1]
+    [tune]
+    lr = [0.01, 0.1]
+    objective = "train_loss"
+"""
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("OPTLAB_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+class DiskFullClient:
+    """An MlflowClient whose final writes of some runs fail as on a full disk: the weights artifact
+    (ENOSPC) and metric batches (SQLite's "database or disk is full"). Everything else is the real
+    client, except the bulk-insert shortcut, so metrics go through log_batch."""
+
+    def __init__(self, real, full_runs):
+        self._real, self._full = real, full_runs
+
+    def __getattr__(self, name):
+        if name == "_tracking_client":  # fast_metrics' shortcut: refused, so it falls back to log_batch
+            raise AttributeError(name)
+        return getattr(self._real, name)
+
+    def _is_full(self, run_id) -> bool:
+        return self._real.get_run(run_id).data.tags.get("optlab.strategy") in self._full
+
+    def log_artifact(self, run_id, local_path, artifact_path=None):
+        if self._is_full(run_id) and local_path.endswith("params.safetensors"):
+            raise OSError(errno.ENOSPC, "No space left on device", local_path)
+        return self._real.log_artifact(run_id, local_path, artifact_path)
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=(), **kwargs):
+        if metrics and self._is_full(run_id):
+            from mlflow.exceptions import MlflowException
+            raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+        return self._real.log_batch(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+
+def check_complete_or_failed(name):
+    """No run claims FINISHED without its metrics, params, status tag and weights."""
+    from optlab.tracking.store import client
+
+    c = client()
+    for run in points_of(name):
+        if run.info.status == "FINISHED":
+            assert run.data.metrics and run.data.params and run.data.tags.get("optlab.status") == "FINISHED"
+            assert "params.safetensors" in [a.path for a in c.list_artifacts(run.info.run_id)]
+
+
+def test_a_failed_final_write_is_recorded_failed_and_a_resume_reruns_it(tmp_path, home, monkeypatch):
+    spec = load(write_spec(tmp_path, SMOKE, name="diskfull", steps=30))
+    real = recorder_module.make_client
+    monkeypatch.setattr(recorder_module, "make_client", lambda uri=None: DiskFullClient(real(uri), {"minibatch"}))
+    report = run_sweep(spec, progress=False)
+
+    check_complete_or_failed("diskfull")
+    runs = points_of("diskfull")
+    lost = [r for r in runs if r.data.tags["optlab.strategy"] == "minibatch"]
+    assert len(lost) == 4 and all(r.info.status == "FAILED" for r in lost)
+    for run in lost:
+        reason = run.data.tags["optlab.failure_reason"]
+        assert reason.startswith("storage: metrics: cannot write the tracking store") and "disk is full" in reason
+        assert "weights: disk full (No space left on device)" in reason
+    assert sorted(r.info.status for r in runs if r.data.tags["optlab.strategy"] == "adam") == ["FINISHED"] * 4
+    parent = next(r for r in runs_of("diskfull") if r.data.tags.get("optlab.role") == "parent")
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["optlab.failure_reason"].startswith("4 points without an outcome: minibatch")
+    assert len(report.incomplete) == 4 and "strategy=minibatch" not in report.selections
+
+    monkeypatch.setattr(recorder_module, "make_client", real)  # space freed
+    again = run_sweep(load(write_spec(tmp_path, SMOKE, name="diskfull", steps=30)), progress=False)
+    assert again.counts["skipped"] == 4 and again.counts["finished"] == 4 and not again.incomplete
+    finished = assert_one_finished_per_point("diskfull", spec.points)
+    selected = [r for r in finished if r.data.tags.get("optlab.selected") == "true"]
+    assert sorted(r.data.tags["optlab.group"] for r in selected) == ["strategy=adam"] * 2 + ["strategy=minibatch"] * 2
+    parent = next(r for r in runs_of("diskfull") if r.data.tags.get("optlab.role") == "parent")
+    assert parent.info.status == "FINISHED" and "optlab.failure_reason" not in parent.data.tags
+
+
+def test_a_run_whose_weights_cannot_be_stored_is_failed_and_the_command_says_so(home, monkeypatch, capsys):
+    real = recorder_module.make_client
+    monkeypatch.setattr(recorder_module, "make_client", lambda uri=None: DiskFullClient(real(uri), {"adam"}))
+    code = main(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "20", "-q", "-e", "weights"])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert ": FAILED |" in out
+    assert err.startswith("optlab: run FAILED: storage: metrics: ") and err.count("\n") == 1, err
+    [run] = runs_of("weights")
+    assert run.info.status == "FAILED" and run.data.tags["optlab.status"] == "FAILED"
+
+
+@contextmanager
+def tmpfs(path: Path, size: str):
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root (the fault-injecting client test covers a full disk)")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_completes(tmp_path, monkeypatch):
+    with tmpfs(tmp_path / "small", "3m") as disk:
+        home = disk / "home"
+        monkeypatch.setenv("OPTLAB_HOME", str(home))
+        path = write_spec(tmp_path, SMOKE, name="fulldisk", steps=60)  # ~80 KB of store a run
+        points = load(path).points
+        env = env_for(home)
+        created = optlab(["sweep", str(path), "--dry-run"], env)
+        created.communicate(timeout=120)
+        from optlab.tracking.store import client
+        client()  # the store exists (about 1 MB); fill the disk but ~300 KB: room for a few runs, not 8
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 300 * 1024))
+
+        proc = optlab(["sweep", str(path), "-q"], env)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode in (1, 2), (out, err)
+        assert "Traceback" not in err
+        assert err.strip().splitlines()[-1].startswith("optlab: "), err
+        assert "disk is full" in err or "No space left" in err or "have no outcome" in err, err
+        check_complete_or_failed("fulldisk")
+        done = {r.data.tags["optlab.point_hash"] for r in points_of("fulldisk") if r.info.status == "FINISHED"}
+        assert len(done) < len(points)  # the disk filled up before the end
+
+        (disk / "filler").unlink()
+        rerun = optlab(["sweep", str(path), "-q"], env)
+        _, err = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, err
+        finished = assert_one_finished_per_point("fulldisk", points)
+        assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4
+        parent = next(r for r in runs_of("fulldisk") if r.data.tags.get("optlab.role") == "parent")
+        assert parent.info.status == "FINISHED"
+
+
+def test_several_processes_on_a_brand_new_store_all_succeed(tmp_path, home):
+    env = env_for(home)
+    procs = [optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "4", "--steps", "3", "-q", "-e", "fresh",
+                     "--seed", str(i)], env) for i in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    runs = runs_of("fresh")
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+# ---- one line for every failure a user can cause -------------------------------------------------
+def one_line_error(capsys, argv, expected_code=2) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == expected_code, err
+    assert err.startswith("optlab: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def no_run_left_running(home: Path):
+    if (home / "mlruns" / "mlflow.db").exists():
+        import mlflow
+        assert not [s for s in mlflow.search_runs(search_all_experiments=True)["status"] if s == "RUNNING"]
+
+
+def test_optlab_home_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("OPTLAB_HOME", str(blocker))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    err = one_line_error(capsys, ["run", "-d", "digits", "--steps", "2", "-q"])
+    assert str(blocker) in err and "a file is in the way" in err
+
+
+def test_a_binary_sweep_file_is_one_line(tmp_path, home, capsys):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(bytes(range(256)) * 4)
+    err = one_line_error(capsys, ["sweep", str(path)])
+    assert str(path) in err and "not a UTF-8 text file" in err
+    assert not (home / "mlruns").exists()
+
+
+def test_a_report_into_an_unwritable_folder_is_refused_before_building(tmp_path, home, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    err = one_line_error(capsys, ["report", "-o", str(blocker / "out"), "-q"])
+    assert f"cannot write the report into {blocker / 'out'}" in err
+
+
+def test_an_mnist_cache_path_that_is_a_folder_is_one_line(tmp_path, home, monkeypatch, capsys):
+    monkeypatch.setenv("OPTLAB_DATA", str(tmp_path / "data"))
+    (tmp_path / "data" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    err = one_line_error(capsys, ["run", "-d", "mnist", "--steps", "2", "-q"])
+    assert "train-images-idx3-ubyte.gz" in err
+    no_run_left_running(home)
+
+
+@contextmanager
+def read_only(path: Path):
+    """`path` read-only for this process: a read-only bind mount as root, file modes otherwise."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")]}
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    bind = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here: {bind.stderr.decode().strip()}")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {remount.stderr.decode().strip()}")
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_read_only_store_is_one_line_and_leaves_nothing(home, capsys):
+    assert main(["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q", "-e", "ro"]) == 0
+    capsys.readouterr()
+    with read_only(home / "mlruns" / "mlflow.db"):  # a new process: this one holds a writable connection
+        proc = optlab(["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q", "-e", "ro"], env_for(home))
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and err.count("\n") == 1 and err.startswith("optlab: error: "), err
+    assert "the store is read-only" in err and str(home / "mlruns" / "mlflow.db") in err
+    assert [r.info.status for r in runs_of("ro")] == ["FINISHED"]
+
+
+def test_read_only_artifacts_are_refused_before_a_run_or_a_sweep_parent_exists(tmp_path, home, capsys):
+    assert main(["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q", "-e", "roa"]) == 0
+    capsys.readouterr()
+    spec = write_spec(tmp_path, "[grid]\nseed = [0]\n", name="roa", steps=2)
+    with read_only(home / "mlruns" / "artifacts"):
+        err = one_line_error(capsys, ["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q", "-e", "roa"])
+        assert "cannot write run artifacts" in err and str(home / "mlruns" / "artifacts") in err
+        err = one_line_error(capsys, ["sweep", str(spec), "-q"])
+        assert "cannot write run artifacts" in err
+    assert [r.info.status for r in runs_of("roa")] == ["FINISHED"]   # the first run only: nothing new, nothing RUNNING

@@ -19,6 +19,8 @@ import pytest
 
 from optlab.tracking import ui
 
+pytestmark = pytest.mark.slow  # a real MLflow server (tens of seconds to start): `make test-slow`
+
 SPEC = """
 name = "desk_ui"
 description = "minibatch vs adam on digits (browser test)"

@@ -157,7 +157,8 @@ def test_the_saved_view_lists_every_run_once_by_a_unique_name_and_charts_the_cur
         text = body_text(driver)
         # the chart view of the same saved view
         driver.get(ui.view_url(served["base"], served["experiment"].experiment_id) + "&compareRunsMode=CHART")
-        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d))
+        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d)
+                                        and "gradient_equivalents" in body_text(d))
         charts = body_text(driver)
         errors = console_errors(driver)
     finally:

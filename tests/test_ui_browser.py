@@ -19,6 +19,8 @@ import pytest
 
 from optlab.tracking import ui
 
+pytestmark = pytest.mark.slow  # a real MLflow server (tens of seconds to start): `make test-slow`
+
 SPEC = """
 name = "desk_ui"
 description = "minibatch vs adam on digits (browser test)"
@@ -166,7 +168,8 @@ def test_the_saved_views_list_runs_by_unique_names_with_one_group_run_per_config
                                         and "2 matching runs" in body_text(d))
         groups_text = body_text(driver)
         driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID) + "&compareRunsMode=CHART")
-        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d))
+        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d)
+                                        and "gradient_equivalents" in body_text(d))
         charts = body_text(driver)
         errors = console_errors(driver)
     finally:

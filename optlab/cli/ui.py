@@ -36,8 +36,9 @@ def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
 
 def main(args) -> int:
     from optlab.errors import ConfigError
-    from optlab.tracking.store import client, display_uri, tracking_uri
+    from optlab.tracking.store import client, tracking_uri
     from optlab.tracking.ui import GROUPS_VIEW_ID, describe_experiment, view_url
+    from optlab.tracking.uri import mask_credentials
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
@@ -52,7 +53,7 @@ def main(args) -> int:
     experiments = optlab_experiments(store)
     for experiment in experiments:  # stores written before the UI tags existed get them here
         describe_experiment(store, experiment.experiment_id)
-    print(f"MLflow UI on {base} (store {display_uri(uri)}); Ctrl-C stops it.", flush=True)
+    print(f"MLflow UI on {base} (store {mask_credentials(uri)}); Ctrl-C stops it.", flush=True)
     for experiment in experiments:
         print(f"  {experiment.name:<16} runs:           {view_url(base, experiment.experiment_id)}", flush=True)
         print(f"  {'':<16} configurations: {view_url(base, experiment.experiment_id, GROUPS_VIEW_ID)}",

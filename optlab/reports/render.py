@@ -44,7 +44,9 @@ def svg_data_uri(fig) -> str:
 
 
 def _table_html(table: Table) -> Markup:
-    return Markup(mask_credentials(table.frame.to_html(index=False, escape=True, border=0, na_rep="-")))
+    frame = table.frame.rename(columns=lambda c: mask_credentials(c) if isinstance(c, str) else c)
+    frame = frame.map(lambda v: mask_credentials(v) if isinstance(v, str) else v)
+    return Markup(frame.to_html(index=False, escape=True, border=0, na_rep="-"))
 
 
 def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict]]:
@@ -84,7 +86,8 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
                                "html": _table_html(b), "short": len(b.frame) <= 12})
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
-        out.append({"number": s.number, "title": s.title, "heading": s.heading, "intro": inline(s.intro),
+        out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
+                    "intro": inline(s.intro),
                     "missing": s.missing, "blocks": blocks})
     return out, appendix
 

@@ -146,13 +146,3 @@ def _ensure_exists(mlflow_client, name: str) -> str:
             raise
         return found.experiment_id
 
-
-def display_uri(uri: str) -> str:
-    """The URI with any password replaced by *** (for messages and reports)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

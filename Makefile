@@ -46,6 +46,11 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
+# README's results block, regenerated from the runs in mlruns/ (machine, date and load included)
+.PHONY: results
+results:
+	$(OPTLAB) report --markdown --readme README.md
+
 # speed vs the textbook PyTorch loop, as users run it; each table is kept in benchmarks/results
 # (BENCH_ARGS="--quick" for a smoke run, not kept)
 bench:
@@ -60,9 +65,9 @@ bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done
 	$(MAKE) bench-readme
 
+# MLflow's UI over the store, opening on the runs; prints one link per experiment to optlab's saved view
 ui:
-	@mkdir -p mlruns
-	$(VENV)/bin/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
+	$(OPTLAB) ui --tracking-uri "$(TRACKING_URI)" --port $(PORT)
 
 clean:
 	rm -rf .pytest_cache reports/out
@@ -83,6 +88,8 @@ MORE ?= experiments/dynamics.toml experiments/diagnostics.toml experiments/lesso
 sweep-more:
 	@$(MAKE) --no-print-directory sweep SWEEP="$(MORE)"
 sweep:
-	@status=0; for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
-	  echo "== $$f"; start=$$(date +%s); $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
-	  echo "== $$f took $$(( $$(date +%s) - start )) s"; done; exit $$status
+	@status=0; all=$$(date +%s); for f in $(if $(SWEEP),$(SWEEP),$(SUITE)); do \
+	  echo "== $$f (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; start=$$(date +%s); \
+	  $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
+	  echo "== $$f took $$(( $$(date +%s) - start )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; done; \
+	echo "== all sweeps took $$(( $$(date +%s) - all )) s on $$(nproc) cores"; exit $$status

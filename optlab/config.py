@@ -35,7 +35,7 @@ DIAGNOSTICS = {
 # points of existing stores keep their identity
 _HASH_DEFAULTS = {"order": "shuffled"}
 # measurement settings: they change what a run records, not how it trains
-_MEASUREMENTS = ("probe_curvature", "diagnostics", "diagnostics_samples")
+_MEASUREMENTS = ("probe_curvature", "probe_noise_scale", "diagnostics", "diagnostics_samples")
 # ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
 MAX_SEED = 2**31 - 1          # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
 MAX_COUNT = 10**9             # steps, evaluations, batch and training-set sizes, intervals
@@ -81,6 +81,7 @@ class RunConfig:
     probe_curvature: bool = False        # at the end, log the loss Hessian's top eigenvalue and trace
     diagnostics: str = "off"             # off | cheap | full: in-training diagnostics at every evaluation
     diagnostics_samples: int = 512       # training samples (a fixed random subset) for per-sample gradients
+    probe_noise_scale: bool = False      # during training, log the gradient noise scale's |G|^2 and tr(Sigma)
     dtype: str = "float32"
     device: str = "cpu"
     experiment: str = "default"

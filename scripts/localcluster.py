@@ -465,6 +465,18 @@ class LocalCluster:
         self.node_ids(wait_for_all=True)
         return new
 
+    def restart_ray(self) -> None:
+        """Every Ray node stopped and started afresh (new head port): for a node that will not rejoin."""
+        stop_all([n.service for n in [*self.workers, self.head] if n is not None])
+        for node in [*self.workers, self.head]:
+            if node is not None:
+                node.stop()
+        count, self.workers = len(self.workers), []
+        self.head = RayNode("head", self.logs, self.ray_env, num_cpus=self.cpus_per_node).start()
+        for _ in range(count):
+            self.add_worker()
+        self.node_ids(wait_for_all=True)
+
     def stop(self) -> None:
         nodes = [n for n in [*self.workers, self.head] if n is not None]
         stop_all([n.service for n in nodes] + ([self.server.service] if self.server else []))

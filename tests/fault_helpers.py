@@ -34,7 +34,7 @@ def runs_of(name: str, uri: str | None = None) -> list:
 
 
 def points_of(name: str, uri: str | None = None) -> list:
-    return [r for r in runs_of(name, uri) if r.data.tags.get("optlab.role") != "parent"]
+    return [r for r in runs_of(name, uri) if r.data.tags.get("optlab.role") not in ("parent", "group")]
 
 
 def wait_until(condition, timeout: float, proc: subprocess.Popen | None = None, what: str = "condition"):
@@ -56,6 +56,8 @@ def assert_one_finished_per_point(name: str, spec_points, uri: str | None = None
 
     from optlab.tracking.store import client
 
+    if hasattr(spec_points, "points"):  # a SweepSpec: its points and the reruns of the store's selections
+        spec_points = expected_points(name, spec_points, uri)
     runs = points_of(name, uri)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     counts = Counter(r.data.tags["optlab.point_hash"] for r in finished)
@@ -87,3 +89,14 @@ def pool_target(task):
         time.sleep(value)
         return os.getpid()
     return 10 * value
+
+
+def expected_points(name: str, spec, uri: str | None = None) -> list:
+    """Every point a complete sweep holds: its tuning (or untuned) points and the reruns of the
+    selections the store holds now."""
+    from optlab.sweeps.executor import reported_points
+    from optlab.tracking.store import client
+
+    c = client(uri)
+    experiment = c.get_experiment_by_name(name)
+    return [p for p in spec.points if p.role != "rerun"] + reported_points(spec, c, experiment.experiment_id)

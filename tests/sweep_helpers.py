@@ -34,4 +34,9 @@ def sweep_runs(name: str):
 
 
 def children(name: str):
-    return [r for r in sweep_runs(name) if r.data.tags.get("optlab.role") != "parent"]
+    """The sweep's point runs (not its parent, not its seed-group runs)."""
+    return [r for r in sweep_runs(name) if r.data.tags.get("optlab.role") not in ("parent", "group")]
+
+
+def groups(name: str):
+    return [r for r in sweep_runs(name) if r.data.tags.get("optlab.role") == "group"]

@@ -73,11 +73,11 @@ def test_a_huge_grid_is_refused_at_once_with_the_count_and_the_override(tmp_path
     assert err.count("\n") == 1 and "expands to 100,000 points" in err and "--max-points 100000" in err, err
     # the override lifts the cap (a dry run lists the points and records nothing)
     small = tmp_path / "small.toml"
-    small.write_text('name = "small"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nseed = [0, 1, 2]\n'
-                     "[tune]\nlr = [0.1, 0.2]\nobjective = \"train_loss\"\n")
-    assert main(["sweep", str(small), "--max-points", "5"]) == 2
-    assert "expands to 6 points" in capsys.readouterr().err
-    assert main(["sweep", str(small), "--max-points", "6", "--dry-run"]) == 0
+    small.write_text('name = "small"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nstrategy = ["adam"]\n'
+                     "[tune]\nlr = [0.1, 0.2]\nobjective = \"train_loss\"\nseeds = [0, 1, 2]\n[rerun]\nseeds = [3]\n")
+    assert main(["sweep", str(small), "--max-points", "6"]) == 2      # 2 lrs x 3 tuning seeds + 1 rerun
+    assert "expands to 7 points" in capsys.readouterr().err
+    assert main(["sweep", str(small), "--max-points", "7", "--dry-run"]) == 0
     assert not (tmp_path / "mlruns").exists()
 
 

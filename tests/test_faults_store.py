@@ -20,10 +20,12 @@ from sweep_helpers import write_spec
 SMOKE = """
     [grid]
     strategy = ["minibatch", "adam"]
-    seed = [0, 1]
     [tune]
     lr = [0.01, 0.1]
     objective = "train_loss"
+    seeds = [0, 1]
+    [rerun]
+    seeds = [2]
 """
 
 
@@ -88,18 +90,22 @@ def test_a_failed_final_write_is_recorded_failed_and_a_resume_reruns_it(tmp_path
         reason = run.data.tags["optlab.failure_reason"]
         assert reason.startswith("storage: metrics: cannot write the tracking store") and "disk is full" in reason
         assert "weights: disk full (No space left on device)" in reason
-    assert sorted(r.info.status for r in runs if r.data.tags["optlab.strategy"] == "adam") == ["FINISHED"] * 4
+    # adam: 4 tuning trials and the rerun of its selection on the fresh seed, all stored
+    assert sorted(r.info.status for r in runs if r.data.tags["optlab.strategy"] == "adam") == ["FINISHED"] * 5
     parent = next(r for r in runs_of("diskfull") if r.data.tags.get("optlab.role") == "parent")
     assert parent.info.status == "FAILED"
     assert parent.data.tags["optlab.failure_reason"].startswith("4 points without an outcome: minibatch")
-    assert len(report.incomplete) == 4 and "strategy=minibatch" not in report.selections
+    # nothing to select from for minibatch, so no rerun of it either
+    assert len(report.incomplete) == 4 and "diskfull: strategy=minibatch" not in report.selections
+    assert [p.group for p in report.reruns] == ["diskfull: strategy=adam"]
 
     monkeypatch.setattr(recorder_module, "make_client", real)  # space freed
     again = run_sweep(load(write_spec(tmp_path, SMOKE, name="diskfull", steps=30)), progress=False)
-    assert again.counts["skipped"] == 4 and again.counts["finished"] == 4 and not again.incomplete
-    finished = assert_one_finished_per_point("diskfull", spec.points)
+    assert again.counts["skipped"] == 5 and again.counts["finished"] == 5 and not again.incomplete
+    finished = assert_one_finished_per_point("diskfull", spec.points + again.reruns)
     selected = [r for r in finished if r.data.tags.get("optlab.selected") == "true"]
-    assert sorted(r.data.tags["optlab.group"] for r in selected) == ["strategy=adam"] * 2 + ["strategy=minibatch"] * 2
+    assert sorted(r.data.tags["optlab.group"] for r in selected if r.data.tags["optlab.role"] == "tuning") == \
+        ["diskfull: strategy=adam"] * 2 + ["diskfull: strategy=minibatch"] * 2
     parent = next(r for r in runs_of("diskfull") if r.data.tags.get("optlab.role") == "parent")
     assert parent.info.status == "FINISHED" and "optlab.failure_reason" not in parent.data.tags
 
@@ -136,7 +142,7 @@ def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_complet
         home = disk / "home"
         monkeypatch.setenv("OPTLAB_HOME", str(home))
         path = write_spec(tmp_path, SMOKE, name="fulldisk", steps=60)  # ~80 KB of store a run
-        points = load(path).points
+        points = load(path)  # the spec: its tuning points, and the reruns of what the store selected
         env = env_for(home)
         created = optlab(["sweep", str(path), "--dry-run"], env)
         created.communicate(timeout=120)
@@ -153,14 +159,15 @@ def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_complet
         assert "disk is full" in err or "No space left" in err or "have no outcome" in err, err
         check_complete_or_failed("fulldisk")
         done = {r.data.tags["optlab.point_hash"] for r in points_of("fulldisk") if r.info.status == "FINISHED"}
-        assert len(done) < len(points)  # the disk filled up before the end
+        assert len(done) < len(points.points)  # the disk filled up before the end
 
         (disk / "filler").unlink()
         rerun = optlab(["sweep", str(path), "-q"], env)
         _, err = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, err
         finished = assert_one_finished_per_point("fulldisk", points)
-        assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4
+        assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished
+                   if r.data.tags["optlab.role"] == "tuning") == 4
         parent = next(r for r in runs_of("fulldisk") if r.data.tags.get("optlab.role") == "parent")
         assert parent.info.status == "FINISHED"
 

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from optlab.reports import build_report
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Table
 
-SECTION_TITLES = ["Convergence", "Time to target", "Batch-size effects", "Random-label memorization",
-                  "Inside the network", "Landscapes", "Dynamics", "Lessons", "Reproducibility"]
+SECTION_TITLES = ["Convergence and final results", "Time to target and performance profiles",
+                  "Learning-rate sensitivity", "Batch-size effects", "Random-label memorization", "Inside the network",
+                  "Landscapes", "Dynamics", "Lessons", "Reproducibility"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def fixture_report(tmp_path_factory):
         mp.setenv("OPTLAB_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        build_store()
+        build_store(home)
         report = build_report(home / "out", progress=True)
         yield report
     torch.set_num_threads(threads)
@@ -38,42 +40,107 @@ def blocks(section, kind):
     return [b for b in section.blocks if isinstance(b, kind)]
 
 
+def figures(section):
+    return [b for b in section.blocks if isinstance(b, (Chart, Matrix, Figure))]
+
+
 def test_report_builds_every_section_from_the_store(fixture_report):
     report = fixture_report
-    assert report.errors == []
+    assert report.errors == [] and report.warnings == []
     assert [s.title for s in report.sections] == SECTION_TITLES
-    for section in report.sections[:6]:
+    by_title = {s.title: s for s in report.sections}
+    for section in report.sections[:7]:
         assert not section.missing, section.title
-        assert blocks(section, Figure), f"{section.title} has no figure"
-    for section in report.sections[:5]:  # figures from runs name their experiment, runs and seeds
-        for fig in blocks(section, Figure):
-            assert "experiment" in fig.caption and "seed" in fig.caption, fig.caption
-    # time to target: adam and momentum reach 0.8 on digits in 3 epochs, full-batch gd (3 steps) does not
-    table = blocks(report.sections[1], Table)[0].frame.set_index("strategy")
-    assert table.loc["adam", "reached"] == "2/2" and table.loc["gd", "reached"] == "0/2"
-    # batch size: the fixed-lr series is labelled confounded, B_simple is estimated
-    batch = report.sections[2]
+        assert figures(section), f"{section.title} has no figure"
+    for title in SECTION_TITLES[:6]:  # figures from runs name their workload
+        for fig in figures(by_title[title]):
+            assert "orkload" in fig.caption, fig.caption
+    # convergence: one heading per workload; the reference workload has curves, a final table and a matrix;
+    # the stop-at-target workload defers to time to target
+    conv = by_title["Convergence and final results"]
+    assert [n.text for n in blocks(conv, Note) if n.kind == "heading"] == ["Workload digits-short",
+                                                                           "Workload digits-long"]
+    final = blocks(conv, Table)[0].frame.set_index("strategy")
+    assert set(final.index) == {"adam", "momentum", "gd"} and set(final["seeds"]) <= {"3/3"}
+    assert all("[" in v for v in final["test acc"])            # an interval, not a bare mean
+    assert any(f.caption.startswith("Who beats whom") for f in blocks(conv, Matrix))
+    # every curve figure is an interactive chart, no panel with more than 8 lines, and the static figures
+    # left are pictures (heatmap, weights, histogram, landscapes)
+    charts = [c for s in report.sections for c in blocks(s, Chart)]
+    assert len(charts) >= 6 and all(c.max_panel_lines() <= 8 for c in charts)
+    for title in ("Convergence and final results", "Learning-rate sensitivity", "Batch-size effects",
+                  "Random-label memorization", "Time to target and performance profiles"):
+        assert blocks(by_title[title], Chart), title
+    # time to target: every workload's table; a profile over the two workloads
+    ttt = by_title["Time to target and performance profiles"]
+    assert len([t for t in blocks(ttt, Table) if "Kaplan-Meier" in t.caption]) == 2
+    assert any("Performance profiles of 'convergence'" in f.caption for f in blocks(ttt, Chart))
+    # batch size: the fixed-lr series is labelled confounded; the noise scale is measured at the same parameters
+    batch = by_title["Batch-size effects"]
     assert any("confound" in n.text for n in blocks(batch, Note))
-    assert "B_simple ≈" in blocks(batch, Figure)[0].caption
-    # memorization compares both widths
-    assert "hidden 16" in blocks(report.sections[3], Table)[0].caption
-    assert "hidden 64" in blocks(report.sections[3], Table)[0].caption
+    assert any("B_simple = tr Σ / |G|²" in t.caption for t in blocks(batch, Table))
+    # memorization compares both widths, with intervals
+    mem = blocks(by_title["Random-label memorization"], Table)[0]
+    assert "hidden 16" in mem.caption and "hidden 64" in mem.caption
+    # claims come from the numbers
+    inside = [n.text for n in blocks(by_title["Inside the network"], Note)]
+    assert any(t.startswith("Mean top confidence") for t in inside)
 
 
-def test_pdf_has_a_page_per_section_with_its_title(fixture_report):
+def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_links(fixture_report):
     from pypdf import PdfReader
 
     reader = PdfReader(str(fixture_report.pdf))
+    sizes = {(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages}
+    assert sizes == {(842, 595)}  # every page A4 landscape, in points
     pages = [page.extract_text() for page in reader.pages]
-    assert len(pages) >= 1 + len(SECTION_TITLES)
+    total = len(pages)
+    for number, text in enumerate(pages, start=1):
+        assert f"page {number} of {total}" in text
+    starts = {}
     for number, title in enumerate(SECTION_TITLES, start=1):
-        assert any(f"{number}. {title}" in text for text in pages), f"no page titled {number}. {title}"
+        found = [i for i, text in enumerate(pages, start=1) if f"{number}. {title}" in text]
+        assert found, f"no page titled {number}. {title}"
+        starts[f"s{number}"] = max(found)  # the contents page names every title too
+    # the contents page links to each section, and says on which page it starts
+    links = [a.get_object() for a in reader.pages[0].get("/Annots", [])]
+    targets = {str(a["/Dest"]).lstrip("/") for a in links if "/Dest" in a}
+    assert {f"s{i}" for i in range(1, len(SECTION_TITLES) + 1)} <= targets
+    contents = pages[0]
+    for number, title in enumerate(SECTION_TITLES, start=1):
+        assert f"{number}. {title} {starts[f's{number}']}" in contents, (title, contents)
+    # a section's first page also holds its first figure or table (no near-empty opening pages)
+    first = {number: starts[f"s{number}"] for number in range(1, len(SECTION_TITLES) + 1)}
+    assert "Figure 1." in pages[first[1] - 1]
 
 
-def test_html_is_self_contained_and_every_image_loads_in_chromium(fixture_report):
-    html = fixture_report.html.read_text()
-    assert "http://" not in html and "https://" not in html  # nothing fetched from outside
-    n_figures = sum(len(blocks(s, Figure)) for s in fixture_report.sections)
+def test_a_long_table_goes_to_the_appendix_collapsed_in_html(tmp_path):
+    from optlab.reports.model import Section
+    from optlab.reports.render import write_html
+
+    long = Table(pd.DataFrame({"pair": range(40), "value": np.arange(40) / 7}), "every pair's estimate")
+    short = Table(pd.DataFrame({"a": [1, 2]}), "two rows")
+    path = write_html([Section(1, "One", "intro", [short, long])], tmp_path / "r.html", "sqlite:///x.db")
+    html = path.read_text()
+    assert "Table A1" in html and 'href="#tA1"' in html
+    appendix = html[html.index('id="appendix"'):]
+    assert "<details" in appendix and "every pair&#39;s estimate" in appendix and "<td>39</td>" in appendix
+    body = html[:html.index('id="appendix"')]
+    assert "<td>39</td>" not in body and "<td>2</td>" in body
+
+
+def test_report_escapes_text_and_masks_credentials(tmp_path):
+    from optlab.reports.model import Section
+    from optlab.reports.render import write_html
+
+    section = Section(1, "Tags <b>", "an <script>alert(1)</script> intro", [Note("x < y & `code`")])
+    html = write_html([section], tmp_path / "r.html", "postgresql://mlflow:s3cret@db:5432/mlflow").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "x &lt; y &amp; <code>code</code>" in html
+    assert "s3cret" not in html and "postgresql://***@db" in html
+
+
+def _chromium():
     if not (shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser"))):
         pytest.skip("headless Chromium (Debian chromium + chromium-driver) not installed")
     from selenium import webdriver
@@ -81,21 +148,69 @@ def test_html_is_self_contained_and_every_image_loads_in_chromium(fixture_report
 
     options = webdriver.ChromeOptions()
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"):
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def hidden_of(state) -> set:
+    return {group for group, visible in state if visible == "legendonly"}
+
+
+def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    n_charts = sum(len(blocks(s, Chart)) for s in fixture_report.sections)
+    n_matrices = sum(len(blocks(s, Matrix)) for s in fixture_report.sections)
+    n_images = sum(len(blocks(s, Figure)) for s in fixture_report.sections)
+    driver = _chromium()
     try:
         driver.get(fixture_report.html.resolve().as_uri())
+        # every interactive figure is drawn: its traces and a legend
+        plots = driver.execute_script("""return Array.from(document.querySelectorAll('.js-plotly-plot')).map(g =>
+            [g.id, g.data.length, g.querySelectorAll('.scatterlayer .trace').length,
+             g.querySelectorAll('.legend .traces').length, g.data[0].type,
+             g.querySelectorAll('.heatmaplayer image, .heatmaplayer .hm').length])""")
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
-        logs = driver.get_log("browser")
+        fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        # clicking a legend entry hides that series (line and band) in every panel; the others stay
+        chart = driver.find_element(By.ID, "chart1")
+        driver.execute_script("arguments[0].scrollIntoView()", chart)
+        entries = chart.find_elements(By.CSS_SELECTOR, ".legend .traces")
+        names = [e.text for e in entries]
+        drawn_before = len(chart.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace"))
+        visibility = "return arguments[0].data.map(t => [t.legendgroup, t.visible])"
+        entries[0].find_element(By.CSS_SELECTOR, ".legendtoggle").click()
+        # plotly waits out its double-click delay (300 ms) before acting on a single click
+        WebDriverWait(driver, 10).until(lambda d: hidden_of(d.execute_script(visibility, chart)))
+        state = driver.execute_script(visibility, chart)
+        drawn_after = len(chart.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace"))
+        # on a fresh page, a double click on another entry shows that one alone
+        driver.refresh()
+        chart = driver.find_element(By.ID, "chart1")
+        driver.execute_script("arguments[0].scrollIntoView()", chart)
+        entries = chart.find_elements(By.CSS_SELECTOR, ".legend .traces")
+        ActionChains(driver).double_click(entries[1].find_element(By.CSS_SELECTOR, ".legendtoggle")).perform()
+        WebDriverWait(driver, 10).until(  # times out (fails) unless exactly that entry is left shown
+            lambda d: {g for g, v in d.execute_script(visibility, chart) if v in (None, True)} == {names[1]})
         headings = driver.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
+        logs = driver.get_log("browser")
     finally:
         driver.quit()
-    assert len(images) == n_figures > 0
-    assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
+    lines = [p for p in plots if p[4] == "scatter"]
+    matrices = [p for p in plots if p[4] == "heatmap"]
+    assert len(lines) == n_charts > 0 and len(matrices) == n_matrices > 0
+    assert all(data > 0 and drawn == data and legend > 0 for _, data, drawn, legend, _, _ in lines), lines
+    assert all(drawn > 0 for *_, drawn in matrices), matrices
+    assert len(images) == n_images and all(c and w > 0 and h > 0 for c, w, h in images), images
+    assert fetched == []  # nothing loaded from anywhere: plotly.js and images are inline
+    assert hidden_of(state) == {names[0]}
+    assert drawn_after < drawn_before
     assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
     assert headings == [f"{i}. {t}" for i, t in enumerate(SECTION_TITLES, start=1)]
 
@@ -106,32 +221,37 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
     report = build_report(tmp_path / "out", progress=False)
     assert report.errors == []
     by_title = {s.title: s for s in report.sections}
-    expected = {"Convergence": "convergence", "Time to target": "convergence",
-                "Batch-size effects": "batch_size", "Random-label memorization": "memorization",
-                "Inside the network": "convergence"}
+    expected = {"Convergence and final results": "convergence", "Time to target and performance profiles": "convergence",
+                "Learning-rate sensitivity": "convergence", "Batch-size effects": "batch_size",
+                "Random-label memorization": "memorization", "Inside the network": "convergence"}
     for title, experiment in expected.items():
         notes = [n.text for n in blocks(by_title[title], Note) if n.kind == "missing"]
         assert any(f"SWEEP=experiments/{experiment}.toml make sweep" in n and "not run yet" in n for n in notes), title
     assert blocks(by_title["Landscapes"], Figure)  # computed live, needs no runs
     html = report.html.read_text()
-    assert html.count("not run yet") >= 5
+    assert html.count("not run yet") >= 6
     assert report.pdf.stat().st_size > 0
 
 
-def test_noise_scale_recovers_a_known_gradient_noise_scale():
-    from optlab.reports.batch_size import noise_scale
+def test_markdown_results_come_from_the_store_and_replace_only_the_readme_block(fixture_report, tmp_path, capsys):
+    from optlab.cli import main
+    from optlab.reports.markdown import BEGIN, END
 
-    g2, trace = 0.5, 40.0  # E|g_B|^2 = |G|^2 + tr(Sigma)/B
-    sq = pd.Series({b: g2 + trace / b for b in (4, 16, 256)})
-    pairs = noise_scale(sq)
-    assert np.allclose(pairs["|G|^2"], g2) and np.allclose(pairs["tr Sigma"], trace)
-    assert np.allclose(pairs["B_simple"], trace / g2)
-    broken = noise_scale(pd.Series({4: 1.0, 16: 2.0}))  # norm grows with B: no valid estimate
-    assert broken["B_simple"].isna().all()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\n## after\n")
+    home = fixture_report.html.parent.parent
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert main(["report", "--markdown", "--readme", str(readme), "--tracking-uri", uri]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\n\nintro\n\n" + BEGIN) and text.endswith(END + "\n\n## after\n")
+    assert "old numbers" not in text
+    assert "**Workload `digits-short`**" in text and "Performance profile over the 2 workloads" in text
+    assert "load average" in text and "machine" in text
+    assert "**Batch size**" in text and "**Random-label memorization**" in text
 
 
-def test_cli_rejects_a_bad_target(capsys):
+def test_cli_refuses_readme_without_markdown(capsys):
     from optlab.cli import main
 
-    assert main(["report", "--target", "2"]) == 2
-    assert "--target" in capsys.readouterr().err
+    assert main(["report", "--readme", "README.md"]) == 2
+    assert "--readme 'README.md' needs --markdown" in capsys.readouterr().err

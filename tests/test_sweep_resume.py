@@ -29,19 +29,22 @@ def sweep(path, env, **kwargs):
 
 
 def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
-    # quick minibatch points run first; each momentum point trains for 1.5 s, so the kill lands in one
+    # every point trains for 0.8 s of wall time (the minibatch trials first), so the kill lands inside
+    # a momentum trial, and the rerun phase has not started
     path = write_spec(tmp_path, """
-        [grid]
-        strategy = ["minibatch", "momentum"]
-        seed = [0, 1]
-        [tune]
-        lr = [0.05, 0.2]
-        objective = "train_loss"
-        [overrides.momentum]
+        [workloads.timed]
         steps = 1000000
-        seconds = 1.5
+        seconds = 0.8
         eval_every = 500
         log_every = 100
+        [grid]
+        strategy = ["minibatch", "momentum"]
+        [tune]
+        lr = [0.05, 0.2]
+        objective = "val_loss"
+        seeds = [0, 1]
+        [rerun]
+        seeds = [7]
     """, name="resumable", steps=100)
     points = load(path).points
     proc = sweep(path, env)
@@ -72,10 +75,19 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
 
     runs = children("resumable")
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert sorted(r.data.tags["optlab.point_hash"] for r in finished) == sorted(p.point_hash for p in points)
+    spec = load(path)
+    reruns = [r for r in finished if r.data.tags["optlab.role"] == "rerun"]
+    assert len(reruns) == 2 and {r.data.params["seed"] for r in reruns} == {"7"}
+    assert sorted(r.data.tags["optlab.point_hash"] for r in finished) == sorted(
+        [p.point_hash for p in points] + [r.data.tags["optlab.point_hash"] for r in reruns])
+    assert len(finished) == len(points) + 2
     assert finished_ids <= {r.info.run_id for r in finished}          # nothing finished was lost or redone
     assert not [r for r in runs if r.info.status == "RUNNING"]
     killed = [r for r in runs if r.info.run_id in killed_ids]
     assert all(r.info.status == "KILLED" and "interrupted" in r.data.tags["optlab.failure_reason"] for r in killed)
-    # per strategy, the best lr's two seeds are selected
-    assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4
+    # per strategy, the best lr's two tuning seeds are selected, and its rerun is tagged selected
+    assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4 + 2
+    assert {(r.data.tags["optlab.strategy"], r.data.tags["optlab.trial"]) for r in reruns} == {
+        (r.data.tags["optlab.strategy"], r.data.tags["optlab.trial"]) for r in finished
+        if r.data.tags["optlab.role"] == "tuning" and r.data.tags.get("optlab.selected") == "true"}
+    assert spec.rerun_seeds == (7,)

@@ -36,10 +36,11 @@ def test_ui_server_lists_the_sweep_parent_and_children(tmp_path, monkeypatch):
     spec = load(write_spec(tmp_path, """
         [grid]
         strategy = ["minibatch"]
-        seed = [0]
         [tune]
         lr = [0.1, 0.5]
-        objective = "train_loss"
+        objective = "val_loss"
+        [rerun]
+        seeds = [1]
     """, name="ui", steps=10))
     report = run_sweep(spec, progress=False)
 
@@ -66,8 +67,9 @@ def test_ui_server_lists_the_sweep_parent_and_children(tmp_path, monkeypatch):
         parent = [rid for rid, t in tags.items() if t.get("optlab.role") == "parent"]
         kids = [rid for rid, t in tags.items() if t.get("mlflow.parentRunId") == report.parent_run_id]
         assert parent == [report.parent_run_id]
-        assert len(kids) == 2 and all(tags[k]["optlab.sweep"] == "ui" for k in kids)
-        assert sorted(tags[k]["optlab.selected"] for k in kids) == ["false", "true"]
+        assert len(kids) == 3 and all(tags[k]["optlab.sweep"] == "ui" for k in kids)
+        assert sorted((tags[k]["optlab.role"], tags[k]["optlab.selected"]) for k in kids) == [
+            ("rerun", "true"), ("tuning", "false"), ("tuning", "true")]
         metrics = {r["info"]["run_id"]: {m["key"] for m in r["data"].get("metrics", [])} for r in runs}
         assert all({"train_loss", "test_accuracy"} <= metrics[k] for k in kids)
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -211,17 +210,14 @@ def test_fd_above_its_size_limit_is_refused_with_a_pointer_to_spsa():
 
 # ---- the experiment file -------------------------------------------------------------------------
 def test_zeroth_order_experiment_points_are_valid_and_feasible():
-    data = tomllib.loads((ROOT / "experiments" / "zeroth_order.toml").read_text())
-    assert data["name"] == "zeroth_order"
-    base, grid, overrides = data["base"], data["grid"], data.get("overrides", {})
-    series = data.get("series", {})
-    problem = None
-    for strategy in grid["strategy"]:
-        for fixed in [{}, *series.values()]:
-            config = {**base, "strategy": strategy, **overrides.get(strategy, {}), **fixed}
-            prep = prepare(config, problem)
-            problem = prep.problem
-            assert prep.config.budget  # every point has a budget
+    from optlab.sweeps import load
+
+    spec = load(ROOT / "experiments" / "zeroth_order.toml")   # validates and plans every point
+    assert spec.name == "zeroth_order" and len(spec.workloads) == 1
+    strategies = {p.config.strategy for p in spec.points}
+    assert {"ng:OnePlusOne", "ng:DiagonalCMA", "ng:PSO", "ng:TwoPointsDE", "spsa", "sgd", "adam"} == strategies
+    assert {p.config.evaluations for p in spec.points} == {3000}   # one budget: one workload
+    assert all(p.config.budget for p in spec.points)
 
 
 def test_strategies_command_lists_the_curated_optimizers_and_the_open_registry(capsys):

@@ -1,4 +1,5 @@
-"""`optlab report`: build reports/out/report.html and report.pdf from the runs in the MLflow store."""
+"""`optlab report`: build reports/out/report.html and report.pdf from the runs in the MLflow store, or
+(--markdown) the README's results tables."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from optlab.tracking.uri import mask_credentials
 
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write the HTML and PDF report from the runs in the MLflow store")
+    p = sub.add_parser("report", help="write the HTML and PDF report (or, with --markdown, the README's results "
+                                      "tables) from the runs in the MLflow store")
     p.add_argument("--experiment", "-e", action="append", metavar="NAME",
-                   help="experiment(s) for the convergence and time-to-target sections (repeatable; default: "
+                   help="experiment(s) whose workloads sections 1-3 compare (repeatable; default: "
                         "convergence, second_order, zeroth_order)")
     p.add_argument("--out", "-o", default="reports/out", help="output folder (default reports/out)")
-    p.add_argument("--target", type=float, default=0.9,
-                   help="test accuracy for time-to-target when a run recorded none (default 0.9)")
+    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
+                   help="write the results tables as markdown to FILE (default: standard output) instead of the report")
+    p.add_argument("--readme", metavar="FILE",
+                   help="with --markdown: replace FILE's generated results block (between its results:begin and "
+                        "results:end markers) with the tables")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlruns)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
@@ -22,16 +27,23 @@ def add_parser(sub):
 
 def main(args) -> int:
     from optlab.errors import ConfigError
+
+    if args.readme and args.markdown is None:
+        raise ConfigError(f"--readme {args.readme!r} needs --markdown")
+    if args.markdown is not None:
+        check_store_readable(args.tracking_uri)
+        return markdown(args)
     from optlab.reports import build_report
 
-    if not 0 < args.target <= 1:
-        raise ConfigError(f"--target must be a test accuracy in (0, 1], got {args.target!r}")
     check_writable_folder(args.out)  # before minutes of building, not after
     check_store_readable(args.tracking_uri)
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
-                          target=args.target, progress=not args.quiet, argv=sys.argv[1:])
+                          progress=not args.quiet, argv=sys.argv[1:])
     print(f"report: {report.html}")
-    print(f"report: {report.pdf}")
+    if report.pdf is not None:
+        print(f"report: {report.pdf}")
+    for warning in report.warnings:
+        print(f"optlab: {warning}", file=sys.stderr)
     for error in report.errors:
         print(f"optlab: report section failed: {mask_credentials(error)}", file=sys.stderr)
     return 1 if report.errors else 0
@@ -67,3 +79,23 @@ def check_writable_folder(folder: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"cannot write the report into {folder}: {describe(exc)}") from None
+
+
+def markdown(args) -> int:
+    from pathlib import Path
+
+    from optlab.reports import markdown as md
+
+    if args.readme and not Path(args.readme).is_file():
+        from optlab.errors import ConfigError
+        raise ConfigError(f"--readme {args.readme!r} is not a file")
+    text = md.results(args.tracking_uri)
+    if args.readme:
+        print(f"results: {md.write_readme(args.readme, text)}")
+    if args.markdown == "-":
+        if not args.readme:
+            sys.stdout.write(text)
+    else:
+        Path(args.markdown).write_text(text)
+        print(f"results: {args.markdown}")
+    return 0

@@ -78,6 +78,9 @@ def add_parser(sub):
                    "and step quality alpha)")
     r.add_argument("--diagnostics-samples", type=int,
                    help="training samples for per-sample gradients (a fixed random subset; default 512)")
+    r.add_argument("--probe-noise-scale", action="store_true", default=None,
+                   help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), measured at two batch "
+                        "sizes at the same parameters (McCandlish et al. 2018)")
     r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
     r.add_argument("--run-name")
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -92,8 +95,8 @@ def add_parser(sub):
 CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
                "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
                "init", "cost", "label_noise", "variant", "standardize", "train_size", "order", "dtype", "device",
-               "seed", "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "diagnostics",
-               "diagnostics_samples", "experiment", "run_name")
+               "seed", "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "probe_noise_scale",
+               "diagnostics", "diagnostics_samples", "experiment", "run_name")
 
 
 def config_from_args(args):

@@ -37,16 +37,26 @@ def main(args) -> int:
     spec = load(args.file, max_points=args.max_points or MAX_POINTS)
     if args.dry_run:
         for point in spec.points:
-            kind = (f"tuning [{point.group}]" if point.role == "tuning"
-                    else f"series {point.series}" if point.series else "point")
+            kind = (f"series {point.series}" if point.series else f"{point.role} [{point.group}]" if point.group
+                    else point.role)
             print(f"{point.point_hash}  {kind:<28} {point.axes}")
-        print(f"{spec.name}: {len(spec.points)} points ({spec.grid_size} grid points)")
+        tuned = sum(g.tuned for g in spec.groups.values())
+        reruns = (f" + {tuned * len(spec.rerun_seeds)} reruns of the {tuned} selected configurations on seeds "
+                  f"{', '.join(map(str, spec.rerun_seeds))} (after tuning on seeds "
+                  f"{', '.join(map(str, spec.tune_seeds))})" if tuned else "")
+        print(f"{spec.name}: {len(spec.points)} points{reruns}; {spec.grid_size} grid points on "
+              f"{len(spec.workloads)} workload(s): {', '.join(spec.workloads)}")
         return 0
     report = run_sweep(spec, workers=args.workers, backend=args.backend, address=args.address,
                        batched=not args.no_batch, progress=not args.quiet, wait=args.wait)
-    print(f"sweep {report.name}: {report.seconds:.1f}s, parent run {report.parent_run_id}"
-          + (" (resumed)" if report.resumed else ""))
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.phase_seconds.items())
+    print(f"sweep {report.name}: {report.seconds:.1f}s" + (f" ({phases})" if phases else "")
+          + f", parent run {report.parent_run_id}" + (" (resumed)" if report.resumed else "")
+          + f"; load average {report.load[0]} at start, {report.load[1]} at end")
     print(report.table)
+    for group, message in report.edge_flags:
+        print(f"optlab: warning: {group}: selected {message}: the optimum may lie outside the grid",
+              file=sys.stderr)
     for label, reason in report.failures:
         print(f"failed: {label}: {reason}", file=sys.stderr)
     # a FAILED point (e.g. a learning rate that diverged) is a recorded outcome, not a broken sweep;

@@ -77,9 +77,36 @@ class DiagnosticsProbe(Probe):
         return self.diagnostics.measure(run.problem, run.params, run.updates)
 
 
+class NoiseScaleProbe(Probe):
+    """The gradient noise scale's ingredients during training (`--probe-noise-scale`; McCandlish et al.
+    2018, appendix A): mean |g_B|^2 over DRAWS mini-batches at B_SMALL and at B_BIG, drawn with
+    replacement at the *same* current parameters, and the unbiased |G|^2 and tr(Sigma) from them.
+    It measures at step 0 and then at the first evaluation at or after steps 10, 20, 40, 80, ... (a
+    doubling schedule: dense early, where the scale changes fastest; ~10 points over thousands of
+    steps), with its own generator seeded from the run's seed, so the run's batches are untouched."""
+    name = "noise_scale"
+    B_SMALL, B_BIG, DRAWS, FIRST = 32, 1024, 8, 10
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(1_000_003 + seed)
+        self.next_step = 0
+
+    def measure(self, run: ProbeInput) -> dict[str, float]:
+        from optlab.analysis.noise_scale import measure
+
+        if run.step < self.next_step or not hasattr(run.problem, "n_train"):
+            return {}
+        self.next_step = max(self.FIRST, 2 * run.step)
+        big = min(self.B_BIG, run.problem.n_train)
+        sample = measure(run.problem, run.params, min(self.B_SMALL, big // 2), big, self.DRAWS, self.generator)
+        return sample.as_metrics("noise_")
+
+
 def probes_for(config: RunConfig) -> list[Probe]:
     """The probes a run's config asks for, one fresh object each (none: the loop pays nothing)."""
     probes: list[Probe] = [CurvatureProbe()] if config.probe_curvature else []
+    if config.probe_noise_scale:
+        probes.append(NoiseScaleProbe(config.seed))
     if config.diagnostics != "off":
         probes.append(DiagnosticsProbe(config))
     return probes

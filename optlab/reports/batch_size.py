@@ -1,176 +1,256 @@
-"""Section 3: batch-size effects (Shallue et al. 2019; McCandlish et al. 2018).
+"""Section 4: batch-size effects (Shallue et al. 2019; McCandlish et al. 2018).
 
-Steps to target vs batch size with the learning rate retuned per batch size, against perfect scaling;
-the tuned learning rates; final accuracy; and the gradient noise scale B_simple = tr(Sigma)/|G|^2,
-estimated from the mean squared mini-batch gradient norms at two batch sizes:
-  |G|^2   ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
-  tr Sigma ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
+Steps to the validation target against batch size, the learning rate retuned per batch size (fresh-seed
+reruns of each selection; Kaplan-Meier medians with 95 % intervals, misses counted), against perfect
+scaling; the tuning trials and selections, edge-of-grid selections marked; the fixed-learning-rate
+series drawn dashed and labelled confounded (Keskar et al. 2017); and the gradient noise scale
+B_simple measured at the same parameters for both batch sizes (optlab.reports.noise), with a 95 %
+interval over runs, marked on the steps curve only with that interval.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 
 import numpy as np
 import pandas as pd
 
-from optlab.reports import style
-from optlab.reports.load import Store, runs_text
-from optlab.reports.model import Figure, Note, Section, Table, not_run
+from optlab.analysis import stats
+from optlab.analysis.noise_scale import b_simple_ci
+from optlab.analysis.target import time_to_target
+from optlab import palette
+from optlab.reports import measures, noise, workloads
+from optlab.reports.chart import Chart
+from optlab.reports.load import Store
+from optlab.reports.model import Note, Section, Table, not_run
 
 TITLE = "Batch-size effects"
 EXPERIMENT = "batch_size"
-NOISE_WINDOW = 20  # early steps whose squared gradient norms are averaged (parameters still near init)
 CONFOUNDED = "fixed lr (confounded, Keskar et al. 2017)"
-
-
-def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(tuned series, all tuning trials, fixed-lr series)."""
-    runs = runs[runs["batch_size"].notna() & runs["status"].isin(["FINISHED", "FAILED"])].copy()
-    fixed = runs[runs["series"] == "fixed_lr"]
-    rest = runs[runs["series"] != "fixed_lr"]
-    selected = rest["selected"].str.lower() == "true"
-    if (rest["role"] == "tuning").any():
-        return rest[selected | (rest["role"] == "point")], rest[rest["role"] == "tuning"], fixed
-    # no tuning tags: pick per batch size the lr with the fewest median steps to target
-    score = rest.assign(cost=rest["final_steps_to_target"] if "final_steps_to_target" in rest else np.inf)
-    score["cost"] = score["cost"].fillna(np.inf)
-    best = score.groupby(["batch_size", "lr"])["cost"].median().reset_index()
-    best = best.loc[best.groupby("batch_size")["cost"].idxmin(), ["batch_size", "lr"]]
-    return rest.merge(best, on=["batch_size", "lr"]), rest, fixed
-
-
-def per_batch(runs: pd.DataFrame) -> pd.DataFrame:
-    steps = runs["final_steps_to_target"] if "final_steps_to_target" in runs else pd.Series(np.nan, index=runs.index)
-    runs = runs.assign(steps=steps)
-    return runs.groupby("batch_size").agg(
-        steps=("steps", "median"), reached=("steps", lambda s: int(s.notna().sum())), runs=("run_id", "size"),
-        lr=("lr", "median"), acc=("final_test_accuracy", "mean"), acc_sd=("final_test_accuracy", "std"),
-    ).reset_index()
-
-
-def mean_sq_grad(store: Store, runs: pd.DataFrame) -> pd.Series:
-    """Mean |g_B|^2 over the first NOISE_WINDOW steps, averaged over each batch size's runs."""
-    values = {}
-    for run in runs.itertuples():
-        g = store.metric(run.run_id, "grad_norm")
-        if g.empty:
-            continue
-        early = g.sort_values("step").head(NOISE_WINDOW)["value"].to_numpy(float)
-        values.setdefault(run.batch_size, []).append(np.mean(early ** 2))
-    return pd.Series({b: float(np.mean(v)) for b, v in values.items()}).sort_index()
-
-
-def noise_scale(sq: pd.Series) -> pd.DataFrame:
-    """B_simple for every pair of batch sizes (rows with a non-positive |G|^2 or tr Sigma are invalid)."""
-    rows = []
-    for b_small, b_big in itertools.combinations(sq.index, 2):
-        g_small, g_big = sq[b_small], sq[b_big]
-        g2 = (b_big * g_big - b_small * g_small) / (b_big - b_small)
-        trace = (g_small - g_big) / (1 / b_small - 1 / b_big)
-        valid = g2 > 0 and trace > 0
-        rows.append({"B_small": int(b_small), "B_big": int(b_big), "|G|^2": g2, "tr Sigma": trace,
-                     "B_simple": trace / g2 if valid else np.nan})
-    return pd.DataFrame(rows)
+REGIMES = ((1.8, "near-perfect scaling"), (1.15, "diminishing returns"), (0.0, "no gain"))
 
 
 def build(store: Store) -> Section:
-    section = Section(3, TITLE, "Steps to the target accuracy against batch size with the learning rate retuned "
+    section = Section(4, TITLE, "Steps to the validation target against batch size with the learning rate retuned "
                       "per batch size (Shallue et al. 2019): perfect scaling halves the steps per doubling, then "
-                      "returns diminish, then vanish. The gradient noise scale B_simple (McCandlish et al. "
-                      "2018) predicts where: batches much larger than it waste computation.")
-    runs = store.runs(EXPERIMENT, include_tuning=True)
+                      "returns diminish, then vanish. The gradient noise scale B_simple (McCandlish et al. 2018) "
+                      "predicts where: batches much larger than it waste computation.")
+    runs = store.runs(EXPERIMENT)
     if runs is None:
         return section.add(not_run(EXPERIMENT))
-    tuned, trials, fixed = split(runs)
+    everything = store.runs(EXPERIMENT, include_tuning=True)
+    trials = everything[everything["role"] == "tuning"]
+    runs = runs[runs["batch_size"].notna() & runs["status"].isin(["FINISHED", "FAILED"])]
+    tuned, fixed = runs[runs["series"] != "fixed_lr"], runs[runs["series"] == "fixed_lr"]
     if tuned.empty:
         return section.add(Note("No finished batch-size runs with a batch size recorded.", kind="warning"))
-    table = per_batch(tuned)
-    sq = mean_sq_grad(store, tuned)
-    pairs = noise_scale(sq) if len(sq) >= 2 else pd.DataFrame()
-    b_simple = float(pairs["B_simple"].median()) if len(pairs) and pairs["B_simple"].notna().any() else np.nan
+    hist = store.history(runs, keys=("val_accuracy", "epoch", "samples_seen", "wall_time", "gradient_equivalents"),
+                         label="batch-size histories")
+    table = per_batch(measures.hits(tuned, hist), trials)
+    fixed_table = per_batch(measures.hits(fixed, hist), None) if len(fixed) else None
     target = tuned["target"].dropna()
     target_text = f"{target.iloc[0]:g}" if len(target) else "(none recorded)"
-    caption_runs = runs_text(tuned, EXPERIMENT)
+    caption = f"Workload {tuned['workload'].iloc[0]}: {workloads.describe(tuned)}; {workloads.protocol(tuned)}"
 
-    fig, axes = style.figure(1, 3, width=4.6, height=3.8)
-    ax = axes[0][0]
-    reached = table.dropna(subset=["steps"])
-    ax.plot(reached["batch_size"], reached["steps"], "o-", color="C0", label="lr tuned per batch size")
+    ends = noise_evolution(noise.at_init_and_end(store, tuned), "init/end")   # every rerun, at init and end
+    at_target = ends[ends["point"] == "end"].iloc[0] if (ends["point"] == "end").any() else None
+    probe = noise.from_probe(store, tuned)
+    reference = reference_batch(probe)
+    during = noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else ends.iloc[0:0]
+
+    noise_text = describe_noise(at_target)
+    section.add(figure(table, fixed_table, at_target, during, reference, target_text,
+                       f"Left: steps to validation accuracy {target_text} (Kaplan-Meier median over seeds, band: "
+                       f"95 % interval; misses counted), log-log, with the perfect-scaling line through the "
+                       f"smallest batch size; {noise_text}. Middle: the selected learning rate per batch size "
+                       f"(hover: its tuning trials and whether it sits at the edge of its grid; every trial is in "
+                       f"the learning-rate sensitivity section). Right: B_simple during training"
+                       + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
+                       + f" with its 95 % interval; at initialization and where every rerun stopped in the table "
+                       f"below. {caption}; {len(trials)} tuning trials"
+                       + (f"; {len(fixed)} fixed-lr runs, labelled confounded" if len(fixed) else "") + "."))
+    section.add(Table(show(table), f"Per batch size, the tuned series (reruns of each selection). {caption}."))
+    sentence = scaling_sentence(table, at_target)
+    if sentence:
+        section.add(Note(sentence))
+    edges = table[table["edge"] != ""]
+    if len(edges):
+        section.add(Note(f"Selections at the edge of their learning-rate grid at B = "
+                         f"{', '.join(str(int(b)) for b in edges['batch_size'])}: steps there may be the grid's "
+                         f"limit, not the batch size's.", kind="warning"))
+    evolution = pd.concat([ends, during], ignore_index=True)
+    if len(evolution):
+        section.add(Table(evolution_table(evolution, reference), f"Gradient noise scale B_simple = tr Σ / |G|² "
+                                                                 f"(McCandlish et al. 2018, appendix A) from |g_B|² at B "
+                                                                 f"= {noise.B_SMALL} and B = {noise.B_BIG} at the same "
+                                                                 f"parameters ({noise.DRAWS} draws each), ratio of means "
+                                                                 f"over runs with a 95 % bootstrap interval resampling "
+                                                                 f"runs. {caption}."))
+    if fixed_table is not None:
+        section.add(Note("The fixed-learning-rate series keeps lr constant across batch sizes: its steps mix the "
+                         "batch-size effect with an untuned learning rate (Keskar et al. 2017 confound), so it is "
+                         "drawn dashed and labelled, and not used for conclusions.", kind="warning"))
+    return section
+
+
+def per_batch(hit: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataFrame:
+    rows = []
+    for batch, group in hit.groupby("batch_size", sort=True):
+        ttt = time_to_target(group["hit_step"], group["stop_step"], group["failed"])
+        first = group.iloc[0]
+        trial = first.get("trial", "") or ""
+        flags = workloads.edge_flags(trials, first.get("group", ""), trial, {"lr": first.get("lr")})
+        acc = stats.bootstrap_ci(group.loc[group["status"] == "FINISHED", "final_test_accuracy"])
+        rows.append({"batch_size": batch, "steps": ttt.median, "low": ttt.low, "high": ttt.high,
+                     "reached": f"{ttt.reached}/{ttt.n}", "lr": first.get("lr"),
+                     "trials": first.get("trials"), "edge": "; ".join(f.text() for f in flags),
+                     "ttt": ttt.text(), "test_acc": acc.text(3)})
+    return pd.DataFrame(rows)
+
+
+def show(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"B": table["batch_size"].astype(int), "steps to target": table["ttt"],
+                         "seeds reached": table["reached"], "tuned lr": table["lr"].map("{:g}".format),
+                         "tuning trials": table["trials"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}"),
+                         "edge of grid": table["edge"].replace("", "-"), "final test acc": table["test_acc"]})
+
+
+def reference_batch(probe: pd.DataFrame, points: int = 4):
+    """The batch size whose probe measurements show the noise scale during training: the one closest to
+    32 (a customary mini-batch) among those measured at `points` or more steps, else the most measured."""
+    if probe.empty:
+        return None
+    counts = probe.groupby("batch_size")["step"].nunique()
+    candidates = counts[counts >= points].index if (counts >= points).any() else counts[counts == counts.max()].index
+    return int(min(candidates, key=lambda b: abs(np.log2(b / 32))))
+
+
+def noise_evolution(measured: pd.DataFrame, source: str) -> pd.DataFrame:
+    """B_simple with its interval at each point of training (probe: per measured step; else init/end)."""
+    columns = ["point", "epoch", "runs", "b_simple", "low", "high"]
+    if measured.empty:
+        return pd.DataFrame(columns=columns)
+    key = "step" if source == "probe" else "point"
+    values = measured[key].unique()
+    order = sorted(values) if key == "step" else sorted(values, key=lambda v: v != "init")
+    rows = []
+    for value in order:
+        here = measured[measured[key] == value]
+        per_run = {r: list(zip(g["g2"], g["trace"])) for r, g in here.groupby("run_id")}
+        estimate, low, high = b_simple_ci(per_run)
+        rows.append({"point": value, "epoch": float(here["epoch"].median()), "runs": len(per_run),
+                     "b_simple": estimate, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def evolution_table(evolution: pd.DataFrame, reference) -> pd.DataFrame:
+    def interval(r):
+        if not math.isfinite(r.b_simple):
+            return "undefined (|G|² or tr Σ not positive)"
+        if not (math.isfinite(r.low) and math.isfinite(r.high)):
+            return f"{r.b_simple:.3g} [{r.low:.3g}, ∞]" if math.isfinite(r.low) else f"{r.b_simple:.3g}"
+        return f"{r.b_simple:.3g} [{r.low:.3g}, {r.high:.3g}]"
+
+    names = {"init": "initialization (all reruns)", "end": "where each rerun stopped (at the target)"}
+    point = evolution["point"].map(lambda p: names.get(p, f"step {p} (B = {reference} reruns)"))
+    return pd.DataFrame({"point of training": point, "epoch (median)": evolution["epoch"].map("{:.3g}".format),
+                         "runs": evolution["runs"], "B_simple [95 % CI]": [interval(r) for r in evolution.itertuples()]})
+
+
+def describe_noise(at_target) -> str:
+    if at_target is None or not math.isfinite(at_target["b_simple"]):
+        return "B_simple could not be estimated at the same parameters (no measurable runs)"
+    where = "where the reruns stopped (on reaching the target)"
+    if math.isfinite(at_target["low"]) and math.isfinite(at_target["high"]):
+        return (f"shaded: B_simple {where}, {at_target['b_simple']:.3g} with its 95 % interval "
+                f"[{at_target['low']:.3g}, {at_target['high']:.3g}] over {int(at_target['runs'])} runs")
+    return (f"B_simple {where} is {at_target['b_simple']:.3g} but its interval is unbounded, so it is not marked "
+            f"on the curve")
+
+
+STEPS, LR, NOISE = "steps to target", "tuned learning rate", "noise scale during training"
+REFERENCE_COLOURS = {"perfect scaling (steps ∝ 1/B)": "#000000", CONFOUNDED: "#888888"}
+
+
+def figure(table: pd.DataFrame, fixed_table, at_target, during: pd.DataFrame, reference, target_text: str,
+           caption: str) -> Chart:
+    """Steps to target, the tuned learning rate and the noise scale, as one chart of three panels."""
+    strategy = "minibatch"
+    rows = []
+
+    def add(panel, label, x, y, low=np.nan, high=np.nan, colour_key=None, **hover):
+        rows.append({"panel": panel, "label": label, "x": float(x), "y": float(y), "low": low, "high": high,
+                     "key": colour_key or strategy, "note": "", **hover})
+
+    reached = table[np.isfinite(table["steps"])]
+    for r in reached.itertuples():
+        add(STEPS, "lr tuned per batch size", r.batch_size, r.steps, r.low if np.isfinite(r.low) else r.steps,
+            r.high if np.isfinite(r.high) else r.steps, note=f"{r.reached} seeds reached"
+            + (f"; lr at the edge of its grid: {r.edge}" if r.edge else ""))
     if len(reached):
         b0, s0 = reached["batch_size"].iloc[0], reached["steps"].iloc[0]
-        bs = np.array(sorted(table["batch_size"]))
-        ax.plot(bs, s0 * b0 / bs, ":", color="black", label="perfect scaling (steps ∝ 1/B)")
-    if not fixed.empty:
-        f = per_batch(fixed).dropna(subset=["steps"])
-        ax.plot(f["batch_size"], f["steps"], "s--", color="grey", label=CONFOUNDED)
-    if np.isfinite(b_simple):
-        ax.axvline(b_simple, color="C3", ls="--", lw=1)
-        ax.text(b_simple, 0.97, f" B_simple≈{b_simple:.3g}", color="C3", transform=ax.get_xaxis_transform(),
-                va="top", fontsize=8)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    measured = pd.concat([reached["steps"], per_batch(fixed)["steps"] if not fixed.empty else pd.Series(dtype=float)])
-    if measured.notna().any():  # keep the data readable: the scaling line may run far below it
-        ax.set_ylim(measured.min() / 4, measured.max() * 2)
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel(f"steps to test accuracy {target_text}")
-    ax.set_title("steps to target")
-    ax.legend(loc="lower left")
+        for b in sorted(table["batch_size"]):
+            add(STEPS, "perfect scaling (steps ∝ 1/B)", b, s0 * b0 / b, colour_key="perfect scaling (steps ∝ 1/B)")
+    if fixed_table is not None:
+        for r in fixed_table[np.isfinite(fixed_table["steps"])].itertuples():
+            add(STEPS, CONFOUNDED, r.batch_size, r.steps, colour_key=CONFOUNDED, note=f"{r.reached} seeds reached")
+    for r in table.itertuples():
+        if pd.notna(r.lr):
+            trials = "-" if pd.isna(r.trials) else f"{int(r.trials)}"
+            add(LR, "selected lr", r.batch_size, r.lr, note=f"{trials} trials" + (f"; {r.edge}" if r.edge else ""))
+    for r in during[np.isfinite(during["b_simple"].astype(float))].itertuples():
+        add(NOISE, f"B_simple of the B = {reference} reruns", float(r.point) + 1, r.b_simple,
+            r.low if np.isfinite(r.low) else r.b_simple, r.high if np.isfinite(r.high) else r.b_simple,
+            colour_key="B_simple", note=f"{r.runs} runs")
+    data = pd.DataFrame(rows)
+    spans = []
+    if at_target is not None and all(math.isfinite(at_target[k]) for k in ("b_simple", "low", "high")):
+        spans.append({"col": STEPS, "low": at_target["low"], "high": at_target["high"], "color": "#d62728",
+                      "label": f"B_simple at the target, 95 % CI [{at_target['low']:.3g}, {at_target['high']:.3g}]"})
+    colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728"}
+    dashes = {CONFOUNDED: "dash", "perfect scaling (steps ∝ 1/B)": "dot"}
+    return Chart(data, x="x", y="y", low="low", high="high", color="key", colors=colours, label="label",
+                 dash="key", dashes=dashes,
+                 col="panel", col_order=[STEPS, LR, NOISE], mode="lines+markers",
+                 x_title={STEPS: "batch size B", LR: "batch size B", NOISE: "step + 1"},
+                 y_title={STEPS: f"steps to validation accuracy {target_text}", LR: "learning rate",
+                          NOISE: "B_simple (95 % CI)"},
+                 log_x=True, log_y=True, hover=["note"], spans=spans, caption=caption)
 
-    ax = axes[0][1]
-    if not trials.empty:
-        ok = trials["final_steps_to_target"].notna() if "final_steps_to_target" in trials else trials["lr"].isna()
-        ax.scatter(trials.loc[~ok, "batch_size"], trials.loc[~ok, "lr"], marker="x", color="lightgrey",
-                   label="trial: target missed")
-        ax.scatter(trials.loc[ok, "batch_size"], trials.loc[ok, "lr"], marker="o", facecolor="none",
-                   edgecolor="grey", label="trial: target reached")
-    ax.plot(table["batch_size"], table["lr"], "o-", color="C0", label="selected lr")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel("learning rate")
-    ax.set_title("tuned learning rate")
-    ax.legend(loc="best")
 
-    ax = axes[0][2]
-    ax.errorbar(table["batch_size"], table["acc"], yerr=table["acc_sd"].fillna(0), fmt="o-", color="C0",
-                capsize=3, label="lr tuned per batch size")
-    if not fixed.empty:
-        f = per_batch(fixed)
-        ax.errorbar(f["batch_size"], f["acc"], yerr=f["acc_sd"].fillna(0), fmt="s--", color="grey", capsize=3,
-                    label=CONFOUNDED)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel("final test accuracy")
-    ax.set_title("final accuracy")
-    ax.legend(loc="best")
-    fig.tight_layout()
-    noise_text = (f"B_simple ≈ {b_simple:.3g} (median over {int(pairs['B_simple'].notna().sum())} valid batch-size "
-                  f"pairs), from mean |g_B|² over the first {NOISE_WINDOW} steps" if np.isfinite(b_simple)
-                  else "B_simple could not be estimated (needs grad_norm at two batch sizes with |G|² > 0)")
-    section.add(Figure(fig, f"Left: median steps over seeds to test accuracy {target_text}, log-log, with the "
-                            f"perfect-scaling line through the smallest batch size; {noise_text}. Middle: every "
-                            f"tuning trial and the selected learning rate. Right: final test accuracy (mean ± sd). "
-                            f"{caption_runs}; {len(trials)} tuning trials"
-                            + (f"; {len(fixed)} fixed-lr runs, labelled confounded" if len(fixed) else "") + "."))
-    shown = table.assign(steps=table["steps"].map(lambda v: "not reached" if pd.isna(v) else f"{v:.0f}"),
-                         acc=table["acc"].map("{:.4f}".format), lr=table["lr"].map("{:g}".format))
-    shown = shown.drop(columns=["acc_sd"]).rename(columns={"batch_size": "B", "steps": "steps to target (median)",
-                                                           "reached": "seeds reached", "lr": "tuned lr",
-                                                           "acc": "final test acc"})
-    shown["B"] = shown["B"].astype(int)
-    section.add(Table(shown, f"Per batch size, the tuned series. {caption_runs}."))
-    if len(pairs):
-        shown_pairs = pairs.copy()
-        for col in ("|G|^2", "tr Sigma", "B_simple"):
-            shown_pairs[col] = shown_pairs[col].map(lambda v: "invalid" if pd.isna(v) else f"{v:.4g}")
-        section.add(Table(shown_pairs, "Gradient noise scale from each pair of batch sizes (McCandlish et al. "
-                                       "2018, appendix A); pairs giving a non-positive |G|² or tr Σ are invalid. "
-                                       f"{caption_runs}."))
-    if not fixed.empty:
-        section.add(Note("The fixed-learning-rate series keeps lr constant across batch sizes: its accuracy gap "
-                         "mixes the batch-size effect with an untuned learning rate (Keskar et al. 2017 "
-                         "confound), so it is drawn dashed and labelled, and not used for conclusions.",
-                         kind="warning"))
-    return section
+def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
+    """The scaling regimes the medians show, with the thresholds stated: near-perfect scaling while the
+    average fall per doubling from the smallest batch size stays >= 1.8x; no gain from the smallest batch
+    size beyond which no larger one needs 15 % fewer steps per doubling; diminishing returns in between."""
+    reached = table[np.isfinite(table["steps"])].sort_values("batch_size")
+    if len(reached) < 3:
+        return ""
+    b, s = reached["batch_size"].to_numpy(float), reached["steps"].to_numpy(float)
+    doublings = np.log2(b / b[0])
+    per_doubling = np.where(doublings > 0, (s[0] / s) ** (1 / np.where(doublings > 0, doublings, 1)), np.inf)
+    perfect = int(np.flatnonzero(per_doubling >= REGIMES[0][0])[-1])   # index 0 always qualifies
+    # no gain from b[i] on: no larger batch needs 15 % fewer steps per doubling than b[i] does
+    flat = next(i for i in range(len(s)) if (s[i + 1:] >= s[i] * (1 - 0.15) ** np.log2(b[i + 1:] / b[i])).all())
+    parts = [f"steps to target fall from {s[0]:.3g} at B = {b[0]:.0f}"]
+    if perfect > 0:
+        parts.append(f"to {s[perfect]:.3g} at B = {b[perfect]:.0f} (÷{s[0] / s[perfect]:.2g} over "
+                     f"{doublings[perfect]:.0f} doublings, ÷{per_doubling[perfect]:.2g} per doubling: near-perfect "
+                     f"scaling)")
+    if flat > perfect:
+        d = np.log2(b[flat] / b[perfect])
+        parts.append(f"then to {s[flat]:.3g} at B = {b[flat]:.0f} (÷{(s[perfect] / s[flat]) ** (1 / d):.2g} per "
+                     f"doubling: diminishing returns)")
+    text = "Measured (Kaplan-Meier medians): " + ", ".join(parts) + "."
+    if flat < len(s) - 1:
+        text += (f" Beyond B = {b[flat]:.0f} no larger batch needs 15 % fewer steps per doubling (medians "
+                 f"{s[flat + 1:].min():.3g}-{s[flat + 1:].max():.3g}): no gain.")
+    if at_target is not None and math.isfinite(at_target["b_simple"]) and math.isfinite(at_target["low"]) \
+            and math.isfinite(at_target["high"]):
+        inside = at_target["low"] <= b[flat] <= at_target["high"]
+        text += (f" The noise scale where the runs reached the target, B_simple = {at_target['b_simple']:.3g} "
+                 f"[{at_target['low']:.3g}, {at_target['high']:.3g}], {'contains' if inside else 'does not contain'} "
+                 f"that batch size (McCandlish et al. predict the gains to fade around B_simple).")
+    missed = table[~np.isfinite(table["steps"])]
+    if len(missed):
+        text += f" Not reached by most seeds at B = {', '.join(str(int(x)) for x in missed['batch_size'])}."
+    return text

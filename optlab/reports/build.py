@@ -10,47 +10,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optlab.reports import style
-from optlab.reports.model import Note, Section
+from optlab.reports.chart import Chart, Matrix
+from optlab.reports.model import Figure, Note, Section
+from optlab.reports.pdf import PdfError
 
-DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
+DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the strategy comparisons
 
 
 @dataclass
 class Report:
     html: Path
-    pdf: Path
+    pdf: Path | None              # None when no Chromium could print it (see `warnings`)
     sections: list[Section]
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
-                 tracking_uri: str | None = None, target: float = 0.9, progress: bool = True,
-                 argv: list[str] | None = None) -> Report:
-    """`experiments` replaces the default experiments of sections 1-2 (convergence, second_order,
+                 tracking_uri: str | None = None, progress: bool = True, argv: list[str] | None = None) -> Report:
+    """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
     zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
     lessons)."""
     import matplotlib.pyplot as plt
 
     from optlab.reports import (batch_size, convergence, dynamics, inside, landscapes, lessons, memorization,
-                                render, reproducibility, target as time_to_target)
+                                render, reproducibility, sensitivity, target as time_to_target)
     from optlab.reports.load import Store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the progress lines readable
     style.setup()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store = Store(tracking_uri)
+    store = Store(tracking_uri, progress=progress)
     chosen = tuple(experiments) if experiments else DEFAULT_EXPERIMENTS
     builders = [
         (1, convergence.TITLE, lambda: convergence.build(store, chosen)),
-        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen, target)),
-        (3, batch_size.TITLE, lambda: batch_size.build(store)),
-        (4, memorization.TITLE, lambda: memorization.build(store)),
-        (5, inside.TITLE, lambda: inside.build(store)),
-        (6, landscapes.TITLE, lambda: landscapes.build(store)),
-        (7, dynamics.TITLE, lambda: dynamics.build(store, 7)),
-        (8, lessons.TITLE, lambda: lessons.build(store, 8)),
-        (9, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
+        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen)),
+        (3, sensitivity.TITLE, lambda: sensitivity.build(store, (*chosen, "batch_size"))),
+        (4, batch_size.TITLE, lambda: batch_size.build(store)),
+        (5, memorization.TITLE, lambda: memorization.build(store)),
+        (6, inside.TITLE, lambda: inside.build(store)),
+        (7, landscapes.TITLE, lambda: landscapes.build(store)),
+        (8, dynamics.TITLE, lambda: dynamics.build(store, 8)),
+        (9, lessons.TITLE, lambda: lessons.build(store, 9)),
+        (10, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
     ]
     sections, errors = [], []
     for number, title, make in builders:
@@ -63,15 +66,24 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
             traceback.print_exc(file=sys.stderr)
             section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
                                                           f"{exc}", kind="warning")])
-        state = "not run yet" if section.missing else f"{sum(1 for b in section.blocks if hasattr(b, 'figure'))} figure(s)"
+        section.number = number
+        figures = sum(1 for b in section.blocks if isinstance(b, (Chart, Matrix, Figure)))
+        state = "not run yet" if section.missing else f"{figures} figure(s)"
         _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
         sections.append(section)
-    _say(progress, "[report] writing HTML and PDF ...")
+    _say(progress, "[report] writing HTML ...")
     html = render.write_html(sections, out / "report.html", store.uri)
-    pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+    _say(progress, "[report] printing the PDF (headless Chromium) ...")
+    warnings = []
+    try:
+        pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+    except PdfError as exc:
+        pdf = None
+        warnings.append(f"PDF not written: {exc}")
+        _say(progress, f"[report] {warnings[-1]}")
     plt.close("all")
-    _say(progress, f"[report] wrote {html} and {pdf}")
-    return Report(html, pdf, sections, errors)
+    _say(progress, f"[report] wrote {html}" + (f" and {pdf}" if pdf else ""))
+    return Report(html, pdf, sections, errors, warnings)
 
 
 def _say(enabled: bool, text: str) -> None:

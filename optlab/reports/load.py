@@ -2,7 +2,12 @@
 
 `Store.runs(name)` is one row per run (params cast to numbers where they are numbers, the tags the
 report needs as plain columns); `Store.history(runs, keys)` is one row per (run, step) with one column
-per metric. Sweep parents are dropped, and so are tuning trials that were not selected, unless asked.
+per metric. Sweep parents are always dropped. By default only *reported* runs are returned: the
+fresh-seed reruns of each selected configuration (role `rerun`, still selected) and the points of
+untuned sweeps or single runs; `include_tuning` adds the tuning trials (for sensitivity plots).
+
+Every run gets a `workload` (the `optlab.workload` tag, or, for a run recorded outside a sweep, a
+name built from its problem, budget and target) and a `timing` ("alone" or "batched:K").
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-EVAL_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_seen", "evaluations",
-             "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
+EVAL_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+             "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
 NUMERIC_PARAMS = ("lr", "momentum", "batch_size", "weight_decay", "epochs", "steps", "evaluations", "seconds",
                   "label_noise", "seed", "target", "n_params", "train_size", "noise_seed", "steps_per_epoch",
                   "planned_steps", "eval_every", "log_every")
@@ -21,13 +26,19 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "status_tag": "optlab.status", "failure_reason": "optlab.failure_reason", "role": "optlab.role",
         "sweep": "optlab.sweep", "group": "optlab.group", "selected": "optlab.selected",
         "series": "optlab.series", "config_hash": "optlab.config_hash", "git_commit": "optlab.git_commit",
-        "point_hash": "optlab.point_hash"}
+        "point_hash": "optlab.point_hash", "workload": "optlab.workload", "workload_hash": "optlab.workload_hash",
+        "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
+        "batched_tag": "optlab.batched", "split": "optlab.split"}
+# what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
+WORKLOAD_PARAMS = ("dataset", "hidden", "activation", "cost", "label_noise", "variant", "epochs", "steps",
+                   "evaluations", "seconds", "target")
 
 
 def quiet_warnings() -> None:
     """seaborn 0.13 under pandas 3 warns on every call (Pandas4Warning, a DeprecationWarning)."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module="seaborn")  # cmap.set_bad in heatmap
     try:
         from pandas.errors import Pandas4Warning
         warnings.filterwarnings("ignore", category=Pandas4Warning)
@@ -41,16 +52,20 @@ def to_number(series: pd.Series) -> pd.Series:
 
 
 class Store:
-    def __init__(self, tracking_uri: str | None = None):
+    def __init__(self, tracking_uri: str | None = None, progress: bool = True):
         from optlab.tracking.store import client, tracking_uri as default_uri
 
+        self.progress = progress          # progress bars while long metric histories load
         self.uri = tracking_uri or default_uri()
         self.client = client(self.uri)
         self._runs: dict[tuple, pd.DataFrame | None] = {}
         self._history: dict[tuple[str, str], pd.DataFrame] = {}
 
     def experiments(self) -> dict[str, str]:
-        return {e.name: e.experiment_id for e in self.client.search_experiments()}
+        """Experiment name -> id, without the locks of sweeps that are running (sweeps.lease)."""
+        from optlab.sweeps.lease import PREFIX
+
+        return {e.name: e.experiment_id for e in self.client.search_experiments() if not e.name.startswith(PREFIX)}
 
     def runs(self, name: str, include_tuning: bool = False, finished_only: bool = False) -> pd.DataFrame | None:
         """Runs of experiment `name` (None when the experiment does not exist or holds no runs)."""
@@ -85,13 +100,38 @@ class Store:
             if needed not in df:
                 df[needed] = np.nan
         df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
-        df = df[df["role"] != "parent"]
+        df = df[~df["role"].isin(["parent", "group"])]  # sweep parents and seed-group aggregates are not runs
+        df["workload"] = [w or implicit_workload(row) for w, row in zip(df["workload"], df.to_dict("records"))]
+        df["workload"] = split_collisions(df)
+        df["timing"] = [timing(row) for row in df.to_dict("records")]
+        df["trials"] = pd.to_numeric(df["trials"].replace("", np.nan), errors="coerce")
+        reported = (df["role"] != "tuning") & ((df["role"] != "rerun") | (df["selected"].str.lower() != "false"))
         if not include_tuning:
-            df = df[(df["role"] != "tuning") | (df["selected"].str.lower() == "true")]
+            df = df[reported]
         if finished_only:
             df = df[df["status"] == "FINISHED"]
         df = df.reset_index(drop=True)
         return df if not df.empty else None
+
+    def sweeps(self, name: str) -> pd.DataFrame:
+        """The sweep parent runs of experiment `name`: when, how long (total and per phase), on which
+        machine and under what load average (the `optlab.summary.*` tags the sweep wrote)."""
+        from optlab.sweeps.resume import search_all
+
+        experiment_id = self.experiments().get(name)
+        columns = ["experiment", "started", "status", "seconds", "tuning_seconds", "reruns_seconds", "points_seconds",
+                   "workers", "machine", "load_start", "load_end", "points", "finished", "failed"]
+        if experiment_id is None:
+            return pd.DataFrame(columns=columns)
+        rows = []
+        for run in search_all(self.client, experiment_id, "tags.`optlab.role` = 'parent'"):
+            tags = run.data.tags
+            started = pd.Timestamp(run.info.start_time, unit="ms", tz="UTC") if run.info.start_time else pd.NaT
+            row = {"experiment": name, "started": started, "status": run.info.status}
+            for key in columns[3:]:
+                row[key] = tags.get(f"optlab.summary.{key}", "")
+            rows.append(row)
+        return pd.DataFrame(rows, columns=columns).sort_values("started")
 
     def metric(self, run_id: str, key: str) -> pd.DataFrame:
         """One metric's history of one run: columns step, value (cached)."""
@@ -109,7 +149,7 @@ class Store:
         iterator = runs["run_id"]
         if label:
             from tqdm import tqdm
-            iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=len(runs) < 20)
+            iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=not self.progress or len(runs) < 20)
         for run_id in iterator:
             parts = []
             for key in keys:
@@ -124,9 +164,42 @@ class Store:
         if not frames:
             return pd.DataFrame(columns=["run_id", "step", *keys])
         hist = pd.concat(frames, ignore_index=True)
-        carry = [c for c in ("run_id", "experiment", "strategy", "family", "seed", "series", "label")
-                 if c in runs.columns]
+        carry = [c for c in ("run_id", "experiment", "workload", "strategy", "family", "seed", "series", "label",
+                             "timing") if c in runs.columns]
         return hist.merge(runs[carry], on="run_id", how="left")
+
+
+def split_collisions(df: pd.DataFrame) -> pd.Series:
+    """A workload name whose runs carry different workload hashes (e.g. an experiment file edited between
+    two sweeps: another budget under the same name) is split into one workload per hash, never pooled."""
+    names = df["workload"].copy()
+    hashes = df["workload_hash"].replace("", np.nan)
+    for name, group in df.groupby("workload"):
+        distinct = hashes[group.index].dropna().unique()
+        if len(distinct) > 1:
+            names[group.index] = [f"{name} [{h}]" if isinstance(h, str) else name for h in hashes[group.index]]
+    return names
+
+
+def implicit_workload(row: dict) -> str:
+    """A workload name from a run's params: experiment, then problem, budget and target."""
+    parts = []
+    for key in WORKLOAD_PARAMS:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value in ("", "None", "none"):
+            continue
+        parts.append(f"{key}={_fmt(value)}")
+    return f"{row.get('experiment', '')} ({' '.join(parts)})"
+
+
+def timing(row: dict) -> str:
+    """How a run's wall time was measured: 'alone' or 'batched:K' (K runs trained as one program).
+    The engine's `optlab.timing` tag says so; older runs only carry `optlab.batched=K`."""
+    tag = row.get("timing_tag") or ""
+    if tag:
+        return tag
+    batched = row.get("batched_tag") or ""
+    return f"batched:{batched}" if batched and batched != "1" else "alone"
 
 
 def series_labels(runs: pd.DataFrame, within: str = "strategy",

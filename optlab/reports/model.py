@@ -1,4 +1,8 @@
-"""What a section produces: figures with captions, tables and notes, rendered alike to HTML and PDF."""
+"""What a section produces: figures with captions, tables and notes, rendered alike to HTML and PDF.
+
+A figure is either a `Chart` (chart.py: data + encodings, interactive in HTML, static in the PDF) or a
+`Figure` (a finished matplotlib figure, an image in both). A table longer than APPENDIX_ROWS rows (or
+marked `appendix=True`) is moved to the report's appendix, collapsed in the HTML."""
 
 from __future__ import annotations
 
@@ -13,16 +17,28 @@ class Figure:
     caption: str
 
 
+APPENDIX_ROWS = 15
+
+
 @dataclass
 class Table:
     frame: pd.DataFrame
     caption: str
+    appendix: bool | None = None   # None: moved to the appendix when longer than APPENDIX_ROWS rows
+
+    @property
+    def in_appendix(self) -> bool:
+        return self.appendix if self.appendix is not None else len(self.frame) > APPENDIX_ROWS
 
 
 @dataclass
 class Note:
     text: str
-    kind: str = "info"        # info | missing | warning
+    kind: str = "info"        # info | missing | warning | heading (a sub-heading, e.g. one per workload)
+
+
+def heading(text: str) -> Note:
+    return Note(text, kind="heading")
 
 
 @dataclass
@@ -35,6 +51,10 @@ class Section:
     def add(self, block) -> "Section":
         self.blocks.append(block)
         return self
+
+    @property
+    def heading(self) -> str:
+        return f"{self.number}. {self.title}"
 
     @property
     def missing(self) -> bool:

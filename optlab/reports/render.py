@@ -1,5 +1,6 @@
-"""Writers: one self-contained HTML file (PNG images inlined as base64, Jinja2) and one PDF (matplotlib
-PdfPages) with the same sections, figures, captions, tables and notes.
+"""Writers: one self-contained HTML file (interactive Plotly figures, plotly.js inlined once, Jinja2 with
+autoescape) and one PDF printed from the same template in its print form (static figures, A4 landscape
+pages with numbers, a contents page with links and page numbers) by headless Chromium (pdf.py).
 
 Everything rendered is escaped (the template autoescapes; only HTML built here is marked safe) and
 credentials in URIs (`user:password@`) are masked in both documents."""
@@ -7,164 +8,127 @@ credentials in URIs (`user:password@`) are masked in both documents."""
 from __future__ import annotations
 
 import base64
-import html
 import io
 import re
-import textwrap
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
-import matplotlib.pyplot as plt
-from matplotlib.backends.backend_pdf import PdfPages
+from markupsafe import Markup, escape
 
+from optlab.reports import chart_plotly, chart_static, pdf as pdf_printer
+from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
-
-TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{{ title }}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2.2em; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption, .caption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 1.2em; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-.note { padding: 0.6em 0.9em; border-left: 4px solid #5b8def; background: #f3f6fd; margin: 0.8em 0; }
-.note.missing { border-color: #e0a100; background: #fff8e5; } .note.warning { border-color: #d9534f; background: #fdf0ef; }
-code { background: #f4f4f4; padding: 0 3px; } .meta { color: #666; font-size: 0.9em; }
-</style></head>
-<body>
-<h1>{{ title }}</h1>
-<p class="meta">Built {{ built }} from {{ uri }}.</p>
-<nav><ol>{% for s in sections %}<li><a href="#s{{ s.number }}">{{ s.title }}</a>{% if s.missing %} (not run yet){% endif %}</li>{% endfor %}</ol></nav>
-{% for s in sections %}
-<section id="s{{ s.number }}"><h2>{{ s.number }}. {{ s.title }}</h2>
-<p>{{ s.intro }}</p>
-{% for b in s.rendered %}
-{% if b.kind == "figure" %}<figure><img src="data:image/png;base64,{{ b.data }}" alt="{{ b.alt | e }}"><figcaption>{{ b.caption }}</figcaption></figure>
-{% elif b.kind == "table" %}<div class="caption">{{ b.caption }}</div>{{ b.html }}
-{% else %}<div class="note {{ b.kind }}">{{ b.text }}</div>{% endif %}
-{% endfor %}
-</section>
-{% endfor %}
-</body></html>
-""")
+APPENDIX_HEADING = "Appendix: long tables"
+ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True,
+                         trim_blocks=True, lstrip_blocks=True)
 
 
-def _inline(text: str) -> Markup:
+def inline(text: str) -> Markup:
     """Mask credentials, escape, then show `code` spans as <code>."""
-    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(mask_credentials(text))))
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(mask_credentials(text)))))
 
 
-def png_base64(fig) -> str:
+def png_data_uri(fig, dpi: int = 110) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def svg_data_uri(fig) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(chart_static.svg(fig)).decode("ascii")
+
+
+def _table_html(table: Table) -> Markup:
+    frame = table.frame.rename(columns=lambda c: mask_credentials(c) if isinstance(c, str) else c)
+    frame = frame.map(lambda v: mask_credentials(v) if isinstance(v, str) else v)
+    return Markup(frame.to_html(index=False, escape=True, border=0, na_rep="-"))
+
+
+def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict]]:
+    """The template's view of the sections: numbered blocks, and the tables moved to the appendix."""
+    import matplotlib.pyplot as plt
+
+    figures = tables = appendix_tables = 0
+    out, appendix = [], []
+    for s in sections:
+        blocks = []
+        for b in s.blocks:
+            if isinstance(b, (Chart, Matrix)):
+                figures += 1
+                entry = {"kind": "chart", "number": figures, "anchor": f"fig{figures}",
+                         "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]}
+                if printing:
+                    fig = chart_static.figure(b)
+                    entry["image"] = svg_data_uri(fig)
+                    plt.close(fig)
+                else:
+                    entry["html"] = Markup(chart_plotly.to_html(b, f"chart{figures}"))
+                blocks.append(entry)
+            elif isinstance(b, Figure):
+                figures += 1
+                blocks.append({"kind": "figure", "number": figures, "anchor": f"fig{figures}",
+                               "image": png_data_uri(b.figure, dpi=170 if printing else 110),
+                               "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]})
+            elif isinstance(b, Table) and b.in_appendix:
+                appendix_tables += 1
+                entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
+                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame)}
+                appendix.append(entry)
+                blocks.append({**entry, "kind": "moved", "caption_short": _short(b.caption)})
+            elif isinstance(b, Table):
+                tables += 1
+                blocks.append({"kind": "table", "number": tables, "anchor": f"t{tables}", "caption": inline(b.caption),
+                               "html": _table_html(b), "short": len(b.frame) <= 12})
+            elif isinstance(b, Note):
+                blocks.append({"kind": b.kind, "text": inline(b.text)})
+        out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
+                    "intro": inline(s.intro),
+                    "missing": s.missing, "blocks": blocks})
+    return out, appendix
+
+
+def _short(caption: str, words: int = 9) -> str:
+    parts = caption.split()
+    return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
+
+
+def render(sections: list[Section], uri: str, printing: bool, pages: dict | None = None,
+           rendered: tuple | None = None) -> str:
+    blocks, appendix = rendered or view(sections, printing)
+    has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
+    return ENV.get_template("report.html.j2").render(
+        title=REPORT_TITLE, sections=blocks, appendix=appendix, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
+        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
+        plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)
 
 
 def write_html(sections: list[Section], path: Path, uri: str) -> Path:
-    view = []
-    for s in sections:
-        rendered = []
-        for b in s.blocks:
-            if isinstance(b, Figure):
-                rendered.append({"kind": "figure", "data": png_base64(b.figure), "caption": _inline(b.caption),
-                                 "alt": mask_credentials(b.caption)[:120]})
-            elif isinstance(b, Table):
-                rendered.append({"kind": "table", "caption": _inline(b.caption),
-                                 "html": Markup(mask_credentials(
-                                     b.frame.to_html(index=False, escape=True, border=0, na_rep="-")))})
-            else:
-                rendered.append({"kind": b.kind, "text": _inline(b.text)})
-        view.append({"number": s.number, "title": s.title, "intro": _inline(s.intro), "missing": s.missing,
-                     "rendered": rendered})
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    path.write_text(TEMPLATE.render(title=REPORT_TITLE, sections=view, built=built, uri=mask_credentials(uri)),
-                    encoding="utf-8")
+    path = Path(path)
+    path.write_text(render(sections, uri, printing=False), encoding="utf-8")
     return path
 
 
-# ---- PDF ---------------------------------------------------------------------------------------------
-def _wrap(text: str, width: int) -> str:
-    text = mask_credentials(text)
-    return "\n".join(textwrap.fill(part, width) for part in text.replace("`", "").split("\n"))
-
-
-def _text_page(pdf, title: str, paragraphs: list[tuple[str, str]]) -> None:
-    fig = plt.figure(figsize=(11.69, 8.27))
-    fig.text(0.06, 0.93, title, fontsize=20, weight="bold", va="top")
-    y = 0.84
-    for kind, text in paragraphs:
-        color = {"missing": "#9a6b00", "warning": "#b52b27"}.get(kind, "#222222")
-        wrapped = _wrap(text, 120)
-        fig.text(0.06, y, wrapped, fontsize=10, va="top", color=color)
-        y -= 0.035 * (wrapped.count("\n") + 1) + 0.03
-    pdf.savefig(fig)
-    plt.close(fig)
-
-
-def _table_page(pdf, table: Table, heading: str) -> None:
-    frame = table.frame.astype(str)
-    cells = [[_wrap(v, 45) for v in row] for row in frame.to_numpy().tolist()]
-    header = [_wrap(c, 22) for c in frame.columns]
-    lines = sum(max(c.count("\n") + 1 for c in row) for row in cells) + max(h.count("\n") + 1 for h in header)
-    fig = plt.figure(figsize=(11.69, max(2.5, 1.4 + 0.24 * lines)))
-    ax = fig.add_axes([0.03, 0.02, 0.94, 0.78])
-    ax.set_axis_off()
-    fig.text(0.03, 0.97, heading, fontsize=11, weight="bold", va="top")
-    fig.text(0.03, 0.90, _wrap(table.caption, 150), fontsize=8, va="top", color="#444444")
-    if cells:
-        t = ax.table(cellText=cells, colLabels=header, loc="upper left", cellLoc="left")
-        t.auto_set_font_size(False)
-        t.set_fontsize(9)
-        t.auto_set_column_width(list(range(len(header))))
-        row_lines = {}
-        for (r, _), cell in t.get_celld().items():
-            row_lines[r] = max(row_lines.get(r, 1), cell.get_text().get_text().count("\n") + 1)
-        unit = 1.0 / (sum(row_lines.values()) + len(row_lines) * 0.6)
-        for (r, _), cell in t.get_celld().items():
-            cell.set_height(unit * (row_lines[r] + 0.6))
-            if r == 0:
-                cell.set_facecolor("#eeeeee")
-    pdf.savefig(fig, bbox_inches="tight")
-    plt.close(fig)
-
-
-def _figure_page(pdf, block: Figure, heading: str) -> None:
-    fig = block.figure
-    width = fig.get_size_inches()[0]
-    fig.text(0.0, 1.0, heading, fontsize=11, weight="bold", va="bottom", transform=fig.transFigure)
-    fig.text(0.0, -0.01, _wrap(block.caption, int(width * 15)), fontsize=8, va="top", color="#444444",
-             transform=fig.transFigure)
-    pdf.savefig(fig, bbox_inches="tight")
-
-
 def write_pdf(sections: list[Section], path: Path, uri: str) -> Path:
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    with PdfPages(path) as pdf:
-        contents = [("info", f"Built {built} from {uri}.")]
-        contents += [("missing" if s.missing else "info", f"{s.number}. {s.title}" + (" (not run yet)" if s.missing else ""))
-                     for s in sections]
-        _text_page(pdf, REPORT_TITLE, contents)
-        for s in sections:
-            heading = f"{s.number}. {s.title}"
-            notes = [(b.kind, b.text) for b in s.blocks if isinstance(b, Note)]
-            _text_page(pdf, heading, [("info", s.intro), *notes])
-            for b in s.blocks:
-                if isinstance(b, Figure):
-                    _figure_page(pdf, b, heading)
-                elif isinstance(b, Table):
-                    _table_page(pdf, b, heading)
-        info = pdf.infodict()
-        info["Title"] = REPORT_TITLE
-        info["Subject"] = "; ".join(f"{s.number}. {s.title}" for s in sections)
+    """Print the report to `path`. Twice: the first print's outline gives each section's page, which
+    the second writes into the contents. Raises pdf.PdfError without Chromium."""
+    path = Path(path)
+    browser = pdf_printer.find_browser()
+    if browser is None:
+        raise pdf_printer.PdfError(f"no Chromium found to print the PDF (install the Debian package chromium, "
+                                   f"or set {pdf_printer.BROWSER_ENV}=/path/to/chrome)")
+    rendered = view(sections, printing=True)
+    with tempfile.TemporaryDirectory(prefix="optlab-report-") as tmp:
+        page = Path(tmp) / "report.print.html"
+        page.write_text(render(sections, uri, printing=True, rendered=rendered), encoding="utf-8")
+        pdf_printer.print_pdf(page, path, browser)
+        found = pdf_printer.heading_pages(path)
+        wanted = [s.heading for s in sections] + ([APPENDIX_HEADING] if rendered[1] else [])
+        pages = {h: found[h] for h in wanted if h in found}
+        page.write_text(render(sections, uri, printing=True, pages=pages, rendered=rendered), encoding="utf-8")
+        pdf_printer.print_pdf(page, path, browser)
     return path

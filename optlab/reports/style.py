@@ -8,20 +8,37 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from optlab import palette as strategy_colors  # noqa: E402
 from optlab.reports.load import quiet_warnings  # noqa: E402
 
 
 def setup() -> None:
     quiet_warnings()
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "axes.titleweight": "bold",
+    plt.rcParams.update({"figure.max_open_warning": 0,  # a report holds dozens of figures until it is written
+                         "figure.dpi": 100, "savefig.dpi": 110, "axes.titleweight": "bold",
                          "legend.fontsize": 8, "legend.title_fontsize": 8})
 
 
 def palette(labels) -> dict:
-    labels = sorted(set(labels))  # sorted: the same strategy gets the same colour in every section
-    colors = sns.color_palette("tab10" if len(labels) <= 10 else "tab20", len(labels))
-    return dict(zip(labels, colors))
+    """Label -> colour. A strategy, or a label starting with one ("adam lr=0.01"), gets the strategy's
+    fixed colour (optlab.palette), the same in every figure; other labels take tab10 in sorted order."""
+    labels = sorted(set(map(str, labels)))
+    others = [label for label in labels if not _strategy_of(label)]
+    colors = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "tab20", len(others))))
+    return {label: _strategy_of(label) and strategy_colors.color(_strategy_of(label)) or colors[label]
+            for label in labels}
+
+
+def sequential(n: int) -> list:
+    """n colours along an ordered scale (viridis without its pale yellow end), for ordered lines such as
+    label-noise levels or batch sizes."""
+    return [tuple(c) for c in sns.color_palette("viridis", n + 1)[:n]] if n else []
+
+
+def _strategy_of(label: str) -> str | None:
+    first = label.split(" ", 1)[0]
+    return first if first in strategy_colors.STRATEGY_COLORS or first.startswith("ng:") else None
 
 
 def figure(rows: int = 1, cols: int = 1, width: float = 5.0, height: float = 3.6, **kw):

@@ -1,113 +1,171 @@
-"""Section 2: time and steps to the target accuracy, and an AlgoPerf-style performance profile.
+"""Section 2: time to the validation target per workload (censored: runs that never reach it are
+counted), and AlgoPerf-style performance profiles over the workloads of a suite.
 
-Performance profile (Dolan & Moré; AlgoPerf): for each workload w and strategy s, t(s, w) is the median
-over seeds of the cost to reach the target (infinite if never reached); rho_s(tau) is the fraction of
-workloads on which t(s, w) <= tau * min_s' t(s', w). Higher and further left is better.
+Time to target on a workload is the Kaplan-Meier median over seeds (optlab.analysis.target) with its
+95 % interval and the fraction of seeds that reached it. The profile (optlab.analysis.profiles) uses
+that median per workload and strategy; missed, failed or absent counts as infinite, and a strategy
+absent from a workload is listed as absent. It is drawn only for an experiment whose every workload
+was meant to run every strategy (one sweep file), never across files with different strategy sets.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-from optlab.reports import convergence, style
-from optlab.reports.load import Store, runs_text
-from optlab.reports.model import Figure, Note, Section, Table, not_run
+from optlab.analysis import profiles
+from optlab.analysis.target import time_to_target
+from optlab import palette
+from optlab.reports import measures, plots, workloads
+from optlab.reports.load import Store
+from optlab.reports.model import Note, Section, Table, heading, not_run
 
-TITLE = "Time to target"
-WORKLOAD_KEYS = ("experiment", "dataset", "hidden", "variant", "label_noise", "target")
-COSTS = [("wall_time", "wall time"), ("gradient_equivalents", "gradient equivalents")]
-
-
-def hits(runs: pd.DataFrame, hist: pd.DataFrame, default_target: float) -> pd.DataFrame:
-    """Per run: the target used and the first evaluation at which test accuracy reached it."""
-    runs = runs.copy()
-    runs["target"] = runs["target"].fillna(default_target)
-    rows = []
-    for run in runs.itertuples():
-        h = hist[hist["run_id"] == run.run_id].sort_values("step")
-        row = {"run_id": run.run_id, "target": run.target}
-        reached = h[h["test_accuracy"] >= run.target] if "test_accuracy" in h else h.iloc[0:0]
-        if len(reached):
-            first = reached.iloc[0]
-            for key in ("step", "epoch", "wall_time", "gradient_equivalents", "evaluations"):
-                row[key] = first.get(key, np.nan)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    for key in ("step", "epoch", "wall_time", "gradient_equivalents", "evaluations"):
-        if key not in out:
-            out[key] = np.nan
-    return runs.drop(columns=["target"]).merge(out, on="run_id")
+TITLE = "Time to target and performance profiles"
+EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
+TABLE_AXES = [("step", "steps"), ("epoch", "epochs"), ("gradient_equivalents", "grad. equiv."),
+              ("evaluations", "evaluations"), ("wall_time", "wall s")]
+PROFILE_AXES = [("wall_time", "training wall time"), ("gradient_equivalents", "gradient equivalents")]
 
 
-def summary_table(hit: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for label, group in hit.groupby("label", sort=True):
-        done = group.dropna(subset=["step"])
-        med = lambda key, fmt: fmt.format(done[key].median()) if len(done) else "not reached"
-        rows.append({"strategy": label, "family": group["family"].iloc[0],
-                     "target acc": f"{group['target'].iloc[0]:g}",
-                     "reached": f"{len(done)}/{len(group)}", "steps (median)": med("step", "{:.0f}"),
-                     "time s (median)": med("wall_time", "{:.3g}"), "epochs (median)": med("epoch", "{:.3g}"),
-                     "grad. equiv. (median)": med("gradient_equivalents", "{:.3g}")})
-    return pd.DataFrame(rows)
-
-
-def profile(hit: pd.DataFrame, cost: str) -> tuple[pd.DataFrame, int]:
-    """rho(tau) per strategy on a log grid of tau, and the number of workloads."""
-    hit = hit.copy()
-    for key in WORKLOAD_KEYS:
-        hit[key] = hit[key].astype(str) if key in hit else ""
-    per = (hit.groupby([*WORKLOAD_KEYS, "strategy", "label"], dropna=False)[cost]
-              .apply(lambda v: v.median() if v.notna().sum() * 2 > len(v) else np.inf)  # most seeds must reach
-              .groupby(level=[*range(len(WORKLOAD_KEYS)), len(WORKLOAD_KEYS)]).min()      # best config per strategy
-              .unstack("strategy"))
-    best = per.min(axis=1).replace(0, np.nan)
-    ratios = per.div(best, axis=0).replace(np.nan, np.inf)
-    taus = np.geomspace(1, max(4.0, float(np.nanmax(ratios.replace(np.inf, np.nan).to_numpy(), initial=1)) * 1.2),
-                        200)
-    rows = [{"tau": tau, "strategy": s, "rho": float((ratios[s] <= tau).mean())}
-            for s in ratios.columns for tau in taus]
-    return pd.DataFrame(rows), len(per)
-
-
-def build(store: Store, experiments=("convergence", "second_order", "zeroth_order"),
-          default_target: float = 0.9) -> Section:
-    section = Section(2, TITLE, "Steps, training wall time, epochs and gradient equivalents until the test "
-                      "accuracy first reaches the target (the run's own `target`, else "
-                      f"{default_target:g}), then a performance profile over workloads (AlgoPerf style).")
-    runs, missing = convergence.gather(store, experiments)
-    if runs is None:
+def build(store: Store, experiments=EXPERIMENTS) -> Section:
+    section = Section(2, TITLE, "Cost until the validation accuracy first reaches the workload's target, per "
+                      "strategy: the Kaplan-Meier median over seeds with its 95 % interval, runs that never reach "
+                      "it counted as censored (not dropped), and the fraction that did. Then, for a suite of "
+                      "workloads run with the same strategies, performance profiles (AlgoPerf): the fraction of "
+                      "workloads a strategy reaches within τ times the fastest strategy's time, τ up to 4, and "
+                      "the normalized area under that curve as its score.")
+    computed = compute(store, experiments)
+    if computed is None:
         return section.add(not_run(experiments[0]))
-    hist = store.history(runs, label="time-to-target histories")
-    hit = hits(runs, hist, default_target)
-    caption_runs = runs_text(runs)
-    section.add(Table(summary_table(hit), f"Cost to reach the target test accuracy, median over the seeds that "
-                                          f"reached it. {caption_runs}."))
-    fig, axes = style.figure(1, len(COSTS), width=5.2, height=3.6)
-    colors = style.palette(sorted(hit["strategy"].unique()))
-    n_workloads = 0
-    for ax, (cost, cost_label) in zip(axes[0], COSTS):
-        prof, n_workloads = profile(hit, cost)
-        for strategy, group in prof.groupby("strategy"):
-            ax.step(group["tau"], group["rho"], where="post", label=strategy, color=colors[strategy], lw=1.6)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator([1, 1.25, 1.5, 2, 3, 4, 6, 10, 20, 50, 100]))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(f"τ (ratio to the best {cost_label})")
-        ax.set_ylabel("fraction of workloads within τ")
-        ax.set_title(f"by {cost_label}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="strategy")
-    fig.tight_layout()
-    section.add(Figure(fig, f"Performance profiles over {n_workloads} workload(s) (experiment × dataset × network × "
-                            f"data variant × label noise × target); a strategy's cost on a workload is its median "
-                            f"over seeds (infinite unless most seeds reach the target), best configuration per "
-                            f"strategy. {caption_runs}."))
-    if n_workloads < 3:
-        section.add(Note(f"Only {n_workloads} workload(s) recorded: the profile is a step at each strategy's cost "
-                         "ratio; more experiments make it informative.", kind="info"))
+    for workload, (table, caption) in computed.tables.items():
+        section.add(heading(f"Workload {workload}"))
+        section.add(Table(table, f"Time to the validation target: Kaplan-Meier median [95 % CI] over seeds "
+                                 f"(∞: open above; 'not reached': fewer than half the seeds reached it). {caption}."))
+    for result in computed.profiles:
+        add_profile(section, result, computed.timings)
     return section
+
+
+@dataclass
+class TargetResults:
+    tables: dict[str, tuple[pd.DataFrame, str]]   # workload -> (time-to-target table, caption)
+    profiles: list[ProfileResult]
+    timings: set
+
+
+def compute(store: Store, experiments=EXPERIMENTS) -> TargetResults | None:
+    """Time to target per workload, and a profile per experiment with at least two such workloads."""
+    runs, _ = workloads.gather(store, experiments)
+    if runs is None:
+        return None
+    trials, _ = workloads.gather(store, experiments, include_tuning=True)
+    hist = store.history(runs, label="time-to-target histories")
+    hit = measures.hits(runs, hist)
+    tables, per_workload = {}, {}
+    for workload in workloads.ordered(runs):
+        mine = hit[hit["workload"] == workload]
+        if mine["target"].isna().all():
+            continue
+        table, medians = ttt_table(mine)
+        per_workload[workload] = medians
+        tables[workload] = (table, f"Workload {workload}: {workloads.describe(mine)}; {workloads.protocol(mine)}")
+    results = []
+    for experiment in experiments:
+        mine = hit[hit["experiment"] == experiment]
+        names = [w for w in workloads.ordered(runs) if w in set(mine["workload"]) and w in per_workload]
+        if len(names) < 2:
+            continue
+        pool = trials[trials["experiment"] == experiment] if trials is not None else mine
+        results.append(profile_result(experiment, names, per_workload, sorted(set(pool["strategy"]))))
+    return TargetResults(tables, results, set(runs["timing"]))
+
+
+def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    rows, medians = [], {}
+    axes = [(a, n) for a, n in TABLE_AXES if hit[f"stop_{a}"].notna().any()]
+    if not (hit["family"] == "zeroth-order").any():
+        axes = [(a, n) for a, n in axes if a != "evaluations"]
+    for strategy, group in hit.groupby("strategy", sort=True):
+        trials = group["trials"].dropna() if "trials" in group else pd.Series(dtype=float)
+        row = {"strategy": strategy, "tuning trials": f"{int(trials.iloc[0])}" if len(trials) else "-"}
+        medians[strategy] = {}
+        for axis, name in axes:
+            result = time_to_target(group[f"hit_{axis}"], group[f"stop_{axis}"], group["failed"])
+            row["reached"] = f"{result.reached}/{result.n}"
+            timed = axis != "wall_time" or set(group["timing"]) == {"alone"}
+            row[name] = result.text() if timed else "(batched timing)"
+            medians[strategy][axis] = result.median if timed else math.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    first = axes[0][1] if axes else None
+    if first:
+        frame = frame.sort_values(first, key=lambda s: s.map(_median_key))
+    return frame[["strategy", "tuning trials", "reached", *[n for _, n in axes]]], medians
+
+
+def _median_key(text: str) -> float:
+    try:
+        return float(str(text).split()[0])
+    except ValueError:
+        return math.inf
+
+
+@dataclass
+class ProfileResult:
+    """A suite's performance profiles: rho(tau) curves and scores per cost axis, and who was absent where."""
+    experiment: str
+    workloads: list[str]
+    curves: dict[str, pd.DataFrame]       # axis label -> rho (tau x strategy)
+    scores: pd.DataFrame                  # strategy rows: score per axis, workloads run
+    absent: dict[str, list[str]]          # workload -> strategies with no reported run
+
+
+def profile_result(experiment: str, names: list[str], per_workload: dict, strategies: list[str]) -> ProfileResult:
+    curves, scores, absent = {}, {}, {}
+    for w in names:
+        missing = [s for s in strategies if s not in per_workload[w]]
+        if missing:
+            absent[w] = missing
+    for axis, axis_label in PROFILE_AXES:
+        costs = pd.DataFrame({s: [per_workload[w].get(s, {}).get(axis, np.nan) for w in names] for s in strategies},
+                             index=names)
+        ratio = profiles.ratios(costs)
+        curves[axis_label] = profiles.rho(ratio, profiles.taus())
+        scores[f"score ({axis_label})"] = profiles.score(ratio)
+    table = pd.DataFrame(scores)
+    table["workloads run"] = [f"{sum(s in per_workload[w] for w in names)}/{len(names)}" for s in table.index]
+    table = table.sort_values(table.columns[0], ascending=False).reset_index(names="strategy")
+    return ProfileResult(experiment, names, curves, table, absent)
+
+
+def add_profile(section: Section, result: ProfileResult, timings: set) -> None:
+    names = result.workloads
+    section.add(heading(f"Performance profile over the {len(names)} workloads of '{result.experiment}'"))
+    strategies = list(result.scores["strategy"])
+    frames = []
+    for axis_label, curve in result.curves.items():
+        for strategy in strategies:
+            frames.append(pd.DataFrame({"x": curve.index, "mean": curve[strategy].to_numpy(float), "label": strategy,
+                                        "strategy": strategy, "family": palette.family(strategy),
+                                        "axis": f"τ (ratio to the fastest, {axis_label})",
+                                        "metric": f"fraction of the {len(names)} workloads within τ"}))
+    data = pd.concat(frames, ignore_index=True)
+    wall = "" if timings == {"alone"} else " (some runs were timed in a batch: wall time is not comparable)"
+    caption = (f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
+               f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
+               f"target over seeds; missed, failed or absent = ∞{wall}.")
+    for chart in plots.axis_charts(data, {a: False for a in dict.fromkeys(data["axis"])}, list(set(data["metric"])),
+                                   {}, caption, band=False, step=True):
+        section.add(chart)
+    table = result.scores.copy()
+    for column in [c for c in table.columns if c.startswith("score")]:
+        table[column] = table[column].map("{:.3f}".format)
+    section.add(Table(table, f"Profile scores (AlgoPerf: normalized area under ρ(τ) for τ from 1 to "
+                             f"{profiles.TAU_MAX:g}; 1 = fastest on every workload, 0 = never within "
+                             f"{profiles.TAU_MAX:g}x of the fastest) over the workloads of '{result.experiment}'."))
+    for w, missing in result.absent.items():
+        section.add(Note(f"Absent from workload {w} (no reported run, e.g. every tuning trial failed): "
+                         f"{', '.join(missing)}; counted as never reaching the target.", kind="warning"))

@@ -1,5 +1,10 @@
 """Run a sweep's points: in this process, on a local process pool, or as Ray tasks.
 
+Protocol (tune, then rerun): phase 1 runs the tuning trials (and the points of an untuned sweep),
+batched where the engine can; the selection is read back from the store; phase 2 runs the reported
+runs — the selected configuration of every group on the fresh rerun seeds, strategies run as given,
+and series — one at a time (`batched=False`), so each reported run's wall time is its own.
+
 The parent process creates the store, the experiment and the parent run before any worker starts
 (several processes creating a fresh SQLite store at once crash); workers get the tracking URI, the
 experiment id and the parent run id, and each point becomes one nested child run. Points are sent
@@ -25,10 +30,10 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from optlab.errors import ConfigError, OptlabError, StoreError
-from optlab.sweeps import resume, tuning
+from optlab.sweeps import naming, resume, seed_groups, tuning
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
 from optlab.tracking.failures import describe, is_storage_failure
@@ -68,6 +73,15 @@ class SweepReport:
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)   # (point label, reason)
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # points without an outcome: (label, why)
+    reruns: list[Point] = field(default_factory=list)                # the selected configurations' reruns
+    phase_seconds: dict[str, float] = field(default_factory=dict)    # tuning / reruns / points
+    objective: str | None = None
+    load: tuple[str, str] = ("", "")                                 # load averages at start and end
+
+    @property
+    def edge_flags(self) -> list[tuple[str, str]]:
+        """(group, message) for every selection at the edge of its tuning grid."""
+        return [(group, flag.text()) for group, s in self.selections.items() for flag in s.edge]
 
 
 # ---- the worker side ------------------------------------------------------------------------
@@ -172,7 +186,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     started = time.perf_counter()
     uri = tracking_uri or default_uri()
     client = make_client(uri)                       # creates the SQLite store here, in the parent
-    experiment_id = ensure_experiment(client, spec.name)
+    experiment_id = ensure_experiment(client, spec.name, spec.description)
     check_artifacts_writable(client, experiment_id)
     in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
     training = threading.Event()  # set while points run: a lost store may interrupt only then
@@ -198,46 +212,59 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
 def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease, workers, backend,
              address, batched, progress, started, training) -> SweepReport:
     owner = resume.owner_id()
-    pending = [p for p in spec.points if p.point_hash not in state.finished]
-    skipped = len(spec.points) - len(pending)
     if progress:
-        print(f"sweep {spec.name}: {len(spec.points)} points, {skipped} already finished, "
-              f"{len(pending)} to run" + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
+        reruns = (f" + {sum(len(spec.rerun_seeds) for g in spec.groups.values() if g.tuned)} reruns of the "
+                  f"selected configurations" if spec.objective else "")
+        print(f"sweep {spec.name}: {len(spec.points)} points{reruns}, {len(state.finished)} already finished"
+              + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
               + f" [{backend}, {workers} worker{'s' if workers > 1 else ''}] parent run {parent_run_id}",
               file=sys.stderr)
+    from optlab.tracking import provenance
+
+    load_start = provenance.load_average()
     threads = 1  # one torch thread per worker: on shared cores more threads ran 3-9x slower
-    tasks = [Task(tuple((p.config, {**p.tags(spec.name), resume.OWNER_TAG: owner}) for p in chunk), uri,
-                  experiment_id, parent_run_id, batched, threads)
-             for chunk in chunk_points(pending, workers)]
-    status, outcomes = "KILLED", []
+    context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress,
+                       client, lease)
+    status, outcomes, phases = "KILLED", [], {}
     try:
         training.set()
-        if backend == "ray":
-            _run_ray(tasks, address, workers, progress, outcomes)
-        elif workers == 1:
-            _run_local(tasks, progress, outcomes)
-        else:
-            _run_pool(tasks, workers, progress, outcomes, client, lease)
+        phase_started = time.perf_counter()
+        first = [p for p in spec.points if p.role != "rerun"]
+        outcomes += run_phase(spec, first, set(state.finished), context, batched=batched, label="tuning"
+                              if spec.objective else "points")
+        phases["tuning" if spec.objective else "points"] = time.perf_counter() - phase_started
+        if spec.objective:
+            phase_started = time.perf_counter()
+            reported = reported_points(spec, client, experiment_id)
+            outcomes += run_phase(spec, reported, set(state.finished), context, batched=False, label="reruns")
+            phases["reruns"] = time.perf_counter() - phase_started
         training.clear()
         lease.check()
         status = "FINISHED"
+        record_groups(client, experiment_id, parent_run_id, spec.name, progress)
     finally:
         training.clear()
         if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
             raise StoreError(stopped(spec.name, lease.lost))
         close_stale_runs(client, experiment_id, spec.name, owner)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
-        labels = {p.point_hash: p.config.label() for p in spec.points}
+        labels = {p.point_hash: p.config.label() for p in spec.points + report.reruns}
         errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
         without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
-        report.failures += [(labels[h], reason) for h, reason in errors.items() if h in without_outcome]
+        report.failures += [(labels.get(h, h), reason) for h, reason in errors.items() if h in without_outcome]
         report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
         report.seconds = time.perf_counter() - started
+        report.phase_seconds = phases
+        report.load = (load_start, provenance.load_average())
         final, reason = status, None
         if report.incomplete:
             reason = incomplete_reason(report.incomplete)
             final = "FAILED" if status == "FINISHED" else status
-        resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1)},
+        # the timing's context: which machine, and how busy it was (1/5/15-minute load) at start and end
+        resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1),
+                                                     **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
+                                                     "workers": workers, "machine": provenance.machine(),
+                                                     "load_start": report.load[0], "load_end": report.load[1]},
                              final, reason)
     return report
 
@@ -267,6 +294,65 @@ def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None
             client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
                                                     RunTag("optlab.failure_reason", "interrupted")])
             client.set_terminated(run.info.run_id, "KILLED")
+def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, progress: bool) -> None:
+    """One run per compared configuration, aggregating its seeds (seed_groups.py). The runs themselves are
+    recorded already: a failure here is reported and leaves the sweep's result intact."""
+    try:
+        groups = seed_groups.record(client, experiment_id, parent_run_id, sweep)
+    except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
+        print(f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return
+    if progress and groups:
+        print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where and how a phase runs its points."""
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    owner: str
+    threads: int
+    backend: str
+    address: str | None
+    workers: int
+    progress: bool
+    client: object          # the parent's store client (a dead worker's runs are recorded through it)
+    lease: Lease            # the sweep's lease: a pool stops when it is lost
+
+
+def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool,
+              label: str) -> list[Outcome]:
+    """Run the points of one phase that are not finished yet; `batched` lets the engine train
+    compatible points together (tuning), or not (reported runs, timed alone)."""
+    pending = [p for p in points if p.point_hash not in finished]
+    if context.progress and points:
+        print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
+              f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
+    names = naming.sweep_names(spec, points)
+    tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
+                         {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
+                  context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
+             for chunk in chunk_points(pending, context.workers)]
+    outcomes: list[Outcome] = []
+    if context.backend == "ray":
+        _run_ray(tasks, context.address, context.workers, context.progress, outcomes)
+    elif context.workers == 1:
+        _run_local(tasks, context.progress, outcomes)
+    else:
+        _run_pool(tasks, context.workers, context.progress, outcomes, context.client, context.lease)
+    return outcomes
+
+
+def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
+    """Phase 2's points: strategies run as given and series (known up front), and the reruns of each
+    group's selected trial as the store now says (a failed group reruns nothing)."""
+    latest = latest_runs(client, experiment_id, spec)
+    _, selections = read_selection(spec, latest)
+    known = [p for p in spec.points if p.role == "rerun"]
+    return known + spec.reruns({g: s.trial for g, s in selections.items()})
 
 
 def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
@@ -480,24 +566,60 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- after the points -----------------------------------------------------------------------
-def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
-              finished_before: set[str]) -> SweepReport:
-    """Read the sweep back from the store: statuses per point, tuning selection, the table."""
+def latest_runs(client, experiment_id: str, spec: SweepSpec) -> dict[str, object]:
+    """The run of each point hash that counts: a FINISHED run wins; otherwise the most recent attempt."""
     latest: dict[str, object] = {}
     for run in resume.children(client, experiment_id, spec.name):
         point = run.data.tags.get("optlab.point_hash")
         best = latest.get(point)
-        # a FINISHED run wins; otherwise the most recent attempt
         if best is None or _rank(run) > _rank(best):
             latest[point] = run
-    trials, rows, failures, incomplete = [], defaultdict(lambda: defaultdict(int)), [], []
+    return latest
+
+
+def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], dict[str, tuning.Selection]]:
+    """The tuning trials recorded so far and each group's selection (reads validation metrics only).
+    A group is selected only once every one of its trials has an outcome (FINISHED, or FAILED because
+    it diverged): a trial lost to a dead worker or a full disk is rerun first, never silently skipped."""
+    trials, unfinished = [], set()
     for point in spec.points:
+        if point.role != "tuning":
+            continue
+        run = latest.get(point.point_hash)
+        if outcome_missing(run) is not None:
+            unfinished.add(point.group)
+            continue
+        trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status,
+                                   dict(run.data.metrics)))
+    selections = tuning.select(trials, spec.objective, spec.groups) if spec.objective else {}
+    return trials, {group: s for group, s in selections.items() if group not in unfinished}
+
+
+def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
+              finished_before: set[str]) -> SweepReport:
+    """Read the sweep back from the store: statuses per point, tuning selection, reruns, the table.
+    Tags every trial selected true/false and every rerun of an earlier, different selection false."""
+    from mlflow.entities import RunTag
+
+    latest = latest_runs(client, experiment_id, spec)
+    trials, selections = read_selection(spec, latest)
+    if trials:
+        tuning.mark(client, trials, selections)
+    reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
+    points = spec.points + reruns
+    current = {p.point_hash for p in points}
+    for run in latest.values():
+        if (run.data.tags.get("optlab.role") == "rerun" and run.data.tags.get("optlab.point_hash") not in current
+                and run.data.tags.get("optlab.selected") != "false"):
+            client.log_batch(run.info.run_id, tags=[RunTag("optlab.selected", "false")])
+    rows, failures, incomplete = defaultdict(lambda: defaultdict(int)), [], []
+    for point in points:
         run = latest.get(point.point_hash)
         status = run.info.status if run is not None else "MISSING"
         why = outcome_missing(run)
         if why is not None:
             incomplete.append((point.point_hash, point.config.label(), why))
-        key = point.group if point.role == "tuning" else (f"series {point.series}" if point.series else "points")
+        key = (f"series {point.series}" if point.series else point.group if point.group else "points")
         row = rows[key]
         row["points"] += 1
         if point.point_hash in finished_before:
@@ -509,18 +631,23 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
             failures.append((point.config.label(), run.data.tags.get("optlab.failure_reason", "")))
         else:
             row["missing"] += 1
-        if point.role == "tuning" and run is not None and status in ("FINISHED", "FAILED"):
-            trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, status, dict(run.data.metrics)))
-    selections = tuning.select(trials, spec.objective) if spec.objective else {}
-    if trials:
-        tuning.mark(client, trials, selections)
+        if point.group is not None:
+            row["trials"] = point.trials or 0
     for group, selection in selections.items():
-        rows[group]["selected"] = f"{selection.trial} ({spec.objective} {selection.score:.4g})"
+        rows[group]["selected"] = selection.text(spec.objective)
+        rows[group]["edge"] = "; ".join(flag.text() for flag in selection.edge)
+    for name, group in spec.groups.items():
+        if group.tuned and name in rows and name not in selections:
+            rows[name]["selected"] = "nothing (every trial failed)"
+        elif not group.tuned and name in rows:
+            rows[name]["selected"] = "(as given)"
     counts = {k: sum(int(r.get(k, 0)) for r in rows.values())
               for k in ("points", "finished", "failed", "skipped", "missing")}
     counts["selected"] = sum(len(s.run_ids) for s in selections.values())
-    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts), 0.0, failures,
-                       incomplete)
+    counts["reruns"] = len(reruns) + sum(p.role == "rerun" for p in spec.points)
+    order = {name: i for i, name in enumerate(spec.groups)}
+    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts, order), 0.0,
+                       failures, incomplete, reruns=reruns, objective=spec.objective)
 
 
 def outcome_missing(run) -> str | None:
@@ -538,14 +665,21 @@ def _rank(run) -> tuple[int, int]:
     return (run.info.status == "FINISHED", run.info.start_time or 0)
 
 
-def _table(rows: dict, counts: dict) -> str:
+def _table(rows: dict, counts: dict, order: dict) -> str:
     import pandas as pd
 
-    columns = ["points", "finished", "failed", "skipped", "missing", "selected"]
+    columns = ["points", "finished", "failed", "skipped", "missing", "trials", "selected", "edge of grid"]
     # tuning groups first, in file order; untuned points and series after them
-    rows = dict(sorted(rows.items(), key=lambda kv: kv[0] == "points" or kv[0].startswith("series ")))
-    frame = pd.DataFrame([{c: row.get(c, 0 if c != "selected" else "") for c in columns} for row in rows.values()],
-                         index=list(rows))
-    frame.loc["total"] = [counts[c] for c in columns[:-1]] + [f"{counts['selected']} runs"]
+    keys = sorted(rows, key=lambda k: (k not in order, order.get(k, 0), k))
+    frame = pd.DataFrame([{c: rows[k].get("edge" if c == "edge of grid" else c, "" if c in columns[5:] else 0)
+                           for c in columns} for k in keys], index=keys)
+    if not (frame["edge of grid"] != "").any():
+        frame = frame.drop(columns=["edge of grid"])
+    if not order:
+        frame = frame.drop(columns=["trials", "selected"])
+    total = {c: counts[c] for c in columns[:5]}
+    if order:
+        total["selected"] = f"{counts['selected']} trial runs selected, {counts['reruns']} reruns"
+    frame.loc["total"] = [total.get(c, "") for c in frame.columns]
     frame.index.name = "group"
     return frame.to_string()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from optlab.errors import OptlabError, StoreError
+from optlab.sweeps.describe import parent_description
 from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id  # noqa: F401 - part of this API
 
@@ -69,8 +70,9 @@ def search_tags(client, experiment_id: str, tags: dict[str, str]) -> list:
 
 
 def children(client, experiment_id: str, sweep: str) -> list:
+    """The sweep's point runs (not its parent, not its seed-group runs)."""
     return [r for r in search_tags(client, experiment_id, {"optlab.sweep": sweep})
-            if r.data.tags.get("optlab.role") != "parent"]
+            if r.data.tags.get("optlab.role") not in ("parent", "group")]
 
 
 @dataclass
@@ -121,7 +123,7 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
         client.set_tag(run.info.run_id, OWNER_TAG, owner_id())
         return run.info.run_id, True
     tags = {"optlab.role": "parent", "optlab.sweep": spec.name, "optlab.spec_hash": spec.spec_hash,
-            OWNER_TAG: owner_id(), "mlflow.note.content": spec.description or f"sweep {spec.name}"}
+            OWNER_TAG: owner_id(), "mlflow.note.content": parent_description(spec)}
     run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
     params = {"grid_size": spec.grid_size, "n_points": len(spec.points),
               "tuning_objective": spec.objective or "none", "sweep_file": spec.path.name,

@@ -2,23 +2,42 @@
 
 File layout (every section but `name` optional)::
 
-    name = "batch_size"              # the MLflow experiment and the sweep's name
+    name = "convergence"             # the MLflow experiment and the sweep's name
     description = "..."
-    [base]                           # RunConfig keys with fixed values (the budget, target, ...)
+    [base]                           # RunConfig keys with fixed values
+    [workloads.NAME]                 # a fixed problem, budget and target (workload keys only);
+    dataset = "mnist5k"              #   every grid point runs on every workload (default: one
+    epochs = 5                       #   workload named after the sweep, from [base])
+    target = 0.85                    #   a validation accuracy
     [grid]                           # RunConfig keys -> non-empty lists; the cartesian product
-    [tune]                           # learning-rate tuning as data (see tuning.py)
+    [tune]                           # hyperparameter tuning as data (see tuning.py)
     lr = [0.01, 0.1]                 #   tuning axes: RunConfig keys -> non-empty lists
-    objective = "steps_to_target"    #   what selects the best trial of each group
-    by = ["batch_size"]              #   group keys (default: every grid axis except seed)
-    [overrides.STRATEGY]             # fixed values for points of that strategy ...
-    tune = { lr = [0.001, 0.01] }    #   ... and, optionally, its own tuning axes
+    objective = "val_loss"           #   what selects the best trial of each group (never a test metric)
+    seeds = [0, 1]                   #   the seeds every trial runs on (default [0])
+    by = ["batch_size"]              #   group keys (default: every grid axis)
+    [rerun]                          # DeepOBS's protocol: the selected trial of every group is rerun
+    seeds = [100, 101, 102]          #   on fresh seeds (distinct from the tuning seeds): the reported runs
+    probe_noise_scale = true         #   measurement settings (probes, evaluation cadence) for reruns only
+    [overrides.STRATEGY]             # fixed values for points of that strategy (not workload keys) ...
+    tune = { lr = [0.001, 0.01] }    #   ... and its own tuning axes; `tune = {}`: not tuned, run as is
+    [overrides."batch_size=1024"]    # the same for the points whose grid axis has that value (later
+    tune = { lr = [0.1, 0.3] }       #   sections win: strategies first, then axis=value in file order)
     [series.NAME]                    # an extra series over the same grid with fixed values
     lr = 0.1                         #   (no tuning); its runs are tagged optlab.series=NAME
 
-Loading reads and checks everything before anything runs: an unknown key, a wrong type or an
-empty axis raises a one-line ConfigError naming the file, the key and the value. A file that
-would expand to more than `max_points` points (default MAX_POINTS) is refused before any point is
-built, with the count and the override (`optlab sweep --max-points N`).
+A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the
+budget and the target (WORKLOAD_KEYS). Every run carries `optlab.workload` (the workload's name, plus
+the workload keys that vary among its points, e.g. "memorization hidden=512 label_noise=0.2") and
+`optlab.workload_hash` (a hash of the values themselves); reports compare strategies only within one.
+
+In a tuned sweep every reported run is a rerun on a fresh seed: tuning trials (role `tuning`, may be
+trained batched) choose, reruns (role `rerun`, trained alone so their wall time is their own) report.
+Seeds are then not a grid axis: tuning seeds go in `[tune] seeds`, reported seeds in `[rerun] seeds`.
+
+Loading reads and checks everything before anything runs: an unknown key, a wrong type, an empty
+axis or overlapping seed lists raise a one-line ConfigError naming the file, the key and the value.
+A file that would expand to more than `max_points` points (default MAX_POINTS) is refused before any
+point is built, with the count and the override (`optlab sweep --max-points N`).
 """
 
 from __future__ import annotations
@@ -27,7 +46,7 @@ import hashlib
 import itertools
 import json
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from optlab.config import RunConfig
@@ -38,12 +57,22 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, packaged for 3.10
     import tomli as tomllib
 
-TOP_KEYS = ("name", "description", "base", "grid", "tune", "overrides", "series")
+TOP_KEYS = ("name", "description", "base", "workloads", "grid", "tune", "rerun", "overrides", "series")
 RUN_KEYS = tuple(f.name for f in fields(RunConfig))
-# objective -> True when larger is better; metrics are the final values of the run
-OBJECTIVES = {"steps_to_target": False, "train_loss": False, "test_loss": False,
-              "train_accuracy": True, "test_accuracy": True}
-TUNE_KEYS = ("objective", "by")
+# what a workload fixes: problem (data, variant, network, cost), budget and target
+WORKLOAD_KEYS = ("dataset", "train_size", "hidden", "activation", "init", "cost", "label_noise", "variant",
+                 "standardize", "noise_seed", "dtype", "epochs", "steps", "evaluations", "seconds", "target",
+                 "stop_at_target")
+# measurement settings a [workloads.NAME] table may also fix (evaluation cadence, per-step logging, probes)
+WORKLOAD_EXTRA_KEYS = ("eval_every", "log_every", "probe_curvature", "probe_noise_scale", "diagnostics",
+                       "diagnostics_samples")
+# objective -> True when larger is better; metrics are the final values of the run. Tuning reads
+# validation (or training) metrics only: test metrics are reported, never used to choose.
+OBJECTIVES = {"steps_to_target": False, "val_loss": False, "val_accuracy": True,
+              "train_loss": False, "train_accuracy": True}
+TUNE_KEYS = ("objective", "by", "seeds")
+RERUN_KEYS = ("seeds",) + WORKLOAD_EXTRA_KEYS   # measurement settings may apply to the reported runs only
+ROLES = ("point", "tuning", "rerun")
 MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raises the cap
 
 
@@ -51,27 +80,44 @@ MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raise
 class Point:
     """One run of a sweep: its config and the tags that place it in the sweep."""
     config: RunConfig
-    role: str                    # "point" or "tuning"
-    group: str | None = None     # tuning group key, e.g. "batch_size=32"
-    trial: str | None = None     # the tuned values of a tuning trial, e.g. "lr=0.1"
+    role: str                    # "point" (untuned sweep), "tuning" (a trial) or "rerun" (reported)
+    group: str | None = None     # tuning group key, e.g. "batch_size: batch_size=32"
+    trial: str | None = None     # the tuned values of a trial (or of the rerun selection), e.g. "lr=0.1"
     series: str | None = None
     axes: str = ""               # the grid values that made it, for listings (not part of its identity)
+    workload: str = ""           # the workload's id (see the module docstring)
+    trials: int | None = None    # the tuning budget of its group (number of trials), for reruns and trials
 
     @property
     def point_hash(self) -> str:
         """Stable identity for resume: the config hash plus the series (a fixed-lr series run
-        may share its config with a tuning trial and is still a different point)."""
-        text = self.config.config_hash() + "|" + (self.series or "")
+        may share its config with a tuning trial and is still a different point) and the role."""
+        text = self.config.config_hash() + "|" + (self.series or "") + ("|rerun" if self.role == "rerun" else "")
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def tags(self, sweep: str) -> dict[str, str]:
-        tags = {"optlab.sweep": sweep, "optlab.point_hash": self.point_hash, "optlab.role": self.role}
+        tags = {"optlab.sweep": sweep, "optlab.point_hash": self.point_hash, "optlab.role": self.role,
+                "optlab.workload": self.workload, "optlab.workload_hash": workload_hash(self.config)}
         if self.group is not None:
             tags["optlab.group"] = self.group
             tags["optlab.trial"] = self.trial
+        if self.trials is not None:
+            tags["optlab.trials"] = str(self.trials)
+        if self.role == "rerun":
+            tags["optlab.selected"] = "true"
         if self.series is not None:
             tags["optlab.series"] = self.series
         return tags
+
+
+@dataclass
+class Group:
+    """A tuning group: one workload and one setting of the `by` keys, with its trials."""
+    name: str
+    workload: str
+    trials: dict[str, RunConfig]      # trial label -> its config on the first tuning seed
+    grid: dict[str, list]             # tuned axis -> the values tried (for the edge-of-grid check)
+    tuned: bool = True                # False: `tune = {}`, the one configuration is rerun as is
 
 
 @dataclass
@@ -83,10 +129,37 @@ class SweepSpec:
     points: list[Point] = field(default_factory=list)
     objective: str | None = None      # None when the sweep tunes nothing
     grid_size: int = 0                # grid points before tuning axes and series
+    workloads: list[str] = field(default_factory=list)   # workload ids, in file order
+    groups: dict[str, Group] = field(default_factory=dict)
+    tune_seeds: tuple[int, ...] = ()
+    rerun_seeds: tuple[int, ...] = ()
+    rerun_settings: dict = field(default_factory=dict)   # measurement settings of the reported runs
 
     @property
     def spec_hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def reruns(self, selected: dict[str, str]) -> list[Point]:
+        """The reported runs of the tuned groups: the selected trial (group -> trial label) of each
+        group on every rerun seed. Groups with no selection (every trial failed) get none."""
+        points = []
+        for name, trial in selected.items():
+            group = self.groups.get(name)
+            if group is None or trial not in group.trials or not group.tuned:
+                continue
+            for seed in self.rerun_seeds:
+                points.append(Point(group.trials[trial].with_updates(seed=seed, **self.rerun_settings), "rerun",
+                                    group=name, trial=trial,
+                                    axes=f"{name} {trial} seed={seed}", workload=group.workload,
+                                    trials=len(group.trials)))
+        return points
+
+
+def workload_hash(config: RunConfig) -> str:
+    """Hash of the workload keys' values: equal hashes, the same problem, budget and target."""
+    values = {k: getattr(config, k) for k in WORKLOAD_KEYS}
+    values["hidden"] = list(values["hidden"])
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINTS) -> SweepSpec:
@@ -131,33 +204,53 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
     base_config = _config(base, source=f"{where} [base]")
+    workloads = _workloads(_table(data, "workloads", where), base, name, where)
 
     grid = _axes(_table(data, "grid", where), f"{where} [grid]", base)
     tune_table = _table(data, "tune", where)
     tune_axes = _axes({k: v for k, v in tune_table.items() if k not in TUNE_KEYS}, f"{where} [tune]", base)
-    objective, by = _tune_settings(tune_table, grid, tune_axes, where)
+    objective, by, tune_seeds = _tune_settings(tune_table, grid, tune_axes, where)
+    rerun_table = _table(data, "rerun", where)
+    rerun_seeds = _rerun_settings(rerun_table, objective, grid, tune_seeds, where)
+    rerun_extra = {k: v for k, v in rerun_table.items() if k != "seeds"}
+    _config({**base, **rerun_extra}, source=f"{where} [rerun]")
 
     overrides = _table(data, "overrides", where)
     strategies = grid.get("strategy", [base_config.strategy])
-    override_fixed, override_tune = {}, {}
-    for strategy, table in overrides.items():
-        here = f"{where} [overrides.{strategy}]"
+    override_fixed, override_tune = {}, {}   # key: a strategy name or "axis=value"
+    for key, table in overrides.items():
+        here = f"{where} [overrides.{key}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{here}: must be a table, got {table!r}")
-        if strategy not in strategies:
-            raise ConfigError(f"{here}: strategy {strategy!r} is not in the sweep ({', '.join(strategies)})")
+        if "=" in key:
+            axis, _, value = key.partition("=")
+            if axis not in grid or axis == "strategy":
+                raise ConfigError(f"{here}: {axis!r} is not a [grid] axis (allowed: "
+                                  f"{', '.join(k for k in grid if k != 'strategy') or 'none'})")
+            if value not in {_show(v) for v in grid[axis]}:
+                raise ConfigError(f"{here}: {value!r} is not a value of grid axis {axis} "
+                                  f"({', '.join(_show(v) for v in grid[axis])})")
+            context = {**base, axis: next(v for v in grid[axis] if _show(v) == value)}
+        elif key not in strategies:
+            raise ConfigError(f"{here}: strategy {key!r} is not in the sweep ({', '.join(strategies)})")
+        else:
+            context = {**base, "strategy": key}
         _only(table, RUN_KEYS + ("tune",), here)
         fixed = {k: v for k, v in table.items() if k != "tune"}
-        _config({**base, "strategy": strategy, **fixed}, source=here)
-        override_fixed[strategy] = fixed
+        for name_ in fixed:
+            if name_ in WORKLOAD_KEYS:
+                raise ConfigError(f"{here}: {name_} = {fixed[name_]!r} is part of the workload (problem, budget, "
+                                  f"target), which every strategy shares; declare another [workloads.NAME] instead")
+        _config({**context, **fixed}, source=here)
+        override_fixed[key] = fixed
         if "tune" in table:
             if objective is None:
                 raise ConfigError(f"{here}: tune needs a [tune] section with an objective")
             if not isinstance(table["tune"], dict):
                 raise ConfigError(f"{here}: tune must be a table of axes, got {table['tune']!r}")
-            override_tune[strategy] = _axes(table["tune"], f"{here} tune", {**base, "strategy": strategy})
+            override_tune[key] = _axes(table["tune"], f"{here} tune", context)
 
-    if objective is not None and not tune_axes and any(s not in override_tune for s in strategies):
+    if objective is not None and not tune_axes and not any(override_tune.values()):
         raise ConfigError(f"{where} [tune]: no tuning axis given (e.g. lr = [0.01, 0.1])")
 
     series = _table(data, "series", where)
@@ -168,32 +261,85 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
         _only(table, RUN_KEYS, here)
         _config({**base, **table}, source=here)
 
-    spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective)
+    spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective,
+                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds), rerun_settings=rerun_extra)
     combos = list(_product(grid))
-    spec.grid_size = len(combos)
+    spec.grid_size = len(combos) * len(workloads)
+    drafts: list[tuple[str, dict, dict, Point]] = []   # (declared workload, by-values, tuning axes, point)
     seen: set[str] = set()
 
-    def add(point: Point):
+    def add(declared: str, by_values: dict, point: Point):
         if point.point_hash not in seen:  # two combinations may resolve to one config: run it once
             seen.add(point.point_hash)
-            spec.points.append(point)
+            drafts.append((declared, by_values, axes, point))
 
-    for i, combo in enumerate(combos):
-        strategy = combo.get("strategy", base_config.strategy)
-        values = {**base, **combo, **override_fixed.get(strategy, {}), "experiment": name}
-        axes = override_tune.get(strategy, tune_axes)
-        source = f"{where}: point {i} ({_describe(combo)})"
-        if axes:
-            group = _describe({k: combo.get(k, values.get(k)) for k in by}) or "all"
-            for trial in _product(axes):
-                add(Point(_config({**values, **trial}, source=source), "tuning", group=group,
-                          trial=_describe(trial), axes=_describe({**combo, **trial})))
-        else:
-            add(Point(_config(values, source=source), "point", axes=_describe(combo)))
-        for label, fixed in series.items():
-            add(Point(_config({**values, **fixed}, source=f"{where} [series.{label}]"), "point",
-                      series=label, axes=_describe({**combo, **fixed})))
+    for workload, fixed_workload in workloads.items():
+        for i, combo in enumerate(combos):
+            strategy = combo.get("strategy", base_config.strategy)
+            matching = _matching(combo, strategy, overrides)
+            values = {**base, **fixed_workload, **combo, "experiment": name}
+            for key in matching:
+                values.update(override_fixed[key])
+            axes = next((override_tune[k] for k in reversed(matching) if k in override_tune), tune_axes)
+            source = f"{where}: point {i} ({_describe(combo)})"
+            if len(workloads) > 1:
+                source += f" on workload {workload}"
+            by_values = {k: combo.get(k, values.get(k)) for k in by}
+            if objective is not None and axes:
+                for trial in _product(axes):
+                    for seed in tune_seeds:
+                        add(workload, by_values, Point(_config({**values, **trial, "seed": seed}, source=source),
+                                                       "tuning", trial=_describe(trial),
+                                                       axes=_describe({**combo, **trial, "seed": seed})))
+            elif objective is not None:  # `tune = {}`: this strategy runs as given, on the rerun seeds
+                for seed in rerun_seeds:
+                    add(workload, by_values, Point(_config({**values, "seed": seed, **rerun_extra}, source=source),
+                                                   "rerun",
+                                                   trial="(as given)", axes=_describe({**combo, "seed": seed})))
+            else:
+                add(workload, by_values, Point(_config(values, source=source), "point", axes=_describe(combo)))
+            for label, fixed in series.items():
+                here = f"{where} [series.{label}]"
+                if objective is None:
+                    add(workload, by_values, Point(_config({**values, **fixed}, source=here), "point", series=label,
+                                                   axes=_describe({**combo, **fixed})))
+                    continue
+                for seed in rerun_seeds:  # a series of a tuned sweep is reported: fresh seeds, trained alone
+                    reported = _config({**values, **fixed, "seed": seed, **rerun_extra}, source=here)
+                    add(workload, by_values, Point(reported, "rerun",
+                                                   series=label, axes=_describe({**combo, **fixed, "seed": seed})))
+    _finish(spec, drafts, workloads)
     return spec
+
+
+def _matching(combo: dict, strategy: str, overrides: dict) -> list[str]:
+    """The override sections that apply to a grid point: its strategy's, then axis=value ones (file order)."""
+    keys = [strategy] if strategy in overrides else []
+    return keys + [k for k in overrides if "=" in k and _show(combo.get(k.partition("=")[0])) == k.partition("=")[2]]
+
+
+def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
+    """Name each point's workload (the declared name plus the workload keys that vary among its
+    points) and its tuning group, and collect the groups' trials and grids."""
+    varying: dict[str, list[str]] = {}
+    for declared in workloads:
+        configs = [p.config for d, _, _, p in drafts if d == declared]
+        varying[declared] = [k for k in WORKLOAD_KEYS
+                             if len({json.dumps(getattr(c, k), default=str) for c in configs}) > 1]
+    for declared, by_values, axes, point in drafts:
+        workload = " ".join([declared] + [_describe({k: getattr(point.config, k)}) for k in varying[declared]])
+        if workload not in spec.workloads:
+            spec.workloads.append(workload)
+        if point.role == "point" or point.series is not None:
+            spec.points.append(replace(point, workload=workload))
+            continue
+        group_name = f"{workload}: {_describe(by_values)}" if by_values else workload
+        group = spec.groups.setdefault(group_name, Group(group_name, workload, {}, dict(axes), tuned=bool(axes)))
+        group.trials.setdefault(point.trial, point.config)  # the seed is replaced when it is rerun
+        spec.points.append(replace(point, workload=workload, group=group_name))
+    for i, point in enumerate(spec.points):
+        if point.group is not None:
+            spec.points[i] = replace(point, trials=len(spec.groups[point.group].trials))
 
 
 def check_feasible(points: list[Point], where: str) -> None:
@@ -228,17 +374,22 @@ def count_points(data: dict) -> tuple[int, int]:
                 n *= length(axis)
         return n
 
-    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
-    combos = product(grid)
-    trials = product(data.get("tune", {}))
-    series = len(data["series"]) if isinstance(data.get("series"), dict) else 0
-    overrides = data.get("overrides") if isinstance(data.get("overrides"), dict) else {}
+    table_of = lambda key: data.get(key) if isinstance(data.get(key), dict) else {}
+    grid, tune, rerun = table_of("grid"), table_of("tune"), table_of("rerun")
+    workloads = max(1, len(table_of("workloads")))
+    combos = product(grid) * workloads
+    trials = product(tune)
+    seeds = length(tune.get("seeds")) if "seeds" in tune else 1          # every trial on every tuning seed
+    reruns = length(rerun.get("seeds")) if tune and "seeds" in rerun else 0  # the selection on each rerun seed
+    series = len(table_of("series"))
+    overrides = table_of("overrides")
     strategies = grid.get("strategy") if isinstance(grid.get("strategy"), list) else [None]
     total = 0
     for strategy in strategies:
         table = overrides.get(strategy) if isinstance(strategy, str) and strategy in overrides else {}
         own = table.get("tune") if isinstance(table, dict) and isinstance(table.get("tune"), dict) else None
-        total += (combos // max(1, len(strategies))) * ((product(own) if own is not None else trials) + series)
+        per_combo = (product(own) if own is not None else trials) * seeds + reruns + series
+        total += (combos // max(1, len(strategies))) * per_combo
     return combos, total
 
 
@@ -246,7 +397,7 @@ def _check_size(data: dict, where: str, max_points: int) -> None:
     combos, total = count_points(data)
     if total > max_points:
         raise ConfigError(f"{where}: the sweep expands to {total:,} points ({combos:,} grid points with their tuning "
-                          f"trials and series), above the cap of {max_points:,}; check the grid, or pass "
+                          f"trials, reruns and series), above the cap of {max_points:,}; check the grid, or pass "
                           f"--max-points {total} to run it anyway")
 
 
@@ -293,13 +444,42 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     return dict(table)
 
 
+def _workloads(table: dict, base: dict, name: str, where: str) -> dict[str, dict]:
+    """Declared workloads (name -> fixed values), or one workload named after the sweep."""
+    if not table:
+        return {name: {}}
+    workloads = {}
+    for label, values in table.items():
+        here = f"{where} [workloads.{label}]"
+        if not isinstance(values, dict):
+            raise ConfigError(f"{here}: must be a table of workload settings, got {values!r}")
+        for key in values:
+            if key not in WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS:
+                raise ConfigError(f"{here}: {key!r} is not a workload setting (allowed: "
+                                  f"{', '.join(WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS)})")
+        _config({**base, **values}, source=here)
+        workloads[label] = dict(values)
+    return workloads
+
+
+def _seed_list(value, here: str, key: str = "seeds") -> list[int]:
+    if (not isinstance(value, list) or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value)):
+        raise ConfigError(f"{here}: {key} must be a non-empty list of non-negative integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{here}: {key} repeats a seed: {value!r}")
+    return list(value)
+
+
 def _tune_settings(table: dict, grid: dict, tune_axes: dict, where: str):
     here = f"{where} [tune]"
     if not table:
-        return None, []
+        return None, [], []
     objective = table.get("objective")
     if objective not in OBJECTIVES:
-        raise ConfigError(f"{here}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        hint = (" (tuning never reads a test metric: use val_loss or val_accuracy)"
+                if isinstance(objective, str) and objective.startswith("test") else "")
+        raise ConfigError(f"{here}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}{hint}")
     by = table.get("by", [k for k in grid if k != "seed"])
     if not isinstance(by, list) or any(not isinstance(k, str) for k in by):
         raise ConfigError(f"{here}: by must be a list of key names, got {by!r}")
@@ -310,7 +490,28 @@ def _tune_settings(table: dict, grid: dict, tune_axes: dict, where: str):
             raise ConfigError(f"{here}: by cannot group on the tuned key {key!r}")
         if key == "seed":
             raise ConfigError(f"{here}: by cannot group on seed (trials are averaged over seeds)")
-    return objective, by
+    if "seed" in grid:
+        raise ConfigError(f"{where} [grid]: seed cannot be an axis of a tuned sweep, got {grid['seed']!r}: "
+                          f"tuning seeds go in [tune] seeds, reported seeds in [rerun] seeds")
+    seeds = _seed_list(table.get("seeds", [0]), here)
+    return objective, by, seeds
+
+
+def _rerun_settings(table: dict, objective: str | None, grid: dict, tune_seeds: list[int], where: str) -> list[int]:
+    here = f"{where} [rerun]"
+    if objective is None:
+        if table:
+            raise ConfigError(f"{here}: reruns need a [tune] section (an untuned sweep reports its own points)")
+        return []
+    _only(table, RERUN_KEYS, here)
+    if "seeds" not in table:
+        raise ConfigError(f"{here}: a tuned sweep reports fresh-seed reruns of each selected configuration: "
+                          f"give seeds = [...] distinct from the tuning seeds {tune_seeds}")
+    seeds = _seed_list(table["seeds"], here)
+    shared = sorted(set(seeds) & set(tune_seeds))
+    if shared:
+        raise ConfigError(f"{here}: seeds {shared} are also tuning seeds; reported runs need fresh seeds")
+    return seeds
 
 
 def _product(axes: dict[str, list]):
@@ -319,7 +520,9 @@ def _product(axes: dict[str, list]):
         yield dict(zip(keys, values))
 
 
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _describe(values: dict) -> str:
-    def show(v):
-        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return " ".join(f"{k}={show(v)}" for k, v in values.items())
+    return " ".join(f"{k}={_show(v)}" for k, v in values.items())

@@ -1,18 +1,26 @@
-"""Learning-rate tuning as data (Shallue et al. 2019): every trial is a recorded run; per group the
-trial with the best objective is tagged `optlab.selected=true`, the others `false`.
+"""Hyperparameter tuning as data (Shallue et al. 2019; DeepOBS): every trial is a recorded run; per
+group the trial with the best objective is tagged `optlab.selected=true`, the others `false`, and the
+selection is then rerun on fresh seeds (spec.SweepSpec.reruns) for the reported numbers.
 
-A trial (one setting of the tuned values in one group) is scored by the mean of its objective
-over its seeds. For steps_to_target a seed that never reached the target, or any FAILED seed,
-scores infinity; ties (e.g. no trial reached the target) fall back to the mean final train loss.
+A trial (one setting of the tuned values in one group, on every tuning seed) is scored on
+validation (or training) metrics only, never on test metrics:
+- steps_to_target: first the number of seeds that never reached the (validation) target, then the
+  mean steps of those that did, then the mean final validation loss;
+- any other objective: its mean final value over the seeds (maximized for accuracies), then the
+  mean final validation loss.
+A trial with a FAILED seed (diverged) is never selected; a group whose trials all failed selects nothing.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from optlab.sweeps.spec import OBJECTIVES
+from optlab.analysis.sensitivity import EdgeFlag, edge_of_grid
+from optlab.sweeps.spec import OBJECTIVES, Group
+
+TIE_BREAK = "val_loss"
 
 
 @dataclass(frozen=True)
@@ -28,43 +36,67 @@ class Trial:
 @dataclass(frozen=True)
 class Selection:
     group: str
-    trial: str               # the selected tuned values, e.g. "lr=0.1"
-    score: float             # its objective (mean over seeds; inf when it never reached the target)
-    run_ids: tuple[str, ...]  # its runs (one per seed)
-    n_trials: int
+    trial: str                 # the selected tuned values, e.g. "lr=0.1"
+    score: float               # its objective: mean over seeds (steps_to_target: over the seeds that reached it)
+    run_ids: tuple[str, ...]   # its runs (one per tuning seed)
+    n_trials: int              # the tuning budget: trials in the group
+    reached: tuple[int, int] | None = None   # steps_to_target: (seeds that reached the target, seeds)
+    edge: tuple[EdgeFlag, ...] = field(default=())  # tuned values at the edge of their grid
+
+    def text(self, objective: str) -> str:
+        if objective == "steps_to_target" and self.reached is not None:
+            hit, n = self.reached
+            value = f"{self.score:.4g}" if math.isfinite(self.score) else "never"
+            return f"{self.trial} (steps_to_target {value}, reached {hit}/{n})"
+        return f"{self.trial} ({objective} {self.score:.4g})"
 
 
-def score(trial: Trial, objective: str) -> tuple[float, float]:
-    """(objective, tie-break) where smaller is better."""
-    if trial.status != "FINISHED":
-        return math.inf, math.inf
-    value = trial.metrics.get(objective)
-    if value is None or not math.isfinite(value):
-        value = math.inf
-    elif OBJECTIVES[objective]:
-        value = -value
-    loss = trial.metrics.get("train_loss", math.inf)
-    return value, loss if math.isfinite(loss) else math.inf
+def _value(metrics: dict, key: str, sign: float = 1.0) -> float:
+    """sign * the metric, or infinity (worst) when it is missing or not finite."""
+    value = metrics.get(key)
+    return sign * value if value is not None and math.isfinite(value) else math.inf
 
 
-def select(trials: list[Trial], objective: str) -> dict[str, Selection]:
-    """The best trial of each group; a group whose trials all failed selects nothing."""
+def score(runs: list[Trial], objective: str) -> tuple[float, float, float]:
+    """(misses, objective, tie-break), smaller is better, for one trial's runs over its seeds."""
+    if not runs or any(r.status != "FINISHED" for r in runs):
+        return math.inf, math.inf, math.inf
+    tie = sum(_value(r.metrics, TIE_BREAK) for r in runs) / len(runs)
+    if objective == "steps_to_target":
+        hits = [_value(r.metrics, objective) for r in runs]
+        reached = [h for h in hits if math.isfinite(h)]
+        return len(runs) - len(reached), (sum(reached) / len(reached) if reached else math.inf), tie
+    values = [_value(r.metrics, objective, -1.0 if OBJECTIVES[objective] else 1.0) for r in runs]
+    return 0.0, sum(values) / len(values), tie
+
+
+def select(trials: list[Trial], objective: str, groups: dict[str, Group] | None = None) -> dict[str, Selection]:
+    """The best trial of each group; a group whose trials all failed selects nothing. With `groups`
+    (from the spec), each selection carries its edge-of-grid flags."""
     by_group: dict[str, dict[str, list[Trial]]] = defaultdict(lambda: defaultdict(list))
     for t in trials:
         by_group[t.group][t.trial].append(t)
     chosen = {}
     for group, options in by_group.items():
-        scored = []
-        for label, runs in options.items():
-            parts = [score(r, objective) for r in runs]
-            mean = tuple(sum(p[i] for p in parts) / len(parts) for i in range(2))
-            scored.append((mean, label, runs))
-        (best, tie), label, runs = min(scored, key=lambda s: (s[0], s[1]))
-        if math.isinf(best) and math.isinf(tie):
+        scored = sorted(((score(runs, objective), label, runs) for label, runs in options.items()),
+                        key=lambda s: (s[0], s[1]))
+        (misses, best, tie), label, runs = scored[0]
+        if math.isinf(misses) or (math.isinf(best) and math.isinf(tie)):
             continue  # every trial failed: nothing to select
         value = -best if OBJECTIVES[objective] and math.isfinite(best) else best
-        chosen[group] = Selection(group, label, value, tuple(r.run_id for r in runs), len(options))
+        reached = (len(runs) - int(misses), len(runs)) if objective == "steps_to_target" else None
+        n_trials = len(groups[group].trials) if groups and group in groups else len(options)
+        edge = tuple(edge_flags(groups[group], label)) if groups and group in groups else ()
+        chosen[group] = Selection(group, label, value, tuple(r.run_id for r in runs), n_trials, reached, edge)
     return chosen
+
+
+def edge_flags(group: Group, trial: str) -> list[EdgeFlag]:
+    """Tuned values of `trial` that sit at the lowest or highest value of the group's grid."""
+    config = group.trials.get(trial)
+    if config is None or not group.tuned:
+        return []
+    return edge_of_grid({axis: getattr(config, axis) for axis in group.grid}, group.grid)
 
 
 def mark(client, trials: list[Trial], selections: dict[str, Selection]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optlab.errors import StoreError
-from optlab.tracking import provenance
+from optlab.tracking import provenance, ui
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
@@ -86,6 +86,7 @@ class RunRecorder:
             "mlflow.source.git.commit": provenance.git_commit(),
             "optlab.git_commit": provenance.git_commit(),
             **{f"version.{k}": v for k, v in provenance.versions().items()},
+            **ui.run_tags(config.strategy),
         }
         dataset = getattr(problem, "dataset", None)
         if dataset is not None:

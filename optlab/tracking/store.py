@@ -119,8 +119,17 @@ def _with_retries(call, tries: int = 4):
             time.sleep(0.5 * (attempt + 1))
 
 
-def ensure_experiment(mlflow_client, name: str) -> str:
-    """The experiment's id, creating it (with artifacts under mlruns/artifacts for the default store)."""
+def ensure_experiment(mlflow_client, name: str, description: str | None = None) -> str:
+    """The experiment's id, creating it (with artifacts under mlruns/artifacts for the default store),
+    marked for the UI's model-training pages and described (tracking/ui.py)."""
+    from optlab.tracking.ui import describe_experiment
+
+    experiment_id = _ensure_exists(mlflow_client, name)
+    describe_experiment(mlflow_client, experiment_id, description)
+    return experiment_id
+
+
+def _ensure_exists(mlflow_client, name: str) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
@@ -136,3 +145,4 @@ def ensure_experiment(mlflow_client, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
+

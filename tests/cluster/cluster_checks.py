@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OPTLAB = str(Path(sys.executable).parent / "optlab")
 
-# 12 points (2 strategies x 2 learning rates x 3 seeds), a few seconds each on one core: long enough
+# 12 points (2 strategies x 6 seeds), a few seconds each on one core: long enough
 # that a fault lands in the middle of the sweep, short enough for CI
 SPEC = """
 name = "{name}"
@@ -32,16 +32,15 @@ activation = "relu"
 epochs = 20
 eval_every = 20
 
+lr = 0.03
+
 [grid]
 strategy = ["minibatch", "adam"]
-seed = [0, 1, 2]
+seed = [0, 1, 2, 3, 4, 5]
 
-[tune]
-lr = [0.1, 0.5]
-objective = "train_loss"
-
-[overrides.adam.tune]
-lr = [0.003, 0.03]
+# steps small enough that neither strategy is chaotic: runs trained in stacks of other sizes agree
+[overrides.adam]
+lr = 0.003
 """
 SWEEP_TIMEOUT = 240  # seconds a healthy or faulted sweep may take before the test calls it a hang
 
@@ -217,9 +216,11 @@ def assert_sweep_complete(runs: list[StoredRun], points: dict[str, str], referen
         got_steps = Counter((k, s) for k, s, _, _ in run.metrics)
         want_steps = Counter((k, s) for k, s, _, _ in want.metrics)
         duplicated = {ks: n for ks, n in got_steps.items() if n > want_steps.get(ks, 0)}
-        missing = {ks: n for ks, n in want_steps.items() if got_steps.get(ks, 0) < n}
+        # wall_time_share exists only for runs trained in a stack: a retried point may train alone
+        missing = {ks: n for ks, n in want_steps.items() if got_steps.get(ks, 0) < n and ks[0] != "wall_time_share"}
         assert not duplicated and not missing, (
             f"{points[point]} (run {run.run_id}): metric points duplicated {dict(list(duplicated.items())[:5])}, "
             f"missing {dict(list(missing.items())[:5])} ({len(run.metrics)} rows, reference {len(want.metrics)})")
         assert values_match(run.metrics, want.metrics), f"{points[point]} (run {run.run_id}): metric values differ"
-        assert [r[:2] for r in run.latest] == [r[:2] for r in want.latest], f"{points[point]}: latest_metrics differ"
+        latest = lambda rows: [r[:2] for r in rows if r[0] != "wall_time_share"]  # noqa: E731
+        assert latest(run.latest) == latest(want.latest), f"{points[point]}: latest_metrics differ"

@@ -54,7 +54,7 @@ def test_sweep_on_two_ray_nodes_stores_every_point_through_the_server(live_clust
         assert tags["mlflow.parentRunId"] == parent[0].info.run_id
         assert tags["optlab.sweep"] == "on_cluster" and tags["optlab.role"] == want.tags["optlab.role"]
         for key in ("optlab.strategy", "optlab.config_hash", "optlab.data_fingerprint", "optlab.split",
-                    "optlab.group", "optlab.trial"):
+                    "optlab.workload_hash", "optlab.point_hash"):
             assert tags[key] == want.tags[key], (label, key)
         assert tags["optlab.node"] in nodes.values(), (label, tags["optlab.node"])
         assert tags["optlab.worker"].rsplit(":", 1)[1].isdigit()

@@ -24,12 +24,14 @@ def statuses(cluster, name: str) -> list:
 
 
 def mid_sweep(cluster, name: str, node: str | None = None):
-    """Wait until at least one point is FINISHED and another is being trained (on `node` if given)."""
+    """Wait until at least one point is FINISHED and another is being trained; with `node`, until a run
+    is being trained on that node (as soon as it starts: the widest window for a fault to land in it)."""
     def check():
         runs = statuses(cluster, name)
+        if node is not None:
+            return any(r.status == "RUNNING" and r.tags.get("optlab.node") == node for r in runs)
         finished = any(r.status == "FINISHED" for r in runs)
-        running = [r for r in runs if r.status == "RUNNING" and (node is None or r.tags.get("optlab.node") == node)]
-        return finished and running
+        return finished and any(r.status == "RUNNING" for r in runs)
     wait_until(check, 180, f"sweep {name} to be half-way" + (f" with a run on node {node}" if node else ""),
                interval=0.5)
 

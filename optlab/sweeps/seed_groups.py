@@ -1,0 +1,193 @@
+"""Seed groups: one MLflow run per compared configuration of a sweep, so the UI shows one line per
+configuration without hand-made filters.
+
+A configuration is a workload × strategy × the values it was run with (the selected trial of a tuning
+group, or a point of an untuned sweep) × its series; its reported runs differ only in their seed. Its
+group run (tag `optlab.role=group`, a child of the sweep's parent) carries
+
+- `final/<metric>/mean`, `/ci_low`, `/ci_high`: the mean over seeds of each final metric every finished
+  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`); metrics only
+  some members reached (steps to a target) are left to the report, which counts the misses;
+- the mean curves on the configuration's work grid: every evaluation metric (losses, accuracies, and the
+  other cost axes: epoch, samples seen, evaluations, wall time) interpolated at `GRID_POINTS` values of
+  gradient-equivalents that every member covers, averaged over the members and logged as a stepped metric
+  (step i = grid point i, `gradient_equivalents` = the grid itself), so the UI's charts against
+  gradient-equivalents or wall time draw the group like any run.
+
+The per-seed runs become the group run's children (`mlflow.parentRunId`). Recording is idempotent: a
+group whose members have not changed is left as it is; one whose members changed is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from optlab.sweeps import resume
+from optlab.tracking import ui
+
+ROLE = "group"
+KEY_TAG = "optlab.group_key"
+MEMBERS_TAG = "optlab.members"
+FINAL_KEYS = ("val_accuracy", "test_accuracy", "train_accuracy", "val_loss", "test_loss", "train_loss",
+              "wall_time", "gradient_equivalents", "epoch")
+CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+              "epoch", "samples_seen", "evaluations", "wall_time")
+X_KEY = "gradient_equivalents"
+GRID_POINTS = 60
+NOT_CONFIGURATION = ("seed", "run_name", "experiment")   # params that differ between seeds of one configuration
+COPIED_TAGS = ("optlab.sweep", "optlab.strategy", "optlab.family", "optlab.workload", "optlab.workload_hash",
+               "optlab.series", "optlab.group", "optlab.trial", "optlab.trials", "optlab.dataset", "optlab.timing")
+
+
+def reported(run) -> bool:
+    """A run the report compares: a rerun still selected, or a point of an untuned sweep or series."""
+    tags = run.data.tags
+    role = tags.get("optlab.role")
+    return role == "point" or (role == "rerun" and tags.get("optlab.selected", "true").lower() != "false")
+
+
+def configuration_key(run) -> str:
+    params = {k: v for k, v in run.data.params.items() if k not in NOT_CONFIGURATION}
+    identity = {"params": params, "series": run.data.tags.get("optlab.series", ""),
+                "workload": run.data.tags.get("optlab.workload_hash", run.data.tags.get("optlab.workload", ""))}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def group_name(member_name: str, seeds: list) -> str:
+    """'adam lr=0.01 rerun seed=100' -> 'adam lr=0.01 rerun (5 seeds: 100-104)'."""
+    stem = " ".join(part for part in member_name.split() if not part.startswith("seed="))
+    shown = f"{min(seeds)}-{max(seeds)}" if seeds == list(range(min(seeds), max(seeds) + 1)) else ",".join(
+        map(str, seeds))
+    return f"{stem} ({len(seeds)} seeds: {shown})"
+
+
+def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[str]:
+    """Create or refresh the group run of every configuration with two or more reported runs, one of them
+    finished; returns the group runs' ids."""
+    members = defaultdict(list)
+    for run in resume.children(client, experiment_id, sweep):
+        if reported(run) and run.info.status in ("FINISHED", "FAILED"):
+            members[configuration_key(run)].append(run)
+    existing = defaultdict(list)
+    for run in groups(client, experiment_id, sweep):
+        existing[run.data.tags.get(KEY_TAG)].append(run)
+    ids = []
+    for key, runs in members.items():
+        if len(runs) < 2 or not any(r.info.status == "FINISHED" for r in runs):
+            continue  # one seed is not a group; a group of failures has nothing to aggregate
+        runs = sorted(runs, key=lambda r: int(float(r.data.params.get("seed", 0))))
+        signature = hashlib.sha256(json.dumps([(r.info.run_id, r.info.status) for r in runs]).encode()).hexdigest()[:16]
+        olds = existing.pop(key, [])
+        keep = next((g for g in olds if g.data.tags.get(MEMBERS_TAG) == signature), None)
+        for old in olds:
+            if old is not keep:
+                client.delete_run(old.info.run_id)
+        group_id = keep.info.run_id if keep else create(client, experiment_id, parent_run_id, key, signature, runs)
+        for run in runs:
+            if run.data.tags.get("mlflow.parentRunId") != group_id:
+                client.set_tag(run.info.run_id, "mlflow.parentRunId", group_id)
+        ids.append(group_id)
+    stale = {g.info.run_id for olds in existing.values() for g in olds}  # configurations gone below two runs
+    for run in resume.children(client, experiment_id, sweep):
+        if run.data.tags.get("mlflow.parentRunId") in stale:
+            client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
+    for run_id in stale:
+        client.delete_run(run_id)
+    return ids
+
+
+def groups(client, experiment_id: str, sweep: str, key: str | None = None) -> list:
+    return resume.search_tags(client, experiment_id,
+                              {"optlab.sweep": sweep, "optlab.role": ROLE, **({KEY_TAG: key} if key else {})})
+
+
+def create(client, experiment_id: str, parent_run_id: str, key: str, signature: str, runs: list) -> str:
+    from mlflow.entities import Metric, Param, RunTag
+
+    first = runs[0]
+    seeds = [int(float(r.data.params.get("seed", 0))) for r in runs]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    strategy = first.data.tags.get("optlab.strategy", "")
+    tags = {k: first.data.tags[k] for k in COPIED_TAGS if k in first.data.tags}
+    tags.update({"optlab.role": ROLE, KEY_TAG: key, MEMBERS_TAG: signature, "mlflow.parentRunId": parent_run_id,
+                 "optlab.seeds": ",".join(map(str, seeds)), "optlab.finished": f"{len(finished)}/{len(runs)}",
+                 **ui.run_tags(strategy),
+                 ui.NOTE_TAG: (f"Seed group: {len(runs)} runs of one configuration (seeds {', '.join(map(str, seeds))}; "
+                               f"{len(finished)} finished). `final/<metric>/mean` and its 95 % bootstrap interval "
+                               f"`ci_low`/`ci_high` are over the finished runs' final values; the curves are their "
+                               f"mean on a common grid of gradient-equivalents (step = grid point). The runs "
+                               f"themselves are this run's children.")})
+    run = client.create_run(experiment_id, run_name=group_name(first.info.run_name or strategy, seeds),
+                            tags=tags)
+    run_id = run.info.run_id
+    params = {k: v for k, v in first.data.params.items() if k not in NOT_CONFIGURATION}
+    params["seeds"] = ",".join(map(str, seeds))
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i:i + 100])
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, value, now, 0) for name, value in final_metrics(finished).items()]
+    metrics += [Metric(name, value, now, step) for name, step, value in mean_curves(client, finished)]
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    client.log_batch(run_id, tags=[RunTag("optlab.status", "FINISHED")])
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def final_metrics(runs: list) -> dict[str, float]:
+    """final/<key>/mean, /ci_low, /ci_high for every key all `runs` recorded (finite bounds only)."""
+    from optlab.analysis.stats import bootstrap_ci
+
+    out = {}
+    for key in FINAL_KEYS:
+        values = [r.data.metrics.get(key) for r in runs]
+        if not runs or any(v is None for v in values):
+            continue
+        ci = bootstrap_ci(np.asarray(values, dtype=float))
+        for part, value in (("mean", ci.estimate), ("ci_low", ci.low), ("ci_high", ci.high)):
+            if math.isfinite(value):
+                out[f"final/{key}/{part}"] = float(value)
+    return out
+
+
+def mean_curves(client, runs: list) -> list[tuple[str, int, float]]:
+    """(metric, step, value): the members' curves averaged on the work grid every member covers."""
+    from optlab.analysis.curves import common_grid, on_grid
+
+    if len(runs) < 1:
+        return []
+    histories = []
+    for run in runs:
+        x = {p.step: p.value for p in client.get_metric_history(run.info.run_id, X_KEY)}
+        if len(x) < 2:
+            return []
+        histories.append((run.info.run_id, x))
+    grid = common_grid([(list(x.values()), list(x.values())) for _, x in histories], points=GRID_POINTS,
+                       log=_spans_decades([v for _, x in histories for v in x.values()]))
+    if len(grid) == 0:
+        return []
+    out = [(X_KEY, i, float(v)) for i, v in enumerate(grid)]
+    for key in CURVE_KEYS:
+        curves = []
+        for run_id, x in histories:
+            y = {p.step: p.value for p in client.get_metric_history(run_id, key)}
+            steps = sorted(set(x) & set(y))
+            if len(steps) < 2:
+                break
+            curves.append(on_grid([x[s] for s in steps], [y[s] for s in steps], grid))
+        else:
+            mean = np.mean(np.stack(curves), axis=0)
+            out += [(key, i, float(v)) for i, v in enumerate(mean) if math.isfinite(v)]
+    return out
+
+
+def _spans_decades(values, decades: float = 2.0) -> bool:
+    positive = [v for v in values if v > 0]
+    return len(positive) > 1 and max(positive) / min(positive) > 10 ** decades

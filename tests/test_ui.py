@@ -1,0 +1,144 @@
+"""What optlab writes for MLflow's UI: experiment kind and description, the saved runs view, run colours,
+the sweep parent's description, and the `optlab` server app that opens the UI on runs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib.metadata import entry_points
+
+import pytest
+
+from optlab import palette
+from optlab.tracking import ui, ui_server
+
+SPEC = """
+name = "desk"
+description = "minibatch vs adam on digits, lr tuned per strategy"
+
+[base]
+dataset = "digits"
+hidden = [8]
+activation = "relu"
+steps = 20
+eval_every = 10
+
+[grid]
+strategy = ["minibatch", "adam"]
+
+[tune]
+lr = [0.1, 0.5]
+objective = "train_loss"
+seeds = [0]
+
+[rerun]
+seeds = [100, 101]
+
+[overrides.adam.tune]
+lr = [0.003, 0.03]
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    from optlab.sweeps import load, run_sweep
+    from optlab.tracking.store import client
+
+    home = tmp_path_factory.mktemp("desk")
+    path = home / "desk.toml"
+    path.write_text(textwrap.dedent(SPEC))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        report = run_sweep(load(path), progress=False)
+        c = client()
+        experiment = c.get_experiment_by_name("desk")
+        runs = c.search_runs([experiment.experiment_id])
+        yield {"home": home, "client": c, "experiment": experiment, "runs": runs, "report": report}
+
+
+def test_a_sweep_experiment_is_model_training_described_and_has_the_saved_view(swept):
+    tags = swept["experiment"].tags
+    assert tags[ui.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert tags[ui.NOTE_TAG] == "minibatch vs adam on digits, lr tuned per strategy"
+    groups = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.GROUPS_VIEW_ID])
+    assert groups["searchFilter"] == "tags.`optlab.role` = 'group'"
+    assert "metrics.`final/val_accuracy/ci_low`" in groups["selectedColumns"]
+    state = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.VIEW_ID])
+    assert state["runsHiddenMode"] == "SHOW_ALL"  # every run drawn, not the first 10
+    assert "metrics.`val_accuracy`" in state["selectedColumns"]
+    assert state["searchFilter"] == "tags.`optlab.role` != 'parent'"
+    sections = {s["uuid"]: s for s in state["compareRunSections"]}
+    counters = [c for c in state["compareRunCharts"] if c["metricKey"] in ui.COUNTERS and c["xAxisKey"] == "step"]
+    assert counters and {sections[c["metricSectionId"]]["display"] for c in counters} == {False}
+    leading = [c for c in state["compareRunCharts"] if sections[c["metricSectionId"]]["display"]]
+    assert {c["metricKey"] for c in leading} <= {"val_accuracy", "train_loss"}
+    assert {c["selectedXAxisMetricKey"] for c in leading} == {"gradient_equivalents", "wall_time"}
+
+
+def test_the_parent_run_says_what_the_sweep_compares_and_how_to_read_it(swept):
+    parent = [r for r in swept["runs"] if r.data.tags.get("optlab.role") == "parent"]
+    assert len(parent) == 1
+    note = parent[0].data.tags[ui.NOTE_TAG]
+    assert note.startswith("minibatch vs adam on digits")
+    assert "`minibatch`, `adam`" in note and "lr ∈ {0.003, 0.03, 0.1, 0.5}" in note
+    assert "`train_loss`" in note and "optlab.selected=true" in note
+    assert "Seeds**: 0" in note and ui.VIEW_NAME in note and ui.GROUPS_VIEW_NAME in note
+
+
+def test_every_run_carries_its_strategys_colour(swept):
+    children = [r for r in swept["runs"] if r.data.tags.get("optlab.role") not in ("parent", "group")]
+    assert len(children) == 8  # 4 tuning trials, 4 reruns
+    groups = [r for r in swept["runs"] if r.data.tags.get("optlab.role") == "group"]
+    assert len(groups) == 2 and all(g.data.tags[ui.RUN_COLOR_TAG] == palette.color(g.data.tags["optlab.strategy"])
+                                    for g in groups)
+    for run in children:
+        assert run.data.tags[ui.RUN_COLOR_TAG] == palette.color(run.data.tags["optlab.strategy"])
+
+
+def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(swept):
+    c, experiment_id = swept["client"], swept["experiment"].experiment_id
+    c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.VIEW_ID, "{\"name\": \"mine\"}")
+    ui.describe_experiment(c, experiment_id, "a new description")
+    tags = c.get_experiment(experiment_id).tags
+    assert tags[ui.VIEW_TAG_PREFIX + ui.VIEW_ID] == "{\"name\": \"mine\"}"
+    assert tags[ui.NOTE_TAG] == "a new description"
+    ui.describe_experiment(c, experiment_id)  # no description given: the existing one stays
+    assert c.get_experiment(experiment_id).tags[ui.NOTE_TAG] == "a new description"
+
+
+def test_view_url_opens_the_saved_view_in_model_training_mode():
+    url = ui.view_url("http://127.0.0.1:5000/", "7")
+    assert url == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=optlab-compare"
+                   "&workflowType=machine_learning")
+
+
+def test_saved_view_is_stored_as_the_ui_compresses_it():
+    value = json.loads(ui.saved_view(now_ms=1))
+    assert value["name"] == ui.VIEW_NAME and value["createdAt"] == 1
+    assert value["state"].startswith("deflate;")
+    assert ui.read_view(ui.saved_view()) == ui.view_state()
+
+
+def test_server_app_sets_the_ui_defaults_before_mlflow_reads_them():
+    page = '<!doctype html><html><head><meta charset="utf-8"/><script defer src="main.js"></script></head></html>'
+    injected = ui_server.inject(page)
+    assert injected.index(ui_server.MARKER) < injected.index("main.js")
+    assert ui_server.inject(injected) == injected  # idempotent
+    assert '"mlflow.workflowType_v1": "\\"machine_learning\\""' in injected
+    assert "getItem(k)===null" in injected  # a choice the browser already has is kept
+
+
+def test_server_app_is_registered_for_mlflow_server_app_name():
+    found = {e.name: e.value for e in entry_points(group="mlflow.app")}
+    assert found.get("optlab") == "optlab.tracking.ui_server:create_app"
+
+
+def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):
+    from optlab.cli import main
+
+    assert main(["ui", "--tracking-uri", "http://mlflow.example:5000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("optlab: error:") and "--app-name optlab" in err and err.count("\n") == 1
+    assert main(["ui", "--port", "0"]) == 2
+    assert "--port" in capsys.readouterr().err

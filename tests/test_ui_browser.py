@@ -1,0 +1,182 @@
+"""MLflow's UI served by `optlab ui` over a small sweep, in headless Chromium: an experiment opens on its
+runs table (model training), not on the GenAI overview; optlab's saved view lists every run once, by a
+unique name, and charts the learning curves with the work counters out of the way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from optlab.tracking import ui
+
+pytestmark = pytest.mark.slow  # a real MLflow server (tens of seconds to start): `make test-slow`
+
+SPEC = """
+name = "desk_ui"
+description = "minibatch vs adam on digits (browser test)"
+
+[base]
+dataset = "digits"
+hidden = [8]
+activation = "relu"
+steps = 20
+eval_every = 10
+
+[grid]
+strategy = ["minibatch", "adam"]
+
+[tune]
+lr = [0.1, 0.5]
+objective = "train_loss"
+seeds = [0]
+
+[rerun]
+seeds = [100, 101]
+
+[overrides.adam.tune]
+lr = [0.003, 0.03]
+"""
+# messages MLflow's own UI logs on any store: it asks for the signed-in user (a 404 without the
+# basic-auth app), and its chart grid re-lays itself out while loading (a benign ResizeObserver note)
+MLFLOW_OWN_NOISE = ("/ajax-api/2.0/mlflow/users/current", "ResizeObserver loop completed with undelivered")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    if not (shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser"))):
+        pytest.skip("headless Chromium (Debian chromium + chromium-driver) not installed")
+    from optlab.sweeps import load, run_sweep
+    from optlab.tracking.store import client
+
+    home = tmp_path_factory.mktemp("desk_ui")
+    path = home / "desk_ui.toml"
+    path.write_text(textwrap.dedent(SPEC))
+    env = {**os.environ, "OPTLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        run_sweep(load(path), progress=False)
+        c = client()
+        experiment = c.get_experiment_by_name("desk_ui")
+        runs = c.search_runs([experiment.experiment_id])
+    port = free_port()
+    optlab = Path(sys.executable).with_name("optlab")
+    server = subprocess.Popen([str(optlab), "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"optlab ui did not come up: {server.stdout.read()[-2000:]}")
+                time.sleep(0.5)
+        yield {"base": base, "experiment": experiment, "runs": runs}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def console_errors(driver) -> list:
+    return [e for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and not any(noise in e["message"] for noise in MLFLOW_OWN_NOISE)]
+
+
+def body_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium()  # a fresh profile: a first-time visitor
+    try:
+        driver.get(f"{served['base']}/#/experiments/{served['experiment'].experiment_id}")
+        WebDriverWait(driver, 60).until(lambda d: "/runs" in d.current_url and "Run Name" in body_text(d))
+        text, url = body_text(driver), driver.current_url
+        stored = driver.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')")
+        errors = console_errors(driver)
+    finally:
+        driver.quit()
+    assert "/overview" not in url and "workflowType=machine_learning" in url
+    assert "No data available" not in text and "Token Usage" not in text
+    assert "desk_ui" in text  # the sweep's parent run, its children nested under it
+    assert "minibatch vs adam on digits (browser test)" in text  # the experiment's description
+    assert stored == '"machine_learning"'
+    assert errors == []
+
+
+def test_the_saved_views_list_runs_by_unique_names_with_one_group_run_per_configuration(served):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    role = {r.info.run_id: r.data.tags.get("optlab.role") for r in served["runs"]}
+    names = {r.info.run_id: r.info.run_name for r in served["runs"] if role[r.info.run_id] != "parent"}
+    assert len(set(names.values())) == len(names) == 10  # 4 trials, 4 reruns, 2 groups: unique in the experiment
+    groups = [n for i, n in names.items() if role[i] == "group"]
+    trials = [n for i, n in names.items() if role[i] == "tuning"]
+    experiment_id = served["experiment"].experiment_id
+    driver = chromium()
+    try:
+        # every run but the parent: trials, and each group run with its seed runs nested under it
+        driver.get(ui.view_url(served["base"], experiment_id))
+        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups + trials))
+        runs_links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a") if a.text]
+        runs_text = body_text(driver)
+        # one line per configuration: the group runs alone, with their intervals, and their curves
+        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID))
+        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups)
+                                        and "2 matching runs" in body_text(d))
+        groups_text = body_text(driver)
+        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID) + "&compareRunsMode=CHART")
+        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d)
+                                        and "gradient_equivalents" in body_text(d))
+        charts = body_text(driver)
+        errors = console_errors(driver)
+    finally:
+        driver.quit()
+    assert all(runs_links.count(n) == 1 for n in groups + trials), runs_links
+    assert "10 matching runs" in runs_text and ui.VIEW_NAME in runs_text and "val_accuracy" in runs_text
+    assert ui.GROUPS_VIEW_NAME in groups_text and "final/val_accuracy/ci_low" in groups_text
+    assert not any(t in groups_text for t in trials)
+    assert "Work counters" in charts and "gradient_equivalents" in charts
+    assert errors == []

@@ -49,7 +49,54 @@ def test_zero_init_takes_off_only_above_twice_chance():
                     "N(0, 1/fan_in) (LeCun)": [0.9] * 4, "Xavier": [0.91] * 4, "He": [0.9] * 4})
     text = lessons.sentence(lessons.compare(frame, init), init, chance=0.1, symmetry=(4, 4))
     assert "Zero init never takes off" in text and "identical at the end in 4 of 4 runs" in text
-    assert "Xavier 0.91 ± 0 (higher in 4 of 4 seeds" in text
+    assert "Xavier 0.91 [0.91, 0.91] (better: higher in 4 of 4 seeds" in text
+
+
+def test_holm_runs_over_the_lessons_comparisons_and_decides_the_verdict():
+    from statsmodels.stats.multitest import multipletests
+
+    init = lessons.LESSONS[1]
+    rng = np.random.default_rng(0)
+    base = 0.9 + 0.01 * rng.standard_normal(8)
+    frame = values({init.baseline_label: base, "zeros": base - 0.5, "N(0, 1)": base - 0.01 * np.arange(1, 9),
+                    "N(0, 1/fan_in) (LeCun)": base + 0.001 * rng.standard_normal(8),
+                    "Xavier": base + 0.002, "He": base - 0.0005 * np.arange(8)})
+    table = lessons.compare(frame, init)
+    tested = table[table["p"].notna()]
+    assert len(tested) == 5
+    assert tested["p_holm"].to_numpy() == pytest.approx(multipletests(tested["p"], method="holm")[1])
+    zeros = table.set_index("series").loc["init_zeros"]
+    assert zeros["p"] == pytest.approx(wilcoxon(base - (base - 0.5)).pvalue)
+    text = lessons.sentence(table, init)
+    assert f"Holm {zeros['p_holm']:.3g}" in text
+    assert ("as the lecture says" in text) == (zeros["p_holm"] < lessons.ALPHA)
+
+
+def runs_frame(changes: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for series, change in changes.items():
+        for seed in range(3):
+            rows.append({"run_id": f"{series}{seed}", "series": "" if series == "baseline" else series, "seed": seed,
+                         "strategy": "minibatch", "lr": 1.0, "init": "fan_in_uniform", "order": "shuffled",
+                         "epochs": 10, "workload_hash": "w1", **change})
+    return pd.DataFrame(rows)
+
+
+def test_a_lesson_compares_only_runs_that_differ_in_its_own_setting():
+    order, init = lessons.LESSONS[0], lessons.LESSONS[1]
+    good = lessons.lesson_runs(runs_frame({"baseline": {}, "sorted_by_class": {"order": "sorted_by_class"}}), order)
+    assert lessons.comparable(good, order) is None
+    other_lr = lessons.lesson_runs(runs_frame({"baseline": {}, "sorted_by_class": {"order": "sorted_by_class",
+                                                                                    "lr": 0.5}}), order)
+    assert "differs from the baseline in lr" in lessons.comparable(other_lr, order)
+    mixed = runs_frame({"baseline": {}, "sorted_by_class": {"order": "sorted_by_class"}})
+    mixed.loc[0, "lr"] = 0.3
+    assert "baseline mixes configurations (lr vary" in lessons.comparable(lessons.lesson_runs(mixed, order), order)
+    two_workloads = runs_frame({"baseline": {}, "sorted_by_class": {"order": "sorted_by_class", "workload_hash": "w2"}})
+    assert "2 workloads" in lessons.comparable(lessons.lesson_runs(two_workloads, order), order)
+    # init is part of the workload: its series may sit on another workload, differing in init alone
+    zeros = runs_frame({"baseline": {}, "init_zeros": {"init": "zeros", "workload_hash": "w2"}})
+    assert lessons.comparable(lessons.lesson_runs(zeros, init), init) is None
 
 
 def stability_inputs():

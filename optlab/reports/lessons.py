@@ -2,15 +2,22 @@
 
 Experiment `lessons` (experiments/lessons.toml): one baseline (the runs without a series tag) and one
 series per change; every series runs on the baseline's seeds, so each comparison is paired by seed.
-Per lesson: one figure (its metric over training, mean ± sd over seeds, and the final values seed by
-seed) and one sentence generated from the numbers, stating what the data show — including when they
-do not show what the lecture claims. A claim counts as supported when the lecture's better condition
-is better on average *and* a two-sided Wilcoxon signed-rank test over the paired seeds (scipy.stats)
-gives p < 0.05; with n seeds that test cannot go below p = 2 / 2^n, which the sentence says.
-Zero initialization "takes off" when its final test accuracy exceeds TAKE_OFF x chance.
+A comparison is made only between runs that hold everything fixed but the lesson's setting: each
+condition must be one configuration over seeds, and two conditions may differ only in the lesson's
+keys (`Lesson.changes`); for a change that is itself part of the workload (init, input standardization,
+cost) the two workloads differ in that key alone, the data, network, budget and target being the same.
+Anything else is refused with a note naming what differs.
 
-Computation (`lesson_runs`, `lesson_curves`, `compare`, `sentence`) is kept apart from drawing
-(`draw_lesson`).
+Per lesson: a chart of its metric over training (mean over seeds with its 95 % bootstrap band,
+optlab.analysis.curves), a table (mean with its 95 % bootstrap interval, wins per seed, two-sided
+Wilcoxon signed-rank p and Holm's adjustment over the lesson's comparisons, optlab.analysis.stats) and
+one sentence generated from that table, stating what the data show — including when they do not show
+what the lecture claims. A claim counts as supported when the lecture's better condition is better on
+average *and* its Holm-adjusted p < ALPHA; with n seeds the test cannot go below p = 2 / 2^n, which the
+sentence says. Zero initialization "takes off" when its final test accuracy exceeds TAKE_OFF x chance.
+
+Computation (`lesson_runs`, `comparable`, `lesson_curves`, `compare`, `sentence`) is kept apart from
+drawing (`lesson_chart`).
 """
 
 from __future__ import annotations
@@ -20,14 +27,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from optlab.reports import style
+from optlab.analysis import stats
+from optlab.analysis.curves import band
+from optlab.reports.chart import Chart
 from optlab.reports.load import Store, latest_attempts, runs_text
-from optlab.reports.model import Figure, Note, Section, not_run
+from optlab.reports.model import Note, Section, Table, not_run
+from optlab.sweeps.spec import WORKLOAD_KEYS
 
 TITLE = "Lessons"
 EXPERIMENT = "lessons"
 BASELINE = "baseline"
-ALPHA = 0.05
+ALPHA = 0.05     # on Holm-adjusted p-values, over the comparisons of one lesson
 TAKE_OFF = 2.0   # x chance accuracy
 
 
@@ -45,32 +55,41 @@ class Lesson:
     recommended: str                    # the series (or BASELINE) the lecture recommends
     warned: tuple[str, ...]             # the series (or BASELINE) it warns against, each tested against it;
                                         # any other condition is reported against the baseline, without a verdict
+    changes: tuple[str, ...] = ()       # the run settings the lesson's series change (all else must be equal)
 
 
 LESSONS = [
     Lesson("order", "Shuffle the data", "class-sorted data breaks SGD: shuffle",
            {"sorted_by_class": "sorted by class"}, "shuffled", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE, ("sorted_by_class",)),
+           "higher", BASELINE, ("sorted_by_class",), ("order",)),
     Lesson("init", "Initialize at the right scale", "zero init never takes off (symmetry is never broken); "
            "scale the initial weights by 1/sqrt(fan_in)",
            {"init_zeros": "zeros", "init_normal": "N(0, 1)", "init_fan_in_normal": "N(0, 1/fan_in) (LeCun)",
             "init_xavier": "Xavier", "init_he": "He"},
            "U(±1/sqrt(fan_in)) (torch default)", "test_accuracy", "test accuracy", "final", "higher", BASELINE,
-           ("init_zeros", "init_normal")),
+           ("init_zeros", "init_normal"), ("init",)),
     Lesson("standardize", "Standardize the inputs", "standardized inputs train faster",
            {"standardized": "standardized"}, "raw pixels in [0, 1]", "train_loss", "training loss", "epoch1",
-           "lower", "standardized", (BASELINE,)),
+           "lower", "standardized", (BASELINE,), ("standardize",)),
     Lesson("schedule", "Decay the learning rate", "a decaying learning rate helps at the end",
            {"cosine_decay": "cosine decay"}, "constant", "train_loss", "training loss", "final", "lower",
-           "cosine_decay", (BASELINE,)),
+           "cosine_decay", (BASELINE,), ("schedule",)),
     Lesson("cost", "Cross-entropy or squared error", "squared error on sigmoid outputs (3Blue1Brown's cost) learns "
            "slower than cross-entropy (Nielsen, chapter 3: the learning slowdown)",
            {"mse": "squared error on sigmoid outputs"}, "cross-entropy", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE, ("mse",)),
+           "higher", BASELINE, ("mse",), ("cost",)),
 ]
 
 
 # ---- computation -------------------------------------------------------------------------------------
+
+# what defines a configuration (RunConfig fields): two runs of one condition differ only in their seed, two
+# conditions of a lesson only in the lesson's keys. Measurement and naming settings are not compared.
+CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate", "decay_every",
+               "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation", "init", "cost",
+               "label_noise", "variant", "standardize", "train_size", "noise_seed", "order", "dtype", "target",
+               "stop_at_target", "options")
+
 
 def labels_of(lesson: Lesson) -> dict[str, str]:
     return {BASELINE: lesson.baseline_label, **lesson.conditions}
@@ -86,9 +105,44 @@ def lesson_runs(runs: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
     return chosen
 
 
+def _settings(runs: pd.DataFrame) -> pd.DataFrame:
+    keys = [k for k in CONFIG_KEYS if k in runs]
+    blank = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) or str(v) in ("nan", "None") else str(v)
+    return runs[keys].apply(lambda column: column.map(blank)).astype(object)
+
+
+def comparable(chosen: pd.DataFrame, lesson: Lesson) -> str | None:
+    """None when every condition is one configuration over seeds and the conditions differ only in the
+    lesson's keys (`lesson.changes`); else what differs, in words."""
+    settings = _settings(chosen)
+    problems, reference = [], None
+    for name, group in settings.groupby(chosen["series_name"], sort=False):
+        varying = [k for k in group if group[k].nunique() > 1]
+        if varying:
+            problems.append(f"{name} mixes configurations ({', '.join(varying)} vary over its runs)")
+            continue
+        if name == BASELINE:
+            reference = group.iloc[0]
+    if reference is not None:
+        for name, group in settings.groupby(chosen["series_name"], sort=False):
+            if name == BASELINE or group[[k for k in group]].nunique().max() > 1:
+                continue
+            other = group.iloc[0]
+            differ = [k for k in settings if other[k] != reference[k] and k not in lesson.changes]
+            if differ:
+                problems.append(f"{name} differs from the baseline in {', '.join(differ)}, not only in "
+                                f"{' / '.join(lesson.changes)}")
+    if "workload_hash" in chosen and not set(lesson.changes) & set(WORKLOAD_KEYS):
+        if chosen["workload_hash"].nunique() > 1:
+            problems.append(f"its runs span {chosen['workload_hash'].nunique()} workloads")
+    return "; ".join(problems) or None
+
+
 def lesson_curves(store: Store, runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """run_id, condition, seed, epoch, value: the metric at every evaluation."""
     hist = store.history(runs, keys=("epoch", metric))
+    if metric not in hist:
+        return pd.DataFrame(columns=["run_id", "condition", "seed", "epoch", "value"])
     hist = hist.merge(runs[["run_id", "condition"]], on="run_id", how="left")
     return hist.rename(columns={metric: "value"})[["run_id", "condition", "seed", "epoch", "value"]].dropna()
 
@@ -106,27 +160,34 @@ def values_at(curves: pd.DataFrame, at: str) -> pd.DataFrame:
 
 def paired(values: pd.DataFrame, first: str, second: str, lesson: Lesson) -> dict:
     """first against second on the seeds both have: how many seeds first is better, the two-sided Wilcoxon
-    signed-rank p (nan when every difference is 0 or fewer than 2 seeds)."""
-    from scipy.stats import wilcoxon
-
+    signed-rank p (optlab.analysis.stats; nan with fewer than 2 seeds, 1 when every difference is 0) and the
+    matched-pairs rank-biserial correlation, signed so that positive means first is better."""
     sign = 1.0 if lesson.better == "higher" else -1.0
     a = values[values["condition"] == first].set_index("seed")["value"]
     b = values[values["condition"] == second].set_index("seed")["value"]
     common = sorted(set(a.index) & set(b.index))
-    diff = sign * (a[common].to_numpy(float) - b[common].to_numpy(float))      # > 0: first is better
-    p = float(wilcoxon(diff, alternative="two-sided").pvalue) if len(common) >= 2 and np.any(diff != 0) else np.nan
+    x, y = a[common].to_numpy(float), b[common].to_numpy(float)
+    diff = sign * (x - y)                                            # > 0: first is better
+    p = stats.paired_p_value(x, y) if len(common) >= 2 else np.nan
     return {"paired": len(common), "wins": int((diff > 0).sum()), "p": p,
+            "effect": sign * stats.rank_biserial(x, y) if len(common) else np.nan,
             "first_better": bool(np.mean(diff) > 0) if len(common) else False}
 
 
 def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
-    """One row per condition: mean, sd and seeds; warned-against conditions tested against the recommended
-    one (role "warned"), other conditions against the baseline (role "other")."""
+    """One row per condition: mean with its 95 % bootstrap interval, sd and seeds; warned-against conditions
+    tested against the recommended one (role "warned"), other conditions against the baseline (role
+    "other"); `p_holm`: Holm's adjustment over the lesson's tests."""
     labels = labels_of(lesson)
     rows = []
     for name, label in labels.items():
-        own = values[values["condition"] == label]["value"]
-        row = {"series": name, "condition": label, "mean": own.mean(), "sd": own.std(ddof=1), "seeds": len(own),
+        own = values[values["condition"] == label]["value"].to_numpy(float)
+        if not len(own):
+            continue
+        interval = stats.bootstrap_ci(own) if len(own) >= 2 else None
+        row = {"series": name, "condition": label, "mean": float(np.mean(own)),
+               "low": interval.low if interval else np.nan, "high": interval.high if interval else np.nan,
+               "sd": float(np.std(own, ddof=1)) if len(own) >= 2 else np.nan, "seeds": len(own),
                "role": "recommended" if name == lesson.recommended else "warned" if name in lesson.warned
                else "baseline" if name == BASELINE else "other"}
         if row["role"] == "warned":
@@ -134,7 +195,15 @@ def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
         elif row["role"] == "other":
             row.update(paired(values, label, labels[BASELINE], lesson))
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in ("paired", "wins", "p", "effect", "first_better"):
+        if column not in table:
+            table[column] = np.nan
+    table["p_holm"] = np.nan
+    tested = table["p"].notna()
+    if tested.any():
+        table.loc[tested, "p_holm"] = stats.holm(table.loc[tested, "p"].to_numpy(float))
+    return table
 
 
 def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> tuple[int, int]:
@@ -161,20 +230,28 @@ def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> 
     return kept, checked
 
 
+def _estimate(row) -> str:
+    if pd.isna(row["low"]):
+        return f"{row['mean']:.4g}"
+    return f"{row['mean']:.4g} [{row['low']:.4g}, {row['high']:.4g}]"
+
+
 def _seeds(row) -> str:
-    p = "n/a (no difference)" if pd.isna(row["p"]) else f"{row['p']:.3g}"
-    return f"{int(row['wins'])} of {int(row['paired'])} seeds, Wilcoxon p = {p}"
+    p = "n/a" if pd.isna(row["p"]) else f"{row['p']:.3g}"
+    holm = "" if pd.isna(row["p_holm"]) or row["p_holm"] == row["p"] else f", Holm {row['p_holm']:.3g}"
+    return f"{int(row['wins'])} of {int(row['paired'])} seeds, Wilcoxon p = {p}{holm}"
 
 
 def verdict(row, recommended: str) -> str:
     """For a warned-against condition: does the recommended one (its label) beat it?"""
-    floor = 2.0 / 2 ** int(row["paired"]) if row["paired"] else 1.0
-    if row["first_better"] and row["p"] < ALPHA:
+    floor = stats.min_p_value(int(row["paired"]))
+    significant = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
+    if row["first_better"] and significant:
         return f"as the lecture says ({recommended} is better in {_seeds(row)})"
     if row["first_better"]:
         return (f"in the lecture's direction but not conclusively ({recommended} is better in {_seeds(row)}; "
                 f"with {int(row['paired'])} seeds p cannot go below {floor:.3g})")
-    if row["p"] < ALPHA:
+    if significant:
         return f"the opposite of the lecture's claim ({recommended} is better in only {_seeds(row)})"
     return f"which the data do not show ({recommended} is better in only {_seeds(row)})"
 
@@ -184,16 +261,16 @@ def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
     """One sentence stating what the data show for the lesson (numbers from `table`)."""
     where = "after one epoch" if lesson.at == "epoch1" else "at the end"
     rec = table[table["role"] == "recommended"].iloc[0]
-    text = (f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean ± sd over seeds): "
-            f"{rec['condition']} {rec['mean']:.4g} ± {rec['sd']:.2g}")
+    text = (f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean [95 % CI] over seeds): "
+            f"{rec['condition']} {_estimate(rec)}")
     for _, row in table[table["role"] == "warned"].iterrows():
-        text += f"; {row['condition']} {row['mean']:.4g} ± {row['sd']:.2g}, {verdict(row, rec['condition'])}"
+        text += f"; {row['condition']} {_estimate(row)}, {verdict(row, rec['condition'])}"
     others = table[table["role"] == "other"]
     if len(others):
         direction = "higher" if lesson.better == "higher" else "lower"
         text += "; other choices against the baseline: " + ", ".join(
-            f"{row['condition']} {row['mean']:.4g} ± {row['sd']:.2g} ({direction} in {_seeds(row)})"
-            for _, row in others.iterrows())
+            f"{row['condition']} {_estimate(row)} ({'better' if row['first_better'] else 'not better'}: "
+            f"{direction} in {_seeds(row)})" for _, row in others.iterrows())
     if lesson.key == "init" and chance is not None:
         zero = table[table["series"] == "init_zeros"]
         if len(zero):
@@ -208,48 +285,58 @@ def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
     return text + "."
 
 
+def statistics_table(table: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
+    """The lesson's table as shown: one row per condition, what it is compared with and the test."""
+    labels = labels_of(lesson)
+    against = {"warned": labels[lesson.recommended], "other": labels[BASELINE]}
+    number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+    return pd.DataFrame({
+        "condition": table["condition"], "seeds": table["seeds"],
+        f"{lesson.metric_label} (mean [95 % CI])": [_estimate(r) for _, r in table.iterrows()],
+        "compared with": [against.get(r, "-") for r in table["role"]],
+        "first better in": [f"{int(w)} / {int(n)}" if pd.notna(n) else "-" for w, n in zip(table["wins"], table["paired"])],
+        "rank-biserial": table["effect"].map(number), "Wilcoxon p": table["p"].map(number),
+        "Holm p": table["p_holm"].map(number)})
+
+
 # ---- drawing -------------------------------------------------------------------------------------------
 
-def draw_lesson(curves: pd.DataFrame, values: pd.DataFrame, lesson: Lesson, palette: dict):
-    import seaborn as sns
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
-    fig, grid = style.figure(1, 2, width=5.2, height=3.4)
-    order = [c for c in palette if c in set(curves["condition"])]
-    sns.lineplot(data=curves, x="epoch", y="value", hue="condition", hue_order=order, palette=palette,
-                 errorbar="sd", estimator="mean", ax=grid[0][0], linewidth=1.3)
-    if lesson.metric == "train_loss":
-        grid[0][0].set_yscale("log")
-    if lesson.at == "epoch1":
-        grid[0][0].axvline(1.0, color="grey", ls=":", lw=1)
-    grid[0][0].set_ylabel(lesson.metric_label)
-    grid[0][0].set_title("over training (mean ± sd over seeds)", fontsize=9)
-    grid[0][0].legend(fontsize=7, loc="best")
-    ax = grid[0][1]
-    for seed, group in values.groupby("seed"):
-        group = group.set_index("condition").reindex(order)
-        ax.plot(range(len(order)), group["value"], color="lightgrey", lw=0.8, zorder=1)
-    sns.stripplot(data=values, x="condition", y="value", order=order, hue="condition", hue_order=order,
-                  palette=palette, ax=ax, size=5, jitter=False, legend=False, zorder=2)
-    ax.set_xticks(range(len(order)))
-    ax.set_xticklabels([label.replace(" (", "\n(") for label in order], rotation=20, fontsize=7, ha="right")
-    ax.set_xlabel("")
-    ax.set_ylabel(lesson.metric_label + (" after one epoch" if lesson.at == "epoch1" else " at the end"))
-    ax.set_title("each seed (grey lines join one seed)", fontsize=9)
-    if lesson.metric == "train_loss":
-        ax.set_yscale("log")
-    fig.tight_layout()
-    return fig
+
+def lesson_chart(curves: pd.DataFrame, lesson: Lesson, caption: str) -> Chart:
+    """The lesson's metric over training: one line per condition, mean over seeds with its 95 % bootstrap band."""
+    labels = [label for label in labels_of(lesson).values() if label in set(curves["condition"])]
+    log = lesson.metric == "train_loss"
+    frames = []
+    for label in labels:
+        own = curves[curves["condition"] == label]
+        runs = [(g["epoch"].to_numpy(float), g["value"].to_numpy(float)) for _, g in own.groupby("run_id")]
+        frame = band(runs)
+        frames.append(frame.assign(condition=label))
+    data = pd.concat(frames, ignore_index=True).dropna(subset=["mean"])
+    if log:   # a band reaching 0 or below cannot be drawn on a log axis
+        data = data[data["mean"] > 0]
+    spans = ([{"low": 0.0, "high": 1.0, "label": "the first epoch (where it is compared)", "color": "#7f7f7f"}]
+             if lesson.at == "epoch1" else [])
+    return Chart(data, x="x", y="mean", low="low", high="high", color="condition",
+                 colors=dict(zip(labels, COLOURS * 2)), label="condition", dash=None, x_title="epoch",
+                 y_title=f"{lesson.metric_label} (mean, 95 % band)", log_y=log, hover=["n"], spans=spans,
+                 caption=caption)
 
 
 # ---- the section -----------------------------------------------------------------------------------------
 
-def build(store: Store, number: int = 8) -> Section:
+def build(store: Store, number: int = 9) -> Section:
     from optlab.problem import load_dataset
 
     section = Section(number, TITLE, "The lecture's practical advice — shuffle, initialize at the right scale, "
                       "standardize inputs, decay the learning rate, prefer cross-entropy to squared error on "
-                      "sigmoid outputs — each as a comparison with one baseline on the same seeds. Every sentence "
-                      "below is generated from the runs.")
+                      "sigmoid outputs — each as a comparison with one baseline on the same seeds and the same "
+                      "data, network, budget and target, differing only in the lesson's setting. Statistics: "
+                      "means with 95 % bootstrap intervals, two-sided Wilcoxon signed-rank tests on the paired "
+                      "seeds with Holm's correction over each lesson's comparisons. Every sentence below is "
+                      "generated from the runs.")
     runs = store.runs(EXPERIMENT)
     if runs is None:
         return section.add(not_run(EXPERIMENT))
@@ -266,18 +353,29 @@ def build(store: Store, number: int = 8) -> Section:
         if BASELINE not in present or not present & set(lesson.conditions):
             section.add(Note(f"{lesson.title}: no runs of its series in '{EXPERIMENT}'.", kind="warning"))
             continue
+        problem = comparable(chosen, lesson)
+        if problem:
+            section.add(Note(f"{lesson.title}: not compared, the runs do not hold everything else fixed: {problem}.",
+                             kind="warning"))
+            continue
         curves = lesson_curves(store, chosen, lesson.metric)
+        if curves.empty:
+            section.add(Note(f"{lesson.title}: its runs logged no {lesson.metric}.", kind="warning"))
+            continue
         values = values_at(curves, lesson.at)
         table = compare(values, lesson)
-        labels = list(labels_of(lesson).values())
-        palette = dict(zip(labels, style.palette(range(len(labels))).values()))
         symmetry = None
         if lesson.key == "init":
             symmetry = symmetry_kept(store, chosen[chosen["series_name"] == "init_zeros"])
         text = sentence(table, lesson, chance, symmetry)
         where = "after one epoch" if lesson.at == "epoch1" else "at the end"
-        section.add(Figure(draw_lesson(curves, values, lesson, palette),
-                           f"{lesson.title}: {lesson.metric_label} over training (mean ± sd over seeds) and "
-                           f"{where}, seed by seed. {runs_text(chosen, EXPERIMENT)}."))
+        workloads = chosen["workload"].astype(str).unique()
+        scope = (f"workload {workloads[0]}" if len(workloads) == 1 else
+                 f"workloads {', '.join(workloads)} (the same but for {' / '.join(lesson.changes)})")
+        caption = f"{runs_text(chosen, EXPERIMENT)}; {scope}"
+        section.add(lesson_chart(curves, lesson, f"{lesson.title}: {lesson.metric_label} over training (mean over "
+                                                 f"seeds, 95 % bootstrap band). {caption}."))
+        section.add(Table(statistics_table(table, lesson),
+                          f"{lesson.title}: {lesson.metric_label} {where}, paired by seed. {caption}."))
         section.add(Note(f"{lesson.title}. {text}"))
     return section

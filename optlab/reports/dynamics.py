@@ -8,20 +8,19 @@ Two experiments feed it:
   the run whose step is past the stable range.
 
 Computation (functions returning data frames: `diagnostics_frame`, `diagnostics_summary`,
-`stability_frames`, `stability_table`, `stability_sentence`) is kept apart from drawing (`draw_*`), so the
-figures can move to an interactive layer without touching the numbers.
+`stability_frames`, `stability_table`, `stability_sentence`) is kept apart from drawing (`*_chart(s)`); the
+figures are Charts (optlab.reports.chart): interactive in the HTML, SVG in the PDF.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 
-from optlab.reports import style
 from optlab.reports.load import Store, latest_attempts, runs_text
-from optlab.reports.model import Figure, Note, Section, Table, not_run
+from optlab.reports.chart import Chart
+from optlab.reports.model import Note, Section, Table, not_run
 
 TITLE = "Dynamics"
 DIAGNOSTICS, STABILITY = "diagnostics", "dynamics"
@@ -38,7 +37,6 @@ PANELS = [("grad_norm", "gradient norm |G| (training set)", True),
           ("sharpness", "sharpness λ_max(H)", True),
           ("hessian_trace", "Hessian trace", False),
           ("alpha", "step quality α (−1 start, 0 min, +1 far side)", False)]
-ALPHA_VIEW = (-2.0, 3.0)   # alpha's axis: a step that starts near the parabola's minimum has |alpha| in the 1000s
 REACHED = 0.9          # the first evaluation where sharpness >= 0.9 x 2/eta counts as reaching it
 EDGE = (0.8, 1.25)     # "at the edge": sharpness within this band of 2/eta
 
@@ -71,45 +69,48 @@ def diagnostics_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---- per-strategy diagnostics: drawing -------------------------------------------------------------
 
-def draw_diagnostics(frame: pd.DataFrame, palette: dict):
-    import seaborn as sns
+# the per-strategy figures: one chart per theme, one panel per quantity (alpha, one noisy value per
+# evaluation, is summarized by its quartiles in a table instead)
+GROUPS = [("The gradient", ("grad_norm", "b_simple", "gsnr")),
+          ("The updates", ("update_ratio_layer1", "update_ratio_layer2", "update_ratio_layer3")),
+          ("The path", ("update_cosine", "distance_from_init")),
+          ("The curvature", ("sharpness", "hessian_trace"))]
 
-    panels = [(m, title, log) for m, title, log in PANELS if m in set(frame["metric"])]
-    cols = 3
-    rows = math.ceil(len(panels) / cols)
-    fig, grid = style.figure(rows, cols, width=4.3, height=3.0)
-    for k in range(rows * cols):
-        ax = grid[k // cols][k % cols]
-        if k >= len(panels):
-            ax.set_axis_off()
+
+def diagnostics_charts(frame: pd.DataFrame, runs: pd.DataFrame, caption: str) -> list[Chart]:
+    """One Chart per group of PANELS: a panel per quantity, one line per strategy (mean over seeds, band:
+    range over seeds, which stays positive on a log axis where mean - sd may not)."""
+    titles = {m: title for m, title, _ in PANELS}
+    logs = {m: log for m, _, log in PANELS}
+    family = runs.drop_duplicates("strategy").set_index("strategy")["family"]
+    charts = []
+    for heading, metrics in GROUPS:
+        part = frame[frame["metric"].isin(metrics)]
+        if part.empty:
             continue
-        metric, title, log = panels[k]
-        data = frame[frame["metric"] == metric]
-        ax.set_title(title, fontsize=9)
-        if metric == "alpha":   # one value per step, far too noisy to overlay: its distribution per strategy
-            order = [name for name in palette if name in set(data["strategy"])]
-            sns.boxplot(data=data, x="value", y="strategy", order=order, hue="strategy", hue_order=order,
-                        palette=palette, showfliers=False, ax=ax, legend=False, width=0.6)
-            for level in (-1, 0, 1):
-                ax.axvline(level, color="grey", lw=0.6, ls=":")
-            ax.set_xlim(*ALPHA_VIEW)
-            ax.set_xlabel("α over all evaluations (whiskers: 1.5 IQR)")
-            ax.set_ylabel("")
-            continue
-        # the band is the range over seeds: it stays positive on a log scale, where mean - sd may not
-        sns.lineplot(data=data, x="epoch", y="value", hue="strategy", palette=palette, errorbar=("pi", 100),
-                     estimator="mean", ax=ax, legend=k == 0, linewidth=1.2)
-        if log and (data["value"] > 0).all():
-            ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("")
-    legend = grid[0][0].get_legend()
-    if legend is not None:
-        handles, labels = grid[0][0].get_legend_handles_labels()
-        legend.remove()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="strategy")
-    fig.tight_layout()
-    return fig
+        data = (part.groupby(["strategy", "metric", "step"])
+                .agg(epoch=("epoch", "mean"), mean=("value", "mean"), low=("value", "min"), high=("value", "max"),
+                     seeds=("value", "size")).reset_index())
+        data["family"] = data["strategy"].map(family).fillna("")
+        data["panel"] = data["metric"].map(titles)
+        panels = [titles[m] for m in metrics if m in set(part["metric"])]
+        log = {titles[m]: bool(logs[m] and (data.loc[data["metric"] == m, "low"] > 0).all()) for m in metrics}
+        charts.append(Chart(data, x="epoch", y="mean", low="low", high="high", col="panel", col_order=panels,
+                            x_title="epoch", y_title={p: "mean over seeds" for p in panels}, log_y=log, hover=["seeds"],
+                            caption=f"{heading}: " + caption))
+    return charts
+
+
+def alpha_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: the step quality alpha's quartiles over all evaluations and seeds."""
+    alpha = frame[frame["metric"] == "alpha"]
+    if alpha.empty:
+        return pd.DataFrame()
+    q = alpha.groupby("strategy")["value"].quantile([0.25, 0.5, 0.75]).unstack()
+    return pd.DataFrame({"strategy": q.index, "evaluations": alpha.groupby("strategy").size()[q.index].to_numpy(),
+                         "α 25 %": q[0.25].map("{:+.2f}".format).to_numpy(),
+                         "α median": q[0.5].map("{:+.2f}".format).to_numpy(),
+                         "α 75 %": q[0.75].map("{:+.2f}".format).to_numpy()})
 
 
 # ---- edge of stability: computation ----------------------------------------------------------------
@@ -230,38 +231,43 @@ def stability_sentence(table: pd.DataFrame) -> str:
 
 # ---- edge of stability: drawing --------------------------------------------------------------------
 
-def draw_stability(evaluations: pd.DataFrame, steps: pd.DataFrame, table: pd.DataFrame):
-    lrs = sorted(table["lr"].unique())
-    fig, grid = style.figure(2, len(lrs), width=3.6, height=3.0, sharex="col")
-    seeds = sorted(table["seed"].unique())
-    colors = dict(zip(seeds, ["C0", "C1", "C2", "C4", "C5", "C6"] * 4))
-    for j, lr in enumerate(lrs):
-        top, bottom = grid[0][j], grid[1][j]
-        rows = table[table["lr"] == lr]
-        for run in rows.itertuples():
-            ev = evaluations[(evaluations["run_id"] == run.run_id)].dropna(subset=["sharpness"])
+SHARPNESS, LOSS = "sharpness λ_max", "training loss (each step)"
+SEED_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def stability_chart(evaluations: pd.DataFrame, steps: pd.DataFrame, table: pd.DataFrame, caption: str) -> Chart:
+    """One column per step size: the sharpness at every evaluation against a dashed 2/eta (top) and the
+    training loss at every step on a log axis (bottom), one line per seed; a diverged run's lines end
+    where it was stopped."""
+    rows = []
+    status = table.set_index("run_id")["status"]
+    for lr in sorted(table["lr"].unique()):
+        column = f"η = {lr:g}" + (" (diverged)" if (table.loc[table["lr"] == lr, "status"] != "FINISHED").all() else "")
+        for run in table[table["lr"] == lr].itertuples():
+            key = f"seed {run.seed}"
+            ev = evaluations[evaluations["run_id"] == run.run_id].dropna(subset=["sharpness"])
+            rows += [{"panel": SHARPNESS, "eta": column, "step": s, "value": v, "key": key, "status": status[run.run_id]}
+                     for s, v in zip(ev["step"], ev["sharpness"])]
             st = steps[steps["run_id"] == run.run_id]
-            top.plot(ev["step"], ev["sharpness"], color=colors[run.seed], lw=1.2, label=f"seed {run.seed}",
-                     marker="o" if len(ev) < 3 else None)
-            bottom.plot(st["step"], st["loss"], color=colors[run.seed], lw=0.8)
-            if run.status != "FINISHED" and len(st):
-                bottom.plot(st["step"].iloc[-1], st["loss"].iloc[-1], "x", color="C3", ms=8)
-        top.axhline(2.0 / lr, color="black", ls="--", lw=1.0, label="2/η")
-        failed = (rows["status"] != "FINISHED").all()
-        top.set_title(f"η = {lr:g}" + (" — diverged" if failed else ""), color="C3" if failed else "black")
-        top.set_ylabel("sharpness λ_max" if j == 0 else "")
-        top.set_ylim(0, max(2.5 / lr, float(evaluations.loc[evaluations["lr"] == lr, "sharpness"].max()) * 1.1))
-        bottom.set_yscale("log")
-        bottom.set_xlabel("step")
-        bottom.set_ylabel("training loss (each step)" if j == 0 else "")
-    grid[0][0].legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    return fig
+            st = st[np.isfinite(st["loss"].astype(float)) & (st["loss"].astype(float) > 0)]
+            rows += [{"panel": LOSS, "eta": column, "step": s, "value": v, "key": key, "status": status[run.run_id]}
+                     for s, v in zip(st["step"], st["loss"])]
+        last = max([r["step"] for r in rows if r["eta"] == column] or [1])
+        rows += [{"panel": SHARPNESS, "eta": column, "step": s, "value": 2.0 / lr, "key": "2/η", "status": ""}
+                 for s in (0, last)]
+    data = pd.DataFrame(rows)
+    keys = sorted(k for k in data["key"].unique() if k != "2/η")
+    colours = {**dict(zip(keys, SEED_COLOURS * 4)), "2/η": "#000000"}
+    return Chart(data, x="step", y="value", color="key", colors=colours, label="key", dash="key",
+                 dashes={"2/η": "dash"}, row="panel", row_order=[SHARPNESS, LOSS], col="eta",
+                 col_order=[c for c in dict.fromkeys(data["eta"])], x_title="step",
+                 y_title={SHARPNESS: SHARPNESS, LOSS: LOSS}, log_y={SHARPNESS: False, LOSS: True},
+                 hover=["status"], caption=caption)
 
 
 # ---- the section -----------------------------------------------------------------------------------
 
-def build(store: Store, number: int = 7) -> Section:
+def build(store: Store, number: int = 8) -> Section:
     section = Section(number, TITLE, "What happens inside the optimization. Per strategy on the convergence "
                       "workload: the gradient's size and noise (B_simple, GSNR) from per-sample gradients, the "
                       "size of each update relative to the weights, the cosine between successive updates, the "
@@ -284,15 +290,19 @@ def add_diagnostics(section: Section, store: Store) -> None:
         section.add(Note(f"The runs of '{DIAGNOSTICS}' have no diagnostics: run it with diagnostics = \"full\".",
                          kind="warning"))
         return
-    palette = style.palette(runs["strategy"])
-    caption = runs_text(runs, DIAGNOSTICS)
-    section.add(Figure(draw_diagnostics(frame, palette),
-                       "Diagnostics over training, one panel per quantity, one line per strategy (mean over seeds, "
-                       f"band: range over seeds; α: its distribution over all evaluations and seeds, axis cut at "
-                       f"{ALPHA_VIEW[0]:g} and {ALPHA_VIEW[1]:g}); logged at "
-                       "every evaluation as MLflow metrics `diag/...`. Per-sample quantities "
-                       f"use a fixed random subset of {int(runs['diagnostics_samples'].iloc[0]) if 'diagnostics_samples' in runs else 512} "
-                       f"training samples; |G|, sharpness, trace and α the whole training set. {caption}."))
+    caption = runs_text(runs, DIAGNOSTICS) + f"; workload {', '.join(runs['workload'].astype(str).unique())}"
+    samples = pd.to_numeric(runs["diagnostics_samples"], errors="coerce").iloc[0] if "diagnostics_samples" in runs else 512
+    for chart in diagnostics_charts(frame, runs, "diagnostics over training, one panel per quantity, one line per "
+                                    "strategy (mean over seeds, band: range over seeds), logged at every evaluation "
+                                    "as MLflow metrics `diag/...`. Per-sample quantities use a fixed random subset of "
+                                    f"{samples:.0f} training samples; |G|, sharpness and trace the whole training "
+                                    f"set. {caption}."):
+        section.add(chart)
+    alphas = alpha_table(frame)
+    if not alphas.empty:
+        section.add(Table(alphas, "Step quality α (Cockpit: where on the parabola fitted along the last step it "
+                                  "landed; −1 where it started, 0 its minimum, +1 the far side at the starting "
+                                  f"height): quartiles over all evaluations and seeds. {caption}."))
     summary = diagnostics_summary(frame)
     shown = summary.copy()
     for column in shown.columns[1:]:
@@ -315,12 +325,13 @@ def add_stability(section: Section, store: Store) -> None:
     evaluations, steps = stability_frames(store, runs)
     table = stability_table(runs, evaluations, steps)
     caption = runs_text(runs, STABILITY)
-    section.add(Figure(draw_stability(evaluations, steps, table),
-                       "Edge of stability: full-batch gradient descent, one column per step size η. Top: the "
-                       "training loss's sharpness (top Hessian eigenvalue, Lanczos on the whole training set) at "
-                       "every evaluation, the dashed line at 2/η, where a quadratic with that curvature stops "
-                       "being stable. Bottom: the training loss at every step (log scale); a red cross marks "
-                       f"where a diverging run was stopped. {caption}."))
+    section.add(stability_chart(evaluations, steps, table,
+                                "Edge of stability: full-batch gradient descent, one column per step size η. Top: "
+                                "the training loss's sharpness (top Hessian eigenvalue, Lanczos on the whole "
+                                "training set) at every evaluation, the dashed line at 2/η, where a quadratic with "
+                                "that curvature stops being stable. Bottom: the training loss at every step (log "
+                                "scale); a diverged run's line ends where it was stopped. "
+                                f"{caption}; workload {', '.join(runs['workload'].astype(str).unique())}."))
     ratio = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
     shown = pd.DataFrame({

@@ -57,6 +57,8 @@ by = ["batch_size"]
 lr = [0.1, 0.5]
 [rerun]
 seeds = [100, 101]
+diagnostics = "cheap"
+diagnostics_samples = 64
 [series.fixed_lr]
 lr = 0.1
 """

@@ -49,7 +49,7 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     assert report.errors == [] and report.warnings == []
     assert [s.title for s in report.sections] == SECTION_TITLES
     by_title = {s.title: s for s in report.sections}
-    for section in report.sections[:7]:
+    for section in report.sections[:9]:
         assert not section.missing, section.title
         assert figures(section), f"{section.title} has no figure"
     for title in SECTION_TITLES[:6]:  # figures from runs name their workload
@@ -79,6 +79,24 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     batch = by_title["Batch-size effects"]
     assert any("confound" in n.text for n in blocks(batch, Note))
     assert any("B_simple = tr Σ / |G|²" in t.caption for t in blocks(batch, Table))
+    # the reruns' per-sample noise scale (cheap diagnostics) is drawn next to the probe's
+    noise_chart = blocks(batch, Chart)[0]
+    assert "B_simple (per-sample gradients)" in set(noise_chart.data["key"]) and "diag/b_simple" in noise_chart.caption
+    # dynamics: the diagnostics and the edge of stability are charts; the diverging step size is in its own column
+    dyn = by_title["Dynamics"]
+    dyn_charts = blocks(dyn, Chart)
+    assert any(c.caption.startswith("The gradient") for c in dyn_charts)
+    stability = [c for c in dyn_charts if c.caption.startswith("Edge of stability")][0]
+    assert "η = 200 (diverged)" in set(stability.data["eta"]) and stability.max_panel_lines() <= 3
+    assert any("failed in 2 of 2 runs" in n.text for n in blocks(dyn, Note))
+    # lessons: each lesson a chart, a table of paired statistics and a sentence from it
+    lessons = by_title["Lessons"]
+    assert len(blocks(lessons, Chart)) == 5 and len(blocks(lessons, Table)) == 5
+    sentences = [n.text for n in blocks(lessons, Note) if n.text.startswith("Shuffle the data.")]
+    assert sentences and "Wilcoxon p" in sentences[0]
+    order = blocks(lessons, Table)[0].frame.set_index("condition")
+    assert order.loc["sorted by class", "compared with"] == "shuffled"
+    assert order.loc["sorted by class", "Wilcoxon p"] in sentences[0]
     # memorization compares both widths, with intervals
     mem = blocks(by_title["Random-label memorization"], Table)[0]
     assert "hidden 16" in mem.caption and "hidden 64" in mem.caption

@@ -58,6 +58,7 @@ def build(store: Store) -> Section:
     reference = reference_batch(probe)
     during = noise_evolution(probe[probe["batch_size"] == reference], "probe") if reference else ends.iloc[0:0]
 
+    per_sample = per_sample_noise(store, tuned, reference)
     noise_text = describe_noise(at_target)
     section.add(figure(table, fixed_table, at_target, during, reference, target_text,
                        f"Left: steps to validation accuracy {target_text} (Kaplan-Meier median over seeds, band: "
@@ -66,9 +67,14 @@ def build(store: Store) -> Section:
                        f"(hover: its tuning trials and whether it sits at the edge of its grid; every trial is in "
                        f"the learning-rate sensitivity section). Right: B_simple during training"
                        + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
-                       + f" with its 95 % interval; at initialization and where every rerun stopped in the table "
+                       + f" with its 95 % interval"
+                       + (f", and B_simple from per-sample gradients (the reruns' `diag/b_simple`, cheap diagnostics; "
+                          f"B = {int(per_sample['batch_size'].iloc[0])}, mean over {int(per_sample['runs'].max())} runs, band: "
+                          f"their range)" if len(per_sample) else "")
+                       + f"; at initialization and where every rerun stopped in the table "
                        f"below. {caption}; {len(trials)} tuning trials"
-                       + (f"; {len(fixed)} fixed-lr runs, labelled confounded" if len(fixed) else "") + "."))
+                       + (f"; {len(fixed)} fixed-lr runs, labelled confounded" if len(fixed) else "") + ".",
+                       per_sample))
     section.add(Table(show(table), f"Per batch size, the tuned series (reruns of each selection). {caption}."))
     sentence = scaling_sentence(table, at_target)
     if sentence:
@@ -125,6 +131,25 @@ def reference_batch(probe: pd.DataFrame, points: int = 4):
     return int(min(candidates, key=lambda b: abs(np.log2(b / 32))))
 
 
+def per_sample_noise(store: Store, runs: pd.DataFrame, reference) -> pd.DataFrame:
+    """B_simple from per-sample gradients (metric diag/b_simple, logged by the diagnostics at every evaluation)
+    of the reruns at one batch size (the probe's reference, else the one closest to 32): per step, the mean
+    over runs and their range."""
+    columns = ["step", "b_simple", "low", "high", "runs", "batch_size"]
+    sizes = runs["batch_size"].dropna().unique()
+    if reference is None and len(sizes):
+        reference = int(min(sizes, key=lambda b: abs(np.log2(b / 32))))
+    chosen = runs[runs["batch_size"] == reference]
+    hist = store.history(chosen, keys=("diag/b_simple",), label="per-sample noise scale") if len(chosen) else None
+    if hist is None or "diag/b_simple" not in hist:
+        return pd.DataFrame(columns=columns)
+    values = hist.dropna(subset=["diag/b_simple"])
+    values = values[values["diag/b_simple"] > 0]
+    table = values.groupby("step")["diag/b_simple"].agg(["mean", "min", "max", "size"]).reset_index()
+    return pd.DataFrame({"step": table["step"], "b_simple": table["mean"], "low": table["min"],
+                         "high": table["max"], "runs": table["size"], "batch_size": int(reference)}, columns=columns)
+
+
 def noise_evolution(measured: pd.DataFrame, source: str) -> pd.DataFrame:
     """B_simple with its interval at each point of training (probe: per measured step; else init/end)."""
     columns = ["point", "epoch", "runs", "b_simple", "low", "high"]
@@ -169,11 +194,12 @@ def describe_noise(at_target) -> str:
 
 
 STEPS, LR, NOISE = "steps to target", "tuned learning rate", "noise scale during training"
+PER_SAMPLE = "B_simple (per-sample gradients)"
 REFERENCE_COLOURS = {"perfect scaling (steps ∝ 1/B)": "#000000", CONFOUNDED: "#888888"}
 
 
 def figure(table: pd.DataFrame, fixed_table, at_target, during: pd.DataFrame, reference, target_text: str,
-           caption: str) -> Chart:
+           caption: str, per_sample: pd.DataFrame | None = None) -> Chart:
     """Steps to target, the tuned learning rate and the noise scale, as one chart of three panels."""
     strategy = "minibatch"
     rows = []
@@ -202,12 +228,16 @@ def figure(table: pd.DataFrame, fixed_table, at_target, during: pd.DataFrame, re
         add(NOISE, f"B_simple of the B = {reference} reruns", float(r.point) + 1, r.b_simple,
             r.low if np.isfinite(r.low) else r.b_simple, r.high if np.isfinite(r.high) else r.b_simple,
             colour_key="B_simple", note=f"{r.runs} runs")
+    if per_sample is not None:
+        for r in per_sample.itertuples():
+            add(NOISE, f"B_simple from per-sample gradients, B = {r.batch_size} reruns", float(r.step) + 1, r.b_simple,
+                r.low, r.high, colour_key=PER_SAMPLE, note=f"{r.runs} runs")
     data = pd.DataFrame(rows)
     spans = []
     if at_target is not None and all(math.isfinite(at_target[k]) for k in ("b_simple", "low", "high")):
         spans.append({"col": STEPS, "low": at_target["low"], "high": at_target["high"], "color": "#d62728",
                       "label": f"B_simple at the target, 95 % CI [{at_target['low']:.3g}, {at_target['high']:.3g}]"})
-    colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728"}
+    colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728", PER_SAMPLE: "#9467bd"}
     dashes = {CONFOUNDED: "dash", "perfect scaling (steps ∝ 1/B)": "dot"}
     return Chart(data, x="x", y="y", low="low", high="high", color="key", colors=colours, label="label",
                  dash="key", dashes=dashes,

@@ -95,7 +95,7 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     sentences = [n.text for n in blocks(lessons, Note) if n.text.startswith("Shuffle the data.")]
     assert sentences and "Wilcoxon p" in sentences[0]
     order = blocks(lessons, Table)[0].frame.set_index("condition")
-    assert order.loc["sorted by class", "compared with"] == "shuffled"
+    assert order.loc["sorted by class", "paired comparison"].startswith("shuffled better than sorted by class in ")
     assert order.loc["sorted by class", "Wilcoxon p"] in sentences[0]
     # memorization compares both widths, with intervals
     mem = blocks(by_title["Random-label memorization"], Table)[0]
@@ -266,6 +266,26 @@ def test_markdown_results_come_from_the_store_and_replace_only_the_readme_block(
     assert "**Workload `digits-short`**" in text and "Performance profile over the 2 workloads" in text
     assert "load average" in text and "machine" in text
     assert "**Batch size**" in text and "**Random-label memorization**" in text
+    assert "**Dynamics**" not in text            # the README has no sweep-more block: left out, said so
+    assert "has no results-more block" in capsys.readouterr().out
+
+
+def test_the_sweep_more_results_go_to_their_own_readme_block(fixture_report, tmp_path):
+    from optlab.cli import main
+    from optlab.reports.markdown import BEGIN, END, MORE_BEGIN, MORE_END
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\nold\n{END}\n\n## more\n\n{MORE_BEGIN}\nold more\n{MORE_END}\n")
+    home = fixture_report.html.parent.parent
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert main(["report", "--markdown", "--readme", str(readme), "--tracking-uri", uri]) == 0
+    text = readme.read_text()
+    more = text[text.index(MORE_BEGIN):]
+    assert "old more" not in text and "\nold\n" not in text and "**Dynamics**" in more and "**Lessons**" in more
+    lessons = [s for s in fixture_report.sections if s.title == "Lessons"][0]
+    # the same sentences as the report's section, computed from the same runs
+    first = [b.text for b in lessons.blocks if getattr(b, "text", "").startswith("Shuffle the data.")][0]
+    assert first in more and "Measured sharpness against 2/η" in more
 
 
 def test_cli_refuses_readme_without_markdown(capsys):

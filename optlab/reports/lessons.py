@@ -286,16 +286,25 @@ def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
 
 
 def statistics_table(table: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
-    """The lesson's table as shown: one row per condition, what it is compared with and the test."""
+    """The lesson's table as shown: one row per condition and, for a tested one, its paired comparison
+    stated in words (who beat whom on how many seeds), the effect size and the test."""
     labels = labels_of(lesson)
-    against = {"warned": labels[lesson.recommended], "other": labels[BASELINE]}
     number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+
+    def comparison(row) -> str:
+        if row["role"] == "warned":
+            first, second = labels[lesson.recommended], row["condition"]
+        elif row["role"] == "other":
+            first, second = row["condition"], labels[BASELINE]
+        else:
+            return "-"
+        return f"{first} better than {second} in {int(row['wins'])} of {int(row['paired'])} seeds"
+
     return pd.DataFrame({
         "condition": table["condition"], "seeds": table["seeds"],
         f"{lesson.metric_label} (mean [95 % CI])": [_estimate(r) for _, r in table.iterrows()],
-        "compared with": [against.get(r, "-") for r in table["role"]],
-        "first better in": [f"{int(w)} / {int(n)}" if pd.notna(n) else "-" for w, n in zip(table["wins"], table["paired"])],
-        "rank-biserial": table["effect"].map(number), "Wilcoxon p": table["p"].map(number),
+        "paired comparison": [comparison(r) for _, r in table.iterrows()],
+        "rank-biserial (first vs second)": table["effect"].map(number), "Wilcoxon p": table["p"].map(number),
         "Holm p": table["p_holm"].map(number)})
 
 

@@ -89,9 +89,20 @@ def markdown(args) -> int:
     if args.readme and not Path(args.readme).is_file():
         from optlab.errors import ConfigError
         raise ConfigError(f"--readme {args.readme!r} is not a file")
-    text = md.results(args.tracking_uri)
+    # each block from the runs it reads: a store with only the sweep-more runs leaves the main block alone
+    main_block = md.present(args.tracking_uri, md.MAIN_EXPERIMENTS) or not md.present(args.tracking_uri,
+                                                                                       md.MORE_EXPERIMENTS)
+    more = md.more_results(args.tracking_uri) if md.present(args.tracking_uri, md.MORE_EXPERIMENTS) else ""
+    text = md.results(args.tracking_uri) if main_block else ""
     if args.readme:
-        print(f"results: {md.write_readme(args.readme, text)}")
+        if main_block:
+            print(f"results: {md.write_readme(args.readme, text)}")
+        if more and md.MORE_BEGIN in Path(args.readme).read_text():
+            print(f"results (sweep-more): {md.write_readme(args.readme, more, md.MORE_BEGIN, md.MORE_END)}")
+        elif more:
+            print(f"results (sweep-more): {args.readme} has no results-more block ({md.MORE_BEGIN!r} ... "
+                  f"{md.MORE_END!r}); left out")
+    text = "\n".join(t for t in (text, more) if t)
     if args.markdown == "-":
         if not args.readme:
             sys.stdout.write(text)

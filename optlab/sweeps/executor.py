@@ -300,6 +300,8 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
     try:
         groups = seed_groups.record(client, experiment_id, parent_run_id, sweep)
     except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
+        if is_storage_failure(exc):
+            raise  # the store is gone: the sweep stops with one line, not a warning and then an error
         print(f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
               file=sys.stderr)
         return

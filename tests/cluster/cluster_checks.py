@@ -159,7 +159,7 @@ def read_store(uri: str, experiment: str, timestamps: bool = False) -> list[Stor
 
 
 def children(runs: list[StoredRun]) -> list[StoredRun]:
-    return [r for r in runs if r.tags.get("optlab.role") != "parent"]
+    return [r for r in runs if r.tags.get("optlab.role") not in ("parent", "group")]  # points, not seed groups
 
 
 def reference_sweep(spec: Path, home: Path) -> dict[str, StoredRun]:

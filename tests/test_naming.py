@@ -80,12 +80,14 @@ def test_tuning_trials_and_reruns_name_their_role_and_declared_workloads_are_nam
         seeds = [0]
         [rerun]
         seeds = [100, 101]
+        diagnostics = "cheap"
     """, name="roles"), check_plans=False)
     reruns = spec.reruns({g: next(iter(group.trials)) for g, group in spec.groups.items()})
     names = sweep_names(spec, reruns)
     values = list(names.values())
     assert len(set(values)) == len(values) == len(spec.points) + len(reruns)
     assert "adam [wide] lr=0.1 tuning seed=0" in values
-    assert "minibatch [small] lr=0.1 rerun seed=101" in values
+    assert "minibatch [small] lr=0.1 rerun seed=101" in values   # its diagnostics are a measurement: not named
+    assert all(p.config.diagnostics == "cheap" for p in reruns)
     tuning_only = sweep_names(spec)  # before the reruns are known the names are already final
     assert all(names[h] == n for h, n in tuning_only.items())

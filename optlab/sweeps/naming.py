@@ -14,7 +14,7 @@ from collections import Counter
 
 # settings never named: identity or bookkeeping, not what a reader compares
 SILENT = ("experiment", "run_name", "seed", "strategy", "eval_every", "log_every", "probe_curvature",
-          "probe_noise_scale", "device")
+          "probe_noise_scale", "diagnostics", "diagnostics_samples", "device")
 SHORT = {"batch_size": "B", "label_noise": "p", "evaluations": "evals", "weight_decay": "wd",
          "activation": "act", "train_size": "n_train"}
 

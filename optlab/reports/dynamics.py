@@ -64,7 +64,9 @@ def diagnostics_summary(frame: pd.DataFrame) -> pd.DataFrame:
     per_run = late.groupby(["strategy", "run_id", "metric"])["value"].median().reset_index()
     table = per_run.groupby(["strategy", "metric"])["value"].mean().unstack("metric")
     order = [m for m, _, _ in PANELS if m in table.columns]
-    return table[order].reset_index()
+    table = table[order].reset_index()
+    table.columns.name = None
+    return table
 
 
 # ---- per-strategy diagnostics: drawing -------------------------------------------------------------
@@ -345,5 +347,6 @@ def add_stability(section: Section, store: Store) -> None:
         "loss rose at (steps)": table["loss_increases"].astype(str) + " / " + table["steps"].astype(str),
         "final train loss": table["loss_final"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
         "status": table["status"]})
-    section.add(Table(shown, f"Measured sharpness against 2/η per run. {caption}."))
+    section.add(Table(shown, f"Measured sharpness against 2/η per run. {caption}; workload "
+                             f"{', '.join(runs['workload'].astype(str).unique())}."))
     section.add(Note(stability_sentence(table)))

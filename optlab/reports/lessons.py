@@ -267,10 +267,12 @@ def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
         text += f"; {row['condition']} {_estimate(row)}, {verdict(row, rec['condition'])}"
     others = table[table["role"] == "other"]
     if len(others):
-        direction = "higher" if lesson.better == "higher" else "lower"
-        text += "; other choices against the baseline: " + ", ".join(
-            f"{row['condition']} {_estimate(row)} ({'better' if row['first_better'] else 'not better'}: "
-            f"{direction} in {_seeds(row)})" for _, row in others.iterrows())
+        def other(row) -> str:
+            significant = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
+            return (f"{row['condition']} {_estimate(row)} (better than the baseline in {_seeds(row)}: "
+                    f"{'significant' if significant else 'not significant'} at {ALPHA:g} after Holm)")
+
+        text += "; other choices against the baseline: " + ", ".join(other(row) for _, row in others.iterrows())
     if lesson.key == "init" and chance is not None:
         zero = table[table["series"] == "init_zeros"]
         if len(zero):

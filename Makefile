@@ -36,7 +36,7 @@ cluster-demo:
 
 # points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls
 cluster-bench:
-	$(PY) scripts/cluster_bench.py $(CLUSTER_BENCH_ARGS)
+	$(PY) scripts/cluster_bench.py --readme README.md $(CLUSTER_BENCH_ARGS)
 
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:

@@ -16,7 +16,10 @@ one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). O
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 
-    python scripts/cluster_bench.py [--seeds 6] [--repeat 1]
+    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--readme README.md]
+
+With --readme the table, the machine and its load replace the README's text between the
+`cluster-bench:begin` and `cluster-bench:end` markers (so the numbers there are never typed).
 """
 
 from __future__ import annotations
@@ -47,12 +50,8 @@ epochs = 20
 eval_every = 20
 [grid]
 strategy = ["minibatch", "adam"]
-seed = {seeds}
-[tune]
-lr = [0.1, 0.5]
-objective = "train_loss"
-[overrides.adam.tune]
 lr = [0.003, 0.03]
+seed = {seeds}
 """
 SLOTS = 2  # --workers 2 locally; two one-CPU nodes on the cluster
 CONFIGS = ("local-sqlite", "local-server", "ray-server", "ray-postgres")
@@ -111,13 +110,32 @@ def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
             "by_endpoint": {k: (len(v), sum(v)) for k, v in by_endpoint.items()}}
 
 
+BEGIN = "<!-- cluster-bench:begin"
+END = "<!-- cluster-bench:end -->"
+
+
+def write_readme(path: Path, block: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition(BEGIN)
+    marker_line, _, rest = rest.partition("\n")
+    _, found, tail = rest.partition(END)
+    if not found:
+        raise SystemExit(f"{path} has '{BEGIN}' but no '{END}'")
+    path.write_text(f"{head}{BEGIN}{marker_line}\n{block}\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
+    parser.add_argument("--readme", type=Path, help="write the table between the README's cluster-bench markers")
     args = parser.parse_args(argv)
+    if args.readme and BEGIN not in args.readme.read_text(encoding="utf-8"):
+        parser.error(f"{args.readme} has no '{BEGIN}' marker")
     work = Path(tempfile.mkdtemp(prefix="optlab-cluster-bench-"))
-    print(f"machine: {os.cpu_count()} cores, load {load()} (1/5/15 min) before starting the cluster", flush=True)
+    load_before = load()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"machine: {os.cpu_count()} cores, load {load_before} (1/5/15 min) before starting the cluster", flush=True)
     with LocalCluster(ray_workers=1) as cluster:
         print(f"cluster up: MLflow {cluster.tracking_uri} on {cluster.postgres.uri}, Ray {cluster.ray_address} "
               f"(2 nodes x 1 CPU)", flush=True)
@@ -130,18 +148,19 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"  {config:<13} {row['points']} points in {row['seconds']:6.1f} s "
                       f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})", flush=True)
-    print()
-    print("| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
-          "HTTP s (workers) | share of 2 worker slots | load before -> after |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    table = ["| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
+             "HTTP s (workers) | share of 2 worker slots | load before -> after |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(rows):
         reference = rows[(i // len(CONFIGS)) * len(CONFIGS)]
         rate = 60 * row["points"] / row["seconds"]
         ratio = reference["seconds"] / row["seconds"]
         share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
-        print(f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
-              f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
-              f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |")
+        table.append(f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
+                     f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
+                     f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |")
+    print()
+    print("\n".join(table))
     print()
     for row in rows:
         if row["by_endpoint"]:
@@ -149,8 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['config']}: worker HTTP time by endpoint: "
                   + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
                   + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s")
-    print(f"\nload after: {load()}")
+    load_after = load()
+    print(f"\nload after: {load_after}")
     shutil.rmtree(work, ignore_errors=True)
+    if args.readme:
+        machine = (f"Measured by `make cluster-bench` on {started}: {os.cpu_count()} cores, load average "
+                   f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
+                   "and database share those cores, and wall-time rates move with the load.")
+        write_readme(args.readme, "\n".join(table) + "\n\n" + machine)
+        print(f"wrote the table into {args.readme}")
     return 0
 
 

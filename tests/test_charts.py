@@ -3,6 +3,8 @@ strategy and one line style per family everywhere, never more than eight lines i
 
 from __future__ import annotations
 
+import html
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -130,3 +132,18 @@ def test_lines_that_are_not_strategies_take_an_explicit_colour_map_in_its_order(
     assert chart.legend_order() == ["p=0", "p=0.5", "p=1"]
     fig = chart_plotly.figure(chart)
     assert [t.line.color for t in line_traces(fig)] == ["#1A334C", "#00FF00", "#0000FF"]
+
+
+def test_long_panel_titles_wrap_to_their_column_escaped_and_the_figure_makes_room():
+    long = "wall time (s, training only) · first-order: SGD & momentum <b>"
+    panel = lambda strategy, family: f"{long} {family}"  # noqa: E731
+    data = curves({"adam": "first-order", "lbfgs": "second-order", "ng:OnePlusOne": "zeroth-order",
+                   "gd": "first-order"}, panel=panel)
+    wide = chart_plotly.figure(Chart(data, x="x", y="y", label="label", col="panel", caption="c"))
+    titles = [a.text for a in wide.layout.annotations]
+    assert len(titles) == 3 and all("<br>" in t for t in titles)
+    assert all(len(html.unescape(line)) <= 120 // 3 for t in titles for line in t.split("<br>"))
+    assert all("&lt;b&gt;" in t and "<b>" not in t for t in titles)
+    short = chart_plotly.figure(Chart(curves({"adam": "first-order"}, panel=lambda s, f: "a"), x="x", y="y",
+                                      label="label", col="panel", caption="c"))
+    assert wide.layout.margin.t > short.layout.margin.t and wide.layout.height > short.layout.height

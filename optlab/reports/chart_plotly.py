@@ -4,7 +4,9 @@ once per report (`plotly_js`), so the page works offline."""
 
 from __future__ import annotations
 
+import html
 import json
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,8 @@ import pandas as pd
 from optlab.reports.chart import Chart, Matrix
 
 PANEL_HEIGHT = 270      # px per facet row
+TITLE_CHARS = 120       # characters of panel title across the figure's width, shared by its columns
+TITLE_LINE = 16         # px of top margin per extra line of a wrapped panel title
 CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False,
           "toImageButtonOptions": {"format": "svg"}, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 
@@ -28,12 +32,21 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
+def _wrapped(title: str, columns: int) -> str:
+    """A panel title broken into lines that fit its column (Plotly draws `<br>`; the text is escaped)."""
+    if not title:
+        return title
+    width = max(16, TITLE_CHARS // max(columns, 1))
+    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(title, width))
+
+
 def figure(chart: Chart):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     rows, cols = chart.rows, chart.cols
-    titles = [chart.panel_title(r, c) for r in rows for c in cols]
+    titles = [_wrapped(chart.panel_title(r, c), len(cols)) for r in rows for c in cols]
+    extra_lines = max((t.count("<br>") for t in titles), default=0)
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles if any(titles) else None,
                         shared_xaxes=chart.share_x, shared_yaxes=chart.share_y,
                         horizontal_spacing=min(0.08, 0.3 / max(len(cols), 1)) + 0.02,
@@ -85,8 +98,8 @@ def figure(chart: Chart):
                              type="log" if log_y else "linear", dtick="D2" if log_y else None,
                              row=i, col=j, showline=True, linecolor="#888",
                              gridcolor="#e6e6e6", zeroline=False)
-    fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows),
-                      margin={"l": 60, "r": 20, "t": 50 if chart.title else 36, "b": 50},
+    fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines,
+                      margin={"l": 60, "r": 20, "t": (50 if chart.title else 36) + TITLE_LINE * extra_lines, "b": 50},
                       title={"text": chart.title} if chart.title else None,
                       legend={"title": {"text": "click: hide · double click: isolate"}, "groupclick": "togglegroup",
                               "itemsizing": "constant", "font": {"size": 12}, "title_font": {"size": 11}},

@@ -293,3 +293,26 @@ def test_cli_refuses_readme_without_markdown(capsys):
 
     assert main(["report", "--readme", "README.md"]) == 2
     assert "--readme 'README.md' needs --markdown" in capsys.readouterr().err
+
+
+def test_a_failing_section_is_one_warning_line_and_a_note_the_rest_is_built(tmp_path, monkeypatch, capsys):
+    from optlab.reports import landscapes
+
+    def broken(*args, **kwargs):
+        raise ValueError("no such surface\nsecond line")
+
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("OPTLAB_DEBUG", raising=False)
+    monkeypatch.setattr(landscapes, "build", broken)
+    report = build_report(tmp_path / "out", progress=False)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "failed" in line] == [
+        "optlab: warning: report section 7 (Landscapes) failed: ValueError: no such surface "
+        "(--debug shows the traceback)"]
+    assert report.errors == ["Landscapes: ValueError: no such surface\nsecond line"]
+    assert "This section failed to build" in report.html.read_text()
+    monkeypatch.setenv("OPTLAB_DEBUG", "1")
+    build_report(tmp_path / "again", progress=False)
+    assert "Traceback" in capsys.readouterr().err

@@ -63,7 +63,12 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
             section = make()
         except Exception as exc:  # one broken section must not take the report down with it
             errors.append(f"{title}: {type(exc).__name__}: {exc}")
-            traceback.print_exc(file=sys.stderr)
+            if os.environ.get("OPTLAB_DEBUG", "") not in ("", "0"):
+                traceback.print_exc(file=sys.stderr)
+            else:
+                print(f"optlab: warning: report section {number} ({title}) failed: {type(exc).__name__}: "
+                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (--debug shows the traceback)",
+                      file=sys.stderr)
             section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
                                                           f"{exc}", kind="warning")])
         section.number = number

@@ -204,6 +204,12 @@ def test_optlab_home_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
     blocker.write_text("x")
     monkeypatch.setenv("OPTLAB_HOME", str(blocker))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import optlab.engine
+
+    def trained(*args, **kwargs):
+        raise AssertionError("the run trained before its tracking home was refused")
+
+    monkeypatch.setattr(optlab.engine, "prepare", trained)  # refused before the data is even loaded
     err = one_line_error(capsys, ["run", "-d", "digits", "--steps", "2", "-q"])
     assert str(blocker) in err and "a file is in the way" in err
 

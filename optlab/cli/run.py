@@ -110,7 +110,10 @@ def config_from_args(args):
 
 def main(args) -> int:
     from optlab.tracking.background import BackgroundStore, can_fork
+    from optlab.tracking.store import make_home, uses_default_store
 
+    if not args.no_track and uses_default_store():
+        make_home()  # a tracking home that cannot exist is refused now, not after the run has trained
     store = BackgroundStore() if not args.no_track and can_fork() else None
     status = _Status(args)
     try:

@@ -110,10 +110,7 @@ def config_from_args(args):
 
 def main(args) -> int:
     from optlab.tracking.background import BackgroundStore, can_fork
-    from optlab.tracking.store import make_home, uses_default_store
 
-    if not args.no_track and uses_default_store():
-        make_home()  # a tracking home that cannot exist is refused now, not after the run has trained
     store = BackgroundStore() if not args.no_track and can_fork() else None
     status = _Status(args)
     try:
@@ -133,6 +130,11 @@ def _run(args, store, status) -> int:
     status.show(f"{args.strategy} on {args.dataset or 'mnist5k'}: loading torch and the data"
                 + ("" if args.no_track else ", starting the tracking store"))
     config = config_from_args(args)
+    if not args.no_track:
+        from optlab.tracking.store import check_home, uses_default_store
+
+        if uses_default_store():
+            check_home()  # a tracking home blocked by a file: refused now, not after the run has trained
     import torch
 
     from optlab.engine import prepare, run

@@ -61,11 +61,25 @@ def make_home() -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise StoreError(f"{TRACKING_HOME_ENV}={os.environ.get(TRACKING_HOME_ENV, '.')}: cannot create the "
-                         f"tracking home {folder}: a file is in the way") from None
+        raise _file_in_the_way(folder) from None
     except OSError as exc:
         raise StoreError(f"cannot create the tracking home: {describe(exc)}") from None
     return folder
+
+
+def check_home() -> None:
+    """Refuse a tracking home that a file blocks, creating nothing (the store makes the folder later)."""
+    folder = home()
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise _file_in_the_way(folder)
+            return
+
+
+def _file_in_the_way(folder: Path) -> StoreError:
+    return StoreError(f"{TRACKING_HOME_ENV}={os.environ.get(TRACKING_HOME_ENV, '.')}: cannot create the "
+                      f"tracking home {folder}: a file is in the way")
 
 
 _opened: set[str] = set()

@@ -15,9 +15,29 @@ eval_every = 10
 """
 
 
-def write_spec(tmp_path: Path, body: str, name: str = "tiny", steps: int = 20, filename: str | None = None) -> Path:
+# minibatch and adam, lr tuned on one seed per strategy, each selection rerun on two fresh seeds
+TUNED_PAIR = """
+[grid]
+strategy = ["minibatch", "adam"]
+
+[tune]
+lr = [0.1, 0.5]
+objective = "train_loss"
+seeds = [0]
+
+[rerun]
+seeds = [100, 101]
+
+[overrides.adam.tune]
+lr = [0.003, 0.03]
+"""
+
+
+def write_spec(tmp_path: Path, body: str, name: str = "tiny", steps: int = 20, filename: str | None = None,
+               description: str | None = None) -> Path:
     path = tmp_path / (filename or f"{name}.toml")
-    path.write_text(f'name = "{name}"\n' + TINY_BASE.format(steps=steps) + textwrap.dedent(body))
+    header = f'name = "{name}"\n' + (f'description = "{description}"\n' if description else "")
+    path.write_text(header + TINY_BASE.format(steps=steps) + textwrap.dedent(body))
     return path
 
 

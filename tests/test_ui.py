@@ -4,39 +4,16 @@ the sweep parent's description, and the `optlab` server app that opens the UI on
 from __future__ import annotations
 
 import json
-import textwrap
 from importlib.metadata import entry_points
 
 import pytest
 
 from optlab import palette
+from sweep_helpers import TUNED_PAIR, write_spec
+
 from optlab.tracking import ui, ui_server
 
-SPEC = """
-name = "desk"
-description = "minibatch vs adam on digits, lr tuned per strategy"
-
-[base]
-dataset = "digits"
-hidden = [8]
-activation = "relu"
-steps = 20
-eval_every = 10
-
-[grid]
-strategy = ["minibatch", "adam"]
-
-[tune]
-lr = [0.1, 0.5]
-objective = "train_loss"
-seeds = [0]
-
-[rerun]
-seeds = [100, 101]
-
-[overrides.adam.tune]
-lr = [0.003, 0.03]
-"""
+DESCRIPTION = "minibatch vs adam on digits, lr tuned per strategy"
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +22,7 @@ def swept(tmp_path_factory):
     from optlab.tracking.store import client
 
     home = tmp_path_factory.mktemp("desk")
-    path = home / "desk.toml"
-    path.write_text(textwrap.dedent(SPEC))
+    path = write_spec(home, TUNED_PAIR, name="desk", description=DESCRIPTION)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPTLAB_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -60,7 +36,7 @@ def swept(tmp_path_factory):
 def test_a_sweep_experiment_is_model_training_described_and_has_the_saved_view(swept):
     tags = swept["experiment"].tags
     assert tags[ui.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    assert tags[ui.NOTE_TAG] == "minibatch vs adam on digits, lr tuned per strategy"
+    assert tags[ui.NOTE_TAG] == DESCRIPTION
     groups = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.GROUPS_VIEW_ID])
     assert groups["searchFilter"] == "tags.`optlab.role` = 'group'"
     assert "metrics.`final/val_accuracy/ci_low`" in groups["selectedColumns"]

@@ -10,42 +10,19 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from sweep_helpers import TUNED_PAIR, write_spec
+
 from optlab.tracking import ui
 
 pytestmark = pytest.mark.slow  # a real MLflow server (tens of seconds to start): `make test-slow`
 
-SPEC = """
-name = "desk_ui"
-description = "minibatch vs adam on digits (browser test)"
-
-[base]
-dataset = "digits"
-hidden = [8]
-activation = "relu"
-steps = 20
-eval_every = 10
-
-[grid]
-strategy = ["minibatch", "adam"]
-
-[tune]
-lr = [0.1, 0.5]
-objective = "train_loss"
-seeds = [0]
-
-[rerun]
-seeds = [100, 101]
-
-[overrides.adam.tune]
-lr = [0.003, 0.03]
-"""
+DESCRIPTION = "minibatch vs adam on digits (browser test)"
 # messages MLflow's own UI logs on any store: it asks for the signed-in user (a 404 without the
 # basic-auth app), and its chart grid re-lays itself out while loading (a benign ResizeObserver note)
 MLFLOW_OWN_NOISE = ("/ajax-api/2.0/mlflow/users/current", "ResizeObserver loop completed with undelivered")
@@ -65,8 +42,7 @@ def served(tmp_path_factory):
     from optlab.tracking.store import client
 
     home = tmp_path_factory.mktemp("desk_ui")
-    path = home / "desk_ui.toml"
-    path.write_text(textwrap.dedent(SPEC))
+    path = write_spec(home, TUNED_PAIR, name="desk_ui", description=DESCRIPTION)
     env = {**os.environ, "OPTLAB_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     with pytest.MonkeyPatch.context() as mp:
@@ -140,7 +116,7 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     assert "/overview" not in url and "workflowType=machine_learning" in url
     assert "No data available" not in text and "Token Usage" not in text
     assert "desk_ui" in text  # the sweep's parent run, its children nested under it
-    assert "minibatch vs adam on digits (browser test)" in text  # the experiment's description
+    assert DESCRIPTION in text  # the experiment's description
     assert stored == '"machine_learning"'
     assert errors == []
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from optlab.config import RunConfig
 from optlab.engine import prepare
@@ -74,7 +75,43 @@ def test_a_tracked_run_is_recorded_through_the_background_store(tmp_path):
     assert weights["params"].shape == (int(row["params.n_params"]),)
 
 
-def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path):
+def _existing_store(home: Path, experiment: str, monkeypatch) -> None:
+    """A store and experiment made beforehand (as by an earlier run): `optlab run` then writes its run
+    directly (tracking/sqlite_recorder.py) instead of through MLflow."""
+    from optlab.tracking.store import client, ensure_experiment
+
+    monkeypatch.setenv("OPTLAB_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ensure_experiment(client(), experiment)
+
+
+def test_a_run_on_an_existing_store_is_written_without_mlflow_while_it_trains(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    _existing_store(tmp_path, "direct", monkeypatch)
+    blocked = tmp_path / "no-mlflow" / "mlflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('optlab run imported mlflow')\n")
+    env = {**_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(blocked.parent), str(Path(__file__).parents[1])])}
+    done = subprocess.run([*OPTLAB, "-s", "minibatch", "-b", "32", "-d", "digits", "--steps", "4000", "--eval-every",
+                           "100", "-q", "-e", "direct"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = _runs(tmp_path, "direct").iloc[0]
+    assert row.status == "FINISHED" and row["tags.optlab.status"] == "FINISHED" and row.run_id in done.stdout
+    client = mlflow.MlflowClient()
+    # handed to the store in pieces while training: every point once, none lost at the seams
+    assert sorted(m.step for m in client.get_metric_history(row.run_id, "batch_loss")) == list(range(1, 4001))
+    assert [m.step for m in client.get_metric_history(row.run_id, "val_accuracy")] == list(range(0, 4001, 100))
+    assert row["metrics.val_accuracy"] == client.get_metric_history(row.run_id, "val_accuracy")[-1].value
+    weights = load_file(mlflow.artifacts.download_artifacts(run_id=row.run_id, artifact_path="params.safetensors",
+                                                            dst_path=str(tmp_path / "w")))
+    assert weights["params"].shape == (int(row["params.n_params"]),)
+
+
+@pytest.mark.parametrize("kind", ["new", "existing"])
+def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path, kind, monkeypatch):
+    if kind == "existing":
+        _existing_store(tmp_path, "int", monkeypatch)
     process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "int"],
                                env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -88,7 +125,10 @@ def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path):
     assert row.status == "KILLED" and row["tags.optlab.failure_reason"] == "interrupted"
 
 
-def test_a_killed_optlab_process_leaves_no_run_running(tmp_path):
+@pytest.mark.parametrize("kind", ["new", "existing"])
+def test_a_killed_optlab_process_leaves_no_run_running(tmp_path, kind, monkeypatch):
+    if kind == "existing":
+        _existing_store(tmp_path, "kill", monkeypatch)
     process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "kill"],
                                env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -145,3 +185,24 @@ def test_sigterm_to_the_whole_process_group_leaves_no_run_running(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_runs_started_at_once_on_an_existing_store_in_an_odd_folder_are_all_stored(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    home = tmp_path / "it's a \"home\" ü"
+    _existing_store(home, "many", monkeypatch)
+    processes = [subprocess.Popen([*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "300", "--eval-every", "50",
+                                   "--seed", str(seed), "-q", "-e", "many"], env=_env(home), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for seed in range(3)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    runs = _runs(home, "many")
+    assert sorted(runs["params.seed"]) == ["0", "1", "2"] and set(runs.status) == {"FINISHED"}
+    client = mlflow.MlflowClient()
+    for run_id in runs.run_id:
+        assert sorted(m.step for m in client.get_metric_history(run_id, "batch_loss")) == list(range(1, 301))
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="params.safetensors",
+                                                   dst_path=str(tmp_path / run_id))
+        assert load_file(path)["params"].ndim == 1

@@ -1,15 +1,18 @@
-"""The tracking store in a helper process, so that MLflow's start-up overlaps the run instead of preceding it.
+"""The tracking store in a helper process, so that recording a run overlaps training instead of adding to it.
 
 Importing MLflow and opening its store cost seconds of CPU, more than loading torch, the data and
 training a short run together. `BackgroundStore()` forks a child process at once, before the caller
-imports torch; the child imports MLflow while the parent loads torch and the data, then records runs
-for the parent: `store.recorder(experiment)` is a recorder (start / log / log_series / finish /
-run_id) whose calls go to a `RunRecorder` in the child. The parent never waits for MLflow before its
-first step: it sends the run's start as soon as the run is planned, keeps its metric points in memory,
-and at the end sends them with the final parameters and waits until the child has stored everything
-and ended the run. A store error reported by the child is raised in the parent (`StoreError`, one
-line) at the next log call or at the end. The run's final status is the one the store recorded: a run
-whose metrics or weights could not all be stored ends FAILED, not FINISHED (see RunRecorder.finish).
+imports torch. On an existing SQLite store the child writes the run directly, without MLflow
+(sqlite_recorder.py); otherwise it imports MLflow while the parent loads torch and the data and records
+through a `RunRecorder`. `store.recorder(experiment)` is a recorder (start / log / log_series / finish /
+run_id) whose calls go to the child. The parent never waits for the store before its first step: it
+sends the run's start as soon as the run is planned and keeps its metric points in memory; a child that
+writes directly is handed them every STREAM_EVERY seconds and stores them while the run trains (a child
+recording through MLflow, possibly to a slow server, gets them at the end: a training step never waits
+on a send). At the end the parent sends the rest with the final parameters and waits until the child
+has stored everything and ended the run. A store error reported by the child is raised in the parent
+(`StoreError`, one line) at the next log call or at the end. The run's final status is the one the store
+recorded: a run whose metrics or weights could not all be stored ends FAILED, not FINISHED.
 
 The child ignores Ctrl-C and SIGTERM (sent to the process group, they are the parent's to handle: it
 records KILLED through the child); if the parent dies without ending its run, the child ends it KILLED. Only `optlab run` uses this, and only from a process that has not
@@ -21,9 +24,12 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import sys
+import time
 from dataclasses import dataclass
 
 from optlab.errors import StoreError
+
+STREAM_EVERY = 0.25   # seconds between hand-overs of metric points to a child that stores them as they come
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class BackgroundRecorder:
         self.store, self.experiment = store, experiment
         self._run_id: str | None = None
         self._points: list[tuple] = []       # ("log", step, values) and ("series", steps, columns), in order
+        self._stream = False                 # the child stores points as they come (it said so at start)
+        self._sent = time.monotonic()
         self._failed: str | None = None
         self.status: str | None = None       # what the store recorded once the run has ended
         self.reason: str | None = None
@@ -142,6 +150,9 @@ class BackgroundRecorder:
     def log(self, step: int, values: dict[str, float]) -> None:
         self._check()
         self._points.append(("log", step, {k: float(v) for k, v in values.items() if v is not None}))
+        if self._stream and time.monotonic() - self._sent >= STREAM_EVERY:
+            self.store.send(("points", self._points))
+            self._points, self._sent = [], time.monotonic()
 
     def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
         self._points.append(("series", list(steps), {k: list(map(float, v)) for k, v in columns.items()}))
@@ -153,7 +164,7 @@ class BackgroundRecorder:
         while True:
             kind, payload = self.store.receive()
             if kind == "started":
-                self._run_id = payload
+                self._run_id, self._stream = payload
             elif kind == "error":
                 self._failed = self._failed or payload
             elif kind == "finished":
@@ -178,7 +189,7 @@ class BackgroundRecorder:
         while self._failed is None and self.store.connection.poll():
             kind, payload = self.store.receive()
             if kind == "started":
-                self._run_id = payload
+                self._run_id, self._stream = payload
             elif kind == "error":
                 self._failed = payload
         if self._failed:
@@ -198,10 +209,18 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
 
     # the run's git commit comes from two git processes: ask them while MLflow is imported (cached)
     threading.Thread(target=provenance.git_commit, daemon=True).start()
-    try:
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part, while the parent loads data
-    except Exception:  # noqa: BLE001 - another store type; the client reports any real problem below
-        pass
+    from optlab.tracking import sqlite_recorder
+    from optlab.tracking.store import tracking_uri as current_uri
+
+    tracking_uri = tracking_uri or current_uri()
+    # what the run's end needs, imported while the parent loads torch and the data: numpy and safetensors
+    # for its weights (50 ms, else at the end); MLflow (2 s) unless the run is written directly
+    import safetensors.numpy  # noqa: F401
+    if sqlite_recorder.database(tracking_uri) is None:
+        try:
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part
+        except Exception:  # noqa: BLE001 - another store type; the client reports any real problem below
+            pass
     _Server(connection, tracking_uri).serve()
 
 
@@ -210,11 +229,11 @@ class _ParentGone(Exception):
 
 
 class _Server:
-    """The child's side: one RunRecorder at a time, driven by the parent's messages."""
+    """The child's side: one run at a time, driven by the parent's messages."""
 
     def __init__(self, connection, tracking_uri: str | None):
         self.connection, self.tracking_uri = connection, tracking_uri
-        self.recorder, self.ended, self.error = None, True, None
+        self.recorder, self.ended, self.error, self.problem = None, True, None, None
 
     def serve(self) -> None:
         try:
@@ -227,6 +246,8 @@ class _Server:
                     return
                 if message[0] == "start":
                     self.start(*message[1:])
+                elif message[0] == "points":
+                    self.points(message[1])
                 elif message[0] == "finish":
                     self.finish(*message[1:])
         except _ParentGone:   # the parent died (or closed its end) before ending its run: end it KILLED
@@ -243,27 +264,49 @@ class _Server:
             raise _ParentGone from None
 
     def start(self, experiment, config, facts, plan, tags) -> None:
-        from optlab.tracking.recorder import RunRecorder
+        from optlab.tracking.sqlite_recorder import SqliteRunRecorder
 
-        self.recorder, self.ended, self.error = None, False, None
+        self.recorder, self.ended, self.error, self.problem = None, False, None, None
         try:
-            recorder = RunRecorder(experiment=experiment, tracking_uri=self.tracking_uri)
-            recorder.start(config, facts, plan, extra_tags=tags)
-            self.recorder = recorder
+            self.recorder = _started_recorder(experiment or config.experiment, self.tracking_uri, config, facts,
+                                              plan, tags)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
             self.error = _describe(exc, self.tracking_uri)
             self.reply(("error", self.error))
             return
-        self.reply(("started", self.recorder.run_id))
+        # a direct SQLite write of a few thousand points takes milliseconds: those are stored while the
+        # run trains (through MLflow, or to a server, the parent keeps them: it must never wait on a send)
+        self.reply(("started", (self.recorder.run_id, isinstance(self.recorder, SqliteRunRecorder))))
+
+    def points(self, points) -> None:
+        """Store points now; a failure is kept and turns the run FAILED at its end (its points are incomplete)."""
+        if self.recorder is None or self.error is not None or self.problem is not None:
+            return
+        try:
+            self.feed(points)
+            self.recorder.flush()
+        except Exception as exc:  # noqa: BLE001
+            self.problem = f"metrics: {_describe(exc, self.tracking_uri)}"
+
+    def feed(self, points) -> None:
+        for point in points:
+            if point[0] == "log":
+                self.recorder.log(point[1], point[2])
+            else:
+                self.recorder.log_series(point[1], point[2])
 
     def finish(self, points, status, reason, summary, weights) -> None:
+        from optlab.tracking.run_facts import end_status
+
         if self.recorder is not None and self.error is None:
+            if self.problem is None:
+                try:
+                    self.feed(points)
+                except Exception as exc:  # noqa: BLE001
+                    self.problem = f"metrics: {_describe(exc, self.tracking_uri)}"
+            if self.problem is not None:
+                status, reason = end_status(status, reason, [self.problem])
             try:
-                for point in points:
-                    if point[0] == "log":
-                        self.recorder.log(point[1], point[2])
-                    else:
-                        self.recorder.log_series(point[1], point[2])
                 self.recorder.finish(status, reason, summary, weights)
             except Exception as exc:  # noqa: BLE001
                 self.error = _describe(exc, self.tracking_uri)
@@ -272,6 +315,22 @@ class _Server:
             self.reply(("error", self.error))
         ended = (self.recorder.status, self.recorder.reason) if self.recorder is not None else None
         self.reply(("finished", ended))
+
+
+def _started_recorder(experiment: str, uri: str, config, facts, plan, tags):
+    """The run started in the store: written directly when the store allows it (sqlite_recorder), else
+    through MLflow."""
+    from optlab.tracking.sqlite_recorder import NotDirect, SqliteRunRecorder
+
+    direct = SqliteRunRecorder.open(uri, experiment)
+    if direct is not None:
+        try:
+            return direct.start(config, facts, plan, extra_tags=dict(tags))
+        except NotDirect:
+            pass
+    from optlab.tracking.recorder import RunRecorder
+
+    return RunRecorder(experiment=experiment, tracking_uri=uri).start(config, facts, plan, extra_tags=tags)
 
 
 def _describe(exc: BaseException, uri: str | None = None) -> str:

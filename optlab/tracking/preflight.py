@@ -26,8 +26,10 @@ def local_folder(location: str | None) -> Path | None:
 
 def check_artifacts_writable(mlflow_client, experiment_id: str) -> None:
     """Write and remove a probe file where the experiment's runs keep their artifacts (local stores only)."""
-    location = mlflow_client.get_experiment(experiment_id).artifact_location
-    folder = local_folder(location)
+    check_folder_writable(local_folder(mlflow_client.get_experiment(experiment_id).artifact_location))
+
+
+def check_folder_writable(folder: Path | None) -> None:
     if folder is None:
         return
     try:

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optlab.errors import StoreError
-from optlab.tracking import provenance, ui
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
-from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
 from optlab.tracking.preflight import check_artifacts_writable
+from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
+                                       run_tags, save_weights)
 from optlab.tracking.store import client as make_client, ensure_experiment
-
-WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
 
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
     import torch
@@ -78,38 +76,18 @@ class RunRecorder:
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.experiment_name or config.experiment)
         check_artifacts_writable(self.client, self.experiment_id)  # before a run exists that could not finish
-        tags = {
-            "optlab.strategy": config.strategy,
-            "optlab.family": extra_tags.pop("optlab.family", "") if extra_tags else "",
-            "optlab.dataset": config.dataset,
-            "optlab.config_hash": config.config_hash(),
-            "mlflow.source.git.commit": provenance.git_commit(),
-            "optlab.git_commit": provenance.git_commit(),
-            **{f"version.{k}": v for k, v in provenance.versions().items()},
-            **ui.run_tags(config.strategy),
-        }
-        dataset = getattr(problem, "dataset", None)
-        if dataset is not None:
-            tags["optlab.data_fingerprint"] = dataset.fingerprint()
-            tags["optlab.split"] = dataset.split  # train/validation/test
-        if self.parent_run_id:
-            tags["mlflow.parentRunId"] = self.parent_run_id
-        tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
-        tags.update(extra_tags or {})
+        tags = run_tags(config, problem, self.parent_run_id, extra_tags)
         if not self.parent_run_id:
             close_abandoned_runs(self.client, self.experiment_id)
-        run = self.client.create_run(self.experiment_id, run_name=config.run_name or config.label(),
-                                     tags={k: str(v) for k, v in tags.items()})
+        run = self.client.create_run(self.experiment_id, run_name=config.run_name or config.label(), tags=tags)
         self.run_id = run.info.run_id
-        params = {**flatten_config(config), "n_params": problem.n_params,
-                  "resolved_batch_size": plan.batch_size if plan.batch_size is not None else "full",
-                  "steps_per_epoch": round(plan.steps_per_epoch, 6), "planned_steps": plan.max_steps}
-        items = [Param(k, str(v)) for k, v in params.items()]
+        params = run_params(config, problem, plan)
+        items = [Param(k, v) for k, v in params.items()]
         self._n_params = len(items)
         try:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
-            self.client.log_dict(self.run_id, config.to_dict(), "config.json")
+            self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
@@ -173,16 +151,8 @@ class RunRecorder:
                 problems.append(f"weights: {describe(exc)}")
         if status == "FINISHED" and not problems:
             problems += self._missing(params is not None)
-        if problems:
-            storage = "storage: " + "; ".join(problems)
-            if status == "FINISHED":
-                status, reason = "FAILED", storage
-            else:
-                reason = f"{reason}; {storage}" if reason else storage
-        tags = [RunTag("optlab.status", status)]
-        if reason:
-            tags.append(RunTag("optlab.failure_reason", reason[:5000]))
-        tags += [RunTag(f"optlab.summary.{k}", str(v)) for k, v in summary.items() if v is not None]
+        status, reason = end_status(status, reason, problems)
+        tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
         try:
             self.client.log_batch(self.run_id, tags=tags)
         except Exception as exc:
@@ -233,17 +203,9 @@ class RunRecorder:
             return [f"read-back: {describe(exc)}"]
 
     def _log_params_artifact(self, params) -> None:
-        """params: a torch tensor, or a numpy array (from the background store, which has no torch)."""
-        if hasattr(params, "detach"):
-            from safetensors.torch import save_file
-            params = params.detach().cpu().contiguous()
-        else:
-            from safetensors.numpy import save_file
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / WEIGHTS
-            count = params.numel() if hasattr(params, "numel") else params.size
-            save_file({"params": params}, str(path),
-                      metadata={"format": "optlab flat parameter vector", "n_params": str(count)})
+            save_weights(params, path)
             self.client.log_artifact(self.run_id, str(path))
 
 
@@ -253,38 +215,21 @@ def close_abandoned_runs(client, experiment_id: str) -> int:
     which reconciles them under its lease. Returns how many were closed."""
     from mlflow.entities import RunTag
 
-    host = owner_id().rpartition(":")[0]
     closed = 0
     for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
-        tags = run.data.tags
-        owner = tags.get(OWNER_TAG, "")
-        if ("optlab.sweep" in tags or "mlflow.parentRunId" in tags or owner.rpartition(":")[0] != host
-                or owner_alive(owner) or owner == owner_id()):
+        if not abandoned(run.data.tags):
             continue
         try:
             # its process may have ended it between the search and the liveness check: read it again
             if client.get_run(run.info.run_id).info.status != "RUNNING":
                 continue
             client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"), RunTag(
-                "optlab.failure_reason", f"interrupted: its process ({owner}) died")])
+                "optlab.failure_reason", abandoned_reason(run.data.tags))])
             client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
         except Exception:  # noqa: BLE001 - another process closed it first, or the store is read-only
             pass
     return closed
-
-
-def flatten_config(config) -> dict[str, str]:
-    flat = {}
-    for key, value in config.to_dict().items():
-        if key == "options":
-            for opt_key, opt_value in value.items():
-                flat[f"option.{opt_key}"] = opt_value
-        elif isinstance(value, list):
-            flat[key] = ",".join(map(str, value))
-        else:
-            flat[key] = "" if value is None else value
-    return flat
 
 
 def load_params(run_id: str, tracking_uri: str | None = None) -> torch.Tensor:

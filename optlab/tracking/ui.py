@@ -55,6 +55,12 @@ def run_tags(strategy: str) -> dict[str, str]:
     return {RUN_COLOR_TAG: palette.color(strategy)}
 
 
+def is_described(tags: dict[str, str], description: str | None = None) -> bool:
+    """The experiment's tags already say what describe_experiment would write."""
+    return (tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING and (not description or tags.get(NOTE_TAG) == description)
+            and all(VIEW_TAG_PREFIX + view_id in tags for view_id in (VIEW_ID, GROUPS_VIEW_ID)))
+
+
 def describe_experiment(client, experiment_id: str, description: str | None = None) -> None:
     """Mark the experiment as model training, set its description (when given) and add optlab's saved
     runs view (once: a view the user has since changed is left alone)."""

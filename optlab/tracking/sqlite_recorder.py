@@ -26,6 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 from optlab.errors import StoreError
@@ -55,7 +56,7 @@ def database(uri: str) -> Path | None:
     try:
         if not path.is_file():
             return None
-        with _connect(path, read_only=True) as connection:
+        with closing(_connect(path, read_only=True)) as connection:
             found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     except (OSError, sqlite3.Error):
         return None
@@ -127,7 +128,7 @@ class SqliteRunRecorder:
         if path is None:
             return None
         try:
-            with _connect(path, read_only=True) as connection:
+            with closing(_connect(path, read_only=True)) as connection:
                 found = connection.execute(
                     "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
                     "WHERE name = ? AND workspace = ?", (experiment, DEFAULT_WORKSPACE)).fetchall()

@@ -84,13 +84,25 @@ def test_the_store_mlflow_creates_is_the_layout_written_directly(home):
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(sqlite_recorder.SCHEMA_REVISION,)]
 
 
+def _counts(home: Path) -> dict[str, int]:
+    """Rows in every table of the store."""
+    with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
+        tables = [name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {table: db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}
+
+
 @pytest.mark.parametrize("status", ["FINISHED", "FAILED"])
 def test_a_direct_run_holds_the_rows_mlflow_writes_for_the_same_run(home, status):
     _described()
+    before = _counts(home)
     through_mlflow = _record(RunRecorder(experiment="e"), status)
+    between = _counts(home)
     direct = SqliteRunRecorder.open(default_uri(), "e")
     assert direct is not None
     written_directly = _record(direct, status)
+    after = _counts(home)
+    # no table MLflow writes for a run is left out (inputs, logged models, ...)
+    assert {t: after[t] - between[t] for t in after} == {t: between[t] - before[t] for t in after}
     expected, got = _rows(home, through_mlflow), _rows(home, written_directly)
     assert got == expected
     assert got["stamps within the run"] == (1, 1)

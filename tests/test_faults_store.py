@@ -172,6 +172,34 @@ def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_complet
         assert parent.info.status == "FINISHED"
 
 
+def test_a_real_full_disk_during_a_run_written_directly_is_failed_and_the_next_run_finishes(tmp_path, monkeypatch):
+    """`optlab run` on an existing store writes without MLflow (tracking/sqlite_recorder.py): a disk that fills
+    up while it stores the points ends the run FAILED with the reason, in one line, and leaves nothing
+    RUNNING and no partial weights file."""
+    from optlab.tracking.store import client, ensure_experiment
+
+    with tmpfs(tmp_path / "small", "8m") as disk:
+        home = disk / "home"
+        monkeypatch.setenv("OPTLAB_HOME", str(home))
+        ensure_experiment(client(), "fullrun")   # the store (about 1 MB) and its experiment exist
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 200 * 1024))   # room for the run, not its ~2 MB of points
+        argv = ["run", "-s", "minibatch", "-d", "digits", "--steps", "3000", "--eval-every", "100", "-q", "-e", "fullrun"]
+        proc = optlab(argv, env_for(home))
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1 and err.count("\n") == 1, err
+        assert err.startswith("optlab: run FAILED: storage: metrics: ") and "the disk is full" in err, err
+        [failed] = runs_of("fullrun")
+        assert failed.info.status == "FAILED" and failed.data.tags["optlab.failure_reason"] in err
+        assert not (home / "mlruns" / "artifacts" / failed.info.run_id / "artifacts" / "params.safetensors").exists()
+
+        (disk / "filler").unlink()
+        rerun = optlab(argv, env_for(home))
+        _, err = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, err
+        assert sorted(r.info.status for r in runs_of("fullrun")) == ["FAILED", "FINISHED"]
+
+
 def test_several_processes_on_a_brand_new_store_all_succeed(tmp_path, home):
     env = env_for(home)
     procs = [optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "4", "--steps", "3", "-q", "-e", "fresh",

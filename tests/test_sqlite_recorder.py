@@ -216,6 +216,7 @@ def test_weights_that_cannot_be_written_end_the_run_failed(home, monkeypatch):
     recorder = SqliteRunRecorder.open(default_uri(), "e")
 
     def no_space(params, path):
+        Path(path).write_bytes(b"half a header")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(sqlite_recorder, "save_weights", no_space)
@@ -224,6 +225,7 @@ def test_weights_that_cannot_be_written_end_the_run_failed(home, monkeypatch):
     assert run.info.status == "FAILED"
     assert run.data.tags["optlab.failure_reason"].startswith("storage: weights: ")
     assert "no space left" in run.data.tags["optlab.failure_reason"].lower()
+    assert [a.path for a in client().list_artifacts(recorder.run_id)] == ["config.json"]   # no partial weights
 
 
 def test_a_run_whose_end_cannot_be_written_raises_and_stays_running(home, monkeypatch):

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from optlab.errors import StoreError
@@ -201,6 +201,8 @@ class SqliteRunRecorder:
                 save_weights(params, self._folder / WEIGHTS)
             except Exception as exc:
                 problems.append(f"weights: {describe(exc)}")
+                with suppress(OSError):   # a partial file is no weights
+                    (self._folder / WEIGHTS).unlink(missing_ok=True)
         if status == "FINISHED" and not problems:
             problems += self._missing(params is not None)
         status, reason = end_status(status, reason, problems)

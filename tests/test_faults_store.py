@@ -181,6 +181,7 @@ def test_a_real_full_disk_during_a_run_written_directly_is_failed_and_the_next_r
     with tmpfs(tmp_path / "small", "8m") as disk:
         home = disk / "home"
         monkeypatch.setenv("OPTLAB_HOME", str(home))
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)   # MLflow's set_tracking_uri exports it
         ensure_experiment(client(), "fullrun")   # the store (about 1 MB) and its experiment exist
         free = shutil.disk_usage(disk).free
         (disk / "filler").write_bytes(b"\0" * max(0, free - 200 * 1024))   # room for the run, not its ~2 MB of points

@@ -24,7 +24,7 @@ from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights)
+                                       run_tags, save_weights, storage_problems)
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
@@ -139,18 +139,7 @@ class RunRecorder:
         recorded (the run then stays RUNNING until a sweep start marks it KILLED)."""
         from mlflow.entities import RunTag
 
-        problems = []
-        try:
-            self.flush()
-        except Exception as exc:
-            problems.append(f"metrics: {describe(exc)}")
-        if params is not None:
-            try:
-                self._log_params_artifact(params)
-            except Exception as exc:
-                problems.append(f"weights: {describe(exc)}")
-        if status == "FINISHED" and not problems:
-            problems += self._missing(params is not None)
+        problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing)
         status, reason = end_status(status, reason, problems)
         tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
         try:

@@ -4,6 +4,7 @@ status is decided: computed without MLflow, shared by the MLflow recorder and th
 from __future__ import annotations
 
 from optlab.tracking import provenance, ui
+from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
 
 WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
@@ -64,6 +65,25 @@ def abandoned(tags: dict[str, str]) -> bool:
 
 def abandoned_reason(tags: dict[str, str]) -> str:
     return f"interrupted: its process ({tags.get(OWNER_TAG, '')}) died"
+
+
+def storage_problems(status: str, params, flush, store_weights, read_back) -> list[str]:
+    """What a run's end could not store: the last metric points (`flush()`), the weights
+    (`store_weights(params)`), and for a FINISHED run what reading it back (`read_back(with_weights)`) finds
+    missing. Each a `what: why` line; empty when everything is stored."""
+    problems = []
+    try:
+        flush()
+    except Exception as exc:
+        problems.append(f"metrics: {describe(exc)}")
+    if params is not None:
+        try:
+            store_weights(params)
+        except Exception as exc:
+            problems.append(f"weights: {describe(exc)}")
+    if status == "FINISHED" and not problems:
+        problems += read_back(params is not None)
+    return problems
 
 
 def end_status(status: str, reason: str | None, problems: list[str]) -> tuple[str, str | None]:

@@ -33,7 +33,7 @@ from optlab.errors import StoreError
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights)
+                                       run_tags, save_weights, storage_problems)
 from optlab.tracking.ui import is_described
 from optlab.tracking.uri import sqlite_path
 
@@ -191,20 +191,7 @@ class SqliteRunRecorder:
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run: FINISHED only when everything is stored and read back."""
-        problems = []
-        try:
-            self.flush()
-        except Exception as exc:
-            problems.append(f"metrics: {describe(exc)}")
-        if params is not None:
-            try:
-                save_weights(params, self._folder / WEIGHTS)
-            except Exception as exc:
-                problems.append(f"weights: {describe(exc)}")
-                with suppress(OSError):   # a partial file is no weights
-                    (self._folder / WEIGHTS).unlink(missing_ok=True)
-        if status == "FINISHED" and not problems:
-            problems += self._missing(params is not None)
+        problems = storage_problems(status, params, self.flush, self._save_weights, self._missing)
         status, reason = end_status(status, reason, problems)
         try:
             self._end(status, end_tags(status, reason, summary))
@@ -219,6 +206,14 @@ class SqliteRunRecorder:
                                  f"KILLED") from again
         self.status, self.reason = status, reason
         self.connection.close()
+
+    def _save_weights(self, params) -> None:
+        try:
+            save_weights(params, self._folder / WEIGHTS)
+        except Exception:
+            with suppress(OSError):   # a partial file is no weights
+                (self._folder / WEIGHTS).unlink(missing_ok=True)
+            raise
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""

@@ -1,6 +1,32 @@
 import os
+import shutil
 
 import pytest
+
+REQUIRE_BROWSER_ENV = "OPTLAB_REQUIRE_BROWSER"  # CI sets it to 1: a browser test that cannot run fails
+
+
+def chromium_binary() -> str | None:
+    """OPTLAB_CHROMIUM (as the PDF printer reads it), else Debian's chromium on PATH."""
+    named = os.environ.get("OPTLAB_CHROMIUM")
+    return shutil.which(named) if named else shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_runtest_setup(item):
+    """`@pytest.mark.browser` (headless Chromium + chromedriver) or `@pytest.mark.browser(driver=False)`
+    (Chromium alone): skipped in one line without them, failed instead when OPTLAB_REQUIRE_BROWSER=1."""
+    marker = item.get_closest_marker("browser")
+    if marker is None:
+        return
+    missing = [name for name, found in (("chromium", chromium_binary()),
+                                        ("chromedriver", shutil.which("chromedriver") if marker.kwargs.get("driver", True)
+                                         else "not needed")) if not found]
+    if not missing:
+        return
+    reason = f"needs headless Chromium: {' and '.join(missing)} not found (Debian packages chromium, chromium-driver)"
+    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+        pytest.fail(f"{reason}, and {REQUIRE_BROWSER_ENV}=1 says the browser tests must run", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -159,8 +160,6 @@ def test_report_escapes_text_and_masks_credentials(tmp_path):
 
 
 def _chromium():
-    if not (shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser"))):
-        pytest.skip("headless Chromium (Debian chromium + chromium-driver) not installed")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -168,7 +167,8 @@ def _chromium():
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(flag)
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    options.binary_location = os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which(
+        "chromium-browser")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
@@ -177,6 +177,7 @@ def hidden_of(state) -> set:
     return {group for group, visible in state if visible == "legendonly"}
 
 
+@pytest.mark.browser
 def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

@@ -20,7 +20,8 @@ from sweep_helpers import TUNED_PAIR, write_spec
 
 from optlab.tracking import ui
 
-pytestmark = pytest.mark.slow  # a real MLflow server (tens of seconds to start): `make test-slow`
+# a real MLflow server (tens of seconds to start): `make test-slow`; headless Chromium with its driver
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 DESCRIPTION = "minibatch vs adam on digits (browser test)"
 # messages MLflow's own UI logs on any store: it asks for the signed-in user (a 404 without the
@@ -36,8 +37,6 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if not (shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser"))):
-        pytest.skip("headless Chromium (Debian chromium + chromium-driver) not installed")
     from optlab.sweeps import load, run_sweep
     from optlab.tracking.store import client
 
@@ -85,7 +84,8 @@ def chromium():
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1600,1000"):
         options.add_argument(flag)
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    options.binary_location = os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which(
+        "chromium-browser")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 

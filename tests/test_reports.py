@@ -106,10 +106,45 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     assert any(t.startswith("Mean top confidence") for t in inside)
 
 
-def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_links(fixture_report):
+def link_target_pages(reader, page) -> list[int]:
+    """1-based target page of every internal link on `page`, whether the link names its destination
+    (WeasyPrint: a named destination) or gives it as an explicit array (Chromium), directly or in a GoTo action."""
+    from pypdf.generic import ArrayObject
+
+    named = {str(name).lstrip("/"): dest for name, dest in reader.named_destinations.items()}  # Chromium: "/s1"
+    pages = []
+    for annotation in (a.get_object() for a in page.get("/Annots", [])):
+        if annotation.get("/Subtype") != "/Link":
+            continue
+        action = annotation.get("/A")
+        dest = annotation.get("/Dest", action.get_object().get("/D") if action is not None else None)
+        if dest is None:
+            continue
+        dest = dest.get_object()
+        if isinstance(dest, ArrayObject):
+            pages.append(reader.get_page_number(dest[0].get_object()) + 1)
+        elif str(dest).lstrip("/") in named:  # a name: "/s1" (Chromium) or "s1" (WeasyPrint)
+            pages.append(reader.get_destination_page_number(named[str(dest).lstrip("/")]) + 1)
+    return pages
+
+
+@pytest.fixture(params=["weasyprint", pytest.param("chromium", marks=pytest.mark.browser(driver=False))])
+def printed_pdf(request, fixture_report, tmp_path):
+    """The fixture report's PDF as each engine prints it (the report itself used the default, WeasyPrint)."""
+    from optlab.reports import render
+
+    if request.param == "weasyprint":
+        return fixture_report.pdf
+    return render.write_pdf(fixture_report.sections, tmp_path / "chromium.pdf", "sqlite:///fixture.db",
+                            engine=request.param)
+
+
+def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_links(printed_pdf):
+    import re
+
     from pypdf import PdfReader
 
-    reader = PdfReader(str(fixture_report.pdf))
+    reader = PdfReader(str(printed_pdf))
     sizes = {(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages}
     assert sizes == {(842, 595)}  # every page A4 landscape, in points
     pages = [page.extract_text() for page in reader.pages]
@@ -120,17 +155,52 @@ def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_lin
     for number, title in enumerate(SECTION_TITLES, start=1):
         found = [i for i, text in enumerate(pages, start=1) if f"{number}. {title}" in text]
         assert found, f"no page titled {number}. {title}"
-        starts[f"s{number}"] = max(found)  # the contents page names every title too
-    # the contents page links to each section, and says on which page it starts
-    links = [a.get_object() for a in reader.pages[0].get("/Annots", [])]
-    targets = {str(a["/Dest"]).lstrip("/") for a in links if "/Dest" in a}
-    assert {f"s{i}" for i in range(1, len(SECTION_TITLES) + 1)} <= targets
+        starts[number] = max(found)  # the contents page names every title too
+    # the contents page says on which page each section starts (after a dotted leader, if any) ...
     contents = pages[0]
     for number, title in enumerate(SECTION_TITLES, start=1):
-        assert f"{number}. {title} {starts[f's{number}']}" in contents, (title, contents)
+        assert re.search(rf"^{number}\. {re.escape(title)}[ .]* {starts[number]}$", contents, re.M), (title, contents)
+    # ... and links to it: a link annotation whose destination is that page
+    targets = set(link_target_pages(reader, reader.pages[0]))
+    assert set(starts.values()) <= targets, (starts, targets)
     # a section's first page also holds its first figure or table (no near-empty opening pages)
-    first = {number: starts[f"s{number}"] for number in range(1, len(SECTION_TITLES) + 1)}
-    assert "Figure 1." in pages[first[1] - 1]
+    assert "Figure 1." in pages[starts[1] - 1]
+
+
+def test_pdf_figure_captions_are_on_their_figures_page(fixture_report):
+    """WeasyPrint names a destination for every id: fig<N> is where figure N is drawn, which must be the page
+    of its caption (the print CSS keeps a figure and its caption together)."""
+    import re
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(fixture_report.pdf))
+    pages = [page.extract_text() for page in reader.pages]
+    captions = {int(n): i for i, text in enumerate(pages, start=1) for n in re.findall(r"Figure (\d+)\. ", text)}
+    figure_pages = {int(name[3:]): reader.get_destination_page_number(dest) + 1
+                    for name, dest in reader.named_destinations.items() if re.fullmatch(r"fig\d+", name)}
+    assert len(figure_pages) >= 20 and set(figure_pages) == set(captions)
+    for number, page in figure_pages.items():
+        assert captions[number] == page, f"figure {number} is drawn on page {page}, its caption on {captions[number]}"
+
+
+def test_print_figures_are_drawn_at_their_print_size_within_the_page(fixture_report):
+    """Each static figure is drawn at the size it was made for (8-9 pt text stays 8-9 pt): its SVG's own
+    size fits the A4 landscape page inside its margins and the figure height cap, so no engine scales it."""
+    import base64
+    import re
+
+    from optlab.reports import render
+
+    html = render.render(fixture_report.sections, "sqlite:///fixture.db", printing=True, page_numbers_by_css=True)
+    page = re.search(r"@page \{ size: A4 landscape; margin: ([\d.]+)mm ([\d.]+)mm ([\d.]+)mm ([\d.]+)mm", html)
+    top, right, bottom, left = (float(v) * 72 / 25.4 for v in page.groups())
+    cap = float(re.search(r"figure img \{[^}]*max-height: ([\d.]+)mm", html).group(1)) * 72 / 25.4
+    svgs = [base64.b64decode(b).decode() for b in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)]
+    assert len(svgs) >= 15
+    for svg in svgs:
+        width, height = (float(v) for v in re.search(r'<svg[^>]* width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups())
+        assert width <= 842 - left - right and height <= min(cap, 595 - top - bottom), (width, height)
 
 
 def test_a_long_table_goes_to_the_appendix_collapsed_in_html(tmp_path):
@@ -317,3 +387,25 @@ def test_a_failing_section_is_one_warning_line_and_a_note_the_rest_is_built(tmp_
     monkeypatch.setenv("OPTLAB_DEBUG", "1")
     build_report(tmp_path / "again", progress=False)
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_unknown_pdf_engine_in_one_line(capsys):
+    from optlab.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--pdf-engine", "bogus"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "--pdf-engine: invalid choice: 'bogus'" in err and "weasyprint" in err
+
+
+def test_the_chromium_engine_without_a_browser_says_so_in_one_line_and_names_the_default(tmp_path, monkeypatch):
+    from optlab.reports import render
+    from optlab.reports.model import Note, Section
+    from optlab.reports.pdf import PdfError
+
+    monkeypatch.setenv("OPTLAB_CHROMIUM", str(tmp_path / "no-such-chrome"))
+    with pytest.raises(PdfError) as failed:
+        render.write_pdf([Section(1, "One", "intro", [Note("text")])], tmp_path / "r.pdf", "sqlite:///x.db",
+                         engine="chromium")
+    assert "no Chromium found" in str(failed.value) and "weasyprint" in str(failed.value)
+    assert "\n" not in str(failed.value) and not (tmp_path / "r.pdf").exists()

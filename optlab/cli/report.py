@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from optlab.reports.pdf import DEFAULT_ENGINE, ENGINES
 from optlab.tracking.uri import mask_credentials
 
 
@@ -21,6 +22,9 @@ def add_parser(sub):
                    help="with --markdown: replace FILE's generated results block (between its results:begin and "
                         "results:end markers) with the tables")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlruns)")
+    p.add_argument("--pdf-engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                   help=f"what prints the PDF: weasyprint (installed with optlab, no browser) or chromium "
+                        f"(headless Chromium; OPTLAB_CHROMIUM names the binary). Default {DEFAULT_ENGINE}")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
 
@@ -38,7 +42,7 @@ def main(args) -> int:
     check_writable_folder(args.out)  # before minutes of building, not after
     check_store_readable(args.tracking_uri)
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
-                          progress=not args.quiet, argv=sys.argv[1:])
+                          progress=not args.quiet, argv=sys.argv[1:], pdf_engine=args.pdf_engine)
     print(f"report: {report.html}")
     if report.pdf is not None:
         print(f"report: {report.pdf}")

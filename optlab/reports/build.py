@@ -12,7 +12,7 @@ from pathlib import Path
 from optlab.reports import style
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section
-from optlab.reports.pdf import PdfError
+from optlab.reports.pdf import DEFAULT_ENGINE, PdfError, check_engine
 
 DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the strategy comparisons
 
@@ -20,23 +20,25 @@ DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the str
 @dataclass
 class Report:
     html: Path
-    pdf: Path | None              # None when no Chromium could print it (see `warnings`)
+    pdf: Path | None              # None when the PDF engine could not print it (see `warnings`)
     sections: list[Section]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
 def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
-                 tracking_uri: str | None = None, progress: bool = True, argv: list[str] | None = None) -> Report:
+                 tracking_uri: str | None = None, progress: bool = True, argv: list[str] | None = None,
+                 pdf_engine: str = DEFAULT_ENGINE) -> Report:
     """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
     zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
-    lessons)."""
+    lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium)."""
     import matplotlib.pyplot as plt
 
     from optlab.reports import (batch_size, convergence, dynamics, inside, landscapes, lessons, memorization,
                                 render, reproducibility, sensitivity, target as time_to_target)
     from optlab.reports.load import Store
 
+    check_engine(pdf_engine)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the progress lines readable
     style.setup()
     out = Path(out)
@@ -78,10 +80,10 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
         sections.append(section)
     _say(progress, "[report] writing HTML ...")
     html = render.write_html(sections, out / "report.html", store.uri)
-    _say(progress, "[report] printing the PDF (headless Chromium) ...")
+    _say(progress, f"[report] printing the PDF ({pdf_engine}) ...")
     warnings = []
     try:
-        pdf = render.write_pdf(sections, out / "report.pdf", store.uri)
+        pdf = render.write_pdf(sections, out / "report.pdf", store.uri, engine=pdf_engine)
     except PdfError as exc:
         pdf = None
         warnings.append(f"PDF not written: {exc}")

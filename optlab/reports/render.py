@@ -1,6 +1,7 @@
 """Writers: one self-contained HTML file (interactive Plotly figures, plotly.js inlined once, Jinja2 with
 autoescape) and one PDF printed from the same template in its print form (static figures, A4 landscape
-pages with numbers, a contents page with links and page numbers) by headless Chromium (pdf.py).
+pages with numbers, a contents page with links and page numbers) by WeasyPrint, or by headless Chromium
+(pdf.py names the engines).
 
 Everything rendered is escaped (the template autoescapes; only HTML built here is marked safe) and
 credentials in URIs (`user:password@`) are masked in both documents."""
@@ -17,7 +18,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from optlab.reports import chart_plotly, chart_static, pdf as pdf_printer
+from optlab.reports import chart_plotly, chart_static, pdf as pdf_engines
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.uri import mask_credentials
@@ -98,11 +99,14 @@ def _short(caption: str, words: int = 9) -> str:
 
 
 def render(sections: list[Section], uri: str, printing: bool, pages: dict | None = None,
-           rendered: tuple | None = None) -> str:
+           rendered: tuple | None = None, page_numbers_by_css: bool = False) -> str:
+    """`pages` (heading -> page) fills the print contents' numbers; `page_numbers_by_css` leaves them to
+    CSS target-counter() instead (an engine that implements it, WeasyPrint)."""
     blocks, appendix = rendered or view(sections, printing)
     has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
     return ENV.get_template("report.html.j2").render(
         title=REPORT_TITLE, sections=blocks, appendix=appendix, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
+        page_numbers_by_css=page_numbers_by_css,
         built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
         plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)
 
@@ -113,22 +117,34 @@ def write_html(sections: list[Section], path: Path, uri: str) -> Path:
     return path
 
 
-def write_pdf(sections: list[Section], path: Path, uri: str) -> Path:
-    """Print the report to `path`. Twice: the first print's outline gives each section's page, which
-    the second writes into the contents. Raises pdf.PdfError without Chromium."""
+def write_pdf(sections: list[Section], path: Path, uri: str, engine: str = pdf_engines.DEFAULT_ENGINE) -> Path:
+    """Print the report to `path` with `engine` (pdf.ENGINES). Raises pdf.PdfError when the engine is
+    missing or fails."""
+    pdf_engines.check_engine(engine)
     path = Path(path)
-    browser = pdf_printer.find_browser()
-    if browser is None:
-        raise pdf_printer.PdfError(f"no Chromium found to print the PDF (install the Debian package chromium, "
-                                   f"or set {pdf_printer.BROWSER_ENV}=/path/to/chrome)")
+    if engine == "chromium":
+        return _write_pdf_chromium(sections, path, uri)
+    from optlab.reports import pdf_weasyprint
+
+    with tempfile.TemporaryDirectory(prefix="optlab-report-") as tmp:
+        page = Path(tmp) / "report.print.html"
+        page.write_text(render(sections, uri, printing=True, page_numbers_by_css=True), encoding="utf-8")
+        return pdf_weasyprint.print_pdf(page, path)
+
+
+def _write_pdf_chromium(sections: list[Section], path: Path, uri: str) -> Path:
+    """Twice: the first print's outline gives each section's page, which the second writes into the contents."""
+    from optlab.reports import pdf_chromium
+
+    browser = pdf_chromium.require_browser()
     rendered = view(sections, printing=True)
     with tempfile.TemporaryDirectory(prefix="optlab-report-") as tmp:
         page = Path(tmp) / "report.print.html"
         page.write_text(render(sections, uri, printing=True, rendered=rendered), encoding="utf-8")
-        pdf_printer.print_pdf(page, path, browser)
-        found = pdf_printer.heading_pages(path)
+        pdf_chromium.print_pdf(page, path, browser)
+        found = pdf_engines.heading_pages(path)
         wanted = [s.heading for s in sections] + ([APPENDIX_HEADING] if rendered[1] else [])
         pages = {h: found[h] for h in wanted if h in found}
         page.write_text(render(sections, uri, printing=True, pages=pages, rendered=rendered), encoding="utf-8")
-        pdf_printer.print_pdf(page, path, browser)
+        pdf_chromium.print_pdf(page, path, browser)
     return path

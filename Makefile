@@ -8,11 +8,32 @@ TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(C
 
 .PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench
 
+# install: the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then every other
+# package at the version and hash requirements.lock pins (Python 3.11, Linux x86_64), then optlab itself.
+# LOCK= (empty) installs from pyproject.toml's ranges instead; `make lock` refreshes the lock from them.
+TORCH ?= torch==2.13.0
+LOCK ?= requirements.lock
+# where the lock resolves torch's CPU build (its dependencies go into the lock; torch itself does not)
+TORCH_LINKS ?= $(if $(wildcard /opt/wheels/torch-*),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
+.PHONY: lock
 install:
 	$(PYTHON) -m venv $(VENV)
-	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install $(TORCH)
+ifneq ($(LOCK),)
+	$(PY) -m pip install --no-deps --require-hashes -r $(LOCK)
+	$(PY) -m pip install --no-deps -e .
+	$(PY) -m pip check
+else
 	$(PY) -m pip install -e ".[dev]"
+endif
+
+lock:
+	@constraint=$$(mktemp) && echo "$(TORCH)+cpu" > $$constraint && \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --find-links $(TORCH_LINKS) --index-strategy unsafe-best-match \
+	  --constraint $$constraint --no-emit-package torch --custom-compile-command "make lock" \
+	  --output-file requirements.lock --quiet; status=$$?; rm -f $$constraint; exit $$status
+	@echo "requirements.lock: $$(grep -c '^[a-z0-9].*==' requirements.lock) packages pinned with hashes (torch: $(TORCH), installed first)"
 
 # the quick suite; test-slow: the fault tests that take more than ~30 s each (CI runs both)
 test:

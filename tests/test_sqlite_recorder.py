@@ -81,7 +81,23 @@ def test_the_store_mlflow_creates_is_the_layout_written_directly(home):
     _described()
     assert sqlite_recorder.database(default_uri()) == home / "mlruns" / "mlflow.db"
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(sqlite_recorder.SCHEMA_REVISION,)]
+        found = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert found == [(sqlite_recorder.SCHEMA_REVISION,)], schema_moved_message(found)
+
+
+def schema_moved_message(found) -> str:
+    revision = found[0][0] if found else "none"
+    return (f"MLflow {mlflow.__version__} creates stores at schema revision {revision}; the direct writer knows "
+            f"revision {sqlite_recorder.SCHEMA_REVISION} (MLflow 3.17). To go back to the tested MLflow: `make install` "
+            f"(requirements.lock pins it). To move to this MLflow: set SCHEMA_REVISION = {revision!r} in "
+            f"optlab/tracking/sqlite_recorder.py, make `pytest tests/test_sqlite_recorder.py` pass (it compares the "
+            f"direct writer's rows with MLflow's), widen the mlflow range in pyproject.toml, then `make lock`.")
+
+
+def test_a_moved_schema_says_which_revisions_and_what_to_do():
+    message = schema_moved_message([("abcdef012345",)])
+    assert "schema revision abcdef012345" in message and sqlite_recorder.SCHEMA_REVISION in message
+    assert "SCHEMA_REVISION = 'abcdef012345'" in message and "make lock" in message and "make install" in message
 
 
 def _counts(home: Path) -> dict[str, int]:

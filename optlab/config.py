@@ -264,3 +264,14 @@ def _check_names(config: RunConfig, source: str) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{source}: unknown {key} {value!r}; choose from {', '.join(allowed)}")
+
+
+def check_threads(threads: int) -> int:
+    """torch intra-op threads: at least 1, at most the machine's logical CPUs (more only contend, and
+    OpenMP aborts or crashes allocating tens of thousands of them)."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise ConfigError(f"--threads {threads} is not between 1 and this machine's {cpus} logical CPUs")
+    return threads

@@ -37,9 +37,9 @@ def main(args) -> int:
     if args.only and set(args.only) - set(PARTS):
         raise ConfigError(f"--only takes letters from {PARTS!r}, got {args.only!r}")
     if args.threads is not None:
-        if not 1 <= args.threads <= 4096:
-            raise ConfigError(f"--threads must be an integer in [1, 4096], got {args.threads}")
-        torch.set_num_threads(args.threads)
+        from optlab.config import check_threads
+
+        torch.set_num_threads(check_threads(args.threads))
     results = run_bench(quick=args.quick, device=args.device, only=args.only)
     text = table(results)
     print(text)

@@ -10,20 +10,35 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import sys
 
 
 def _hidden(text: str) -> list[int]:
     if text.strip().lower() == "none":
         return []  # no hidden layer: softmax (or linear least-squares) regression
+    parts = [part.strip() for part in text.split(",")] if "," in text else text.split()
+    if text.strip() and "" in parts:
+        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} has an empty size (use e.g. 16,16)")
     try:
-        sizes = [int(part) for part in text.replace(",", " ").split()]
+        sizes = [int(part) for part in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} (use e.g. 16,16)")
     if not sizes:
         raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} is empty (use e.g. 16,16, or none for "
                                          f"no hidden layer)")
     return sizes
+
+
+def _number(text: str) -> float:
+    """A float flag: a value that overflows (1e400) is refused as typed, not as the inf it becomes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}")
+    if math.isinf(value) and "inf" not in text.lower():
+        raise argparse.ArgumentTypeError(f"{text} is too large (beyond ±{sys.float_info.max:.4g})")
+    return value
 
 
 def _option(text: str):
@@ -35,31 +50,33 @@ def _option(text: str):
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
+    if isinstance(value, float) and math.isinf(value):  # JSON has no infinity: 1e400 overflowed
+        raise argparse.ArgumentTypeError(f"invalid option {text!r}: {raw} is too large (beyond ±{sys.float_info.max:.4g})")
     return key, value
 
 
 def add_parser(sub):
     p = sub.add_parser("run", help="train one strategy on one problem and record the run in MLflow")
     p.add_argument("--strategy", "-s", default="adam", help="strategy name (see `optlab strategies`)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the strategy's)")
-    p.add_argument("--momentum", type=float, help="momentum / Adam's beta1 (default: the strategy's)")
+    p.add_argument("--lr", type=_number, help="learning rate (default: the strategy's)")
+    p.add_argument("--momentum", type=_number, help="momentum / Adam's beta1 (default: the strategy's)")
     p.add_argument("--batch-size", "-b", type=int, help="mini-batch size (default: the strategy's)")
-    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--weight-decay", type=_number)
     p.add_argument("--schedule", help="constant | step | exponential | cosine")
-    p.add_argument("--decay-rate", type=float, help="factor for step/exponential schedules")
-    p.add_argument("--decay-every", type=float, help="epochs between step-schedule decays")
+    p.add_argument("--decay-rate", type=_number, help="factor for step/exponential schedules")
+    p.add_argument("--decay-every", type=_number, help="epochs between step-schedule decays")
     g = p.add_argument_group("budget (the first used up stops the run; default 10 epochs)")
-    g.add_argument("--epochs", type=float)
+    g.add_argument("--epochs", type=_number)
     g.add_argument("--steps", type=int)
     g.add_argument("--evaluations", type=int, help="function evaluations")
-    g.add_argument("--seconds", type=float, help="wall-clock training seconds")
+    g.add_argument("--seconds", type=_number, help="wall-clock training seconds")
     d = p.add_argument_group("problem")
     d.add_argument("--dataset", "-d", help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
     d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
     d.add_argument("--activation", help="sigmoid (default) | relu | tanh")
     d.add_argument("--init", help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
     d.add_argument("--cost", help="cross_entropy (default) | mse")
-    d.add_argument("--label-noise", type=float, help="probability of replacing a training label at random")
+    d.add_argument("--label-noise", type=_number, help="probability of replacing a training label at random")
     d.add_argument("--variant", help="none | shuffled_pixels | random_pixels | gaussian")
     d.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     d.add_argument("--train-size", type=int, help="use only the first N training samples")
@@ -68,7 +85,7 @@ def add_parser(sub):
     d.add_argument("--device", help="cpu (default) | cuda")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int)
-    r.add_argument("--target", type=float, help="validation accuracy whose time and steps to reach are recorded")
+    r.add_argument("--target", type=_number, help="validation accuracy whose time and steps to reach are recorded")
     r.add_argument("--stop-at-target", action="store_true", default=None)
     r.add_argument("--eval-every", type=int, help="steps between evaluations (default: ~50 per run)")
     r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
@@ -123,10 +140,14 @@ def main(args) -> int:
 
 
 def _run(args, store, status) -> int:
+    from optlab.config import check_threads
     from optlab.errors import ConfigError
 
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads is not None:
+        check_threads(args.threads)
+    repeated = sorted({key for key, _ in args.opt if [k for k, _ in args.opt].count(key) > 1})
+    if repeated:
+        raise ConfigError(f"option {repeated[0]!r} is given more than once (-o {repeated[0]}=...); give each option once")
     # before anything heavy: validating the config already imports torch (device, dataset names)
     status.show(f"{args.strategy} on {args.dataset or 'mnist5k'}: loading torch and the data"
                 + ("" if args.no_track else ", starting the tracking store"))

@@ -46,7 +46,10 @@ class NevergradStrategy(Strategy):
     default_batch_size = None
     optimizer_name: ClassVar[str]
     options = {
-        "sigma": Option(float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)", greater_than=0),
+        # weights are O(1): a scale far beyond that (1e308) overflows every candidate to nan, and the run
+        # would end where it started
+        "sigma": Option(float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)", greater_than=0,
+                        at_most=1e3),
         "objective": Option(str, "full", "full: training-set loss (deterministic) | batch: a fresh mini-batch "
                                          "per ask round (noisy; size from batch_size, default 100)",
                             choices=("full", "batch")),

@@ -1,0 +1,50 @@
+"""Bad input found by hostile testing (issue 22), each refused in one line before anything is recorded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from optlab.cli import main
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--threads", "100000"], f"--threads 100000 is not between 1 and this machine's {os.cpu_count()} logical CPUs"),
+    (["--threads", "0"], "--threads 0 is not between 1"),
+    (["--hidden", "16,,16"], "invalid hidden sizes: '16,,16' has an empty size"),
+    (["--hidden", "16,"], "invalid hidden sizes: '16,' has an empty size"),
+    (["--lr", "1e400"], "argument --lr: 1e400 is too large"),
+    (["--momentum=-1e999"], "argument --momentum: -1e999 is too large"),
+    (["-s", "kfac", "-o", "damping=0.1", "-o", "damping=0.2"], "option 'damping' is given more than once"),
+    (["-s", "kfac", "-o", "damping=1e400"], "invalid option 'damping=1e400': 1e400 is too large"),
+    (["-s", "ng:OnePlusOne", "--evaluations", "5", "-o", "sigma=1e308"],
+     "option sigma of 'ng:OnePlusOne' must be > 0 and <= 1000, got 1e+308"),
+])
+def test_hostile_run_arguments_are_one_line_and_no_run(store, capsys, argv, message):
+    try:
+        code = main(["run", "-d", "digits", "--steps", "2", "-q", *argv])
+    except SystemExit as exc:  # argparse's refusals
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("optlab: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+    assert not (store / "mlruns").exists()
+
+
+def test_a_bench_with_more_threads_than_cpus_is_refused_in_one_line(capsys):
+    assert main(["bench", "--quick", "--threads", str(10 * (os.cpu_count() or 1))]) == 2
+    err = capsys.readouterr().err
+    assert "logical CPUs" in err and err.count("\n") == 1
+
+
+def test_threads_up_to_the_machine_are_used(store, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "-d", "digits", "--steps", "2", "-q", "--no-track", "--threads",
+                     str(os.cpu_count() or 1)]) == 0
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)

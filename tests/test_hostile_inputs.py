@@ -48,3 +48,23 @@ def test_threads_up_to_the_machine_are_used(store, capsys):
         assert torch.get_num_threads() == (os.cpu_count() or 1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_markdown_results_escape_html_from_the_store(store, monkeypatch):
+    import pandas as pd
+
+    from optlab.reports import dynamics, lessons, markdown
+    from optlab.reports.model import Note, Section, Table
+
+    hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
+
+    def section(*args, **kwargs):
+        return Section(8, "t", blocks=[Note(f"strategy {hostile}"),
+                                       Table(pd.DataFrame({"strategy": [hostile], "a|b": [1]}), f"caption {hostile}")])
+
+    monkeypatch.setattr(dynamics, "build", section)
+    monkeypatch.setattr(lessons, "build", section)
+    text = markdown.more_results()
+    assert "<script>" not in text and "<img" not in text
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt;") == 6
+    assert "| a\\|b |" in text  # table cells still escape pipes

@@ -8,6 +8,7 @@ BEGIN and END markers with it.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,10 +28,16 @@ MORE_END = "<!-- results-more:end -->"
 MORE_EXPERIMENTS = ("dynamics", "diagnostics", "lessons")
 
 
+def escape_html(text: str) -> str:
+    """Markdown passes HTML through: names and notes from the store (`<script>`, `<img onerror=...>`)
+    are shown as text, never run. The generated text holds no HTML of its own."""
+    return html.escape(text, quote=False)
+
+
 def table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (cells escaped for pipes)."""
+    """A GitHub-flavoured markdown table (cells escaped for pipes and HTML)."""
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return escape_html(str(v)).replace("|", "\\|").replace("\n", " ")
 
     head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
@@ -91,7 +98,7 @@ def results(tracking_uri: str | None = None) -> str:
     mem = memorization_block(store)
     if mem:
         out += ["", *mem]
-    return "\n".join(out) + "\n"
+    return _escaped(out)
 
 
 def ttt_matrix(tables: dict, names: list[str]) -> pd.DataFrame:
@@ -217,7 +224,12 @@ def more_results(tracking_uri: str | None = None) -> str:
                 out += ["", f"{block.caption}", "", table(block.frame)]
             elif isinstance(block, Note):
                 out += ["", block.text]
-    return "\n".join(out) + "\n"
+    return _escaped(out)
+
+
+def _escaped(lines: list[str]) -> str:
+    """The lines joined, every one but the tables (escaped cell by cell) escaped for HTML."""
+    return "\n".join(line if line.startswith("| ") else escape_html(line) for line in lines) + "\n"
 
 
 def write_readme(path: str | Path, text: str, begin: str = BEGIN, end: str = END) -> Path:

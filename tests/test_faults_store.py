@@ -114,11 +114,12 @@ def test_a_run_whose_weights_cannot_be_stored_is_failed_and_the_command_says_so(
     real = recorder_module.make_client
     monkeypatch.setattr(recorder_module, "make_client", lambda uri=None: DiskFullClient(real(uri), {"adam"}))
     code = main(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "20", "-q", "-e", "weights"])
-    assert code == 1
+    assert code == 2  # a failure the user fixes (here a full disk): one line, exit 2, like every other
     out, err = capsys.readouterr()
-    assert ": FAILED |" in out
-    assert err.startswith("optlab: run FAILED: storage: metrics: ") and err.count("\n") == 1, err
+    assert out == ""
+    assert err.startswith("optlab: error: run FAILED: storage: metrics: ") and err.count("\n") == 1, err
     [run] = runs_of("weights")
+    assert f"(run {run.info.run_id})" in err
     assert run.info.status == "FAILED" and run.data.tags["optlab.status"] == "FAILED"
 
 
@@ -188,8 +189,8 @@ def test_a_real_full_disk_during_a_run_written_directly_is_failed_and_the_next_r
         argv = ["run", "-s", "minibatch", "-d", "digits", "--steps", "3000", "--eval-every", "100", "-q", "-e", "fullrun"]
         proc = optlab(argv, env_for(home))
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 1 and err.count("\n") == 1, err
-        assert err.startswith("optlab: run FAILED: storage: metrics: ") and "the disk is full" in err, err
+        assert proc.returncode == 2 and err.count("\n") == 1, err
+        assert err.startswith("optlab: error: run FAILED: storage: metrics: ") and "the disk is full" in err, err
         [failed] = runs_of("fullrun")
         assert failed.info.status == "FAILED" and failed.data.tags["optlab.failure_reason"] in err
         assert not (home / "mlruns" / "artifacts" / failed.info.run_id / "artifacts" / "params.safetensors").exists()

@@ -68,3 +68,30 @@ def test_the_markdown_results_escape_html_from_the_store(store, monkeypatch):
     assert "<script>" not in text and "<img" not in text
     assert text.count("&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt;") == 6
     assert "| a\\|b |" in text  # table cells still escape pipes
+
+
+@pytest.mark.parametrize("failing", ["metrics", "read-back"])
+def test_a_run_the_store_cannot_hold_leaves_no_weights(failing):
+    """Weights stored before a later storage failure (the last metric points, the read-back) are removed again:
+    a run that is not FINISHED leaves no params.safetensors (both recorders end through storage_problems)."""
+    from optlab.tracking.run_facts import storage_problems
+
+    files = set()
+
+    def flush():
+        if failing == "metrics":
+            raise OSError(28, "No space left on device")
+
+    problems = storage_problems("FINISHED", [1.0], flush, lambda params: files.add("params.safetensors"),
+                                lambda with_weights: ["metrics: loss not stored"] if failing == "read-back" else [],
+                                lambda: files.discard("params.safetensors"))
+    assert problems and problems[0].startswith(failing.split("-")[0]) and files == set()
+
+
+def test_a_stored_run_keeps_its_weights():
+    from optlab.tracking.run_facts import storage_problems
+
+    files = set()
+    assert storage_problems("FINISHED", [1.0], lambda: None, lambda params: files.add("w"), lambda w: [],
+                            lambda: files.clear()) == []
+    assert files == {"w"}

@@ -35,7 +35,7 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}")
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}")
     if math.isinf(value) and "inf" not in text.lower():
         raise argparse.ArgumentTypeError(f"{text} is too large (beyond ±{sys.float_info.max:.4g})")
     return value
@@ -185,6 +185,14 @@ def _run(args, store, status) -> int:
         raise
     if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
         result.status, result.reason = recorder.status, recorder.reason
+    from optlab.tracking.run_facts import STORAGE_REASON
+
+    if result.status != "FINISHED" and str(result.reason).startswith(STORAGE_REASON):
+        # the store could not hold the run (a full disk, a lost server): a failure the user fixes, so one
+        # line and exit 2 like every other one; the run's numbers were not stored, so no summary line
+        print(f"optlab: error: run {result.status}: {result.reason}"
+              + (f" (run {result.run_id})" if result.run_id else ""), file=sys.stderr)
+        return 2
     print(summary_line(result))
     if result.status != "FINISHED":
         print(f"optlab: run {result.status}: {result.reason}", file=sys.stderr)

@@ -23,8 +23,8 @@ from optlab.errors import StoreError
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
-from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights, storage_problems)
+from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
+                                       run_params, run_tags, save_weights, storage_problems)
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
@@ -139,7 +139,8 @@ class RunRecorder:
         recorded (the run then stays RUNNING until a sweep start marks it KILLED)."""
         from mlflow.entities import RunTag
 
-        problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing)
+        problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing,
+                                    self._discard_weights)
         status, reason = end_status(status, reason, problems)
         tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
         try:
@@ -147,6 +148,8 @@ class RunRecorder:
         except Exception as exc:
             if status == "FINISHED":  # no status tag: not everything is stored
                 status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
+                if params is not None:
+                    discarded(self._discard_weights)
         self._terminate(status, reason)
 
     def abort(self, status: str, reason: str) -> None:
@@ -190,6 +193,11 @@ class RunRecorder:
             return missing
         except Exception as exc:
             return [f"read-back: {describe(exc)}"]
+
+    def _discard_weights(self) -> None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        get_artifact_repository(self.client.get_run(self.run_id).info.artifact_uri).delete_artifacts(WEIGHTS)
 
     def _log_params_artifact(self, params) -> None:
         with tempfile.TemporaryDirectory() as tmp:

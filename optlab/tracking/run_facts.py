@@ -10,6 +10,7 @@ from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
 WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
 CONFIG = "config.json"          # the run's configuration, an artifact of every run
 PARENT_TAG = "mlflow.parentRunId"
+STORAGE_REASON = "storage: "    # how the reason of a run the store could not hold begins
 
 
 def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict | None = None) -> dict[str, str]:
@@ -67,30 +68,44 @@ def abandoned_reason(tags: dict[str, str]) -> str:
     return f"interrupted: its process ({tags.get(OWNER_TAG, '')}) died"
 
 
-def storage_problems(status: str, params, flush, store_weights, read_back) -> list[str]:
+def storage_problems(status: str, params, flush, store_weights, read_back, discard_weights) -> list[str]:
     """What a run's end could not store: the last metric points (`flush()`), the weights
     (`store_weights(params)`), and for a FINISHED run what reading it back (`read_back(with_weights)`) finds
-    missing. Each a `what: why` line; empty when everything is stored."""
+    missing. Each a `what: why` line; empty when everything is stored. Weights stored for a run that then
+    cannot be FINISHED are removed again (`discard_weights()`): a run the store could not hold leaves none."""
     problems = []
     try:
         flush()
     except Exception as exc:
         problems.append(f"metrics: {describe(exc)}")
+    stored = False
     if params is not None:
         try:
             store_weights(params)
+            stored = True
         except Exception as exc:
             problems.append(f"weights: {describe(exc)}")
     if status == "FINISHED" and not problems:
         problems += read_back(params is not None)
+    if problems and stored:
+        problems += discarded(discard_weights)
     return problems
+
+
+def discarded(discard_weights) -> list[str]:
+    """Remove a run's stored weights; the problem, if they could not be removed."""
+    try:
+        discard_weights()
+        return []
+    except Exception as exc:
+        return [f"weights: stored, and could not be removed again: {describe(exc)}"]
 
 
 def end_status(status: str, reason: str | None, problems: list[str]) -> tuple[str, str | None]:
     """The status a run is recorded with: FINISHED only when nothing failed to be stored."""
     if not problems:
         return status, reason
-    storage = "storage: " + "; ".join(problems)
+    storage = STORAGE_REASON + "; ".join(problems)
     if status == "FINISHED":
         return "FAILED", storage
     return status, f"{reason}; {storage}" if reason else storage

@@ -32,8 +32,8 @@ from pathlib import Path
 from optlab.errors import StoreError
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
-from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights, storage_problems)
+from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
+                                       run_params, run_tags, save_weights, storage_problems)
 from optlab.tracking.ui import is_described
 from optlab.tracking.uri import sqlite_path
 
@@ -191,13 +191,16 @@ class SqliteRunRecorder:
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run: FINISHED only when everything is stored and read back."""
-        problems = storage_problems(status, params, self.flush, self._save_weights, self._missing)
+        problems = storage_problems(status, params, self.flush, self._save_weights, self._missing,
+                                    self._discard_weights)
         status, reason = end_status(status, reason, problems)
         try:
             self._end(status, end_tags(status, reason, summary))
         except sqlite3.Error as exc:
             if status == "FINISHED":  # no status tag: not everything is stored
                 status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
+                if params is not None:
+                    discarded(self._discard_weights)
             try:
                 self._end(status, {})
             except sqlite3.Error as again:
@@ -214,6 +217,9 @@ class SqliteRunRecorder:
             with suppress(OSError):   # a partial file is no weights
                 (self._folder / WEIGHTS).unlink(missing_ok=True)
             raise
+
+    def _discard_weights(self) -> None:
+        (self._folder / WEIGHTS).unlink(missing_ok=True)
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""

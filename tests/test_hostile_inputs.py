@@ -85,7 +85,7 @@ def test_a_run_the_store_cannot_hold_leaves_no_weights(failing):
     problems = storage_problems("FINISHED", [1.0], flush, lambda params: files.add("params.safetensors"),
                                 lambda with_weights: ["metrics: loss not stored"] if failing == "read-back" else [],
                                 lambda: files.discard("params.safetensors"))
-    assert problems and problems[0].startswith(failing.split("-")[0]) and files == set()
+    assert problems and files == set()
 
 
 def test_a_stored_run_keeps_its_weights():

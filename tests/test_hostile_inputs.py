@@ -95,3 +95,24 @@ def test_a_stored_run_keeps_its_weights():
     assert storage_problems("FINISHED", [1.0], lambda: None, lambda params: files.add("w"), lambda w: [],
                             lambda: files.clear()) == []
     assert files == {"w"}
+
+
+def test_a_deleted_experiment_is_refused_in_one_line_not_restored(store, capsys):
+    from optlab.tracking.store import client
+
+    argv = ["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q", "-e", "gone"]
+    assert main(argv) == 0
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name("gone")
+    mlflow_client.delete_experiment(experiment.experiment_id)
+    capsys.readouterr()
+    sweep = store / "gone.toml"
+    sweep.write_text('name = "gone"\n[base]\ndataset = "digits"\nsteps = 2\nhidden = [4]\n[grid]\nseed = [0]\n')
+    for args in (argv, ["sweep", str(sweep), "-q"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("optlab: error: "), err
+        assert f"experiment 'gone' (id {experiment.experiment_id}) is deleted" in err
+        assert f"mlflow experiments restore --experiment-id {experiment.experiment_id}" in err
+    assert client().get_experiment(experiment.experiment_id).lifecycle_stage == "deleted"
+    assert len(client().search_runs([experiment.experiment_id], run_view_type=3)) == 1  # no run added

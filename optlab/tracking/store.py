@@ -146,8 +146,13 @@ def ensure_experiment(mlflow_client, name: str, description: str | None = None) 
 def _ensure_exists(mlflow_client, name: str) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
-        if found.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(found.experiment_id)
+        if found.lifecycle_stage == "deleted":  # as MLflow does: a deleted experiment is not silently restored
+            from optlab.errors import ConfigError
+
+            raise ConfigError(
+                f"experiment {name!r} (id {found.experiment_id}) is deleted: restore it, runs and all, with `mlflow "
+                f"experiments restore --experiment-id {found.experiment_id}`, remove it for good with `mlflow gc "
+                f"--experiment-ids {found.experiment_id}`, or use another name")
         return found.experiment_id
     location = None
     if uses_default_store(mlflow_client.tracking_uri):

@@ -116,3 +116,31 @@ def test_a_deleted_experiment_is_refused_in_one_line_not_restored(store, capsys)
         assert f"mlflow experiments restore --experiment-id {experiment.experiment_id}" in err
     assert client().get_experiment(experiment.experiment_id).lifecycle_stage == "deleted"
     assert len(client().search_runs([experiment.experiment_id], run_view_type=3)) == 1  # no run added
+
+
+def test_a_seed_group_counts_each_seed_once_however_often_it_was_retried():
+    from types import SimpleNamespace
+
+    from optlab.sweeps.seed_groups import one_per_seed
+
+    def run(run_id, seed, status, start):
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id, status=status, start_time=start),
+                               data=SimpleNamespace(params={"seed": str(seed)}))
+
+    # seed 101 failed to be stored twice, then finished; seed 102 only ever failed (twice)
+    runs = [run("a", 100, "FINISHED", 1), run("b", 101, "FAILED", 2), run("c", 101, "FAILED", 3),
+            run("d", 101, "FINISHED", 4), run("e", 102, "FAILED", 5), run("f", 102, "FAILED", 6)]
+    assert sorted(r.info.run_id for r in one_per_seed(runs)) == ["a", "d", "f"]
+
+
+def test_a_superseded_group_run_is_ended_before_it_is_deleted():
+    from types import SimpleNamespace
+
+    from optlab.sweeps.seed_groups import retire
+
+    calls = []
+    client = SimpleNamespace(set_terminated=lambda run_id, status: calls.append(("end", run_id, status)),
+                             delete_run=lambda run_id: calls.append(("delete", run_id)))
+    retire(client, SimpleNamespace(info=SimpleNamespace(run_id="g", status="RUNNING")))
+    retire(client, SimpleNamespace(info=SimpleNamespace(run_id="h", status="FINISHED")))
+    assert calls == [("end", "g", "KILLED"), ("delete", "g"), ("delete", "h")]

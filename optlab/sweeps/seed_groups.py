@@ -79,6 +79,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         existing[run.data.tags.get(KEY_TAG)].append(run)
     ids = []
     for key, runs in members.items():
+        runs = one_per_seed(runs)
         if len(runs) < 2 or not any(r.info.status == "FINISHED" for r in runs):
             continue  # one seed is not a group; a group of failures has nothing to aggregate
         runs = sorted(runs, key=lambda r: int(float(r.data.params.get("seed", 0))))
@@ -87,7 +88,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         keep = next((g for g in olds if g.data.tags.get(MEMBERS_TAG) == signature), None)
         for old in olds:
             if old is not keep:
-                client.delete_run(old.info.run_id)
+                retire(client, old)
         group_id = keep.info.run_id if keep else create(client, experiment_id, parent_run_id, key, signature, runs)
         for run in runs:
             if run.data.tags.get("mlflow.parentRunId") != group_id:
@@ -97,9 +98,30 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
     for run in resume.children(client, experiment_id, sweep):
         if run.data.tags.get("mlflow.parentRunId") in stale:
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
-    for run_id in stale:
-        client.delete_run(run_id)
+    for olds in existing.values():
+        for old in olds:
+            retire(client, old)
     return ids
+
+
+def one_per_seed(runs: list) -> list:
+    """A seed counts once: its FINISHED run, else its latest FAILED one (retries of a point that failed to be
+    stored, then finished, are not more seeds)."""
+    chosen = {}
+    for run in sorted(runs, key=lambda r: (r.info.status == "FINISHED", r.info.start_time)):
+        chosen[seed_of(run)] = run
+    return list(chosen.values())
+
+
+def seed_of(run) -> int:
+    return int(float(run.data.params.get("seed", 0)))
+
+
+def retire(client, group_run) -> None:
+    """A superseded group run: ended (a group run whose recording failed midway is still RUNNING), then deleted."""
+    if group_run.info.status == "RUNNING":
+        client.set_terminated(group_run.info.run_id, "KILLED")
+    client.delete_run(group_run.info.run_id)
 
 
 def groups(client, experiment_id: str, sweep: str, key: str | None = None) -> list:

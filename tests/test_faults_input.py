@@ -28,7 +28,7 @@ BAD_VALUES = [
     (["--hidden", str(MAX_WIDTH + 1)], "hidden must be a list of layer widths in [1,"),
     (["--lr", "inf"], "lr must be finite, got inf"),
     (["--lr", "nan"], "lr must be finite, got nan"),
-    (["--epochs", "1e400"], "epochs must be finite, got inf"),
+    (["--epochs", "1e400"], "argument --epochs: 1e400 is too large"),  # named as typed, not as inf
     (["--steps", str(MAX_COUNT + 1)], "steps must be a positive integer up to 1,000,000,000"),
     (["--label-noise", "nan"], "label_noise must be in [0, 1], got nan"),
     (["--target", "nan"], "target must be a validation accuracy in (0, 1], got nan"),

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench docs lint
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,17 @@ ui:
 	$(OPTLAB) ui --tracking-uri "$(TRACKING_URI)" --port $(PORT)
 
 clean:
-	rm -rf .pytest_cache reports/out
+	rm -rf .pytest_cache reports/out site
+
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or reference fails
+docs:
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# style and types; the same checks run as pre-commit hooks (.pre-commit-config.yaml)
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy optlab
 
 # gradient-free reference numbers (issue 6); one thread: two OpenMP threads thrash on a loaded machine
 .PHONY: bench-zeroth-order

@@ -48,6 +48,10 @@ def test_the_readme_is_a_short_front_door_without_generated_blocks_or_internal_w
     assert "LeCun" in text and "3Blue1Brown" in text
 
 
+def test_the_architecture_page_stays_short():
+    assert len((DOCS / "ARCHITECTURE.md").read_text(encoding="utf-8").splitlines()) <= 200
+
+
 def test_every_relative_link_in_the_readme_and_the_docs_resolves():
     broken = []
     for page in markdown_pages():

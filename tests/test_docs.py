@@ -26,15 +26,17 @@ def markdown_pages() -> list[Path]:
 
 
 def relative_links(page: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)   # links in code are code
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)  # links in code are code
     return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t)]
 
 
 def heading_anchors(page: Path) -> set[str]:
     """GitHub's and MkDocs' anchors for the page's headings: lower case, punctuation dropped, spaces to -."""
     text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+    return {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)
+    }
 
 
 def test_the_readme_is_a_short_front_door_without_generated_blocks_or_internal_words():
@@ -63,7 +65,7 @@ def test_every_relative_link_in_the_readme_and_the_docs_resolves():
             elif anchor and dest.suffix == ".md" and anchor not in heading_anchors(dest):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
-    assert len(relative_links(README)) >= 10      # the README does point into the docs
+    assert len(relative_links(README)) >= 10  # the README does point into the docs
 
 
 def test_each_generated_block_is_in_the_docs_page_its_command_writes():
@@ -73,14 +75,17 @@ def test_each_generated_block_is_in_the_docs_page_its_command_writes():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = dict(re.findall(r"^([\w-]+):\n(?:\t.*\n)*?\t.*--into (\S+)", makefile, flags=re.M))
     assert set(targets) == {"results", "bench-tables", "cluster-bench"}, targets
-    markers = {"results": [(BEGIN, END), (MORE_BEGIN, MORE_END)], "bench-tables": [(BLOCK_BEGIN, BLOCK_END)],
-               "cluster-bench": [("<!-- cluster-bench:begin", "<!-- cluster-bench:end -->")]}
+    markers = {
+        "results": [(BEGIN, END), (MORE_BEGIN, MORE_END)],
+        "bench-tables": [(BLOCK_BEGIN, BLOCK_END)],
+        "cluster-bench": [("<!-- cluster-bench:begin", "<!-- cluster-bench:end -->")],
+    }
     for target, page in targets.items():
         assert page.startswith("docs/results/"), (target, page)
         text = (ROOT / page).read_text(encoding="utf-8")
         for begin, end in markers[target]:
             assert text.count(begin) == 1 and text.count(end) == 1, (page, begin)
-            block = text[text.index(begin) + len(begin):text.index(end)]
+            block = text[text.index(begin) + len(begin) : text.index(end)]
             assert "|---" in block, f"{page}: the block after {begin!r} holds no table"
 
 
@@ -89,10 +94,16 @@ def test_the_readme_sweep_example_is_a_valid_experiment_file(tmp_path):
     toml = re.search(r"```toml\n(.*?)```", text, flags=re.S).group(1)
     (tmp_path / "first.toml").write_text(toml)
     env = {**os.environ, "OPTLAB_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-m", "optlab", "sweep", "first.toml", "--dry-run"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "optlab", "sweep", "first.toml", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
-    assert "12 points + 10 reruns" in out.stdout          # what the README says the file holds
+    assert "12 points + 10 reruns" in out.stdout  # what the README says the file holds
 
 
 def test_the_site_builds_with_strict(tmp_path):
@@ -100,10 +111,15 @@ def test_the_site_builds_with_strict(tmp_path):
     if not mkdocs.exists() and shutil.which("mkdocs") is None:
         pytest.fail("mkdocs is not installed: `make install` installs it with the dev extras")
     site = tmp_path / "site"
-    out = subprocess.run([str(mkdocs) if mkdocs.exists() else "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                         cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [str(mkdocs) if mkdocs.exists() else "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (site / "index.html").exists() and (site / "results" / "speed" / "index.html").exists()
     reference = (site / "reference" / "config" / "index.html").read_text(encoding="utf-8")
-    assert "RunConfig" in reference and "from_dict" in reference   # mkdocstrings rendered the docstrings
+    assert "RunConfig" in reference and "from_dict" in reference  # mkdocstrings rendered the docstrings

@@ -1,4 +1,4 @@
-# optlab: `make install` sets up .venv; `make test` runs the suite. See README.md.
+# optlab: `make install` sets up .venv; `make test` runs the suite. See README.md and docs/ (`make docs`).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench docs lint
 
 # install: the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then every other
 # package at the version and hash requirements.lock pins (Python 3.11, Linux x86_64), then optlab itself.
@@ -57,7 +57,7 @@ cluster-demo:
 
 # points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls
 cluster-bench:
-	$(PY) scripts/cluster_bench.py --readme README.md $(CLUSTER_BENCH_ARGS)
+	$(PY) scripts/cluster_bench.py --into docs/results/speed.md $(CLUSTER_BENCH_ARGS)
 
 # the quick main job: one Adam run on the embedded MNIST subset, recorded in mlruns/
 demo:
@@ -67,31 +67,41 @@ demo:
 report:
 	$(OPTLAB) report --out reports/out
 
-# README's results block, regenerated from the runs in mlruns/ (machine, date and load included)
+# the generated blocks of docs/results/index.md, regenerated from the runs in mlruns/ (machine, date and load included)
 .PHONY: results
 results:
-	$(OPTLAB) report --markdown --readme README.md
+	$(OPTLAB) report --markdown --into docs/results/index.md
 
 # speed vs the textbook PyTorch loop, as users run it; each table is kept in benchmarks/results
 # (BENCH_ARGS="--quick" for a smoke run, not kept)
 bench:
 	$(PY) -m optlab bench $(if $(findstring --quick,$(BENCH_ARGS)),,--save benchmarks/results) $(BENCH_ARGS)
 
-# README's speed section = the last three saved bench tables (generated, never typed)
-bench-readme:
-	$(PY) -m optlab bench --readme README.md --results benchmarks/results
+# docs/results/speed.md's bench block = the last three saved bench tables (generated, never typed)
+bench-tables:
+	$(PY) -m optlab bench --into docs/results/speed.md --results benchmarks/results
 
-# the three consecutive runs the README quotes (on an idle machine), then the README section
+# the three consecutive runs docs/results/speed.md quotes (on an idle machine), then that page's block
 bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done
-	$(MAKE) bench-readme
+	$(MAKE) bench-tables
 
 # MLflow's UI over the store, opening on the runs; prints one link per experiment to optlab's saved view
 ui:
 	$(OPTLAB) ui --tracking-uri "$(TRACKING_URI)" --port $(PORT)
 
 clean:
-	rm -rf .pytest_cache reports/out
+	rm -rf .pytest_cache reports/out site
+
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or reference fails
+docs:
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# style and types; the same checks run as pre-commit hooks (.pre-commit-config.yaml)
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy optlab
 
 # gradient-free reference numbers (issue 6); one thread: two OpenMP threads thrash on a loaded machine
 .PHONY: bench-zeroth-order

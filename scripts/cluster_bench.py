@@ -16,9 +16,9 @@ one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). O
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 
-    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--readme README.md]
+    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--into docs/results/speed.md]
 
-With --readme the table, the machine and its load replace the README's text between the
+With --into the table, the machine and its load replace the page's text between the
 `cluster-bench:begin` and `cluster-bench:end` markers (so the numbers there are never typed).
 """
 
@@ -114,7 +114,7 @@ BEGIN = "<!-- cluster-bench:begin"
 END = "<!-- cluster-bench:end -->"
 
 
-def write_readme(path: Path, block: str) -> None:
+def write_block(path: Path, block: str) -> None:
     text = path.read_text(encoding="utf-8")
     head, _, rest = text.partition(BEGIN)
     marker_line, _, rest = rest.partition("\n")
@@ -128,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
-    parser.add_argument("--readme", type=Path, help="write the table between the README's cluster-bench markers")
+    parser.add_argument("--into", type=Path, metavar="PAGE",
+                        help="write the table between PAGE's cluster-bench markers (docs/results/speed.md)")
     args = parser.parse_args(argv)
-    if args.readme and BEGIN not in args.readme.read_text(encoding="utf-8"):
-        parser.error(f"{args.readme} has no '{BEGIN}' marker")
+    if args.into and BEGIN not in args.into.read_text(encoding="utf-8"):
+        parser.error(f"{args.into} has no '{BEGIN}' marker")
     work = Path(tempfile.mkdtemp(prefix="optlab-cluster-bench-"))
     load_before = load()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -171,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     load_after = load()
     print(f"\nload after: {load_after}")
     shutil.rmtree(work, ignore_errors=True)
-    if args.readme:
+    if args.into:
         machine = (f"Measured by `make cluster-bench` on {started}: {os.cpu_count()} cores, load average "
                    f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
                    "and database share those cores, and wall-time rates move with the load.")
-        write_readme(args.readme, "\n".join(table) + "\n\n" + machine)
-        print(f"wrote the table into {args.readme}")
+        write_block(args.into, "\n".join(table) + "\n\n" + machine)
+        print(f"wrote the table into {args.into}")
     return 0
 
 

@@ -1,8 +1,8 @@
-"""`optlab bench` runs (quick sizes, so it cannot rot) and its tables reach the README only by command."""
+"""`optlab bench` runs (quick sizes, so it cannot rot) and its tables reach docs/results/speed.md only by command."""
 
 import json
 
-from optlab.bench import README_BEGIN, README_END, update_readme
+from optlab.bench import BLOCK_BEGIN, BLOCK_END, update_block
 from optlab.cli import main
 
 
@@ -23,25 +23,25 @@ def _saved(folder, i, quick=False):
     (folder / f"bench-2026110{i}-100000.json").write_text(json.dumps({"quick": quick, "table": table}))
 
 
-def test_the_readme_shows_the_last_three_full_tables_between_its_markers(tmp_path, capsys):
+def test_the_speed_page_shows_the_last_three_full_tables_between_its_markers(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
     for i in range(1, 6):
         _saved(results, i, quick=(i == 5))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold table\n{README_END}\nafter\n")
-    assert main(["bench", "--readme", str(readme), "--results", str(results)]) == 0
-    text = readme.read_text()
-    section = text.split(README_BEGIN)[1].split(README_END)[0]
+    page = tmp_path / "speed.md"
+    page.write_text(f"# x\n\nbefore\n{BLOCK_BEGIN}\nold table\n{BLOCK_END}\nafter\n")
+    assert main(["bench", "--into", str(page), "--results", str(results)]) == 0
+    text = page.read_text()
+    section = text.split(BLOCK_BEGIN)[1].split(BLOCK_END)[0]
     assert "old table" not in section and "| row 1 |" not in section and "| row 5 |" not in section  # quick: not shown
     assert [f"| row {i} |" in section for i in (2, 3, 4)] == [True] * 3
     assert section.index("row 2") < section.index("row 3") < section.index("row 4")
-    assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n")
-    update_readme(readme, results)   # idempotent
-    assert readme.read_text() == text
+    assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{BLOCK_END}\nafter\n")
+    update_block(page, results)   # idempotent
+    assert page.read_text() == text
 
 
-def test_a_readme_without_markers_is_refused_in_one_line(tmp_path, capsys):
-    (tmp_path / "README.md").write_text("# no markers\n")
-    assert main(["bench", "--readme", str(tmp_path / "README.md"), "--results", str(tmp_path)]) == 2
+def test_a_page_without_markers_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "speed.md").write_text("# no markers\n")
+    assert main(["bench", "--into", str(tmp_path / "speed.md"), "--results", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1

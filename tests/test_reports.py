@@ -322,35 +322,35 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
     assert report.pdf.stat().st_size > 0
 
 
-def test_markdown_results_come_from_the_store_and_replace_only_the_readme_block(fixture_report, tmp_path, capsys):
+def test_markdown_results_come_from_the_store_and_replace_only_the_results_block(fixture_report, tmp_path, capsys):
     from optlab.cli import main
     from optlab.reports.markdown import BEGIN, END
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\n## after\n")
+    page = tmp_path / "index.md"
+    page.write_text(f"# title\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\n## after\n")
     home = fixture_report.html.parent.parent
     uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    assert main(["report", "--markdown", "--readme", str(readme), "--tracking-uri", uri]) == 0
-    text = readme.read_text()
+    assert main(["report", "--markdown", "--into", str(page), "--tracking-uri", uri]) == 0
+    text = page.read_text()
     assert text.startswith("# title\n\nintro\n\n" + BEGIN) and text.endswith(END + "\n\n## after\n")
     assert "old numbers" not in text
     assert "**Workload `digits-short`**" in text and "Performance profile over the 2 workloads" in text
     assert "load average" in text and "machine" in text
     assert "**Batch size**" in text and "**Random-label memorization**" in text
-    assert "**Dynamics**" not in text            # the README has no sweep-more block: left out, said so
+    assert "**Dynamics**" not in text            # the page has no sweep-more block: left out, said so
     assert "has no results-more block" in capsys.readouterr().out
 
 
-def test_the_sweep_more_results_go_to_their_own_readme_block(fixture_report, tmp_path):
+def test_the_sweep_more_results_go_to_their_own_block(fixture_report, tmp_path):
     from optlab.cli import main
     from optlab.reports.markdown import BEGIN, END, MORE_BEGIN, MORE_END
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{BEGIN}\nold\n{END}\n\n## more\n\n{MORE_BEGIN}\nold more\n{MORE_END}\n")
+    page = tmp_path / "index.md"
+    page.write_text(f"{BEGIN}\nold\n{END}\n\n## more\n\n{MORE_BEGIN}\nold more\n{MORE_END}\n")
     home = fixture_report.html.parent.parent
     uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    assert main(["report", "--markdown", "--readme", str(readme), "--tracking-uri", uri]) == 0
-    text = readme.read_text()
+    assert main(["report", "--markdown", "--into", str(page), "--tracking-uri", uri]) == 0
+    text = page.read_text()
     more = text[text.index(MORE_BEGIN):]
     assert "old more" not in text and "\nold\n" not in text and "**Dynamics**" in more and "**Lessons**" in more
     lessons = [s for s in fixture_report.sections if s.title == "Lessons"][0]
@@ -359,11 +359,11 @@ def test_the_sweep_more_results_go_to_their_own_readme_block(fixture_report, tmp
     assert first in more and "Measured sharpness against 2/η" in more
 
 
-def test_cli_refuses_readme_without_markdown(capsys):
+def test_cli_refuses_into_without_markdown(capsys):
     from optlab.cli import main
 
-    assert main(["report", "--readme", "README.md"]) == 2
-    assert "--readme 'README.md' needs --markdown" in capsys.readouterr().err
+    assert main(["report", "--into", "docs/results/index.md"]) == 2
+    assert "--into 'docs/results/index.md' needs --markdown" in capsys.readouterr().err
 
 
 def test_a_failing_section_is_one_warning_line_and_a_note_the_rest_is_built(tmp_path, monkeypatch, capsys):

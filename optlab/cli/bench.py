@@ -12,23 +12,24 @@ def add_parser(sub):
     p.add_argument("--threads", type=int, help="torch intra-op threads of the in-process rows (default: torch's)")
     p.add_argument("--only", help="a subset of the measurements, letters of 'apbcdesg' (g: the diagnostics tiers), e.g. 'ab'")
     p.add_argument("--save", type=Path, metavar="DIR", help="keep this run's results and table in DIR")
-    p.add_argument("--readme", type=Path, metavar="README",
-                   help="do not measure: put the last three tables saved in --results into README between markers")
+    p.add_argument("--into", type=Path, metavar="PAGE",
+                   help="do not measure: put the last three tables saved in --results into PAGE between its bench "
+                        "markers (docs/results/speed.md)")
     p.add_argument("--results", type=Path, default=Path("benchmarks/results"), metavar="DIR",
-                   help="where --readme reads saved tables (default benchmarks/results)")
+                   help="where --into reads saved tables (default benchmarks/results)")
     return p
 
 
 def main(args) -> int:
-    from optlab.bench import PARTS, run_bench, save, table, update_readme
+    from optlab.bench import PARTS, run_bench, save, table, update_block
     from optlab.errors import ConfigError
 
-    if args.readme is not None:
+    if args.into is not None:
         try:
-            update_readme(args.readme, args.results)
+            update_block(args.into, args.results)
         except (OSError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        print(f"{args.readme}: bench section rewritten from the last saved tables in {args.results}")
+        print(f"{args.into}: bench section rewritten from the last saved tables in {args.results}")
         return 0
     import torch
 

@@ -1,5 +1,5 @@
 """`optlab report`: build reports/out/report.html and report.pdf from the runs in the MLflow store, or
-(--markdown) the README's results tables."""
+(--markdown) the results tables of docs/results/index.md."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from optlab.tracking.uri import mask_credentials
 
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write the HTML and PDF report (or, with --markdown, the README's results "
-                                      "tables) from the runs in the MLflow store")
+    p = sub.add_parser("report", help="write the HTML and PDF report (or, with --markdown, the results tables) "
+                                      "from the runs in the MLflow store")
     p.add_argument("--experiment", "-e", action="append", metavar="NAME",
                    help="experiment(s) whose workloads sections 1-3 compare (repeatable; default: "
                         "convergence, second_order, zeroth_order)")
     p.add_argument("--out", "-o", default="reports/out", help="output folder (default reports/out)")
     p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                    help="write the results tables as markdown to FILE (default: standard output) instead of the report")
-    p.add_argument("--readme", metavar="FILE",
-                   help="with --markdown: replace FILE's generated results block (between its results:begin and "
-                        "results:end markers) with the tables")
+    p.add_argument("--into", metavar="FILE",
+                   help="with --markdown: replace FILE's generated results blocks (between its results:begin and "
+                        "results:end markers, e.g. docs/results/index.md) with the tables")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlruns)")
     p.add_argument("--pdf-engine", choices=ENGINES, default=DEFAULT_ENGINE,
                    help=f"what prints the PDF: weasyprint (installed with optlab, no browser) or chromium "
@@ -32,8 +32,8 @@ def add_parser(sub):
 def main(args) -> int:
     from optlab.errors import ConfigError
 
-    if args.readme and args.markdown is None:
-        raise ConfigError(f"--readme {args.readme!r} needs --markdown")
+    if args.into and args.markdown is None:
+        raise ConfigError(f"--into {args.into!r} needs --markdown")
     if args.markdown is not None:
         check_store_readable(args.tracking_uri)
         return markdown(args)
@@ -90,25 +90,25 @@ def markdown(args) -> int:
 
     from optlab.reports import markdown as md
 
-    if args.readme and not Path(args.readme).is_file():
+    if args.into and not Path(args.into).is_file():
         from optlab.errors import ConfigError
-        raise ConfigError(f"--readme {args.readme!r} is not a file")
+        raise ConfigError(f"--into {args.into!r} is not a file")
     # each block from the runs it reads: a store with only the sweep-more runs leaves the main block alone
     main_block = md.present(args.tracking_uri, md.MAIN_EXPERIMENTS) or not md.present(args.tracking_uri,
                                                                                        md.MORE_EXPERIMENTS)
     more = md.more_results(args.tracking_uri) if md.present(args.tracking_uri, md.MORE_EXPERIMENTS) else ""
     text = md.results(args.tracking_uri) if main_block else ""
-    if args.readme:
+    if args.into:
         if main_block:
-            print(f"results: {md.write_readme(args.readme, text)}")
-        if more and md.MORE_BEGIN in Path(args.readme).read_text():
-            print(f"results (sweep-more): {md.write_readme(args.readme, more, md.MORE_BEGIN, md.MORE_END)}")
+            print(f"results: {md.write_block(args.into, text)}")
+        if more and md.MORE_BEGIN in Path(args.into).read_text():
+            print(f"results (sweep-more): {md.write_block(args.into, more, md.MORE_BEGIN, md.MORE_END)}")
         elif more:
-            print(f"results (sweep-more): {args.readme} has no results-more block ({md.MORE_BEGIN!r} ... "
+            print(f"results (sweep-more): {args.into} has no results-more block ({md.MORE_BEGIN!r} ... "
                   f"{md.MORE_END!r}); left out")
     text = "\n".join(t for t in (text, more) if t)
     if args.markdown == "-":
-        if not args.readme:
+        if not args.into:
             sys.stdout.write(text)
     else:
         Path(args.markdown).write_text(text)

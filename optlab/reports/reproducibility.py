@@ -69,7 +69,8 @@ def build(store: Store, argv: list[str] | None = None, number: int = 9) -> Secti
                       "The environment that built this report."))
     commands = [("the default sweeps", "make sweep"), ("the other sweeps", "make sweep-more"), *[(f"sweep {n}", f"SWEEP=experiments/{n}.toml make sweep") for n in SWEEPS],
                 ("this report", "make report  # = optlab report --out reports/out"),
-                ("README results tables", "optlab report --markdown --readme README.md"),
+                ("results tables of the docs",
+                 "make results  # = optlab report --markdown --into docs/results/index.md"),
                 ("browse the runs", "make ui")]
     if argv:
         commands.append(("this report, as invoked", "optlab " + " ".join(argv)))

@@ -1,5 +1,5 @@
 """Writes identity_main.json: the identities (config hashes, point hashes, workload names and hashes, run
-names) that the code of this commit gives a set of configs and every experiment file. Made once with the
+names) that the code of commit 55eee6a gave a set of configs and every experiment file. Made once with the
 code stores were recorded with; tests/test_config_roles.py checks later code gives the same identities.
 
     .venv/bin/python tests/data/identity_snapshot.py > tests/data/identity_main.json
@@ -42,7 +42,7 @@ def main() -> None:
     for values in CONFIGS:
         config = RunConfig.from_dict(values)
         configs.append({"values": values, "config_hash": config.config_hash(),
-                        "workload_hash": sweep_spec.workload_hash(config)})
+                        "workload_hash": config.workload_hash()})
     sweeps = {}
     for name in SWEEP_FILES:
         text = (ROOT / "experiments" / name).read_text()

@@ -153,7 +153,7 @@ def _run(args, store, status) -> int:
     # collection walking them all would stall one training step for ~0.1 s
     gc.freeze()
     try:
-        result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+        result = run(prepared, recorder=recorder, progress=not args.quiet)
     except BaseException as exc:  # whatever stops the run, it must not stay RUNNING in the store
         if isinstance(exc, KeyboardInterrupt):
             recorder.abort("KILLED", "interrupted")

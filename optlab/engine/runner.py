@@ -61,15 +61,16 @@ def intra_op_threads(prep: Prepared) -> int | None:
     return 1 if samples * prep.problem.n_params < SMALL_STEP else None
 
 
-def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem: Problem | None = None,
+def run(config: RunConfig | dict | Prepared, recorder=None, progress: bool = False, problem: Problem | None = None,
         extra_tags: dict | None = None, trainer: str = "auto") -> RunResult:
-    """Train, evaluate and record one run. Bad input raises before anything is recorded; a divergence
-    or an error inside the run is returned as a FAILED result (and recorded so).
+    """Train, evaluate and record one run (a config, or one `prepare` already validated and planned).
+    Bad input raises before anything is recorded; a divergence or an error inside the run is returned as a
+    FAILED result (and recorded so).
     trainer: "auto" (the stacked trainer when the strategy has a batched form), "stacked", or
     "reference" (the strategy's own step(): torch.optim for the first-order family)."""
     if trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
-    prep = prepare(config, problem)
+    prep = config if isinstance(config, Prepared) else prepare(config, problem)
     use_stacked = trainer == "stacked" or (trainer == "auto" and stackable(prep))
     if use_stacked and not stackable(prep):
         raise ConfigError(f"strategy {prep.config.strategy!r} has no batched form on {prep.problem.name}")

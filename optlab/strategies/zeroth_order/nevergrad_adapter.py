@@ -97,12 +97,10 @@ class NevergradStrategy(Strategy):
         return per_eval * cls.evaluations_per_step(config)
 
     @classmethod
-    def plan(cls, config, problem):
-        plan = super().plan(config, problem)
+    def check_plan(cls, config, problem, plan):
         opts = cls.resolve_options(config)
         check_feasible(cls.optimizer_name, problem.n_params, cls._ng_budget(config, plan),
                        opts["num_workers"], cls._planned_evaluations(config, plan))
-        return plan
 
     @classmethod
     def _ng_budget(cls, config, plan) -> int | None:

@@ -64,7 +64,7 @@ class NevergradStrategy(Strategy):
 
     @classmethod
     def check(cls, config, problem):
-        if all(getattr(config, key) is None for key in ("epochs", "steps", "evaluations", "seconds")) \
+        if all(getattr(config, key) is None for key in config.fields_with_role("budget")) \
                 and getattr(problem, "has_accuracy", False):
             # the default 10 epochs would be 10 full-set evaluations: a run that never moves
             raise ConfigError(f"{config.strategy} needs an explicit budget, e.g. --evaluations 3000 "

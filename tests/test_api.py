@@ -32,6 +32,7 @@ def test_run_records_like_the_cli_and_returns_final_metrics_and_history(store):
     assert row["final_val_accuracy"] == pytest.approx(result.final["val_accuracy"])
     assert row["workload"].startswith("api (dataset=digits")
     assert row["config_hash"] == RunConfig.from_dict(result.config).config_hash()
+    assert row["workload_hash"] == RunConfig.from_dict(result.config).workload_hash()
 
 
 def test_bad_settings_raise_one_line_before_anything_is_recorded(store):

@@ -12,7 +12,7 @@ import json
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from optlab.errors import ConfigError
 
@@ -31,61 +31,108 @@ DIAGNOSTICS = {
     "full": "cheap + the loss Hessian's top eigenvalue (sharpness) and trace, and the step quality alpha "
             "(Cockpit: where on the parabola fitted along the last step it landed)",
 }
-# settings added after runs were recorded: left out of the config hash at their default, so the
-# points of existing stores keep their identity
-_HASH_DEFAULTS = {"order": "shuffled"}
-# measurement settings: they change what a run records, not how it trains
-_MEASUREMENTS = ("probe_curvature", "probe_noise_scale", "diagnostics", "diagnostics_samples")
 # ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
 MAX_SEED = 2**31 - 1          # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
 MAX_COUNT = 10**9             # steps, evaluations, batch and training-set sizes, intervals
 MAX_WIDTH = 100_000           # a hidden layer: 784 x 100,000 weights is already 314 MB a copy
 MAX_NAME = 250                # MLflow's limit for run names and tag keys
 
+# What a field of RunConfig is for. Every list of keys elsewhere (the workload, the problem, the config
+# hash, run names, the CLI's flags, the reports' grouping) is derived from these roles.
+ROLES = {
+    "strategy": "the optimizer, its hyperparameters and the order it visits the data",
+    "problem": "what is minimized: data, network, cost, precision (part of the workload)",
+    "budget": "when the run stops; the first used up stops it (part of the workload)",
+    "target": "the validation accuracy whose time to reach is recorded (part of the workload)",
+    "seed": "the run's random seed: the repeats of one configuration differ only in it",
+    "device": "where the run computes (in the config hash, not in the workload)",
+    "evaluation": "when the run evaluates and logs (in the config hash: with a target, it decides when the run stops)",
+    "measurement": "what the run records besides training (not in the config hash)",
+    "identity": "the run's experiment and display name (not in the config hash)",
+}
+WORKLOAD_ROLES = ("problem", "budget", "target")   # what a comparison of strategies holds fixed
+UNHASHED_ROLES = ("measurement", "identity")       # left out of the config hash
+CHECKS = {   # named value rules a field may declare (`check=`); None passes
+    "positive": "positive",
+    "count": f"a positive integer up to {MAX_COUNT:,}",
+    "seed": f"an integer in [0, {MAX_SEED}]",
+}
+
+
+def setting(role: str, default=None, *, help: str = "", flags: tuple[str, ...] = (), short: str | None = None,
+            check: str | None = None, choices: dict | tuple = (), omit_default: bool = False, factory=None):
+    """A RunConfig field with its declaration: `role` (a key of ROLES), the CLI's `help` and extra `flags`
+    (e.g. "-s"), the `short` name run names use, a value rule `check` (a key of CHECKS) or allowed
+    `choices`. `omit_default`: the field is left out of every hash while at its default, so stores
+    recorded before it existed keep their identity; every field added from now on sets it."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    metadata = {"role": role, "help": help, "flags": flags, "short": short, "check": check,
+                "choices": tuple(choices), "omit_default": omit_default}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    # strategy
-    strategy: str = "adam"
-    lr: float | None = None              # None: the strategy's default
-    momentum: float | None = None        # None: the strategy's default
-    batch_size: int | None = None        # None: the strategy's default (gd: all, sgd: 1, others 32)
-    weight_decay: float | None = None    # None: the strategy's default
-    options: dict = field(default_factory=dict)  # strategy-specific knobs, see `optlab strategies`
-    schedule: str = "constant"
-    decay_rate: float = 0.1
-    decay_every: float = 10.0            # epochs, for the step schedule
-    # budget: the run stops when the first one is used up (epochs=10 when none is given)
-    epochs: float | None = None
-    steps: int | None = None
-    evaluations: int | None = None
-    seconds: float | None = None
-    # problem
-    dataset: str = "mnist5k"
-    hidden: tuple[int, ...] = (16, 16)
-    activation: str = "sigmoid"
-    init: str = "fan_in_uniform"
-    cost: str = "cross_entropy"
-    label_noise: float = 0.0
-    variant: str = "none"
-    standardize: bool = False
-    noise_seed: int = 0
-    train_size: int | None = None
-    order: str = "shuffled"              # shuffled | sorted_by_class: the order mini-batches visit the data
-    # run
-    seed: int = 0
-    target: float | None = None          # validation accuracy to time (AlgoPerf's time-to-target)
-    stop_at_target: bool = False
-    eval_every: int | None = None        # steps between evaluations; None: about 50 per run
-    log_every: int = 1                   # steps between per-step metric points
-    probe_curvature: bool = False        # at the end, log the loss Hessian's top eigenvalue and trace
-    diagnostics: str = "off"             # off | cheap | full: in-training diagnostics at every evaluation
-    diagnostics_samples: int = 512       # training samples (a fixed random subset) for per-sample gradients
-    probe_noise_scale: bool = False      # during training, log the gradient noise scale's |G|^2 and tr(Sigma)
-    dtype: str = "float32"
-    device: str = "cpu"
-    experiment: str = "default"
-    run_name: str | None = None
+    # Field order is the order run names and descriptions list settings in: add new fields at the end, with
+    # omit_default=True.
+    strategy: str = setting("strategy", "adam", flags=("-s",), help="strategy name (see `optlab strategies`)")
+    lr: float | None = setting("strategy", check="positive", help="learning rate (default: the strategy's)")
+    momentum: float | None = setting("strategy", help="momentum / Adam's beta1 (default: the strategy's)")
+    batch_size: int | None = setting("strategy", check="count", flags=("-b",), short="B",
+                                     help="mini-batch size (default: the strategy's: gd all, sgd 1, others 32)")
+    weight_decay: float | None = setting("strategy", short="wd", help="weight decay (default: the strategy's)")
+    options: dict = setting("strategy", factory=dict, flags=("--opt", "-o"),
+                            help="strategy-specific option KEY=VALUE (repeatable), e.g. -o sigma=0.05")
+    schedule: str = setting("strategy", "constant", choices=SCHEDULES, help=" | ".join(SCHEDULES))
+    decay_rate: float = setting("strategy", 0.1, check="positive", help="factor for step/exponential schedules")
+    decay_every: float = setting("strategy", 10.0, check="positive", help="epochs between step-schedule decays")
+    epochs: float | None = setting("budget", check="positive", help="epochs")
+    steps: int | None = setting("budget", check="count", help="steps")
+    evaluations: int | None = setting("budget", check="count", short="evals", help="function evaluations")
+    seconds: float | None = setting("budget", check="positive", help="wall-clock training seconds")
+    dataset: str = setting("problem", "mnist5k", flags=("-d",),
+                           help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
+    hidden: tuple[int, ...] = setting("problem", (16, 16),
+                                      help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
+    activation: str = setting("problem", "sigmoid", short="act", help="sigmoid (default) | relu | tanh")
+    init: str = setting("problem", "fan_in_uniform",
+                        help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
+    cost: str = setting("problem", "cross_entropy", help="cross_entropy (default) | mse")
+    label_noise: float = setting("problem", 0.0, short="p",
+                                 help="probability of replacing a training label at random")
+    variant: str = setting("problem", "none", help="none | shuffled_pixels | random_pixels | gaussian")
+    standardize: bool = setting("problem", False, help="standardize inputs")
+    noise_seed: int = setting("problem", 0, check="seed", help="seed of the label noise and the noise variants")
+    train_size: int | None = setting("problem", check="count", short="n_train",
+                                     help="use only the first N training samples")
+    order: str = setting("strategy", "shuffled", omit_default=True,
+                         help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
+    seed: int = setting("seed", 0, check="seed", help="the run's seed (initialization, batches, strategy)")
+    target: float | None = setting("target", help="validation accuracy whose time and steps to reach are recorded")
+    stop_at_target: bool = setting("target", False, help="stop the run when it reaches the target")
+    eval_every: int | None = setting("evaluation", check="count",
+                                     help="steps between evaluations (default: ~50 per run)")
+    log_every: int = setting("evaluation", 1, check="count", help="steps between per-step metric points (default 1)")
+    probe_curvature: bool = setting("measurement", False,
+                                    help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
+    diagnostics: str = setting("measurement", "off", choices=DIAGNOSTICS,
+                               help="off (default) | cheap | full: in-training diagnostics logged at every "
+                                    "evaluation (gradient noise scale, GSNR, update ratios, ...; full adds "
+                                    "sharpness, Hessian trace and step quality alpha)")
+    diagnostics_samples: int = setting("measurement", 512,
+                                       help="training samples for per-sample gradients (a fixed random subset; "
+                                            "default 512)")
+    probe_noise_scale: bool = setting("measurement", False,
+                                      help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), "
+                                           "measured at two batch sizes at the same parameters (McCandlish et al. "
+                                           "2018)")
+    dtype: str = setting("problem", "float32", choices=DTYPES, help="float32 (default) | float64")
+    device: str = setting("device", "cpu", help="cpu (default) | cuda")
+    experiment: str = setting("identity", "default", flags=("-e",), help="MLflow experiment name (default 'default')")
+    run_name: str | None = setting("identity", help="the run's display name")
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -101,7 +148,42 @@ class RunConfig:
         return config
 
     def with_updates(self, **changes) -> "RunConfig":
-        return RunConfig.from_dict({**self.to_dict(), **changes})
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    # ---- the declaration ------------------------------------------------------------------
+    @classmethod
+    def declared(cls, name: str) -> dict:
+        """The declaration of field `name`: role, help, flags, short, check, choices, omit_default."""
+        return _declarations(cls)[name]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(_declarations(cls))
+
+    @classmethod
+    def fields_with_role(cls, *roles: str) -> tuple[str, ...]:
+        """The fields of any of `roles`, in field order."""
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role {sorted(unknown)[0]!r}")
+        return tuple(name for name, meta in _declarations(cls).items() if meta["role"] in roles)
+
+    @classmethod
+    def workload_keys(cls) -> tuple[str, ...]:
+        """What a workload fixes: problem, budget and target (in that order)."""
+        return tuple(k for role in WORKLOAD_ROLES for k in cls.fields_with_role(role))
+
+    @classmethod
+    def numeric_fields(cls) -> tuple[str, ...]:
+        """The fields holding a number (int or float, possibly None)."""
+        def numeric(hint):
+            args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            return all(a in (int, float) for a in args)
+        return tuple(k for k, hint in _type_hints(cls).items() if numeric(hint))
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return dict(_defaults(cls))
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self, source: str = "config") -> None:
@@ -111,17 +193,18 @@ class RunConfig:
         def finite(key) -> bool:
             return getattr(self, key) is None or math.isfinite(getattr(self, key))
 
-        for key in ("lr", "epochs", "seconds", "decay_every", "decay_rate"):
-            value = getattr(self, key)
-            if value is not None and (not math.isfinite(value) or value <= 0):
+        for key, meta in _declarations(type(self)).items():
+            value, check = getattr(self, key), meta["check"]
+            if value is None:
+                continue
+            if check == "positive" and (not math.isfinite(value) or value <= 0):
                 bad(key, "positive" if value <= 0 else "finite")
-        for key in ("steps", "evaluations", "batch_size", "eval_every", "log_every", "train_size"):
-            value = getattr(self, key)
-            if value is not None and not 1 <= value <= MAX_COUNT:
-                bad(key, f"a positive integer up to {MAX_COUNT:,}")
-        for key in ("seed", "noise_seed"):
-            if not 0 <= getattr(self, key) <= MAX_SEED:
-                bad(key, f"an integer in [0, {MAX_SEED}]")
+            if check == "count" and not 1 <= value <= MAX_COUNT:
+                bad(key, CHECKS["count"])
+            if check == "seed" and not 0 <= value <= MAX_SEED:
+                bad(key, CHECKS["seed"])
+            if meta["choices"] and value not in meta["choices"]:
+                raise ConfigError(f"{source}: unknown {key} {value!r}; choose from {', '.join(meta['choices'])}")
         if self.momentum is not None and not (finite("momentum") and 0 <= self.momentum < 1):
             bad("momentum", "in [0, 1)")
         if self.weight_decay is not None and not (finite("weight_decay") and self.weight_decay >= 0):
@@ -138,14 +221,8 @@ class RunConfig:
                 bad(key, f"a non-empty printable name of at most {MAX_NAME} characters")
         if any(not isinstance(k, str) or not k.strip() for k in self.options):
             raise ConfigError(f"{source}: option names must be non-empty strings, got {list(self.options)!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"{source}: unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
-        if self.diagnostics not in DIAGNOSTICS:
-            raise ConfigError(f"{source}: unknown diagnostics {self.diagnostics!r}; choose from {', '.join(DIAGNOSTICS)}")
         if not 2 <= self.diagnostics_samples <= MAX_COUNT:
             bad("diagnostics_samples", f"an integer in [2, {MAX_COUNT:,}] (a variance needs two samples)")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"{source}: unknown dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
         _check_device(self.device, source)
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
@@ -154,20 +231,36 @@ class RunConfig:
     # ---- views --------------------------------------------------------------------------
     @property
     def budget(self) -> dict[str, float]:
-        given = {k: getattr(self, k) for k in ("epochs", "steps", "evaluations", "seconds")
-                 if getattr(self, k) is not None}
+        given = {k: getattr(self, k) for k in self.fields_with_role("budget") if getattr(self, k) is not None}
         return given or {"epochs": 10.0}
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["hidden"] = list(self.hidden)
-        return out
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def values(self, *roles: str) -> dict:
+        """The fields of `roles` with their values (JSON-ready), without the fields left out of hashes
+        at their default (`omit_default`)."""
+        out, declared = self.to_dict(), _declarations(type(self))
+        defaults = _defaults(type(self))
+        return {k: out[k] for k in self.fields_with_role(*roles)
+                if not (declared[k]["omit_default"] and out[k] == defaults[k])}
 
     def config_hash(self) -> str:
-        """Stable hash of everything that defines the run (not its experiment, display name or measurements)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("experiment", "run_name", *_MEASUREMENTS)
-                   and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """Stable hash of everything that defines the run (not its measurements, experiment or display name)."""
+        return _hash(self.values(*(r for r in ROLES if r not in UNHASHED_ROLES)), 16)
+
+    def workload(self) -> dict:
+        """The workload's settings: the problem, the budget and the target."""
+        return self.values(*WORKLOAD_ROLES)
+
+    def workload_hash(self) -> str:
+        """Equal hashes: the same problem, budget and target."""
+        return _hash(self.workload(), 12)
+
+    def problem_key(self) -> tuple:
+        """Equal keys describe one built Problem (its data, network and cost, on one device)."""
+        return tuple((k, json.dumps(v, sort_keys=True, default=str))
+                     for k, v in self.values("problem", "device").items())
 
     def label(self) -> str:
         parts = [self.strategy]
@@ -182,6 +275,20 @@ class RunConfig:
 @functools.lru_cache(maxsize=None)
 def _type_hints(cls) -> dict:
     return typing.get_type_hints(cls)
+
+
+@functools.lru_cache(maxsize=None)
+def _declarations(cls) -> dict[str, dict]:
+    return {f.name: dict(f.metadata) for f in fields(cls)}
+
+
+@functools.lru_cache(maxsize=None)
+def _defaults(cls) -> dict:
+    return cls().to_dict()
+
+
+def _hash(values: dict, length: int) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 def _coerce(key: str, value, hint, source: str):

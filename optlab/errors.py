@@ -23,3 +23,12 @@ class StoreError(OptlabError):
 
 class SweepBusy(OptlabError):
     """Another process holds the sweep's lock in this store."""
+
+
+class SweepIncomplete(OptlabError):
+    """Some points of a sweep have no outcome (not run, worker died, storage failed): rerun it to run them.
+    `report` is the sweep's report."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

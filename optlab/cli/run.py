@@ -14,20 +14,24 @@ import math
 import sys
 
 
-def _hidden(text: str) -> list[int]:
-    if text.strip().lower() == "none":
-        return []  # no hidden layer: softmax (or linear least-squares) regression
-    parts = [part.strip() for part in text.split(",")] if "," in text else text.split()
-    if text.strip() and "" in parts:
-        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} has an empty size (use e.g. 16,16)")
-    try:
-        sizes = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} (use e.g. 16,16)")
-    if not sizes:
-        raise argparse.ArgumentTypeError(f"invalid hidden sizes: {text!r} is empty (use e.g. 16,16, or none for "
-                                         f"no hidden layer)")
-    return sizes
+def _sizes(name: str):
+    """The parser of a list-of-integers flag: '16,16' or '16 16'; 'none' is the empty list (for hidden: no
+    hidden layer, softmax or linear least-squares regression)."""
+    def parse(text: str) -> list[int]:
+        if text.strip().lower() == "none":
+            return []
+        parts = [part.strip() for part in text.split(",")] if "," in text else text.split()
+        if text.strip() and "" in parts:
+            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} has an empty size (use e.g. 16,16)")
+        try:
+            sizes = [int(part) for part in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)")
+        if not sizes:
+            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} is empty (use e.g. 16,16, or none "
+                                             f"for an empty list)")
+        return sizes
+    return parse
 
 
 def _number(text: str) -> float:
@@ -55,54 +59,55 @@ def _option(text: str):
     return key, value
 
 
+# argument groups of `optlab run --help`: RunConfig's roles (the strategy's flags come first, ungrouped)
+GROUPS = {"budget": "budget (the first used up stops the run; default 10 epochs)", "problem": "problem",
+          "target": "run", "seed": "run", "device": "problem", "evaluation": "run", "measurement": "run",
+          "identity": "run"}
+
+
+def add_config_arguments(p) -> dict:
+    """One flag per RunConfig field, from its declaration: --name-with-dashes (plus its declared `flags`),
+    typed by its annotation, its help from the declaration. Unset flags stay None: the config's default.
+    Returns the argument groups by title."""
+    import typing
+
+    from optlab.config import RunConfig
+
+    groups = {}
+    for name, hint in typing.get_type_hints(RunConfig).items():
+        meta = RunConfig.declared(name)
+        title = GROUPS.get(meta["role"])
+        if title is not None and title not in groups:
+            groups[title] = p.add_argument_group(title)
+        where = groups.get(title, p)
+        flags = [f"--{name.replace('_', '-')}"] if "--opt" not in meta["flags"] else []
+        flags += list(meta["flags"])
+        kind = _kind(hint)
+        extra = {"help": meta["help"] or None, "dest": name}
+        if kind is bool:
+            where.add_argument(*flags, action="store_true", default=None, **extra)
+        elif kind is dict:
+            where.add_argument(*flags, type=_option, action="append", default=[], metavar="KEY=VALUE", **extra)
+        elif kind is tuple:
+            where.add_argument(*flags, type=_sizes(name), **extra)
+        else:
+            where.add_argument(*flags, type=_number if kind is float else kind, **extra)
+    return groups
+
+
+def _kind(hint):
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = args[0]
+    return typing.get_origin(hint) or hint
+
+
 def add_parser(sub):
     p = sub.add_parser("run", help="train one strategy on one problem and record the run in MLflow")
-    p.add_argument("--strategy", "-s", default="adam", help="strategy name (see `optlab strategies`)")
-    p.add_argument("--lr", type=_number, help="learning rate (default: the strategy's)")
-    p.add_argument("--momentum", type=_number, help="momentum / Adam's beta1 (default: the strategy's)")
-    p.add_argument("--batch-size", "-b", type=int, help="mini-batch size (default: the strategy's)")
-    p.add_argument("--weight-decay", type=_number)
-    p.add_argument("--schedule", help="constant | step | exponential | cosine")
-    p.add_argument("--decay-rate", type=_number, help="factor for step/exponential schedules")
-    p.add_argument("--decay-every", type=_number, help="epochs between step-schedule decays")
-    g = p.add_argument_group("budget (the first used up stops the run; default 10 epochs)")
-    g.add_argument("--epochs", type=_number)
-    g.add_argument("--steps", type=int)
-    g.add_argument("--evaluations", type=int, help="function evaluations")
-    g.add_argument("--seconds", type=_number, help="wall-clock training seconds")
-    d = p.add_argument_group("problem")
-    d.add_argument("--dataset", "-d", help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
-    d.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
-    d.add_argument("--activation", help="sigmoid (default) | relu | tanh")
-    d.add_argument("--init", help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
-    d.add_argument("--cost", help="cross_entropy (default) | mse")
-    d.add_argument("--label-noise", type=_number, help="probability of replacing a training label at random")
-    d.add_argument("--variant", help="none | shuffled_pixels | random_pixels | gaussian")
-    d.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
-    d.add_argument("--train-size", type=int, help="use only the first N training samples")
-    d.add_argument("--order", help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
-    d.add_argument("--dtype", help="float32 (default) | float64")
-    d.add_argument("--device", help="cpu (default) | cuda")
-    r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--target", type=_number, help="validation accuracy whose time and steps to reach are recorded")
-    r.add_argument("--stop-at-target", action="store_true", default=None)
-    r.add_argument("--eval-every", type=int, help="steps between evaluations (default: ~50 per run)")
-    r.add_argument("--log-every", type=int, help="steps between per-step metric points (default 1)")
-    r.add_argument("--probe-curvature", action="store_true", default=None,
-                   help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
-    r.add_argument("--diagnostics", help="off (default) | cheap | full: in-training diagnostics logged at every "
-                   "evaluation (gradient noise scale, GSNR, update ratios, ...; full adds sharpness, Hessian trace "
-                   "and step quality alpha)")
-    r.add_argument("--diagnostics-samples", type=int,
-                   help="training samples for per-sample gradients (a fixed random subset; default 512)")
-    r.add_argument("--probe-noise-scale", action="store_true", default=None,
-                   help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), measured at two batch "
-                        "sizes at the same parameters (McCandlish et al. 2018)")
-    r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
-    r.add_argument("--run-name")
-    r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="strategy-specific option (repeatable), e.g. -o sigma=0.05")
+    r = add_config_arguments(p)["run"]
     r.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     r.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 for small steps, where a "
                                                 "second thread costs more than it gives; else torch's default)")
@@ -110,19 +115,12 @@ def add_parser(sub):
     return p
 
 
-CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
-               "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
-               "init", "cost", "label_noise", "variant", "standardize", "train_size", "order", "dtype", "device",
-               "seed", "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "probe_noise_scale",
-               "diagnostics", "diagnostics_samples", "experiment", "run_name")
-
-
 def config_from_args(args):
     from optlab.config import RunConfig
 
-    values = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
-    if args.opt:
-        values["options"] = dict(args.opt)
+    values = {k: getattr(args, k) for k in RunConfig.field_names() if getattr(args, k, None) not in (None, [])}
+    if "options" in values:
+        values["options"] = dict(values["options"])
     return RunConfig.from_dict(values, source="optlab run")
 
 
@@ -145,7 +143,7 @@ def _run(args, store, status) -> int:
 
     if args.threads is not None:
         check_threads(args.threads)
-    repeated = sorted({key for key, _ in args.opt if [k for k, _ in args.opt].count(key) > 1})
+    repeated = sorted({key for key, _ in args.options if [k for k, _ in args.options].count(key) > 1})
     if repeated:
         raise ConfigError(f"option {repeated[0]!r} is given more than once (-o {repeated[0]}=...); give each option once")
     # before anything heavy: validating the config already imports torch (device, dataset names)
@@ -176,7 +174,7 @@ def _run(args, store, status) -> int:
     # collection walking them all would stall one training step for ~0.1 s
     gc.freeze()
     try:
-        result = run(prepared.config, recorder=recorder, progress=not args.quiet, problem=prepared.problem)
+        result = run(prepared, recorder=recorder, progress=not args.quiet)
     except BaseException as exc:  # whatever stops the run, it must not stay RUNNING in the store
         if isinstance(exc, KeyboardInterrupt):
             recorder.abort("KILLED", "interrupted")

@@ -42,10 +42,15 @@ def group_key(prep: Prepared) -> tuple | None:
         return None
     # an order that reads the labels cuts batches by them: such rows must share their labels
     labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None
-    return (c.strategy, c.dataset, c.hidden, c.activation, c.init, c.cost, c.variant,
-            c.noise_seed if c.variant != "none" else None, c.standardize, c.train_size, c.dtype, c.device,
-            plan.batch_size, plan.max_steps, tuple(sorted(c.budget.items())), eval_interval(c, plan),
-            c.log_every, prep.problem.n_train, c.order, labels)
+    return (c.strategy, shared_problem_key(c), plan.batch_size, plan.max_steps, tuple(sorted(c.budget.items())),
+            eval_interval(c, plan), c.log_every, prep.problem.n_train, c.order, labels)
+
+
+def shared_problem_key(config: RunConfig) -> tuple:
+    """The problem settings rows of one stacked program share: all but the labels (label noise and its seed
+    when it seeds nothing else), which the stacked trainer holds per row."""
+    per_row = ("label_noise",) + (("noise_seed",) if config.variant == "none" else ())
+    return tuple(item for item in config.problem_key() if item[0] not in per_row)
 
 
 def intra_op_threads(prep: Prepared) -> int | None:
@@ -56,15 +61,16 @@ def intra_op_threads(prep: Prepared) -> int | None:
     return 1 if samples * prep.problem.n_params < SMALL_STEP else None
 
 
-def run(config: RunConfig | dict, recorder=None, progress: bool = False, problem: Problem | None = None,
+def run(config: RunConfig | dict | Prepared, recorder=None, progress: bool = False, problem: Problem | None = None,
         extra_tags: dict | None = None, trainer: str = "auto") -> RunResult:
-    """Train, evaluate and record one run. Bad input raises before anything is recorded; a divergence
-    or an error inside the run is returned as a FAILED result (and recorded so).
+    """Train, evaluate and record one run (a config, or one `prepare` already validated and planned).
+    Bad input raises before anything is recorded; a divergence or an error inside the run is returned as a
+    FAILED result (and recorded so).
     trainer: "auto" (the stacked trainer when the strategy has a batched form), "stacked", or
     "reference" (the strategy's own step(): torch.optim for the first-order family)."""
     if trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
-    prep = prepare(config, problem)
+    prep = config if isinstance(config, Prepared) else prepare(config, problem)
     use_stacked = trainer == "stacked" or (trainer == "auto" and stackable(prep))
     if use_stacked and not stackable(prep):
         raise ConfigError(f"strategy {prep.config.strategy!r} has no batched form on {prep.problem.name}")
@@ -81,8 +87,7 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
     preps = []
     for c in configs:
         c.validate()
-        key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
-               c.activation, c.init, c.cost, c.dtype, c.device)
+        key = c.problem_key()
         if key not in problems:
             problems[key] = build_problem(c)
         preps.append(prepare(c, problems[key]))

@@ -32,7 +32,7 @@ from optlab.analysis.curves import band
 from optlab.reports.chart import Chart
 from optlab.reports.load import Store, latest_attempts, runs_text
 from optlab.reports.model import Note, Section, Table, not_run
-from optlab.sweeps.spec import WORKLOAD_KEYS
+from optlab.config import RunConfig
 
 TITLE = "Lessons"
 EXPERIMENT = "lessons"
@@ -85,10 +85,7 @@ LESSONS = [
 
 # what defines a configuration (RunConfig fields): two runs of one condition differ only in their seed, two
 # conditions of a lesson only in the lesson's keys. Measurement and naming settings are not compared.
-CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate", "decay_every",
-               "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation", "init", "cost",
-               "label_noise", "variant", "standardize", "train_size", "noise_seed", "order", "dtype", "target",
-               "stop_at_target", "options")
+CONFIG_KEYS = RunConfig.fields_with_role("strategy", "problem", "budget", "target", "device")
 
 
 def labels_of(lesson: Lesson) -> dict[str, str]:
@@ -132,7 +129,7 @@ def comparable(chosen: pd.DataFrame, lesson: Lesson) -> str | None:
             if differ:
                 problems.append(f"{name} differs from the baseline in {', '.join(differ)}, not only in "
                                 f"{' / '.join(lesson.changes)}")
-    if "workload_hash" in chosen and not set(lesson.changes) & set(WORKLOAD_KEYS):
+    if "workload_hash" in chosen and not set(lesson.changes) & set(RunConfig.workload_keys()):
         if chosen["workload_hash"].nunique() > 1:
             problems.append(f"its runs span {chosen['workload_hash'].nunique()} workloads")
     return "; ".join(problems) or None

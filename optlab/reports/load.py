@@ -7,7 +7,8 @@ fresh-seed reruns of each selected configuration (role `rerun`, still selected) 
 untuned sweeps or single runs; `include_tuning` adds the tuning trials (for sensitivity plots).
 
 Every run gets a `workload` (the `optlab.workload` tag, or, for a run recorded outside a sweep, a
-name built from its problem, budget and target) and a `timing` ("alone" or "batched:K").
+name built from its problem, budget and target: RunConfig's workload keys) and a `timing` ("alone" or
+"batched:K").
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from optlab.config import RunConfig
+from optlab.tracking.run_facts import flatten_config
+
 EVAL_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
              "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
-NUMERIC_PARAMS = ("lr", "momentum", "batch_size", "weight_decay", "epochs", "steps", "evaluations", "seconds",
-                  "label_noise", "seed", "target", "n_params", "train_size", "noise_seed", "steps_per_epoch",
-                  "planned_steps", "eval_every", "log_every")
+# the numeric config fields and what the engine records about the plan
+NUMERIC_PARAMS = (*RunConfig.numeric_fields(), "n_params", "steps_per_epoch", "planned_steps")
 TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag": "optlab.dataset",
         "status_tag": "optlab.status", "failure_reason": "optlab.failure_reason", "role": "optlab.role",
         "sweep": "optlab.sweep", "group": "optlab.group", "selected": "optlab.selected",
@@ -30,8 +33,8 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
         "batched_tag": "optlab.batched", "split": "optlab.split"}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
-WORKLOAD_PARAMS = ("dataset", "hidden", "activation", "cost", "label_noise", "variant", "epochs", "steps",
-                   "evaluations", "seconds", "target")
+WORKLOAD_PARAMS = RunConfig.workload_keys()
+LAYER_LISTS = tuple(k for k, v in RunConfig.defaults().items() if isinstance(v, list))
 
 
 def quiet_warnings() -> None:
@@ -95,9 +98,8 @@ class Store:
             df["final_" + column[len("metrics."):]] = pd.to_numeric(raw[column], errors="coerce")
         for column in [c for c in raw.columns if c.startswith("tags.version.")]:
             df[column[len("tags."):]] = raw[column].fillna("").astype(str)
-        for needed in ("dataset", "hidden", "variant", "activation", "cost", "label_noise", "seed", "lr",
-                       "batch_size", "target"):
-            if needed not in df:
+        for needed in RunConfig.field_names():   # a store's runs may predate a setting
+            if needed not in df and needed != "options":
                 df[needed] = np.nan
         df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
         df = df[~df["role"].isin(["parent", "group"])]  # sweep parents and seed-group aggregates are not runs
@@ -182,14 +184,30 @@ def split_collisions(df: pd.DataFrame) -> pd.Series:
 
 
 def implicit_workload(row: dict) -> str:
-    """A workload name from a run's params: experiment, then problem, budget and target."""
+    """A workload name from a run's params: the experiment, the dataset, and every other workload setting
+    (problem, budget, target) the run set to other than its default, so two runs share a name only when
+    they share every workload setting. A setting the run did not record (older runs) is left out."""
+    defaults = {k: _param_text(v) for k, v in flatten_config(RunConfig()).items()}
     parts = []
     for key in WORKLOAD_PARAMS:
-        value = row.get(key)
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value in ("", "None", "none"):
-            continue
-        parts.append(f"{key}={_fmt(value)}")
+        value = _param_text(row.get(key))
+        if key in LAYER_LISTS and isinstance(row.get(key), str) and not row[key]:
+            value = "none"   # an empty list of layers is recorded as ''
+        if value and (key == "dataset" or value != defaults[key]):
+            parts.append(f"{key}={value}")
     return f"{row.get('experiment', '')} ({' '.join(parts)})"
+
+
+def _param_text(value) -> str:
+    """A param as text, numbers in %g (params are read back as strings or as numbers); '' when unset."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) in ("", "None", "nan"):
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    try:
+        return f"{float(value):g}" if str(value).strip().lower() not in ("true", "false") else str(value)
+    except ValueError:
+        return str(value)
 
 
 def timing(row: dict) -> str:

@@ -49,8 +49,7 @@ def at_init_and_end(store, runs: pd.DataFrame, progress: bool = False) -> pd.Dat
             final = load_params(run.run_id, store.uri)
         except Exception:  # a run without artifacts cannot be measured: it is left out, not guessed
             continue
-        key = (config.dataset, config.hidden, config.activation, config.init, config.cost, config.label_noise,
-               config.variant, config.noise_seed, config.train_size, config.dtype)
+        key = config.problem_key()
         if key not in problems:
             problems[key] = build_problem(config)
         problem = problems[key]

@@ -94,7 +94,7 @@ class Strategy:
         self.problem, self.config, self.plan = problem, config, plan
         self.opts = self.resolve_options(config)
 
-    # ---- validation and planning (class level, so errors come before any run exists) ------------
+    # ---- validation, and the facts the engine plans from (class level: errors come before any run) ----
     @classmethod
     def knobs(cls) -> frozenset[str]:
         """The shared knobs (momentum, weight decay) this strategy applies."""
@@ -155,36 +155,19 @@ class Strategy:
         return 1.0
 
     @classmethod
+    def whole_step_evaluations(cls, config: RunConfig, problem: Problem) -> int | None:
+        """Function evaluations one step costs when an evaluation budget buys whole steps only (a
+        finite-difference gradient is 2d evaluations; half of one is no step at all); None: the budget
+        is `evaluations / evaluations_per_step` steps, rounded up."""
+        return None
+
+    @classmethod
     def check(cls, config: RunConfig, problem: Problem) -> None:
         """Refuse infeasible settings before the run starts (override where needed)."""
 
     @classmethod
-    def plan(cls, config: RunConfig, problem: Problem) -> Plan:
-        cls.validate(config, problem)
-        batch_size = cls.resolve_batch_size(config, problem)
-        per_step = cls.samples_per_step(config, batch_size, problem)
-        # a partial last batch still takes a step, so an epoch of mini-batches is ceil(n / B) steps
-        steps_per_epoch = math.ceil(problem.n_train / per_step) if per_step <= problem.n_train \
-            else problem.n_train / per_step
-        if config.order != "shuffled":
-            if not getattr(problem, "has_accuracy", False) or batch_size is None:
-                what = "has no training data" if not getattr(problem, "has_accuracy", False) else \
-                    "uses the whole training set every step"
-                raise ConfigError(f"order {config.order!r} orders mini-batches, but {config.strategy} on "
-                                  f"{problem.name} {what}; it is refused rather than recorded as if it applied")
-            if per_step == batch_size:   # each class's last batch may be smaller: more steps per epoch
-                steps_per_epoch = problem.epoch_steps(batch_size, config.order)
-        if not getattr(problem, "has_accuracy", False):
-            steps_per_epoch = 1.0
-        limits = []
-        budget = config.budget
-        if "steps" in budget:
-            limits.append(int(budget["steps"]))
-        if "epochs" in budget:
-            limits.append(math.ceil(budget["epochs"] * steps_per_epoch))
-        if "evaluations" in budget:
-            limits.append(math.ceil(budget["evaluations"] / cls.evaluations_per_step(config)))
-        return Plan(batch_size, steps_per_epoch, min(limits) if limits else None)
+    def check_plan(cls, config: RunConfig, problem: Problem, plan: Plan) -> None:
+        """Refuse settings that are infeasible under the engine's plan (override where needed)."""
 
     # ---- running ----------------------------------------------------------------------------
     def step(self) -> dict[str, float]:

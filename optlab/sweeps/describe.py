@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from optlab.config import RunConfig
 from optlab.tracking.ui import GROUPS_VIEW_NAME, VIEW_NAME
 
-# settings a reader needs to know are fixed (in this order), when they are the same for every point
-FIXED_KEYS = ("dataset", "train_size", "label_noise", "variant", "hidden", "activation", "cost", "init",
-              "epochs", "steps", "evaluations", "seconds", "target")
-IGNORED = ("experiment", "run_name", "seed", "strategy", "options", "eval_every", "log_every")
+# settings a reader needs to know are fixed, when they are the same for every point: the workload's
+FIXED_KEYS = RunConfig.workload_keys()
+# settings never listed as varying: the compared strategies are listed on their own, seeds below
+IGNORED = ("strategy", "options", *RunConfig.fields_with_role("seed", "evaluation", "measurement", "identity"))
 ROLE_TEXT = {"tuning": "tuning trials", "rerun": "reported reruns on fresh seeds", "point": "runs"}
 
 

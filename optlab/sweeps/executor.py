@@ -360,12 +360,13 @@ def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
 def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
     """Compatible points together (same problem, strategy, batch size), at most MAX_CHUNK per
     chunk and small enough that every worker gets work."""
+    from optlab.engine.runner import shared_problem_key
+
     groups: dict[tuple, list[Point]] = defaultdict(list)
     for p in points:
         c = p.config
-        # coarse on purpose (e.g. label noise levels share a chunk): run_many splits what it cannot batch
-        groups[(c.strategy, c.batch_size, c.dataset, c.variant, c.train_size, c.hidden,
-                c.activation, c.cost, c.standardize, c.dtype)].append(p)
+        # label noise levels share a chunk: run_many splits what it cannot batch
+        groups[(c.strategy, c.batch_size, shared_problem_key(c))].append(p)
     size = max(1, min(MAX_CHUNK, -(-len(points) // (2 * workers)) if workers > 1 else MAX_CHUNK))
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 

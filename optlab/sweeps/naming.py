@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-# settings never named: identity or bookkeeping, not what a reader compares
-SILENT = ("experiment", "run_name", "seed", "strategy", "eval_every", "log_every", "probe_curvature",
-          "probe_noise_scale", "diagnostics", "diagnostics_samples", "device")
-SHORT = {"batch_size": "B", "label_noise": "p", "evaluations": "evals", "weight_decay": "wd",
-         "activation": "act", "train_size": "n_train"}
+from optlab.config import RunConfig
+
+# settings never named among what varies: the strategy leads the name and the seed ends it; the others are
+# identity or bookkeeping, not what a reader compares
+SILENT = ("strategy", *RunConfig.fields_with_role("seed", "device", "evaluation", "measurement", "identity"))
+SHORT = {k: RunConfig.declared(k)["short"] for k in RunConfig.field_names() if RunConfig.declared(k)["short"]}
 
 
 def _show(value) -> str:

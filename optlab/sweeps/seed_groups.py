@@ -28,6 +28,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from optlab.config import RunConfig
 from optlab.sweeps import resume
 from optlab.tracking import ui
 
@@ -40,7 +41,8 @@ CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_
               "epoch", "samples_seen", "evaluations", "wall_time")
 X_KEY = "gradient_equivalents"
 GRID_POINTS = 60
-NOT_CONFIGURATION = ("seed", "run_name", "experiment")   # params that differ between seeds of one configuration
+# params that differ between seeds of one configuration
+NOT_CONFIGURATION = RunConfig.fields_with_role("seed", "identity")
 COPIED_TAGS = ("optlab.sweep", "optlab.strategy", "optlab.family", "optlab.workload", "optlab.workload_hash",
                "optlab.series", "optlab.group", "optlab.trial", "optlab.trials", "optlab.dataset", "optlab.timing")
 

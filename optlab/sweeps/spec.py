@@ -26,7 +26,7 @@ File layout (every section but `name` optional)::
     lr = 0.1                         #   (no tuning); its runs are tagged optlab.series=NAME
 
 A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the
-budget and the target (WORKLOAD_KEYS). Every run carries `optlab.workload` (the workload's name, plus
+budget and the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the workload's name, plus
 the workload keys that vary among its points, e.g. "memorization hidden=512 label_noise=0.2") and
 `optlab.workload_hash` (a hash of the values themselves); reports compare strategies only within one.
 
@@ -46,7 +46,7 @@ import hashlib
 import itertools
 import json
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from optlab.config import RunConfig
@@ -58,14 +58,12 @@ else:  # the same parser, packaged for 3.10
     import tomli as tomllib
 
 TOP_KEYS = ("name", "description", "base", "workloads", "grid", "tune", "rerun", "overrides", "series")
-RUN_KEYS = tuple(f.name for f in fields(RunConfig))
+RUN_KEYS = RunConfig.field_names()
 # what a workload fixes: problem (data, variant, network, cost), budget and target
-WORKLOAD_KEYS = ("dataset", "train_size", "hidden", "activation", "init", "cost", "label_noise", "variant",
-                 "standardize", "noise_seed", "dtype", "epochs", "steps", "evaluations", "seconds", "target",
-                 "stop_at_target")
+WORKLOAD_KEYS = RunConfig.workload_keys()
 # measurement settings a [workloads.NAME] table may also fix (evaluation cadence, per-step logging, probes)
-WORKLOAD_EXTRA_KEYS = ("eval_every", "log_every", "probe_curvature", "probe_noise_scale", "diagnostics",
-                       "diagnostics_samples")
+WORKLOAD_EXTRA_KEYS = RunConfig.fields_with_role("evaluation", "measurement")
+NAME_KEYS = RunConfig.fields_with_role("identity")   # set by the sweep, never in a sweep file
 # objective -> True when larger is better; metrics are the final values of the run. Tuning reads
 # validation (or training) metrics only: test metrics are reported, never used to choose.
 OBJECTIVES = {"steps_to_target": False, "val_loss": False, "val_accuracy": True,
@@ -97,7 +95,7 @@ class Point:
 
     def tags(self, sweep: str) -> dict[str, str]:
         tags = {"optlab.sweep": sweep, "optlab.point_hash": self.point_hash, "optlab.role": self.role,
-                "optlab.workload": self.workload, "optlab.workload_hash": workload_hash(self.config)}
+                "optlab.workload": self.workload, "optlab.workload_hash": self.config.workload_hash()}
         if self.group is not None:
             tags["optlab.group"] = self.group
             tags["optlab.trial"] = self.trial
@@ -155,13 +153,6 @@ class SweepSpec:
         return points
 
 
-def workload_hash(config: RunConfig) -> str:
-    """Hash of the workload keys' values: equal hashes, the same problem, budget and target."""
-    values = {k: getattr(config, k) for k in WORKLOAD_KEYS}
-    values["hidden"] = list(values["hidden"])
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINTS) -> SweepSpec:
     """Read, validate and expand a sweep file. `check_plans` also plans every point (builds its
     problem once per distinct dataset) so infeasible settings fail here, before any run."""
@@ -200,7 +191,7 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
         raise ConfigError(f"{where}: description must be a string, got {description!r}")
     base = _table(data, "base", where)
     _only(base, RUN_KEYS, f"{where} [base]")
-    for key in ("experiment", "run_name"):
+    for key in NAME_KEYS:
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
     base_config = _config(base, source=f"{where} [base]")
@@ -350,8 +341,7 @@ def check_feasible(points: list[Point], where: str) -> None:
     problems = {}
     for point in points:
         c = point.config
-        key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
-               c.activation, c.init, c.cost, c.dtype, c.device)
+        key = c.problem_key()
         if key not in problems:
             problems[key] = build_problem(c)
         try:
@@ -431,7 +421,7 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     """Check each axis: a known key, a non-empty list, every value valid on top of the base."""
     _only(table, RUN_KEYS, where)
     for key, values in table.items():
-        if key in ("experiment", "run_name"):
+        if key in NAME_KEYS:
             raise ConfigError(f"{where}: {key} cannot be an axis, got {values!r}")
         if not isinstance(values, list):
             raise ConfigError(f"{where}: axis {key} must be a list of values, got {values!r}")

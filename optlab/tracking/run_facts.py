@@ -20,6 +20,7 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
         "optlab.family": extra.pop("optlab.family", ""),
         "optlab.dataset": config.dataset,
         "optlab.config_hash": config.config_hash(),
+        "optlab.workload_hash": config.workload_hash(),   # a single run's too: reports group by it
         "mlflow.source.git.commit": provenance.git_commit(),
         "optlab.git_commit": provenance.git_commit(),
         **{f"version.{k}": v for k, v in provenance.versions().items()},

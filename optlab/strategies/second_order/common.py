@@ -16,11 +16,11 @@ class SecondOrderStrategy(Strategy):
     supports_schedule = False  # line searches and damping set the step; a learning-rate schedule would not
 
     @classmethod
-    def plan(cls, config, problem):
+    def validate(cls, config, problem):
         if config.schedule != "constant" and not cls.supports_schedule:
             raise ConfigError(f"{cls.name} sets its own step size (line search, damping); schedule "
                               f"{config.schedule!r} applies to first-order strategies and kfac")
-        return super().plan(config, problem)
+        super().validate(config, problem)
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

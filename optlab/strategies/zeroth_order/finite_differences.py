@@ -14,7 +14,7 @@ from optlab.strategies.base import Option
 from optlab.strategies.first_order import rules
 from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
-from optlab.strategies.zeroth_order.common import Infeasible, plan_whole_steps
+from optlab.strategies.zeroth_order.common import Infeasible
 
 
 @register
@@ -43,9 +43,8 @@ class FiniteDifferences(TorchOptimStrategy):
         return (batch_size if batch_size is not None else problem.n_train) * 2 * problem.n_params
 
     @classmethod
-    def plan(cls, config, problem):
-        cls.check(config, problem)
-        return plan_whole_steps(cls, config, problem, 2 * problem.n_params)
+    def whole_step_evaluations(cls, config, problem):
+        return 2 * problem.n_params
 
 
     @torch.no_grad()

@@ -67,7 +67,7 @@ class NevergradStrategy(Strategy):
 
     @classmethod
     def check(cls, config, problem):
-        if all(getattr(config, key) is None for key in ("epochs", "steps", "evaluations", "seconds")) \
+        if all(getattr(config, key) is None for key in config.fields_with_role("budget")) \
                 and getattr(problem, "has_accuracy", False):
             # the default 10 epochs would be 10 full-set evaluations: a run that never moves
             raise ConfigError(f"{config.strategy} needs an explicit budget, e.g. --evaluations 3000 "
@@ -100,12 +100,10 @@ class NevergradStrategy(Strategy):
         return per_eval * cls.evaluations_per_step(config)
 
     @classmethod
-    def plan(cls, config, problem):
-        plan = super().plan(config, problem)
+    def check_plan(cls, config, problem, plan):
         opts = cls.resolve_options(config)
         check_feasible(cls.optimizer_name, problem.n_params, cls._ng_budget(config, plan),
                        opts["num_workers"], cls._planned_evaluations(config, plan))
-        return plan
 
     @classmethod
     def _ng_budget(cls, config, plan) -> int | None:

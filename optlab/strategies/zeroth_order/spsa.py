@@ -18,7 +18,6 @@ from optlab.strategies.base import Option
 from optlab.strategies.first_order import rules
 from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 from optlab.strategies.registry import register
-from optlab.strategies.zeroth_order.common import plan_whole_steps
 
 
 @register
@@ -46,8 +45,8 @@ class SPSA(TorchOptimStrategy):
         return (batch_size if batch_size is not None else problem.n_train) * cls.evaluations_per_step(config)
 
     @classmethod
-    def plan(cls, config, problem):
-        return plan_whole_steps(cls, config, problem, int(cls.evaluations_per_step(config)))
+    def whole_step_evaluations(cls, config, problem):
+        return int(cls.evaluations_per_step(config))
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, replace
 
+from optlab import references
 from optlab.errors import ConfigError
 
 SCHEDULES = {
@@ -170,7 +171,7 @@ class RunConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        parts = [self.strategy]
+        parts = [references.display(self.strategy)]
         if self.lr is not None:
             parts.append(f"lr={self.lr:g}")
         if self.batch_size is not None:

@@ -40,7 +40,8 @@ def _option(text: str):
 
 def add_parser(sub):
     p = sub.add_parser("run", help="train one strategy on one problem and record the run in MLflow")
-    p.add_argument("--strategy", "-s", default="adam", help="strategy name (see `optlab strategies`)")
+    p.add_argument("--strategy", "-s", default="adam", help="strategy name (see `optlab strategies`), or a torch.optim.Optimizer by reference: "
+                   "path/to/file.py:Class or package.module:Class")
     p.add_argument("--lr", type=float, help="learning rate (default: the strategy's)")
     p.add_argument("--momentum", type=float, help="momentum / Adam's beta1 (default: the strategy's)")
     p.add_argument("--batch-size", "-b", type=int, help="mini-batch size (default: the strategy's)")
@@ -85,7 +86,8 @@ def add_parser(sub):
     r.add_argument("--experiment", "-e", help="MLflow experiment name (default 'default')")
     r.add_argument("--run-name")
     r.add_argument("--opt", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="strategy-specific option (repeatable), e.g. -o sigma=0.05")
+                   help="strategy-specific option (repeatable), e.g. -o sigma=0.05; for an optimizer class, any "
+                        "argument of its constructor, e.g. -o betas=[0.9,0.99]")
     r.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     r.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 for small steps, where a "
                                                 "second thread costs more than it gives; else torch's default)")
@@ -103,7 +105,10 @@ CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "sche
 def config_from_args(args):
     from optlab.config import RunConfig
 
+    from optlab import references
+
     values = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
+    values["strategy"] = references.absolute(values.get("strategy", "adam"))  # a file: from the working directory
     if args.opt:
         values["options"] = dict(args.opt)
     return RunConfig.from_dict(values, source="optlab run")

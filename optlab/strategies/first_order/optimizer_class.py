@@ -185,18 +185,50 @@ class OptimizerClassStrategy(Strategy):
             raise ConfigError(f"{config.strategy}: momentum {config.momentum!r} is betas[0], but -o betas={list(betas)} "
                               f"says {betas[0]!r}; give one of them")
         super().validate(config, problem)
+        cls.build(parameter_tensors(torch.zeros(problem.n_params), parameter_shapes(problem)),
+                  config, cls.resolve_options(config), trial=True)
+
+    @classmethod
+    def build(cls, tensors: list[torch.Tensor], config, opts: dict, trial: bool = False) -> torch.optim.Optimizer:
+        """The optimizer on `tensors`. At validation (`trial`, on zeros of the problem's shapes) whatever its
+        constructor raises (a value it refuses, a missing dependency) is a one-line ConfigError."""
+        groups = cls.param_groups(tensors)
+        try:
+            optimizer = cls.optimizer_class(groups if groups is not None else tensors, **cls.arguments(config, opts))
+        except Exception as exc:
+            if not trial:
+                raise
+            raise ConfigError(f"{config.strategy}: its constructor refused the settings: {type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ConfigError(f"{config.strategy}: {cls.optimizer_class.__name__}(...) did not make a "
+                              f"torch.optim.Optimizer")
+        return optimizer
+
+    @classmethod
+    def arguments(cls, config, opts: dict) -> dict:
+        """The constructor's keyword arguments: the options, then the knobs it takes."""
+        kwargs = dict(opts)
+        if cls.takes_lr:
+            kwargs["lr"] = cls.effective_lr(config)
+        momentum = config.momentum if config.momentum is not None else cls.default_momentum
+        if cls.momentum_parameter == "momentum" and momentum is not None:
+            kwargs["momentum"] = momentum
+        elif cls.momentum_parameter == "betas" and config.momentum is not None:
+            kwargs["betas"] = (config.momentum, *tuple(kwargs["betas"])[1:])
+        if "weight_decay" in cls.knobs():
+            decay = config.weight_decay if config.weight_decay is not None else cls.default_weight_decay
+            if decay is not None:
+                kwargs["weight_decay"] = decay
+        return kwargs
 
     # ---- running ----------------------------------------------------------------------------
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
         self.shapes = parameter_shapes(problem)
         self.sizes = [math.prod(shape) for shape in self.shapes]
-        self.tensors = [torch.nn.Parameter(part.detach().clone().reshape(shape))
-                        for part, shape in zip(params.detach().split(self.sizes), self.shapes)]
-        groups = self.param_groups(self.tensors)
-        self.optimizer = self.optimizer_class(groups if groups is not None else self.tensors, **self.arguments())
-        if not isinstance(self.optimizer, torch.optim.Optimizer):
-            raise TypeError(f"{self.optimizer_class.__name__}(...) did not make a torch.optim.Optimizer")
+        self.tensors = parameter_tensors(params, self.shapes)
+        self.optimizer = self.build(self.tensors, config, self.opts)
         self.takes_closure = "closure" in inspect.signature(self.optimizer.step).parameters
         self.averaged = callable(getattr(self.optimizer, "eval", None)) and callable(getattr(self.optimizer, "train", None))
         if self.averaged:
@@ -205,22 +237,6 @@ class OptimizerClassStrategy(Strategy):
             if self.takes_lr else None
         self.sampler = problem.sampler(plan.batch_size, config.seed + 1, config.order) if plan.batch_size else None
         self.steps = 0
-
-    def arguments(self) -> dict:
-        """The constructor's keyword arguments: the options, then the knobs it takes."""
-        c, kwargs = self.config, dict(self.opts)
-        if self.takes_lr:
-            kwargs["lr"] = self.effective_lr(c)
-        momentum = c.momentum if c.momentum is not None else self.default_momentum
-        if self.momentum_parameter == "momentum" and momentum is not None:
-            kwargs["momentum"] = momentum
-        elif self.momentum_parameter == "betas" and c.momentum is not None:
-            kwargs["betas"] = (c.momentum, *tuple(kwargs["betas"])[1:])
-        if "weight_decay" in self.knobs():
-            decay = c.weight_decay if c.weight_decay is not None else self.default_weight_decay
-            if decay is not None:
-                kwargs["weight_decay"] = decay
-        return kwargs
 
     def flat(self) -> torch.Tensor:
         return torch.cat([t.detach().reshape(-1) for t in self.tensors])
@@ -259,8 +275,9 @@ class OptimizerClassStrategy(Strategy):
         return {"batch_loss": float(loss), "grad_norm": grad.norm().item(), "lr": lr}
 
     def params(self) -> torch.Tensor:
-        """The point to evaluate: a Schedule-Free optimizer's averaged point (its eval mode), else the iterate."""
-        if not self.averaged:
+        """The point to evaluate: a Schedule-Free optimizer's averaged point (its eval mode), else the iterate.
+        Before the first step both are the initial point (and some eval() need the state a step makes)."""
+        if not self.averaged or self.steps == 0:
             return self.flat()
         self.optimizer.eval()
         try:
@@ -284,6 +301,12 @@ def parameter_shapes(problem) -> list[tuple[int, ...]]:
     if network is not None and hasattr(network, "layer_shapes"):
         return [shape for fan_out, fan_in in network.layer_shapes for shape in ((fan_out, fan_in), (fan_out,))]
     return [(problem.n_params,)]
+
+
+def parameter_tensors(w: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.nn.Parameter]:
+    """The flat vector w cut into one leaf tensor per parameter (copies), shaped as the network's layers."""
+    sizes = [math.prod(shape) for shape in shapes]
+    return [torch.nn.Parameter(part.detach().clone().reshape(shape)) for part, shape in zip(w.detach().split(sizes), shapes)]
 
 
 def groups_by_flag(flag: str):

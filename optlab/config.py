@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
+from optlab import references
 from optlab.errors import ConfigError
 
 SCHEDULES = {
@@ -78,14 +79,17 @@ def setting(role: str, default=None, *, help: str = "", flags: tuple[str, ...] =
 class RunConfig:
     # Field order is the order run names and descriptions list settings in: add new fields at the end, with
     # omit_default=True.
-    strategy: str = setting("strategy", "adam", flags=("-s",), help="strategy name (see `optlab strategies`)")
+    strategy: str = setting("strategy", "adam", flags=("-s",),
+                            help="strategy name (see `optlab strategies`), or a torch.optim.Optimizer by "
+                                 "reference: path/to/file.py:Class or package.module:Class")
     lr: float | None = setting("strategy", check="positive", help="learning rate (default: the strategy's)")
     momentum: float | None = setting("strategy", help="momentum / Adam's beta1 (default: the strategy's)")
     batch_size: int | None = setting("strategy", check="count", flags=("-b",), short="B",
                                      help="mini-batch size (default: the strategy's: gd all, sgd 1, others 32)")
     weight_decay: float | None = setting("strategy", short="wd", help="weight decay (default: the strategy's)")
     options: dict = setting("strategy", factory=dict, flags=("--opt", "-o"),
-                            help="strategy-specific option KEY=VALUE (repeatable), e.g. -o sigma=0.05")
+                            help="strategy-specific option KEY=VALUE (repeatable), e.g. -o sigma=0.05; for an "
+                                 "optimizer class, any argument of its constructor, e.g. -o betas=[0.9,0.99]")
     schedule: str = setting("strategy", "constant", choices=SCHEDULES, help=" | ".join(SCHEDULES))
     decay_rate: float = setting("strategy", 0.1, check="positive", help="factor for step/exponential schedules")
     decay_every: float = setting("strategy", 10.0, check="positive", help="epochs between step-schedule decays")
@@ -263,7 +267,7 @@ class RunConfig:
                      for k, v in self.values("problem", "device").items())
 
     def label(self) -> str:
-        parts = [self.strategy]
+        parts = [references.display(self.strategy)]
         if self.lr is not None:
             parts.append(f"lr={self.lr:g}")
         if self.batch_size is not None:

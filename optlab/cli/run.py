@@ -116,11 +116,13 @@ def add_parser(sub):
 
 
 def config_from_args(args):
+    from optlab import references
     from optlab.config import RunConfig
 
     values = {k: getattr(args, k) for k in RunConfig.field_names() if getattr(args, k, None) not in (None, [])}
     if "options" in values:
         values["options"] = dict(values["options"])
+    values["strategy"] = references.absolute(values.get("strategy", "adam"))  # a file: from the working directory
     return RunConfig.from_dict(values, source="optlab run")
 
 

@@ -21,6 +21,7 @@ from optlab.problem.problem import NetworkProblem
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 TRAINERS = ("auto", "stacked", "reference")
+TRAINER_TAG = "optlab.trainer"   # which trainer stepped the run: "stacked" (a batched form) or "reference"
 SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
@@ -133,5 +134,6 @@ def train_together(preps: list[Prepared], recorders: list | None = None, progres
 
 def _train(preps: list[Prepared], recorders: list, extra_tags: list, progress: bool, stacked: bool) -> list[RunResult]:
     trainer = StackedTrainer(preps) if stacked else StrategyTrainer(preps[0])
-    rows = [Row.of(prep, recorder, tags) for prep, recorder, tags in zip(preps, recorders, extra_tags)]
+    used = {TRAINER_TAG: "stacked" if stacked else "reference"}   # with optlab.timing: alone or batched:K
+    rows = [Row.of(prep, recorder, {**(tags or {}), **used}) for prep, recorder, tags in zip(preps, recorders, extra_tags)]
     return TrainingLoop(trainer, rows, progress).run()

@@ -94,6 +94,9 @@ class Store:
         for column in [c for c in raw.columns if c.startswith("params.")]:
             name_ = column[len("params."):]
             df[name_] = to_number(raw[column]) if name_ in NUMERIC_PARAMS else raw[column].fillna("").astype(str)
+        # a strategy by file reference is shown as its tag has it (file.py:Class); the param holds the full path
+        tagged = raw.get("tags.optlab.strategy", pd.Series("", index=raw.index)).fillna("").astype(str)
+        df["strategy"] = tagged.where(tagged != "", df["strategy"])
         for column in [c for c in raw.columns if c.startswith("metrics.")]:
             df["final_" + column[len("metrics."):]] = pd.to_numeric(raw[column], errors="coerce")
         for column in [c for c in raw.columns if c.startswith("tags.version.")]:

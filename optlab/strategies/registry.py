@@ -2,7 +2,9 @@
 
 Strategy modules register themselves with `@register`; every module under the family packages
 (first_order, second_order, zeroth_order) is imported on first use, so adding a strategy is adding
-one module. A prefix resolver maps whole namespaces (e.g. "ng:NAME" for any Nevergrad optimizer).
+one module. A prefix resolver maps whole namespaces (e.g. "ng:NAME" for any Nevergrad optimizer, "po:NAME"
+for any of pytorch-optimizer's), and a reference resolver maps `path/to/file.py:Class` and
+`package.module:Class` (optlab.references) to a strategy for the class found there.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import importlib
 import pkgutil
 from typing import Callable
 
+from optlab import references
 from optlab.errors import ConfigError
 
 FAMILIES = ("first_order", "second_order", "zeroth_order")
 _STRATEGIES: dict[str, type] = {}
 _PREFIXES: dict[str, tuple[Callable[[str], type], str]] = {}
+_REFERENCES: list[Callable[[str], type]] = []
 _loaded = False
 
 
@@ -29,6 +33,11 @@ def register(cls: type) -> type:
 def register_prefix(prefix: str, resolver: Callable[[str], type], description: str) -> None:
     """`resolver(rest)` returns the strategy class for "prefix:rest" or raises ConfigError."""
     _PREFIXES[prefix] = (resolver, description)
+
+
+def register_references(resolver: Callable[[str], type]) -> None:
+    """`resolver(reference)` returns the strategy class for a `file.py:Class` or `module:Class` reference."""
+    _REFERENCES[:] = [resolver]
 
 
 def _load_all() -> None:
@@ -51,7 +60,10 @@ def resolve(name: str) -> type:
     prefix, sep, rest = name.partition(":")
     if sep and prefix in _PREFIXES:
         return _PREFIXES[prefix][0](rest)
+    if _REFERENCES and references.is_reference(name):
+        return _REFERENCES[0](name)
     hint = f"; or {', '.join(p + ':NAME' for p in _PREFIXES)}" if _PREFIXES else ""
+    hint += "; or path/to/file.py:Class or package.module:Class (a torch.optim.Optimizer)" if _REFERENCES else ""
     raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(sorted(_STRATEGIES))}{hint} "
                       f"(see `optlab strategies`)")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from optlab import references
 from optlab.config import RunConfig
 from optlab.tracking.ui import GROUPS_VIEW_NAME, VIEW_NAME
 
@@ -45,7 +46,7 @@ def parent_description(spec) -> str:
     lines = [spec.description.strip() or f"Sweep {spec.name}.", ""]
     if not points:
         return "\n".join(lines).strip()
-    strategies = list(dict.fromkeys(p.config.strategy for p in points))
+    strategies = list(dict.fromkeys(references.display(p.config.strategy) for p in points))
     lines.append(f"**Compares** {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'}: "
                  + ", ".join(f"`{s}`" for s in strategies) + ".")
     keys = [k for k in vars(points[0].config) if k not in IGNORED]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from optlab import references
 from optlab.config import RunConfig
 
 # settings never named among what varies: the strategy leads the name and the seed ends it; the others are
@@ -82,7 +83,7 @@ def run_names(points, roles: set | None = None) -> dict[str, str]:
     names = {}
     for p in points:
         tuned = _tuned(p)
-        parts = [p.config.strategy] + ([f"[{workload_name(p)}]"] if named_workloads else [])
+        parts = [references.display(p.config.strategy)] + ([f"[{workload_name(p)}]"] if named_workloads else [])
         parts += [f"{SHORT.get(k, k)}={_show(getattr(p.config, k))}" for k in tuned if hasattr(p.config, k)]
         parts += [f"{SHORT.get(k, k)}={_show(getattr(p.config, k))}" for k in varying
                   if k not in tuned and getattr(p.config, k) not in (None, {}, "")]

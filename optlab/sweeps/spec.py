@@ -49,6 +49,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from optlab import references
 from optlab.config import RunConfig
 from optlab.errors import ConfigError
 
@@ -173,7 +174,7 @@ def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINT
         raise ConfigError(f"{where}: invalid TOML: {_first_line(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{where}: invalid TOML: nested too deeply") from None
-    spec = parse(data, where, max_points)
+    spec = parse(absolute_references(data, path.resolve().parent), where, max_points)
     spec.path, spec.text = path, text
     if check_plans:
         check_feasible(spec.points, where)
@@ -300,6 +301,7 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
                     add(workload, by_values, Point(reported, "rerun",
                                                    series=label, axes=_describe({**combo, **fixed, "seed": seed})))
     _finish(spec, drafts, workloads)
+    _check_labels(spec.points, where)
     return spec
 
 
@@ -515,4 +517,38 @@ def _show(value) -> str:
 
 
 def _describe(values: dict) -> str:
-    return " ".join(f"{k}={_show(v)}" for k, v in values.items())
+    return " ".join(f"{k}={references.display(v) if k == 'strategy' else _show(v)}" for k, v in values.items())
+
+
+def absolute_references(data: dict, folder: Path) -> dict:
+    """The parsed file with every strategy given as `relative/file.py:Class` made absolute against the sweep
+    file's folder (once, here: workers load the file by that path); the file's text keeps what the user wrote."""
+    def fix(value):
+        if isinstance(value, str):
+            return references.absolute(value, folder)
+        return [fix(v) for v in value] if isinstance(value, list) else value
+
+    def fix_table(table):
+        return {k: fix(v) if k == "strategy" else v for k, v in table.items()} if isinstance(table, dict) else table
+
+    data = dict(data)
+    for key in ("base", "grid", "tune"):
+        data[key] = fix_table(data[key]) if key in data else data.get(key)
+        if data[key] is None:
+            del data[key]
+    for key in ("series", "overrides"):
+        if isinstance(data.get(key), dict):
+            data[key] = {(fix(name) if key == "overrides" and "=" not in name else name): fix_table(table)
+                         for name, table in data[key].items()}
+    return data
+
+
+def _check_labels(points: list[Point], where: str) -> None:
+    """Runs show a file reference by its file name and class: two different files must not look alike."""
+    seen: dict[str, str] = {}
+    for point in points:
+        strategy = point.config.strategy
+        label = references.display(strategy)
+        if seen.setdefault(label, strategy) != strategy:
+            raise ConfigError(f"{where}: strategies {seen[label]!r} and {strategy!r} would both be shown as "
+                              f"{label!r}; rename one file or class")

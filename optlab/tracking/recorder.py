@@ -24,6 +24,7 @@ from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
+                                       run_files,
                                        run_params, run_tags, save_weights, storage_problems)
 from optlab.tracking.store import client as make_client, ensure_experiment
 
@@ -88,6 +89,7 @@ class RunRecorder:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
             self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
+            self._log_files(run_files(config))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
@@ -198,6 +200,13 @@ class RunRecorder:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         get_artifact_repository(self.client.get_run(self.run_id).info.artifact_uri).delete_artifacts(WEIGHTS)
+
+    def _log_files(self, files: dict[str, bytes]) -> None:
+        for name, data in files.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(name).name
+                path.write_bytes(data)
+                self.client.log_artifact(self.run_id, str(path), str(Path(name).parent))
 
     def _log_params_artifact(self, params) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@ status is decided: computed without MLflow, shared by the MLflow recorder and th
 
 from __future__ import annotations
 
+from optlab import references
 from optlab.tracking import provenance, ui
 from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
@@ -16,7 +17,8 @@ STORAGE_REASON = "storage: "    # how the reason of a run the store could not ho
 def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict | None = None) -> dict[str, str]:
     extra = dict(extra_tags or {})
     tags = {
-        "optlab.strategy": config.strategy,
+        "optlab.strategy": references.display(config.strategy),
+        **references.provenance_tags(config.strategy),
         "optlab.family": extra.pop("optlab.family", ""),
         "optlab.dataset": config.dataset,
         "optlab.config_hash": config.config_hash(),
@@ -24,7 +26,7 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
         "mlflow.source.git.commit": provenance.git_commit(),
         "optlab.git_commit": provenance.git_commit(),
         **{f"version.{k}": v for k, v in provenance.versions().items()},
-        **ui.run_tags(config.strategy),
+        **ui.run_tags(references.display(config.strategy)),
     }
     dataset = getattr(problem, "dataset", None)
     if dataset is not None:
@@ -35,6 +37,12 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
     tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
     tags.update(extra)
     return {k: str(v) for k, v in tags.items()}
+
+
+def run_files(config) -> dict[str, bytes]:
+    """Files stored with the run besides its config and weights: a copy of the optimizer's own file when the
+    strategy is a file reference (optlab.references), so a result can be traced to the exact code."""
+    return references.source_files(config.strategy)
 
 
 def run_params(config, problem, plan) -> dict[str, str]:

@@ -33,6 +33,7 @@ from optlab.errors import StoreError
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
+                                       run_files,
                                        run_params, run_tags, save_weights, storage_problems)
 from optlab.tracking.ui import is_described
 from optlab.tracking.uri import sqlite_path
@@ -172,6 +173,9 @@ class SqliteRunRecorder:
             self._folder.mkdir(parents=True, exist_ok=True)
             with open(self._folder / CONFIG, "w") as file:
                 json.dump(config.to_dict(), file, indent=2, default=str)
+            for name, data in run_files(config).items():
+                (self._folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (self._folder / name).write_bytes(data)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
             self.abort("KILLED" if interrupted else "FAILED", "interrupted" if interrupted else f"storage: {describe(exc)}")

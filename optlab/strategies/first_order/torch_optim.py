@@ -28,8 +28,13 @@ class TorchOptimStrategy(Strategy):
 
     @classmethod
     def batched_rule(cls) -> UpdateRule | None:
-        exact = cls.gradient is TorchOptimStrategy.gradient and cls.step is TorchOptimStrategy.step
-        return cls.rule if exact else None
+        """The rule, when the stacked trainer computes exactly what this strategy's own step does: exact
+        gradients, the rule's optimizer, and a rule with a stacked kernel (`update`); else None, and the
+        reference trainer steps it (a kernel is optional)."""
+        exact = (cls.gradient is TorchOptimStrategy.gradient and cls.step is TorchOptimStrategy.step
+                 and cls.build_optimizer is TorchOptimStrategy.build_optimizer)
+        has_kernel = type(cls.rule).update is not UpdateRule.update
+        return cls.rule if exact and has_kernel else None
 
     def build_optimizer(self, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         momentum = self.config.momentum if self.config.momentum is not None else self.default_momentum

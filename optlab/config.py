@@ -33,7 +33,10 @@ DIAGNOSTICS = {
 }
 # settings added after runs were recorded: left out of the config hash at their default, so the
 # points of existing stores keep their identity
-_HASH_DEFAULTS = {"order": "shuffled"}
+_HASH_DEFAULTS = {"order": "shuffled", "workload": None}
+# the problem settings a user workload replaces (its file defines the data, the model and the loss)
+WORKLOAD_REPLACES = ("dataset", "hidden", "activation", "init", "cost", "label_noise", "variant", "standardize",
+                     "noise_seed", "train_size")
 # measurement settings: they change what a run records, not how it trains
 _MEASUREMENTS = ("probe_curvature", "probe_noise_scale", "diagnostics", "diagnostics_samples")
 # ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
@@ -72,6 +75,8 @@ class RunConfig:
     noise_seed: int = 0
     train_size: int | None = None
     order: str = "shuffled"              # shuffled | sorted_by_class: the order mini-batches visit the data
+    workload: str | None = None          # path/to/file.py:NAME or package.module:NAME returning an optlab.Workload
+                                         # (the user's model, data and loss, in place of dataset/network/cost)
     # run
     seed: int = 0
     target: float | None = None          # validation accuracy to time (AlgoPerf's time-to-target)
@@ -147,6 +152,14 @@ class RunConfig:
         if self.dtype not in DTYPES:
             raise ConfigError(f"{source}: unknown dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
         _check_device(self.device, source)
+        if self.workload is not None:
+            if not self.workload.strip() or ":" not in self.workload:
+                bad("workload", "a reference path/to/file.py:NAME or package.module:NAME")
+            defaults = RunConfig.__dataclass_fields__
+            for key in WORKLOAD_REPLACES:
+                if getattr(self, key) != defaults[key].default:
+                    raise ConfigError(f"{source}: {key} = {getattr(self, key)!r} does not apply to workload "
+                                      f"{self.workload!r} (its file defines the data, the model and the loss)")
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
         _check_names(self, source)

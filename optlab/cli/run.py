@@ -64,6 +64,8 @@ def add_parser(sub):
     d.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     d.add_argument("--train-size", type=int, help="use only the first N training samples")
     d.add_argument("--order", help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
+    d.add_argument("--workload", "-w", help="your own workload: path/to/file.py:NAME (or package.module:NAME), "
+                   "NAME() returning an optlab.Workload (model, data, loss) in place of --dataset/--hidden/--cost")
     d.add_argument("--dtype", help="float32 (default) | float64")
     d.add_argument("--device", help="cpu (default) | cuda")
     r = p.add_argument_group("run")
@@ -95,7 +97,7 @@ def add_parser(sub):
 
 CONFIG_KEYS = ("strategy", "lr", "momentum", "batch_size", "weight_decay", "schedule", "decay_rate",
                "decay_every", "epochs", "steps", "evaluations", "seconds", "dataset", "hidden", "activation",
-               "init", "cost", "label_noise", "variant", "standardize", "train_size", "order", "dtype", "device",
+               "init", "cost", "label_noise", "variant", "standardize", "train_size", "order", "workload", "dtype", "device",
                "seed", "target", "stop_at_target", "eval_every", "log_every", "probe_curvature", "probe_noise_scale",
                "diagnostics", "diagnostics_samples", "experiment", "run_name")
 
@@ -104,6 +106,9 @@ def config_from_args(args):
     from optlab.config import RunConfig
 
     values = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
+    if "workload" in values:   # one meaning in every process: a file path relative to the working directory
+        from optlab.problem.workload_ref import absolute
+        values["workload"] = absolute(values["workload"])
     if args.opt:
         values["options"] = dict(args.opt)
     return RunConfig.from_dict(values, source="optlab run")
@@ -128,7 +133,7 @@ def _run(args, store, status) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     # before anything heavy: validating the config already imports torch (device, dataset names)
-    status.show(f"{args.strategy} on {args.dataset or 'mnist5k'}: loading torch and the data"
+    status.show(f"{args.strategy} on {args.workload or args.dataset or 'mnist5k'}: loading torch and the data"
                 + ("" if args.no_track else ", starting the tracking store"))
     config = config_from_args(args)
     if not args.no_track:

@@ -24,7 +24,7 @@ from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights, storage_problems)
+                                       run_tags, save_weights, storage_problems, write_artifacts)
 from optlab.tracking.store import client as make_client, ensure_experiment
 
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
@@ -88,6 +88,10 @@ class RunRecorder:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
             self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
+            if getattr(problem, "artifacts", None):
+                with tempfile.TemporaryDirectory() as tmp:
+                    write_artifacts(problem, tmp)
+                    self.client.log_artifacts(self.run_id, tmp)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)

@@ -28,11 +28,24 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
     if dataset is not None:
         tags["optlab.data_fingerprint"] = dataset.fingerprint()
         tags["optlab.split"] = dataset.split  # train/validation/test
+    if config.workload is not None:   # a user's workload: its name, reference and file hash
+        tags["optlab.dataset"] = getattr(problem, "name", config.dataset)
+        tags.update(getattr(problem, "record_tags", {}))
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
     tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
     tags.update(extra)
     return {k: str(v) for k, v in tags.items()}
+
+
+def write_artifacts(problem, folder) -> None:
+    """The problem's source artifacts (a user workload's file), as files under `folder`."""
+    from pathlib import Path
+
+    for relative, content in getattr(problem, "artifacts", {}).items():
+        path = Path(folder) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
 def run_params(config, problem, plan) -> dict[str, str]:

@@ -33,7 +33,7 @@ from optlab.errors import StoreError
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, end_status, end_tags, run_params,
-                                       run_tags, save_weights, storage_problems)
+                                       run_tags, save_weights, storage_problems, write_artifacts)
 from optlab.tracking.ui import is_described
 from optlab.tracking.uri import sqlite_path
 
@@ -172,6 +172,7 @@ class SqliteRunRecorder:
             self._folder.mkdir(parents=True, exist_ok=True)
             with open(self._folder / CONFIG, "w") as file:
                 json.dump(config.to_dict(), file, indent=2, default=str)
+            write_artifacts(problem, self._folder)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
             self.abort("KILLED" if interrupted else "FAILED", "interrupted" if interrupted else f"storage: {describe(exc)}")

@@ -82,7 +82,7 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
     for c in configs:
         c.validate()
         key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
-               c.activation, c.init, c.cost, c.dtype, c.device)
+               c.activation, c.init, c.cost, c.dtype, c.device, c.workload)
         if key not in problems:
             problems[key] = build_problem(c)
         preps.append(prepare(c, problems[key]))

@@ -64,8 +64,11 @@ def absolute(text: str, folder: str | Path | None = None) -> str:
     return text
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def identity(text: str) -> str:
+    """NAME and the file's SHA-256: the same workload on every machine, wherever its file lies (what
+    sweeps group runs by, without importing the file)."""
+    ref = parse(text)
+    return f"{ref.attribute}@{hashlib.sha256(ref.path.read_bytes()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,6 @@ class LoadedWorkload:
     path: Path
     source: bytes      # the file's bytes as they were imported
     sha256: str
-
-    @property
-    def identity(self) -> str:
-        """What identifies the workload across machines: its name and the file's hash."""
-        return f"{self.workload.name}@{self.sha256[:16]}"
 
     def tags(self) -> dict[str, str]:
         return {"optlab.workload_ref": self.reference, "optlab.workload_name": self.workload.name,

@@ -31,7 +31,10 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "batched_tag": "optlab.batched", "split": "optlab.split"}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
 WORKLOAD_PARAMS = ("dataset", "hidden", "activation", "cost", "label_noise", "variant", "epochs", "steps",
-                   "evaluations", "seconds", "target")
+                   "evaluations", "seconds", "target", "workload_ref")
+# params whose column name a tag already holds: the `workload` param (a user workload's file:NAME) is
+# `workload_ref`, as `workload` is the sweep's workload name (optlab.workload)
+PARAM_COLUMNS = {"workload": "workload_ref"}
 
 
 def quiet_warnings() -> None:
@@ -90,6 +93,7 @@ class Store:
             df[column] = raw.get(f"tags.{tag}", pd.Series(np.nan, index=raw.index)).fillna("").astype(str)
         for column in [c for c in raw.columns if c.startswith("params.")]:
             name_ = column[len("params."):]
+            name_ = PARAM_COLUMNS.get(name_, name_)
             df[name_] = to_number(raw[column]) if name_ in NUMERIC_PARAMS else raw[column].fillna("").astype(str)
         for column in [c for c in raw.columns if c.startswith("metrics.")]:
             df["final_" + column[len("metrics."):]] = pd.to_numeric(raw[column], errors="coerce")

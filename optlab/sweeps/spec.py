@@ -62,7 +62,7 @@ RUN_KEYS = tuple(f.name for f in fields(RunConfig))
 # what a workload fixes: problem (data, variant, network, cost), budget and target
 WORKLOAD_KEYS = ("dataset", "train_size", "hidden", "activation", "init", "cost", "label_noise", "variant",
                  "standardize", "noise_seed", "dtype", "epochs", "steps", "evaluations", "seconds", "target",
-                 "stop_at_target")
+                 "stop_at_target", "workload")
 # measurement settings a [workloads.NAME] table may also fix (evaluation cadence, per-step logging, probes)
 WORKLOAD_EXTRA_KEYS = ("eval_every", "log_every", "probe_curvature", "probe_noise_scale", "diagnostics",
                        "diagnostics_samples")
@@ -159,6 +159,12 @@ def workload_hash(config: RunConfig) -> str:
     """Hash of the workload keys' values: equal hashes, the same problem, budget and target."""
     values = {k: getattr(config, k) for k in WORKLOAD_KEYS}
     values["hidden"] = list(values["hidden"])
+    if config.workload is None:   # the hashes of workloads declared before user workloads existed stay as they were
+        del values["workload"]
+    else:                         # a user's workload is its name and file, wherever the file lies
+        from optlab.problem.workload_ref import identity
+
+        values["workload"] = identity(config.workload)
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -182,14 +188,16 @@ def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINT
         raise ConfigError(f"{where}: invalid TOML: {_first_line(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{where}: invalid TOML: nested too deeply") from None
-    spec = parse(data, where, max_points)
+    spec = parse(data, where, max_points, folder=path.parent)
     spec.path, spec.text = path, text
     if check_plans:
         check_feasible(spec.points, where)
     return spec
 
 
-def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> SweepSpec:
+def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder: Path | None = None) -> SweepSpec:
+    """`folder`: what a relative `workload = "file.py:NAME"` is relative to (the sweep file's; default: the
+    working directory)."""
     _only(data, TOP_KEYS, where)
     _check_size(data, where, max_points)
     name = data.get("name")
@@ -204,7 +212,7 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
     base_config = _config(base, source=f"{where} [base]")
-    workloads = _workloads(_table(data, "workloads", where), base, name, where)
+    workloads = _workloads(_table(data, "workloads", where), base, name, where, folder)
 
     grid = _axes(_table(data, "grid", where), f"{where} [grid]", base)
     tune_table = _table(data, "tune", where)
@@ -351,9 +359,12 @@ def check_feasible(points: list[Point], where: str) -> None:
     for point in points:
         c = point.config
         key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
-               c.activation, c.init, c.cost, c.dtype, c.device)
+               c.activation, c.init, c.cost, c.dtype, c.device, c.workload)
         if key not in problems:
-            problems[key] = build_problem(c)
+            try:
+                problems[key] = build_problem(c)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: point {c.label()}: {exc}") from None
         try:
             prepare(c, problems[key])
         except ConfigError as exc:
@@ -444,8 +455,9 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     return dict(table)
 
 
-def _workloads(table: dict, base: dict, name: str, where: str) -> dict[str, dict]:
-    """Declared workloads (name -> fixed values), or one workload named after the sweep."""
+def _workloads(table: dict, base: dict, name: str, where: str, folder: Path | None = None) -> dict[str, dict]:
+    """Declared workloads (name -> fixed values), or one workload named after the sweep. A user's workload
+    file (`workload = "file.py:NAME"`) is named by its absolute path, so every worker finds it."""
     if not table:
         return {name: {}}
     workloads = {}
@@ -457,6 +469,13 @@ def _workloads(table: dict, base: dict, name: str, where: str) -> dict[str, dict
             if key not in WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS:
                 raise ConfigError(f"{here}: {key!r} is not a workload setting (allowed: "
                                   f"{', '.join(WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS)})")
+        if isinstance(values.get("workload"), str):
+            from optlab.problem.workload_ref import absolute
+
+            try:
+                values = {**values, "workload": absolute(values["workload"], folder)}
+            except ConfigError as exc:
+                raise ConfigError(f"{here}: {exc}") from None
         _config({**base, **values}, source=here)
         workloads[label] = dict(values)
     return workloads

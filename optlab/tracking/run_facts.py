@@ -30,7 +30,7 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
         tags["optlab.split"] = dataset.split  # train/validation/test
     if config.workload is not None:   # a user's workload: its name, reference and file hash
         tags["optlab.dataset"] = getattr(problem, "name", config.dataset)
-        tags.update(getattr(problem, "record_tags", {}))
+        tags.update(getattr(problem, "record_tags", None) or {})
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
     tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
@@ -42,7 +42,7 @@ def write_artifacts(problem, folder) -> None:
     """The problem's source artifacts (a user workload's file), as files under `folder`."""
     from pathlib import Path
 
-    for relative, content in getattr(problem, "artifacts", {}).items():
+    for relative, content in (getattr(problem, "artifacts", None) or {}).items():
         path = Path(folder) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

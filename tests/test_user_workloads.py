@@ -214,6 +214,7 @@ def test_bad_references_are_refused_in_one_line_with_nothing_recorded(tmp_path, 
 
 # ---- sweeps ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_sweep_over_a_user_workload_runs_in_spawned_workers(tmp_path, user_file):
     home = tmp_path / "home"
     sweep = user_file.parent / "sweep.toml"
@@ -285,3 +286,37 @@ def test_the_cnn_example_with_a_pytorch_optimizer_package_strategy():
     result = run({"workload": CNN, "strategy": "po:lion", "lr": 1e-3, "steps": 30})
     assert result.status == "FINISHED", result.reason
     assert result.final["train_loss"] < result.history[0]["train_loss"]
+
+
+# ---- the docs page ---------------------------------------------------------------------------------------
+
+def _page_blocks(page: Path) -> tuple[dict[str, str], list[str]]:
+    """The page's files (code blocks with a title) and its commands (the `optlab` lines of bash blocks)."""
+    import re
+
+    text = page.read_text()
+    files = {m.group(1): m.group(2) for m in re.finditer(r'```\w+ title="([^"]+)"\n(.*?)```', text, re.S)}
+    commands = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+                for line in block.splitlines() if line.strip().startswith("optlab ")]
+    return files, commands
+
+
+@pytest.mark.slow
+def test_the_docs_page_example_runs_from_a_temporary_folder(tmp_path):
+    files, commands = _page_blocks(ROOT / "docs" / "extending" / "workloads.md")
+    assert {"my_workload.py", "compare.toml"} <= set(files) and len(commands) >= 3
+    folder = tmp_path / "user"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    home = tmp_path / "home"
+    for command in commands:
+        out = subprocess.run([*OPTLAB, *command.split()[1:]], cwd=folder, env=_env(home), capture_output=True,
+                             text=True, timeout=1800)
+        assert out.returncode == 0, (command, out.stderr[-2000:])
+    single = _runs(home, "default")
+    assert list(single["status"]) == ["FINISHED"] and single["metrics.val_accuracy"].iloc[0] > 0.5
+    swept = _runs(home, "cnn_compare")
+    reruns = swept[swept["tags.optlab.role"] == "rerun"]
+    assert len(reruns) == 4 and set(reruns["status"]) == {"FINISHED"}
+    assert set(reruns["tags.optlab.workload"]) == {"tiny_cnn"}

@@ -111,6 +111,7 @@ def test_flat_vector_loss_and_gradient_match_the_module_itself(user_file):
     # the same costs as the reference net: one gradient on 17 samples is 17/200 of an epoch's gradient
     assert problem.counters.gradient_evals == 1 and problem.counters.gradient_samples == 17
     assert problem.counters.gradient_equivalents(problem.n_train) == pytest.approx(17 / 200)
+    assert problem.param_shapes == [tuple(p.shape) for p in module.parameters()] == [(8, 5), (8,), (3, 8), (3,)]
 
 
 def test_each_seed_draws_its_own_initialization_and_the_same_seed_the_same(user_file):

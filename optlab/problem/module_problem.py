@@ -62,7 +62,8 @@ class ModuleProblem(Problem):
         self.n_train = xt.shape[0]
         self.module = self._fresh_module(0)
         self.names = [name for name, _ in self.module.named_parameters()]
-        self.shapes = [p.shape for _, p in self.module.named_parameters()]
+        # each parameter tensor's shape, in the flat vector's order (optimizers that treat matrices apart read it)
+        self.param_shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
         self.sizes = [p.numel() for _, p in self.module.named_parameters()]
         if not self.names:
             raise ConfigError(f"workload {self.name!r}: the model has no parameters to optimize")
@@ -105,7 +106,7 @@ class ModuleProblem(Problem):
     # ---- the flat vector --------------------------------------------------------------------
     def unflatten(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         """Views of w (d,) as the module's named parameters."""
-        return {name: part.view(shape) for name, part, shape in zip(self.names, w.split(self.sizes), self.shapes)}
+        return {name: part.view(shape) for name, part, shape in zip(self.names, w.split(self.sizes), self.param_shapes)}
 
     def init_params(self, seed: int) -> torch.Tensor:
         module = self._fresh_module(seed)

@@ -170,6 +170,16 @@ def test_the_workload_hash_follows_the_file_contents_not_its_location(tmp_path, 
     assert workload_hash(here) != workload_hash(there)
 
 
+def test_a_workload_named_by_module_is_found_on_the_import_path(tmp_path, monkeypatch, user_file):
+    monkeypatch.syspath_prepend(str(user_file.parent))
+    result = run({"workload": "wl:blobs", "strategy": "adam", "steps": 5})
+    assert result.status == "FINISHED" and "val_accuracy" in result.final
+    by_module, by_file = (RunConfig.from_dict({"workload": ref}) for ref in ("wl:blobs", f"{user_file}:blobs"))
+    assert workload_hash(by_module) == workload_hash(by_file)   # the same file, named two ways
+    with pytest.raises(ConfigError, match="workload module 'no_such_module' cannot be found"):
+        run({"workload": "no_such_module:blobs", "strategy": "adam", "steps": 5})
+
+
 def test_problem_settings_a_workload_replaces_are_refused():
     with pytest.raises(ConfigError, match="hidden"):
         RunConfig.from_dict({"workload": f"{ROOT}/examples/cnn_mnist5k.py:tiny_cnn", "hidden": [32]})

@@ -113,8 +113,8 @@ bench-zeroth-order:
 SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml \
          experiments/second_order.toml experiments/zeroth_order.toml
 WORKERS ?= 2
-# the experiments beyond the default suite: edge of stability, diagnostics per strategy, the lecture's lessons
-MORE ?= experiments/dynamics.toml experiments/diagnostics.toml experiments/lessons.toml
+# the experiments beyond the default suite: edge of stability, diagnostics per strategy, the lecture's lessons; newer optimizers (po:)
+MORE ?= experiments/dynamics.toml experiments/diagnostics.toml experiments/lessons.toml experiments/modern.toml
 .PHONY: sweep sweep-more
 sweep-more:
 	@$(MAKE) --no-print-directory sweep SWEEP="$(MORE)"

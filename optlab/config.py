@@ -32,6 +32,9 @@ DIAGNOSTICS = {
     "full": "cheap + the loss Hessian's top eigenvalue (sharpness) and trace, and the step quality alpha "
             "(Cockpit: where on the parabola fitted along the last step it landed)",
 }
+# the problem settings a user workload replaces (its file defines the data, the model and the loss)
+WORKLOAD_REPLACES = ("dataset", "hidden", "activation", "init", "cost", "label_noise", "variant", "standardize",
+                     "noise_seed", "train_size")
 # ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
 MAX_SEED = 2**31 - 1          # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
 MAX_COUNT = 10**9             # steps, evaluations, batch and training-set sizes, intervals
@@ -114,6 +117,10 @@ class RunConfig:
                                      help="use only the first N training samples")
     order: str = setting("strategy", "shuffled", omit_default=True,
                          help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
+    workload: str | None = setting("problem", omit_default=True, flags=("-w",),
+                                   help="your own workload: path/to/file.py:NAME (or package.module:NAME), NAME() "
+                                        "returning an optlab.Workload (model, data, loss) in place of "
+                                        "--dataset/--hidden/--cost")
     seed: int = setting("seed", 0, check="seed", help="the run's seed (initialization, batches, strategy)")
     target: float | None = setting("target", help="validation accuracy whose time and steps to reach are recorded")
     stop_at_target: bool = setting("target", False, help="stop the run when it reaches the target")
@@ -228,6 +235,14 @@ class RunConfig:
         if not 2 <= self.diagnostics_samples <= MAX_COUNT:
             bad("diagnostics_samples", f"an integer in [2, {MAX_COUNT:,}] (a variance needs two samples)")
         _check_device(self.device, source)
+        if self.workload is not None:
+            if not self.workload.strip() or ":" not in self.workload:
+                bad("workload", "a reference path/to/file.py:NAME or package.module:NAME")
+            defaults = RunConfig.__dataclass_fields__
+            for key in WORKLOAD_REPLACES:
+                if getattr(self, key) != defaults[key].default:
+                    raise ConfigError(f"{source}: {key} = {getattr(self, key)!r} does not apply to workload "
+                                      f"{self.workload!r} (its file defines the data, the model and the loss)")
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
         _check_names(self, source)
@@ -253,13 +268,19 @@ class RunConfig:
         """Stable hash of everything that defines the run (not its measurements, experiment or display name)."""
         return _hash(self.values(*(r for r in ROLES if r not in UNHASHED_ROLES)), 16)
 
-    def workload(self) -> dict:
-        """The workload's settings: the problem, the budget and the target."""
-        return self.values(*WORKLOAD_ROLES)
+    def workload_values(self) -> dict:
+        """The workload's settings: the problem, the budget and the target. A user's workload is its name
+        and the SHA-256 of its file (the same workload wherever the file lies)."""
+        values = self.values(*WORKLOAD_ROLES)
+        if self.workload is not None:
+            from optlab.problem.workload_ref import identity
+
+            values["workload"] = identity(self.workload)
+        return values
 
     def workload_hash(self) -> str:
         """Equal hashes: the same problem, budget and target."""
-        return _hash(self.workload(), 12)
+        return _hash(self.workload_values(), 12)
 
     def problem_key(self) -> tuple:
         """Equal keys describe one built Problem (its data, network and cost, on one device)."""

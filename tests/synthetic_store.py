@@ -15,7 +15,7 @@ def add_run(experiment: str, workload: str, strategy: str, seed: int, curve: lis
             selected: str = "true", timing: str = "alone", budget: dict | None = None) -> str:
     """One run whose evaluation points are `curve` = [(gradient_equivalents, val_accuracy), ...]; wall time
     and steps are set to 10x and 100x the gradient equivalents, epochs equal to them."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = make_client()
     experiment_id = ensure_experiment(client, experiment)

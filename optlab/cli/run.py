@@ -123,6 +123,10 @@ def config_from_args(args):
     if "options" in values:
         values["options"] = dict(values["options"])
     values["strategy"] = references.absolute(values.get("strategy", "adam"))  # a file: from the working directory
+    if "workload" in values:   # one meaning in every process: a file path relative to the working directory
+        from optlab.problem.workload_ref import absolute
+
+        values["workload"] = absolute(values["workload"])
     return RunConfig.from_dict(values, source="optlab run")
 
 
@@ -149,7 +153,7 @@ def _run(args, store, status) -> int:
     if repeated:
         raise ConfigError(f"option {repeated[0]!r} is given more than once (-o {repeated[0]}=...); give each option once")
     # before anything heavy: validating the config already imports torch (device, dataset names)
-    status.show(f"{args.strategy} on {args.dataset or 'mnist5k'}: loading torch and the data"
+    status.show(f"{args.strategy} on {args.workload or args.dataset or 'mnist5k'}: loading torch and the data"
                 + ("" if args.no_track else ", starting the tracking store"))
     config = config_from_args(args)
     if not args.no_track:

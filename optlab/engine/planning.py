@@ -38,6 +38,9 @@ def prepare(config: RunConfig | dict, problem: Problem | None = None) -> Prepare
         config.validate()
     strategy_cls = resolve(config.strategy)
     problem = problem if problem is not None else build_problem(config)
+    workload_target = getattr(problem, "default_target", None)   # a user workload's own target
+    if config.target is None and workload_target is not None:
+        config = config.with_updates(target=workload_target)
     strategy_cls.validate(config, problem)
     plan = make_plan(strategy_cls, config, problem)
     strategy_cls.check_plan(config, problem, plan)

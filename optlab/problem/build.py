@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import torch
 
+from optlab.problem import workload_ref
 from optlab.problem.data import load_dataset
+from optlab.problem.module_problem import ModuleProblem
 from optlab.problem.network import NetworkSpec
 from optlab.problem.problem import NetworkProblem, Problem
 from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
 
 
 def build_problem(config) -> Problem:
-    """The problem a RunConfig describes: a test function by name, or network + cost + dataset."""
+    """The problem a RunConfig describes: a user's workload by reference, a test function by name, or
+    network + cost + dataset."""
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
+    if config.workload is not None:
+        loaded = workload_ref.load(config.workload)
+        return ModuleProblem(loaded.workload, dtype=dtype, device=config.device, tags=loaded.tags(),
+                             artifacts=loaded.artifacts())
     if config.dataset in TEST_FUNCTIONS:
         return TestFunctionProblem(config.dataset, dtype=dtype, device=config.device)
     dataset = load_dataset(config.dataset, label_noise=config.label_noise, variant=config.variant,

@@ -9,7 +9,7 @@ split), which is what makes their costs comparable.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 

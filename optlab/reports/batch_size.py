@@ -67,7 +67,7 @@ def build(store: Store) -> Section:
                        f"(hover: its tuning trials and whether it sits at the edge of its grid; every trial is in "
                        f"the learning-rate sensitivity section). Right: B_simple during training"
                        + (f" of the B = {reference} reruns (measured by the noise-scale probe)" if reference else "")
-                       + f" with its 95 % interval"
+                       + " with its 95 % interval"
                        + (f", and B_simple from per-sample gradients (the reruns' `diag/b_simple`, cheap diagnostics; "
                           f"B = {int(per_sample['batch_size'].iloc[0])}, mean over {int(per_sample['runs'].max())} runs, band: "
                           f"their range)" if len(per_sample) else "")

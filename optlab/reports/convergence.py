@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats
-from optlab.reports import claims, plots, style, workloads
+from optlab.reports import claims, plots, workloads
 from optlab.reports.load import Store
 from optlab.reports.chart import Chart, Matrix
-from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
+from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Convergence and final results"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order")

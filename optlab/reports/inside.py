@@ -30,6 +30,8 @@ def pick_run(store: Store) -> pd.Series | None:
             continue
         clean = runs[(runs["variant"].isin(["none", ""]) | runs["variant"].isna())
                      & (runs["label_noise"].fillna(0) == 0) & runs["hidden"].astype(str).ne("")]
+        if "workload_ref" in clean:   # a user's workload has no first layer over the pixels to draw
+            clean = clean[clean["workload_ref"].isna() | clean["workload_ref"].astype(str).isin(["", "None", "nan"])]
         key = "final_val_accuracy" if "final_val_accuracy" in clean else "final_test_accuracy"
         clean = clean.dropna(subset=[key]) if key in clean else clean.iloc[0:0]
         if len(clean):

@@ -33,7 +33,10 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
         "batched_tag": "optlab.batched", "split": "optlab.split"}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
-WORKLOAD_PARAMS = RunConfig.workload_keys()
+# params whose column name a tag already holds: the `workload` param (a user workload's file:NAME) is
+# `workload_ref`, as `workload` is the sweep's workload name (optlab.workload)
+PARAM_COLUMNS = {"workload": "workload_ref"}
+WORKLOAD_PARAMS = tuple(PARAM_COLUMNS.get(k, k) for k in RunConfig.workload_keys())
 LAYER_LISTS = tuple(k for k, v in RunConfig.defaults().items() if isinstance(v, list))
 
 
@@ -93,6 +96,7 @@ class Store:
             df[column] = raw.get(f"tags.{tag}", pd.Series(np.nan, index=raw.index)).fillna("").astype(str)
         for column in [c for c in raw.columns if c.startswith("params.")]:
             name_ = column[len("params."):]
+            name_ = PARAM_COLUMNS.get(name_, name_)
             df[name_] = to_number(raw[column]) if name_ in NUMERIC_PARAMS else raw[column].fillna("").astype(str)
         # a strategy by file reference is shown as its tag has it (file.py:Class); the param holds the full path
         tagged = raw.get("tags.optlab.strategy", pd.Series("", index=raw.index)).fillna("").astype(str)

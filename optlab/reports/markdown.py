@@ -49,7 +49,7 @@ def results(tracking_uri: str | None = None) -> str:
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # params are read for the noise scale
-    from optlab.reports import batch_size, convergence, memorization, target, workloads
+    from optlab.reports import convergence, target, workloads
     from optlab.reports.load import Store
     from optlab.reports.style import setup
     from optlab.tracking import provenance

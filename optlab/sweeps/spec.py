@@ -174,14 +174,16 @@ def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINT
         raise ConfigError(f"{where}: invalid TOML: {_first_line(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{where}: invalid TOML: nested too deeply") from None
-    spec = parse(absolute_references(data, path.resolve().parent), where, max_points)
+    spec = parse(absolute_references(data, path.resolve().parent), where, max_points, folder=path.parent)
     spec.path, spec.text = path, text
     if check_plans:
         check_feasible(spec.points, where)
     return spec
 
 
-def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> SweepSpec:
+def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder: Path | None = None) -> SweepSpec:
+    """`folder`: what a relative `workload = "file.py:NAME"` is relative to (the sweep file's; default: the
+    working directory)."""
     _only(data, TOP_KEYS, where)
     _check_size(data, where, max_points)
     name = data.get("name")
@@ -196,7 +198,7 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS) -> Swe
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
     base_config = _config(base, source=f"{where} [base]")
-    workloads = _workloads(_table(data, "workloads", where), base, name, where)
+    workloads = _workloads(_table(data, "workloads", where), base, name, where, folder)
 
     grid = _axes(_table(data, "grid", where), f"{where} [grid]", base)
     tune_table = _table(data, "tune", where)
@@ -345,7 +347,10 @@ def check_feasible(points: list[Point], where: str) -> None:
         c = point.config
         key = c.problem_key()
         if key not in problems:
-            problems[key] = build_problem(c)
+            try:
+                problems[key] = build_problem(c)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: point {c.label()}: {exc}") from None
         try:
             prepare(c, problems[key])
         except ConfigError as exc:
@@ -436,8 +441,9 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     return dict(table)
 
 
-def _workloads(table: dict, base: dict, name: str, where: str) -> dict[str, dict]:
-    """Declared workloads (name -> fixed values), or one workload named after the sweep."""
+def _workloads(table: dict, base: dict, name: str, where: str, folder: Path | None = None) -> dict[str, dict]:
+    """Declared workloads (name -> fixed values), or one workload named after the sweep. A user's workload
+    file (`workload = "file.py:NAME"`) is named by its absolute path, so every worker finds it."""
     if not table:
         return {name: {}}
     workloads = {}
@@ -449,6 +455,13 @@ def _workloads(table: dict, base: dict, name: str, where: str) -> dict[str, dict
             if key not in WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS:
                 raise ConfigError(f"{here}: {key!r} is not a workload setting (allowed: "
                                   f"{', '.join(WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS)})")
+        if isinstance(values.get("workload"), str):
+            from optlab.problem.workload_ref import absolute
+
+            try:
+                values = {**values, "workload": absolute(values["workload"], folder)}
+            except ConfigError as exc:
+                raise ConfigError(f"{here}: {exc}") from None
         _config({**base, **values}, source=here)
         workloads[label] = dict(values)
     return workloads

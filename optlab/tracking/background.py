@@ -38,12 +38,16 @@ class ProblemFacts:
     n_params: int
     data_fingerprint: str | None
     data_split: str | None
+    name: str = ""
+    record_tags: dict | None = None     # a user workload's provenance tags (run_facts.run_tags)
+    artifacts: dict | None = None       # ... and its file's copy (run_facts.write_artifacts)
 
     @classmethod
     def of(cls, problem) -> "ProblemFacts":
         dataset = getattr(problem, "dataset", None)
         return cls(problem.n_params, dataset.fingerprint() if dataset is not None else None,
-                   dataset.split if dataset is not None else None)
+                   dataset.split if dataset is not None else None, getattr(problem, "name", ""),
+                   dict(getattr(problem, "record_tags", {})), dict(getattr(problem, "artifacts", {})))
 
     @property
     def dataset(self):

@@ -89,7 +89,7 @@ class RunRecorder:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
             self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
-            self._log_files(run_files(config))
+            self._log_files(run_files(config, problem))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)

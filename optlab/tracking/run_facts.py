@@ -32,6 +32,9 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
     if dataset is not None:
         tags["optlab.data_fingerprint"] = dataset.fingerprint()
         tags["optlab.split"] = dataset.split  # train/validation/test
+    if config.workload is not None:   # a user's workload: its name, reference and file hash
+        tags["optlab.dataset"] = getattr(problem, "name", config.dataset)
+        tags.update(getattr(problem, "record_tags", None) or {})
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
     tags[OWNER_TAG] = tags[WORKER_TAG] = owner_id()  # a sweep's tags name its parent process instead
@@ -39,10 +42,13 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
     return {k: str(v) for k, v in tags.items()}
 
 
-def run_files(config) -> dict[str, bytes]:
-    """Files stored with the run besides its config and weights: a copy of the optimizer's own file when the
-    strategy is a file reference (optlab.references), so a result can be traced to the exact code."""
-    return references.source_files(config.strategy)
+def run_files(config, problem=None) -> dict[str, bytes]:
+    """Files stored with the run besides its config and weights, so a result can be traced to the exact code:
+    a copy of the optimizer's own file when the strategy is a file reference (optlab.references), and the
+    problem's source artifacts (a user workload's file)."""
+    files = dict(references.source_files(config.strategy))
+    files.update(getattr(problem, "artifacts", None) or {})
+    return files
 
 
 def run_params(config, problem, plan) -> dict[str, str]:

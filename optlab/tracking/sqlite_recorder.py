@@ -173,7 +173,7 @@ class SqliteRunRecorder:
             self._folder.mkdir(parents=True, exist_ok=True)
             with open(self._folder / CONFIG, "w") as file:
                 json.dump(config.to_dict(), file, indent=2, default=str)
-            for name, data in run_files(config).items():
+            for name, data in run_files(config, problem).items():
                 (self._folder / name).parent.mkdir(parents=True, exist_ok=True)
                 (self._folder / name).write_bytes(data)
         except BaseException as exc:

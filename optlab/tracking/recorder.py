@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optlab.errors import StoreError
+from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
@@ -71,6 +72,10 @@ class RunRecorder:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
+        with timed("run creation"):
+            return self._start(config, problem, plan, extra_tags)
+
+    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
         from mlflow.entities import Param
 
         if self.experiment_id is None:
@@ -87,7 +92,8 @@ class RunRecorder:
         try:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
-            self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
+            with timed("artifacts"):
+                self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
@@ -120,10 +126,14 @@ class RunRecorder:
             self.flush()
 
     def flush(self) -> None:
-        from mlflow.entities import Metric
-
         if not self._keys:
             return
+        with timed("metric writes"):
+            self._flush()
+
+    def _flush(self) -> None:
+        from mlflow.entities import Metric
+
         columns = self._keys, self._values, self._stamps, self._steps
         self._logged_keys.update(self._keys)
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
@@ -139,15 +149,16 @@ class RunRecorder:
         recorded (the run then stays RUNNING until a sweep start marks it KILLED)."""
         from mlflow.entities import RunTag
 
-        problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing)
-        status, reason = end_status(status, reason, problems)
-        tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
-        try:
-            self.client.log_batch(self.run_id, tags=tags)
-        except Exception as exc:
-            if status == "FINISHED":  # no status tag: not everything is stored
-                status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
-        self._terminate(status, reason)
+        with timed("run end"):
+            problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing)
+            status, reason = end_status(status, reason, problems)
+            tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
+            try:
+                self.client.log_batch(self.run_id, tags=tags)
+            except Exception as exc:
+                if status == "FINISHED":  # no status tag: not everything is stored
+                    status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
+            self._terminate(status, reason)
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""
@@ -192,7 +203,7 @@ class RunRecorder:
             return [f"read-back: {describe(exc)}"]
 
     def _log_params_artifact(self, params) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
+        with timed("artifacts"), tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / WEIGHTS
             save_weights(params, path)
             self.client.log_artifact(self.run_id, str(path))

@@ -60,6 +60,13 @@ bench:
 bench-readme:
 	$(PY) -m optlab bench --readme README.md --results benchmarks/results
 
+# the docs' speed page: row (w), a fixed sweep's efficiency, of the last three saved bench tables, between the
+# page's <!-- sweep-efficiency:begin --> and <!-- sweep-efficiency:end --> markers (SPEED_PAGE=any markdown file)
+SPEED_PAGE ?= docs/results/speed.md
+.PHONY: bench-docs
+bench-docs:
+	$(PY) -m optlab bench --sweep-block $(SPEED_PAGE) --results benchmarks/results
+
 # the three consecutive runs the README quotes (on an idle machine), then the README section
 bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done

@@ -56,6 +56,7 @@ class Task:
     batched: bool
     threads: int
     attempt: int = 0                          # 1 when re-queued after its first worker died
+    created_at: float = 0.0                   # wall clock: when the sweep process handed it out
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,18 @@ class TaskResult:
 
 # ---- the worker side ------------------------------------------------------------------------
 def run_task_timed(task: Task) -> TaskResult:
-    """`run_task` with the worker's timers: its start-up (from its spawn, and the imports of its first
-    chunk) and its runs' bookkeeping."""
-    startup = accounting.startup_seconds()
-    if startup is not None:
-        accounting.add("worker start-up", startup)
-    with timed("worker start-up"):
-        import torch  # noqa: F401
+    """`run_task` with the worker's timers and memory. Its start-up (spawn, imports) counts from when its
+    first chunk was handed out: a worker spawned ahead started up while the sweep process did its own
+    timed work, for which every worker slot is counted already."""
+    spawned, started = accounting.take_spawned(), time.perf_counter()
+    import torch  # noqa: F401
 
-        from optlab.engine import run_many  # noqa: F401
-        from optlab.tracking import RunRecorder  # noqa: F401
+    from optlab.engine import run_many  # noqa: F401
+    from optlab.tracking.point_recorder import PointRecorder  # noqa: F401
+    if spawned is None:   # in this process, or a Ray worker: the first chunk's imports
+        accounting.add("worker start-up", time.perf_counter() - started)
+    else:
+        accounting.add("worker start-up", max(0.0, time.time() - max(spawned, task.created_at)))
     outcomes = run_task(task)
     return TaskResult(outcomes, accounting.take(), accounting.process_id(), accounting.peak_rss_mb())
 
@@ -118,15 +121,14 @@ def run_task(task: Task) -> list[Outcome]:
     import torch
 
     from optlab.engine import run, run_many
-    from optlab.tracking import RunRecorder
+    from optlab.tracking.point_recorder import PointRecorder
 
     torch.set_num_threads(task.threads)
     configs = [c for c, _ in task.points]
     tags = [{**t, **worker_tags()} for _, t in task.points]
 
     def recorder(_config):
-        return RunRecorder(experiment_id=task.experiment_id, parent_run_id=task.parent_run_id,
-                           tracking_uri=task.tracking_uri)
+        return PointRecorder(task.tracking_uri, task.experiment_id, task.parent_run_id)
 
     kwargs = {}
     if "batched" in inspect.signature(run_many).parameters:
@@ -415,7 +417,8 @@ def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context:
         names = naming.sweep_names(spec, points)
         tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
                              {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
-                      context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
+                      context.uri, context.experiment_id, context.parent_run_id, batched, context.threads,
+                      created_at=time.time())
                  for chunk in chunk_points(pending, context.workers)]
     outcomes: list[Outcome] = []
     efficiency = context.efficiency if context.efficiency is not None else Efficiency(context.workers, 0.0)

@@ -59,13 +59,12 @@ def mark_spawned(at: float) -> None:
     _spawned_at = at
 
 
-def startup_seconds() -> float | None:
-    """Seconds since this worker was spawned, once (the first call); None afterwards or outside a pool worker."""
+def take_spawned() -> float | None:
+    """When this worker was spawned (wall clock), once (the first call); None afterwards or outside a pool
+    worker."""
     global _spawned_at
-    if _spawned_at is None:
-        return None
-    seconds, _spawned_at = time.time() - _spawned_at, None
-    return max(0.0, seconds)
+    spawned, _spawned_at = _spawned_at, None
+    return spawned
 
 
 def peak_rss_mb() -> float:

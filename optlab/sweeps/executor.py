@@ -31,6 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import naming, resume, seed_groups
@@ -40,6 +41,9 @@ from optlab.sweeps.spec import Point, SweepSpec
 from optlab.tracking import accounting
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe, is_storage_failure
+
+if TYPE_CHECKING:   # selection needs scipy: imported where used, never by a worker
+    from optlab.sweeps import tuning
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
@@ -282,6 +286,8 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
     context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress,
                        client, lease, pool, efficiency)
     status, outcomes, phases = "KILLED", [], {}
+    if workers > 1 or backend == "ray":   # this process mostly waits while its workers train
+        threading.Thread(target=warm_imports, name="optlab-warm-imports", daemon=True).start()
     try:
         training.set()
         phase_started = time.perf_counter()
@@ -329,6 +335,18 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
                                                      **report.efficiency.summary()},
                              final, reason)
     return report
+
+
+def warm_imports() -> None:
+    """Import what selection and seed groups need (scipy: about a second of CPU) while the workers train,
+    not after, when every worker slot would wait for it."""
+    try:
+        import optlab.analysis.curves  # noqa: F401
+        import optlab.analysis.stats  # noqa: F401
+        import optlab.sweeps.tuning  # noqa: F401
+        import optlab.tracking.bulk_reads  # noqa: F401
+    except Exception:  # noqa: BLE001 - imported again, and any error raised, where they are used
+        pass
 
 
 def measured(efficiency: Efficiency, seconds: float, runs, owner: str, since_ms: int) -> Efficiency:

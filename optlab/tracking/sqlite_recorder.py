@@ -57,19 +57,19 @@ def database(uri: str) -> Path | None:
     try:
         if not path.is_file():
             return None
-        with closing(_connect(path, read_only=True)) as connection:
+        with closing(connect(path, read_only=True)) as connection:
             found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     except (OSError, sqlite3.Error):
         return None
     return path if found == [(SCHEMA_REVISION,)] else None
 
 
-def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
     return sqlite3.connect(target, uri=read_only, timeout=BUSY_TIMEOUT, isolation_level=None)
 
 
-class _Transaction:
+class Transaction:
     """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error): the writer lock is taken before reading."""
 
     def __init__(self, connection: sqlite3.Connection):
@@ -99,7 +99,7 @@ def _artifact_uri(location: str, run_id: str) -> str:
     return f"{location.rstrip('/')}/{run_id}/artifacts"
 
 
-def _sanitized(value: float) -> tuple[float, int]:
+def sanitized(value: float) -> tuple[float, int]:
     """MLflow's sanitize_metric_value: NaN is stored as 0 with is_nan, infinities as the largest floats."""
     if math.isnan(value):
         return 0.0, 1
@@ -114,7 +114,7 @@ class SqliteRunRecorder:
     def __init__(self, path: Path, experiment_id: int, location: str, parent_run_id: str | None = None):
         self.path, self.experiment_id, self.location = path, experiment_id, location
         self.parent_run_id = parent_run_id    # a sweep's point: its parent run (its runs are the sweep's to close)
-        self.connection = _connect(path)
+        self.connection = connect(path)
         self.run_id: str | None = None
         self.status: str | None = None
         self.reason: str | None = None
@@ -133,7 +133,7 @@ class SqliteRunRecorder:
             return None
         by_id = experiment is None
         try:
-            with closing(_connect(path, read_only=True)) as connection:
+            with closing(connect(path, read_only=True)) as connection:
                 found = connection.execute(
                     "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
                     f"WHERE {'experiment_id' if by_id else 'name'} = ? AND workspace = ?",
@@ -164,7 +164,7 @@ class SqliteRunRecorder:
         run_id = uuid.uuid4().hex
         artifact_uri = _artifact_uri(self.location, run_id)
         try:
-            with _Transaction(self.connection) as db:
+            with Transaction(self.connection) as db:
                 if self.parent_run_id is None:
                     self._close_abandoned(db)
                 db.execute("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
@@ -254,12 +254,12 @@ class SqliteRunRecorder:
         self._logged_keys.update(row[0] for row in rows)
         stored, latest = [], {}
         for key, raw, stamp, step in rows:
-            value, is_nan = _sanitized(raw)
+            value, is_nan = sanitized(raw)
             stored.append((key, value, stamp, self.run_id, step, is_nan))
             current = latest.get(key)
             if current is None or (step, stamp, value) > (current[2], current[1], current[0]):
                 latest[key] = (value, stamp, step, is_nan)
-        with _Transaction(self.connection) as db:
+        with Transaction(self.connection) as db:
             self._check_active(db)
             # an identical point twice is one point (MLflow keeps one row too)
             db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
@@ -277,7 +277,7 @@ class SqliteRunRecorder:
             raise StoreError(f"run {self.run_id} is {'missing' if found is None else found[0]} in the store")
 
     def _end(self, status: str, tags: dict[str, str]) -> None:
-        with _Transaction(self.connection) as db:
+        with Transaction(self.connection) as db:
             db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
                            [(k, v, self.run_id) for k, v in tags.items()])
             db.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", (status, _now_ms(), self.run_id))

@@ -162,3 +162,39 @@ def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number
     assert report.counts["skipped"] == 2000 and len(searches) == 2
     _, selections = read_selection(spec, latest_runs(mlflow_client, experiment_id, spec, runs))
     assert set(selections) == {g for g in spec.groups}
+
+
+def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifact_folder_once(home, monkeypatch):
+    """A tracking server's round trips per run: 2,500 metric points are three log_batch calls (MLflow's
+    limit is 1,000 metrics a call), and the artifact folder's check is made once per process, not per run."""
+    from mlflow.tracking import MlflowClient
+
+    from optlab.config import RunConfig
+    from optlab.tracking import recorder as recorder_module
+    from optlab.tracking.background import PlanFacts, ProblemFacts
+
+    mlflow_client, experiment_id = _experiment()
+    parent = mlflow_client.create_run(experiment_id).info.run_id
+    calls = {"log_batch metrics": 0, "get_experiment": 0}
+    log_batch, get_experiment = MlflowClient.log_batch, MlflowClient.get_experiment
+
+    def counting_log_batch(self, run_id, metrics=(), *args, **kwargs):
+        calls["log_batch metrics"] += bool(metrics)
+        return log_batch(self, run_id, metrics, *args, **kwargs)
+
+    def counting_get_experiment(self, *args, **kwargs):
+        calls["get_experiment"] += 1
+        return get_experiment(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
+    monkeypatch.setattr(MlflowClient, "get_experiment", counting_get_experiment)
+    monkeypatch.setattr(recorder_module, "_checked", set())
+    monkeypatch.setattr(recorder_module, "log_columns_fast", lambda *a: False)   # as on a server: log_batch
+    config = RunConfig.from_dict({"strategy": "adam", "lr": 0.01, "dataset": "digits", "steps": 3})
+    for _ in range(2):
+        run = recorder_module.RunRecorder(experiment_id=experiment_id, parent_run_id=parent)
+        run.start(config, ProblemFacts(4, "f", "1/1/1"), PlanFacts(32, 1.0, 3), {"optlab.sweep": "e"})
+        run.log_series(list(range(1250)), {"batch_loss": [1.0] * 1250, "lr": [0.01] * 1250})
+        run.finish("FINISHED", None, {}, None)
+        assert run.status == "FINISHED"
+    assert calls == {"log_batch metrics": 6, "get_experiment": 1}

@@ -31,6 +31,7 @@ from optlab.tracking.store import client as make_client, ensure_experiment
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
     import torch
 
+_checked: set[tuple[str, str]] = set()   # (tracking URI, experiment id) whose artifact folder was checked here
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -80,7 +81,11 @@ class RunRecorder:
 
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.experiment_name or config.experiment)
-        check_artifacts_writable(self.client, self.experiment_id)  # before a run exists that could not finish
+        if self.parent_run_id is None or (self.client.tracking_uri, self.experiment_id) not in _checked:
+            # before a run exists that could not finish; a sweep's points check once per process (on a
+            # server it is a round trip per run, and the sweep process checked before any worker started)
+            check_artifacts_writable(self.client, self.experiment_id)
+            _checked.add((self.client.tracking_uri, self.experiment_id))
         tags = run_tags(config, problem, self.parent_run_id, extra_tags)
         if not self.parent_run_id:
             close_abandoned_runs(self.client, self.experiment_id)

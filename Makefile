@@ -67,6 +67,12 @@ SPEED_PAGE ?= docs/results/speed.md
 bench-docs:
 	$(PY) -m optlab bench --sweep-block $(SPEED_PAGE) --results benchmarks/results
 
+# a sweep's bookkeeping per run vs the size of its store (100 / 1,000 / 10,000 runs written in bulk); the
+# table goes between the <!-- store-scale:begin --> and <!-- store-scale:end --> markers of SPEED_PAGE
+.PHONY: bench-store-scale
+bench-store-scale:
+	$(PY) scripts/store_scale.py --markdown $(SPEED_PAGE)
+
 # the three consecutive runs the README quotes (on an idle machine), then the README section
 bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done

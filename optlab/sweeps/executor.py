@@ -341,10 +341,10 @@ def warm_imports() -> None:
     """Import what selection and seed groups need (scipy: about a second of CPU) while the workers train,
     not after, when every worker slot would wait for it."""
     try:
-        import optlab.analysis.curves  # noqa: F401
-        import optlab.analysis.stats  # noqa: F401
-        import optlab.sweeps.tuning  # noqa: F401
-        import optlab.tracking.bulk_reads  # noqa: F401
+        import optlab.analysis.curves
+        import optlab.analysis.stats
+        import optlab.sweeps.tuning
+        import optlab.tracking.bulk_reads
     except Exception:  # noqa: BLE001 - imported again, and any error raised, where they are used
         pass
 
@@ -724,23 +724,25 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
               finished_before: set[str], runs: list | None = None) -> SweepReport:
     """Read the sweep back from the store: statuses per point, tuning selection, reruns, the table.
     Tags every trial selected true/false and every rerun of an earlier, different selection false."""
-    from mlflow.entities import RunTag
-
-    from optlab.sweeps import tuning
+    from optlab.tracking.bulk_runs import set_tags
 
     with timed("store reads"):
         latest = latest_runs(client, experiment_id, spec, runs)
     with timed("selection"):
         trials, selections = read_selection(spec, latest)
-        if trials:
-            tuning.mark(client, trials, selections)
-    reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
-    points = spec.points + reruns
-    current = {p.point_hash for p in points}
-    for run in latest.values():
-        if (run.data.tags.get("optlab.role") == "rerun" and run.data.tags.get("optlab.point_hash") not in current
-                and run.data.tags.get("optlab.selected") != "false"):
-            client.log_batch(run.info.run_id, tags=[RunTag("optlab.selected", "false")])
+        reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
+        points = spec.points + reruns
+        current = {p.point_hash for p in points}
+        # every trial selected true/false (tuning.mark's tags), every stale rerun false: only the tags that
+        # change, in one transaction where the store allows it
+        picked = {run_id for s in selections.values() for run_id in s.run_ids}
+        runs_by_id = {run.info.run_id: run for run in latest.values()}
+        changes = [(t.run_id, "optlab.selected", "true" if t.run_id in picked else "false") for t in trials]
+        changes += [(run.info.run_id, "optlab.selected", "false") for run in latest.values()
+                    if run.data.tags.get("optlab.role") == "rerun"
+                    and run.data.tags.get("optlab.point_hash") not in current]
+        set_tags(client, [(run_id, key, value) for run_id, key, value in changes
+                          if run_id not in runs_by_id or runs_by_id[run_id].data.tags.get(key) != value])
     rows, failures, incomplete = defaultdict(lambda: defaultdict(int)), [], []
     for point in points:
         run = latest.get(point.point_hash)

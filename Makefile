@@ -81,6 +81,19 @@ bench:
 bench-tables:
 	$(PY) -m optlab bench --into docs/results/speed.md --results benchmarks/results
 
+# the docs' speed page: row (w), a fixed sweep's efficiency, of the last three saved bench tables, between the
+# page's <!-- sweep-efficiency:begin --> and <!-- sweep-efficiency:end --> markers (SPEED_PAGE=any markdown file)
+SPEED_PAGE ?= docs/results/speed.md
+.PHONY: bench-docs
+bench-docs:
+	$(PY) -m optlab bench --sweep-block $(SPEED_PAGE) --results benchmarks/results
+
+# a sweep's bookkeeping per run vs the size of its store (100 / 1,000 / 10,000 runs written in bulk); the
+# table goes between the <!-- store-scale:begin --> and <!-- store-scale:end --> markers of SPEED_PAGE
+.PHONY: bench-store-scale
+bench-store-scale:
+	$(PY) scripts/store_scale.py --markdown $(SPEED_PAGE)
+
 # the three consecutive runs docs/results/speed.md quotes (on an idle machine), then that page's block
 bench-final:
 	for i in 1 2 3; do $(PY) -m optlab bench --save benchmarks/results || exit 1; done

@@ -268,3 +268,50 @@ def test_a_run_left_running_by_a_dead_process_is_closed_killed_at_the_next_start
     assert closed.info.status == "KILLED" and closed.info.end_time is not None
     assert closed.data.tags["optlab.failure_reason"] == f"interrupted: its process ({host}:999999999) died"
     assert mlflow_client.get_run(sweeps.info.run_id).info.status == "RUNNING"   # a sweep closes its own runs
+
+
+SWEEP_TAGS = {"optlab.sweep": "e", "optlab.role": "rerun", "optlab.point_hash": "abc123", OWNER_TAG: "host:1"}
+
+
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED"])
+def test_a_sweep_point_written_directly_holds_the_rows_mlflows_client_writes(home, status):
+    """A sweep's point, nested under its parent run: the rows of the direct writer and of MLflow's client."""
+    from optlab.tracking.point_recorder import PointRecorder
+
+    mlflow_client = _described()
+    experiment_id = mlflow_client.get_experiment_by_name("e").experiment_id
+    parent = mlflow_client.create_run(experiment_id, tags={"optlab.role": "parent"}).info.run_id
+    before = _counts(home)
+    through_mlflow = _record(RunRecorder(experiment_id=experiment_id, parent_run_id=parent), status, SWEEP_TAGS)
+    between = _counts(home)
+    point = PointRecorder(default_uri(), experiment_id, parent)
+    written_directly = _record(point, status, SWEEP_TAGS)
+    assert isinstance(point.writer, SqliteRunRecorder) and point.status == status
+    after = _counts(home)
+    assert {t: after[t] - between[t] for t in after} == {t: between[t] - before[t] for t in after}
+    expected, got = _rows(home, through_mlflow), _rows(home, written_directly)
+    assert got == expected
+    assert ("mlflow.parentRunId", parent) in got["tags"] and ("optlab.point_hash", "abc123") in got["tags"]
+    nested = mlflow_client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.info.run_id for r in nested) == sorted([through_mlflow, written_directly])
+
+
+@pytest.mark.parametrize("case", ["another schema revision", "switched off"])
+def test_a_sweep_point_is_recorded_through_mlflow_when_the_store_is_not_the_known_layout(home, case, monkeypatch):
+    from optlab.tracking.point_recorder import PointRecorder
+
+    _set_up(home, case, monkeypatch)
+    experiment_id = client().get_experiment_by_name("e").experiment_id
+    point = PointRecorder(default_uri(), experiment_id, None)
+    run_id = _record(point, "FINISHED", SWEEP_TAGS)
+    assert isinstance(point.writer, RunRecorder) and point.status == "FINISHED"
+    assert _rows(home, run_id)["artifacts"] == ["config.json", "params.safetensors"]
+
+
+def test_a_sweep_point_beyond_mlflows_limits_is_recorded_through_mlflow(home):
+    from optlab.tracking.point_recorder import PointRecorder
+
+    experiment_id = _described().get_experiment_by_name("e").experiment_id
+    point = PointRecorder(default_uri(), experiment_id, None)
+    _record(point, "FINISHED", {**SWEEP_TAGS, "optlab.note": "x" * 9000})
+    assert isinstance(point.writer, RunRecorder) and point.status == "FINISHED"

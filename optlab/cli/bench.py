@@ -10,19 +10,32 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the benchmark still runs")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     p.add_argument("--threads", type=int, help="torch intra-op threads of the in-process rows (default: torch's)")
-    p.add_argument("--only", help="a subset of the measurements, letters of 'apbcdesg' (g: the diagnostics tiers), e.g. 'ab'")
+    p.add_argument("--only", help="a subset of the measurements, letters of 'apbcdesgw' (g: the diagnostics tiers, "
+                                  "w: a sweep's efficiency), e.g. 'ab'")
     p.add_argument("--save", type=Path, metavar="DIR", help="keep this run's results and table in DIR")
     p.add_argument("--into", type=Path, metavar="PAGE",
                    help="do not measure: put the last three tables saved in --results into PAGE between its bench "
                         "markers (docs/results/speed.md)")
+    p.add_argument("--sweep-block", type=Path, metavar="MARKDOWN",
+                   help="do not measure: put row (w) of the last three tables saved in --results into MARKDOWN "
+                        "between its <!-- sweep-efficiency:begin --> and <!-- sweep-efficiency:end --> markers")
     p.add_argument("--results", type=Path, default=Path("benchmarks/results"), metavar="DIR",
                    help="where --into reads saved tables (default benchmarks/results)")
     return p
 
 
 def main(args) -> int:
-    from optlab.bench import PARTS, run_bench, save, table, update_block
+    from optlab.bench import PARTS, SWEEP_BLOCK, run_bench, save, sweep_block, table, update_block
     from optlab.errors import ConfigError
+    from optlab.markdown_block import write_block
+
+    if args.sweep_block is not None:
+        try:
+            write_block(args.sweep_block, SWEEP_BLOCK, sweep_block(args.results), "make bench-docs")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"{args.sweep_block}: {SWEEP_BLOCK} block rewritten from the last saved tables in {args.results}")
+        return 0
 
     if args.into is not None:
         try:

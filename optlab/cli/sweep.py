@@ -54,6 +54,8 @@ def main(args) -> int:
           + f", parent run {report.parent_run_id}" + (" (resumed)" if report.resumed else "")
           + f"; load average {report.load[0]} at start, {report.load[1]} at end")
     print(report.table)
+    if report.efficiency is not None:
+        print(f"sweep {report.name}: {report.efficiency.text()}")
     for group, message in report.edge_flags:
         print(f"optlab: warning: {group}: selected {message}: the optimum may lie outside the grid",
               file=sys.stderr)

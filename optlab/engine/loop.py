@@ -38,6 +38,7 @@ from optlab.engine.result import RunResult
 from optlab.engine.trainers import Column, Trainer
 from optlab.problem import Counters, Problem
 from optlab.strategies import Plan
+from optlab.tracking.accounting import timed
 
 # A run diverges when its training loss exceeds this multiple of its initial training loss (or becomes
 # non-finite). Cross-entropy starts near log(10) = 2.3 on 10 classes: 100x is a mean loss of 230, which no
@@ -182,6 +183,10 @@ class TrainingLoop:
 
     # ---- evaluation, target, divergence -----------------------------------------------------------
     def evaluate(self) -> None:
+        with timed("evaluation"):
+            self._evaluate()
+
+    def _evaluate(self) -> None:
         self.hand_over()
         points = self.trainer.evaluate()
         for j, r in enumerate(self.live):

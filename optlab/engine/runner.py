@@ -17,6 +17,7 @@ from optlab.engine.trainers import StrategyTrainer
 from optlab.errors import ConfigError
 from optlab.problem import Problem, build_problem
 from optlab.problem.problem import NetworkProblem
+from optlab.tracking.accounting import timed
 
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
@@ -83,15 +84,16 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
     """Run every config, each its own tracked run. With `batched`, compatible runs (group_key) train
     together as one stacked program; the others train alone. Every config is validated and planned
     first, so a bad value raises before any run is recorded."""
-    configs = [RunConfig.from_dict(c) if isinstance(c, dict) else c for c in configs]
-    problems: dict[tuple, Problem] = {}   # configs describing the same problem share one (and its data)
-    preps = []
-    for c in configs:
-        c.validate()
-        key = c.problem_key()
-        if key not in problems:
-            problems[key] = build_problem(c)
-        preps.append(prepare(c, problems[key]))
+    with timed("planning"):
+        configs = [RunConfig.from_dict(c) if isinstance(c, dict) else c for c in configs]
+        problems: dict[tuple, Problem] = {}   # configs describing the same problem share one (and its data)
+        preps = []
+        for c in configs:
+            c.validate()
+            key = c.problem_key()
+            if key not in problems:
+                problems[key] = build_problem(c)
+            preps.append(prepare(c, problems[key]))
     chunks: list[list[int]] = []
     alone: list[list[int]] = []
     groups: dict[tuple, list[int]] = {}

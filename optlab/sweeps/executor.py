@@ -31,12 +31,19 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from optlab.errors import ConfigError, OptlabError, StoreError
-from optlab.sweeps import naming, resume, seed_groups, tuning
+from optlab.sweeps import naming, resume, seed_groups
+from optlab.sweeps.efficiency import Efficiency, training_seconds
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
+from optlab.tracking import accounting
+from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe, is_storage_failure
+
+if TYPE_CHECKING:   # selection needs scipy: imported where used, never by a worker
+    from optlab.sweeps import tuning
 
 BACKENDS = ("local", "ray")
 MAX_CHUNK = 16
@@ -53,6 +60,7 @@ class Task:
     batched: bool
     threads: int
     attempt: int = 0                          # 1 when re-queued after its first worker died
+    created_at: float = 0.0                   # wall clock: when the sweep process handed it out
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class SweepReport:
     phase_seconds: dict[str, float] = field(default_factory=dict)    # tuning / reruns / points
     objective: str | None = None
     load: tuple[str, str] = ("", "")                                 # load averages at start and end
+    efficiency: Efficiency | None = None                             # training time over wall time x workers
 
     @property
     def edge_flags(self) -> list[tuple[str, str]]:
@@ -84,21 +93,46 @@ class SweepReport:
         return [(group, flag.text()) for group, s in self.selections.items() for flag in s.edge]
 
 
+@dataclass(frozen=True)
+class TaskResult:
+    """What a worker sends back for a chunk: its outcomes and where its time went (tracking/accounting.py)."""
+    outcomes: list[Outcome]
+    timings: dict[str, tuple[float, int]]
+    pid: int
+    peak_rss_mb: float
+
+
 # ---- the worker side ------------------------------------------------------------------------
+def run_task_timed(task: Task) -> TaskResult:
+    """`run_task` with the worker's timers and memory. Its start-up (spawn, imports) counts from when its
+    first chunk was handed out: a worker spawned ahead started up while the sweep process did its own
+    timed work, for which every worker slot is counted already."""
+    spawned, started = accounting.take_spawned(), time.perf_counter()
+    import torch  # noqa: F401
+
+    from optlab.engine import run_many  # noqa: F401
+    from optlab.tracking.point_recorder import PointRecorder  # noqa: F401
+    if spawned is None:   # in this process, or a Ray worker: the first chunk's imports
+        accounting.add("worker start-up", time.perf_counter() - started)
+    else:
+        accounting.add("worker start-up", max(0.0, time.time() - max(spawned, task.created_at)))
+    outcomes = run_task(task)
+    return TaskResult(outcomes, accounting.take(), accounting.process_id(), accounting.peak_rss_mb())
+
+
 def run_task(task: Task) -> list[Outcome]:
     """Run one chunk of points; importable by pool and Ray workers."""
     import torch
 
     from optlab.engine import run, run_many
-    from optlab.tracking import RunRecorder
+    from optlab.tracking.point_recorder import PointRecorder
 
     torch.set_num_threads(task.threads)
     configs = [c for c, _ in task.points]
     tags = [{**t, **worker_tags()} for _, t in task.points]
 
     def recorder(_config):
-        return RunRecorder(experiment_id=task.experiment_id, parent_run_id=task.parent_run_id,
-                           tracking_uri=task.tracking_uri)
+        return PointRecorder(task.tracking_uri, task.experiment_id, task.parent_run_id)
 
     kwargs = {}
     if "batched" in inspect.signature(run_many).parameters:
@@ -164,11 +198,6 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
               wait: float = 0.0) -> SweepReport:
     """Run every point of `spec` not yet FINISHED in the store. `wait`: seconds to wait for another
     process running the same sweep against the same store to end (default: refuse at once)."""
-    import _thread
-
-    from optlab.tracking.preflight import check_artifacts_writable
-    from optlab.tracking.store import client as make_client, ensure_experiment, tracking_uri as default_uri
-
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not isinstance(workers, int) or workers < 1:
@@ -184,10 +213,37 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     if address is not None:
         check_ray_address(address)  # before anything is recorded: Ray itself waits minutes for a wrong one
     started = time.perf_counter()
-    uri = tracking_uri or default_uri()
-    client = make_client(uri)                       # creates the SQLite store here, in the parent
-    experiment_id = ensure_experiment(client, spec.name, spec.description)
-    check_artifacts_writable(client, experiment_id)
+    accounting.take()  # this sweep's timers start at zero
+    pool = start_pool(workers) if backend == "local" and workers > 1 else None
+    try:
+        return _open_and_execute(spec, workers, backend, address, batched, progress, tracking_uri, wait, started,
+                                 pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def start_pool(workers: int):
+    """The sweep's worker processes, spawned now: they import torch while this process opens the store,
+    and serve every phase of the sweep (a pool per phase paid their start-up twice)."""
+    from optlab.sweeps.pool import WorkerPool
+
+    pool = WorkerPool(workers, run_task_timed)
+    pool.start()
+    return pool
+
+
+def _open_and_execute(spec, workers, backend, address, batched, progress, tracking_uri, wait, started, pool):
+    import _thread
+
+    from optlab.tracking.preflight import check_artifacts_writable
+    from optlab.tracking.store import client as make_client, ensure_experiment, tracking_uri as default_uri
+
+    with timed("sweep start"):
+        uri = tracking_uri or default_uri()
+        client = make_client(uri)                       # creates the SQLite store here, in the parent
+        experiment_id = ensure_experiment(client, spec.name, spec.description)
+        check_artifacts_writable(client, experiment_id)
     in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
     training = threading.Event()  # set while points run: a lost store may interrupt only then
 
@@ -197,12 +253,14 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
             _thread.interrupt_main()
 
     with Lease(client, spec.name, wait=wait, on_lost=on_lost) as lease:
-        state = resume.reconcile(client, experiment_id, spec.name)
-        parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
-                                                    {"workers": workers, "backend": backend})
+        with timed("store reads"):
+            state = resume.reconcile(client, experiment_id, spec.name)
+        with timed("sweep start"):
+            parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
+                                                        {"workers": workers, "backend": backend})
         try:
             return _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease,
-                            workers, backend, address, batched, progress, started, training)
+                            workers, backend, address, batched, progress, started, training, pool)
         except KeyboardInterrupt:
             if lease.lost:
                 raise StoreError(stopped(spec.name, lease.lost)) from None
@@ -210,8 +268,10 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
 
 
 def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease, workers, backend,
-             address, batched, progress, started, training) -> SweepReport:
+             address, batched, progress, started, training, pool=None) -> SweepReport:
     owner = resume.owner_id()
+    efficiency = Efficiency(workers, 0.0)
+    since_ms = int((time.time() - (time.perf_counter() - started)) * 1000)
     if progress:
         reruns = (f" + {sum(len(spec.rerun_seeds) for g in spec.groups.values() if g.tuned)} reruns of the "
                   f"selected configurations" if spec.objective else "")
@@ -224,8 +284,10 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
     load_start = provenance.load_average()
     threads = 1  # one torch thread per worker: on shared cores more threads ran 3-9x slower
     context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress,
-                       client, lease)
+                       client, lease, pool, efficiency)
     status, outcomes, phases = "KILLED", [], {}
+    if workers > 1 or backend == "ray":   # this process mostly waits while its workers train
+        threading.Thread(target=warm_imports, name="optlab-warm-imports", daemon=True).start()
     try:
         training.set()
         phase_started = time.perf_counter()
@@ -241,13 +303,17 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         training.clear()
         lease.check()
         status = "FINISHED"
-        record_groups(client, experiment_id, parent_run_id, spec.name, progress)
+        with timed("seed groups"):
+            record_groups(client, experiment_id, parent_run_id, spec.name, progress)
     finally:
         training.clear()
         if lease.lost:  # the store is gone (or another process took the sweep over): write nothing more
             raise StoreError(stopped(spec.name, lease.lost))
-        close_stale_runs(client, experiment_id, spec.name, owner)
-        report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished))
+        with timed("store reads"):
+            runs = resume.children(client, experiment_id, spec.name)
+            if close_stale_runs(client, experiment_id, spec.name, owner, runs):
+                runs = resume.children(client, experiment_id, spec.name)
+        report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished), runs)
         labels = {p.point_hash: p.config.label() for p in spec.points + report.reruns}
         errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
         without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
@@ -256,6 +322,7 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         report.seconds = time.perf_counter() - started
         report.phase_seconds = phases
         report.load = (load_start, provenance.load_average())
+        report.efficiency = measured(efficiency, report.seconds, runs, owner, since_ms)
         final, reason = status, None
         if report.incomplete:
             reason = incomplete_reason(report.incomplete)
@@ -264,9 +331,32 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1),
                                                      **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
                                                      "workers": workers, "machine": provenance.machine(),
-                                                     "load_start": report.load[0], "load_end": report.load[1]},
+                                                     "load_start": report.load[0], "load_end": report.load[1],
+                                                     **report.efficiency.summary()},
                              final, reason)
     return report
+
+
+def warm_imports() -> None:
+    """Import what selection and seed groups need (scipy: about a second of CPU) while the workers train,
+    not after, when every worker slot would wait for it."""
+    try:
+        import optlab.analysis.curves  # noqa: F401
+        import optlab.analysis.stats  # noqa: F401
+        import optlab.sweeps.tuning  # noqa: F401
+        import optlab.tracking.bulk_reads  # noqa: F401
+    except Exception:  # noqa: BLE001 - imported again, and any error raised, where they are used
+        pass
+
+
+def measured(efficiency: Efficiency, seconds: float, runs, owner: str, since_ms: int) -> Efficiency:
+    """The sweep's efficiency: its runs' recorded training time, its workers' timers (added as their
+    results came in) and this process's own."""
+    efficiency.wall = seconds
+    efficiency.training, efficiency.runs = training_seconds(runs, owner, since_ms)
+    efficiency.add(accounting.take(), in_workers=False)
+    efficiency.peak_rss_mb = {"sweep process": accounting.peak_rss_mb(), **efficiency.peak_rss_mb}
+    return efficiency
 
 
 def stopped(name: str, why: str) -> str:
@@ -281,12 +371,14 @@ def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str
     return f"{len(incomplete)} point{'s' if len(incomplete) != 1 else ''} without an outcome: " + "; ".join(parts) + more
 
 
-def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None:
+def close_stale_runs(client, experiment_id: str, sweep: str, owner: str, runs: list | None = None) -> int:
     """Runs this sweep process started that are still RUNNING (a worker killed after the grace
-    period of an interruption) end KILLED now rather than at the next start."""
+    period of an interruption) end KILLED now rather than at the next start. `runs`: the sweep's
+    children as just read (else read here). Returns how many were ended."""
     from mlflow.entities import RunTag
 
-    for run in resume.children(client, experiment_id, sweep):
+    closed = 0
+    for run in runs if runs is not None else resume.children(client, experiment_id, sweep):
         if run.info.status == "RUNNING" and run.data.tags.get(resume.OWNER_TAG) == owner:
             worker = run.data.tags.get(resume.WORKER_TAG)
             if resume.owner_alive(worker):
@@ -294,6 +386,10 @@ def close_stale_runs(client, experiment_id: str, sweep: str, owner: str) -> None
             client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
                                                     RunTag("optlab.failure_reason", "interrupted")])
             client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+    return closed
+
+
 def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, progress: bool) -> None:
     """One run per compared configuration, aggregating its seeds (seed_groups.py). The runs themselves are
     recorded already: a failure here is reported and leaves the sweep's result intact."""
@@ -323,6 +419,8 @@ class _Context:
     progress: bool
     client: object          # the parent's store client (a dead worker's runs are recorded through it)
     lease: Lease            # the sweep's lease: a pool stops when it is lost
+    pool: object = None     # the sweep's WorkerPool (local, --workers > 1): one for every phase
+    efficiency: Efficiency | None = None   # where the workers' timers are added up
 
 
 def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool,
@@ -333,26 +431,42 @@ def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context:
     if context.progress and points:
         print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
               f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
-    names = naming.sweep_names(spec, points)
-    tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
-                         {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
-                  context.uri, context.experiment_id, context.parent_run_id, batched, context.threads)
-             for chunk in chunk_points(pending, context.workers)]
+    with timed("planning"):
+        names = naming.sweep_names(spec, points)
+        tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
+                             {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
+                      context.uri, context.experiment_id, context.parent_run_id, batched, context.threads,
+                      created_at=time.time())
+                 for chunk in chunk_points(pending, context.workers)]
     outcomes: list[Outcome] = []
+    efficiency = context.efficiency if context.efficiency is not None else Efficiency(context.workers, 0.0)
     if context.backend == "ray":
-        _run_ray(tasks, context.address, context.workers, context.progress, outcomes)
+        _run_ray(tasks, context.address, context.workers, context.progress, outcomes, efficiency)
     elif context.workers == 1:
         _run_local(tasks, context.progress, outcomes)
     else:
-        _run_pool(tasks, context.workers, context.progress, outcomes, context.client, context.lease)
+        _run_pool(tasks, context.workers, context.progress, outcomes, context.client, context.lease, context.pool,
+                  efficiency)
     return outcomes
+
+
+def add_result(efficiency: Efficiency, result: TaskResult) -> list[Outcome]:
+    """A worker's result: its outcomes; its timers and memory go to the sweep's efficiency (the timers of
+    a chunk run in this process are this process's own already)."""
+    if result.pid != accounting.process_id():
+        efficiency.add(result.timings, in_workers=True)
+        peak = efficiency.peak_rss_mb.get("worker (max)", 0.0)
+        efficiency.peak_rss_mb["worker (max)"] = max(peak, result.peak_rss_mb)
+    return result.outcomes
 
 
 def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
     """Phase 2's points: strategies run as given and series (known up front), and the reruns of each
     group's selected trial as the store now says (a failed group reruns nothing)."""
-    latest = latest_runs(client, experiment_id, spec)
-    _, selections = read_selection(spec, latest)
+    with timed("store reads"):
+        latest = latest_runs(client, experiment_id, spec)
+    with timed("selection"):
+        _, selections = read_selection(spec, latest)
     known = [p for p in spec.points if p.role == "rerun"]
     return known + spec.reruns({g: s.trial for g, s in selections.items()})
 
@@ -389,12 +503,13 @@ def _run_local(tasks: list[Task], progress: bool, outcomes: list[Outcome]) -> No
 
 
 def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome], client,
-              lease: Lease) -> None:
+              lease: Lease, pool=None, efficiency: Efficiency | None = None) -> None:
     from optlab.sweeps.pool import WorkerPool
 
+    efficiency = efficiency if efficiency is not None else Efficiency(workers, 0.0)
     with _bar(_total(tasks), progress) as bar:
-        def on_result(task: Task, value: list[Outcome]) -> None:
-            outcomes.extend(value)
+        def on_result(task: Task, value: TaskResult) -> None:
+            outcomes.extend(add_result(efficiency, value))
             bar.update(len(task.points))
 
         def on_error(task: Task, text: str) -> None:
@@ -411,7 +526,10 @@ def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Ou
                       file=sys.stderr)
             return retry
 
-        WorkerPool(workers, run_task).run(tasks, on_result, on_death, on_error, check=lease.check)
+        if pool is None:
+            WorkerPool(workers, run_task_timed).run(tasks, on_result, on_death, on_error, check=lease.check)
+        else:
+            pool.run(tasks, on_result, on_death, on_error, check=lease.check, close=False)
 
 
 def account_dead_worker(client, task: Task, death) -> tuple[list[Task], list[Outcome]]:
@@ -466,7 +584,7 @@ def check_ray_address(address: str) -> None:
 
 
 def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
-             outcomes: list[Outcome]) -> None:
+             outcomes: list[Outcome], efficiency: Efficiency | None = None) -> None:
     try:
         import ray
     except ImportError:
@@ -498,7 +616,8 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
                 done, waiting = ray.wait(waiting, num_returns=1)
                 task = refs[done[0]]
                 try:
-                    outcomes += ray.get(done[0])
+                    result = ray.get(done[0])
+                    outcomes += add_result(efficiency, result) if efficiency is not None else result.outcomes
                 except ray.exceptions.RayError as exc:  # lost for good: retries used up, or the cluster went away
                     reason = f"Ray task lost: {type(exc).__name__}: {_first_line(exc)}"
                     outcomes += [Outcome(tag["optlab.point_hash"], "ERROR", reason) for _, tag in task.points]
@@ -512,7 +631,7 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: boo
 RAY_TASK_TAG = "optlab.ray_task"  # Ray keeps a task's id across its retries
 
 
-def run_ray_task(task: Task) -> list[Outcome]:
+def run_ray_task(task: Task) -> TaskResult:
     """`run_task` as a Ray task. Ray reruns a task whose worker or node died (max_retries); the
     runs of a lost attempt carry the same task id, so a retry skips the points that attempt already
     FINISHED and marks the ones it left RUNNING KILLED before training them again."""
@@ -533,9 +652,10 @@ def run_ray_task(task: Task) -> list[Outcome]:
     rest = tuple((c, {**t, RAY_TASK_TAG: task_id}) for c, t in task.points if t["optlab.point_hash"] not in done)
     skipped = [Outcome(t["optlab.point_hash"], "FINISHED") for _, t in task.points if t["optlab.point_hash"] in done]
     if not rest:
-        return skipped
-    return skipped + run_task(Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id,
-                                   task.batched, task.threads))
+        return TaskResult(skipped, accounting.take(), accounting.process_id(), accounting.peak_rss_mb())
+    result = run_task_timed(Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id, task.batched,
+                                 task.threads))
+    return replace(result, outcomes=skipped + result.outcomes)
 
 
 def _close_orphans(tasks: list[Task]) -> None:
@@ -569,10 +689,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- after the points -----------------------------------------------------------------------
-def latest_runs(client, experiment_id: str, spec: SweepSpec) -> dict[str, object]:
-    """The run of each point hash that counts: a FINISHED run wins; otherwise the most recent attempt."""
+def latest_runs(client, experiment_id: str, spec: SweepSpec, runs: list | None = None) -> dict[str, object]:
+    """The run of each point hash that counts: a FINISHED run wins; otherwise the most recent attempt.
+    `runs`: the sweep's children as just read (else read here)."""
     latest: dict[str, object] = {}
-    for run in resume.children(client, experiment_id, spec.name):
+    for run in runs if runs is not None else resume.children(client, experiment_id, spec.name):
         point = run.data.tags.get("optlab.point_hash")
         best = latest.get(point)
         if best is None or _rank(run) > _rank(best):
@@ -584,6 +705,8 @@ def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], d
     """The tuning trials recorded so far and each group's selection (reads validation metrics only).
     A group is selected only once every one of its trials has an outcome (FINISHED, or FAILED because
     it diverged): a trial lost to a dead worker or a full disk is rerun first, never silently skipped."""
+    from optlab.sweeps import tuning
+
     trials, unfinished = [], set()
     for point in spec.points:
         if point.role != "tuning":
@@ -599,22 +722,28 @@ def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], d
 
 
 def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
-              finished_before: set[str]) -> SweepReport:
+              finished_before: set[str], runs: list | None = None) -> SweepReport:
     """Read the sweep back from the store: statuses per point, tuning selection, reruns, the table.
     Tags every trial selected true/false and every rerun of an earlier, different selection false."""
-    from mlflow.entities import RunTag
+    from optlab.tracking.bulk_runs import set_tags
 
-    latest = latest_runs(client, experiment_id, spec)
-    trials, selections = read_selection(spec, latest)
-    if trials:
-        tuning.mark(client, trials, selections)
-    reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
-    points = spec.points + reruns
-    current = {p.point_hash for p in points}
-    for run in latest.values():
-        if (run.data.tags.get("optlab.role") == "rerun" and run.data.tags.get("optlab.point_hash") not in current
-                and run.data.tags.get("optlab.selected") != "false"):
-            client.log_batch(run.info.run_id, tags=[RunTag("optlab.selected", "false")])
+    with timed("store reads"):
+        latest = latest_runs(client, experiment_id, spec, runs)
+    with timed("selection"):
+        trials, selections = read_selection(spec, latest)
+        reruns = spec.reruns({g: sel.trial for g, sel in selections.items()})
+        points = spec.points + reruns
+        current = {p.point_hash for p in points}
+        # every trial selected true/false (tuning.mark's tags), every stale rerun false: only the tags that
+        # change, in one transaction where the store allows it
+        picked = {run_id for s in selections.values() for run_id in s.run_ids}
+        runs_by_id = {run.info.run_id: run for run in latest.values()}
+        changes = [(t.run_id, "optlab.selected", "true" if t.run_id in picked else "false") for t in trials]
+        changes += [(run.info.run_id, "optlab.selected", "false") for run in latest.values()
+                    if run.data.tags.get("optlab.role") == "rerun"
+                    and run.data.tags.get("optlab.point_hash") not in current]
+        set_tags(client, [(run_id, key, value) for run_id, key, value in changes
+                          if run_id not in runs_by_id or runs_by_id[run_id].data.tags.get(key) != value])
     rows, failures, incomplete = defaultdict(lambda: defaultdict(int)), [], []
     for point in points:
         run = latest.get(point.point_hash)

@@ -54,8 +54,8 @@ class _Worker:
     def __init__(self, ctx, target):
         self.conn, child_conn = ctx.Pipe(duplex=True)
         lifeline_read, self.lifeline = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=worker_main, args=(child_conn, lifeline_read, os.getpid(), target),
-                                   daemon=True, name="optlab-sweep-worker")
+        self.process = ctx.Process(target=worker_main, args=(child_conn, lifeline_read, os.getpid(), target,
+                                                             time.time()), daemon=True, name="optlab-sweep-worker")
         self.process.start()
         child_conn.close()
         lifeline_read.close()
@@ -79,15 +79,25 @@ class WorkerPool:
     `on_result(task, value)` gets each return value, `on_death(task, Death)` each task whose worker
     died (the pool starts a replacement; it may return tasks to queue again), `on_error(task, text)`
     each exception a task raised; `check()` is called about once a second and may raise to stop
-    the pool."""
+    the pool. `start()` spawns the workers ahead of the first task; `run(..., close=False)` keeps them
+    for another `run` (then `close()` them)."""
 
     def __init__(self, workers: int, target, grace: float = 10.0):
         self.workers, self.target, self.grace = workers, target, grace
         self.ctx = multiprocessing.get_context("spawn")  # forking a parent holding torch/SQLite threads is unsafe
         self.pool: list[_Worker] = []
 
-    def run(self, tasks, on_result, on_death, on_error, check=lambda: None) -> None:
+    def start(self) -> None:
+        """Spawn every worker now, idle (their start-up then overlaps the caller's own)."""
+        while len(self.pool) < self.workers:
+            self.pool.append(_Worker(self.ctx, self.target))
+
+    def close(self) -> None:
+        self._shutdown()
+
+    def run(self, tasks, on_result, on_death, on_error, check=lambda: None, close: bool = True) -> None:
         queue = deque(tasks)
+        finished = False
         try:
             while queue or any(w.task is not None for w in self.pool):
                 self._assign(queue)
@@ -100,11 +110,13 @@ class WorkerPool:
                     elif worker.process.sentinel in ready:
                         queue.extend(self._died(worker, on_death) or ())
                 check()
+            finished = True
         except BaseException:
             self._stop_busy()
             raise
         finally:
-            self._shutdown()
+            if close or not finished:
+                self._shutdown()
 
     def _assign(self, queue: deque) -> None:
         for worker in list(self.pool):
@@ -185,8 +197,12 @@ class WorkerPool:
 
 
 # ---- the worker side ------------------------------------------------------------------------
-def worker_main(conn, lifeline, parent_pid: int, target) -> None:
+def worker_main(conn, lifeline, parent_pid: int, target, spawned_at: float | None = None) -> None:
     die_with_parent(lifeline, parent_pid)
+    if spawned_at is not None:
+        from optlab.tracking import accounting
+
+        accounting.mark_spawned(spawned_at)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt_once)
     try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -31,6 +30,7 @@ import numpy as np
 from optlab.config import RunConfig
 from optlab.sweeps import resume
 from optlab.tracking import ui
+from optlab.tracking.bulk_runs import RunRows
 
 ROLE = "group"
 KEY_TAG = "optlab.group_key"
@@ -71,39 +71,55 @@ def group_name(member_name: str, seeds: list) -> str:
 
 def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[str]:
     """Create or refresh the group run of every configuration with two or more reported runs, one of them
-    finished; returns the group runs' ids."""
+    finished; returns the group runs' ids. The store is read a fixed number of times (the sweep's runs, its
+    group runs, and each curve key of every new group's members at once), whatever the number of groups."""
+    from optlab.tracking.bulk_reads import metric_histories
+    from optlab.tracking.bulk_runs import set_tags, write_runs
+
+    children = resume.children(client, experiment_id, sweep)
     members = defaultdict(list)
-    for run in resume.children(client, experiment_id, sweep):
+    for run in children:
         if reported(run) and run.info.status in ("FINISHED", "FAILED"):
             members[configuration_key(run)].append(run)
     existing = defaultdict(list)
     for run in groups(client, experiment_id, sweep):
         existing[run.data.tags.get(KEY_TAG)].append(run)
-    ids = []
+    wanted = {}
     for key, runs in members.items():
         runs = one_per_seed(runs)
         if len(runs) < 2 or not any(r.info.status == "FINISHED" for r in runs):
             continue  # one seed is not a group; a group of failures has nothing to aggregate
         runs = sorted(runs, key=lambda r: int(float(r.data.params.get("seed", 0))))
         signature = hashlib.sha256(json.dumps([(r.info.run_id, r.info.status) for r in runs]).encode()).hexdigest()[:16]
+        wanted[key] = (runs, signature)
+    new = [r.info.run_id for key, (runs, signature) in wanted.items()
+           if not any(g.data.tags.get(MEMBERS_TAG) == signature for g in existing.get(key, []))
+           for r in runs if r.info.status == "FINISHED"]
+    histories = metric_histories(client, new, [X_KEY, *CURVE_KEYS]) if new else {}
+    group_of, new = {}, []
+    for key, (runs, signature) in wanted.items():
         olds = existing.pop(key, [])
         keep = next((g for g in olds if g.data.tags.get(MEMBERS_TAG) == signature), None)
         for old in olds:
             if old is not keep:
                 retire(client, old)
-        group_id = keep.info.run_id if keep else create(client, experiment_id, parent_run_id, key, signature, runs)
-        for run in runs:
-            if run.data.tags.get("mlflow.parentRunId") != group_id:
-                client.set_tag(run.info.run_id, "mlflow.parentRunId", group_id)
-        ids.append(group_id)
+        if keep is not None:
+            group_of[key] = keep.info.run_id
+        else:
+            new.append(key)
+    created = write_runs(client, experiment_id, [group_rows(parent_run_id, key, wanted[key][1], wanted[key][0],
+                                                            histories) for key in new])
+    group_of.update(zip(new, created))
+    parents = [(run.info.run_id, "mlflow.parentRunId", group_of[key]) for key, (runs, _) in wanted.items()
+               for run in runs if run.data.tags.get("mlflow.parentRunId") != group_of[key]]
     stale = {g.info.run_id for olds in existing.values() for g in olds}  # configurations gone below two runs
-    for run in resume.children(client, experiment_id, sweep):
-        if run.data.tags.get("mlflow.parentRunId") in stale:
-            client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
+    parents += [(run.info.run_id, "mlflow.parentRunId", parent_run_id) for run in children
+                if run.data.tags.get("mlflow.parentRunId") in stale]
+    set_tags(client, parents)
     for olds in existing.values():
         for old in olds:
             retire(client, old)
-    return ids
+    return [group_of[key] for key in wanted]
 
 
 def one_per_seed(runs: list) -> list:
@@ -131,9 +147,9 @@ def groups(client, experiment_id: str, sweep: str, key: str | None = None) -> li
                               {"optlab.sweep": sweep, "optlab.role": ROLE, **({KEY_TAG: key} if key else {})})
 
 
-def create(client, experiment_id: str, parent_run_id: str, key: str, signature: str, runs: list) -> str:
-    from mlflow.entities import Metric, Param, RunTag
-
+def group_rows(parent_run_id: str, key: str, signature: str, runs: list, histories: dict) -> RunRows:
+    """The group run of `runs` (bulk_runs.write_runs records it); `histories`: their curves
+    (bulk_reads.metric_histories)."""
     first = runs[0]
     seeds = [int(float(r.data.params.get("seed", 0))) for r in runs]
     finished = [r for r in runs if r.info.status == "FINISHED"]
@@ -146,23 +162,13 @@ def create(client, experiment_id: str, parent_run_id: str, key: str, signature: 
                                f"{len(finished)} finished). `final/<metric>/mean` and its 95 % bootstrap interval "
                                f"`ci_low`/`ci_high` are over the finished runs' final values; the curves are their "
                                f"mean on a common grid of gradient-equivalents (step = grid point). The runs "
-                               f"themselves are this run's children.")})
-    run = client.create_run(experiment_id, run_name=group_name(first.info.run_name or strategy, seeds),
-                            tags=tags)
-    run_id = run.info.run_id
-    params = {k: v for k, v in first.data.params.items() if k not in NOT_CONFIGURATION}
+                               f"themselves are this run's children."),
+                 "optlab.status": "FINISHED"})
+    params = {k: str(v)[:6000] for k, v in first.data.params.items() if k not in NOT_CONFIGURATION}
     params["seeds"] = ",".join(map(str, seeds))
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i:i + 100])
-    now = int(time.time() * 1000)
-    metrics = [Metric(name, value, now, 0) for name, value in final_metrics(finished).items()]
-    metrics += [Metric(name, value, now, step) for name, step, value in mean_curves(client, finished)]
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
-    client.log_batch(run_id, tags=[RunTag("optlab.status", "FINISHED")])
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+    metrics = [(name, value, 0) for name, value in final_metrics(finished).items()]
+    metrics += [(name, value, step) for name, step, value in mean_curves(histories, finished)]
+    return RunRows(group_name(first.info.run_name or strategy, seeds), tags, params, metrics)
 
 
 def final_metrics(runs: list) -> dict[str, float]:
@@ -181,27 +187,28 @@ def final_metrics(runs: list) -> dict[str, float]:
     return out
 
 
-def mean_curves(client, runs: list) -> list[tuple[str, int, float]]:
-    """(metric, step, value): the members' curves averaged on the work grid every member covers."""
+def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
+    """(metric, step, value): the members' curves averaged on the work grid every member covers.
+    `histories`: {(run_id, key): {step: value}} (bulk_reads.metric_histories)."""
     from optlab.analysis.curves import common_grid, on_grid
 
     if len(runs) < 1:
         return []
-    histories = []
+    xs = []
     for run in runs:
-        x = {p.step: p.value for p in client.get_metric_history(run.info.run_id, X_KEY)}
+        x = histories.get((run.info.run_id, X_KEY), {})
         if len(x) < 2:
             return []
-        histories.append((run.info.run_id, x))
-    grid = common_grid([(list(x.values()), list(x.values())) for _, x in histories], points=GRID_POINTS,
-                       log=_spans_decades([v for _, x in histories for v in x.values()]))
+        xs.append((run.info.run_id, x))
+    grid = common_grid([(list(x.values()), list(x.values())) for _, x in xs], points=GRID_POINTS,
+                       log=_spans_decades([v for _, x in xs for v in x.values()]))
     if len(grid) == 0:
         return []
     out = [(X_KEY, i, float(v)) for i, v in enumerate(grid)]
     for key in CURVE_KEYS:
         curves = []
-        for run_id, x in histories:
-            y = {p.step: p.value for p in client.get_metric_history(run_id, key)}
+        for run_id, x in xs:
+            y = histories.get((run_id, key), {})
             steps = sorted(set(x) & set(y))
             if len(steps) < 2:
                 break

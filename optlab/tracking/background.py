@@ -324,17 +324,9 @@ class _Server:
 def _started_recorder(experiment: str, uri: str, config, facts, plan, tags):
     """The run started in the store: written directly when the store allows it (sqlite_recorder), else
     through MLflow."""
-    from optlab.tracking.sqlite_recorder import NotDirect, SqliteRunRecorder
+    from optlab.tracking.point_recorder import start_recorder
 
-    direct = SqliteRunRecorder.open(uri, experiment)
-    if direct is not None:
-        try:
-            return direct.start(config, facts, plan, extra_tags=dict(tags))
-        except NotDirect:
-            pass
-    from optlab.tracking.recorder import RunRecorder
-
-    return RunRecorder(experiment=experiment, tracking_uri=uri).start(config, facts, plan, extra_tags=tags)
+    return start_recorder(uri, config, facts, plan, tags, experiment=experiment)
 
 
 def _describe(exc: BaseException, uri: str | None = None) -> str:

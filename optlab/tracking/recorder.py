@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optlab.errors import StoreError
+from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
@@ -31,6 +32,7 @@ from optlab.tracking.store import client as make_client, ensure_experiment
 if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
     import torch
 
+_checked: set[tuple[str, str]] = set()   # (tracking URI, experiment id) whose artifact folder was checked here
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -72,11 +74,19 @@ class RunRecorder:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
+        with timed("run creation"):
+            return self._start(config, problem, plan, extra_tags)
+
+    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
         from mlflow.entities import Param
 
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.experiment_name or config.experiment)
-        check_artifacts_writable(self.client, self.experiment_id)  # before a run exists that could not finish
+        if self.parent_run_id is None or (self.client.tracking_uri, self.experiment_id) not in _checked:
+            # before a run exists that could not finish; a sweep's points check once per process (on a
+            # server it is a round trip per run, and the sweep process checked before any worker started)
+            check_artifacts_writable(self.client, self.experiment_id)
+            _checked.add((self.client.tracking_uri, self.experiment_id))
         tags = run_tags(config, problem, self.parent_run_id, extra_tags)
         if not self.parent_run_id:
             close_abandoned_runs(self.client, self.experiment_id)
@@ -88,8 +98,9 @@ class RunRecorder:
         try:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
-            self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
-            self._log_files(run_files(config, problem))
+            with timed("artifacts"):
+                self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
+                self._log_files(run_files(config, problem))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
@@ -122,10 +133,14 @@ class RunRecorder:
             self.flush()
 
     def flush(self) -> None:
-        from mlflow.entities import Metric
-
         if not self._keys:
             return
+        with timed("metric writes"):
+            self._flush()
+
+    def _flush(self) -> None:
+        from mlflow.entities import Metric
+
         columns = self._keys, self._values, self._stamps, self._steps
         self._logged_keys.update(self._keys)
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
@@ -141,18 +156,19 @@ class RunRecorder:
         recorded (the run then stays RUNNING until a sweep start marks it KILLED)."""
         from mlflow.entities import RunTag
 
-        problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing,
-                                    self._discard_weights)
-        status, reason = end_status(status, reason, problems)
-        tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
-        try:
-            self.client.log_batch(self.run_id, tags=tags)
-        except Exception as exc:
-            if status == "FINISHED":  # no status tag: not everything is stored
-                status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
-                if params is not None:
-                    discarded(self._discard_weights)
-        self._terminate(status, reason)
+        with timed("run end"):
+            problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing,
+                                        self._discard_weights)
+            status, reason = end_status(status, reason, problems)
+            tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
+            try:
+                self.client.log_batch(self.run_id, tags=tags)
+            except Exception as exc:
+                if status == "FINISHED":  # no status tag: not everything is stored
+                    status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
+                    if params is not None:
+                        discarded(self._discard_weights)
+            self._terminate(status, reason)
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""
@@ -209,7 +225,7 @@ class RunRecorder:
                 self.client.log_artifact(self.run_id, str(path), str(Path(name).parent))
 
     def _log_params_artifact(self, params) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
+        with timed("artifacts"), tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / WEIGHTS
             save_weights(params, path)
             self.client.log_artifact(self.run_id, str(path))

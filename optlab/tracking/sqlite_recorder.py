@@ -30,6 +30,7 @@ from contextlib import closing, suppress
 from pathlib import Path
 
 from optlab.errors import StoreError
+from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
 from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
@@ -57,19 +58,19 @@ def database(uri: str) -> Path | None:
     try:
         if not path.is_file():
             return None
-        with closing(_connect(path, read_only=True)) as connection:
+        with closing(connect(path, read_only=True)) as connection:
             found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     except (OSError, sqlite3.Error):
         return None
     return path if found == [(SCHEMA_REVISION,)] else None
 
 
-def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
     return sqlite3.connect(target, uri=read_only, timeout=BUSY_TIMEOUT, isolation_level=None)
 
 
-class _Transaction:
+class Transaction:
     """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error): the writer lock is taken before reading."""
 
     def __init__(self, connection: sqlite3.Connection):
@@ -99,7 +100,7 @@ def _artifact_uri(location: str, run_id: str) -> str:
     return f"{location.rstrip('/')}/{run_id}/artifacts"
 
 
-def _sanitized(value: float) -> tuple[float, int]:
+def sanitized(value: float) -> tuple[float, int]:
     """MLflow's sanitize_metric_value: NaN is stored as 0 with is_nan, infinities as the largest floats."""
     if math.isnan(value):
         return 0.0, 1
@@ -111,9 +112,10 @@ def _sanitized(value: float) -> tuple[float, int]:
 class SqliteRunRecorder:
     """The recorder protocol (start, log, log_series, finish, abort, run_id, status, reason) on sqlite3."""
 
-    def __init__(self, path: Path, experiment_id: int, location: str):
+    def __init__(self, path: Path, experiment_id: int, location: str, parent_run_id: str | None = None):
         self.path, self.experiment_id, self.location = path, experiment_id, location
-        self.connection = _connect(path)
+        self.parent_run_id = parent_run_id    # a sweep's point: its parent run (its runs are the sweep's to close)
+        self.connection = connect(path)
         self.run_id: str | None = None
         self.status: str | None = None
         self.reason: str | None = None
@@ -123,40 +125,49 @@ class SqliteRunRecorder:
         self._folder: Path | None = None
 
     @classmethod
-    def open(cls, uri: str, experiment: str) -> "SqliteRunRecorder | None":
-        """A recorder for `experiment` in the store at `uri`, or None when MLflow must record instead."""
+    def open(cls, uri: str, experiment: str | None = None, experiment_id: str | None = None,
+             parent_run_id: str | None = None) -> "SqliteRunRecorder | None":
+        """A recorder for `experiment` (a name, or `experiment_id`) in the store at `uri`, or None when MLflow
+        must record instead. `parent_run_id`: the runs are nested under it (a sweep's points)."""
         path = database(uri)
         if path is None:
             return None
+        by_id = experiment is None
         try:
-            with closing(_connect(path, read_only=True)) as connection:
+            with closing(connect(path, read_only=True)) as connection:
                 found = connection.execute(
                     "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
-                    "WHERE name = ? AND workspace = ?", (experiment, DEFAULT_WORKSPACE)).fetchall()
+                    f"WHERE {'experiment_id' if by_id else 'name'} = ? AND workspace = ?",
+                    (int(experiment_id) if by_id else experiment, DEFAULT_WORKSPACE)).fetchall()
                 if len(found) != 1 or found[0][2] != "active" or local_folder(found[0][1]) is None:
                     return None
                 experiment_id, location, _ = found[0]
                 tags = dict(connection.execute("SELECT key, value FROM experiment_tags WHERE experiment_id = ?",
                                                (experiment_id,)).fetchall())
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError, TypeError):
             return None
         if not is_described(tags) or not (location.startswith("file:") or location.startswith("/")):
             return None
-        return cls(path, experiment_id, location)
+        return cls(path, experiment_id, location, parent_run_id)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> "SqliteRunRecorder":
         """Create the run (raises NotDirect, having written nothing, for a run MLflow must record)."""
+        with timed("run creation"):
+            return self._start(config, problem, plan, extra_tags)
+
+    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> "SqliteRunRecorder":
         run_name = config.run_name or config.label()
-        tags = {**run_tags(config, problem, None, extra_tags), RUN_NAME_TAG: run_name}
+        tags = {**run_tags(config, problem, self.parent_run_id, extra_tags), RUN_NAME_TAG: run_name}
         params = run_params(config, problem, plan)
         _check_limits(run_name, tags, params)
         check_folder_writable(local_folder(self.location))  # before a run exists that could not finish
         run_id = uuid.uuid4().hex
         artifact_uri = _artifact_uri(self.location, run_id)
         try:
-            with _Transaction(self.connection) as db:
-                self._close_abandoned(db)
+            with Transaction(self.connection) as db:
+                if self.parent_run_id is None:
+                    self._close_abandoned(db)
                 db.execute("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
                            "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
                            "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, NULL, '', 'active', "
@@ -171,7 +182,7 @@ class SqliteRunRecorder:
         self.run_id, self._n_params, self._folder = run_id, len(params), local_folder(artifact_uri)
         try:
             self._folder.mkdir(parents=True, exist_ok=True)
-            with open(self._folder / CONFIG, "w") as file:
+            with timed("artifacts"), open(self._folder / CONFIG, "w") as file:
                 json.dump(config.to_dict(), file, indent=2, default=str)
             for name, data in run_files(config, problem).items():
                 (self._folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +206,10 @@ class SqliteRunRecorder:
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run: FINISHED only when everything is stored and read back."""
+        with timed("run end"):
+            self._finish(status, reason, summary, params)
+
+    def _finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         problems = storage_problems(status, params, self.flush, self._save_weights, self._missing,
                                     self._discard_weights)
         status, reason = end_status(status, reason, problems)
@@ -216,7 +231,8 @@ class SqliteRunRecorder:
 
     def _save_weights(self, params) -> None:
         try:
-            save_weights(params, self._folder / WEIGHTS)
+            with timed("artifacts"):
+                save_weights(params, self._folder / WEIGHTS)
         except Exception:
             with suppress(OSError):   # a partial file is no weights
                 (self._folder / WEIGHTS).unlink(missing_ok=True)
@@ -241,15 +257,19 @@ class SqliteRunRecorder:
         rows, self._rows = self._rows, []
         if not rows:
             return
+        with timed("metric writes"):
+            self._store(rows)
+
+    def _store(self, rows: list[tuple]) -> None:
         self._logged_keys.update(row[0] for row in rows)
         stored, latest = [], {}
         for key, raw, stamp, step in rows:
-            value, is_nan = _sanitized(raw)
+            value, is_nan = sanitized(raw)
             stored.append((key, value, stamp, self.run_id, step, is_nan))
             current = latest.get(key)
             if current is None or (step, stamp, value) > (current[2], current[1], current[0]):
                 latest[key] = (value, stamp, step, is_nan)
-        with _Transaction(self.connection) as db:
+        with Transaction(self.connection) as db:
             self._check_active(db)
             # an identical point twice is one point (MLflow keeps one row too)
             db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
@@ -267,7 +287,7 @@ class SqliteRunRecorder:
             raise StoreError(f"run {self.run_id} is {'missing' if found is None else found[0]} in the store")
 
     def _end(self, status: str, tags: dict[str, str]) -> None:
-        with _Transaction(self.connection) as db:
+        with Transaction(self.connection) as db:
             db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
                            [(k, v, self.run_id) for k, v in tags.items()])
             db.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", (status, _now_ms(), self.run_id))

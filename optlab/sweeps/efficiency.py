@@ -1,0 +1,90 @@
+"""A sweep's efficiency and where the rest of its time went.
+
+Efficiency = the training time its runs recorded (Σ `wall_time`, or `wall_time_share` for runs trained
+stacked: their loop's time split between its rows) over the sweep's wall time × its worker slots. The
+rest of the slots' time is split by the timers of tracking/accounting.py: what a worker timed occupied
+one slot; what the sweep process timed between and around its phases (store reads, selection, seed
+groups) left every slot waiting, so it counts once per slot; "idle or untimed" is what is left (workers
+waiting for a task, process switches, the training loop's own code between steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from optlab.tracking.owners import OWNER_TAG
+
+SHARE_TAG, WALL_TAG = "optlab.summary.wall_time_share", "optlab.summary.wall_time"
+IDLE = "idle or untimed"
+
+
+def training_seconds(runs, owner: str, since_ms: int = 0) -> tuple[float, int]:
+    """(Σ recorded training seconds, runs counted) over the runs the sweep process `owner` started at or
+    after `since_ms` (epoch milliseconds): the runs this sweep trained."""
+    total, count = 0.0, 0
+    for run in runs:
+        tags = run.data.tags
+        if tags.get(OWNER_TAG) != owner or (run.info.start_time or 0) < since_ms:
+            continue
+        value = tags.get(SHARE_TAG, tags.get(WALL_TAG))
+        if value is None:
+            continue
+        total += float(value)
+        count += 1
+    return total, count
+
+
+@dataclass
+class Efficiency:
+    workers: int
+    wall: float                                                   # the sweep's seconds
+    training: float = 0.0                                         # Σ recorded training seconds
+    runs: int = 0                                                 # runs whose training time is counted
+    worker: dict[str, float] = field(default_factory=dict)       # category -> seconds timed in workers
+    sweep: dict[str, float] = field(default_factory=dict)        # category -> seconds timed in the sweep process
+    calls: dict[str, int] = field(default_factory=dict)          # category -> timed blocks
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # "sweep process", "worker (max)"
+
+    def add(self, timings: dict[str, tuple[float, int]], in_workers: bool) -> None:
+        target = self.worker if in_workers else self.sweep
+        for category, (seconds, calls) in timings.items():
+            target[category] = target.get(category, 0.0) + seconds
+            self.calls[category] = self.calls.get(category, 0) + calls
+
+    @property
+    def capacity(self) -> float:
+        return self.wall * self.workers
+
+    @property
+    def ratio(self) -> float:
+        return self.training / self.capacity if self.capacity > 0 else 0.0
+
+    def breakdown(self) -> list[tuple[str, float]]:
+        """(what, slot-seconds), largest first, training first; the parts add up to the capacity."""
+        slots: dict[str, float] = {}
+        for category, seconds in self.worker.items():
+            slots[category] = slots.get(category, 0.0) + seconds
+        for category, seconds in self.sweep.items():
+            slots[category] = slots.get(category, 0.0) + seconds * self.workers
+        parts = sorted(slots.items(), key=lambda kv: -kv[1])
+        idle = self.capacity - self.training - sum(slots.values())
+        return [("training", self.training), *parts, (IDLE, idle)]
+
+    def text(self) -> str:
+        head = (f"efficiency {100 * self.ratio:.0f} %: {self.training:.1f} s of recorded training ({self.runs} runs) "
+                f"in {self.wall:.1f} s x {self.workers} worker slot{'s' if self.workers != 1 else ''}")
+        rest = [f"{what} {100 * seconds / self.capacity:.1f} %" for what, seconds in self.breakdown()[1:]
+                if self.capacity > 0 and abs(seconds) >= 0.0005 * self.capacity]
+        memory = ", ".join(f"{k} {v:.0f} MB" for k, v in self.peak_rss_mb.items())
+        return (head + "\n  the rest: " + ("; ".join(rest) or "nothing") + (f"\n  peak memory: {memory}" if memory
+                                                                               else ""))
+
+    def summary(self) -> dict[str, str]:
+        """What the parent run keeps (`optlab.summary.<key>` tags)."""
+        out = {"efficiency": f"{self.ratio:.4f}", "training_seconds": f"{self.training:.2f}",
+               "capacity_seconds": f"{self.capacity:.2f}"}
+        for what, seconds in self.breakdown()[1:]:
+            out[f"slot_seconds.{what.replace(' ', '_')}"] = f"{seconds:.2f}"
+        for what, mb in self.peak_rss_mb.items():
+            out[f"peak_rss_mb.{what.split()[0]}"] = f"{mb:.0f}"
+        return out

@@ -1,0 +1,122 @@
+"""Many finished runs, or many tags, written in one transaction.
+
+Through MLflow's client a finished run costs about five round trips (create_run, params, metrics, tags,
+set_terminated) and a tag one each. On a SQLite store with the layout sqlite_recorder.py was checked
+against (`sqlite_recorder.database`), `write_runs` inserts the rows those calls write (runs, tags,
+params, metrics, latest_metrics) for all the runs in one transaction, and `set_tags` all the tags in
+one; on any other store, or on a run the direct writer must leave to MLflow (values beyond its
+limits), they make MLflow's calls. tests/test_bulk_runs.py checks the rows are MLflow's own.
+Used for the seed-group runs of a sweep and for synthetic stores (`make bench-store-scale`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+
+from optlab.tracking.preflight import local_folder
+from optlab.tracking.sqlite_recorder import (MAX_KEY, MAX_PARAM_VALUE, MAX_RUN_NAME, MAX_TAG_VALUE, RUN_NAME_TAG,
+                                             Transaction, connect, database, sanitized)
+
+MLFLOW_PARAMS, MLFLOW_METRICS = 100, 1000   # MLflow's limits per log_batch call
+
+
+@dataclass
+class RunRows:
+    """One finished run: its name, tags, params and metric points (key, value, step)."""
+    name: str
+    tags: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)
+    status: str = "FINISHED"
+
+
+def write_runs(client, experiment_id: str, runs: list[RunRows]) -> list[str]:
+    """Record `runs` (ended with their status) in the experiment; returns their ids in order."""
+    target = _direct_target(client.tracking_uri, experiment_id)
+    if target is not None and all(_within_limits(r) for r in runs):
+        return _insert_runs(target[0], experiment_id, target[1], runs)
+    return [_through_mlflow(client, experiment_id, run) for run in runs]
+
+
+def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
+    """Set (run_id, key, value) tags, in one transaction where the store allows it."""
+    path = database(client.tracking_uri)
+    if path is not None and all(len(k) <= MAX_KEY and len(v) <= MAX_TAG_VALUE for _, k, v in tags):
+        with closing(connect(path)) as connection, Transaction(connection) as db:
+            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                           [(k, v, run_id) for run_id, k, v in tags])
+        return
+    for run_id, key, value in tags:
+        client.set_tag(run_id, key, value)
+
+
+def _direct_target(uri: str, experiment_id: str) -> tuple | None:
+    """(database path, artifact location) when the rows may be written directly."""
+    path = database(uri)
+    if path is None:
+        return None
+    try:
+        with closing(connect(path, read_only=True)) as connection:
+            found = connection.execute("SELECT artifact_location, lifecycle_stage FROM experiments WHERE "
+                                       "experiment_id = ?", (int(experiment_id),)).fetchone()
+    except (sqlite3.Error, ValueError):
+        return None
+    if found is None or found[1] != "active" or local_folder(found[0]) is None:
+        return None
+    return path, found[0]
+
+
+def _within_limits(run: RunRows) -> bool:
+    return len(run.name) <= MAX_RUN_NAME and all(len(k) <= MAX_KEY and len(v) <= limit for items, limit in (
+        (run.tags, MAX_TAG_VALUE), (run.params, MAX_PARAM_VALUE)) for k, v in items.items())
+
+
+def _insert_runs(path, experiment_id: str, location: str, runs: list[RunRows]) -> list[str]:
+    ids, now = [], int(time.time() * 1000)
+    run_rows, tag_rows, param_rows, metric_rows, latest_rows = [], [], [], [], []
+    for run in runs:
+        run_id = uuid.uuid4().hex
+        ids.append(run_id)
+        tags = {**run.tags, RUN_NAME_TAG: run.name}
+        run_rows.append((run_id, run.name, tags.get("mlflow.user", "unknown"), run.status, now, now,
+                         f"{location.rstrip('/')}/{run_id}/artifacts", int(experiment_id)))
+        tag_rows += [(k, v, run_id) for k, v in tags.items()]
+        param_rows += [(k, v, run_id) for k, v in run.params.items()]
+        latest = {}
+        for key, raw, step in run.metrics:
+            value, is_nan = sanitized(raw)
+            metric_rows.append((key, value, now, run_id, step, is_nan))
+            current = latest.get(key)
+            if current is None or (step, value) >= (current[2], current[0]):
+                latest[key] = (value, now, step, is_nan)
+        latest_rows += [(k, v, t, s, n, run_id) for k, (v, t, s, n) in latest.items()]
+    with closing(connect(path)) as connection, Transaction(connection) as db:
+        db.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+                       "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
+                       "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, ?, ?, ?, NULL, '', 'active', ?, ?)", run_rows)
+        db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tag_rows)
+        db.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", param_rows)
+        db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", metric_rows)
+        db.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", latest_rows)
+    return ids
+
+
+def _through_mlflow(client, experiment_id: str, run: RunRows) -> str:
+    from mlflow.entities import Metric, Param
+
+    run_id = client.create_run(experiment_id, run_name=run.name, tags=run.tags).info.run_id
+    params = [Param(k, v) for k, v in run.params.items()]
+    for i in range(0, len(params), MLFLOW_PARAMS):
+        client.log_batch(run_id, params=params[i:i + MLFLOW_PARAMS])
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, v, now, s) for k, v, s in run.metrics]
+    for i in range(0, len(metrics), MLFLOW_METRICS):
+        client.log_batch(run_id, metrics=metrics[i:i + MLFLOW_METRICS])
+    client.set_terminated(run_id, run.status)
+    return run_id

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from optlab.sweeps.spec import MARGINS_TAG
+
 EVAL_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
              "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
 NUMERIC_PARAMS = ("lr", "momentum", "batch_size", "weight_decay", "epochs", "steps", "evaluations", "seconds",
@@ -28,7 +30,7 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "series": "optlab.series", "config_hash": "optlab.config_hash", "git_commit": "optlab.git_commit",
         "point_hash": "optlab.point_hash", "workload": "optlab.workload", "workload_hash": "optlab.workload_hash",
         "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
-        "batched_tag": "optlab.batched", "split": "optlab.split"}
+        "batched_tag": "optlab.batched", "split": "optlab.split", "margins": MARGINS_TAG}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
 WORKLOAD_PARAMS = ("dataset", "hidden", "activation", "cost", "label_noise", "variant", "epochs", "steps",
                    "evaluations", "seconds", "target")

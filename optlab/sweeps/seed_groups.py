@@ -15,7 +15,8 @@ group run (tag `optlab.role=group`, a child of the sweep's parent) carries
   gradient-equivalents or wall time draw the group like any run.
 
 The per-seed runs become the group run's children (`mlflow.parentRunId`). Recording is idempotent: a
-group whose members have not changed is left as it is; one whose members changed is replaced.
+group whose members have not changed is left as it is; one whose members changed is replaced. Once a
+sweep's groups are recorded, each carries its verdict against its workload's best (group_verdicts.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from optlab.sweeps import resume
+from optlab.sweeps import group_verdicts, resume
 from optlab.tracking import ui
 
 ROLE = "group"
@@ -77,7 +78,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
     existing = defaultdict(list)
     for run in groups(client, experiment_id, sweep):
         existing[run.data.tags.get(KEY_TAG)].append(run)
-    ids = []
+    ids, by_group = [], {}
     for key, runs in members.items():
         if len(runs) < 2 or not any(r.info.status == "FINISHED" for r in runs):
             continue  # one seed is not a group; a group of failures has nothing to aggregate
@@ -93,12 +94,14 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
             if run.data.tags.get("mlflow.parentRunId") != group_id:
                 client.set_tag(run.info.run_id, "mlflow.parentRunId", group_id)
         ids.append(group_id)
+        by_group[group_id] = runs
     stale = {g.info.run_id for olds in existing.values() for g in olds}  # configurations gone below two runs
     for run in resume.children(client, experiment_id, sweep):
         if run.data.tags.get("mlflow.parentRunId") in stale:
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
     for run_id in stale:
         client.delete_run(run_id)
+    group_verdicts.tag(client, by_group)
     return ids
 
 

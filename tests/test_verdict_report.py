@@ -90,3 +90,31 @@ def test_report_cli_writes_verdicts_for_all_pairs_and_json(finals, tmp_path, cap
     records = json.loads((out / "verdicts.json").read_text())
     assert len(records) == len(table) and {r["verdict"] for r in records} <= {"better", "worse", "equivalent",
                                                                                "undecided"}
+
+
+def test_tuning_effort_chart_and_table_from_the_trials(tmp_path):
+    from optlab.analysis.tuning_effort import expected_best
+    from optlab.reports import sensitivity
+    from optlab.reports.chart import Chart
+    from optlab.reports.load import Store
+    from optlab.reports.model import Table
+
+    scores = {"adam": {0.001: 0.5, 0.01: 0.8, 0.1: 0.7}, "sgd": {0.1: 0.6, 1.0: 0.65}}
+    for strategy, grid in scores.items():
+        for lr, acc in grid.items():
+            for seed, shift in ((0, -0.01), (1, 0.01)):
+                add_run("te", "w", strategy, seed, CURVE, 0.95, role="tuning", trial=f"lr={lr}", trials=len(grid),
+                        selected="true" if acc == max(grid.values()) else "false", final={"val_accuracy": acc + shift})
+        for seed in (100, 101):
+            add_run("te", "w", strategy, seed, CURVE, 0.95, trial=f"lr={max(grid, key=grid.get)}",
+                    final={"val_accuracy": 0.7, "test_accuracy": 0.7})
+    section = sensitivity.build(Store(progress=False), ("te",))
+    effort = [b for b in section.blocks if isinstance(b, Chart) and b.caption.startswith("Tuning effort")]
+    assert len(effort) == 1
+    data = effort[0].data
+    adam = data[data["label"] == "adam"].sort_values("k")
+    assert list(adam["k"]) == [1, 2, 3]
+    assert adam["expected"].to_numpy() == pytest.approx(expected_best([0.5, 0.8, 0.7]))
+    table = [b for b in section.blocks if isinstance(b, Table) and b.caption.startswith("Tuning effort")][0].frame
+    row = table.set_index("strategy").loc["sgd"]
+    assert row["trials"] == 2 and row["E[best] of 1"] == f"{np.mean([0.6, 0.65]):.3f}"

@@ -100,3 +100,9 @@ sweep:
 .PHONY: thread-check
 thread-check:
 	$(PY) scripts/thread_check.py $(THREAD_CHECK_ARGS)
+
+# how long `make sweep` would take on 2 idle cores, from the sweep files and brief measurements of each kind of
+# run (a few minutes; nothing recorded). SWEEP=... estimates other files; exit status 1 above 15 minutes
+.PHONY: sweep-estimate
+sweep-estimate:
+	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS)

@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     le = lambda r: "≤ " if r["bound"] else ""
     print(f"Estimated `make sweep` wall time on {args.workers} idle cores (CPU time measured with one thread; "
           f"recording {overhead:.3f} s a run; stop-at-target runs at their whole budget: ≤ marks an upper bound):")
-    print(f"| sweep | runs | tuning/points s | reruns alone s | reruns batched s | total s |")
+    print("| sweep | runs | tuning/points s | reruns alone s | reruns batched s | total s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         tuning = r.get("tuning", r.get("points", 0.0))

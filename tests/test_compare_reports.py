@@ -155,7 +155,7 @@ def test_edge_of_grid_selection_is_flagged_in_the_report():
     assert any("adam" in w and "lr=0.1 is the highest value of its grid [0.001, 0.01, 0.1]" in w for w in warnings)
     assert not any("sgd" in w for w in warnings)
     sens = sensitivity.build(Store(), ("grid",))
-    flagged = [b for b in sens.blocks if hasattr(b, "frame")][0].frame
+    flagged = [b for b in sens.blocks if hasattr(b, "frame") and b.caption.startswith("Selections at the edge")][0].frame
     assert list(flagged["group"]) == ["w: strategy=adam"]
 
 

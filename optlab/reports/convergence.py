@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats, verdicts
-from optlab.reports import plots, style, verdict_tables, workloads
+from optlab.reports import plots, verdict_tables, workloads
 from optlab.reports.load import Store
 from optlab.reports.chart import Chart, Matrix
-from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
+from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Convergence and final results"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order")

@@ -137,3 +137,16 @@ sweep:
 	  $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
 	  echo "== $$f took $$(( $$(date +%s) - start )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; done; \
 	echo "== all sweeps took $$(( $$(date +%s) - all )) s on $$(nproc) cores"; exit $$status
+
+# do verdicts survive a change of thread count? The convergence suite's reruns (after `make sweep`) retrained
+# with 1 and 2 intra-op threads; the count of agreeing verdicts goes into docs/sweeps/statistics.md.
+# THREAD_CHECK_ARGS="--seeds 5" for a reduced check (the first 5 rerun seeds of each configuration)
+.PHONY: thread-check
+thread-check:
+	$(PY) scripts/thread_check.py $(THREAD_CHECK_ARGS)
+
+# how long `make sweep` would take on 2 idle cores, from the sweep files and brief measurements of each kind of
+# run (a few minutes; nothing recorded). SWEEP=... estimates other files; exit status 1 above 15 minutes
+.PHONY: sweep-estimate
+sweep-estimate:
+	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS)

@@ -12,7 +12,8 @@ from optlab.tracking.store import client as make_client, ensure_experiment
 def add_run(experiment: str, workload: str, strategy: str, seed: int, curve: list[tuple[float, float]],
             target: float, role: str = "rerun", status: str = "FINISHED", params: dict | None = None,
             final: dict | None = None, group: str | None = None, trial: str = "lr=0.1", trials: int = 3,
-            selected: str = "true", timing: str = "alone", budget: dict | None = None) -> str:
+            selected: str = "true", timing: str = "alone", budget: dict | None = None,
+            tags: dict | None = None) -> str:
     """One run whose evaluation points are `curve` = [(gradient_equivalents, val_accuracy), ...]; wall time
     and steps are set to 10x and 100x the gradient equivalents, epochs equal to them."""
     from mlflow.entities import Metric, Param
@@ -23,7 +24,7 @@ def add_run(experiment: str, workload: str, strategy: str, seed: int, curve: lis
             "optlab.workload_hash": workload, "optlab.strategy": strategy, "optlab.family": "first-order",
             "optlab.group": group or f"{workload}: strategy={strategy}", "optlab.trial": trial,
             "optlab.trials": str(trials), "optlab.selected": selected, "optlab.timing": timing,
-            "optlab.split": "3500/500/1000"}
+            "optlab.split": "3500/500/1000", **(tags or {})}
     run = client.create_run(experiment_id, tags=tags)
     run_id = run.info.run_id
     values = {"strategy": strategy, "seed": seed, "target": target, "dataset": "mnist5k", "hidden": "16,16",

@@ -3,9 +3,21 @@ when OPTLAB_REQUIRE_BROWSER=1 (CI), where it fails, so a green CI means the brow
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
-import conftest
+
+def _load_conftest():
+    # by path: `import conftest` may find tests/cluster/conftest.py when the whole suite runs
+    spec = importlib.util.spec_from_file_location("optlab_tests_conftest", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+conftest = _load_conftest()
 
 
 class Item:

@@ -64,7 +64,16 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     final = blocks(conv, Table)[0].frame.set_index("strategy")
     assert set(final.index) == {"adam", "momentum", "gd"} and set(final["seeds"]) <= {"3/3"}
     assert all("[" in v for v in final["test acc"])            # an interval, not a bare mean
-    assert any(f.caption.startswith("Who beats whom") for f in blocks(conv, Matrix))
+    assert any(f.caption.startswith("Mean paired differences") for f in blocks(conv, Matrix))
+    # tiers: the final table is grouped by tier, and a verdict table compares each strategy with the best
+    assert set(final["tier"]) <= {"best", "equivalent to best", "undecided", "worse"} and "best" in set(final["tier"])
+    tiers = [t for t in blocks(conv, Table) if t.caption.startswith("Tiers on final test accuracy")][0].frame
+    assert list(tiers["vs best"]).count("best on validation") == 1
+    assert set(tiers["vs best"]) <= {"best on validation", "better", "worse", "equivalent", "undecided"}
+    # verdicts.csv beside the report: one row per comparison with the best, per workload and metric
+    table = pd.read_csv(report.html.parent / "verdicts.csv")
+    assert set(table["scope"]) == {"vs best"} and set(table["metric"]) == {"test_accuracy", "time_to_target"}
+    assert len(table[(table["workload"] == "digits-short") & (table["metric"] == "test_accuracy")]) == 2
     # every curve figure is an interactive chart, no panel with more than 8 lines, and the static figures
     # left are pictures (heatmap, weights, histogram, landscapes)
     charts = [c for s in report.sections for c in blocks(s, Chart)]

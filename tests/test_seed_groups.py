@@ -102,3 +102,24 @@ def test_a_resumed_sweep_keeps_its_group_runs_and_reports_ignore_them(swept, mon
 
     frame = Store().runs("grouped")
     assert set(frame["role"]) == {"rerun"} and len(frame) == 6
+
+
+def test_each_group_carries_its_verdict_against_the_workloads_best(swept):
+    from optlab.analysis import verdicts
+
+    runs = runs_of(swept)
+    groups = [r for r in runs if r.data.tags.get("optlab.role") == "group"]
+    tags = {g.info.run_name: g.data.tags for g in groups}
+    # the best is the group with the higher mean final validation accuracy over its reruns
+    reruns = [r for r in runs if r.data.tags.get("optlab.role") == "rerun"]
+    val = {}
+    for r in reruns:
+        val.setdefault(r.data.tags["mlflow.parentRunId"], []).append(r.data.metrics["val_accuracy"])
+    best_id = max(val, key=lambda gid: np.mean(val[gid]))
+    best = next(g for g in groups if g.info.run_id == best_id)
+    other = next(g for g in groups if g.info.run_id != best_id)
+    assert best.data.tags["optlab.verdict"] == "best"
+    assert other.data.tags["optlab.verdict"] in verdicts.VERDICTS
+    assert {t["optlab.verdict_vs"] for t in tags.values()} == {best.info.run_name}
+    assert {t["optlab.verdict_metric"] for t in tags.values()} == {"test_accuracy"}
+    assert best.info.run_name in other.data.tags["optlab.verdict_detail"]

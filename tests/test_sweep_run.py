@@ -104,6 +104,16 @@ def test_tune_on_validation_then_rerun_the_selection_alone_on_fresh_seeds(tmp_pa
                    for r in reruns)
 
 
+def test_timed_alone_reruns_the_first_seeds_alone_and_batches_the_rest(tmp_path):
+    spec = load(write_spec(tmp_path, TUNED + "    timed_alone = 1\n", steps=20))
+    report = run_sweep(spec, progress=False)
+    assert report.counts["reruns"] == 3
+    reruns = {int(r.data.params["seed"]): r for r in children("tiny") if r.data.tags["optlab.role"] == "rerun"}
+    assert reruns[10].data.tags["optlab.timing"] == "alone"
+    assert {reruns[s].data.tags["optlab.timing"] for s in (11, 12)} == {"batched:2"}
+    assert all(r.info.status == "FINISHED" for r in reruns.values())
+
+
 def test_edge_of_grid_selection_is_flagged_in_the_summary(tmp_path, capsys):
     from optlab.cli import main
 

@@ -178,3 +178,60 @@ def test_shipped_experiment_files_load(name):
     assert spec.name == name and spec.points
     if name == "smoke":
         assert len(spec.points) <= 8
+
+
+def test_timed_alone_trains_the_first_rerun_seeds_alone_and_margins_reach_the_tags(tmp_path):
+    import json
+
+    path = write_spec(tmp_path, """
+        [grid]
+        strategy = ["minibatch", "adam"]
+        [tune]
+        lr = [0.1, 0.3]
+        objective = "val_loss"
+        [rerun]
+        seeds = [10, 11, 12, 13]
+        timed_alone = 2
+        [margins]
+        test_accuracy = 0.02
+        [overrides.adam]
+        tune = {}
+    """)
+    spec = load(path)
+    assert spec.timed_alone == 2
+    as_given = sorted((p.config.seed, p.alone) for p in spec.points if p.config.strategy == "adam")
+    assert as_given == [(10, True), (11, True), (12, False), (13, False)]
+    reruns = spec.reruns({"tiny: strategy=minibatch": "lr=0.1"})
+    assert sorted((p.config.seed, p.alone) for p in reruns) == [(10, True), (11, True), (12, False), (13, False)]
+    assert {json.loads(p.tags("tiny")["optlab.margins"])["test_accuracy"] for p in reruns} == {0.02}
+
+
+def test_a_workload_declares_its_own_margins(tmp_path):
+    import json
+
+    path = write_spec(tmp_path, """
+        [workloads.short]
+        steps = 10
+        margins = { test_accuracy = 0.03, time_to_target = 0.2 }
+        [workloads.long]
+        steps = 20
+        [grid]
+        strategy = ["minibatch"]
+        [margins]
+        test_accuracy = 0.005
+    """)
+    spec = load(path)
+    margins = {p.workload: json.loads(p.tags("x")["optlab.margins"]) for p in spec.points}
+    assert margins == {"short": {"test_accuracy": 0.03, "time_to_target": 0.2}, "long": {"test_accuracy": 0.005}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[margins]\ntest_acc = 0.01", "unknown metric 'test_acc'"),
+    ("[margins]\ntest_accuracy = -1", "test_accuracy must be a positive number, got -1"),
+    ("[tune]\nlr = [0.1]\nobjective = 'val_loss'\n[rerun]\nseeds = [5, 6]\ntimed_alone = 3",
+     "timed_alone must be an integer from 1 to the number of rerun seeds (2), got 3"),
+])
+def test_bad_margins_and_timed_alone_are_one_line_errors(tmp_path, text, message):
+    path = write_spec(tmp_path, "[grid]\nstrategy = ['minibatch']\n" + text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load(path)

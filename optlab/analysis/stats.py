@@ -5,22 +5,19 @@ Every interval is a 95 % bootstrap confidence interval over seeds (scipy.stats.b
 affords, bootstrap intervals are approximate (they tend to undercover below about 10 seeds); captions
 say how many seeds each interval rests on.
 
-Pairwise comparisons use the exact two-sided Wilcoxon signed-rank test over paired seeds (the same
-seed, so the same initialization and batch order, for both strategies), Holm's correction over all
-pairs of one workload, and two effect sizes: the mean paired difference with its bootstrap interval
-and the matched-pairs rank-biserial correlation. With n seeds no exact sign-based test can go below
-p = 2 / 2^n: `min_p_value` and `seeds_needed` say so in numbers.
+Paired tests over seeds (the same seed, so the same initialization and batch order, for both
+strategies), Holm's correction and the matched-pairs rank-biserial correlation are the building blocks
+of the verdicts (optlab.analysis.verdicts). With n seeds no exact sign-based test can go below
+p = 2 / 2^n: `min_p_value` says so in numbers.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 CONFIDENCE = 0.95
@@ -149,42 +146,3 @@ def min_p_value(n: int) -> float:
     """Smallest two-sided p-value an exact sign-based paired test (Wilcoxon, sign-flip permutation)
     can reach with n pairs: 2 / 2^n."""
     return 2.0 / 2 ** n if n > 0 else 1.0
-
-
-def seeds_needed(n_pairs: int, alpha: float = ALPHA) -> int:
-    """Seeds needed before Holm's first step (alpha / n_pairs) is attainable by an exact paired test."""
-    n = 1
-    while min_p_value(n) > alpha / max(n_pairs, 1):
-        n += 1
-    return n
-
-
-def compare_all(values: pd.DataFrame, larger_is_better: bool, test: str = "wilcoxon",
-                alpha: float = ALPHA) -> pd.DataFrame:
-    """Every pair of strategies (columns) over the seeds they share (rows; NaN = no value for that seed).
-
-    Returns one row per ordered pair (a, b), a before b in column order: n, mean difference a - b
-    with its bootstrap CI, wins of a (better on a seed) / losses / ties, rank-biserial correlation
-    (signed so that positive means a is better), the raw and Holm-adjusted p-values (Holm over all
-    pairs of this frame), and `verdict`: "a" or "b" when significant at alpha after Holm, else "n.s.".
-    """
-    rows = []
-    sign = 1.0 if larger_is_better else -1.0
-    for a, b in itertools.combinations(values.columns, 2):
-        pair = values[[a, b]].dropna()
-        x, y = pair[a].to_numpy(float), pair[b].to_numpy(float)
-        better = sign * (x - y)
-        diff = bootstrap_ci(x - y)
-        rows.append({"a": a, "b": b, "n": len(pair), "mean_diff": diff.estimate, "diff_low": diff.low,
-                     "diff_high": diff.high, "wins": int((better > 0).sum()), "losses": int((better < 0).sum()),
-                     "ties": int((better == 0).sum()), "rank_biserial": sign * rank_biserial(x, y),
-                     "p": paired_p_value(x, y, test) if len(pair) >= 2 else math.nan})
-    frame = pd.DataFrame(rows, columns=["a", "b", "n", "mean_diff", "diff_low", "diff_high", "wins", "losses",
-                                        "ties", "rank_biserial", "p"])
-    tested = frame["p"].notna()
-    frame["p_holm"] = math.nan
-    frame.loc[tested, "p_holm"] = holm(frame.loc[tested, "p"])
-    frame["verdict"] = [
-        ("a" if r.rank_biserial > 0 else "b") if (r.p_holm <= alpha and r.rank_biserial != 0) else "n.s."
-        for r in frame.itertuples()]
-    return frame

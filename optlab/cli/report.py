@@ -21,6 +21,10 @@ def add_parser(sub):
     p.add_argument("--into", metavar="FILE",
                    help="with --markdown: replace FILE's generated results blocks (between its results:begin and "
                         "results:end markers, e.g. docs/results/index.md) with the tables")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="compare every pair of strategies (Holm over all pairs), not only each with the best on "
+                        "validation")
+    p.add_argument("--json", action="store_true", help="also write verdicts.json beside verdicts.csv")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlruns)")
     p.add_argument("--pdf-engine", choices=ENGINES, default=DEFAULT_ENGINE,
                    help=f"what prints the PDF: weasyprint (installed with optlab, no browser) or chromium "
@@ -42,8 +46,11 @@ def main(args) -> int:
     check_writable_folder(args.out)  # before minutes of building, not after
     check_store_readable(args.tracking_uri)
     report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
-                          progress=not args.quiet, argv=sys.argv[1:], pdf_engine=args.pdf_engine)
+                          progress=not args.quiet, argv=sys.argv[1:], pdf_engine=args.pdf_engine,
+                          all_pairs=args.all_pairs, as_json=args.json)
     print(f"report: {report.html}")
+    for path in report.verdicts:
+        print(f"report: {path}")
     if report.pdf is not None:
         print(f"report: {report.pdf}")
     for warning in report.warnings:

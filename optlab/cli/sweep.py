@@ -43,7 +43,9 @@ def main(args) -> int:
         tuned = sum(g.tuned for g in spec.groups.values())
         reruns = (f" + {tuned * len(spec.rerun_seeds)} reruns of the {tuned} selected configurations on seeds "
                   f"{', '.join(map(str, spec.rerun_seeds))} (after tuning on seeds "
-                  f"{', '.join(map(str, spec.tune_seeds))})" if tuned else "")
+                  f"{', '.join(map(str, spec.tune_seeds))}"
+                  + (f"; the first {spec.timed_alone} trained alone, the rest batched" if spec.timed_alone else "")
+                  + ")" if tuned else "")
         print(f"{spec.name}: {len(spec.points)} points{reruns}; {spec.grid_size} grid points on "
               f"{len(spec.workloads)} workload(s): {', '.join(spec.workloads)}")
         return 0

@@ -24,18 +24,20 @@ class Report:
     sections: list[Section]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    verdicts: list[Path] = field(default_factory=list)   # verdicts.csv (and .json) beside the report
 
 
 def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
                  tracking_uri: str | None = None, progress: bool = True, argv: list[str] | None = None,
-                 pdf_engine: str = DEFAULT_ENGINE) -> Report:
+                 pdf_engine: str = DEFAULT_ENGINE, all_pairs: bool = False, as_json: bool = False) -> Report:
     """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
     zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
-    lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium)."""
+    lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every
+    pair of strategies (Holm over all pairs); `as_json`: write verdicts.json beside verdicts.csv."""
     import matplotlib.pyplot as plt
 
     from optlab.reports import (batch_size, convergence, dynamics, inside, landscapes, lessons, memorization,
-                                render, reproducibility, sensitivity, target as time_to_target)
+                                render, reproducibility, sensitivity, target as time_to_target, verdict_tables)
     from optlab.reports.load import Store
 
     check_engine(pdf_engine)
@@ -46,8 +48,8 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
     store = Store(tracking_uri, progress=progress)
     chosen = tuple(experiments) if experiments else DEFAULT_EXPERIMENTS
     builders = [
-        (1, convergence.TITLE, lambda: convergence.build(store, chosen)),
-        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen)),
+        (1, convergence.TITLE, lambda: convergence.build(store, chosen, all_pairs)),
+        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen, all_pairs)),
         (3, sensitivity.TITLE, lambda: sensitivity.build(store, (*chosen, "batch_size"))),
         (4, batch_size.TITLE, lambda: batch_size.build(store)),
         (5, memorization.TITLE, lambda: memorization.build(store)),
@@ -78,6 +80,12 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
         state = "not run yet" if section.missing else f"{figures} figure(s)"
         _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
         sections.append(section)
+    try:
+        written = verdict_tables.write(verdict_tables.collect(store, chosen, all_pairs), out, as_json)
+        _say(progress, f"[report] wrote {', '.join(map(str, written))}")
+    except Exception as exc:  # the report itself must still be written
+        written = []
+        errors.append(f"verdicts.csv: {type(exc).__name__}: {exc}")
     _say(progress, "[report] writing HTML ...")
     html = render.write_html(sections, out / "report.html", store.uri)
     _say(progress, f"[report] printing the PDF ({pdf_engine}) ...")
@@ -90,7 +98,7 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
         _say(progress, f"[report] {warnings[-1]}")
     plt.close("all")
     _say(progress, f"[report] wrote {html}" + (f" and {pdf}" if pdf else ""))
-    return Report(html, pdf, sections, errors, warnings)
+    return Report(html, pdf, sections, errors, warnings, written)
 
 
 def _say(enabled: bool, text: str) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from optlab.config import RunConfig
 from optlab.tracking.run_facts import flatten_config
+from optlab.sweeps.spec import MARGINS_TAG
 
 EVAL_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
              "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
@@ -31,7 +32,7 @@ TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag":
         "series": "optlab.series", "config_hash": "optlab.config_hash", "git_commit": "optlab.git_commit",
         "point_hash": "optlab.point_hash", "workload": "optlab.workload", "workload_hash": "optlab.workload_hash",
         "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
-        "batched_tag": "optlab.batched", "split": "optlab.split"}
+        "batched_tag": "optlab.batched", "split": "optlab.split", "margins": MARGINS_TAG}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
 # params whose column name a tag already holds: the `workload` param (a user workload's file:NAME) is
 # `workload_ref`, as `workload` is the sweep's workload name (optlab.workload)

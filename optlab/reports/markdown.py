@@ -49,7 +49,7 @@ def results(tracking_uri: str | None = None) -> str:
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # params are read for the noise scale
-    from optlab.reports import convergence, target, workloads
+    from optlab.reports import convergence, target, verdict_tables, workloads
     from optlab.reports.load import Store
     from optlab.reports.style import setup
     from optlab.tracking import provenance
@@ -77,6 +77,8 @@ def results(tracking_uri: str | None = None) -> str:
         out += ["", "Time to each workload's validation target in gradient equivalents (full-training-set gradients; "
                     "Kaplan-Meier median over seeds [95 % CI]; seeds that reached it):", "",
                 table(ttt_matrix(computed.tables, profile.workloads))]
+        out += ["", "Verdicts on time to target (each strategy against the workload's best on validation):", "",
+                table(verdict_counts([computed.verdicts[w] for w in profile.workloads if w in computed.verdicts]))]
 
     runs, _ = workloads.gather(store, EXPERIMENTS)
     trials, _ = workloads.gather(store, EXPERIMENTS, include_tuning=True)
@@ -87,6 +89,9 @@ def results(tracking_uri: str | None = None) -> str:
                 continue
             out += ["", f"**Workload `{workload}`** — {result.about}; {result.how}.", "",
                     table(result.table.drop(columns=["family", "timing"], errors="ignore"))]
+            if result.verdicts is not None:
+                out += ["", verdict_tables.caption(result.verdicts), "",
+                        table(verdict_tables.tier_table(result.verdicts))]
             if result.sentences:
                 out += ["", " ".join(result.sentences)]
             for label, row in result.edges.iterrows():
@@ -99,6 +104,20 @@ def results(tracking_uri: str | None = None) -> str:
     if mem:
         out += ["", *mem]
     return _escaped(out)
+
+
+def verdict_counts(results) -> pd.DataFrame:
+    """Per workload and metric: the best on validation and who is in which tier."""
+    rows = []
+    for r in results:
+        by_tier = {}
+        for label, tier in r.tiers.items():
+            by_tier.setdefault(tier, []).append(label)
+        rows.append({"workload": r.workload, "metric": r.metric.name, "best on validation": r.best,
+                     **{t: ", ".join(sorted(by_tier.get(t, []))) or "-" for t in ("best", "equivalent to best", "undecided",
+                                                                                 "worse")},
+                     "decided": f"{sum(r.counts[v] for v in ('better', 'worse', 'equivalent'))}/{len(r.rows)}"})
+    return pd.DataFrame(rows)
 
 
 def ttt_matrix(tables: dict, names: list[str]) -> pd.DataFrame:

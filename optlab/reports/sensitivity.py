@@ -1,6 +1,7 @@
 """Section 3: learning-rate sensitivity (DeepOBS) — every tuning trial's final validation accuracy
 against its learning rate, per workload and tuning group, the selected value marked, and selections
-at the edge of their grid flagged (the optimum may lie outside the grid)."""
+at the edge of their grid flagged (the optimum may lie outside the grid); then the tuning effort
+(tuning_effort.py): the expected best validation accuracy against the number of trials."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis.sensitivity import sensitivity
-from optlab.reports import style, workloads
+from optlab.reports import style, tuning_effort, workloads
 from optlab.reports.load import Store
 from optlab.reports.chart import Chart
 from optlab.reports.model import Note, Section, Table, heading, not_run
@@ -23,7 +24,9 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
     section = Section(3, TITLE, "Every tuning trial's final validation accuracy against its learning rate (mean "
                       "over the tuning seeds with a 95 % bootstrap interval; a trial that diverged has no value), "
                       "per workload and tuning group, with the selected learning rate marked. A selection at the "
-                      "lowest or highest value of its grid is flagged: a better value may lie outside the grid.")
+                      "lowest or highest value of its grid is flagged: a better value may lie outside the grid. "
+                      "Then the tuning effort: each strategy's expected best validation accuracy after k of its "
+                      "trials (Dodge et al. 2019), so a verdict that depends on how much a strategy was tuned shows.")
     trials, _ = workloads.gather(store, experiments, include_tuning=True)
     if trials is None or not (trials["role"] == "tuning").any():
         return section.add(not_run(experiments[0]))
@@ -39,6 +42,10 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
                             ["setting"], AXIS, METRIC)
         selected = mine[mine["selected"].str.lower() == "true"].groupby("setting")[AXIS].first()
         section.add(figure(table, selected, mine, workload))
+        curves = tuning_effort.effort(trials[trials["workload"] == workload])
+        if len(curves):
+            section.add(tuning_effort.chart(curves, workload))
+            section.add(tuning_effort.table(curves, workload))
         rows = edges(mine, selected)
         flagged += [(workload, r) for r in rows]
     if flagged:

@@ -19,7 +19,7 @@ import pandas as pd
 from optlab.analysis import profiles
 from optlab.analysis.target import time_to_target
 from optlab import palette
-from optlab.reports import measures, plots, workloads
+from optlab.reports import measures, plots, verdict_tables, workloads
 from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
@@ -30,20 +30,32 @@ TABLE_AXES = [("step", "steps"), ("epoch", "epochs"), ("gradient_equivalents", "
 PROFILE_AXES = [("wall_time", "training wall time"), ("gradient_equivalents", "gradient equivalents")]
 
 
-def build(store: Store, experiments=EXPERIMENTS) -> Section:
+def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Section:
     section = Section(2, TITLE, "Cost until the validation accuracy first reaches the workload's target, per "
                       "strategy: the Kaplan-Meier median over seeds with its 95 % interval, runs that never reach "
                       "it counted as censored (not dropped), and the fraction that did. Then, for a suite of "
                       "workloads run with the same strategies, performance profiles (AlgoPerf): the fraction of "
                       "workloads a strategy reaches within τ times the fastest strategy's time, τ up to 4, and "
                       "the normalized area under that curve as its score.")
-    computed = compute(store, experiments)
+    computed = compute(store, experiments, all_pairs)
     if computed is None:
         return section.add(not_run(experiments[0]))
     for workload, (table, caption) in computed.tables.items():
         section.add(heading(f"Workload {workload}"))
         section.add(Table(table, f"Time to the validation target: Kaplan-Meier median [95 % CI] over seeds "
-                                 f"(∞: open above; 'not reached': fewer than half the seeds reached it). {caption}."))
+                                 f"(∞: open above; 'not reached': fewer than half the seeds reached it); wall time "
+                                 f"over the runs trained alone only. {caption}."))
+        verdict = computed.verdicts.get(workload)
+        if verdict is not None:
+            section.add(Table(verdict_tables.tier_table(verdict),
+                              f"{verdict_tables.caption(verdict)} A run that never reached the target is censored "
+                              f"at the cost it stopped at: such a pair can be better or worse, never equivalent. "
+                              f"{caption}."))
+            section.add(Note(" ".join([f"Workload {workload}:", *verdict_tables.sentences(verdict)])))
+            if verdict.pairs is not None:
+                section.add(Table(verdict_tables.pairs_table(verdict), f"Every pair on {verdict.metric.label} "
+                                  f"(--all-pairs): Holm over all {len(verdict.pairs)} pairs. {caption}.",
+                                  appendix=True))
     for result in computed.profiles:
         add_profile(section, result, computed.timings)
     return section
@@ -54,9 +66,10 @@ class TargetResults:
     tables: dict[str, tuple[pd.DataFrame, str]]   # workload -> (time-to-target table, caption)
     profiles: list[ProfileResult]
     timings: set
+    verdicts: dict = None                          # workload -> verdict_tables.WorkloadVerdicts (time to target)
 
 
-def compute(store: Store, experiments=EXPERIMENTS) -> TargetResults | None:
+def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> TargetResults | None:
     """Time to target per workload, and a profile per experiment with at least two such workloads."""
     runs, _ = workloads.gather(store, experiments)
     if runs is None:
@@ -64,11 +77,14 @@ def compute(store: Store, experiments=EXPERIMENTS) -> TargetResults | None:
     trials, _ = workloads.gather(store, experiments, include_tuning=True)
     hist = store.history(runs, label="time-to-target histories")
     hit = measures.hits(runs, hist)
-    tables, per_workload = {}, {}
+    tables, per_workload, verdicts = {}, {}, {}
     for workload in workloads.ordered(runs):
         mine = hit[hit["workload"] == workload]
         if mine["target"].isna().all():
             continue
+        verdict = verdict_tables.time_verdicts(mine, all_pairs)
+        if verdict is not None:
+            verdicts[workload] = verdict
         table, medians = ttt_table(mine)
         per_workload[workload] = medians
         tables[workload] = (table, f"Workload {workload}: {workloads.describe(mine)}; {workloads.protocol(mine)}")
@@ -80,7 +96,7 @@ def compute(store: Store, experiments=EXPERIMENTS) -> TargetResults | None:
             continue
         pool = trials[trials["experiment"] == experiment] if trials is not None else mine
         results.append(profile_result(experiment, names, per_workload, sorted(set(pool["strategy"]))))
-    return TargetResults(tables, results, set(runs["timing"]))
+    return TargetResults(tables, results, set(runs["timing"]), verdicts)
 
 
 def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -93,10 +109,13 @@ def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         row = {"strategy": strategy, "tuning trials": f"{int(trials.iloc[0])}" if len(trials) else "-"}
         medians[strategy] = {}
         for axis, name in axes:
-            result = time_to_target(group[f"hit_{axis}"], group[f"stop_{axis}"], group["failed"])
-            row["reached"] = f"{result.reached}/{result.n}"
-            timed = axis != "wall_time" or set(group["timing"]) == {"alone"}
-            row[name] = result.text() if timed else "(batched timing)"
+            # wall time only from the runs trained alone (a batched run's clock is shared)
+            own = group[group["timing"] == "alone"] if axis == "wall_time" else group
+            result = time_to_target(own[f"hit_{axis}"], own[f"stop_{axis}"], own["failed"])
+            if axis != "wall_time":
+                row["reached"] = f"{result.reached}/{result.n}"
+            timed = len(own) > 0
+            row[name] = result.text() if timed else "(no run trained alone)"
             medians[strategy][axis] = result.median if timed else math.nan
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -153,7 +172,7 @@ def add_profile(section: Section, result: ProfileResult, timings: set) -> None:
                                         "axis": f"τ (ratio to the fastest, {axis_label})",
                                         "metric": f"fraction of the {len(names)} workloads within τ"}))
     data = pd.concat(frames, ignore_index=True)
-    wall = "" if timings == {"alone"} else " (some runs were timed in a batch: wall time is not comparable)"
+    wall = "" if timings == {"alone"} else " (wall time: medians over the runs trained alone only)"
     caption = (f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
                f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
                f"target over seeds; missed, failed or absent = ∞{wall}.")

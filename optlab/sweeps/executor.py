@@ -3,7 +3,8 @@
 Protocol (tune, then rerun): phase 1 runs the tuning trials (and the points of an untuned sweep),
 batched where the engine can; the selection is read back from the store; phase 2 runs the reported
 runs — the selected configuration of every group on the fresh rerun seeds, strategies run as given,
-and series — one at a time (`batched=False`), so each reported run's wall time is its own.
+and series — one at a time (`batched=False`), so each reported run's wall time is its own; with
+`[rerun] timed_alone = N` only the first N rerun seeds do, the others train batched afterwards.
 
 The parent process creates the store, the experiment and the parent run before any worker starts
 (several processes creating a fresh SQLite store at once crash); workers get the tracking URI, the
@@ -298,7 +299,11 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
         if spec.objective:
             phase_started = time.perf_counter()
             reported = reported_points(spec, client, experiment_id)
-            outcomes += run_phase(spec, reported, set(state.finished), context, batched=False, label="reruns")
+            alone = [p for p in reported if p.alone]
+            outcomes += run_phase(spec, alone, set(state.finished), context, batched=False, label="reruns")
+            if len(alone) < len(reported):  # the rerun seeds past `timed_alone`: batched where the engine can
+                outcomes += run_phase(spec, [p for p in reported if not p.alone], set(state.finished), context,
+                                      batched=batched, label="reruns (batched)")
             phases["reruns"] = time.perf_counter() - phase_started
         training.clear()
         lease.check()

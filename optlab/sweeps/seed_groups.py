@@ -15,7 +15,8 @@ group run (tag `optlab.role=group`, a child of the sweep's parent) carries
   gradient-equivalents or wall time draw the group like any run.
 
 The per-seed runs become the group run's children (`mlflow.parentRunId`). Recording is idempotent: a
-group whose members have not changed is left as it is; one whose members changed is replaced.
+group whose members have not changed is left as it is; one whose members changed is replaced. Once a
+sweep's groups are recorded, each carries its verdict against its workload's best (group_verdicts.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 
 from optlab.config import RunConfig
-from optlab.sweeps import resume
+from optlab.sweeps import group_verdicts, resume
 from optlab.tracking import ui
 from optlab.tracking.bulk_runs import RunRows
 
@@ -119,6 +120,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
     for olds in existing.values():
         for old in olds:
             retire(client, old)
+    group_verdicts.tag(client, {group_of[key]: runs for key, (runs, _) in wanted.items()})
     return [group_of[key] for key in wanted]
 
 

@@ -17,6 +17,8 @@ File layout (every section but `name` optional)::
     by = ["batch_size"]              #   group keys (default: every grid axis)
     [rerun]                          # DeepOBS's protocol: the selected trial of every group is rerun
     seeds = [100, 101, 102]          #   on fresh seeds (distinct from the tuning seeds): the reported runs
+    timed_alone = 2                  #   the first N rerun seeds train alone (their wall time is their own);
+                                     #   the others train batched where the engine can (default: all alone)
     probe_noise_scale = true         #   measurement settings (probes, evaluation cadence) for reruns only
     [overrides.STRATEGY]             # fixed values for points of that strategy (not workload keys) ...
     tune = { lr = [0.001, 0.01] }    #   ... and its own tuning axes; `tune = {}`: not tuned, run as is
@@ -24,6 +26,9 @@ File layout (every section but `name` optional)::
     tune = { lr = [0.1, 0.3] }       #   sections win: strategies first, then axis=value in file order)
     [series.NAME]                    # an extra series over the same grid with fixed values
     lr = 0.1                         #   (no tuning); its runs are tagged optlab.series=NAME
+    [margins]                        # equivalence margins of the verdicts (optlab.analysis.verdicts),
+    test_accuracy = 0.01             #   metric -> margin, for every workload; a [workloads.NAME] table
+                                     #   may carry its own: margins = { test_accuracy = 0.02 }
 
 A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the
 budget and the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the workload's name, plus
@@ -58,7 +63,7 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, packaged for 3.10
     import tomli as tomllib
 
-TOP_KEYS = ("name", "description", "base", "workloads", "grid", "tune", "rerun", "overrides", "series")
+TOP_KEYS = ("name", "description", "base", "workloads", "grid", "tune", "rerun", "overrides", "series", "margins")
 RUN_KEYS = RunConfig.field_names()
 # what a workload fixes: problem (data, variant, network, cost), budget and target
 WORKLOAD_KEYS = RunConfig.workload_keys()
@@ -70,7 +75,8 @@ NAME_KEYS = RunConfig.fields_with_role("identity")   # set by the sweep, never i
 OBJECTIVES = {"steps_to_target": False, "val_loss": False, "val_accuracy": True,
               "train_loss": False, "train_accuracy": True}
 TUNE_KEYS = ("objective", "by", "seeds")
-RERUN_KEYS = ("seeds",) + WORKLOAD_EXTRA_KEYS   # measurement settings may apply to the reported runs only
+RERUN_KEYS = ("seeds", "timed_alone") + WORKLOAD_EXTRA_KEYS   # measurement settings may apply to the reported runs only
+MARGINS_TAG = "optlab.margins"   # a run's workload's equivalence margins (JSON), when the sweep file declares any
 ROLES = ("point", "tuning", "rerun")
 MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raises the cap
 
@@ -86,6 +92,8 @@ class Point:
     axes: str = ""               # the grid values that made it, for listings (not part of its identity)
     workload: str = ""           # the workload's id (see the module docstring)
     trials: int | None = None    # the tuning budget of its group (number of trials), for reruns and trials
+    alone: bool = True           # a reported run trained alone (its wall time is its own), or batched
+    margins: str = ""            # its workload's declared equivalence margins (JSON), "" for the defaults
 
     @property
     def point_hash(self) -> str:
@@ -106,6 +114,8 @@ class Point:
             tags["optlab.selected"] = "true"
         if self.series is not None:
             tags["optlab.series"] = self.series
+        if self.margins:
+            tags[MARGINS_TAG] = self.margins
         return tags
 
 
@@ -133,6 +143,8 @@ class SweepSpec:
     tune_seeds: tuple[int, ...] = ()
     rerun_seeds: tuple[int, ...] = ()
     rerun_settings: dict = field(default_factory=dict)   # measurement settings of the reported runs
+    timed_alone: int | None = None    # rerun seeds trained alone (the first N); None: every one
+    margins: dict[str, str] = field(default_factory=dict)  # workload id -> its margins (JSON) when declared
 
     @property
     def spec_hash(self) -> str:
@@ -146,12 +158,17 @@ class SweepSpec:
             group = self.groups.get(name)
             if group is None or trial not in group.trials or not group.tuned:
                 continue
-            for seed in self.rerun_seeds:
+            for i, seed in enumerate(self.rerun_seeds):
                 points.append(Point(group.trials[trial].with_updates(seed=seed, **self.rerun_settings), "rerun",
                                     group=name, trial=trial,
                                     axes=f"{name} {trial} seed={seed}", workload=group.workload,
-                                    trials=len(group.trials)))
+                                    trials=len(group.trials), alone=self.trained_alone(i),
+                                    margins=self.margins.get(group.workload, "")))
         return points
+
+    def trained_alone(self, index: int) -> bool:
+        """Whether the rerun on the index-th rerun seed trains alone (timed) or may be batched."""
+        return self.timed_alone is None or index < self.timed_alone
 
 
 def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINTS) -> SweepSpec:
@@ -198,7 +215,8 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
         if key in base:
             raise ConfigError(f"{where} [base]: {key} is set by the sweep (its name), got {base[key]!r}")
     base_config = _config(base, source=f"{where} [base]")
-    workloads = _workloads(_table(data, "workloads", where), base, name, where, folder)
+    workloads, margins = _workloads(_table(data, "workloads", where), base, name, where, folder)
+    default_margins = _margins(_table(data, "margins", where), f"{where} [margins]")
 
     grid = _axes(_table(data, "grid", where), f"{where} [grid]", base)
     tune_table = _table(data, "tune", where)
@@ -206,7 +224,8 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
     objective, by, tune_seeds = _tune_settings(tune_table, grid, tune_axes, where)
     rerun_table = _table(data, "rerun", where)
     rerun_seeds = _rerun_settings(rerun_table, objective, grid, tune_seeds, where)
-    rerun_extra = {k: v for k, v in rerun_table.items() if k != "seeds"}
+    timed_alone = _timed_alone(rerun_table, rerun_seeds, where)
+    rerun_extra = {k: v for k, v in rerun_table.items() if k not in ("seeds", "timed_alone")}
     _config({**base, **rerun_extra}, source=f"{where} [rerun]")
 
     overrides = _table(data, "overrides", where)
@@ -256,7 +275,8 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
         _config({**base, **table}, source=here)
 
     spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective,
-                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds), rerun_settings=rerun_extra)
+                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds), rerun_settings=rerun_extra,
+                     timed_alone=timed_alone)
     combos = list(_product(grid))
     spec.grid_size = len(combos) * len(workloads)
     drafts: list[tuple[str, dict, dict, Point]] = []   # (declared workload, by-values, tuning axes, point)
@@ -286,10 +306,10 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
                                                        "tuning", trial=_describe(trial),
                                                        axes=_describe({**combo, **trial, "seed": seed})))
             elif objective is not None:  # `tune = {}`: this strategy runs as given, on the rerun seeds
-                for seed in rerun_seeds:
+                for j, seed in enumerate(rerun_seeds):
                     add(workload, by_values, Point(_config({**values, "seed": seed, **rerun_extra}, source=source),
-                                                   "rerun",
-                                                   trial="(as given)", axes=_describe({**combo, "seed": seed})))
+                                                   "rerun", trial="(as given)", axes=_describe({**combo, "seed": seed}),
+                                                   alone=spec.trained_alone(j)))
             else:
                 add(workload, by_values, Point(_config(values, source=source), "point", axes=_describe(combo)))
             for label, fixed in series.items():
@@ -298,10 +318,14 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
                     add(workload, by_values, Point(_config({**values, **fixed}, source=here), "point", series=label,
                                                    axes=_describe({**combo, **fixed})))
                     continue
-                for seed in rerun_seeds:  # a series of a tuned sweep is reported: fresh seeds, trained alone
+                for j, seed in enumerate(rerun_seeds):  # a series of a tuned sweep is reported: fresh seeds
                     reported = _config({**values, **fixed, "seed": seed, **rerun_extra}, source=here)
-                    add(workload, by_values, Point(reported, "rerun",
-                                                   series=label, axes=_describe({**combo, **fixed, "seed": seed})))
+                    add(workload, by_values, Point(reported, "rerun", series=label, alone=spec.trained_alone(j),
+                                                   axes=_describe({**combo, **fixed, "seed": seed})))
+    for declared in workloads:
+        merged = {**default_margins, **margins.get(declared, {})}
+        if merged:
+            spec.margins[declared] = json.dumps(merged, sort_keys=True)
     _finish(spec, drafts, workloads)
     _check_labels(spec.points, where)
     return spec
@@ -325,6 +349,9 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
         workload = " ".join([declared] + [_describe({k: getattr(point.config, k)}) for k in varying[declared]])
         if workload not in spec.workloads:
             spec.workloads.append(workload)
+            if declared in spec.margins:
+                spec.margins[workload] = spec.margins[declared]
+        point = replace(point, margins=spec.margins.get(declared, ""))
         if point.role == "point" or point.series is not None:
             spec.points.append(replace(point, workload=workload))
             continue
@@ -441,16 +468,21 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     return dict(table)
 
 
-def _workloads(table: dict, base: dict, name: str, where: str, folder: Path | None = None) -> dict[str, dict]:
-    """Declared workloads (name -> fixed values), or one workload named after the sweep. A user's workload
-    file (`workload = "file.py:NAME"`) is named by its absolute path, so every worker finds it."""
+def _workloads(table: dict, base: dict, name: str, where: str,
+               folder: Path | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Declared workloads (name -> fixed values), or one workload named after the sweep; and the margins
+    a workload declares (name -> metric -> margin). A user's workload file (`workload = "file.py:NAME"`) is
+    named by its absolute path, so every worker finds it."""
     if not table:
-        return {name: {}}
-    workloads = {}
+        return {name: {}}, {}
+    workloads, margins = {}, {}
     for label, values in table.items():
         here = f"{where} [workloads.{label}]"
         if not isinstance(values, dict):
             raise ConfigError(f"{here}: must be a table of workload settings, got {values!r}")
+        if "margins" in values:
+            values = dict(values)
+            margins[label] = _margins(values.pop("margins"), f"{here} margins")
         for key in values:
             if key not in WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS:
                 raise ConfigError(f"{here}: {key!r} is not a workload setting (allowed: "
@@ -464,7 +496,31 @@ def _workloads(table: dict, base: dict, name: str, where: str, folder: Path | No
                 raise ConfigError(f"{here}: {exc}") from None
         _config({**base, **values}, source=here)
         workloads[label] = dict(values)
-    return workloads
+    return workloads, margins
+
+
+def _margins(table, here: str) -> dict[str, float]:
+    """Equivalence margins: metric name (optlab.analysis.verdicts.METRICS) -> a positive number."""
+    from optlab.analysis.verdicts import METRICS
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{here}: must be a table of metric = margin, got {table!r}")
+    for key, value in table.items():
+        if key not in METRICS:
+            raise ConfigError(f"{here}: unknown metric {key!r} (allowed: {', '.join(METRICS)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{here}: {key} must be a positive number, got {value!r}")
+    return {k: float(v) for k, v in table.items()}
+
+
+def _timed_alone(table: dict, seeds: list[int], where: str) -> int | None:
+    if "timed_alone" not in table:
+        return None
+    value = table["timed_alone"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= len(seeds):
+        raise ConfigError(f"{where} [rerun]: timed_alone must be an integer from 1 to the number of rerun seeds "
+                          f"({len(seeds)}), got {value!r}")
+    return value
 
 
 def _seed_list(value, here: str, key: str = "seeds") -> list[int]:

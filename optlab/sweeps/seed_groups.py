@@ -159,7 +159,7 @@ def final_metrics(runs: list) -> dict[str, float]:
 
 def mean_curves(client, runs: list) -> list[tuple[str, int, float]]:
     """(metric, step, value): the members' curves averaged on the work grid every member covers."""
-    from optlab.analysis.curves import common_grid, on_grid
+    from optlab.analysis.curves import common_grid, on_grid, spans_decades
 
     if len(runs) < 1:
         return []
@@ -170,7 +170,7 @@ def mean_curves(client, runs: list) -> list[tuple[str, int, float]]:
             return []
         histories.append((run.info.run_id, x))
     grid = common_grid([(list(x.values()), list(x.values())) for _, x in histories], points=GRID_POINTS,
-                       log=_spans_decades([v for _, x in histories for v in x.values()]))
+                       log=spans_decades([v for _, x in histories for v in x.values()]))
     if len(grid) == 0:
         return []
     out = [(X_KEY, i, float(v)) for i, v in enumerate(grid)]
@@ -186,8 +186,3 @@ def mean_curves(client, runs: list) -> list[tuple[str, int, float]]:
             mean = np.mean(np.stack(curves), axis=0)
             out += [(key, i, float(v)) for i, v in enumerate(mean) if math.isfinite(v)]
     return out
-
-
-def _spans_decades(values, decades: float = 2.0) -> bool:
-    positive = [v for v in values if v > 0]
-    return len(positive) > 1 and max(positive) / min(positive) > 10 ** decades

@@ -6,7 +6,9 @@ group, or a point of an untuned sweep) × its series; its reported runs differ o
 group run (tag `optlab.role=group`, a child of the sweep's parent) carries
 
 - `final/<metric>/mean`, `/ci_low`, `/ci_high`: the mean over seeds of each final metric every finished
-  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`); metrics only
+  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`), to
+  `SIGNIFICANT_DIGITS` significant digits (they are read in the UI's table; the report computes its own);
+  metrics only
   some members reached (steps to a target) are left to the report, which counts the misses;
 - the mean curves on the configuration's work grid: every evaluation metric (losses, accuracies, and the
   other cost axes: epoch, samples seen, evaluations, wall time) interpolated at `GRID_POINTS` values of
@@ -40,6 +42,7 @@ CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_
               "epoch", "samples_seen", "evaluations", "wall_time")
 X_KEY = "gradient_equivalents"
 GRID_POINTS = 60
+SIGNIFICANT_DIGITS = 4
 NOT_CONFIGURATION = ("seed", "run_name", "experiment")   # params that differ between seeds of one configuration
 COPIED_TAGS = ("optlab.sweep", "optlab.strategy", "optlab.family", "optlab.workload", "optlab.workload_hash",
                "optlab.series", "optlab.group", "optlab.trial", "optlab.trials", "optlab.dataset", "optlab.timing")
@@ -153,7 +156,7 @@ def final_metrics(runs: list) -> dict[str, float]:
         ci = bootstrap_ci(np.asarray(values, dtype=float))
         for part, value in (("mean", ci.estimate), ("ci_low", ci.low), ("ci_high", ci.high)):
             if math.isfinite(value):
-                out[f"final/{key}/{part}"] = float(value)
+                out[f"final/{key}/{part}"] = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
     return out
 
 

@@ -98,8 +98,8 @@ def axis_charts(data: pd.DataFrame, log_x: dict, row_order: list, log_y: dict, c
     order = sorted(set(groups), key=palette.panel_order)
     per_axis = len(order) if crowded else 1
     axes = [a for a in log_x if (data["axis"] == a).any()]
-    step = max(1, max_cols // per_axis)
-    chunks = [axes[i:i + step] for i in range(0, len(axes), step)]
+    per_chart = max(1, max_cols // per_axis)
+    chunks = [axes[i:i + per_chart] for i in range(0, len(axes), per_chart)]
     charts = []
     for k, chunk in enumerate(chunks, start=1):
         part = data[data["axis"].isin(chunk)]

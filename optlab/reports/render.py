@@ -24,6 +24,7 @@ from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 APPENDIX_HEADING = "Appendix: long tables"
+SHORT_TABLE_ROWS = 30  # a table up to this long is kept on one page (moved whole rather than spilling a few rows)
 ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True,
                          trim_blocks=True, lstrip_blocks=True)
 
@@ -77,13 +78,14 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
             elif isinstance(b, Table) and b.in_appendix:
                 appendix_tables += 1
                 entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
-                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame)}
+                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame),
+                         "short": len(b.frame) <= SHORT_TABLE_ROWS}
                 appendix.append(entry)
                 blocks.append({**entry, "kind": "moved", "caption_short": _short(b.caption)})
             elif isinstance(b, Table):
                 tables += 1
                 blocks.append({"kind": "table", "number": tables, "anchor": f"t{tables}", "caption": inline(b.caption),
-                               "html": _table_html(b), "short": len(b.frame) <= 12})
+                               "html": _table_html(b), "short": len(b.frame) <= SHORT_TABLE_ROWS})
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
         out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),

@@ -1,0 +1,35 @@
+"""The printed report stays compact: a section whose experiment was not run is one line in the contents
+and one entry of a "Not run" list (no page of its own); a table of up to SHORT_TABLE_ROWS rows is kept
+whole rather than spilling a few rows onto the next page."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from optlab.reports.model import Section, Table, not_run
+from optlab.reports.render import SHORT_TABLE_ROWS, render
+
+
+def sections():
+    ran = Section(1, "Ran", "intro", [Table(pd.DataFrame({"a": range(SHORT_TABLE_ROWS)}), "a table")])
+    return [ran, Section(2, "Skipped one", "", [not_run("batch_size")]),
+            Section(3, "Skipped two", "", [not_run("memorization")])]
+
+
+def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
+    page = render(sections(), "sqlite:///x.db", printing=True)
+    parts = re.findall(r'<section class="part" id="s(\d+)"', page)
+    assert parts == ["1"]  # only the section that ran starts a page
+    listed = page[page.index('id="not-run"'):page.index("</header>")]
+    assert "2. Skipped two" not in listed and "2. Skipped one" in listed and "3. Skipped two" in listed
+    assert "SWEEP=experiments/batch_size.toml make sweep" in listed
+    contents = page[page.index('<nav class="contents">'):page.index("</nav>")]
+    assert contents.count('href="#s2"') == 1 and 'id="s2"' in listed  # the contents link lands on the entry
+
+
+def test_a_table_that_would_spill_a_few_rows_is_kept_whole():
+    page = render(sections(), "sqlite:///x.db", printing=True)
+    assert re.search(r'<div class="tablewrap short" id="tA1">', page)  # 30 rows: in the appendix, kept whole
+    assert ".tablewrap.short { break-inside: avoid; }" in page

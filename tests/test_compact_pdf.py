@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 
 from optlab.reports.model import Section, Table, not_run
 from optlab.reports.render import SHORT_TABLE_ROWS, render
@@ -31,5 +32,19 @@ def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
 
 def test_a_table_that_would_spill_a_few_rows_is_kept_whole():
     page = render(sections(), "sqlite:///x.db", printing=True)
-    assert re.search(r'<div class="tablewrap short" id="tA1">', page)  # 30 rows: in the appendix, kept whole
+    assert re.search(r'<div class="tablewrap short dense" id="tA1">', page)  # in the appendix, kept whole
     assert ".tablewrap.short { break-inside: avoid; }" in page
+
+
+def test_with_weasyprint_a_table_a_few_rows_over_a_page_prints_on_one_page_under_its_heading():
+    import io
+
+    weasyprint = pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from pypdf import PdfReader
+
+    pdf = weasyprint.HTML(string=render(sections(), "sqlite:///x.db", printing=True)).write_pdf()
+    pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages]
+    # contents with the not-run list, the section that ran, the appendix heading with its whole table
+    assert len(pages) == 3, pages
+    assert "Not run" in pages[0] and "Appendix: long tables" in pages[2]
+    assert "\n0\n" in pages[2] and f"\n{SHORT_TABLE_ROWS - 1}\n" in pages[2]

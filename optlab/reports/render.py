@@ -24,7 +24,9 @@ from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 APPENDIX_HEADING = "Appendix: long tables"
-SHORT_TABLE_ROWS = 30  # a table up to this long is kept on one page (moved whole rather than spilling a few rows)
+PAGE_TABLE_ROWS = 22   # rows an A4 landscape page holds under a caption at the tables' normal size
+SHORT_TABLE_ROWS = 34  # a table up to this long is kept on one page (moved whole rather than spilling a few
+                       # rows), set denser when it has more than PAGE_TABLE_ROWS
 ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True,
                          trim_blocks=True, lstrip_blocks=True)
 
@@ -79,13 +81,15 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
                 appendix_tables += 1
                 entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
                          "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame),
-                         "short": len(b.frame) <= SHORT_TABLE_ROWS}
+                         "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                         "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS}
                 appendix.append(entry)
                 blocks.append({**entry, "kind": "moved", "caption_short": _short(b.caption)})
             elif isinstance(b, Table):
                 tables += 1
                 blocks.append({"kind": "table", "number": tables, "anchor": f"t{tables}", "caption": inline(b.caption),
-                               "html": _table_html(b), "short": len(b.frame) <= SHORT_TABLE_ROWS})
+                               "html": _table_html(b), "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                               "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS})
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
         out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-readme bench-final cluster-demo cluster-bench glossary
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -93,3 +93,6 @@ sweep:
 	  $(OPTLAB) sweep "$$f" --workers $(WORKERS) || status=$$?; \
 	  echo "== $$f took $$(( $$(date +%s) - start )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; done; \
 	echo "== all sweeps took $$(( $$(date +%s) - all )) s on $$(nproc) cores"; exit $$status
+
+glossary:  ## docs/glossary.md from the report's glossary (optlab/reports/glossary.py)
+	$(PY) -m optlab.reports.glossary > docs/glossary.md

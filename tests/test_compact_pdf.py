@@ -44,7 +44,7 @@ def test_with_weasyprint_a_table_a_few_rows_over_a_page_prints_on_one_page_under
 
     pdf = weasyprint.HTML(string=render(sections(), "sqlite:///x.db", printing=True)).write_pdf()
     pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages]
-    # contents with the not-run list, the section that ran, the appendix heading with its whole table
-    assert len(pages) == 3, pages
-    assert "Not run" in pages[0] and "Appendix: long tables" in pages[2]
-    assert "\n0\n" in pages[2] and f"\n{SHORT_TABLE_ROWS - 1}\n" in pages[2]
+    # no page for a section not run, none for a heading alone, none for a few spilt rows
+    assert "Not run" in pages[0] and not any(p.startswith(("2. Skipped", "3. Skipped")) for p in pages)
+    assert pages[-1].startswith("Appendix: long tables")
+    assert "\n0\n" in pages[-1] and f"\n{SHORT_TABLE_ROWS - 1}\n" in pages[-1]

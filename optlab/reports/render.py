@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from optlab.reports import chart_plotly, chart_static, pdf as pdf_printer
+from optlab.reports import chart_plotly, chart_static, glossary, pdf as pdf_printer
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.uri import mask_credentials
@@ -95,7 +95,21 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
         out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
                     "intro": inline(s.intro),
                     "missing": s.missing, "blocks": blocks})
+    link_terms(out)
     return out, appendix
+
+
+def link_terms(sections: list[dict]) -> None:
+    """Each glossary term's first use (in reading order: intros, captions, notes) links to its entry."""
+    uses = glossary.FirstUses()
+    for section in sections:
+        if section["missing"]:
+            continue
+        section["intro"] = uses.link(section["intro"])
+        for block in section["blocks"]:
+            for key in ("caption", "text"):
+                if block.get(key) and block["kind"] != "heading":
+                    block[key] = uses.link(block[key])
 
 
 def _short(caption: str, words: int = 9) -> str:
@@ -108,7 +122,7 @@ def render(sections: list[Section], uri: str, printing: bool, pages: dict | None
     blocks, appendix = rendered or view(sections, printing)
     has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
     return ENV.get_template("report.html.j2").render(
-        title=REPORT_TITLE, sections=blocks, appendix=appendix, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
+        title=REPORT_TITLE, sections=blocks, appendix=appendix, glossary=glossary.TERMS, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
         built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
         plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)
 

@@ -1,0 +1,36 @@
+"""Sentences of the report computed from the same numbers as the tables beside them, fed cases on both
+sides of each threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optlab.reports.inside import CONFIDENT, ONE_ANSWER, noise_sentence
+
+REAL = np.full(100, 0.98)
+
+
+def digits(modal_share: float, n: int = 1000) -> np.ndarray:
+    counts = np.zeros(10, dtype=int)
+    counts[2] = int(round(modal_share * n))
+    rest = n - counts[2]
+    counts[[0, 1, 3, 4, 5, 6, 7, 8, 9]] = rest // 9
+    counts[0] += rest - 9 * (rest // 9)
+    return counts
+
+
+def test_noise_mostly_given_one_digit_is_never_called_unanswered():
+    timid = np.full(1000, 0.735)  # below the confidence threshold on every image
+    for share in (ONE_ANSWER + 0.01, 0.99):
+        text = noise_sentence(REAL, timid, digits(share))
+        assert "does not answer noise" not in text
+        assert f"one digit, 2, for {share:.0%} of the noise images" in text
+    below = noise_sentence(REAL, timid, digits(ONE_ANSWER - 0.05))
+    assert "does not answer noise with confidence" in below and "no digit is given to most of them" in below
+
+
+def test_confident_noise_is_said_whatever_the_digits():
+    sure = np.full(1000, CONFIDENT + 0.05)
+    assert "answers most noise images with confidence: 100%" in noise_sentence(REAL, sure, digits(0.2))
+    barely = np.r_[np.full(499, CONFIDENT + 0.05), np.full(501, CONFIDENT - 0.05)]
+    assert "answers most noise images with confidence" not in noise_sentence(REAL, barely, digits(0.2))

@@ -34,3 +34,17 @@ def test_confident_noise_is_said_whatever_the_digits():
     assert "answers most noise images with confidence: 100%" in noise_sentence(REAL, sure, digits(0.2))
     barely = np.r_[np.full(499, CONFIDENT + 0.05), np.full(501, CONFIDENT - 0.05)]
     assert "answers most noise images with confidence" not in noise_sentence(REAL, barely, digits(0.2))
+
+
+def test_failed_runs_counted_in_time_to_target_are_named_with_their_reasons():
+    import pandas as pd
+
+    from optlab.reports.target import name_failed
+
+    runs = pd.DataFrame({"strategy": ["adam", "newton_cg", "newton_cg", "sgd"], "seed": [100.0, 101.0, 100.0, 100.0],
+                         "status": ["FINISHED", "FAILED", "FAILED", "FINISHED"],
+                         "failure_reason": [None, "loss diverged (nan) at step 40", None, None]})
+    text = name_failed(runs)
+    assert text.startswith("2 failed run(s)")
+    assert "newton_cg seed 100: no reason recorded; newton_cg seed 101: loss diverged (nan) at step 40" in text
+    assert name_failed(runs[runs["status"] == "FINISHED"]) == ""

@@ -48,3 +48,18 @@ def test_failed_runs_counted_in_time_to_target_are_named_with_their_reasons():
     assert text.startswith("2 failed run(s)")
     assert "newton_cg seed 100: no reason recorded; newton_cg seed 101: loss diverged (nan) at step 40" in text
     assert name_failed(runs[runs["status"] == "FINISHED"]) == ""
+
+
+def test_a_ranking_over_unequal_work_says_how_unequal():
+    import pandas as pd
+
+    from optlab.reports.work import UNEQUAL, unequal_work
+
+    def runs(ratio):
+        return pd.DataFrame({"label": ["adam", "adam", "ng:CMA", "ng:CMA"],
+                             "final_gradient_equivalents": [1.0, 1.0, ratio, ratio]})
+
+    text = unequal_work(runs(1000.0))
+    assert "ng:CMA 1,000, adam 1 gradient-equivalents" in text and "1,000-fold range" in text
+    assert unequal_work(runs(UNEQUAL * 1.01)) != ""
+    assert unequal_work(runs(UNEQUAL * 0.99)) == ""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats
-from optlab.reports import claims, plots, style, workloads
+from optlab.reports import claims, plots, style, work, workloads
 from optlab.reports.load import Store
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table, heading, not_run
@@ -81,6 +81,7 @@ def workload_result(runs: pd.DataFrame, trials) -> WorkloadResult:
         result.values = values
         result.pairs = stats.compare_all(values, larger_is_better=REPORTED[2])
         result.sentences = [t for t in (claims.leader(values, f"final {REPORTED[1]}", REPORTED[2], result.pairs),
+                                        work.unequal_work(runs),
                                         claims.power(int(values.dropna().shape[0]), values.shape[1])) if t]
     return result
 

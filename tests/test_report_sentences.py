@@ -63,3 +63,15 @@ def test_a_ranking_over_unequal_work_says_how_unequal():
     assert "ng:CMA 1,000, adam 1 gradient-equivalents" in text and "1,000-fold range" in text
     assert unequal_work(runs(UNEQUAL * 1.01)) != ""
     assert unequal_work(runs(UNEQUAL * 0.99)) == ""
+
+
+def test_a_budget_exceeded_is_stated_and_only_then():
+    import pandas as pd
+
+    from optlab.reports.work import budget_exceeded
+
+    runs = pd.DataFrame({"label": ["adam", "adam", "newton_cg", "newton_cg"], "epochs": [60.0] * 4,
+                         "final_epoch": [60.0, 60.0, 61.0, 59.0]})
+    text = budget_exceeded(runs)
+    assert "Past the budget of 60 epochs: newton_cg up to 61 epochs (1 of 2 runs)" in text and "adam" not in text
+    assert budget_exceeded(runs.assign(final_epoch=[60.0, 60.0, 60.0, 59.0])) == ""

@@ -81,7 +81,7 @@ def workload_result(runs: pd.DataFrame, trials) -> WorkloadResult:
         result.values = values
         result.pairs = stats.compare_all(values, larger_is_better=REPORTED[2])
         result.sentences = [t for t in (claims.leader(values, f"final {REPORTED[1]}", REPORTED[2], result.pairs),
-                                        work.unequal_work(runs),
+                                        work.unequal_work(runs), work.budget_exceeded(runs),
                                         claims.power(int(values.dropna().shape[0]), values.shape[1])) if t]
     return result
 

@@ -29,3 +29,17 @@ def unequal_work(runs: pd.DataFrame, by: str = "label") -> str:
     return (f"These final values come from unequal work: {listed} gradient-equivalents (mean over seeds), a "
             f"{work.max() / work.min():,.0f}-fold range; the ranking compares each at the end of its own budget, "
             f"not at equal work (the curves against gradient-equivalents do).")
+
+
+def budget_exceeded(runs: pd.DataFrame, by: str = "label") -> str:
+    """A sentence naming the compared configurations whose runs went past the workload's epoch budget (a
+    strategy whose step is a whole inner solve can end beyond it), "" when none did."""
+    if "epochs" not in runs or "final_epoch" not in runs or by not in runs:
+        return ""
+    over = runs[(runs["final_epoch"] > runs["epochs"] * (1 + 1e-6)) & runs["epochs"].notna()]
+    if over.empty:
+        return ""
+    parts = [f"{name} up to {group['final_epoch'].max():.3g} epochs ({len(group)} of "
+             f"{int((runs[by] == name).sum())} runs)" for name, group in over.groupby(by)]
+    return (f"Past the budget of {amount(float(over['epochs'].max()))} epochs: {', '.join(parts)}; their last step "
+            f"ended beyond it, and their final values include that extra work.")

@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench docs lint
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench docs lint glossary
 
 # install: the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then every other
 # package at the version and hash requirements.lock pins (Python 3.11, Linux x86_64), then optlab itself.
@@ -149,4 +149,4 @@ thread-check:
 # run (a few minutes; nothing recorded). SWEEP=... estimates other files; exit status 1 above 15 minutes
 .PHONY: sweep-estimate
 sweep-estimate:
-	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS)
+	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS) glossary

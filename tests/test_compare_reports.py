@@ -169,11 +169,48 @@ def test_batch_size_sentence_reads_the_regimes_off_the_medians():
                           "steps": [800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, 63.0]})
     text = scaling_sentence(table, pd.Series({"b_simple": 40.0, "low": 30.0, "high": 60.0}))
     assert "to 100 at B = 8 (÷8 over 3 doublings, ÷2 per doubling: near-perfect scaling)" in text
-    assert "then to 64 at B = 32 (÷1.2 per doubling: diminishing returns)" in text
+    assert "then to 64 at B = 32 (÷1.2 per doubling on average: diminishing returns)" in text
     assert "Beyond B = 32 no larger batch needs 15 % fewer steps per doubling (medians 62-63): no gain." in text
     assert "B_simple = 40 [30, 60], contains that batch size" in text
     missed = scaling_sentence(table.assign(steps=[800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, np.inf]))
     assert "Not reached by most seeds at B = 128." in missed
+
+
+def test_batch_size_no_gain_claim_holds_for_every_neighbouring_pair_after_it():
+    import pandas as pd
+
+    from optlab.reports.batch_size import NO_GAIN, scaling_sentence, step_factors
+
+    def claimed_flat(text):
+        return float(text.split("Beyond B = ")[1].split()[0]) if "Beyond B = " in text else None
+
+    # after B = 64 the steps fall 15.4 % (130 -> 110) and 18 % (110 -> 90) per doubling: that is a gain
+    gain = pd.DataFrame({"batch_size": [8, 16, 32, 64, 128, 256], "steps": [1000.0, 500.0, 200.0, 130.0, 110.0, 90.0]})
+    assert claimed_flat(scaling_sentence(gain)) is None
+    # just under the threshold on both pairs: no gain, and the claim is true of every later pair
+    for fall in (NO_GAIN - 0.01, NO_GAIN + 0.01):
+        steps = [1000.0, 500.0, 250.0, 250.0 * (1 - fall), 250.0 * (1 - fall) ** 2]
+        table = pd.DataFrame({"batch_size": [8, 16, 32, 64, 128], "steps": steps})
+        flat = claimed_flat(scaling_sentence(table))
+        if fall < NO_GAIN:
+            assert flat == 32
+            b, s = table["batch_size"].to_numpy(float), table["steps"].to_numpy(float)
+            after = step_factors(b, s)[list(b).index(flat):]
+            assert (after < 1 / (1 - NO_GAIN)).all()
+        else:
+            assert flat is None
+
+
+def test_batch_size_diminishing_returns_states_the_range_of_its_neighbouring_pairs():
+    import pandas as pd
+
+    from optlab.reports.batch_size import scaling_sentence
+
+    # 880 -> 410 is ÷2.15 in one doubling inside a stretch whose average is ÷1.6: the sentence says both
+    table = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16, 32, 64],
+                          "steps": [3000.0, 1600.0, 1500.0, 880.0, 410.0, 400.0, 395.0]})
+    text = scaling_sentence(table)
+    assert "÷1.6 per doubling on average; from one batch size to the next ÷1.1 to ÷2.1 per doubling" in text
 
 
 def test_one_workload_name_with_two_budgets_is_split_not_pooled():

@@ -212,6 +212,22 @@ def test_print_figures_are_drawn_at_their_print_size_within_the_page(fixture_rep
         assert width <= 842 - left - right and height <= min(cap, 595 - top - bottom), (width, height)
 
 
+def test_every_printed_figure_of_the_fixture_report_keeps_its_text_inside_and_apart(fixture_report):
+    import matplotlib.pyplot as plt
+
+    from optlab.reports import chart_static
+
+    problems = []
+    for section in fixture_report.sections:
+        for chart in [b for b in section.blocks if isinstance(b, (Chart, Matrix))]:
+            fig = chart_static.figure(chart)
+            try:
+                problems += [f"{section.title}: {p}" for p in chart_static.text_problems(fig)]
+            finally:
+                plt.close(fig)
+    assert problems == []
+
+
 def test_a_long_table_goes_to_the_appendix_collapsed_in_html(tmp_path):
     from optlab.reports.model import Section
     from optlab.reports.render import write_html

@@ -33,17 +33,21 @@ def swept(tmp_path_factory):
         yield {"home": home, "client": c, "experiment": experiment, "runs": runs, "report": report}
 
 
-def test_a_sweep_experiment_is_model_training_described_and_has_the_saved_view(swept):
+def test_a_sweep_experiment_is_model_training_described_and_has_its_views(swept):
     tags = swept["experiment"].tags
     assert tags[ui.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert tags[ui.NOTE_TAG] == DESCRIPTION
-    groups = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.GROUPS_VIEW_ID])
-    assert groups["searchFilter"] == "tags.`optlab.role` = 'group'"
+    workloads = {r.data.tags["optlab.workload"] for r in swept["runs"] if r.data.tags.get("optlab.role") == "rerun"}
+    assert len(workloads) == 1
+    workload = workloads.pop()
+    groups = ui.read_view(tags[ui.VIEW_TAG_PREFIX + f"optlab-{ui.slug(workload)}-configurations"])
+    assert groups["searchFilter"] == f"tags.`optlab.workload` = '{workload}' AND tags.`optlab.role` = 'group'"
     assert "metrics.`final/val_accuracy/ci_low`" in groups["selectedColumns"]
-    state = ui.read_view(tags[ui.VIEW_TAG_PREFIX + ui.VIEW_ID])
+    state = ui.read_view(tags[ui.VIEW_TAG_PREFIX + f"optlab-{ui.slug(workload)}"])
     assert state["runsHiddenMode"] == "SHOW_ALL"  # every run drawn, not the first 10
     assert "metrics.`val_accuracy`" in state["selectedColumns"]
-    assert state["searchFilter"] == "tags.`optlab.role` != 'parent'"
+    shown = swept["client"].search_runs([swept["experiment"].experiment_id], state["searchFilter"])
+    assert len(shown) == 4 and {r.data.tags["optlab.role"] for r in shown} == {"rerun"}
     sections = {s["uuid"]: s for s in state["compareRunSections"]}
     counters = [c for c in state["compareRunCharts"] if c["metricKey"] in ui.COUNTERS and c["xAxisKey"] == "step"]
     assert counters and {sections[c["metricSectionId"]]["display"] for c in counters} == {False}
@@ -59,7 +63,8 @@ def test_the_parent_run_says_what_the_sweep_compares_and_how_to_read_it(swept):
     assert note.startswith("minibatch vs adam on digits")
     assert "`minibatch`, `adam`" in note and "lr ∈ {0.003, 0.03, 0.1, 0.5}" in note
     assert "`train_loss`" in note and "optlab.selected=true" in note
-    assert "Seeds**: 0" in note and ui.VIEW_NAME in note and ui.GROUPS_VIEW_NAME in note
+    assert "Seeds**: 0" in note and ui.DEFAULT_VIEW_NAME in note
+    assert ui.WORKLOAD_VIEW_NAME.format(workload="<workload>") in note
 
 
 def test_every_run_carries_its_strategys_colour(swept):
@@ -74,10 +79,11 @@ def test_every_run_carries_its_strategys_colour(swept):
 
 def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(swept):
     c, experiment_id = swept["client"], swept["experiment"].experiment_id
-    c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.VIEW_ID, "{\"name\": \"mine\"}")
+    c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID, "{\"name\": \"mine\"}")
     ui.describe_experiment(c, experiment_id, "a new description")
+    ui.save_views(c, experiment_id)
     tags = c.get_experiment(experiment_id).tags
-    assert tags[ui.VIEW_TAG_PREFIX + ui.VIEW_ID] == "{\"name\": \"mine\"}"
+    assert tags[ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID] == "{\"name\": \"mine\"}"
     assert tags[ui.NOTE_TAG] == "a new description"
     ui.describe_experiment(c, experiment_id)  # no description given: the existing one stays
     assert c.get_experiment(experiment_id).tags[ui.NOTE_TAG] == "a new description"
@@ -85,15 +91,16 @@ def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(sw
 
 def test_view_url_opens_the_saved_view_in_model_training_mode():
     url = ui.view_url("http://127.0.0.1:5000/", "7")
-    assert url == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=optlab-compare"
+    assert url == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=optlab-reruns"
                    "&workflowType=machine_learning")
 
 
 def test_saved_view_is_stored_as_the_ui_compresses_it():
-    value = json.loads(ui.saved_view(now_ms=1))
-    assert value["name"] == ui.VIEW_NAME and value["createdAt"] == 1
+    state = ui.default_state(ui.Workloads())
+    value = json.loads(ui.saved_view(ui.DEFAULT_VIEW_NAME, state, now_ms=1))
+    assert value["name"] == ui.DEFAULT_VIEW_NAME and value["createdAt"] == 1
     assert value["state"].startswith("deflate;")
-    assert ui.read_view(ui.saved_view()) == ui.view_state()
+    assert ui.read_view(ui.saved_view(ui.DEFAULT_VIEW_NAME, state)) == state
 
 
 def test_server_app_sets_the_ui_defaults_before_mlflow_reads_them():

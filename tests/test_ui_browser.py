@@ -1,6 +1,7 @@
 """MLflow's UI served by `optlab ui` over a small sweep, in headless Chromium: an experiment opens on its
-runs table (model training), not on the GenAI overview; optlab's saved view lists every run once, by a
-unique name, and charts the learning curves with the work counters out of the way."""
+runs table (model training) listing the reported runs with their workload and strategy, not on the GenAI
+overview nor on a collapsed parent row; a workload's view lists its reruns once, by a unique name, grouped
+one line per strategy; its configurations view shows the seed groups with their intervals."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     driver = chromium()  # a fresh profile: a first-time visitor
     try:
         driver.get(f"{served['base']}/#/experiments/{served['experiment'].experiment_id}")
-        WebDriverWait(driver, 60).until(lambda d: "/runs" in d.current_url and "Run Name" in body_text(d))
+        WebDriverWait(driver, 60).until(lambda d: "/runs" in d.current_url and "optlab.workload" in body_text(d))
         text, url = body_text(driver), driver.current_url
         stored = driver.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')")
         errors = console_errors(driver)
@@ -115,13 +116,15 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
         driver.quit()
     assert "/overview" not in url and "workflowType=machine_learning" in url
     assert "No data available" not in text and "Token Usage" not in text
-    assert "desk_ui" in text  # the sweep's parent run, its children nested under it
+    reruns = [r.info.run_name for r in served["runs"] if r.data.tags.get("optlab.role") == "rerun"]
+    assert all(name in text for name in reruns)  # the reruns themselves, not a collapsed parent row
+    assert "optlab.workload" in text and "optlab.strategy" in text and "val_accuracy" in text
     assert DESCRIPTION in text  # the experiment's description
     assert stored == '"machine_learning"'
     assert errors == []
 
 
-def test_the_saved_views_list_runs_by_unique_names_with_one_group_run_per_configuration(served):
+def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_configurations(served):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -130,29 +133,29 @@ def test_the_saved_views_list_runs_by_unique_names_with_one_group_run_per_config
     assert len(set(names.values())) == len(names) == 10  # 4 trials, 4 reruns, 2 groups: unique in the experiment
     groups = [n for i, n in names.items() if role[i] == "group"]
     trials = [n for i, n in names.items() if role[i] == "tuning"]
+    workload = next(r.data.tags["optlab.workload"] for r in served["runs"] if role[r.info.run_id] == "rerun")
+    view_id = f"optlab-{ui.slug(workload)}"
     experiment_id = served["experiment"].experiment_id
     driver = chromium()
     try:
-        # every run but the parent: trials, and each group run with its seed runs nested under it
-        driver.get(ui.view_url(served["base"], experiment_id))
-        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups + trials))
-        runs_links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a") if a.text]
+        driver.get(ui.view_url(served["base"], experiment_id, view_id))
+        WebDriverWait(driver, 60).until(lambda d: "optlab.strategy" in body_text(d) and "adam" in body_text(d))
         runs_text = body_text(driver)
-        # one line per configuration: the group runs alone, with their intervals, and their curves
-        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID))
+        driver.get(ui.view_url(served["base"], experiment_id, view_id + "-configurations"))
         WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups)
                                         and "2 matching runs" in body_text(d))
         groups_text = body_text(driver)
-        driver.get(ui.view_url(served["base"], experiment_id, ui.GROUPS_VIEW_ID) + "&compareRunsMode=CHART")
+        driver.get(ui.view_url(served["base"], experiment_id, view_id) + "&compareRunsMode=CHART")
         WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d)
                                         and "gradient_equivalents" in body_text(d))
         charts = body_text(driver)
+        legend = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".legendtext")]
         errors = console_errors(driver)
     finally:
         driver.quit()
-    assert all(runs_links.count(n) == 1 for n in groups + trials), runs_links
-    assert "10 matching runs" in runs_text and ui.VIEW_NAME in runs_text and "val_accuracy" in runs_text
-    assert ui.GROUPS_VIEW_NAME in groups_text and "final/val_accuracy/ci_low" in groups_text
+    assert ui.WORKLOAD_VIEW_NAME.format(workload=workload) in runs_text
+    assert not any(t in runs_text for t in trials)
+    assert ui.GROUPS_VIEW_NAME.format(workload=workload) in groups_text and "final/val_accuracy/ci_low" in groups_text
     assert not any(t in groups_text for t in trials)
-    assert "Work counters" in charts and "gradient_equivalents" in charts
+    assert "Work counters" in charts and len(set(legend)) <= 2  # one line per strategy
     assert errors == []

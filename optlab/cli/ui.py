@@ -1,5 +1,6 @@
-"""`optlab ui`: MLflow's UI over the project's store, opening on the runs (model training) and on
-optlab's saved view of each experiment."""
+"""`optlab ui`: MLflow's UI over the project's store, opening on the runs (model training); prints the
+link of each of optlab's saved views (per experiment: its reported runs, then per workload its runs
+grouped by strategy and its configurations)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
 def main(args) -> int:
     from optlab.errors import ConfigError
     from optlab.tracking.store import client, tracking_uri
-    from optlab.tracking.ui import GROUPS_VIEW_ID, describe_experiment, view_url
+    from optlab.tracking.ui import DEFAULT_VIEW_ID, describe_experiment, save_views, view_url
     from optlab.tracking.uri import mask_credentials
 
     if not 0 < args.port < 65536:
@@ -51,13 +52,17 @@ def main(args) -> int:
     store = client(uri)
     base = f"http://{args.host}:{args.port}"
     experiments = optlab_experiments(store)
-    for experiment in experiments:  # stores written before the UI tags existed get them here
+    views = {}
+    for experiment in experiments:  # stores written before these views existed get them here
         describe_experiment(store, experiment.experiment_id)
+        views[experiment.experiment_id] = save_views(store, experiment.experiment_id)
     print(f"MLflow UI on {base} (store {mask_credentials(uri)}); Ctrl-C stops it.", flush=True)
     for experiment in experiments:
-        print(f"  {experiment.name:<16} runs:           {view_url(base, experiment.experiment_id)}", flush=True)
-        print(f"  {'':<16} configurations: {view_url(base, experiment.experiment_id, GROUPS_VIEW_ID)}",
-              flush=True)
+        print(f"  {experiment.name}", flush=True)
+        saved = views[experiment.experiment_id]
+        width = max((len(name) for name in saved.values()), default=0)
+        for view_id in sorted(saved, key=lambda v: (v != DEFAULT_VIEW_ID, v)):
+            print(f"    {saved[view_id]:<{width}}  {view_url(base, experiment.experiment_id, view_id)}", flush=True)
     if not experiments:
         print("  no optlab runs yet: `make demo` or `make sweep` records some", flush=True)
     command = server_command(uri, args.host, args.port, args.workers)

@@ -248,6 +248,15 @@ def figure(table: pd.DataFrame, fixed_table, at_target, during: pd.DataFrame, re
                  log_x=True, log_y=True, hover=["note"], spans=spans, caption=caption)
 
 
+NO_GAIN = 0.15  # a doubling that saves less than this fraction of the steps is no gain
+
+
+def step_factors(b: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Per neighbouring pair of batch sizes, the factor the steps fall by per doubling (s[i] / s[i+1])
+    ** (1 / log2(b[i+1] / b[i]))."""
+    return (s[:-1] / s[1:]) ** (1 / np.log2(b[1:] / b[:-1]))
+
+
 def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
     """The scaling regimes the medians show, with the thresholds stated: near-perfect scaling while the
     average fall per doubling from the smallest batch size stays >= 1.8x; no gain from the smallest batch
@@ -259,8 +268,11 @@ def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
     doublings = np.log2(b / b[0])
     per_doubling = np.where(doublings > 0, (s[0] / s) ** (1 / np.where(doublings > 0, doublings, 1)), np.inf)
     perfect = int(np.flatnonzero(per_doubling >= REGIMES[0][0])[-1])   # index 0 always qualifies
-    # no gain from b[i] on: no larger batch needs 15 % fewer steps per doubling than b[i] does
-    flat = next(i for i in range(len(s)) if (s[i + 1:] >= s[i] * (1 - 0.15) ** np.log2(b[i + 1:] / b[i])).all())
+    # no gain from b[i] on: no larger batch needs 15 % fewer steps per doubling than b[i] does, nor than
+    # the batch size before it (a reader compares neighbouring rows of the table)
+    step = step_factors(b, s)
+    flat = next(i for i in range(len(s)) if (s[i + 1:] >= s[i] * (1 - NO_GAIN) ** np.log2(b[i + 1:] / b[i])).all()
+                and (step[i:] < 1 / (1 - NO_GAIN)).all())
     parts = [f"steps to target fall from {s[0]:.3g} at B = {b[0]:.0f}"]
     if perfect > 0:
         parts.append(f"to {s[perfect]:.3g} at B = {b[perfect]:.0f} (÷{s[0] / s[perfect]:.2g} over "
@@ -268,11 +280,14 @@ def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
                      f"scaling)")
     if flat > perfect:
         d = np.log2(b[flat] / b[perfect])
+        local = step[perfect:flat]
+        spread = (f"; from one batch size to the next ÷{local.min():.2g} to ÷{local.max():.2g} per doubling"
+                  if len(local) > 1 and f"{local.min():.2g}" != f"{local.max():.2g}" else "")
         parts.append(f"then to {s[flat]:.3g} at B = {b[flat]:.0f} (÷{(s[perfect] / s[flat]) ** (1 / d):.2g} per "
-                     f"doubling: diminishing returns)")
+                     f"doubling on average{spread}: diminishing returns)")
     text = "Measured (Kaplan-Meier medians): " + ", ".join(parts) + "."
     if flat < len(s) - 1:
-        text += (f" Beyond B = {b[flat]:.0f} no larger batch needs 15 % fewer steps per doubling (medians "
+        text += (f" Beyond B = {b[flat]:.0f} no larger batch needs {NO_GAIN * 100:.0f} % fewer steps per doubling (medians "
                  f"{s[flat + 1:].min():.3g}-{s[flat + 1:].max():.3g}): no gain.")
     if at_target is not None and math.isfinite(at_target["b_simple"]) and math.isfinite(at_target["low"]) \
             and math.isfinite(at_target["high"]):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from optlab import palette
+from optlab.reports.natural import natural_key
 
 MAX_LINES = 8
 MARKERS = ("", "circle", "square", "triangle-up", "diamond", "x", "star", "triangle-down")
@@ -147,7 +148,7 @@ class Chart:
         colour_order = list(self.colors) if self.colors else []
         keys = {r[self.label]: (palette.family_order(str(r[self.dash])) if self.dash else 0,
                                 (colour_order.index(r[self.color]), "") if r[self.color] in colour_order
-                                else palette.strategy_order(str(r[self.color])), str(r[self.label]))
+                                else palette.strategy_order(str(r[self.color])), natural_key(r[self.label]))
                 for _, r in firsts.iterrows()}
         return sorted(keys, key=keys.get)
 
@@ -214,3 +215,28 @@ def _hex(colour) -> str:
         return colour
     r, g, b = (int(round(255 * float(c))) for c in tuple(colour)[:3])
     return f"#{r:02X}{g:02X}{b:02X}"
+
+
+def log_ticks(low: float, high: float, max_labels: int = 6) -> list[float]:
+    """Labelled ticks of a log axis from `low` to `high`: 1-2-5 in each decade (0.1, 0.2, 0.5, 1, ...), only
+    the powers of ten (every one, or every second, ...) when that gives more than `max_labels`, and every
+    digit when the axis spans too little for two 1-2-5 ticks. Shown as plain numbers (0.5, not 5e-1)."""
+    if not (low > 0 and high > low and np.isfinite(low) and np.isfinite(high)):
+        return []
+    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+
+    def ticks(mantissas, every=1):
+        return [float(f"{m * 10.0 ** d:.12g}") for d in range(first, last + 1) if d % every == 0 for m in mantissas
+                if low * (1 - 1e-9) <= m * 10.0 ** d <= high * (1 + 1e-9)]
+
+    for mantissas in ((1, 2, 5), (1,)):
+        found = ticks(mantissas)
+        if 2 <= len(found) <= max_labels:
+            return found
+    if len(ticks((1, 2, 5))) < 2:
+        return ticks(range(1, 10))[:max_labels] if len(ticks(range(1, 10))) >= 2 else ticks((1, 2, 5))
+    every = 2
+    while len(ticks((1,), every)) > max_labels:
+        every += 1
+    return ticks((1,), every)
+

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from optlab.reports.chart import Chart, Matrix
+from optlab.reports.chart import Chart, Matrix, log_ticks
 
 PANEL_HEIGHT = 270      # px per facet row
 TITLE_CHARS = 120       # characters of panel title across the figure's width, shared by its columns
@@ -92,10 +92,12 @@ def figure(chart: Chart):
             # the x variable is the same down a column of panels: its title under the bottom panel only
             x_title = (chart.panel_value(chart.x_title, r, c) or chart.x) if i == len(rows) else ""
             log_x = bool(chart.panel_value(chart.log_x, r, c, False))
-            fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", dtick="D2" if log_x else None,
+            y_columns = [k for k in (chart.y, chart.low, chart.high) if k]
+            fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear",
+                             **(_log_ticks(frame[[chart.x]], 8 if len(cols) < 3 else 5) if log_x else {}),
                              row=i, col=j, showline=True, linecolor="#888", gridcolor="#e6e6e6", zeroline=False)
             fig.update_yaxes(title_text=chart.y_label(r, c) if j == 1 or not chart.share_y else "",
-                             type="log" if log_y else "linear", dtick="D2" if log_y else None,
+                             type="log" if log_y else "linear", **(_log_ticks(frame[y_columns], 6) if log_y else {}),
                              row=i, col=j, showline=True, linecolor="#888",
                              gridcolor="#e6e6e6", zeroline=False)
     fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines,
@@ -106,6 +108,14 @@ def figure(chart: Chart):
                       hovermode="closest", font={"size": 12})
     fig.update_annotations(font_size=13)
     return fig
+
+
+def _log_ticks(values: pd.DataFrame, max_labels: int) -> dict:
+    """A log axis labelled at 1-2-5 as plain numbers (0.2, 0.5, 1, not plotly's bare minor "2, 5")."""
+    v = values.to_numpy(float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    ticks = log_ticks(float(v.min()), float(v.max()), max_labels) if len(v) else []
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]} if ticks else {}
 
 
 def _log_floor(frame: pd.DataFrame, y: str) -> float | None:

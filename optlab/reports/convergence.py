@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats, verdicts
-from optlab.reports import plots, verdict_tables, workloads
+from optlab.reports import plots, verdict_tables, work, workloads
 from optlab.reports.load import Store
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Note, Section, Table, heading, not_run
@@ -85,6 +85,7 @@ def workload_result(runs: pd.DataFrame, trials, all_pairs: bool = False) -> Work
     if result.verdicts is not None:
         result.values = result.verdicts.values
         result.sentences = verdict_tables.sentences(result.verdicts)
+    result.sentences += [t for t in (work.unequal_work(runs), work.budget_exceeded(runs)) if t]
     return result
 
 

@@ -113,21 +113,33 @@ def build(store: Store) -> Section:
         "share with confidence > 0.9": [f"{(conf_real > 0.9).mean():.1%}", f"{(conf_noise > 0.9).mean():.1%}"],
     }), f"Confidence summary; the noise images are classified as digit {int(noise_digits.argmax())} "
         f"{noise_digits.max() / N_NOISE:.0%} of the time. {caption_run}."))
-    section.add(Note(noise_sentence(conf_real, conf_noise)))
+    section.add(Note(noise_sentence(conf_real, conf_noise, noise_digits)))
     return section
 
 
-def noise_sentence(conf_real: np.ndarray, conf_noise: np.ndarray, high: float = 0.9) -> str:
-    """Whether the net answers noise with confidence, as the measured confidences say."""
+CONFIDENT = 0.9      # a top output above this is a confident answer
+ONE_ANSWER = 0.5     # noise mostly given one digit: the net answers noise, whatever its confidence
+
+
+def noise_sentence(conf_real: np.ndarray, conf_noise: np.ndarray, noise_digits: np.ndarray | None = None,
+                   high: float = CONFIDENT) -> str:
+    """Whether the net answers noise with confidence, as the measured confidences say, and (given the count
+    of noise images per predicted digit) whether it answers noise with one digit anyway."""
     share = float((conf_noise > high).mean())
     real_share = float((conf_real > high).mean())
+    modal = float(noise_digits.max() / noise_digits.sum()) if noise_digits is not None and noise_digits.sum() else 0.0
+    digit = int(noise_digits.argmax()) if noise_digits is not None else None
     if share >= 0.5:
         verdict = f"it answers most noise images with confidence: {share:.0%} of them get a top output above {high:g}"
+    elif modal >= ONE_ANSWER:
+        verdict = (f"it answers noise with one digit, {digit}, for {modal:.0%} of the noise images, though with a "
+                   f"lower top output than on digits ({share:.0%} of noise images above {high:g}, real digits "
+                   f"{real_share:.0%})")
     elif conf_noise.mean() >= conf_real.mean():
         verdict = (f"it is at least as confident on noise as on digits on average, though only {share:.0%} of noise "
                    f"images get a top output above {high:g}")
     else:
         verdict = (f"it does not answer noise with confidence here: only {share:.0%} of noise images get a top "
-                   f"output above {high:g} (real digits: {real_share:.0%})")
+                   f"output above {high:g} (real digits: {real_share:.0%}), and no digit is given to most of them")
     return (f"Mean top confidence {conf_noise.mean():.3f} on uniform noise versus {conf_real.mean():.3f} on real test "
             f"digits: {verdict}.")

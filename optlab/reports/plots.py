@@ -50,11 +50,6 @@ def band_lines(ax, hist: pd.DataFrame, x: str, y: str, hue: str, palette: dict, 
     return drawn
 
 
-def spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
-    positive = values[values > 0]
-    return len(positive) > 1 and positive.max() / positive.min() > 10 ** decades
-
-
 def legend_outside(fig, ax, title: str | None = None) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
@@ -72,7 +67,7 @@ def band_frame(runs: pd.DataFrame, hist: pd.DataFrame, axes, metrics, hue: str =
     whether its x is drawn on a log scale."""
     frames, log_x = [], {}
     for x, x_label in axes:
-        logx = x != "epoch" and spans_decades(hist[x])
+        logx = x != "epoch" and curves.spans_decades(hist[x])
         log_x[x_label] = logx
         for metric, metric_label in metrics:
             if metric not in hist:
@@ -103,8 +98,8 @@ def axis_charts(data: pd.DataFrame, log_x: dict, row_order: list, log_y: dict, c
     order = sorted(set(groups), key=palette.panel_order)
     per_axis = len(order) if crowded else 1
     axes = [a for a in log_x if (data["axis"] == a).any()]
-    step = max(1, max_cols // per_axis)
-    chunks = [axes[i:i + step] for i in range(0, len(axes), step)]
+    per_chart = max(1, max_cols // per_axis)
+    chunks = [axes[i:i + per_chart] for i in range(0, len(axes), per_chart)]
     charts = []
     for k, chunk in enumerate(chunks, start=1):
         part = data[data["axis"].isin(chunk)]

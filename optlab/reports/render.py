@@ -18,13 +18,16 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from optlab.reports import chart_plotly, chart_static, pdf as pdf_engines
+from optlab.reports import chart_plotly, chart_static, glossary, pdf as pdf_engines
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 APPENDIX_HEADING = "Appendix: long tables"
+PAGE_TABLE_ROWS = 22   # rows an A4 landscape page holds under a caption at the tables' normal size
+SHORT_TABLE_ROWS = 34  # a table up to this long is kept on one page (moved whole rather than spilling a few
+                       # rows), set denser when it has more than PAGE_TABLE_ROWS
 ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True,
                          trim_blocks=True, lstrip_blocks=True)
 
@@ -78,19 +81,36 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
             elif isinstance(b, Table) and b.in_appendix:
                 appendix_tables += 1
                 entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
-                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame)}
+                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame),
+                         "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                         "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS}
                 appendix.append(entry)
                 blocks.append({**entry, "kind": "moved", "caption_short": _short(b.caption)})
             elif isinstance(b, Table):
                 tables += 1
                 blocks.append({"kind": "table", "number": tables, "anchor": f"t{tables}", "caption": inline(b.caption),
-                               "html": _table_html(b), "short": len(b.frame) <= 12})
+                               "html": _table_html(b), "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                               "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS})
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
         out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
                     "intro": inline(s.intro),
                     "missing": s.missing, "blocks": blocks})
+    link_terms(out)
     return out, appendix
+
+
+def link_terms(sections: list[dict]) -> None:
+    """Each glossary term's first use (in reading order: intros, captions, notes) links to its entry."""
+    uses = glossary.FirstUses()
+    for section in sections:
+        if section["missing"]:
+            continue
+        section["intro"] = uses.link(section["intro"])
+        for block in section["blocks"]:
+            for key in ("caption", "text"):
+                if block.get(key) and block["kind"] != "heading":
+                    block[key] = uses.link(block[key])
 
 
 def _short(caption: str, words: int = 9) -> str:
@@ -105,7 +125,7 @@ def render(sections: list[Section], uri: str, printing: bool, pages: dict | None
     blocks, appendix = rendered or view(sections, printing)
     has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
     return ENV.get_template("report.html.j2").render(
-        title=REPORT_TITLE, sections=blocks, appendix=appendix, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
+        title=REPORT_TITLE, sections=blocks, appendix=appendix, glossary=glossary.TERMS, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
         page_numbers_by_css=page_numbers_by_css,
         built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
         plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)

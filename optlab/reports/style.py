@@ -10,6 +10,7 @@ import seaborn as sns  # noqa: E402
 
 from optlab import palette as strategy_colors  # noqa: E402
 from optlab.reports.load import quiet_warnings  # noqa: E402
+from optlab.reports.natural import natural_sorted  # noqa: E402
 
 
 def setup() -> None:
@@ -22,8 +23,8 @@ def setup() -> None:
 
 def palette(labels) -> dict:
     """Label -> colour. A strategy, or a label starting with one ("adam lr=0.01"), gets the strategy's
-    fixed colour (optlab.palette), the same in every figure; other labels take tab10 in sorted order."""
-    labels = sorted(set(map(str, labels)))
+    fixed colour (optlab.palette), the same in every figure; other labels take tab10 in natural order."""
+    labels = natural_sorted(set(map(str, labels)))  # "B=2" before "B=16": colours follow the numbers
     others = [label for label in labels if not _strategy_of(label)]
     colors = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "tab20", len(others))))
     return {label: _strategy_of(label) and strategy_colors.color(_strategy_of(label)) or colors[label]

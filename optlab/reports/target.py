@@ -11,7 +11,7 @@ was meant to run every strategy (one sweep file), never across files with differ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,8 @@ def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Sec
                 section.add(Table(verdict_tables.pairs_table(verdict), f"Every pair on {verdict.metric.label} "
                                   f"(--all-pairs): Holm over all {len(verdict.pairs)} pairs. {caption}.",
                                   appendix=True))
+        if workload in computed.failed:
+            section.add(Note(computed.failed[workload], kind="warning"))
     for result in computed.profiles:
         add_profile(section, result, computed.timings)
     return section
@@ -67,6 +69,19 @@ class TargetResults:
     profiles: list[ProfileResult]
     timings: set
     verdicts: dict = None                          # workload -> verdict_tables.WorkloadVerdicts (time to target)
+    failed: dict[str, str] = field(default_factory=dict)  # workload -> the sentence naming its failed runs
+
+
+def name_failed(runs: pd.DataFrame) -> str:
+    """The runs a time-to-target table counts as not reaching the target because they failed, by name and
+    reason ("" when none failed)."""
+    failed = runs[runs["status"] == "FAILED"]
+    if failed.empty:
+        return ""
+    named = "; ".join(f"{r.strategy} seed {r.seed:g}: {r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
+                      for r in failed.sort_values(["strategy", "seed"]).itertuples())
+    return (f"{len(failed)} failed run(s), counted in 'reached' as not reaching the target (censored where they "
+            f"stopped): {named}.")
 
 
 def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> TargetResults | None:
@@ -77,7 +92,7 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
     trials, _ = workloads.gather(store, experiments, include_tuning=True)
     hist = store.history(runs, label="time-to-target histories")
     hit = measures.hits(runs, hist)
-    tables, per_workload, verdicts = {}, {}, {}
+    tables, per_workload, verdicts, failed = {}, {}, {}, {}
     for workload in workloads.ordered(runs):
         mine = hit[hit["workload"] == workload]
         if mine["target"].isna().all():
@@ -88,6 +103,7 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
         table, medians = ttt_table(mine)
         per_workload[workload] = medians
         tables[workload] = (table, f"Workload {workload}: {workloads.describe(mine)}; {workloads.protocol(mine)}")
+        failed[workload] = name_failed(runs[runs["workload"] == workload])
     results = []
     for experiment in experiments:
         mine = hit[hit["experiment"] == experiment]
@@ -96,7 +112,8 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
             continue
         pool = trials[trials["experiment"] == experiment] if trials is not None else mine
         results.append(profile_result(experiment, names, per_workload, sorted(set(pool["strategy"]))))
-    return TargetResults(tables, results, set(runs["timing"]), verdicts)
+    return TargetResults(tables, results, set(runs["timing"]), verdicts,
+                         {w: text for w, text in failed.items() if text})
 
 
 def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from optlab import references
 from optlab.config import RunConfig
-from optlab.tracking.ui import GROUPS_VIEW_NAME, VIEW_NAME
+from optlab.tracking.ui import DEFAULT_VIEW_NAME, GROUPS_VIEW_NAME, WORKLOAD_VIEW_NAME
 
 # settings a reader needs to know are fixed, when they are the same for every point: the workload's
 FIXED_KEYS = RunConfig.workload_keys()
@@ -78,8 +78,12 @@ def parent_description(spec) -> str:
     lines += ["", "**How to read it**: each child run is one point; its name says what differs from the "
               "others. Each compared configuration with several seeds also has a seed-group run (its seeds are "
               "its children) holding the mean and 95 % bootstrap interval of the final metrics and the mean "
-              f"curves. In this experiment's *Views* menu, *{VIEW_NAME}* lists every run with its final "
-              f"validation and test metrics, *{GROUPS_VIEW_NAME}* one line per configuration; both draw the "
-              "learning curves against gradient-equivalents and wall time, one colour per strategy. "
+              f"curves. In this experiment's *Views* menu, *{DEFAULT_VIEW_NAME}* lists the reported runs of every "
+              "workload with their workload, strategy and final metrics; "
+              f"*{WORKLOAD_VIEW_NAME.format(workload='<workload>')}* shows one workload's runs grouped by "
+              "configuration (each chart draws one line per strategy, the mean over seeds with its min-max band), "
+              f"*{GROUPS_VIEW_NAME.format(workload='<workload>')}* its seed groups with the mean and 95 % interval "
+              "of the final accuracies; the charts draw the learning curves against gradient-equivalents and wall "
+              "time, one colour per strategy. "
               "`optlab report` draws the same runs with bands over seeds."]
     return "\n".join(lines)

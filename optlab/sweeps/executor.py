@@ -41,6 +41,7 @@ from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
 from optlab.tracking import accounting
 from optlab.tracking.accounting import timed
+from optlab.tracking import ui
 from optlab.tracking.failures import describe, is_storage_failure
 
 if TYPE_CHECKING:   # selection needs scipy: imported where used, never by a worker
@@ -408,6 +409,13 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
         return
     if progress and groups:
         print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
+    try:
+        ui.save_views(client, experiment_id)
+    except Exception as exc:  # noqa: BLE001 - the UI's views must never cost the recorded runs
+        if is_storage_failure(exc):
+            raise
+        print(f"optlab: warning: the UI views of sweep {sweep!r} not saved: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ group, or a point of an untuned sweep) × its series; its reported runs differ o
 group run (tag `optlab.role=group`, a child of the sweep's parent) carries
 
 - `final/<metric>/mean`, `/ci_low`, `/ci_high`: the mean over seeds of each final metric every finished
-  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`); metrics only
+  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`), to
+  `SIGNIFICANT_DIGITS` significant digits (they are read in the UI's table; the report computes its own);
+  metrics only
   some members reached (steps to a target) are left to the report, which counts the misses;
 - the mean curves on the configuration's work grid: every evaluation metric (losses, accuracies, and the
   other cost axes: epoch, samples seen, evaluations, wall time) interpolated at `GRID_POINTS` values of
@@ -42,6 +44,7 @@ CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_
               "epoch", "samples_seen", "evaluations", "wall_time")
 X_KEY = "gradient_equivalents"
 GRID_POINTS = 60
+SIGNIFICANT_DIGITS = 4
 # params that differ between seeds of one configuration
 NOT_CONFIGURATION = RunConfig.fields_with_role("seed", "identity")
 COPIED_TAGS = ("optlab.sweep", "optlab.strategy", "optlab.family", "optlab.workload", "optlab.workload_hash",
@@ -185,14 +188,14 @@ def final_metrics(runs: list) -> dict[str, float]:
         ci = bootstrap_ci(np.asarray(values, dtype=float))
         for part, value in (("mean", ci.estimate), ("ci_low", ci.low), ("ci_high", ci.high)):
             if math.isfinite(value):
-                out[f"final/{key}/{part}"] = float(value)
+                out[f"final/{key}/{part}"] = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
     return out
 
 
 def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
     """(metric, step, value): the members' curves averaged on the work grid every member covers.
     `histories`: {(run_id, key): {step: value}} (bulk_reads.metric_histories)."""
-    from optlab.analysis.curves import common_grid, on_grid
+    from optlab.analysis.curves import common_grid, on_grid, spans_decades
 
     if len(runs) < 1:
         return []
@@ -203,7 +206,7 @@ def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
             return []
         xs.append((run.info.run_id, x))
     grid = common_grid([(list(x.values()), list(x.values())) for _, x in xs], points=GRID_POINTS,
-                       log=_spans_decades([v for _, x in xs for v in x.values()]))
+                       log=spans_decades([v for _, x in xs for v in x.values()]))
     if len(grid) == 0:
         return []
     out = [(X_KEY, i, float(v)) for i, v in enumerate(grid)]
@@ -219,8 +222,3 @@ def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
             mean = np.mean(np.stack(curves), axis=0)
             out += [(key, i, float(v)) for i, v in enumerate(mean) if math.isfinite(v)]
     return out
-
-
-def _spans_decades(values, decades: float = 2.0) -> bool:
-    positive = [v for v in values if v > 0]
-    return len(positive) > 1 and max(positive) / min(positive) > 10 ** decades

@@ -1,55 +1,62 @@
-"""What the MLflow UI (3.17) reads to show optlab's experiments well, written by optlab as data.
+"""What the MLflow UI (3.17) shows of optlab's experiments, decided here and written as data (the formats
+themselves are in ui_state.py).
 
 - `mlflow.experimentKind = custom_model_development` marks an experiment as model training (the
   kind the UI's experiment-kind selector sets); the UI's *workflow* switch (GenAI / Model training,
   a per-browser setting) is defaulted by the `optlab` server app (`optlab ui`, ui_server.py).
 - `mlflow.note.content` on an experiment is its description (the experiments list shows it), on a
   run the run's description.
-- `mlflow.sharedViewState.<id>` on an experiment is a saved view of its runs page (the "Views"
-  menu; `?viewStateShareKey=<id>` opens it): optlab stores two that show the metric columns and charts
-  of the learning curves against work and wall time, with the work counters (epoch, evaluations,
-  samples_seen, gradient_*) in a collapsed section instead of leading the chart view: one of every run,
-  one of the seed-group runs (one per compared configuration, sweeps/seed_groups.py).
+- Saved views (the runs page's "Views" menu; `?viewStateShareKey=<id>` opens one), per experiment:
+  *optlab: reruns* (the reported runs of every workload with their workload and strategy as columns,
+  also the page the experiment opens on: ui_server.py), and per workload *optlab: <workload>* (that
+  workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy with
+  its min-max band over seeds) and *optlab: <workload> · configurations* (its seed-group runs, one per
+  compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
+  learning curves against work and wall time, log-scaled where the report's are.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),
   the same as in the report.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import re
 import time
-import zlib
+from collections import defaultdict
 from urllib.parse import urlencode
 
 from optlab import palette
+from optlab.analysis.curves import spans_decades
+from optlab.tracking import ui_state
+from optlab.tracking.ui_state import VIEW_TAG_PREFIX, column
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"
 RUN_COLOR_TAG = "mlflow.runColor"
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-VIEW_ID = "optlab-compare"
-VIEW_NAME = "optlab: compare runs"
-GROUPS_VIEW_ID = "optlab-configurations"
-GROUPS_VIEW_NAME = "optlab: compare configurations (seed groups)"
+DEFAULT_VIEW_ID = "optlab-reruns"
+DEFAULT_VIEW_NAME = "optlab: reruns"
+WORKLOAD_VIEW_NAME = "optlab: {workload}"
+GROUPS_VIEW_NAME = "optlab: {workload} · configurations"
+LEGACY_VIEW_IDS = ("optlab-compare", "optlab-configurations")  # one view over every workload: replaced
+LAYOUT = 2  # the version of the views below; optlab rewrites its own views of an older layout
+MARKER_KEY = "optlabLayout"
 WORKFLOW_PARAM = ("workflowType", "machine_learning")
 
 # what a run's row shows (in this order) and what its charts plot
-COLUMN_METRICS = ("val_accuracy", "test_accuracy", "val_loss", "train_loss", "steps_to_target", "wall_time",
-                  "gradient_equivalents")
-COLUMN_PARAMS = ("lr", "batch_size", "seed")
-COLUMN_TAGS = ("optlab.role", "optlab.series")
-GROUP_COLUMN_METRICS = tuple(f"final/{m}/{part}" for m in ("val_accuracy", "test_accuracy")
-                             for part in ("mean", "ci_low", "ci_high")) + ("final/train_loss/mean",
-                                                                          "final/wall_time/mean")
-GROUP_COLUMN_TAGS = ("optlab.workload", "optlab.seeds", "optlab.finished")
+COLUMN_METRICS = ("val_accuracy", "test_accuracy", "train_loss", "steps_to_target", "gradient_equivalents",
+                  "wall_time")
+RUN_TAGS = ("optlab.workload", "optlab.strategy")
+GROUP_METRICS = ("val_accuracy", "test_accuracy")
+GROUP_PARTS = ("mean", "ci_low", "ci_high")
+GROUP_MEANS = ("train_loss", "gradient_equivalents", "wall_time")
+GROUP_COLUMN_TAGS = ("optlab.strategy", "optlab.seeds", "optlab.finished")
 CURVES = ("val_accuracy", "train_loss", "test_accuracy", "val_loss")
 LOG_SCALE = ("train_loss", "val_loss", "test_loss", "batch_loss", "grad_norm")
 PER_STEP = ("batch_loss", "grad_norm", "lr")
 COUNTERS = ("epoch", "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time")
-
-
+WORK_AXES = ("gradient_equivalents", "wall_time")
+NOT_AXES = ("seed", "run_name", "experiment")  # params that never tell configurations apart
+PIXELS_PER_CHARACTER = 7.5
 def run_tags(strategy: str) -> dict[str, str]:
     """Tags every optlab run carries for the UI: its strategy's colour."""
     return {RUN_COLOR_TAG: palette.color(strategy)}
@@ -58,110 +65,248 @@ def run_tags(strategy: str) -> dict[str, str]:
 def is_described(tags: dict[str, str], description: str | None = None) -> bool:
     """The experiment's tags already say what describe_experiment would write."""
     return (tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING and (not description or tags.get(NOTE_TAG) == description)
-            and all(VIEW_TAG_PREFIX + view_id in tags for view_id in (VIEW_ID, GROUPS_VIEW_ID)))
+            and VIEW_TAG_PREFIX + DEFAULT_VIEW_ID in tags)
 
 
 def describe_experiment(client, experiment_id: str, description: str | None = None) -> None:
-    """Mark the experiment as model training, set its description (when given) and add optlab's saved
-    runs view (once: a view the user has since changed is left alone)."""
+    """Mark the experiment as model training, set its description (when given) and add optlab's default
+    runs view (save_views adds the per-workload ones once the experiment has runs)."""
     experiment = client.get_experiment(experiment_id)
     tags = experiment.tags or {}
     if tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     if description and tags.get(NOTE_TAG) != description:
         client.set_experiment_tag(experiment_id, NOTE_TAG, description)
-    for view_id, groups in ((VIEW_ID, False), (GROUPS_VIEW_ID, True)):
-        if VIEW_TAG_PREFIX + view_id not in tags:
-            client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id, saved_view(groups=groups))
+    if VIEW_TAG_PREFIX + DEFAULT_VIEW_ID not in tags:
+        client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + DEFAULT_VIEW_ID,
+                                  saved_view(DEFAULT_VIEW_NAME, default_state(Workloads())))
 
 
-def view_url(base_url: str, experiment_id: str, view_id: str = VIEW_ID) -> str:
+# ---- what the views show ----------------------------------------------------------------------------
+class Workloads:
+    """What the views need to know of an experiment's reported runs: per workload, the role its reported
+    runs carry (`rerun`: the selected trials' fresh-seed reruns; `point`: an untuned sweep's runs), the
+    params that tell its configurations apart, whether it has series, and which work axes span decades."""
+
+    def __init__(self, runs=(), histories=None):
+        self.role = {}
+        self.axes = {}
+        self.series = {}
+        self.log_x = {}
+        reported = defaultdict(list)
+        for run in runs:
+            tags = run.data.tags
+            workload, role = tags.get("optlab.workload"), tags.get("optlab.role")
+            if not workload or role not in ("rerun", "point"):
+                continue
+            if role == "rerun" and tags.get("optlab.selected") != "true":
+                continue
+            if self.role.get(workload) == "rerun" and role == "point":
+                continue  # a tuned workload's views show its reruns
+            if role == "rerun" and self.role.get(workload) == "point":
+                reported[workload] = []
+            self.role[workload] = role
+            reported[workload].append(run)
+        for workload, members in reported.items():
+            self.axes[workload] = configuration_axes(members)
+            self.series[workload] = any(r.data.tags.get("optlab.series") for r in members)
+            found = (histories or {}).get(workload, {})
+            self.log_x[workload] = {x: spans_decades(found.get(x, [])) for x in WORK_AXES}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.role)
+
+    @property
+    def any_role(self) -> str | None:
+        roles = set(self.role.values())
+        return "rerun" if "rerun" in roles else ("point" if roles else None)
+
+
+def configuration_axes(runs) -> tuple[str, ...]:
+    """The params besides the strategy that tell these runs' configurations apart (a sweep's grid axes):
+    those that vary, without the seed, the tuned values (one per configuration already) and params that
+    follow from the axes kept before them (e.g. an evaluation interval set per batch size)."""
+    tuned = {part.split("=", 1)[0] for r in runs for part in r.data.tags.get("optlab.trial", "").split() if "=" in part}
+    values = defaultdict(set)
+    for run in runs:
+        for key, value in run.data.params.items():
+            values[key].add(value)
+    candidates = sorted((k for k, v in values.items() if len(v) > 1 and k not in NOT_AXES and k not in tuned
+                         and k != "strategy"), key=lambda k: (-len(values[k]), k))
+    kept: list[str] = []
+    for key in candidates:
+        seen = {}
+        determined = True
+        for run in runs:
+            identity = (run.data.tags.get("optlab.strategy"), run.data.tags.get("optlab.series"),
+                        *(run.data.params.get(k) for k in kept))
+            if seen.setdefault(identity, run.data.params.get(key)) != run.data.params.get(key):
+                determined = False
+                break
+        if not determined:
+            kept.append(key)
+    return tuple(kept)
+
+
+def reported_filter(role: str | None, workload: str | None = None) -> str:
+    clauses = [f"tags.`optlab.workload` = {quote(workload)}"] if workload else []
+    if role == "rerun":
+        clauses += ["tags.`optlab.role` = 'rerun'", "tags.`optlab.selected` = 'true'"]
+    elif role == "point":
+        clauses.append("tags.`optlab.role` = 'point'")
+    return " AND ".join(clauses)
+
+
+def quote(value: str) -> str:
+    return '"' + value + '"' if "'" in value else "'" + value + "'"
+
+
+def header_width(column_id: str) -> int:
+    """A column wide enough to show its whole header (the UI cuts headers at its default width)."""
+    key = column_id.split("`", 1)[1].rstrip("`") if "`" in column_id else column_id
+    return int(max(90, 30 + PIXELS_PER_CHARACTER * len(key)))
+
+
+def charts(log_x: dict[str, bool]) -> tuple[list[dict], list[dict]]:
+    """The chart cards and their sections: learning curves against work and wall time shown first,
+    the rest (against steps, per step, the work counters) in collapsed sections."""
+    sections = [ui_state.chart_section("work", "Learning curves against work (gradient equivalents)", True),
+                ui_state.chart_section("time", "Learning curves against wall time (training only)", True),
+                ui_state.chart_section("steps", "Learning curves against steps", False),
+                ui_state.chart_section("per-step", "Per step: batch loss, gradient norm, learning rate", False),
+                ui_state.chart_section("counters", "Work counters (straight lines by construction)", False)]
+    cards = []
+    for metric in CURVES[:2]:
+        for section, x in (("work", "gradient_equivalents"), ("time", "wall_time")):
+            cards.append(ui_state.line_chart(f"optlab-{section}-{metric}", section, metric, x,
+                                             y_log=metric in LOG_SCALE, x_log=log_x.get(x, False)))
+    cards += [ui_state.line_chart(f"optlab-steps-{m}", "steps", m, y_log=m in LOG_SCALE) for m in CURVES]
+    cards += [ui_state.line_chart(f"optlab-step-{m}", "per-step", m, y_log=m in LOG_SCALE) for m in PER_STEP]
+    cards += [ui_state.line_chart(f"optlab-counter-{m}", "counters", m) for m in COUNTERS]
+    return cards, sections
+
+
+def _state(search_filter: str, order_by: str, ascending: bool, columns: list[str], log_x: dict[str, bool],
+           grouping: dict | None = None) -> dict:
+    cards, sections = charts(log_x)
+    return ui_state.runs_page_state(search_filter, order_by, ascending, columns,
+                                    {c: header_width(c) for c in columns}, cards, sections, grouping)
+
+
+def default_state(workloads: Workloads) -> dict:
+    """The experiment's runs page: every reported run (every run before any is reported), one row each
+    with its workload and strategy and final metrics, sorted by workload."""
+    columns = ([column("tags", t) for t in RUN_TAGS] + [column("metrics", m) for m in COLUMN_METRICS]
+               + [column("params", p) for p in ("lr", "batch_size", "seed")])
+    log_x = {x: any(w.get(x, False) for w in workloads.log_x.values()) for x in WORK_AXES}
+    return _state(reported_filter(workloads.any_role), column("tags", "optlab.workload"), True, columns, log_x)
+
+
+def workload_state(workloads: Workloads, workload: str) -> dict:
+    """One workload's reported runs, grouped by configuration (strategy, series, grid axes): each chart
+    draws one line per configuration, the mean over seeds with its min-max band."""
+    axes = workloads.axes.get(workload, ())
+    series = ("optlab.series",) if workloads.series.get(workload) else ()
+    columns = ([column("tags", "optlab.strategy")] + [column("tags", s) for s in series]
+               + [column("params", p) for p in axes] + [column("metrics", m) for m in COLUMN_METRICS]
+               + [column("params", p) for p in ("lr", "seed") if p not in axes])
+    grouping = ui_state.group_by(("optlab.strategy", *series), axes)
+    return _state(reported_filter(workloads.role.get(workload), workload), column("tags", "optlab.strategy"),
+                  True, columns, workloads.log_x.get(workload, {}), grouping)
+
+
+def groups_state(workloads: Workloads, workload: str) -> dict:
+    """One workload's seed-group runs: per configuration the mean and 95 % interval (mean, CI low, CI high)
+    of the final accuracies over seeds, then the means of loss, work and time."""
+    axes = workloads.axes.get(workload, ())
+    columns = ([column("tags", "optlab.strategy")] + [column("params", p) for p in axes]
+               + [column("metrics", f"final/{m}/{part}") for m in GROUP_METRICS for part in GROUP_PARTS]
+               + [column("metrics", f"final/{m}/mean") for m in GROUP_MEANS]
+               + [column("params", "lr")] + [column("tags", t) for t in GROUP_COLUMN_TAGS[1:]])
+    search = f"tags.`optlab.workload` = {quote(workload)} AND tags.`optlab.role` = 'group'"
+    return _state(search, column("metrics", "final/val_accuracy/mean"), False, columns,
+                  workloads.log_x.get(workload, {}))
+
+
+def slug(workload: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", workload).strip("-") or "workload"
+
+
+def views(workloads: Workloads) -> dict[str, tuple[str, dict]]:
+    """view id -> (name, runs page state) of every optlab view of an experiment with these workloads."""
+    found = {DEFAULT_VIEW_ID: (DEFAULT_VIEW_NAME, default_state(workloads))}
+    for workload in workloads.names:
+        found[f"optlab-{slug(workload)}"] = (WORKLOAD_VIEW_NAME.format(workload=workload),
+                                            workload_state(workloads, workload))
+        found[f"optlab-{slug(workload)}-configurations"] = (GROUPS_VIEW_NAME.format(workload=workload),
+                                                           groups_state(workloads, workload))
+    return found
+
+
+def read_workloads(client, experiment_id: str) -> Workloads:
+    """The experiment's workloads as its runs say (one metric history per strategy and workload tells
+    whether a work axis spans decades)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], "tags.`optlab.role` != 'parent'", max_results=1000,
+                                  page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            break
+    workloads = Workloads(runs)
+    histories: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    sampled = set()
+    for run in runs:
+        tags = run.data.tags
+        workload = tags.get("optlab.workload")
+        key = (workload, tags.get("optlab.strategy"))
+        if workload not in workloads.role or tags.get("optlab.role") != workloads.role[workload] or key in sampled:
+            continue
+        sampled.add(key)
+        for x in WORK_AXES:
+            histories[workload][x] += [p.value for p in client.get_metric_history(run.info.run_id, x)]
+    return Workloads(runs, histories)
+
+
+def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[str, str]:
+    """Write optlab's views of the experiment as its runs stand (view id -> name). A view optlab wrote
+    before is replaced; one the user saved over (it no longer carries optlab's marker) is kept. The
+    single views over every workload of earlier optlab versions are removed unless the user changed them."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    tags = client.get_experiment(experiment_id).tags or {}
+    for view_id in LEGACY_VIEW_IDS:
+        found = ui_state.read_envelope(tags.get(VIEW_TAG_PREFIX + view_id, ""))
+        if found and found.get("createdAt") == found.get("updatedAt"):
+            client.delete_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id)
+    written = {}
+    for view_id, (name, state) in views(read_workloads(client, experiment_id)).items():
+        key = VIEW_TAG_PREFIX + view_id
+        if key in tags:
+            found = ui_state.read_envelope(tags[key])
+            if MARKER_KEY not in found:
+                continue  # the user's own view under this id
+            if found.get("name") == name and ui_state.read_state(tags[key]) == state:
+                written[view_id] = name
+                continue
+        client.set_experiment_tag(experiment_id, key, saved_view(name, state, now_ms))
+        written[view_id] = name
+    return written
+
+
+def saved_view(name: str, state: dict, now_ms: int | None = None) -> str:
+    """A saved-view tag value marked as optlab's (so a later save_views may replace it)."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    return ui_state.envelope(name, state, now_ms, {MARKER_KEY: LAYOUT})
+
+
+def view_url(base_url: str, experiment_id: str, view_id: str = DEFAULT_VIEW_ID) -> str:
     """The experiment's runs page in the UI, opened on one of optlab's saved views in model-training mode."""
     query = urlencode({"viewStateShareKey": view_id, WORKFLOW_PARAM[0]: WORKFLOW_PARAM[1]})
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
-# ---- the saved view ---------------------------------------------------------------------------------
-def _column(kind: str, key: str) -> str:
-    return f"{kind}.`{key}`"
-
-
-def _line_chart(uuid: str, section: str, metric: str, x_metric: str | None = None) -> dict:
-    """A line chart card as the UI stores it (RunsChartsLineCardConfig): `metric` against the step, or
-    against another metric logged at the same steps (`x_metric`)."""
-    return {"uuid": uuid, "type": "LINE", "metricSectionId": section, "deleted": False, "isGenerated": False,
-            "runsCountToCompare": 100, "metricKey": metric, "selectedMetricKeys": [metric],
-            "displayName": metric + (f" vs {x_metric}" if x_metric else ""), "lineSmoothness": 0,
-            "scaleType": "log" if metric in LOG_SCALE else "linear",
-            "xAxisScaleType": "log" if x_metric in ("gradient_equivalents", "samples_seen", "evaluations") else "linear",
-            "range": {}, "xAxisKey": "metric" if x_metric else "step", "selectedXAxisMetricKey": x_metric or "",
-            "yAxisKey": "METRIC", "yAxisExpressions": [], "ignoreOutliers": False,
-            "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False}
-
-
-def view_state(groups: bool = False) -> dict:
-    """The runs page state of optlab's saved view (the keys the UI persists for a view): every run but the
-    sweep's parent, or (`groups`) the seed-group runs only, one per compared configuration."""
-    sections = [("work", "Learning curves against work (gradient equivalents)", True),
-                ("time", "Learning curves against wall time (training only)", True),
-                ("steps", "Learning curves against steps", False),
-                ("per-step", "Per step: batch loss, gradient norm, learning rate", False),
-                ("counters", "Work counters (straight lines by construction)", False)]
-    charts = []
-    for metric in CURVES[:2]:
-        charts.append(_line_chart(f"optlab-work-{metric}", "work", metric, "gradient_equivalents"))
-        charts.append(_line_chart(f"optlab-time-{metric}", "time", metric, "wall_time"))
-    for metric in CURVES:
-        charts.append(_line_chart(f"optlab-steps-{metric}", "steps", metric))
-    charts += [_line_chart(f"optlab-step-{m}", "per-step", m) for m in PER_STEP]
-    charts += [_line_chart(f"optlab-counter-{m}", "counters", m) for m in COUNTERS]
-    if groups:
-        columns = ([_column("metrics", m) for m in GROUP_COLUMN_METRICS] + [_column("params", p) for p in COLUMN_PARAMS[:2]]
-                   + [_column("tags", t) for t in GROUP_COLUMN_TAGS])
-    else:
-        columns = ([_column("metrics", m) for m in COLUMN_METRICS] + [_column("params", p) for p in COLUMN_PARAMS]
-                   + [_column("tags", t) for t in COLUMN_TAGS])
-    return {
-        # search facets: every run but the sweep's parent (it has no curves and would sit in every legend),
-        # or the seed groups alone
-        "searchFilter": "tags.`optlab.role` = 'group'" if groups else "tags.`optlab.role` != 'parent'",
-        "orderByKey": _column("metrics", "final/val_accuracy/mean" if groups else "val_accuracy"),
-        "orderByAsc": False,
-        "startTime": "ALL",
-        "lifecycleFilter": "Active",
-        "datasetsFilter": [],
-        "modelVersionFilter": "All Runs",
-        # UI state
-        "selectedColumns": columns,
-        "columnOrder": [],
-        "columnWidths": {},
-        "runsHiddenMode": "SHOW_ALL",
-        "compareRunCharts": charts,
-        "compareRunSections": [{"uuid": uuid, "name": name, "display": shown, "isReordered": False,
-                                "deleted": False, "isGenerated": False} for uuid, name, shown in sections],
-        "viewMaximized": False,
-        "runListHidden": False,
-        "isAccordionReordered": True,
-        "useGroupedValuesInCharts": True,
-        "hideEmptyCharts": True,
-        "groupBy": None,
-        "groupsExpanded": {},
-        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
-    }
-
-
-def saved_view(now_ms: int | None = None, groups: bool = False) -> str:
-    """The experiment tag's value: the UI's saved-view envelope around the state, compressed as the UI
-    compresses the views it saves ("deflate;" + base64 of zlib)."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    state = "deflate;" + base64.b64encode(zlib.compress(json.dumps(view_state(groups)).encode())).decode("ascii")
-    return json.dumps({"name": GROUPS_VIEW_NAME if groups else VIEW_NAME, "createdAt": now_ms,
-                       "updatedAt": now_ms, "state": state})
-
-
 def read_view(value: str) -> dict:
-    """The state inside a saved-view tag value (either form the UI accepts)."""
-    state = json.loads(value)["state"]
-    if state.startswith("deflate;"):
-        state = zlib.decompress(base64.b64decode(state[len("deflate;"):])).decode()
-    return json.loads(state)
+    """The runs page state inside a saved-view tag value."""
+    return ui_state.read_state(value)

@@ -1,0 +1,127 @@
+"""The MLflow UI's own storage formats (MLflow 3.17), in one place: a saved view of an experiment's runs
+page and the runs page's per-browser state. Both are MLflow-internal (read from the UI's JavaScript, not
+a public API), so they are pinned: tests/data/mlflow_ui_state_sample.json holds the shape this module
+writes, and tests/test_ui_views.py checks it against the installed MLflow's UI bundle (that test says how
+to refresh the sample when MLflow changes).
+
+- A saved view is an experiment tag `mlflow.sharedViewState.<id>` whose value is a JSON envelope
+  {"name", "createdAt", "updatedAt", "state"}; `state` is the runs page state (search facets + UI state)
+  as JSON, or "deflate;" + base64(zlib(JSON)) as the UI itself compresses it.
+- The runs page a browser opens by default (clicking the experiment) is that same state under the
+  localStorage key `MLflowLocalStorage-1.1-ExperimentPage-["<experiment id>"]-ReactComponentState`.
+- Columns are named `<kind>.\\`<key>\\`` (kind: attributes, metrics, params, tags) in selectedColumns,
+  columnOrder, columnWidths and orderByKey.
+- Run grouping (`groupBy`) is {"aggregateFunction": "average" | "min" | "max", "groupByKeys":
+  [{"mode": "tag" | "param" | "dataset", "groupByData": <key>}]}; grouped line charts draw the
+  aggregate line with a min-max band.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+COMPRESSED = "deflate;"
+BROWSER_STATE_KEY = "MLflowLocalStorage-1.1-ExperimentPage-{ids}-ReactComponentState"
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+
+SEARCH_FACET_KEYS = ("searchFilter", "orderByKey", "orderByAsc", "startTime", "lifecycleFilter", "datasetsFilter",
+                     "modelVersionFilter")
+# the UI state keys a saved view persists (the UI drops the per-session ones: runsExpanded, runsPinned, ...)
+UI_STATE_KEYS = ("selectedColumns", "columnOrder", "columnWidths", "runsHiddenMode", "compareRunCharts",
+                 "compareRunSections", "viewMaximized", "runListHidden", "isAccordionReordered", "groupBy",
+                 "groupsExpanded", "useGroupedValuesInCharts", "hideEmptyCharts", "globalLineChartConfig")
+
+
+def column(kind: str, key: str) -> str:
+    """A column's id: kind is attributes, metrics, params or tags."""
+    return f"{kind}.`{key}`"
+
+
+def group_by(tags: tuple[str, ...] = (), params: tuple[str, ...] = (), aggregate: str = "average") -> dict | None:
+    """Run grouping by the values of these tags and params (None: no grouping)."""
+    keys = [{"mode": "tag", "groupByData": t} for t in tags] + [{"mode": "param", "groupByData": p} for p in params]
+    return {"aggregateFunction": aggregate, "groupByKeys": keys} if keys else None
+
+
+def line_chart(uuid: str, section: str, metric: str, x_metric: str | None = None, y_log: bool = False,
+               x_log: bool = False, title: str | None = None) -> dict:
+    """A line chart card (RunsChartsLineCardConfig): `metric` against the step, or against another metric
+    logged at the same steps (`x_metric`)."""
+    return {"uuid": uuid, "type": "LINE", "metricSectionId": section, "deleted": False, "isGenerated": False,
+            "runsCountToCompare": 100, "metricKey": metric, "selectedMetricKeys": [metric],
+            "displayName": title or (metric + (f" vs {x_metric}" if x_metric else "")), "lineSmoothness": 0,
+            "scaleType": "log" if y_log else "linear", "xAxisScaleType": "log" if x_log else "linear",
+            "range": {}, "xAxisKey": "metric" if x_metric else "step", "selectedXAxisMetricKey": x_metric or "",
+            "yAxisKey": "METRIC", "yAxisExpressions": [], "ignoreOutliers": False,
+            "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False}
+
+
+def chart_section(uuid: str, name: str, shown: bool) -> dict:
+    return {"uuid": uuid, "name": name, "display": shown, "isReordered": False, "deleted": False,
+            "isGenerated": False}
+
+
+def runs_page_state(search_filter: str, order_by: str, order_ascending: bool, columns: list[str],
+                    column_widths: dict[str, int], charts: list[dict], sections: list[dict],
+                    grouping: dict | None) -> dict:
+    """The whole runs page state (search facets + UI state): `columns` are shown in this order after the
+    run name; every matching run is drawn (not the UI's default first 10)."""
+    return {
+        "searchFilter": search_filter, "orderByKey": order_by, "orderByAsc": order_ascending, "startTime": "ALL",
+        "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": list(columns), "columnOrder": [RUN_NAME_COLUMN, *columns],
+        "columnWidths": dict(column_widths), "runsHiddenMode": "SHOW_ALL", "compareRunCharts": charts,
+        "compareRunSections": sections, "viewMaximized": False, "runListHidden": False,
+        "isAccordionReordered": True, "groupBy": grouping, "groupsExpanded": {},
+        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+
+
+def envelope(name: str, state: dict, now_ms: int, marker: dict | None = None) -> str:
+    """A saved-view tag value, its state compressed as the UI compresses the views it saves. `marker`
+    (extra envelope keys) lets the writer recognise its own views; the UI ignores them and does not keep
+    them when the user overrides the view."""
+    packed = COMPRESSED + base64.b64encode(zlib.compress(json.dumps(state).encode())).decode("ascii")
+    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": packed, **(marker or {})})
+
+
+def read_envelope(value: str) -> dict:
+    """The envelope of a saved-view tag value (empty when it is not one)."""
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def read_state(value: str) -> dict:
+    """The runs page state inside a saved-view tag value (either form the UI accepts)."""
+    state = json.loads(value)["state"]
+    if state.startswith(COMPRESSED):
+        state = zlib.decompress(base64.b64decode(state[len(COMPRESSED):])).decode()
+    return json.loads(state)
+
+
+def browser_state_key(experiment_id: str) -> str:
+    """The localStorage key of the runs page state the UI opens an experiment on."""
+    return BROWSER_STATE_KEY.format(ids=json.dumps([str(experiment_id)]))
+
+
+def sample() -> dict:
+    """One saved view's envelope with its state uncompressed: the shape tests/data/mlflow_ui_state_sample.json
+    pins (refresh it with `python -m optlab.tracking.ui_state > tests/data/mlflow_ui_state_sample.json`)."""
+    state = runs_page_state("tags.`optlab.role` = 'rerun'", column("metrics", "val_accuracy"), False,
+                            [column("tags", "optlab.strategy"), column("metrics", "val_accuracy")],
+                            {column("metrics", "val_accuracy"): 120},
+                            [line_chart("chart", "section", "val_accuracy", "gradient_equivalents", x_log=True)],
+                            [chart_section("section", "Learning curves", True)],
+                            group_by(("optlab.strategy",), ("batch_size",)))
+    return {"name": "a view", "createdAt": 0, "updatedAt": 0, "state": state}
+
+
+if __name__ == "__main__":
+    print(json.dumps(sample(), indent=2, sort_keys=True))

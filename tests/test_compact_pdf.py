@@ -1,0 +1,50 @@
+"""The printed report stays compact: a section whose experiment was not run is one line in the contents
+and one entry of a "Not run" list (no page of its own); a table of up to SHORT_TABLE_ROWS rows is kept
+whole rather than spilling a few rows onto the next page."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from optlab.reports.model import Section, Table, not_run
+from optlab.reports.render import SHORT_TABLE_ROWS, render
+
+
+def sections():
+    ran = Section(1, "Ran", "intro", [Table(pd.DataFrame({"a": range(SHORT_TABLE_ROWS)}), "a table")])
+    return [ran, Section(2, "Skipped one", "", [not_run("batch_size")]),
+            Section(3, "Skipped two", "", [not_run("memorization")])]
+
+
+def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
+    page = render(sections(), "sqlite:///x.db", printing=True)
+    parts = re.findall(r'<section class="part" id="s(\d+)"', page)
+    assert parts == ["1"]  # only the section that ran starts a page
+    listed = page[page.index('id="not-run"'):page.index("</header>")]
+    assert "2. Skipped two" not in listed and "2. Skipped one" in listed and "3. Skipped two" in listed
+    assert "SWEEP=experiments/batch_size.toml make sweep" in listed
+    contents = page[page.index('<nav class="contents">'):page.index("</nav>")]
+    assert contents.count('href="#s2"') == 1 and 'id="s2"' in listed  # the contents link lands on the entry
+
+
+def test_a_table_that_would_spill_a_few_rows_is_kept_whole():
+    page = render(sections(), "sqlite:///x.db", printing=True)
+    assert re.search(r'<div class="tablewrap short dense" id="tA1">', page)  # in the appendix, kept whole
+    assert ".tablewrap.short { break-inside: avoid; }" in page
+
+
+def test_with_weasyprint_a_table_a_few_rows_over_a_page_prints_on_one_page_under_its_heading():
+    import io
+
+    weasyprint = pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from pypdf import PdfReader
+
+    pdf = weasyprint.HTML(string=render(sections(), "sqlite:///x.db", printing=True)).write_pdf()
+    pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages]
+    # no page for a section not run, none for a heading alone, none for a few spilt rows
+    assert "Not run" in pages[0] and not any(p.startswith(("2. Skipped", "3. Skipped")) for p in pages)
+    assert pages[-1].startswith("Appendix: long tables")
+    assert "\n0\n" in pages[-1] and f"\n{SHORT_TABLE_ROWS - 1}\n" in pages[-1]

@@ -18,16 +18,27 @@ FULL = {"sigma": 0.05, "objective": "full"}
 ROWS = [
     ("ng:OnePlusOne full, 3000 evals", {"strategy": "ng:OnePlusOne", "evaluations": 3000, "options": FULL}),
     ("ng:DiagonalCMA full, 3000 evals", {"strategy": "ng:DiagonalCMA", "evaluations": 3000, "options": FULL}),
-    ("ng:OnePlusOne full, 3000 evals, 8 workers batched",
-     {"strategy": "ng:OnePlusOne", "evaluations": 3000, "options": {**FULL, "num_workers": 8}}),
+    (
+        "ng:OnePlusOne full, 3000 evals, 8 workers batched",
+        {"strategy": "ng:OnePlusOne", "evaluations": 3000, "options": {**FULL, "num_workers": 8}},
+    ),
     ("ng:OnePlusOne full, 10 s", {"strategy": "ng:OnePlusOne", "seconds": 10, "options": FULL}),
-    ("ng:OnePlusOne full, 8 workers batched, 10 s",
-     {"strategy": "ng:OnePlusOne", "seconds": 10, "options": {**FULL, "num_workers": 8}}),
-    ("ng:OnePlusOne batch 100, 10 s",
-     {"strategy": "ng:OnePlusOne", "seconds": 10, "options": {"sigma": 0.05, "objective": "batch"}}),
-    ("ng:OnePlusOne batch 100, 8 workers, 10 s",
-     {"strategy": "ng:OnePlusOne", "seconds": 10,
-      "options": {"sigma": 0.05, "objective": "batch", "num_workers": 8}}),
+    (
+        "ng:OnePlusOne full, 8 workers batched, 10 s",
+        {"strategy": "ng:OnePlusOne", "seconds": 10, "options": {**FULL, "num_workers": 8}},
+    ),
+    (
+        "ng:OnePlusOne batch 100, 10 s",
+        {"strategy": "ng:OnePlusOne", "seconds": 10, "options": {"sigma": 0.05, "objective": "batch"}},
+    ),
+    (
+        "ng:OnePlusOne batch 100, 8 workers, 10 s",
+        {
+            "strategy": "ng:OnePlusOne",
+            "seconds": 10,
+            "options": {"sigma": 0.05, "objective": "batch", "num_workers": 8},
+        },
+    ),
     ("spsa q=1 B=256 lr=0.1, 3000 evals", {"strategy": "spsa", "lr": 0.1, "evaluations": 3000}),
     ("spsa q=1 B=256 lr=0.1, 10 s", {"strategy": "spsa", "lr": 0.1, "seconds": 10}),
     ("sgd lr=0.1, 3000 evals", {"strategy": "sgd", "lr": 0.1, "evaluations": 3000}),
@@ -42,9 +53,12 @@ def main(selection: list[str]) -> None:
             continue
         r = run({**BASE, **values})
         f = r.final
-        print(f"{label:<48} test acc {f['test_accuracy']:.3f}  train loss {f['train_loss']:.3f}  "
-              f"{r.wall_time:6.1f} s  {r.counters['function_evals']:>7} evals  "
-              f"{f['gradient_equivalents']:8.1f} grad-equiv  {r.status}", flush=True)
+        print(
+            f"{label:<48} test acc {f['test_accuracy']:.3f}  train loss {f['train_loss']:.3f}  "
+            f"{r.wall_time:6.1f} s  {r.counters['function_evals']:>7} evals  "
+            f"{f['gradient_equivalents']:8.1f} grad-equiv  {r.status}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

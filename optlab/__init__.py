@@ -5,8 +5,13 @@ so `import optlab` stays cheap."""
 
 __version__ = "0.1.0"
 
-_LAZY = {"run": "optlab.api", "sweep": "optlab.api", "runs": "optlab.api", "Run": "optlab.api",
-         "Workload": "optlab.problem.workload"}
+_LAZY = {
+    "run": "optlab.api",
+    "sweep": "optlab.api",
+    "runs": "optlab.api",
+    "Run": "optlab.api",
+    "Workload": "optlab.problem.workload",
+}
 __all__ = ["__version__", *_LAZY]
 
 

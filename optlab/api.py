@@ -20,23 +20,26 @@ from pathlib import Path
 @dataclass
 class Run:
     """One finished (or failed) run: its status, final metrics and evaluation history."""
-    status: str                      # FINISHED | FAILED | KILLED
-    reason: str | None               # why it did not finish
-    run_id: str | None               # the MLflow run (None with track=False)
-    config: dict                     # the settings it ran with, the strategy's defaults filled in
-    final: dict[str, float]          # the final evaluation: losses, accuracies, cost counters
-    history: object                  # pandas DataFrame: one row per evaluation, one column per metric
+
+    status: str  # FINISHED | FAILED | KILLED
+    reason: str | None  # why it did not finish
+    run_id: str | None  # the MLflow run (None with track=False)
+    config: dict  # the settings it ran with, the strategy's defaults filled in
+    final: dict[str, float]  # the final evaluation: losses, accuracies, cost counters
+    history: object  # pandas DataFrame: one row per evaluation, one column per metric
     steps: int
-    wall_time: float                 # training seconds (evaluation excluded)
+    wall_time: float  # training seconds (evaluation excluded)
     steps_to_target: int | None = None
     time_to_target: float | None = None
     timing: str = "alone"
-    params: object = field(default=None, repr=False)   # the final flat parameter vector (a torch tensor)
+    params: object = field(default=None, repr=False)  # the final flat parameter vector (a torch tensor)
 
     def __repr__(self) -> str:
         shown = {k: round(v, 4) for k, v in self.final.items() if k in ("val_accuracy", "test_accuracy", "train_loss")}
-        return (f"Run({self.config.get('strategy')!r}, status={self.status!r}, steps={self.steps}, final={shown}, "
-                f"run_id={self.run_id!r})")
+        return (
+            f"Run({self.config.get('strategy')!r}, status={self.status!r}, steps={self.steps}, final={shown}, "
+            f"run_id={self.run_id!r})"
+        )
 
 
 def run(*, track: bool = True, progress: bool = False, threads: int | None = None, **settings) -> Run:
@@ -47,7 +50,8 @@ def run(*, track: bool = True, progress: bool = False, threads: int | None = Non
     import torch
 
     from optlab.config import RunConfig
-    from optlab.engine import prepare, run as run_engine
+    from optlab.engine import prepare
+    from optlab.engine import run as run_engine
     from optlab.engine.runner import intra_op_threads
     from optlab.errors import ConfigError
     from optlab.tracking import NullRecorder, RunRecorder
@@ -58,7 +62,7 @@ def run(*, track: bool = True, progress: bool = False, threads: int | None = Non
     config = RunConfig.from_dict(settings, source="optlab.run")
     if track and uses_default_store():
         check_home()
-    prepared = prepare(config)   # every input error surfaces here, before a run is recorded
+    prepared = prepare(config)  # every input error surfaces here, before a run is recorded
     recorder = RunRecorder() if track else NullRecorder()
     before = torch.get_num_threads()
     wanted = threads or intra_op_threads(prepared)
@@ -67,21 +71,42 @@ def run(*, track: bool = True, progress: bool = False, threads: int | None = Non
     try:
         result = run_engine(prepared, recorder=recorder, progress=progress)
     except BaseException as exc:  # whatever stops the run, it must not stay RUNNING in the store
-        recorder.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
-                       "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}: {exc}")
+        recorder.abort(
+            "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}: {exc}",
+        )
         raise
     finally:
         torch.set_num_threads(before)
     if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
         result.status, result.reason = recorder.status, recorder.reason
-    return Run(status=result.status, reason=result.reason, run_id=result.run_id, config=result.config.to_dict(),
-               final=dict(result.final), history=pd.DataFrame(result.history), steps=result.steps,
-               wall_time=result.wall_time, steps_to_target=result.steps_to_target,
-               time_to_target=result.time_to_target, timing=result.timing, params=result.params)
+    return Run(
+        status=result.status,
+        reason=result.reason,
+        run_id=result.run_id,
+        config=result.config.to_dict(),
+        final=dict(result.final),
+        history=pd.DataFrame(result.history),
+        steps=result.steps,
+        wall_time=result.wall_time,
+        steps_to_target=result.steps_to_target,
+        time_to_target=result.time_to_target,
+        timing=result.timing,
+        params=result.params,
+    )
 
 
-def sweep(path: str | Path, *, workers: int = 1, backend: str = "local", address: str | None = None,
-          batched: bool = True, progress: bool = False, wait: float = 0.0, max_points: int | None = None):
+def sweep(
+    path: str | Path,
+    *,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    batched: bool = True,
+    progress: bool = False,
+    wait: float = 0.0,
+    max_points: int | None = None,
+):
     """Run an experiment file, as `optlab sweep` does (resumable: finished points are not rerun). Returns
     the sweep's report (optlab.sweeps.executor.SweepReport: counts, selections, failures, the table); a
     point that diverged is a FAILED run in it. Raises SweepIncomplete (its `report` attached) when points
@@ -95,16 +120,21 @@ def sweep(path: str | Path, *, workers: int = 1, backend: str = "local", address
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"optlab.sweep: workers must be a positive integer, got {workers!r}")
     spec = load(path, max_points=max_points or MAX_POINTS)
-    report = run_sweep(spec, workers=workers, backend=backend, address=address, batched=batched,
-                       progress=progress, wait=wait)
+    report = run_sweep(
+        spec, workers=workers, backend=backend, address=address, batched=batched, progress=progress, wait=wait
+    )
     if report.incomplete:
-        raise SweepIncomplete(f"sweep {report.name}: {len(report.incomplete)} of {report.counts['points']} points "
-                              f"have no outcome ({summarize_reasons(report.incomplete)}); rerun to run them", report)
+        raise SweepIncomplete(
+            f"sweep {report.name}: {len(report.incomplete)} of {report.counts['points']} points "
+            f"have no outcome ({summarize_reasons(report.incomplete)}); rerun to run them",
+            report,
+        )
     return report
 
 
-def runs(experiment: str, *, include_tuning: bool = False, finished_only: bool = False,
-         tracking_uri: str | None = None):
+def runs(
+    experiment: str, *, include_tuning: bool = False, finished_only: bool = False, tracking_uri: str | None = None
+):
     """A tidy pandas DataFrame of an experiment's runs: one row per run; its settings (params) as columns,
     its final metrics as `final_<metric>`, and the tags reports group by (strategy, family, workload,
     workload_hash, role, series, sweep, ...). Sweep parents and seed-group runs are left out; so are
@@ -117,8 +147,11 @@ def runs(experiment: str, *, include_tuning: bool = False, finished_only: bool =
     store = Store(tracking_uri, progress=False)
     known = store.experiments()
     if experiment not in known:
-        raise ConfigError(f"optlab.runs: no experiment {experiment!r} in {store.uri} "
-                          f"(experiments: {', '.join(sorted(known)) or 'none'})")
+        raise ConfigError(
+            f"optlab.runs: no experiment {experiment!r} in {store.uri} "
+            f"(experiments: {', '.join(sorted(known)) or 'none'})"
+        )
     frame = store.runs(experiment, include_tuning=include_tuning, finished_only=finished_only)
-    return frame if frame is not None else pd.DataFrame(columns=["run_id", "status", "experiment", "strategy",
-                                                                 "workload"])
+    return (
+        frame if frame is not None else pd.DataFrame(columns=["run_id", "status", "experiment", "strategy", "workload"])
+    )

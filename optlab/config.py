@@ -27,19 +27,29 @@ DTYPES = ("float32", "float64")
 DIAGNOSTICS = {
     "off": "no diagnostics (nothing computed, nothing logged)",
     "cheap": "at every evaluation: full-training-set gradient norm, gradient noise scale B_simple and GSNR from "
-             "per-sample gradients, update-to-weight ratio per layer, update norm, cosine of successive updates, "
-             "distance from initialization",
+    "per-sample gradients, update-to-weight ratio per layer, update norm, cosine of successive updates, "
+    "distance from initialization",
     "full": "cheap + the loss Hessian's top eigenvalue (sharpness) and trace, and the step quality alpha "
-            "(Cockpit: where on the parabola fitted along the last step it landed)",
+    "(Cockpit: where on the parabola fitted along the last step it landed)",
 }
 # the problem settings a user workload replaces (its file defines the data, the model and the loss)
-WORKLOAD_REPLACES = ("dataset", "hidden", "activation", "init", "cost", "label_noise", "variant", "standardize",
-                     "noise_seed", "train_size")
+WORKLOAD_REPLACES = (
+    "dataset",
+    "hidden",
+    "activation",
+    "init",
+    "cost",
+    "label_noise",
+    "variant",
+    "standardize",
+    "noise_seed",
+    "train_size",
+)
 # ranges of the numeric fields: every number is finite; counts and seeds fit the libraries that use them
-MAX_SEED = 2**31 - 1          # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
-MAX_COUNT = 10**9             # steps, evaluations, batch and training-set sizes, intervals
-MAX_WIDTH = 100_000           # a hidden layer: 784 x 100,000 weights is already 314 MB a copy
-MAX_NAME = 250                # MLflow's limit for run names and tag keys
+MAX_SEED = 2**31 - 1  # numpy's RandomState takes < 2**32; strategies derive seed + 1, seed + 2
+MAX_COUNT = 10**9  # steps, evaluations, batch and training-set sizes, intervals
+MAX_WIDTH = 100_000  # a hidden layer: 784 x 100,000 weights is already 314 MB a copy
+MAX_NAME = 250  # MLflow's limit for run names and tag keys
 
 # What a field of RunConfig is for. Every list of keys elsewhere (the workload, the problem, the config
 # hash, run names, the CLI's flags, the reports' grouping) is derived from these roles.
@@ -54,25 +64,42 @@ ROLES = {
     "measurement": "what the run records besides training (not in the config hash)",
     "identity": "the run's experiment and display name (not in the config hash)",
 }
-WORKLOAD_ROLES = ("problem", "budget", "target")   # what a comparison of strategies holds fixed
-UNHASHED_ROLES = ("measurement", "identity")       # left out of the config hash
-CHECKS = {   # named value rules a field may declare (`check=`); None passes
+WORKLOAD_ROLES = ("problem", "budget", "target")  # what a comparison of strategies holds fixed
+UNHASHED_ROLES = ("measurement", "identity")  # left out of the config hash
+CHECKS = {  # named value rules a field may declare (`check=`); None passes
     "positive": "positive",
     "count": f"a positive integer up to {MAX_COUNT:,}",
     "seed": f"an integer in [0, {MAX_SEED}]",
 }
 
 
-def setting(role: str, default=None, *, help: str = "", flags: tuple[str, ...] = (), short: str | None = None,
-            check: str | None = None, choices: dict | tuple = (), omit_default: bool = False, factory=None):
+def setting(
+    role: str,
+    default=None,
+    *,
+    help: str = "",
+    flags: tuple[str, ...] = (),
+    short: str | None = None,
+    check: str | None = None,
+    choices: dict | tuple = (),
+    omit_default: bool = False,
+    factory=None,
+):
     """A RunConfig field with its declaration: `role` (a key of ROLES), the CLI's `help` and extra `flags`
     (e.g. "-s"), the `short` name run names use, a value rule `check` (a key of CHECKS) or allowed
     `choices`. `omit_default`: the field is left out of every hash while at its default, so stores
     recorded before it existed keep their identity; every field added from now on sets it."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    metadata = {"role": role, "help": help, "flags": flags, "short": short, "check": check,
-                "choices": tuple(choices), "omit_default": omit_default}
+    metadata = {
+        "role": role,
+        "help": help,
+        "flags": flags,
+        "short": short,
+        "check": check,
+        "choices": tuple(choices),
+        "omit_default": omit_default,
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -82,17 +109,30 @@ def setting(role: str, default=None, *, help: str = "", flags: tuple[str, ...] =
 class RunConfig:
     # Field order is the order run names and descriptions list settings in: add new fields at the end, with
     # omit_default=True.
-    strategy: str = setting("strategy", "adam", flags=("-s",),
-                            help="strategy name (see `optlab strategies`), or a torch.optim.Optimizer by "
-                                 "reference: path/to/file.py:Class or package.module:Class")
+    strategy: str = setting(
+        "strategy",
+        "adam",
+        flags=("-s",),
+        help="strategy name (see `optlab strategies`), or a torch.optim.Optimizer by "
+        "reference: path/to/file.py:Class or package.module:Class",
+    )
     lr: float | None = setting("strategy", check="positive", help="learning rate (default: the strategy's)")
     momentum: float | None = setting("strategy", help="momentum / Adam's beta1 (default: the strategy's)")
-    batch_size: int | None = setting("strategy", check="count", flags=("-b",), short="B",
-                                     help="mini-batch size (default: the strategy's: gd all, sgd 1, others 32)")
+    batch_size: int | None = setting(
+        "strategy",
+        check="count",
+        flags=("-b",),
+        short="B",
+        help="mini-batch size (default: the strategy's: gd all, sgd 1, others 32)",
+    )
     weight_decay: float | None = setting("strategy", short="wd", help="weight decay (default: the strategy's)")
-    options: dict = setting("strategy", factory=dict, flags=("--opt", "-o"),
-                            help="strategy-specific option KEY=VALUE (repeatable), e.g. -o sigma=0.05; for an "
-                                 "optimizer class, any argument of its constructor, e.g. -o betas=[0.9,0.99]")
+    options: dict = setting(
+        "strategy",
+        factory=dict,
+        flags=("--opt", "-o"),
+        help="strategy-specific option KEY=VALUE (repeatable), e.g. -o sigma=0.05; for an "
+        "optimizer class, any argument of its constructor, e.g. -o betas=[0.9,0.99]",
+    )
     schedule: str = setting("strategy", "constant", choices=SCHEDULES, help=" | ".join(SCHEDULES))
     decay_rate: float = setting("strategy", 0.1, check="positive", help="factor for step/exponential schedules")
     decay_every: float = setting("strategy", 10.0, check="positive", help="epochs between step-schedule decays")
@@ -100,46 +140,66 @@ class RunConfig:
     steps: int | None = setting("budget", check="count", help="steps")
     evaluations: int | None = setting("budget", check="count", short="evals", help="function evaluations")
     seconds: float | None = setting("budget", check="positive", help="wall-clock training seconds")
-    dataset: str = setting("problem", "mnist5k", flags=("-d",),
-                           help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf")
-    hidden: tuple[int, ...] = setting("problem", (16, 16),
-                                      help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer")
+    dataset: str = setting(
+        "problem", "mnist5k", flags=("-d",), help="mnist5k (default) | digits | mnist | ravine | rosenbrock | golf"
+    )
+    hidden: tuple[int, ...] = setting(
+        "problem", (16, 16), help="hidden layer sizes, e.g. 16,16 (default) or 512; none: no hidden layer"
+    )
     activation: str = setting("problem", "sigmoid", short="act", help="sigmoid (default) | relu | tanh")
-    init: str = setting("problem", "fan_in_uniform",
-                        help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros")
+    init: str = setting(
+        "problem", "fan_in_uniform", help="fan_in_uniform (default) | fan_in_normal | xavier | he | normal | zeros"
+    )
     cost: str = setting("problem", "cross_entropy", help="cross_entropy (default) | mse")
-    label_noise: float = setting("problem", 0.0, short="p",
-                                 help="probability of replacing a training label at random")
+    label_noise: float = setting("problem", 0.0, short="p", help="probability of replacing a training label at random")
     variant: str = setting("problem", "none", help="none | shuffled_pixels | random_pixels | gaussian")
     standardize: bool = setting("problem", False, help="standardize inputs")
     noise_seed: int = setting("problem", 0, check="seed", help="seed of the label noise and the noise variants")
-    train_size: int | None = setting("problem", check="count", short="n_train",
-                                     help="use only the first N training samples")
-    order: str = setting("strategy", "shuffled", omit_default=True,
-                         help="shuffled (default) | sorted_by_class: the order mini-batches visit the data")
-    workload: str | None = setting("problem", omit_default=True, flags=("-w",),
-                                   help="your own workload: path/to/file.py:NAME (or package.module:NAME), NAME() "
-                                        "returning an optlab.Workload (model, data, loss) in place of "
-                                        "--dataset/--hidden/--cost")
+    train_size: int | None = setting(
+        "problem", check="count", short="n_train", help="use only the first N training samples"
+    )
+    order: str = setting(
+        "strategy",
+        "shuffled",
+        omit_default=True,
+        help="shuffled (default) | sorted_by_class: the order mini-batches visit the data",
+    )
+    workload: str | None = setting(
+        "problem",
+        omit_default=True,
+        flags=("-w",),
+        help="your own workload: path/to/file.py:NAME (or package.module:NAME), NAME() "
+        "returning an optlab.Workload (model, data, loss) in place of "
+        "--dataset/--hidden/--cost",
+    )
     seed: int = setting("seed", 0, check="seed", help="the run's seed (initialization, batches, strategy)")
     target: float | None = setting("target", help="validation accuracy whose time and steps to reach are recorded")
     stop_at_target: bool = setting("target", False, help="stop the run when it reaches the target")
-    eval_every: int | None = setting("evaluation", check="count",
-                                     help="steps between evaluations (default: ~50 per run)")
+    eval_every: int | None = setting(
+        "evaluation", check="count", help="steps between evaluations (default: ~50 per run)"
+    )
     log_every: int = setting("evaluation", 1, check="count", help="steps between per-step metric points (default 1)")
-    probe_curvature: bool = setting("measurement", False,
-                                    help="at the end, log the Hessian's top eigenvalue and trace (sharpness)")
-    diagnostics: str = setting("measurement", "off", choices=DIAGNOSTICS,
-                               help="off (default) | cheap | full: in-training diagnostics logged at every "
-                                    "evaluation (gradient noise scale, GSNR, update ratios, ...; full adds "
-                                    "sharpness, Hessian trace and step quality alpha)")
-    diagnostics_samples: int = setting("measurement", 512,
-                                       help="training samples for per-sample gradients (a fixed random subset; "
-                                            "default 512)")
-    probe_noise_scale: bool = setting("measurement", False,
-                                      help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), "
-                                           "measured at two batch sizes at the same parameters (McCandlish et al. "
-                                           "2018)")
+    probe_curvature: bool = setting(
+        "measurement", False, help="at the end, log the Hessian's top eigenvalue and trace (sharpness)"
+    )
+    diagnostics: str = setting(
+        "measurement",
+        "off",
+        choices=DIAGNOSTICS,
+        help="off (default) | cheap | full: in-training diagnostics logged at every "
+        "evaluation (gradient noise scale, GSNR, update ratios, ...; full adds "
+        "sharpness, Hessian trace and step quality alpha)",
+    )
+    diagnostics_samples: int = setting(
+        "measurement", 512, help="training samples for per-sample gradients (a fixed random subset; default 512)"
+    )
+    probe_noise_scale: bool = setting(
+        "measurement",
+        False,
+        help="during training, log the gradient noise scale's |G|^2 and tr(Sigma), "
+        "measured at two batch sizes at the same parameters (McCandlish et al. "
+        "2018)",
+    )
     dtype: str = setting("problem", "float32", choices=DTYPES, help="float32 (default) | float64")
     device: str = setting("device", "cpu", help="cpu (default) | cuda")
     experiment: str = setting("identity", "default", flags=("-e",), help="MLflow experiment name (default 'default')")
@@ -147,7 +207,7 @@ class RunConfig:
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
         hints = _type_hints(cls)  # resolving the annotations cost more than all the checks together
         clean = {}
         for key, value in values.items():
@@ -158,7 +218,7 @@ class RunConfig:
         config.validate(source)
         return config
 
-    def with_updates(self, **changes) -> "RunConfig":
+    def with_updates(self, **changes) -> RunConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
     # ---- the declaration ------------------------------------------------------------------
@@ -187,9 +247,11 @@ class RunConfig:
     @classmethod
     def numeric_fields(cls) -> tuple[str, ...]:
         """The fields holding a number (int or float, possibly None)."""
+
         def numeric(hint):
             args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
             return all(a in (int, float) for a in args)
+
         return tuple(k for k, hint in _type_hints(cls).items() if numeric(hint))
 
     @classmethod
@@ -241,8 +303,10 @@ class RunConfig:
             defaults = RunConfig.__dataclass_fields__
             for key in WORKLOAD_REPLACES:
                 if getattr(self, key) != defaults[key].default:
-                    raise ConfigError(f"{source}: {key} = {getattr(self, key)!r} does not apply to workload "
-                                      f"{self.workload!r} (its file defines the data, the model and the loss)")
+                    raise ConfigError(
+                        f"{source}: {key} = {getattr(self, key)!r} does not apply to workload "
+                        f"{self.workload!r} (its file defines the data, the model and the loss)"
+                    )
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
         _check_names(self, source)
@@ -261,8 +325,11 @@ class RunConfig:
         at their default (`omit_default`)."""
         out, declared = self.to_dict(), _declarations(type(self))
         defaults = _defaults(type(self))
-        return {k: out[k] for k in self.fields_with_role(*roles)
-                if not (declared[k]["omit_default"] and out[k] == defaults[k])}
+        return {
+            k: out[k]
+            for k in self.fields_with_role(*roles)
+            if not (declared[k]["omit_default"] and out[k] == defaults[k])
+        }
 
     def config_hash(self) -> str:
         """Stable hash of everything that defines the run (not its measurements, experiment or display name)."""
@@ -284,8 +351,9 @@ class RunConfig:
 
     def problem_key(self) -> tuple:
         """Equal keys describe one built Problem (its data, network and cost, on one device)."""
-        return tuple((k, json.dumps(v, sort_keys=True, default=str))
-                     for k, v in self.values("problem", "device").items())
+        return tuple(
+            (k, json.dumps(v, sort_keys=True, default=str)) for k, v in self.values("problem", "device").items()
+        )
 
     def label(self) -> str:
         parts = [references.display(self.strategy)]
@@ -297,17 +365,17 @@ class RunConfig:
         return " ".join(parts)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _declarations(cls) -> dict[str, dict]:
     return {f.name: dict(f.metadata) for f in fields(cls)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _defaults(cls) -> dict:
     return cls().to_dict()
 
@@ -358,8 +426,13 @@ def _coerce(key: str, value, hint, source: str):
 def _type_name(hint) -> str:
     if typing.get_origin(hint) is tuple:
         return "a list of integers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            dict: "a table of options"}.get(hint, str(hint))
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table of options",
+    }.get(hint, str(hint))
 
 
 def _check_device(device: str, source: str) -> None:
@@ -370,8 +443,9 @@ def _check_device(device: str, source: str) -> None:
     except (RuntimeError, TypeError):
         raise ConfigError(f"{source}: unknown device {device!r}; use cpu or cuda (cuda:N)") from None
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{source}: device {device!r} is not available: this torch "
-                          f"({torch.__version__}) sees no CUDA GPU; use cpu")
+        raise ConfigError(
+            f"{source}: device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; use cpu"
+        )
     if kind not in ("cpu", "cuda"):
         raise ConfigError(f"{source}: device {device!r} is not supported; use cpu or cuda (cuda:N)")
 

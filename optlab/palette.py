@@ -42,13 +42,20 @@ STRATEGY_COLORS = {
 }
 
 # strategies outside the table (any other ng:NAME) get one of these, chosen by a stable hash
-FALLBACK_COLORS = ("#393B79", "#637939", "#843C39", "#7B4173", "#3182BD", "#E6550D",
-                   "#31A354", "#756BB1", "#636363")
+FALLBACK_COLORS = ("#393B79", "#637939", "#843C39", "#7B4173", "#3182BD", "#E6550D", "#31A354", "#756BB1", "#636363")
 
 # first-order strategies split in two kinds so that no panel needs more than a handful of lines
-FIRST_ORDER_KINDS = {"gd": "SGD & momentum", "sgd": "SGD & momentum", "minibatch": "SGD & momentum",
-                     "momentum": "SGD & momentum", "nesterov": "SGD & momentum",
-                     "adam": "adaptive", "adamw": "adaptive", "rmsprop": "adaptive", "adagrad": "adaptive"}
+FIRST_ORDER_KINDS = {
+    "gd": "SGD & momentum",
+    "sgd": "SGD & momentum",
+    "minibatch": "SGD & momentum",
+    "momentum": "SGD & momentum",
+    "nesterov": "SGD & momentum",
+    "adam": "adaptive",
+    "adamw": "adaptive",
+    "rmsprop": "adaptive",
+    "adagrad": "adaptive",
+}
 
 FAMILY_DASHES = {"first-order": "solid", "second-order": "dash", "zeroth-order": "dot"}
 OTHER_DASH = "dashdot"

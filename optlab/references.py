@@ -25,10 +25,10 @@ from pathlib import Path
 from optlab.errors import ConfigError
 
 REF_TAG, SHA_TAG = "optlab.strategy_ref", "optlab.strategy_sha256"
-SOURCE_FOLDER = "strategy"          # the artifact folder that holds a copy of the optimizer's file
+SOURCE_FOLDER = "strategy"  # the artifact folder that holds a copy of the optimizer's file
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_loaded: dict[str, tuple[str, bytes, object]] = {}   # absolute path -> (sha256, bytes, module)
+_loaded: dict[str, tuple[str, bytes, object]] = {}  # absolute path -> (sha256, bytes, module)
 
 
 def split(name: str) -> tuple[str, str] | None:
@@ -83,13 +83,17 @@ def load_class(name: str) -> type:
     for attribute in cls_name.split("."):
         found = getattr(found, attribute, None)
         if found is None:
-            classes = sorted(k for k, v in vars(module).items() if isinstance(v, type) and not k.startswith("_")
-                             and getattr(v, "__module__", None) == module.__name__)
+            classes = sorted(
+                k
+                for k, v in vars(module).items()
+                if isinstance(v, type) and not k.startswith("_") and getattr(v, "__module__", None) == module.__name__
+            )
             there = f" (classes there: {', '.join(classes)})" if classes else ""
             raise ConfigError(f"strategy {display(name)!r}: {where} has no class {cls_name!r}{there}")
     if not isinstance(found, type):
-        raise ConfigError(f"strategy {display(name)!r}: {cls_name} in {where} is not a class "
-                          f"(got {type(found).__name__})")
+        raise ConfigError(
+            f"strategy {display(name)!r}: {cls_name} in {where} is not a class (got {type(found).__name__})"
+        )
     return found
 
 
@@ -108,13 +112,14 @@ def _load_file(name: str, where: str):
     if spec is None or spec.loader is None:
         raise ConfigError(f"strategy {display(name)!r}: {path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module   # dataclasses and pickling look their module up there
+    sys.modules[module_name] = module  # dataclasses and pickling look their module up there
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's file: whatever it raises is one line naming it
         sys.modules.pop(module_name, None)
-        raise ConfigError(f"strategy {display(name)!r}: importing {path} failed: {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from None
+        raise ConfigError(
+            f"strategy {display(name)!r}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
     _loaded[key] = (sha, data, module)
     return module
 
@@ -128,8 +133,9 @@ def _load_module(name: str, where: str):
     except ModuleNotFoundError as exc:
         raise ConfigError(f"strategy {name!r}: no module named {exc.name!r}") from None
     except Exception as exc:
-        raise ConfigError(f"strategy {name!r}: importing {where} failed: {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from None
+        raise ConfigError(
+            f"strategy {name!r}: importing {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
 
 
 def source(name: str) -> tuple[Path, str, bytes] | None:

@@ -18,8 +18,16 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
-def train(data, sizes: tuple[int, ...], lr: float, batch_size: int = 32, epochs: float | None = None,
-          steps: int | None = None, seed: int = 0, evaluate_every_epoch: bool = True) -> dict[str, float]:
+def train(
+    data,
+    sizes: tuple[int, ...],
+    lr: float,
+    batch_size: int = 32,
+    epochs: float | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    evaluate_every_epoch: bool = True,
+) -> dict[str, float]:
     """Train the textbook way for `epochs` (or `steps`); returns the last evaluation."""
     torch.manual_seed(seed)
     layers = []
@@ -35,8 +43,11 @@ def train(data, sizes: tuple[int, ...], lr: float, batch_size: int = 32, epochs:
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
         out = {}
-        for part, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val),
-                           ("test", data.x_test, data.y_test)):
+        for part, x, y in (
+            ("train", data.x_train, data.y_train),
+            ("val", data.x_val, data.y_val),
+            ("test", data.x_test, data.y_test),
+        ):
             logits = model(x)
             out[f"{part}_loss"] = float(loss_fn(logits, y))
             out[f"{part}_accuracy"] = float((logits.argmax(1) == y).float().mean())
@@ -76,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (data.n_features, 16, 16, data.n_classes)
     started = time.perf_counter()
     final = train(data, sizes, args.lr, args.batch_size, epochs=args.epochs, steps=args.steps, seed=args.seed)
-    print(f"textbook lr={args.lr:g} B={args.batch_size}: test acc {final['test_accuracy']:.4f} | "
-          f"train loss {final['train_loss']:.4f} | {time.perf_counter() - started:.2f}s training and evaluation")
+    print(
+        f"textbook lr={args.lr:g} B={args.batch_size}: test acc {final['test_accuracy']:.4f} | "
+        f"train loss {final['train_loss']:.4f} | {time.perf_counter() - started:.2f}s training and evaluation"
+    )
     return 0
 
 

@@ -67,10 +67,18 @@ def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attem
     spec.write_text(SPEC.format(name=name, seeds=list(range(seeds))))
     trace = work / f"trace-{name}"
     trace.mkdir()
-    uri = {"local-sqlite": None, "local-server": cluster.tracking_uri, "ray-server": cluster.tracking_uri,
-           "ray-postgres": cluster.postgres.uri}[config]
-    env = {**cluster.env(uri), "OPTLAB_HOME": str(work / "home"), "OPTLAB_HTTP_TRACE": str(trace),
-           "PYTHONPATH": os.pathsep.join([str(HERE / "http_trace"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    uri = {
+        "local-sqlite": None,
+        "local-server": cluster.tracking_uri,
+        "ray-server": cluster.tracking_uri,
+        "ray-postgres": cluster.postgres.uri,
+    }[config]
+    env = {
+        **cluster.env(uri),
+        "OPTLAB_HOME": str(work / "home"),
+        "OPTLAB_HTTP_TRACE": str(trace),
+        "PYTHONPATH": os.pathsep.join([str(HERE / "http_trace"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     if uri is None:
         env.pop("MLFLOW_TRACKING_URI")  # the default store: SQLite under OPTLAB_HOME/mlruns
     argv = [tool("optlab"), "sweep", str(spec), "--workers", str(SLOTS), "-q"]
@@ -86,8 +94,14 @@ def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attem
     seconds = float(re.search(r"^sweep \S+: ([\d.]+)s", stdout, re.M).group(1))
     points = int(re.search(r"^total\s+(\d+)", stdout, re.M).group(1))
     calls = read_trace(trace, proc.pid, cluster.tracking_uri.split("://", 1)[1])
-    return {"config": config, "points": points, "seconds": seconds, "wall": wall, "load": f"{before} -> {load()}",
-            **calls}
+    return {
+        "config": config,
+        "points": points,
+        "seconds": seconds,
+        "wall": wall,
+        "load": f"{before} -> {load()}",
+        **calls,
+    }
 
 
 def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
@@ -105,9 +119,13 @@ def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
     by_endpoint: dict[str, list[float]] = defaultdict(list)
     for _, seconds, endpoint in workers:
         by_endpoint[re.sub(r"/[0-9a-f]{32}(/|$)", r"/<run>\1", endpoint)].append(seconds)
-    return {"http_calls": len(workers), "http_seconds": sum(c[1] for c in workers),
-            "driver_seconds": sum(c[1] for c in per_pid[driver]), "driver_calls": len(per_pid[driver]),
-            "by_endpoint": {k: (len(v), sum(v)) for k, v in by_endpoint.items()}}
+    return {
+        "http_calls": len(workers),
+        "http_seconds": sum(c[1] for c in workers),
+        "driver_seconds": sum(c[1] for c in per_pid[driver]),
+        "driver_calls": len(per_pid[driver]),
+        "by_endpoint": {k: (len(v), sum(v)) for k, v in by_endpoint.items()},
+    }
 
 
 BEGIN = "<!-- cluster-bench:begin"
@@ -128,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
-    parser.add_argument("--into", type=Path, metavar="PAGE",
-                        help="write the table between PAGE's cluster-bench markers (docs/results/speed.md)")
+    parser.add_argument(
+        "--into",
+        type=Path,
+        metavar="PAGE",
+        help="write the table between PAGE's cluster-bench markers (docs/results/speed.md)",
+    )
     args = parser.parse_args(argv)
     if args.into and BEGIN not in args.into.read_text(encoding="utf-8"):
         parser.error(f"{args.into} has no '{BEGIN}' marker")
@@ -138,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"machine: {os.cpu_count()} cores, load {load_before} (1/5/15 min) before starting the cluster", flush=True)
     with LocalCluster(ray_workers=1) as cluster:
-        print(f"cluster up: MLflow {cluster.tracking_uri} on {cluster.postgres.uri}, Ray {cluster.ray_address} "
-              f"(2 nodes x 1 CPU)", flush=True)
+        print(
+            f"cluster up: MLflow {cluster.tracking_uri} on {cluster.postgres.uri}, Ray {cluster.ray_address} "
+            f"(2 nodes x 1 CPU)",
+            flush=True,
+        )
         # one untimed sweep first: Ray workers import torch once per node, the server warms up
         run_config("ray-server", cluster, work, 1, 0)
         rows = []
@@ -147,35 +172,46 @@ def main(argv: list[str] | None = None) -> int:
             for config in CONFIGS:
                 row = run_config(config, cluster, work, args.seeds, attempt)
                 rows.append(row)
-                print(f"  {config:<13} {row['points']} points in {row['seconds']:6.1f} s "
-                      f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})", flush=True)
-    table = ["| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
-             "HTTP s (workers) | share of 2 worker slots | load before -> after |",
-             "|---|---|---|---|---|---|---|---|---|"]
+                print(
+                    f"  {config:<13} {row['points']} points in {row['seconds']:6.1f} s "
+                    f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})",
+                    flush=True,
+                )
+    table = [
+        "| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
+        "HTTP s (workers) | share of 2 worker slots | load before -> after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for i, row in enumerate(rows):
         reference = rows[(i // len(CONFIGS)) * len(CONFIGS)]
         rate = 60 * row["points"] / row["seconds"]
         ratio = reference["seconds"] / row["seconds"]
         share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
-        table.append(f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
-                     f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
-                     f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |")
+        table.append(
+            f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
+            f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
+            f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |"
+        )
     print()
     print("\n".join(table))
     print()
     for row in rows:
         if row["by_endpoint"]:
             top = sorted(row["by_endpoint"].items(), key=lambda kv: -kv[1][1])[:6]
-            print(f"{row['config']}: worker HTTP time by endpoint: "
-                  + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
-                  + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s")
+            print(
+                f"{row['config']}: worker HTTP time by endpoint: "
+                + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
+                + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s"
+            )
     load_after = load()
     print(f"\nload after: {load_after}")
     shutil.rmtree(work, ignore_errors=True)
     if args.into:
-        machine = (f"Measured by `make cluster-bench` on {started}: {os.cpu_count()} cores, load average "
-                   f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
-                   "and database share those cores, and wall-time rates move with the load.")
+        machine = (
+            f"Measured by `make cluster-bench` on {started}: {os.cpu_count()} cores, load average "
+            f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
+            "and database share those cores, and wall-time rates move with the load."
+        )
         write_block(args.into, "\n".join(table) + "\n\n" + machine)
         print(f"wrote the table into {args.into}")
     return 0

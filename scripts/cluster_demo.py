@@ -28,8 +28,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep_command(cluster: LocalCluster, sweep: str, workers: int, extra: list[str] = ()) -> list[str]:
-    return [tool("optlab"), "sweep", sweep, "--backend", "ray", "--address", cluster.ray_address,
-            "--workers", str(workers), *extra]
+    return [
+        tool("optlab"),
+        "sweep",
+        sweep,
+        "--backend",
+        "ray",
+        "--address",
+        cluster.ray_address,
+        "--workers",
+        str(workers),
+        *extra,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default=str(REPO / "experiments" / "smoke.toml"), help="experiment file to run")
     parser.add_argument("--workers", type=int, default=2, help="points in flight (default 2: one per node)")
     parser.add_argument("--ray-workers", type=int, default=1, help="Ray worker nodes besides the head (default 1)")
-    parser.add_argument("--dir", help="keep logs, artifacts and the sweep's working directory here "
-                                      "(default: a new temp dir)")
+    parser.add_argument(
+        "--dir", help="keep logs, artifacts and the sweep's working directory here (default: a new temp dir)"
+    )
     parser.add_argument("--state-file", help="write the cluster's addresses here as JSON once it is up")
     parser.add_argument("--no-wait", action="store_true", help="tear down right after the sweep")
     args = parser.parse_args(argv)
@@ -60,16 +71,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  $ export RAY_AUTH_MODE=token RAY_AUTH_TOKEN MLFLOW_TRACKING_URI={cluster.tracking_uri}")
         print(f"  $ {' '.join(command)}\n", flush=True)
         if args.state_file:
-            Path(args.state_file).write_text(json.dumps({
-                "ray_address": cluster.ray_address, "tracking_uri": cluster.tracking_uri,
-                "postgres_uri": cluster.postgres.uri, "root": str(cluster.root), "ray_env": cluster.ray_env,
-                "nodes": cluster.node_ids(), "pid": os.getpid()}, indent=2))
+            Path(args.state_file).write_text(
+                json.dumps(
+                    {
+                        "ray_address": cluster.ray_address,
+                        "tracking_uri": cluster.tracking_uri,
+                        "postgres_uri": cluster.postgres.uri,
+                        "root": str(cluster.root),
+                        "ray_env": cluster.ray_env,
+                        "nodes": cluster.node_ids(),
+                        "pid": os.getpid(),
+                    },
+                    indent=2,
+                )
+            )
         work = cluster.root / "sweep"
         work.mkdir(exist_ok=True)
         code = subprocess.run(command, env=env, cwd=work).returncode
         print(f"\nsweep exited with {code}")
-        print(f"MLflow UI: {cluster.tracking_uri}   (runs in PostgreSQL {cluster.postgres.uri}, "
-              f"artifacts in {cluster.server.artifacts}, logs in {cluster.logs})")
+        print(
+            f"MLflow UI: {cluster.tracking_uri}   (runs in PostgreSQL {cluster.postgres.uri}, "
+            f"artifacts in {cluster.server.artifacts}, logs in {cluster.logs})"
+        )
         if not args.no_wait:
             print("Ctrl-C stops the cluster.", flush=True)
             while True:

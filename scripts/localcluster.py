@@ -96,7 +96,7 @@ def free_block(candidates: range, size: int) -> range:
     raise ClusterError(f"no {size} free consecutive loopback ports in {candidates.start}-{candidates.stop - 1}")
 
 
-def wait_for(check, timeout: float, what: str, process: "Service | None" = None, interval: float = 0.3):
+def wait_for(check, timeout: float, what: str, process: Service | None = None, interval: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.exited():
@@ -119,17 +119,24 @@ def listening(port: int) -> bool:
 @dataclass
 class Service:
     """One long-running command in its own process group, its output in a log file."""
+
     name: str
     argv: list[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, **self.env}, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -256,24 +263,34 @@ class Postgres:
             raise ClusterError(f"PostgreSQL: `{command}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         if os.geteuid() == 0:
             try:
                 shutil.chown(self.root, "postgres", "postgres")
             except LookupError:
-                raise ClusterError("initdb refuses root and there is no `postgres` user to run it as "
-                                   "(Debian's postgresql package creates one)") from None
+                raise ClusterError(
+                    "initdb refuses root and there is no `postgres` user to run it as "
+                    "(Debian's postgresql package creates one)"
+                ) from None
         q = shlex.quote
-        self._as_server_user(f"{q(str(self.bindir / 'initdb'))} -D {q(str(self.data))} -A trust -U {self.user} "
-                             f"-E UTF8 --no-instructions >/dev/null")
+        self._as_server_user(
+            f"{q(str(self.bindir / 'initdb'))} -D {q(str(self.data))} -A trust -U {self.user} "
+            f"-E UTF8 --no-instructions >/dev/null"
+        )
         options = f"-p {self.port} -k {self.root} -c listen_addresses={LOOPBACK}"
-        self._as_server_user(f"{q(str(self.bindir / 'pg_ctl'))} -D {q(str(self.data))} -l {q(str(self.log))} "
-                             f"-o {q(options)} -w -t 60 start >/dev/null")
+        self._as_server_user(
+            f"{q(str(self.bindir / 'pg_ctl'))} -D {q(str(self.data))} -l {q(str(self.log))} "
+            f"-o {q(options)} -w -t 60 start >/dev/null"
+        )
         self.started = True
         createdb = self.bindir / "createdb"
         self.commands.append(f"{createdb} -h {LOOPBACK} -p {self.port} -U {self.user} {self.database}")
-        done = subprocess.run([str(createdb), "-h", LOOPBACK, "-p", str(self.port), "-U", self.user, self.database],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [str(createdb), "-h", LOOPBACK, "-p", str(self.port), "-U", self.user, self.database],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if done.returncode != 0:
             raise ClusterError(f"PostgreSQL: createdb failed: {done.stderr.strip()}")
         return self
@@ -287,8 +304,10 @@ class Postgres:
         if self.started:
             pid = self.postmaster_pid()
             with contextlib.suppress(ClusterError):
-                self._as_server_user(f"{shlex.quote(str(self.bindir / 'pg_ctl'))} -D {shlex.quote(str(self.data))} "
-                                     f"-m fast -w -t 30 stop >/dev/null")
+                self._as_server_user(
+                    f"{shlex.quote(str(self.bindir / 'pg_ctl'))} -D {shlex.quote(str(self.data))} "
+                    f"-m fast -w -t 30 stop >/dev/null"
+                )
             if pid and Path(f"/proc/{pid}").exists():  # pg_ctl failed: stop our postmaster by its pid
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -311,13 +330,26 @@ class MlflowServer:
     --artifacts-destination DIR`): clients upload and download artifacts through the server, so
     workers need no shared filesystem."""
 
-    def __init__(self, backend_store_uri: str, artifacts: Path, log_dir: Path, port: int | None = None,
-                 workers: int = 2):
+    def __init__(
+        self, backend_store_uri: str, artifacts: Path, log_dir: Path, port: int | None = None, workers: int = 2
+    ):
         self.port = port or free_port(MLFLOW_PORTS)
         self.artifacts = artifacts
-        argv = [tool("mlflow"), "server", "--backend-store-uri", backend_store_uri,
-                "--serve-artifacts", "--artifacts-destination", str(artifacts),
-                "--host", LOOPBACK, "--port", str(self.port), "--workers", str(workers)]
+        argv = [
+            tool("mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         self.service = Service("mlflow", argv, log_dir / "mlflow-server.log")
 
     @property
@@ -328,7 +360,7 @@ class MlflowServer:
         with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
             return response.status == 200
 
-    def start(self, timeout: float = 180) -> "MlflowServer":
+    def start(self, timeout: float = 180) -> MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         if not port_free(self.port):
             wait_for(lambda: port_free(self.port), 30, f"MLflow server port {self.port} to be released")
@@ -347,27 +379,61 @@ class RayNode:
     loopback, no dashboard, one CPU by default. `kill()` takes the node down at once (raylet, agents
     and its worker processes)."""
 
-    def __init__(self, name: str, log_dir: Path, env: dict[str, str], head_address: str | None = None,
-                 num_cpus: int = 1, port: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        log_dir: Path,
+        env: dict[str, str],
+        head_address: str | None = None,
+        num_cpus: int = 1,
+        port: int | None = None,
+    ):
         self.name = name
         self.head = head_address is None
         self.port = (port or free_port(RAY_HEAD_PORTS)) if self.head else None
         self.node_manager_port = free_port(RAY_INTERNAL_PORTS)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="optlab-ray-"))  # short: Ray puts unix sockets here
         workers = free_block(RAY_INTERNAL_PORTS, WORKER_PORTS_PER_NODE)
-        argv = [tool("ray"), "start", "--block", "--node-ip-address", LOOPBACK, "--num-cpus", str(num_cpus),
-                "--object-store-memory", str(100 * 1024 * 1024), "--disable-usage-stats",
-                "--temp-dir", str(self.temp_dir),
-                "--node-manager-port", str(self.node_manager_port),
-                "--object-manager-port", str(free_port(RAY_INTERNAL_PORTS)),
-                "--min-worker-port", str(workers.start), "--max-worker-port", str(workers.stop - 1),
-                "--dashboard-agent-listen-port", str(free_port(RAY_INTERNAL_PORTS)),
-                "--dashboard-agent-grpc-port", str(free_port(RAY_INTERNAL_PORTS)),
-                "--runtime-env-agent-port", str(free_port(RAY_INTERNAL_PORTS)),
-                "--metrics-export-port", str(free_port(RAY_INTERNAL_PORTS))]
+        argv = [
+            tool("ray"),
+            "start",
+            "--block",
+            "--node-ip-address",
+            LOOPBACK,
+            "--num-cpus",
+            str(num_cpus),
+            "--object-store-memory",
+            str(100 * 1024 * 1024),
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(self.temp_dir),
+            "--node-manager-port",
+            str(self.node_manager_port),
+            "--object-manager-port",
+            str(free_port(RAY_INTERNAL_PORTS)),
+            "--min-worker-port",
+            str(workers.start),
+            "--max-worker-port",
+            str(workers.stop - 1),
+            "--dashboard-agent-listen-port",
+            str(free_port(RAY_INTERNAL_PORTS)),
+            "--dashboard-agent-grpc-port",
+            str(free_port(RAY_INTERNAL_PORTS)),
+            "--runtime-env-agent-port",
+            str(free_port(RAY_INTERNAL_PORTS)),
+            "--metrics-export-port",
+            str(free_port(RAY_INTERNAL_PORTS)),
+        ]
         if self.head:
-            argv[2:2] = ["--head", "--port", str(self.port), "--include-dashboard", "false",
-                         "--ray-client-server-port", str(free_port(RAY_INTERNAL_PORTS))]
+            argv[2:2] = [
+                "--head",
+                "--port",
+                str(self.port),
+                "--include-dashboard",
+                "false",
+                "--ray-client-server-port",
+                str(free_port(RAY_INTERNAL_PORTS)),
+            ]
         else:
             argv[2:2] = ["--address", head_address]
         self.service = Service(f"ray-{name}", argv, log_dir / f"ray-{name}.log", env=dict(env))
@@ -376,7 +442,7 @@ class RayNode:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
-    def start(self, timeout: float = 120) -> "RayNode":
+    def start(self, timeout: float = 120) -> RayNode:
         self.service.start()
         wait_for(lambda: listening(self.node_manager_port), timeout, f"Ray node {self.name}", self.service)
         return self
@@ -411,8 +477,7 @@ class LocalCluster:
 
     Use as a context manager, or call start() / stop() (stop() is safe after a partial start)."""
 
-    def __init__(self, root: Path | None = None, ray_workers: int = 1, cpus_per_node: int = 1,
-                 server_workers: int = 2):
+    def __init__(self, root: Path | None = None, ray_workers: int = 1, cpus_per_node: int = 1, server_workers: int = 2):
         self.owns_root = root is None  # a temp dir of ours is removed by stop()
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="optlab-cluster-"))
         self.logs = self.root / "logs"
@@ -427,15 +492,16 @@ class LocalCluster:
         self.workers: list[RayNode] = []
 
     # -- lifecycle
-    def start(self, progress=print) -> "LocalCluster":
+    def start(self, progress=print) -> LocalCluster:
         try:
             progress("starting PostgreSQL ...")
             self.postgres = Postgres(log_dir=self.logs)
             self.postgres.start()
             progress(f"  {self.postgres.uri}")
             progress("starting the MLflow server (creates its schema on first start) ...")
-            self.server = MlflowServer(self.postgres.uri, self.root / "artifacts", self.logs,
-                                       workers=self.server_workers)
+            self.server = MlflowServer(
+                self.postgres.uri, self.root / "artifacts", self.logs, workers=self.server_workers
+            )
             self.server.start()
             progress(f"  {self.server.url}")
             progress("starting the Ray head node ...")
@@ -452,8 +518,13 @@ class LocalCluster:
         return self
 
     def add_worker(self) -> RayNode:
-        node = RayNode(f"worker{len(self.workers) + 1}", self.logs, self.ray_env, head_address=self.head.address,
-                       num_cpus=self.cpus_per_node)
+        node = RayNode(
+            f"worker{len(self.workers) + 1}",
+            self.logs,
+            self.ray_env,
+            head_address=self.head.address,
+            num_cpus=self.cpus_per_node,
+        )
         self.workers.append(node)
         return node.start()
 
@@ -489,7 +560,7 @@ class LocalCluster:
         if self.owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -511,20 +582,28 @@ class LocalCluster:
     def node_ids(self, wait_for_all: bool = False, timeout: float = 60) -> dict[str, str]:
         """Ray node id of each alive node, by node name ('head', 'worker1', ...)."""
         want = 1 + len(self.workers) if wait_for_all else 1
-        done = subprocess.run([sys.executable, "-c", NODE_IDS_SCRIPT, self.ray_address, str(want), str(timeout)],
-                              capture_output=True, text=True, env={**os.environ, **self.ray_env}, timeout=timeout + 60)
+        done = subprocess.run(
+            [sys.executable, "-c", NODE_IDS_SCRIPT, self.ray_address, str(want), str(timeout)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.ray_env},
+            timeout=timeout + 60,
+        )
         if done.returncode != 0:
             raise ClusterError(f"could not list the Ray nodes: {done.stderr.strip()[-2000:]}")
         import json
 
         by_port = json.loads(done.stdout.strip().splitlines()[-1])
         nodes = {n.name: n for n in [self.head, *self.workers]}
-        found = {name: by_port[str(n.node_manager_port)] for name, n in nodes.items()
-                 if str(n.node_manager_port) in by_port}
+        found = {
+            name: by_port[str(n.node_manager_port)] for name, n in nodes.items() if str(n.node_manager_port) in by_port
+        }
         if wait_for_all and len(found) < len(nodes):
             missing = sorted(set(nodes) - set(found))
-            raise ClusterError(f"Ray nodes {missing} did not join the cluster at {self.ray_address}\n"
-                               + "\n".join(nodes[m].service.log_tail() for m in missing))
+            raise ClusterError(
+                f"Ray nodes {missing} did not join the cluster at {self.ray_address}\n"
+                + "\n".join(nodes[m].service.log_tail() for m in missing)
+            )
         return found
 
     def recipe(self) -> list[str]:

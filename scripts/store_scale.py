@@ -49,15 +49,24 @@ def measure(n_runs: int) -> dict:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         path = Path(home) / "scale.toml"
         path.write_text(SPEC.format(seeds=list(range(max(1, n_runs // 4)))))
-        spec = load(path, max_points=10 ** 6)
+        spec = load(path, max_points=10**6)
         mlflow_client = client()
         experiment_id = ensure_experiment(mlflow_client, spec.name)
         started = time.perf_counter()
-        rows = [RunRows(p.config.label(), {**p.tags(spec.name), "optlab.status": "FINISHED",
-                                           "optlab.summary.wall_time": "0.5", resume.OWNER_TAG: "elsewhere:1"},
-                        {"seed": str(p.config.seed), "lr": str(p.config.lr)},
-                        [("train_loss", 1.0 / (1 + i % 7), 20), ("val_loss", 0.5, 20)])
-                for i, p in enumerate(spec.points)]
+        rows = [
+            RunRows(
+                p.config.label(),
+                {
+                    **p.tags(spec.name),
+                    "optlab.status": "FINISHED",
+                    "optlab.summary.wall_time": "0.5",
+                    resume.OWNER_TAG: "elsewhere:1",
+                },
+                {"seed": str(p.config.seed), "lr": str(p.config.lr)},
+                [("train_loss", 1.0 / (1 + i % 7), 20), ("val_loss", 0.5, 20)],
+            )
+            for i, p in enumerate(spec.points)
+        ]
         write_runs(mlflow_client, experiment_id, rows)
         built = time.perf_counter() - started
         timings = {}
@@ -72,20 +81,34 @@ def measure(n_runs: int) -> dict:
         summarize(mlflow_client, experiment_id, spec, "parent", False, set(state.finished), runs)
         timings["end read + summary"] = time.perf_counter() - clock
         total = sum(timings.values())
-        return {"runs": len(spec.points), "build_s": built, **timings, "total_s": total,
-                "ms_per_run": 1000 * total / len(spec.points), "peak_rss_mb": accounting.peak_rss_mb()}
+        return {
+            "runs": len(spec.points),
+            "build_s": built,
+            **timings,
+            "total_s": total,
+            "ms_per_run": 1000 * total / len(spec.points),
+            "peak_rss_mb": accounting.peak_rss_mb(),
+        }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| runs in the store | resume s | selection s | end read + summary s | total s | ms per run | "
-             "written in bulk s | peak memory MB |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| runs in the store | resume s | selection s | end read + summary s | total s | ms per run | "
+        "written in bulk s | peak memory MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['runs']:,} | {r['resume']:.2f} | {r['selection']:.2f} | {r['end read + summary']:.2f} | "
-                     f"{r['total_s']:.2f} | {r['ms_per_run']:.2f} | {r['build_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['runs']:,} | {r['resume']:.2f} | {r['selection']:.2f} | {r['end read + summary']:.2f} | "
+            f"{r['total_s']:.2f} | {r['ms_per_run']:.2f} | {r['build_s']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
     growth = rows[-1]["ms_per_run"] / rows[0]["ms_per_run"] if len(rows) > 1 else 1.0
-    lines += ["", f"Per-run bookkeeping at {rows[-1]['runs']:,} runs is {growth:.2f}x that at {rows[0]['runs']:,} "
-                  f"(flat = linear in the store's size). Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-                  f"on {os.cpu_count()} cores, load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}."]
+    lines += [
+        "",
+        f"Per-run bookkeeping at {rows[-1]['runs']:,} runs is {growth:.2f}x that at {rows[0]['runs']:,} "
+        f"(flat = linear in the store's size). Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"on {os.cpu_count()} cores, load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}.",
+    ]
     return "\n".join(lines)
 
 
@@ -97,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         rows.append(measure(size))
-        print(f"{rows[-1]['runs']:>7} runs: {rows[-1]['total_s']:.2f} s of bookkeeping, "
-              f"{rows[-1]['ms_per_run']:.2f} ms per run", flush=True)
+        print(
+            f"{rows[-1]['runs']:>7} runs: {rows[-1]['total_s']:.2f} s of bookkeeping, "
+            f"{rows[-1]['ms_per_run']:.2f} ms per run",
+            flush=True,
+        )
     text = table(rows)
     print(text)
     if args.markdown:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ["convergence", "batch_size", "memorization", "second_order", "zeroth_order"]
-STACK = 8     # rows of the measured stack
+STACK = 8  # rows of the measured stack
 
 
 def scaled(config, fraction: float):
@@ -59,9 +59,25 @@ class Costs:
 
     def kind(self, config) -> tuple:
         c = config
-        return (c.strategy, c.dataset, c.hidden, c.activation, c.cost, c.variant, c.label_noise, c.batch_size,
-                c.epochs, c.steps, c.evaluations, c.seconds, json_of(c.options), c.probe_curvature, c.diagnostics,
-                c.eval_every, c.log_every)
+        return (
+            c.strategy,
+            c.dataset,
+            c.hidden,
+            c.activation,
+            c.cost,
+            c.variant,
+            c.label_noise,
+            c.batch_size,
+            c.epochs,
+            c.steps,
+            c.evaluations,
+            c.seconds,
+            json_of(c.options),
+            c.probe_curvature,
+            c.diagnostics,
+            c.eval_every,
+            c.log_every,
+        )
 
     def of(self, config, stackable: bool) -> tuple[float, float]:
         """(seconds of one run alone, the fraction of a run a stack shares among its rows)."""
@@ -82,9 +98,13 @@ class Costs:
                 shared = min(max((STACK - stack / max(one, 1e-9)) / (STACK - 1), 0.0), 0.95)
             self.cache[key] = (alone, shared)
             if self.progress:
-                print(f"  measured {config.strategy} on {config.dataset} {list(config.hidden)} "
-                      f"B={config.batch_size}: {alone:.2f} s alone" + (f", stack shares {shared:.0%}" if stackable
-                                                                        else ""), file=sys.stderr, flush=True)
+                print(
+                    f"  measured {config.strategy} on {config.dataset} {list(config.hidden)} "
+                    f"B={config.batch_size}: {alone:.2f} s alone"
+                    + (f", stack shares {shared:.0%}" if stackable else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
         return self.cache[key]
 
 
@@ -107,8 +127,20 @@ def programs(points, workers: int, batched: bool):
         groups = defaultdict(list)
         for point in chunk:
             c = point.config
-            key = (c.dataset, c.label_noise, c.variant, c.standardize, c.noise_seed, c.train_size, c.hidden,
-                   c.activation, c.init, c.cost, c.dtype, c.device)
+            key = (
+                c.dataset,
+                c.label_noise,
+                c.variant,
+                c.standardize,
+                c.noise_seed,
+                c.train_size,
+                c.hidden,
+                c.activation,
+                c.init,
+                c.cost,
+                c.dtype,
+                c.device,
+            )
             if key not in problems:
                 problems[key] = build_problem(c)
             prep = prepare(c, problems[key])
@@ -129,9 +161,11 @@ def estimate(path: Path, workers: int, costs: Costs, overhead: float) -> dict:
     spec = load(path, check_plans=False)
     first = [p for p in spec.points if p.role != "rerun"]
     reported = [p for p in spec.points if p.role == "rerun"] + (rerun_points(spec) if spec.objective else [])
-    phases = {"tuning" if spec.objective else "points": (first, True),
-              "reruns alone": ([p for p in reported if p.alone], False),
-              "reruns batched": ([p for p in reported if not p.alone], True)}
+    phases = {
+        "tuning" if spec.objective else "points": (first, True),
+        "reruns alone": ([p for p in reported if p.alone], False),
+        "reruns batched": ([p for p in reported if not p.alone], True),
+    }
     out = {"file": path.name, "runs": 0, "bound": False}
     for phase, (points, batched) in phases.items():
         seconds = 0.0
@@ -155,8 +189,18 @@ def recording_overhead() -> float:
     from optlab.tracking import RunRecorder
     from optlab.tracking.store import client, ensure_experiment
 
-    configs = [{"strategy": "adam", "dataset": "digits", "hidden": [8], "steps": 5, "eval_every": 5, "seed": s,
-                "experiment": "estimate"} for s in range(4)]
+    configs = [
+        {
+            "strategy": "adam",
+            "dataset": "digits",
+            "hidden": [8],
+            "steps": 5,
+            "eval_every": 5,
+            "seed": s,
+            "experiment": "estimate",
+        }
+        for s in range(4)
+    ]
     with tempfile.TemporaryDirectory() as home:
         old = os.environ.get("OPTLAB_HOME")
         os.environ["OPTLAB_HOME"] = home
@@ -166,8 +210,11 @@ def recording_overhead() -> float:
             run_many(configs[:1], make_recorder=lambda c: RunRecorder(experiment_id=experiment_id, tracking_uri=uri))
             bare = cpu_seconds(configs)
             started = time.process_time()
-            run_many(configs, make_recorder=lambda c: RunRecorder(experiment_id=experiment_id, tracking_uri=uri),
-                     batched=True)
+            run_many(
+                configs,
+                make_recorder=lambda c: RunRecorder(experiment_id=experiment_id, tracking_uri=uri),
+                batched=True,
+            )
             recorded = time.process_time() - started
         finally:
             if old is None:
@@ -189,7 +236,7 @@ def main(argv=None) -> int:
         parser.error(f"--fraction must be in (0, 0.25], got {args.fraction}")
     import torch
 
-    torch.set_num_threads(1)   # as a sweep's workers train
+    torch.set_num_threads(1)  # as a sweep's workers train
     files = [Path(f) for f in args.files] or [ROOT / "experiments" / f"{name}.toml" for name in SUITE]
     overhead = recording_overhead()
     costs = Costs(args.fraction, not args.quiet)
@@ -201,17 +248,22 @@ def main(argv=None) -> int:
     total = sum(r["total"] for r in rows)
     bound = any(r["bound"] for r in rows)
     le = lambda r: "≤ " if r["bound"] else ""
-    print(f"Estimated `make sweep` wall time on {args.workers} idle cores (CPU time measured with one thread; "
-          f"recording {overhead:.3f} s a run; stop-at-target runs at their whole budget: ≤ marks an upper bound):")
+    print(
+        f"Estimated `make sweep` wall time on {args.workers} idle cores (CPU time measured with one thread; "
+        f"recording {overhead:.3f} s a run; stop-at-target runs at their whole budget: ≤ marks an upper bound):"
+    )
     print("| sweep | runs | tuning/points s | reruns alone s | reruns batched s | total s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         tuning = r.get("tuning", r.get("points", 0.0))
-        print(f"| {r['file']} | {r['runs']} | {tuning:.0f} | {r['reruns alone']:.0f} | {r['reruns batched']:.0f} | "
-              f"{le(r)}{r['total']:.0f} |")
+        print(
+            f"| {r['file']} | {r['runs']} | {tuning:.0f} | {r['reruns alone']:.0f} | {r['reruns batched']:.0f} | "
+            f"{le(r)}{r['total']:.0f} |"
+        )
     verdict = "within" if total <= args.limit else "ABOVE"
-    print(f"\nTotal: {'≤ ' if bound else ''}{total:.0f} s ({total / 60:.1f} min), {verdict} the {args.limit:.0f} s "
-          f"limit.")
+    print(
+        f"\nTotal: {'≤ ' if bound else ''}{total:.0f} s ({total / 60:.1f} min), {verdict} the {args.limit:.0f} s limit."
+    )
     return 0 if total <= args.limit else 1
 
 

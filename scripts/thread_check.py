@@ -32,8 +32,10 @@ def reported_runs(store, experiment: str, seeds: int | None):
 
     runs, _ = workloads.gather(store, (experiment,))
     if runs is None:
-        raise SystemExit(f"thread-check: experiment {experiment!r} has no reported runs in {store.uri}; run its "
-                         f"sweep first (SWEEP=experiments/{experiment}.toml make sweep)")
+        raise SystemExit(
+            f"thread-check: experiment {experiment!r} has no reported runs in {store.uri}; run its "
+            f"sweep first (SWEEP=experiments/{experiment}.toml make sweep)"
+        )
     runs = runs[runs["status"].isin(["FINISHED", "FAILED"])]
     if seeds is not None:
         kept = sorted({int(s) for s in runs["seed"].dropna()})[:seeds]
@@ -83,8 +85,9 @@ def verdicts_of(frame):
     return out, best
 
 
-def summary(experiment: str, n_runs: int, threads: list[int], verdicts: dict, bests: dict, seconds: float,
-            seeds: int | None) -> str:
+def summary(
+    experiment: str, n_runs: int, threads: list[int], verdicts: dict, bests: dict, seconds: float, seeds: int | None
+) -> str:
     from optlab.tracking import provenance
 
     first, second = threads
@@ -95,17 +98,24 @@ def summary(experiment: str, n_runs: int, threads: list[int], verdicts: dict, be
     best_same = sum(bests[first].get(k) == bests[second].get(k) for k in bkeys)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     scope = f"the first {seeds} rerun seeds of each configuration" if seeds else "every rerun seed"
-    lines = [f"Generated {now} by `make thread-check` on {provenance.machine()}: the {n_runs} reported reruns of "
-             f"`{experiment}` ({scope}) retrained with {first} and with {second} intra-op thread(s) "
-             f"({seconds:.0f} s).", "",
-             f"**{len(same)} of {len(keys)} verdicts agree**; the best on validation is the same in {best_same} of "
-             f"{len(bkeys)} workload/metric pairs."]
+    lines = [
+        f"Generated {now} by `make thread-check` on {provenance.machine()}: the {n_runs} reported reruns of "
+        f"`{experiment}` ({scope}) retrained with {first} and with {second} intra-op thread(s) "
+        f"({seconds:.0f} s).",
+        "",
+        f"**{len(same)} of {len(keys)} verdicts agree**; the best on validation is the same in {best_same} of "
+        f"{len(bkeys)} workload/metric pairs.",
+    ]
     differ = [k for k in keys if a.get(k) != b.get(k)]
     if differ:
-        lines += ["", "| workload | metric | strategy | vs | " + f"{first} thread(s) | {second} thread(s) |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {w} | {m} | {x} | {y} | {a.get(k, '-')} | {b.get(k, '-')} |" for k in differ
-                  for (w, m, x, y) in [k]]
+        lines += [
+            "",
+            "| workload | metric | strategy | vs | " + f"{first} thread(s) | {second} thread(s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {w} | {m} | {x} | {y} | {a.get(k, '-')} | {b.get(k, '-')} |" for k in differ for (w, m, x, y) in [k]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,8 +125,11 @@ def main(argv=None) -> int:
     parser.add_argument("--tracking-uri", help="the store holding the experiment (default: the project's)")
     parser.add_argument("--seeds", type=int, help="only the first N rerun seeds of each configuration")
     parser.add_argument("--threads", default="1,2", help="the two thread counts compared (default 1,2)")
-    parser.add_argument("--docs", default=str(ROOT / "docs" / "sweeps" / "statistics.md"),
-                        help="the page whose thread-check block is replaced ('-': print only)")
+    parser.add_argument(
+        "--docs",
+        default=str(ROOT / "docs" / "sweeps" / "statistics.md"),
+        help="the page whose thread-check block is replaced ('-': print only)",
+    )
     args = parser.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
     if len(threads) != 2 or min(threads) < 1:

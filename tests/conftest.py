@@ -18,9 +18,14 @@ def pytest_runtest_setup(item):
     marker = item.get_closest_marker("browser")
     if marker is None:
         return
-    missing = [name for name, found in (("chromium", chromium_binary()),
-                                        ("chromedriver", shutil.which("chromedriver") if marker.kwargs.get("driver", True)
-                                         else "not needed")) if not found]
+    missing = [
+        name
+        for name, found in (
+            ("chromium", chromium_binary()),
+            ("chromedriver", shutil.which("chromedriver") if marker.kwargs.get("driver", True) else "not needed"),
+        )
+        if not found
+    ]
     if not missing:
         return
     reason = f"needs headless Chromium: {' and '.join(missing)} not found (Debian packages chromium, chromium-driver)"

@@ -150,8 +150,14 @@ cost = "mse"
 def build_store(folder: Path) -> None:
     from optlab.sweeps import load, run_sweep
 
-    for name, text in (("convergence", CONVERGENCE), ("batch_size", BATCH_SIZE), ("memorization", MEMORIZATION),
-                       ("dynamics", DYNAMICS), ("diagnostics", DIAGNOSTICS), ("lessons", LESSONS)):
+    for name, text in (
+        ("convergence", CONVERGENCE),
+        ("batch_size", BATCH_SIZE),
+        ("memorization", MEMORIZATION),
+        ("dynamics", DYNAMICS),
+        ("diagnostics", DIAGNOSTICS),
+        ("lessons", LESSONS),
+    ):
         path = folder / f"{name}.toml"
         path.write_text(text)
         run_sweep(load(path), progress=False)

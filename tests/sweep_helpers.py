@@ -33,8 +33,14 @@ lr = [0.003, 0.03]
 """
 
 
-def write_spec(tmp_path: Path, body: str, name: str = "tiny", steps: int = 20, filename: str | None = None,
-               description: str | None = None) -> Path:
+def write_spec(
+    tmp_path: Path,
+    body: str,
+    name: str = "tiny",
+    steps: int = 20,
+    filename: str | None = None,
+    description: str | None = None,
+) -> Path:
     path = tmp_path / (filename or f"{name}.toml")
     header = f'name = "{name}"\n' + (f'description = "{description}"\n' if description else "")
     path.write_text(header + TINY_BASE.format(steps=steps) + textwrap.dedent(body))

@@ -18,7 +18,7 @@ from optlab.analysis.target import fraction_reached_by, time_to_target
 def test_bootstrap_ci_is_scipys_bootstrap():
     x = np.random.default_rng(3).normal(10, 2, size=12)
     ours = stats.bootstrap_ci(x, resamples=2000, seed=7)
-    assert stats.bootstrap_ci(x[::-1], resamples=2000, seed=7) == ours   # the data's order does not matter
+    assert stats.bootstrap_ci(x[::-1], resamples=2000, seed=7) == ours  # the data's order does not matter
     ref = sps.bootstrap((np.sort(x),), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(7))
     assert ours.estimate == pytest.approx(x.mean())
     assert (ours.low, ours.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
@@ -59,8 +59,13 @@ def test_paired_p_values_are_scipys():
     x, y = rng.normal(0, 1, 9), rng.normal(0.4, 1, 9)
     assert stats.paired_p_value(x, y, "wilcoxon") == pytest.approx(sps.wilcoxon(x, y).pvalue)
     assert stats.paired_p_value(x, y, "t") == pytest.approx(sps.ttest_rel(x, y).pvalue)
-    perm = sps.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), permutation_type="samples",
-                                n_resamples=np.inf, vectorized=True)
+    perm = sps.permutation_test(
+        (x, y),
+        lambda a, b, axis: np.mean(a - b, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf,
+        vectorized=True,
+    )
     assert stats.paired_p_value(x, y, "permutation") == pytest.approx(perm.pvalue)
     # five seeds, one strategy better on all of them: the exact two-sided Wilcoxon floor
     assert stats.paired_p_value([1, 2, 3, 4, 5], [0, 0, 0, 0, 0]) == pytest.approx(0.0625)
@@ -85,10 +90,11 @@ def test_time_to_target_counts_misses_instead_of_dropping_them():
     # 5 runs, 3 reach the target at 1, 2, 3; 2 stop at the budget 5 without reaching it
     ttt = time_to_target([1.0, 2.0, 3.0, np.nan, np.nan], [5, 5, 5, 5, 5])
     assert (ttt.n, ttt.reached) == (5, 3) and ttt.fraction == 0.6
-    assert ttt.median == 3.0   # Kaplan-Meier: S(3) = 2/5 <= 1/2; dropping the misses would say 2
+    assert ttt.median == 3.0  # Kaplan-Meier: S(3) = 2/5 <= 1/2; dropping the misses would say 2
     km = sps.ecdf(sps.CensoredData(uncensored=[1.0, 2.0, 3.0], right=[5.0, 5.0]))
     assert fraction_reached_by([1.0, 2.0, 3.0, np.nan, np.nan], [5] * 5, [0.5, 2.5, 4]) == pytest.approx(
-        1 - km.sf.evaluate([0.5, 2.5, 4]))
+        1 - km.sf.evaluate([0.5, 2.5, 4])
+    )
     # three misses of five: fewer than half reach it, the median is unbounded
     assert math.isinf(time_to_target([1.0, 2.0, np.nan, np.nan, np.nan], [5] * 5).median)
     assert math.isinf(time_to_target([np.nan, np.nan], [5, 5]).median)
@@ -100,18 +106,19 @@ def test_time_to_target_counts_misses_instead_of_dropping_them():
 def test_time_to_target_interval_brackets_the_median():
     hits = [10.0, 12.0, 13.0, 15.0, 18.0, 20.0, 25.0]
     ttt = time_to_target(hits, [30] * 7)
-    assert ttt.median == 15.0 and ttt.low <= 15.0 <= ttt.high <= 25.0   # all reached: the interval closes
+    assert ttt.median == 15.0 and ttt.low <= 15.0 <= ttt.high <= 25.0  # all reached: the interval closes
     assert "15 [" in ttt.text()
 
 
 # ---- performance profiles ----------------------------------------------------------------------
 def test_profile_on_a_hand_made_three_workload_fixture():
-    costs = pd.DataFrame({"a": [10.0, 20.0, np.inf], "b": [20.0, 10.0, 30.0], "c": [50.0, np.nan, 15.0]},
-                         index=["w1", "w2", "w3"])
+    costs = pd.DataFrame(
+        {"a": [10.0, 20.0, np.inf], "b": [20.0, 10.0, 30.0], "c": [50.0, np.nan, 15.0]}, index=["w1", "w2", "w3"]
+    )
     r = profiles.ratios(costs)
     # by hand: best per workload 10, 10, 15
     assert r.loc["w1"].tolist() == [1.0, 2.0, 5.0]
-    assert r.loc["w2"].tolist() == [2.0, 1.0, math.inf]        # c absent on w2: infinite, not dropped
+    assert r.loc["w2"].tolist() == [2.0, 1.0, math.inf]  # c absent on w2: infinite, not dropped
     assert r.loc["w3"].tolist() == [math.inf, 2.0, 1.0]
     curve = profiles.rho(r, [1.0, 2.0, 4.0])
     assert curve.loc[1.0].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])
@@ -142,8 +149,7 @@ def test_edge_of_grid_flags_the_ends_only():
 
 
 def test_sensitivity_keeps_every_trial_and_counts_failures():
-    trials = pd.DataFrame({"strategy": ["s"] * 5, "lr": [0.1, 0.1, 1.0, 1.0, 1.0],
-                           "val": [0.8, 0.9, 0.5, np.nan, 0.7]})
+    trials = pd.DataFrame({"strategy": ["s"] * 5, "lr": [0.1, 0.1, 1.0, 1.0, 1.0], "val": [0.8, 0.9, 0.5, np.nan, 0.7]})
     table = sensitivity(trials, ["strategy"], "lr", "val").set_index("lr")
     assert table.loc[0.1, "mean"] == pytest.approx(0.85) and table.loc[1.0, "mean"] == pytest.approx(0.6)
     assert table.loc[1.0, "finite"] == 2 and table.loc[1.0, "trials"] == 3
@@ -151,16 +157,22 @@ def test_sensitivity_keeps_every_trial_and_counts_failures():
 
 # ---- curves on a common grid -------------------------------------------------------------------
 def test_band_interpolates_each_run_onto_the_grid_they_all_cover():
-    runs = [(np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 2.0, 4.0])),
-            (np.array([0.5, 3.0]), np.array([1.0, 6.0]))]           # y = 2x - 0 ... on [0.5, 3]
+    runs = [
+        (np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 2.0, 4.0])),
+        (np.array([0.5, 3.0]), np.array([1.0, 6.0])),
+    ]  # y = 2x - 0 ... on [0.5, 3]
     b = curves.band(runs, points=6)
-    assert b["x"].iloc[0] == 0.5 and b["x"].iloc[-1] == 3.0      # the common range only
+    assert b["x"].iloc[0] == 0.5 and b["x"].iloc[-1] == 3.0  # the common range only
     first = np.interp(b["x"], runs[0][0], runs[0][1])
     second = np.interp(b["x"], runs[1][0], runs[1][1])
     assert b["mean"].to_numpy() == pytest.approx((first + second) / 2)
     assert (b["n"] == 2).all()
-    assert curves.common_grid([(np.array([0.0, 1.0]), np.array([1.0, 1.0])),
-                               (np.array([2.0, 3.0]), np.array([1.0, 1.0]))]).size == 0
+    assert (
+        curves.common_grid(
+            [(np.array([0.0, 1.0]), np.array([1.0, 1.0])), (np.array([2.0, 3.0]), np.array([1.0, 1.0]))]
+        ).size
+        == 0
+    )
 
 
 # ---- gradient noise scale ----------------------------------------------------------------------
@@ -199,7 +211,14 @@ def test_b_simple_interval_resamples_whole_seeds_with_scipy():
     g2 = np.array([np.mean([m[0] for m in v]) for v in per_seed.values()])
     tr = np.array([np.mean([m[1] for m in v]) for v in per_seed.values()])
     assert estimate == pytest.approx(tr.mean() / g2.mean())
-    ref = sps.bootstrap((tr, g2), lambda t, g, axis: t.mean(axis=axis) / g.mean(axis=axis), paired=True,
-                        vectorized=True, n_resamples=2000, method="percentile", rng=np.random.default_rng(0))
+    ref = sps.bootstrap(
+        (tr, g2),
+        lambda t, g, axis: t.mean(axis=axis) / g.mean(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
     assert (low, high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
     assert low < estimate < high

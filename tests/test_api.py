@@ -57,8 +57,9 @@ def test_the_guides_example_runs(tmp_path):
     script.write_text(blocks[0])
     env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["OPTLAB_HOME"] = str(tmp_path / "home")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=1200, cwd=tmp_path,
-                         env=env)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=1200, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("FINISHED ")
     # the sweep's table: both strategies, three seeds each

@@ -38,8 +38,10 @@ def _imports(path: Path, modules: dict[str, Path]):
 
 def _graph():
     modules = _modules()
-    return modules, {name: {target for target, _ in _imports(path, modules) if target in modules and target != name}
-                     for name, path in modules.items()}
+    return modules, {
+        name: {target for target, _ in _imports(path, modules) if target in modules and target != name}
+        for name, path in modules.items()
+    }
 
 
 def test_no_import_cycles():
@@ -51,7 +53,7 @@ def test_no_import_cycles():
         state[node] = 1
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target, path + [target])
         state[node] = 2
@@ -60,29 +62,40 @@ def test_no_import_cycles():
         if name not in state:
             visit(name, [name])
     # a package's __init__ re-exporting its own modules is not a cycle of its modules
-    real = [c for c in cycles if not any(a == b.rsplit(".", 1)[0] or b == a.rsplit(".", 1)[0]
-                                         for a, b in zip(c, c[1:]))]
+    real = [
+        c for c in cycles if not any(a == b.rsplit(".", 1)[0] or b == a.rsplit(".", 1)[0] for a, b in zip(c, c[1:]))
+    ]
     assert real == []
 
 
 def test_no_private_name_is_imported_from_another_module():
     modules = _modules()
-    offending = [(name, target, n) for name, path in modules.items() for target, names in _imports(path, modules)
-                 for n in names if n.startswith("_") and target != name]
+    offending = [
+        (name, target, n)
+        for name, path in modules.items()
+        for target, names in _imports(path, modules)
+        for n in names
+        if n.startswith("_") and target != name
+    ]
     assert offending == []
 
 
 def test_lower_layers_do_not_import_upper_ones():
     # config and problem sit below strategies, which sit below engine; tracking never imports the engine
-    forbidden = {"optlab.config": ("optlab.strategies", "optlab.engine", "optlab.tracking", "optlab.sweeps"),
-                 "optlab.problem": ("optlab.strategies", "optlab.engine", "optlab.sweeps"),
-                 "optlab.strategies": ("optlab.engine", "optlab.sweeps", "optlab.tracking"),
-                 "optlab.tracking": ("optlab.engine", "optlab.sweeps", "optlab.strategies"),
-                 "optlab.diagnostics": ("optlab.engine", "optlab.sweeps", "optlab.tracking", "optlab.reports",
-                                        "optlab.cli"),
-                 "optlab.engine": ("optlab.sweeps", "optlab.cli", "optlab.reports")}
+    forbidden = {
+        "optlab.config": ("optlab.strategies", "optlab.engine", "optlab.tracking", "optlab.sweeps"),
+        "optlab.problem": ("optlab.strategies", "optlab.engine", "optlab.sweeps"),
+        "optlab.strategies": ("optlab.engine", "optlab.sweeps", "optlab.tracking"),
+        "optlab.tracking": ("optlab.engine", "optlab.sweeps", "optlab.strategies"),
+        "optlab.diagnostics": ("optlab.engine", "optlab.sweeps", "optlab.tracking", "optlab.reports", "optlab.cli"),
+        "optlab.engine": ("optlab.sweeps", "optlab.cli", "optlab.reports"),
+    }
     _, graph = _graph()
-    offending = [(name, target) for name, targets in graph.items() for target in targets
-                 for layer, above in forbidden.items() if (name == layer or name.startswith(layer + "."))
-                 and target.startswith(above)]
+    offending = [
+        (name, target)
+        for name, targets in graph.items()
+        for target in targets
+        for layer, above in forbidden.items()
+        if (name == layer or name.startswith(layer + ".")) and target.startswith(above)
+    ]
     assert offending == []

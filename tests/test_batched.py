@@ -67,13 +67,23 @@ def test_every_strategy_with_a_batched_form_is_tested_here():
 @pytest.mark.parametrize("strategy", sorted(BATCHED))
 def test_stacked_runs_alone_and_in_a_group_equal_the_torch_optim_reference(strategy):
     lrs, momenta = BATCHED[strategy]
-    configs = [RunConfig(strategy=strategy, dataset="digits", steps=45, eval_every=15, seed=seed, lr=lr,
-                         momentum=momentum, weight_decay=0.001 if seed == 2 else None)
-               for seed, lr, momentum in zip((0, 1, 2), lrs, momenta)]
+    configs = [
+        RunConfig(
+            strategy=strategy,
+            dataset="digits",
+            steps=45,
+            eval_every=15,
+            seed=seed,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=0.001 if seed == 2 else None,
+        )
+        for seed, lr, momentum in zip((0, 1, 2), lrs, momenta)
+    ]
     together = train_together([prepare(c) for c in configs])
     for config, grouped in zip(configs, together):
-        reference = run(config, trainer="reference")      # torch.optim, one run
-        alone = run(config)                                # what `optlab run` trains with: stacked, K = 1
+        reference = run(config, trainer="reference")  # torch.optim, one run
+        alone = run(config)  # what `optlab run` trains with: stacked, K = 1
         assert alone.timing == "alone" and grouped.timing == "batched:3"
         assert_same_run(reference, alone)
         assert_same_run(reference, grouped)
@@ -81,23 +91,48 @@ def test_stacked_runs_alone_and_in_a_group_equal_the_torch_optim_reference(strat
 
 
 def test_label_noise_draws_schedules_and_full_batch_train_together():
-    configs = [RunConfig(strategy="gd", dataset="digits", lr=1.0, steps=30, eval_every=10, seed=seed,
-                         label_noise=0.2, noise_seed=seed, schedule=schedule, decay_every=0.01)
-               for seed, schedule in ((0, "constant"), (1, "step"), (2, "cosine"))]
+    configs = [
+        RunConfig(
+            strategy="gd",
+            dataset="digits",
+            lr=1.0,
+            steps=30,
+            eval_every=10,
+            seed=seed,
+            label_noise=0.2,
+            noise_seed=seed,
+            schedule=schedule,
+            decay_every=0.01,
+        )
+        for seed, schedule in ((0, "constant"), (1, "step"), (2, "cosine"))
+    ]
     preps = [prepare(c) for c in configs]
     assert len({group_key(p) for p in preps}) == 1
     for config, result in zip(configs, train_together(preps)):
         assert_same_run(run(config, trainer="reference"), result)
     # mini-batches with seeds shared unevenly (1, 0, 1): rows of one seed see the same batches
-    configs = [RunConfig(strategy="momentum", dataset="digits", steps=40, eval_every=20, seed=seed, lr=lr,
-                         label_noise=0.1 * i, noise_seed=i) for i, (seed, lr) in enumerate(((1, 0.1), (0, 0.2), (1, 0.3)))]
+    configs = [
+        RunConfig(
+            strategy="momentum",
+            dataset="digits",
+            steps=40,
+            eval_every=20,
+            seed=seed,
+            lr=lr,
+            label_noise=0.1 * i,
+            noise_seed=i,
+        )
+        for i, (seed, lr) in enumerate(((1, 0.1), (0, 0.2), (1, 0.3)))
+    ]
     for config, result in zip(configs, train_together([prepare(c) for c in configs])):
         assert_same_run(run(config, trainer="reference"), result)
 
 
 def test_a_diverging_row_fails_with_its_reason_while_the_others_go_on():
-    configs = [RunConfig(strategy="minibatch", dataset="digits", steps=30, eval_every=10, seed=0, lr=lr)
-               for lr in (0.5, 1e38, 0.2)]
+    configs = [
+        RunConfig(strategy="minibatch", dataset="digits", steps=30, eval_every=10, seed=0, lr=lr)
+        for lr in (0.5, 1e38, 0.2)
+    ]
     results = train_together([prepare(c) for c in configs])
     assert [r.status for r in results] == ["FINISHED", "FAILED", "FINISHED"]
     alone = run(configs[1], trainer="reference")
@@ -119,8 +154,13 @@ def test_run_many_records_one_mlflow_run_per_config_with_its_params(tracking_hom
     from optlab.tracking import RunRecorder
     from optlab.tracking.store import client
 
-    configs = [RunConfig(strategy="momentum", dataset="digits", steps=20, eval_every=10, seed=seed, lr=lr,
-                         experiment="batched") for seed in (0, 1) for lr in (0.1, 0.3)]
+    configs = [
+        RunConfig(
+            strategy="momentum", dataset="digits", steps=20, eval_every=10, seed=seed, lr=lr, experiment="batched"
+        )
+        for seed in (0, 1)
+        for lr in (0.1, 0.3)
+    ]
     configs.append(RunConfig(strategy="gd", dataset="ravine", lr=0.01, steps=20, experiment="batched"))  # runs alone
     tags = [{"optlab.sweep": "t", "optlab.point_hash": str(i)} for i in range(len(configs))]
     results = run_many(configs, make_recorder=lambda c: RunRecorder(experiment=c.experiment), extra_tags=tags)
@@ -187,8 +227,9 @@ def test_bulk_metric_insert_writes_what_log_batch_writes(tracking_home):
 
     mlflow = client()
     experiment = ensure_experiment(mlflow, "bulk")
-    points = [Metric(key, step * 0.5 + len(key), 1000 + step, step) for step in range(30)
-              for key in ("batch_loss", "lr")] + [Metric("bad", float("inf"), 7, 2)]
+    points = [
+        Metric(key, step * 0.5 + len(key), 1000 + step, step) for step in range(30) for key in ("batch_loss", "lr")
+    ] + [Metric("bad", float("inf"), 7, 2)]
     fast, plain = (mlflow.create_run(experiment).info.run_id for _ in range(2))
     assert log_metrics_fast(mlflow, fast, points)
     mlflow.log_batch(plain, metrics=points)

@@ -45,7 +45,7 @@ def test_the_speed_page_shows_the_last_three_full_tables_between_its_markers(tmp
     assert [f"| row {i} |" in section for i in (2, 3, 4)] == [True] * 3
     assert section.index("row 2") < section.index("row 3") < section.index("row 4")
     assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{BLOCK_END}\nafter\n")
-    update_block(page, results)   # idempotent
+    update_block(page, results)  # idempotent
     assert page.read_text() == text
 
 
@@ -62,12 +62,30 @@ def test_the_sweep_efficiency_block_goes_between_its_markers_in_any_markdown_fil
     results = tmp_path / "results"
     results.mkdir()
     for i in range(1, 5):
-        row = {"file": "benchmarks/sweep_efficiency.toml", "runs": 54, "workers": 2, "seconds": 100.0 + i,
-               "process_s": 104.0, "training_s": 80.0, "efficiency": 0.7 + i / 100,
-               "rest": {"seed groups": 0.1, "idle or untimed": 0.05}, "peak_rss_mb": {"sweep": 500.0, "worker": 300.0}}
-        (results / f"bench-2026110{i}-100000.json").write_text(json.dumps({
-            "quick": False, "table": "t", "date": f"2026-11-0{i}", "machine": "m", "load_before": "0.1",
-            "load_after": "0.2", **({"w": row} if i > 1 else {})}))
+        row = {
+            "file": "benchmarks/sweep_efficiency.toml",
+            "runs": 54,
+            "workers": 2,
+            "seconds": 100.0 + i,
+            "process_s": 104.0,
+            "training_s": 80.0,
+            "efficiency": 0.7 + i / 100,
+            "rest": {"seed groups": 0.1, "idle or untimed": 0.05},
+            "peak_rss_mb": {"sweep": 500.0, "worker": 300.0},
+        }
+        (results / f"bench-2026110{i}-100000.json").write_text(
+            json.dumps(
+                {
+                    "quick": False,
+                    "table": "t",
+                    "date": f"2026-11-0{i}",
+                    "machine": "m",
+                    "load_before": "0.1",
+                    "load_after": "0.2",
+                    **({"w": row} if i > 1 else {}),
+                }
+            )
+        )
     begin, end = markers(SWEEP_BLOCK)
     page = tmp_path / "speed.md"
     page.write_text(f"# Speed\n\n{begin}\nold\n{end}\n\nafter\n")

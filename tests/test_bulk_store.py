@@ -5,13 +5,13 @@ per metric; resume and selection on a store with thousands of runs read it a fix
 import sqlite3
 
 import pytest
+from sweep_helpers import write_spec
 
 from optlab.sweeps import load, resume
 from optlab.sweeps.executor import latest_runs, read_selection, reported_points, summarize
 from optlab.tracking import bulk_reads, sqlite_recorder
 from optlab.tracking.bulk_runs import RunRows, set_tags, write_runs
 from optlab.tracking.store import client, ensure_experiment
-from sweep_helpers import write_spec
 
 
 @pytest.fixture
@@ -27,26 +27,42 @@ def _experiment(name: str = "e") -> tuple:
 
 def _rows(home, run_id: str) -> dict:
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        run = db.execute("SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
-                         "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-                         "experiment_id FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
+        run = db.execute(
+            "SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
+            "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
+            "experiment_id FROM runs WHERE run_uuid = ?",
+            (run_id,),
+        ).fetchone()
         out = {"run": tuple(str(v).replace(run_id, "<id>") for v in run)}
-        for table, columns in (("tags", "key, value"), ("params", "key, value"),
-                               ("metrics", "key, value, step, is_nan"), ("latest_metrics", "key, value, step, is_nan")):
+        for table, columns in (
+            ("tags", "key, value"),
+            ("params", "key, value"),
+            ("metrics", "key, value, step, is_nan"),
+            ("latest_metrics", "key, value, step, is_nan"),
+        ):
             out[table] = sorted(db.execute(f"SELECT {columns} FROM {table} WHERE run_uuid = ?", (run_id,)).fetchall())
     return out
 
 
 def _counts(home) -> dict:
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        tables = [name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
-RUN = RunRows("adam lr=0.01 (2 seeds: 0-1)", {"optlab.role": "group", "optlab.sweep": "e", "mlflow.parentRunId": "p"},
-              {"lr": "0.01", "seeds": "0,1"},
-              [("final/val_loss/mean", 0.5, 0), ("val_loss", 0.9, 0), ("val_loss", 0.7, 1), ("val_loss", 0.6, 2),
-               ("epoch", float("nan"), 0), ("epoch", float("inf"), 1)])
+RUN = RunRows(
+    "adam lr=0.01 (2 seeds: 0-1)",
+    {"optlab.role": "group", "optlab.sweep": "e", "mlflow.parentRunId": "p"},
+    {"lr": "0.01", "seeds": "0,1"},
+    [
+        ("final/val_loss/mean", 0.5, 0),
+        ("val_loss", 0.9, 0),
+        ("val_loss", 0.7, 1),
+        ("val_loss", 0.6, 2),
+        ("epoch", float("nan"), 0),
+        ("epoch", float("inf"), 1),
+    ],
+)
 
 
 def test_runs_written_in_one_transaction_hold_the_rows_mlflows_client_writes(home, monkeypatch):
@@ -73,7 +89,10 @@ def test_tags_set_in_one_transaction_are_the_tags_mlflow_sets(home, monkeypatch)
     set_tags(mlflow_client, [(ids[1], "mlflow.parentRunId", "g2")])
     assert mlflow_client.get_run(ids[0]).data.tags["mlflow.parentRunId"] == "g1"
     assert {k: v for k, v in mlflow_client.get_run(ids[1]).data.tags.items() if k != "mlflow.runName"} == {
-        **RUN.tags, "mlflow.parentRunId": "g2", "optlab.selected": "false"}
+        **RUN.tags,
+        "mlflow.parentRunId": "g2",
+        "optlab.selected": "false",
+    }
 
 
 def test_a_store_of_another_layout_gets_mlflows_calls(home, monkeypatch):
@@ -108,9 +127,9 @@ def test_curves_of_many_runs_are_read_in_one_query_per_metric_and_equal_mlflows_
     monkeypatch.setattr(mlflow_client, "get_metric_history", lambda *a: single_calls.append(1) or single(*a))
     read = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
     assert len(bulk_calls) == 3 and single_calls == []
-    monkeypatch.setattr(bulk_reads, "_bulk_reader", lambda c: None)   # a tracking server: per-run calls
+    monkeypatch.setattr(bulk_reads, "_bulk_reader", lambda c: None)  # a tracking server: per-run calls
     again = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
-    assert repr(sorted(again.items())) == repr(sorted(read.items()))   # repr: NaN equals NaN
+    assert repr(sorted(again.items())) == repr(sorted(read.items()))  # repr: NaN equals NaN
     assert len(single_calls) == 15
     assert read[(ids[0], "val_loss")] == {0: 0.9, 1: 0.7, 2: 0.6} and (ids[0], "missing") not in read
 
@@ -118,7 +137,10 @@ def test_curves_of_many_runs_are_read_in_one_query_per_metric_and_equal_mlflows_
 def _synthetic_sweep(tmp_path, n_seeds: int):
     """A tuned sweep's every trial recorded FINISHED in bulk (no training): n_seeds tuning seeds x 4 trials."""
     seeds = ", ".join(map(str, range(n_seeds)))
-    spec = load(write_spec(tmp_path, f"""
+    spec = load(
+        write_spec(
+            tmp_path,
+            f"""
         [grid]
         strategy = ["minibatch", "adam"]
 
@@ -129,21 +151,35 @@ def _synthetic_sweep(tmp_path, n_seeds: int):
 
         [rerun]
         seeds = [10000, 10001]
-        """, name="big"), max_points=100_000)
+        """,
+            name="big",
+        ),
+        max_points=100_000,
+    )
     mlflow_client, experiment_id = _experiment("big")
     rows = []
     for i, point in enumerate(spec.points):
-        tags = {**point.tags(spec.name), "optlab.status": "FINISHED", "optlab.summary.wall_time": "0.5",
-                "optlab.timing": "alone", resume.OWNER_TAG: "elsewhere:1"}
-        rows.append(RunRows(point.config.label(), tags, {"seed": str(point.config.seed), "lr": str(point.config.lr)},
-                            [("train_loss", 1.0 / (1 + i % 7), 10), ("val_loss", 0.5, 10)]))
+        tags = {
+            **point.tags(spec.name),
+            "optlab.status": "FINISHED",
+            "optlab.summary.wall_time": "0.5",
+            "optlab.timing": "alone",
+            resume.OWNER_TAG: "elsewhere:1",
+        }
+        rows.append(
+            RunRows(
+                point.config.label(),
+                tags,
+                {"seed": str(point.config.seed), "lr": str(point.config.lr)},
+                [("train_loss", 1.0 / (1 + i % 7), 10), ("val_loss", 0.5, 10)],
+            )
+        )
     write_runs(mlflow_client, experiment_id, rows)
     return spec, mlflow_client, experiment_id
 
 
-def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(home, tmp_path,
-                                                                                         monkeypatch):
-    spec, mlflow_client, experiment_id = _synthetic_sweep(tmp_path, 500)   # 2,000 finished trials
+def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(home, tmp_path, monkeypatch):
+    spec, mlflow_client, experiment_id = _synthetic_sweep(tmp_path, 500)  # 2,000 finished trials
     assert len(spec.points) == 2000
     searches = []
     original = mlflow_client.search_runs
@@ -152,7 +188,7 @@ def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number
     monkeypatch.setattr(mlflow_client, "get_run", forbidden)
     monkeypatch.setattr(mlflow_client, "get_metric_history", forbidden)
     state = resume.reconcile(mlflow_client, experiment_id, spec.name)
-    assert len(state.finished) == 2000 and len(searches) == 2   # pages of 1,000 runs
+    assert len(state.finished) == 2000 and len(searches) == 2  # pages of 1,000 runs
     searches.clear()
     reruns = reported_points(spec, mlflow_client, experiment_id)
     assert len(reruns) == 4 and len(searches) == 2
@@ -189,7 +225,7 @@ def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifa
     monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
     monkeypatch.setattr(MlflowClient, "get_experiment", counting_get_experiment)
     monkeypatch.setattr(recorder_module, "_checked", set())
-    monkeypatch.setattr(recorder_module, "log_columns_fast", lambda *a: False)   # as on a server: log_batch
+    monkeypatch.setattr(recorder_module, "log_columns_fast", lambda *a: False)  # as on a server: log_batch
     config = RunConfig.from_dict({"strategy": "adam", "lr": 0.01, "dataset": "digits", "steps": 3})
     for _ in range(2):
         run = recorder_module.RunRecorder(experiment_id=experiment_id, parent_run_id=parent)

@@ -21,12 +21,21 @@ def curves(strategies: dict[str, str], labels_per_strategy: int = 1, points: int
     rows = []
     for strategy, family in strategies.items():
         for k in range(labels_per_strategy):
-            label = strategy if labels_per_strategy == 1 else f"{strategy} lr={10.0 ** -k:g}"
+            label = strategy if labels_per_strategy == 1 else f"{strategy} lr={10.0**-k:g}"
             for x in range(1, points + 1):
                 y = 1.0 / x + 0.1 * k
-                rows.append({"strategy": strategy, "family": family, "label": label, "x": float(x), "y": y,
-                             "low": y - 0.5, "high": y + 0.05,
-                             "panel": panel(strategy, family) if panel else "all"})
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "family": family,
+                        "label": label,
+                        "x": float(x),
+                        "y": y,
+                        "low": y - 0.5,
+                        "high": y + 0.05,
+                        "panel": panel(strategy, family) if panel else "all",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -67,8 +76,10 @@ def test_the_palette_is_fixed_distinct_and_defined_for_any_strategy():
 
 
 def test_a_crowded_panel_is_split_so_no_panel_holds_more_than_eight_lines():
-    many = {s: "first-order" for s in ("gd", "sgd", "minibatch", "momentum", "nesterov", "adam", "adamw",
-                                         "rmsprop", "adagrad")}
+    many = {
+        s: "first-order"
+        for s in ("gd", "sgd", "minibatch", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+    }
     data = curves(many, labels_per_strategy=2)  # 18 lines in one panel
     chart = Chart(data, x="x", y="y", label="label", row=None, col="panel", caption="c")
     assert chart.max_panel_lines() <= 8
@@ -91,21 +102,36 @@ def test_lines_of_one_strategy_in_one_panel_get_distinct_markers():
 
 
 def test_facets_give_the_same_panels_in_both_renderers_with_per_panel_log_axes():
-    data = pd.concat([curves(MIXED, panel=palette.panel_group).assign(metric="train loss"),
-                      curves(MIXED, panel=palette.panel_group).assign(metric="accuracy")])
-    chart = Chart(data, x="x", y="y", low="low", high="high", label="label", row="metric", col="panel",
-                  row_order=["train loss", "accuracy"], log_y={"train loss": True}, caption="c")
+    data = pd.concat(
+        [
+            curves(MIXED, panel=palette.panel_group).assign(metric="train loss"),
+            curves(MIXED, panel=palette.panel_group).assign(metric="accuracy"),
+        ]
+    )
+    chart = Chart(
+        data,
+        x="x",
+        y="y",
+        low="low",
+        high="high",
+        label="label",
+        row="metric",
+        col="panel",
+        row_order=["train loss", "accuracy"],
+        log_y={"train loss": True},
+        caption="c",
+    )
     assert chart.rows == ["train loss", "accuracy"]
     assert len(chart.cols) == 4  # adam: adaptive, gd: SGD & momentum, second-order, zeroth-order
     fig = chart_plotly.figure(chart)
     layout = fig.to_dict()["layout"]
     axes = sorted((k for k in layout if k.startswith("yaxis")), key=lambda k: int(k[5:] or 1))
     y_types = [layout[k].get("type") for k in axes]
-    assert y_types[:len(chart.cols)] == ["log"] * len(chart.cols)
-    assert y_types[len(chart.cols):] == ["linear"] * len(chart.cols)
+    assert y_types[: len(chart.cols)] == ["log"] * len(chart.cols)
+    assert y_types[len(chart.cols) :] == ["linear"] * len(chart.cols)
     static = chart_static.figure(chart)
     assert len(static.axes) == len(chart.rows) * len(chart.cols)
-    assert [ax.get_yscale() for ax in static.axes[:len(chart.cols)]] == ["log"] * len(chart.cols)
+    assert [ax.get_yscale() for ax in static.axes[: len(chart.cols)]] == ["log"] * len(chart.cols)
     # on a log axis a band reaching below zero is clipped to a positive floor instead of vanishing
     lows = [t.y for t in fig.data if t.fill is None and t.showlegend is False and t.hoverinfo == "skip"]
     assert all(np.all(np.asarray(y) > 0) for y in lows[:2])
@@ -125,8 +151,11 @@ def test_a_chart_refuses_a_column_its_data_does_not_have():
 
 
 def test_lines_that_are_not_strategies_take_an_explicit_colour_map_in_its_order():
-    rows = [{"p": p, "x": float(x), "y": float(x * k), "family": "first-order"} for k, p in enumerate(("p=0", "p=0.5", "p=1"))
-            for x in range(1, 4)]
+    rows = [
+        {"p": p, "x": float(x), "y": float(x * k), "family": "first-order"}
+        for k, p in enumerate(("p=0", "p=0.5", "p=1"))
+        for x in range(1, 4)
+    ]
     colours = {"p=0": (0.1, 0.2, 0.3), "p=0.5": "#00FF00", "p=1": "#0000FF"}
     chart = Chart(pd.DataFrame(rows), x="x", y="y", color="p", colors=colours, dash=None, caption="c")
     assert chart.legend_order() == ["p=0", "p=0.5", "p=1"]
@@ -137,13 +166,23 @@ def test_lines_that_are_not_strategies_take_an_explicit_colour_map_in_its_order(
 def test_long_panel_titles_wrap_to_their_column_escaped_and_the_figure_makes_room():
     long = "wall time (s, training only) · first-order: SGD & momentum <b>"
     panel = lambda strategy, family: f"{long} {family}"  # noqa: E731
-    data = curves({"adam": "first-order", "lbfgs": "second-order", "ng:OnePlusOne": "zeroth-order",
-                   "gd": "first-order"}, panel=panel)
+    data = curves(
+        {"adam": "first-order", "lbfgs": "second-order", "ng:OnePlusOne": "zeroth-order", "gd": "first-order"},
+        panel=panel,
+    )
     wide = chart_plotly.figure(Chart(data, x="x", y="y", label="label", col="panel", caption="c"))
     titles = [a.text for a in wide.layout.annotations]
     assert len(titles) == 3 and all("<br>" in t for t in titles)
     assert all(len(html.unescape(line)) <= 120 // 3 for t in titles for line in t.split("<br>"))
     assert all("&lt;b&gt;" in t and "<b>" not in t for t in titles)
-    short = chart_plotly.figure(Chart(curves({"adam": "first-order"}, panel=lambda s, f: "a"), x="x", y="y",
-                                      label="label", col="panel", caption="c"))
+    short = chart_plotly.figure(
+        Chart(
+            curves({"adam": "first-order"}, panel=lambda s, f: "a"),
+            x="x",
+            y="y",
+            label="label",
+            col="panel",
+            caption="c",
+        )
+    )
     assert wide.layout.margin.t > short.layout.margin.t and wide.layout.height > short.layout.height

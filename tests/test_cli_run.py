@@ -50,15 +50,20 @@ def _statuses(home: Path) -> list[str]:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
             return [status for (status,) in connection.execute("SELECT status FROM runs")]
-    except sqlite3.Error:   # tables not created yet
+    except sqlite3.Error:  # tables not created yet
         return []
 
 
 def test_a_tracked_run_is_recorded_through_the_background_store(tmp_path):
     from safetensors.numpy import load_file
 
-    done = subprocess.run([*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "30", "--eval-every", "10", "-e", "bg"],
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "30", "--eval-every", "10", "-e", "bg"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.startswith("optlab: adam on digits: loading torch and the data, starting the tracking store")
     runs = _runs(tmp_path, "bg")
@@ -66,12 +71,15 @@ def test_a_tracked_run_is_recorded_through_the_background_store(tmp_path):
     row = runs.iloc[0]
     assert row.status == "FINISHED" and row["tags.optlab.status"] == "FINISHED"
     assert row["tags.optlab.timing"] == "alone" and row["params.strategy"] == "adam"
-    assert row.run_id in done.stdout   # the summary line names the run the store holds
+    assert row.run_id in done.stdout  # the summary line names the run the store holds
     client = mlflow.MlflowClient()
     assert sorted(m.step for m in client.get_metric_history(row.run_id, "batch_loss")) == list(range(1, 31))
     assert [m.step for m in client.get_metric_history(row.run_id, "val_accuracy")] == [0, 10, 20, 30]
-    weights = load_file(mlflow.artifacts.download_artifacts(run_id=row.run_id, artifact_path="params.safetensors",
-                                                            dst_path=str(tmp_path / "w")))
+    weights = load_file(
+        mlflow.artifacts.download_artifacts(
+            run_id=row.run_id, artifact_path="params.safetensors", dst_path=str(tmp_path / "w")
+        )
+    )
     assert weights["params"].shape == (int(row["params.n_params"]),)
 
 
@@ -93,8 +101,28 @@ def test_a_run_on_an_existing_store_is_written_without_mlflow_while_it_trains(tm
     blocked.mkdir(parents=True)
     (blocked / "__init__.py").write_text("raise ImportError('optlab run imported mlflow')\n")
     env = {**_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(blocked.parent), str(Path(__file__).parents[1])])}
-    done = subprocess.run([*OPTLAB, "-s", "minibatch", "-b", "32", "-d", "digits", "--steps", "4000", "--eval-every",
-                           "100", "-q", "-e", "direct"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *OPTLAB,
+            "-s",
+            "minibatch",
+            "-b",
+            "32",
+            "-d",
+            "digits",
+            "--steps",
+            "4000",
+            "--eval-every",
+            "100",
+            "-q",
+            "-e",
+            "direct",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     row = _runs(tmp_path, "direct").iloc[0]
     assert row.status == "FINISHED" and row["tags.optlab.status"] == "FINISHED" and row.run_id in done.stdout
@@ -103,8 +131,11 @@ def test_a_run_on_an_existing_store_is_written_without_mlflow_while_it_trains(tm
     assert sorted(m.step for m in client.get_metric_history(row.run_id, "batch_loss")) == list(range(1, 4001))
     assert [m.step for m in client.get_metric_history(row.run_id, "val_accuracy")] == list(range(0, 4001, 100))
     assert row["metrics.val_accuracy"] == client.get_metric_history(row.run_id, "val_accuracy")[-1].value
-    weights = load_file(mlflow.artifacts.download_artifacts(run_id=row.run_id, artifact_path="params.safetensors",
-                                                            dst_path=str(tmp_path / "w")))
+    weights = load_file(
+        mlflow.artifacts.download_artifacts(
+            run_id=row.run_id, artifact_path="params.safetensors", dst_path=str(tmp_path / "w")
+        )
+    )
     assert weights["params"].shape == (int(row["params.n_params"]),)
 
 
@@ -112,8 +143,13 @@ def test_a_run_on_an_existing_store_is_written_without_mlflow_while_it_trains(tm
 def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path, kind, monkeypatch):
     if kind == "existing":
         _existing_store(tmp_path, "int", monkeypatch)
-    process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "int"],
-                               env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "int"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")
         process.send_signal(signal.SIGINT)
@@ -129,17 +165,26 @@ def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path, kind, monkeypatch
 def test_a_killed_optlab_process_leaves_no_run_running(tmp_path, kind, monkeypatch):
     if kind == "existing":
         _existing_store(tmp_path, "kill", monkeypatch)
-    process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "kill"],
-                               env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "kill"],
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")
         helpers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(helpers) == 1   # the store process
-        process.kill()   # SIGKILL: nothing in the process can react; its store process ends the run
+        assert len(helpers) == 1  # the store process
+        process.kill()  # SIGKILL: nothing in the process can react; its store process ends the run
         process.wait(timeout=30)
         _wait_for(lambda: _statuses(tmp_path) == ["KILLED"], timeout=60, what="the store process to end the run")
-        _wait_for(lambda: not Path(f"/proc/{helpers[0]}").exists() or "zombie" in Path(
-            f"/proc/{helpers[0]}/status").read_text(), timeout=30, what="the store process to exit")
+        _wait_for(
+            lambda: (
+                not Path(f"/proc/{helpers[0]}").exists() or "zombie" in Path(f"/proc/{helpers[0]}/status").read_text()
+            ),
+            timeout=30,
+            what="the store process to exit",
+        )
     finally:
         process.kill()
     row = _runs(tmp_path, "kill").iloc[0]
@@ -149,8 +194,13 @@ def test_a_killed_optlab_process_leaves_no_run_running(tmp_path, kind, monkeypat
 def test_a_store_that_cannot_be_opened_is_one_line(tmp_path):
     home = tmp_path / "a-file"
     home.write_text("not a folder")
-    done = subprocess.run([*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "5", "-q"], env=_env(home),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "5", "-q"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("optlab: error:") and "Traceback" not in done.stderr, done.stderr[-2000:]
@@ -162,8 +212,9 @@ def test_small_steps_train_on_one_thread_and_full_batches_on_torchs_default():
 
 
 def test_bad_input_with_the_status_line_off_is_one_line_and_starts_no_store(tmp_path):
-    done = subprocess.run([*OPTLAB, "-s", "nope", "-q"], env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [*OPTLAB, "-s", "nope", "-q"], env=_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2 and done.stderr.startswith("optlab: error: unknown strategy 'nope'")
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "mlruns").exists()
@@ -172,9 +223,13 @@ def test_bad_input_with_the_status_line_off_is_one_line_and_starts_no_store(tmp_
 def test_sigterm_to_the_whole_process_group_leaves_no_run_running(tmp_path):
     # service managers stop a command by signalling its whole group: the store process must outlive the
     # signal long enough to record the run's end
-    process = subprocess.Popen([*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "term"],
-                               env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [*OPTLAB, "-s", "minibatch", "-d", "digits", "--epochs", "100000", "-q", "-e", "term"],
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")
         os.killpg(process.pid, signal.SIGTERM)
@@ -190,11 +245,33 @@ def test_sigterm_to_the_whole_process_group_leaves_no_run_running(tmp_path):
 def test_runs_started_at_once_on_an_existing_store_in_an_odd_folder_are_all_stored(tmp_path, monkeypatch):
     from safetensors.numpy import load_file
 
-    home = tmp_path / "it's a \"home\" ü"
+    home = tmp_path / 'it\'s a "home" ü'
     _existing_store(home, "many", monkeypatch)
-    processes = [subprocess.Popen([*OPTLAB, "-s", "adam", "-d", "digits", "--steps", "300", "--eval-every", "50",
-                                   "--seed", str(seed), "-q", "-e", "many"], env=_env(home), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for seed in range(3)]
+    processes = [
+        subprocess.Popen(
+            [
+                *OPTLAB,
+                "-s",
+                "adam",
+                "-d",
+                "digits",
+                "--steps",
+                "300",
+                "--eval-every",
+                "50",
+                "--seed",
+                str(seed),
+                "-q",
+                "-e",
+                "many",
+            ],
+            env=_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(3)
+    ]
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]
@@ -203,6 +280,7 @@ def test_runs_started_at_once_on_an_existing_store_in_an_odd_folder_are_all_stor
     client = mlflow.MlflowClient()
     for run_id in runs.run_id:
         assert sorted(m.step for m in client.get_metric_history(run_id, "batch_loss")) == list(range(1, 301))
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="params.safetensors",
-                                                   dst_path=str(tmp_path / run_id))
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="params.safetensors", dst_path=str(tmp_path / run_id)
+        )
         assert load_file(path)["params"].ndim == 1

@@ -15,18 +15,21 @@ from optlab.reports.render import SHORT_TABLE_ROWS, render
 
 def sections():
     ran = Section(1, "Ran", "intro", [Table(pd.DataFrame({"a": range(SHORT_TABLE_ROWS)}), "a table")])
-    return [ran, Section(2, "Skipped one", "", [not_run("batch_size")]),
-            Section(3, "Skipped two", "", [not_run("memorization")])]
+    return [
+        ran,
+        Section(2, "Skipped one", "", [not_run("batch_size")]),
+        Section(3, "Skipped two", "", [not_run("memorization")]),
+    ]
 
 
 def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
     page = render(sections(), "sqlite:///x.db", printing=True)
     parts = re.findall(r'<section class="part" id="s(\d+)"', page)
     assert parts == ["1"]  # only the section that ran starts a page
-    listed = page[page.index('id="not-run"'):page.index("</header>")]
+    listed = page[page.index('id="not-run"') : page.index("</header>")]
     assert "2. Skipped two" not in listed and "2. Skipped one" in listed and "3. Skipped two" in listed
     assert "SWEEP=experiments/batch_size.toml make sweep" in listed
-    contents = page[page.index('<nav class="contents">'):page.index("</nav>")]
+    contents = page[page.index('<nav class="contents">') : page.index("</nav>")]
     assert contents.count('href="#s2"') == 1 and 'id="s2"' in listed  # the contents link lands on the entry
 
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from synthetic_store import add_run
 
 
@@ -31,13 +30,24 @@ def home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_workloads():
     """adam and momentum on a short and a long budget; adam's times differ tenfold between them."""
-    hits = {("short", "adam"): [1.0, 1.2, 1.4], ("short", "momentum"): [2.0, 2.0, 2.0],
-            ("long", "adam"): [10.0, 12.0, 14.0], ("long", "momentum"): [5.0, 5.0, 5.0]}
+    hits = {
+        ("short", "adam"): [1.0, 1.2, 1.4],
+        ("short", "momentum"): [2.0, 2.0, 2.0],
+        ("long", "adam"): [10.0, 12.0, 14.0],
+        ("long", "momentum"): [5.0, 5.0, 5.0],
+    }
     for (workload, strategy), times in hits.items():
         for seed, hit in zip((100, 101, 102), times):
-            add_run("cmp", workload, strategy, seed, ramp(hit), 0.8,
-                    budget={"epochs": 5 if workload == "short" else 50},
-                    final={"test_accuracy": 0.9 if strategy == "adam" else 0.8})
+            add_run(
+                "cmp",
+                workload,
+                strategy,
+                seed,
+                ramp(hit),
+                0.8,
+                budget={"epochs": 5 if workload == "short" else 50},
+                final={"test_accuracy": 0.9 if strategy == "adam" else 0.8},
+            )
     return hits
 
 
@@ -63,8 +73,8 @@ def test_time_to_target_and_profile_never_pool_workloads(two_workloads):
 
 def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
     from optlab.reports import convergence, plots, workloads
-    from optlab.reports.load import Store
     from optlab.reports.chart import Chart, Matrix
+    from optlab.reports.load import Store
     from optlab.reports.model import Figure, Note, Table
 
     store = Store()
@@ -76,7 +86,7 @@ def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
     assert len(tables) == 2 and len(tiers) == 2
     for table in tables + tiers:
         frame = table.frame.set_index("strategy")
-        assert {str(frame.loc[s, "seeds"]) for s in ("adam", "momentum")} <= {"3/3", "3"}   # each workload's own
+        assert {str(frame.loc[s, "seeds"]) for s in ("adam", "momentum")} <= {"3/3", "3"}  # each workload's own
         assert ("Workload short" in table.caption) != ("Workload long" in table.caption)
     figures = [b for b in section.blocks if isinstance(b, (Figure, Chart, Matrix))]
     assert all("Workload" in f.caption for f in figures)
@@ -90,7 +100,7 @@ def test_convergence_rows_and_bands_hold_one_workload_each(two_workloads):
         mine = hist[hist["workload"] == workload]
         bands = plots.bands(mine, "gradient_equivalents", "val_accuracy", "label")
         assert set(bands) == {"adam", "momentum"}
-        assert all((band["n"] == 3).all() for band in bands.values())   # three seeds, never six
+        assert all((band["n"] == 3).all() for band in bands.values())  # three seeds, never six
 
 
 def test_profile_over_a_hand_made_three_workload_store_and_absent_strategies():
@@ -98,8 +108,11 @@ def test_profile_over_a_hand_made_three_workload_store_and_absent_strategies():
     from optlab.reports.load import Store
 
     # w1: a 10, b 20, c 50; w2: a 20, b 10, c absent (tuning trials only, all failed); w3: a misses, b 30, c 15
-    hits = {"w1": {"a": 10.0, "b": 20.0, "c": 50.0}, "w2": {"a": 20.0, "b": 10.0}, "w3": {"a": math.nan, "b": 30.0,
-                                                                                       "c": 15.0}}
+    hits = {
+        "w1": {"a": 10.0, "b": 20.0, "c": 50.0},
+        "w2": {"a": 20.0, "b": 10.0},
+        "w3": {"a": math.nan, "b": 30.0, "c": 15.0},
+    }
     for workload, by_strategy in hits.items():
         for strategy, hit in by_strategy.items():
             add_run("suite", workload, strategy, 100, ramp(hit, end=60.0), 0.8)
@@ -142,11 +155,31 @@ def test_edge_of_grid_selection_is_flagged_in_the_report():
     from optlab.reports.model import Note
 
     for lr, acc in ((0.001, 0.5), (0.01, 0.7), (0.1, 0.85)):
-        add_run("grid", "w", "adam", 0, ramp(2.0, end=3.0), 0.8, role="tuning", trial=f"lr={lr}",
-                selected="true" if lr == 0.1 else "false", final={"val_accuracy": acc})
+        add_run(
+            "grid",
+            "w",
+            "adam",
+            0,
+            ramp(2.0, end=3.0),
+            0.8,
+            role="tuning",
+            trial=f"lr={lr}",
+            selected="true" if lr == 0.1 else "false",
+            final={"val_accuracy": acc},
+        )
     for lr, acc in ((0.01, 0.6), (0.1, 0.8), (1.0, 0.7)):
-        add_run("grid", "w", "sgd", 0, ramp(2.0, end=3.0), 0.8, role="tuning", trial=f"lr={lr}",
-                selected="true" if lr == 0.1 else "false", final={"val_accuracy": acc})
+        add_run(
+            "grid",
+            "w",
+            "sgd",
+            0,
+            ramp(2.0, end=3.0),
+            0.8,
+            role="tuning",
+            trial=f"lr={lr}",
+            selected="true" if lr == 0.1 else "false",
+            final={"val_accuracy": acc},
+        )
     for seed in (100, 101):
         add_run("grid", "w", "adam", seed, ramp(2.0, end=3.0), 0.8, trial="lr=0.1", final={"test_accuracy": 0.9})
         add_run("grid", "w", "sgd", seed, ramp(2.5, end=3.0), 0.8, trial="lr=0.1", final={"test_accuracy": 0.8})
@@ -155,7 +188,9 @@ def test_edge_of_grid_selection_is_flagged_in_the_report():
     assert any("adam" in w and "lr=0.1 is the highest value of its grid [0.001, 0.01, 0.1]" in w for w in warnings)
     assert not any("sgd" in w for w in warnings)
     sens = sensitivity.build(Store(), ("grid",))
-    flagged = [b for b in sens.blocks if hasattr(b, "frame") and b.caption.startswith("Selections at the edge")][0].frame
+    flagged = [b for b in sens.blocks if hasattr(b, "frame") and b.caption.startswith("Selections at the edge")][
+        0
+    ].frame
     assert list(flagged["group"]) == ["w: strategy=adam"]
 
 
@@ -165,8 +200,9 @@ def test_batch_size_sentence_reads_the_regimes_off_the_medians():
     from optlab.reports.batch_size import scaling_sentence
 
     # steps halve per doubling up to B = 8, then fall 20 % per doubling to 32, then stay flat
-    table = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16, 32, 64, 128],
-                          "steps": [800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, 63.0]})
+    table = pd.DataFrame(
+        {"batch_size": [1, 2, 4, 8, 16, 32, 64, 128], "steps": [800.0, 400.0, 200.0, 100.0, 80.0, 64.0, 62.0, 63.0]}
+    )
     text = scaling_sentence(table, pd.Series({"b_simple": 40.0, "low": 30.0, "high": 60.0}))
     assert "to 100 at B = 8 (÷8 over 3 doublings, ÷2 per doubling: near-perfect scaling)" in text
     assert "then to 64 at B = 32 (÷1.2 per doubling on average: diminishing returns)" in text
@@ -195,7 +231,7 @@ def test_batch_size_no_gain_claim_holds_for_every_neighbouring_pair_after_it():
         if fall < NO_GAIN:
             assert flat == 32
             b, s = table["batch_size"].to_numpy(float), table["steps"].to_numpy(float)
-            after = step_factors(b, s)[list(b).index(flat):]
+            after = step_factors(b, s)[list(b).index(flat) :]
             assert (after < 1 / (1 - NO_GAIN)).all()
         else:
             assert flat is None
@@ -207,16 +243,18 @@ def test_batch_size_diminishing_returns_states_the_range_of_its_neighbouring_pai
     from optlab.reports.batch_size import scaling_sentence
 
     # 880 -> 410 is ÷2.15 in one doubling inside a stretch whose average is ÷1.6: the sentence says both
-    table = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16, 32, 64],
-                          "steps": [3000.0, 1600.0, 1500.0, 880.0, 410.0, 400.0, 395.0]})
+    table = pd.DataFrame(
+        {"batch_size": [1, 2, 4, 8, 16, 32, 64], "steps": [3000.0, 1600.0, 1500.0, 880.0, 410.0, 400.0, 395.0]}
+    )
     text = scaling_sentence(table)
     assert "÷1.6 per doubling on average; from one batch size to the next ÷1.1 to ÷2.1 per doubling" in text
 
 
 def test_one_workload_name_with_two_budgets_is_split_not_pooled():
+    from synthetic_store import add_run as add
+
     from optlab.reports import target
     from optlab.reports.load import Store
-    from synthetic_store import add_run as add
 
     # the same workload name recorded under two different workload hashes (an edited experiment file)
     for seed, hit in zip((1, 2, 3), (1.0, 1.0, 1.0)):
@@ -224,6 +262,7 @@ def test_one_workload_name_with_two_budgets_is_split_not_pooled():
     for seed, hit in zip((1, 2, 3), (9.0, 9.0, 9.0)):
         run_id = add("edited", "w", "adam", seed + 10, ramp(hit), 0.8)
         from optlab.tracking.store import client
+
         client().set_tag(run_id, "optlab.workload_hash", "other")
     tables = target.compute(Store(), ("edited",)).tables
     assert sorted(tables) == ["w [other]", "w [w]"]

@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELD = ('    input_scale: float = setting("problem", 1.0, check="positive", omit_default=True,\n'
-         '                                 help="multiply the inputs by this factor")\n')
+FIELD = (
+    '    input_scale: float = setting("problem", 1.0, check="positive", omit_default=True,\n'
+    '                                 help="multiply the inputs by this factor")\n'
+)
 
-CHECK = textwrap.dedent('''
+CHECK = textwrap.dedent("""
     import json, sys
     from optlab.cli import build_parser
     from optlab.cli.run import config_from_args
@@ -51,7 +53,7 @@ CHECK = textwrap.dedent('''
     row = {"experiment": "default", "dataset": "digits", "input_scale": "2.0"}
     out["implicit"] = [implicit_workload(row), implicit_workload({**row, "input_scale": "1.0"})]
     print(json.dumps(out))
-''')
+""")
 
 
 def test_a_field_declared_in_config_alone_reaches_every_list(tmp_path):
@@ -61,9 +63,15 @@ def test_a_field_declared_in_config_alone_reaches_every_list(tmp_path):
     text = config.read_text()
     anchor = '    run_name: str | None = setting("identity", help="the run\'s display name")\n'
     assert anchor in text
-    config.write_text(text.replace(anchor, anchor + FIELD))   # the only edit: one field, at the end
-    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=600,
-                         cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    config.write_text(text.replace(anchor, anchor + FIELD))  # the only edit: one field, at the end
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
     snapshot = json.loads((ROOT / "tests" / "data" / "identity_main.json").read_text())

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from optlab.config import ROLES, RunConfig
-from optlab.sweeps import naming, spec as sweep_spec
+from optlab.sweeps import naming
+from optlab.sweeps import spec as sweep_spec
 
 DATA = Path(__file__).parent / "data"
 SNAPSHOT = json.loads((DATA / "identity_main.json").read_text())
@@ -28,9 +29,18 @@ def test_sweep_points_keep_their_hashes_workloads_groups_and_names(name):
     entry = SNAPSHOT["sweeps"][name]
     spec = sweep_spec.parse(sweep_spec.tomllib.loads(entry["text"]), name)
     names = naming.sweep_names(spec)
-    got = [{"point_hash": p.point_hash, "config_hash": p.config.config_hash(), "workload": p.workload,
-            "workload_hash": p.tags(spec.name)["optlab.workload_hash"], "group": p.group, "role": p.role,
-            "name": names[p.point_hash]} for p in spec.points]
+    got = [
+        {
+            "point_hash": p.point_hash,
+            "config_hash": p.config.config_hash(),
+            "workload": p.workload,
+            "workload_hash": p.tags(spec.name)["optlab.workload_hash"],
+            "group": p.group,
+            "role": p.role,
+            "name": names[p.point_hash],
+        }
+        for p in spec.points
+    ]
     assert got == entry["points"]
 
 
@@ -39,7 +49,8 @@ def test_every_field_has_a_role_and_the_derived_lists_follow_it():
         assert RunConfig.declared(name)["role"] in ROLES
     assert set(RunConfig.field_names()) == {k for role in ROLES for k in RunConfig.fields_with_role(role)}
     assert sweep_spec.WORKLOAD_KEYS == RunConfig.fields_with_role("problem") + RunConfig.fields_with_role(
-        "budget") + RunConfig.fields_with_role("target")
+        "budget"
+    ) + RunConfig.fields_with_role("target")
     assert {"init", "standardize", "train_size", "dtype", "noise_seed"} <= set(sweep_spec.WORKLOAD_KEYS)
     # the problem key names everything a built Problem depends on, the device included
     base = RunConfig(dataset="digits")
@@ -67,13 +78,13 @@ def test_a_store_written_by_main_keeps_its_identities(main_store):
 
     spec = sweep_spec.load(DATA / "main_store.toml", check_plans=False)
     runs = Store(progress=False).runs("tiny", include_tuning=True)
-    assert len(runs) == 16   # 4 groups x 2 trials (tuning), 4 groups x 2 seeds (reruns)
+    assert len(runs) == 16  # 4 groups x 2 trials (tuning), 4 groups x 2 seeds (reruns)
     rerun = runs[runs["role"] == "rerun"]
     reruns = spec.reruns(dict(zip(rerun["group"], rerun["trial"])))
     points = {p.point_hash: p for p in [*spec.points, *reruns]}
     for row in runs.itertuples():
-        point = points[row.point_hash]   # the new code computes every recorded point hash
-        assert row.config_hash == prepare(point.config).config.config_hash()   # a run records its resolved config
+        point = points[row.point_hash]  # the new code computes every recorded point hash
+        assert row.config_hash == prepare(point.config).config.config_hash()  # a run records its resolved config
         assert row.workload_hash == point.config.workload_hash()
         assert row.workload == point.workload
     assert set(runs["workload"]) == {"a", "b"}
@@ -98,6 +109,6 @@ def test_single_runs_main_recorded_keep_their_hash_and_are_grouped_by_every_work
     configs = [RunConfig(**base), RunConfig(**base, init="zeros"), RunConfig(**base, strategy="sgd", seed=4)]
     assert list(runs["config_hash"]) == [prepare(c).config.config_hash() for c in configs]
     default, zeros, sgd = runs["workload"]
-    assert default == sgd          # the same problem, budget and target
-    assert zeros != default        # main pooled these two (its list of workload params lacked init)
+    assert default == sgd  # the same problem, budget and target
+    assert zeros != default  # main pooled these two (its list of workload params lacked init)
     assert "init=zeros" in zeros

@@ -32,7 +32,7 @@ def test_split_indices_are_disjoint_exact_and_stratified_in_every_prefix():
     assert len(set(train) | set(val) | set(test)) == 200
     assert np.bincount(y[val]).tolist() == [20, 10, 6, 4]
     assert np.bincount(y[test]).tolist() == [10, 5, 3, 2]
-    prefix = y[train[:70]]                      # train_size keeps a prefix: still in proportion
+    prefix = y[train[:70]]  # train_size keeps a prefix: still in proportion
     assert np.abs(np.bincount(prefix, minlength=4) - np.array([35, 17.5, 10.5, 7])).max() <= 1
     again = split_indices(y, n_val=40, n_test=20, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
@@ -61,13 +61,13 @@ def test_parsed_arrays_are_cached_verified_and_rebuilt_when_corrupt(tmp_path, mo
     assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(first, second))
     (cached,) = (tmp_path / "parsed").glob("toy-*.npz")
     data = bytearray(cached.read_bytes())
-    data[len(data) // 2] ^= 0xFF                # flip a byte in the middle of the file
+    data[len(data) // 2] ^= 0xFF  # flip a byte in the middle of the file
     cached.write_bytes(bytes(data))
     third = cached_arrays("toy", source, parse)
     assert len(calls) == 2 and all(np.array_equal(a, b) for a, b in zip(first, third))
     cached.write_bytes(b"not a zip file")
     assert np.array_equal(cached_arrays("toy", source, parse)[0], first[0]) and len(calls) == 3
-    source.write_text("5,6\n7,8\n")           # a changed source is a different cache entry
+    source.write_text("5,6\n7,8\n")  # a changed source is a different cache entry
     assert cached_arrays("toy", source, parse)[0].tolist() == [[5, 6], [7, 8]] and len(calls) == 4
 
 
@@ -142,8 +142,7 @@ def test_checksum_check_rejects_a_corrupted_download(tmp_path):
 
 def test_offline_download_gives_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="cannot download .*offline"):
-        idx.fetch("train-images-idx3-ubyte.gz", "0" * 64, tmp_path,
-                  mirrors=((tmp_path / "nowhere").as_uri() + "/",))
+        idx.fetch("train-images-idx3-ubyte.gz", "0" * 64, tmp_path, mirrors=((tmp_path / "nowhere").as_uri() + "/",))
 
 
 @pytest.mark.parametrize("p", [0.0, 0.2, 0.6, 1.0])
@@ -164,7 +163,9 @@ def test_shuffled_pixels_use_one_permutation_for_all_images():
     columns = {}
     for i, col in enumerate(torch.cat([clean.x_train, clean.x_val, clean.x_test]).T):
         columns.setdefault(tuple(col.tolist()), i)
-    mapping = [columns.get(tuple(col.tolist())) for col in torch.cat([shuffled.x_train, shuffled.x_val, shuffled.x_test]).T]
+    mapping = [
+        columns.get(tuple(col.tolist())) for col in torch.cat([shuffled.x_train, shuffled.x_val, shuffled.x_test]).T
+    ]
     assert all(m is not None for m in mapping)
     assert torch.equal(shuffled.x_test, clean.x_test[:, mapping])
     assert torch.equal(shuffled.x_train, clean.x_train[:, mapping])

@@ -43,15 +43,20 @@ def loop_gradients(problem: Problem, w: torch.Tensor) -> torch.Tensor:
 def truth(per_sample: torch.Tensor) -> dict[str, float]:
     """Population statistics over the n per-sample gradients (the training set is the population)."""
     g = per_sample.mean(dim=0)
-    variance = ((per_sample - g) ** 2).mean(dim=0)           # 1/n: the population covariance's diagonal
+    variance = ((per_sample - g) ** 2).mean(dim=0)  # 1/n: the population covariance's diagonal
     varying = variance > 1e-30
-    return {"grad_norm": float(g.norm()), "trace_sigma": float(variance.sum()),
-            "b_simple": float(variance.sum() / (g @ g)), "gsnr": float((g[varying] ** 2 / variance[varying]).mean())}
+    return {
+        "grad_norm": float(g.norm()),
+        "trace_sigma": float(variance.sum()),
+        "b_simple": float(variance.sum() / (g @ g)),
+        "gsnr": float((g[varying] ** 2 / variance[varying]).mean()),
+    }
 
 
 class GaussianCloud(Problem):
     """L(w) = mean_i 1/2 (w - c_i)^T A (w - c_i): per-sample gradients A (w - c_i), so G = A (w - mu) and
     Sigma = A C A with C the points' population covariance, built here to be exactly `cov`."""
+
     has_accuracy = True
 
     def __init__(self, a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, n: int = 40, seed: int = 0):
@@ -60,9 +65,9 @@ class GaussianCloud(Problem):
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, d, generator=gen, dtype=torch.float64)
         z = z - z.mean(dim=0)
-        whiten = torch.linalg.cholesky(z.T @ z / n)                 # z^T z / n = L L^T
-        z = z @ torch.linalg.inv(whiten).T                           # now exactly z^T z / n = I, mean 0
-        self.points = mean + z @ torch.linalg.cholesky(cov).T        # mean exactly mean, covariance exactly cov
+        whiten = torch.linalg.cholesky(z.T @ z / n)  # z^T z / n = L L^T
+        z = z @ torch.linalg.inv(whiten).T  # now exactly z^T z / n = I, mean 0
+        self.points = mean + z @ torch.linalg.cholesky(cov).T  # mean exactly mean, covariance exactly cov
         self.labels = torch.zeros(n, dtype=torch.long)
         self.a, self.n_params, self.n_train = a, d, n
 
@@ -88,8 +93,11 @@ def cloud(d=5, seed=3):
 
 # ---- per-sample gradients and the noise statistics -------------------------------------------------
 
-@pytest.mark.parametrize("activation,cost,hidden", [("tanh", "cross_entropy", (7,)), ("sigmoid", "mse", (4, 3)),
-                                                    ("relu", "cross_entropy", (5,))])
+
+@pytest.mark.parametrize(
+    "activation,cost,hidden",
+    [("tanh", "cross_entropy", (7,)), ("sigmoid", "mse", (4, 3)), ("relu", "cross_entropy", (5,))],
+)
 def test_per_sample_gradients_equal_a_loop_of_autograd_calls(activation, cost, hidden):
     problem = tiny_net(activation=activation, cost=cost, hidden=hidden)
     w = problem.init_params(1)
@@ -101,7 +109,7 @@ def test_gradient_noise_on_the_whole_training_set_is_the_population_statistics(c
     problem = tiny_net()
     w = problem.init_params(2)
     expected = truth(loop_gradients(problem, w))
-    measured = gradient_noise(problem, w, chunk=chunk)          # chunks of 7 exercise the exact merge
+    measured = gradient_noise(problem, w, chunk=chunk)  # chunks of 7 exercise the exact merge
     assert measured.samples == measured.population == problem.n_train
     for key, value in expected.items():
         assert getattr(measured, key) == pytest.approx(value, rel=1e-9), key
@@ -116,11 +124,11 @@ def test_b_simple_and_gsnr_match_a_known_gradient_covariance():
     assert measured.grad_norm == pytest.approx(float(g.norm()), rel=1e-10)
     assert measured.trace_sigma == pytest.approx(float(sigma.trace()), rel=1e-10)
     assert measured.b_simple == pytest.approx(float(sigma.trace() / (g @ g)), rel=1e-10)
-    assert measured.gsnr == pytest.approx(float((g ** 2 / sigma.diagonal()).mean()), rel=1e-10)
+    assert measured.gsnr == pytest.approx(float((g**2 / sigma.diagonal()).mean()), rel=1e-10)
     # the defining property: E|g_B|^2 = |G|^2 + tr(Sigma)/B for batches of B drawn with replacement
     per_sample = loop_gradients(problem, w)
     batch = 4
-    combos = itertools.product(range(problem.n_train), repeat=2)     # exact expectation for B = 2
+    combos = itertools.product(range(problem.n_train), repeat=2)  # exact expectation for B = 2
     pairs = [float(((per_sample[i] + per_sample[j]) / 2).pow(2).sum()) for i, j in combos]
     assert np.mean(pairs) == pytest.approx(float(g @ g) + measured.trace_sigma / 2, rel=1e-10)
     assert measured.b_simple != pytest.approx(measured.b_simple * batch, rel=0.5)
@@ -134,7 +142,7 @@ def test_the_subset_estimate_is_unbiased_over_every_subset():
     assert len(estimates) == 56 and all(e.samples == 3 and e.population == 8 for e in estimates)
     assert np.mean([e.trace_sigma for e in estimates]) == pytest.approx(exact.trace_sigma, rel=1e-9)
     assert np.mean([e.b_simple for e in estimates]) == pytest.approx(exact.b_simple, rel=1e-9)
-    assert {e.grad_norm for e in estimates} == {exact.grad_norm}       # G is always the exact full gradient
+    assert {e.grad_norm for e in estimates} == {exact.grad_norm}  # G is always the exact full gradient
 
 
 def test_the_gsnr_of_a_subset_takes_signal_and_noise_from_the_same_samples():
@@ -153,11 +161,12 @@ def test_the_gsnr_of_a_subset_takes_signal_and_noise_from_the_same_samples():
 def test_a_parameter_whose_gradient_never_varies_is_left_out_of_the_gsnr():
     problem = tiny_net(activation="relu", hidden=(5,))
     w = problem.init_params(0)
-    w[:30] = 0.0                       # first-layer weights zero: hidden units are 0, their weights' gradients too
-    w[30:35] = -1.0                    # negative biases: every ReLU is dead, their gradients are exactly 0
+    w[:30] = 0.0  # first-layer weights zero: hidden units are 0, their weights' gradients too
+    w[30:35] = -1.0  # negative biases: every ReLU is dead, their gradients are exactly 0
     measured = gradient_noise(problem, w, chunk=4)
-    assert math.isfinite(measured.gsnr) and measured.gsnr == pytest.approx(truth(loop_gradients(problem, w))["gsnr"],
-                                                                           rel=1e-9)
+    assert math.isfinite(measured.gsnr) and measured.gsnr == pytest.approx(
+        truth(loop_gradients(problem, w))["gsnr"], rel=1e-9
+    )
 
 
 def test_subset_draws_distinct_indices_and_all_when_larger():
@@ -169,6 +178,7 @@ def test_subset_draws_distinct_indices_and_all_when_larger():
 
 # ---- curvature ---------------------------------------------------------------------------------
 
+
 def exact_hessian(problem: Problem, w: torch.Tensor) -> torch.Tensor:
     return torch.autograd.functional.hessian(lambda v: problem.objective(v, problem.batch()), w.detach())
 
@@ -177,15 +187,15 @@ def exact_hessian(problem: Problem, w: torch.Tensor) -> torch.Tensor:
 def test_sharpness_and_trace_match_the_exact_hessian(activation, cost):
     problem = tiny_net(activation=activation, cost=cost, hidden=(7,))
     w = problem.init_params(3)
-    assert w.numel() > DENSE_LIMIT                       # the Lanczos path, not the dense one
+    assert w.numel() > DENSE_LIMIT  # the Lanczos path, not the dense one
     hessian = exact_hessian(problem, w)
     eigenvalues = torch.linalg.eigvalsh(hessian)
-    exact = Sharpness(probes=w.numel()).measure(problem, w)     # probes >= d: the trace is exact
+    exact = Sharpness(probes=w.numel()).measure(problem, w)  # probes >= d: the trace is exact
     assert exact["sharpness"] == pytest.approx(float(eigenvalues[-1]), rel=1e-6)
     assert exact["hessian_trace"] == pytest.approx(float(hessian.trace()), rel=1e-9)
     # the largest eigenvalue, not the largest in magnitude
     assert abs(float(eigenvalues[0])) != pytest.approx(exact["sharpness"])
-    estimate = Sharpness(probes=2000).measure(problem, w)        # Hutchinson: unbiased, close with many probes
+    estimate = Sharpness(probes=2000).measure(problem, w)  # Hutchinson: unbiased, close with many probes
     assert estimate["hessian_trace"] == pytest.approx(float(hessian.trace()), rel=0.1)
 
 
@@ -212,14 +222,16 @@ def test_sharpness_of_a_quadratic_is_its_top_eigenvalue_on_the_dense_path():
 
 # ---- step quality alpha ------------------------------------------------------------------------
 
+
 def test_alpha_follows_cockpits_scale_on_a_parabola():
     # q(tau) = (tau - 1)^2 observed at 0 and t: alpha = -1 at the start height, 0 at the minimum, +1 beyond
     def observe(t):
         return fit_quadratic(t, (1.0, (t - 1) ** 2), (-2.0, 2 * (t - 1)), (1e-3, 1e-3), (1e-3, 1e-3))
+
     assert alpha_from_fit(observe(1.0), 1.0) == pytest.approx(0.0, abs=1e-12)
     assert alpha_from_fit(observe(2.0), 2.0) == pytest.approx(1.0, abs=1e-12)
     assert alpha_from_fit(observe(0.5), 0.5) == pytest.approx(-0.5, abs=1e-12)
-    assert alpha_from_fit(observe(3.0), 3.0) == pytest.approx(2.0, abs=1e-12)      # climbed above the start
+    assert alpha_from_fit(observe(3.0), 3.0) == pytest.approx(2.0, abs=1e-12)  # climbed above the start
     concave = fit_quadratic(1.0, (0.0, -1.0), (0.0, -2.0), (1.0, 1.0), (1.0, 1.0))
     assert math.isnan(alpha_from_fit(concave, 1.0))
 
@@ -228,7 +240,7 @@ def test_alpha_follows_cockpits_scale_on_a_parabola():
 def test_alpha_of_a_gradient_step_along_an_eigenvector_is_eta_lambda_minus_one(eta_times_lambda, expected):
     problem, a, mean, _ = cloud()
     values, vectors = torch.linalg.eigh(a)
-    w0 = mean + 0.7 * vectors[:, -1]              # the gradient a (w0 - mean) points along the top eigenvector
+    w0 = mean + 0.7 * vectors[:, -1]  # the gradient a (w0 - mean) points along the top eigenvector
     g = a @ (w0 - mean)
     w1 = w0 - (eta_times_lambda / float(values[-1])) * g
     assert step_alpha(problem, w0, w1) == pytest.approx(expected, abs=1e-9)
@@ -240,7 +252,7 @@ def test_alpha_of_any_step_on_a_quadratic_is_its_closed_form():
     for _ in range(5):
         w0 = torch.randn(5, generator=gen, dtype=torch.float64)
         g = a @ (w0 - mean)
-        step = -0.3 * g + 0.1 * torch.randn(5, generator=gen, dtype=torch.float64)   # not a pure gradient step
+        step = -0.3 * g + 0.1 * torch.randn(5, generator=gen, dtype=torch.float64)  # not a pure gradient step
         closed = -float(step @ a @ step) / float(g @ step) - 1
         assert step_alpha(problem, w0, w0 + step) == pytest.approx(closed, rel=1e-9)
 
@@ -269,15 +281,21 @@ def test_alpha_on_a_network_equals_the_weighted_fit_of_exact_observations():
 
 # ---- the last updates --------------------------------------------------------------------------
 
+
 def test_update_metrics_per_layer_cosine_and_distance():
     problem = tiny_net(hidden=(4, 3))
     layers = layer_slices(problem)
     pairs = problem.network.unflatten(torch.arange(problem.n_params, dtype=torch.float64))
     assert [name for name, _ in layers] == ["layer1", "layer2", "layer3"]
-    for (_, part), (weight, bias) in zip(layers, pairs):   # each slice is exactly that layer's weights and bias
-        assert torch.equal(torch.arange(problem.n_params, dtype=torch.float64)[part], torch.cat([weight.flatten(), bias]))
+    for (_, part), (weight, bias) in zip(layers, pairs):  # each slice is exactly that layer's weights and bias
+        assert torch.equal(
+            torch.arange(problem.n_params, dtype=torch.float64)[part], torch.cat([weight.flatten(), bias])
+        )
     w0 = problem.init_params(0)
-    first, second = torch.randn(problem.n_params, dtype=torch.float64), torch.randn(problem.n_params, dtype=torch.float64)
+    first, second = (
+        torch.randn(problem.n_params, dtype=torch.float64),
+        torch.randn(problem.n_params, dtype=torch.float64),
+    )
     params = w0 + first + second
     metrics = update_metrics(params, (first, second), w0, layers)
     before = params - second
@@ -287,4 +305,4 @@ def test_update_metrics_per_layer_cosine_and_distance():
     assert update_metrics(params, (first, -first), w0, layers)["update_cosine"] == pytest.approx(-1.0)
     assert metrics["distance_from_init"] == pytest.approx(float((first + second).norm()))
     assert metrics["update_norm"] == pytest.approx(float(second.norm()))
-    assert update_metrics(w0, (), w0, layers) == {"distance_from_init": 0.0}     # nothing else before a step
+    assert update_metrics(w0, (), w0, layers) == {"distance_from_init": 0.0}  # nothing else before a step

@@ -19,7 +19,7 @@ FULL = {"sharpness", "hessian_trace"}
 
 
 def diag_keys(history_point: dict) -> set[str]:
-    return {k[len("diag/"):] for k in history_point if k.startswith("diag/")}
+    return {k[len("diag/") :] for k in history_point if k.startswith("diag/")}
 
 
 def test_diagnostics_off_logs_none_and_pays_nothing(store, monkeypatch):
@@ -29,10 +29,13 @@ def test_diagnostics_off_logs_none_and_pays_nothing(store, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("diagnostics work done although diagnostics are off")
 
-    for target in ("optlab.diagnostics.tiers.Diagnostics.measure", "optlab.diagnostics.gradients.gradient_noise",
-                   "optlab.diagnostics.curvature.Sharpness.measure"):
+    for target in (
+        "optlab.diagnostics.tiers.Diagnostics.measure",
+        "optlab.diagnostics.gradients.gradient_noise",
+        "optlab.diagnostics.curvature.Sharpness.measure",
+    ):
         monkeypatch.setattr(target, refuse)
-    monkeypatch.setattr(StackedTrainer, "snapshot", refuse)      # no parameter copies either
+    monkeypatch.setattr(StackedTrainer, "snapshot", refuse)  # no parameter copies either
     monkeypatch.setattr(StrategyTrainer, "snapshot", refuse)
     for trainer in ("stacked", "reference"):
         config = RunConfig(strategy="momentum", experiment="off", **SMALL)
@@ -49,10 +52,12 @@ def test_diagnostics_are_mlflow_metrics_at_every_evaluation_alone_and_stacked(st
     from optlab.tracking import RunRecorder
     from optlab.tracking.store import client
 
-    configs = [RunConfig(strategy="adam", lr=0.01, seed=s, diagnostics="cheap", experiment="diag", **SMALL)
-               for s in (0, 1)]
-    full = [RunConfig(strategy="minibatch", lr=0.3, seed=s, diagnostics="full", experiment="diag", **SMALL)
-            for s in (0, 1)]
+    configs = [
+        RunConfig(strategy="adam", lr=0.01, seed=s, diagnostics="cheap", experiment="diag", **SMALL) for s in (0, 1)
+    ]
+    full = [
+        RunConfig(strategy="minibatch", lr=0.3, seed=s, diagnostics="full", experiment="diag", **SMALL) for s in (0, 1)
+    ]
     results = run_many([*configs, *full], make_recorder=lambda c: RunRecorder(experiment="diag"))
     # full diagnostics train alone: their Hessian products would run one row after another in a group
     assert [r.timing for r in results] == ["batched:2", "batched:2", "alone", "alone"]
@@ -60,13 +65,14 @@ def test_diagnostics_are_mlflow_metrics_at_every_evaluation_alone_and_stacked(st
     for result, tier in zip(results, ("cheap", "cheap", "full", "full")):
         assert result.status == "FINISHED", result.reason
         expected = CHEAP | AFTER_A_STEP | (FULL if tier == "full" else set())
-        recorded = {k[len("diag/"):] for k in mlflow.get_run(result.run_id).data.metrics if k.startswith("diag/")}
+        recorded = {k[len("diag/") :] for k in mlflow.get_run(result.run_id).data.metrics if k.startswith("diag/")}
         assert expected <= recorded and (tier == "full" or not recorded & (FULL | {"alpha"}))
         for key in expected:
             steps = sorted(m.step for m in mlflow.get_metric_history(result.run_id, f"diag/{key}"))
             assert steps == ([5, 10, 15, 20] if key in AFTER_A_STEP else [0, 5, 10, 15, 20]), key
         assert float(mlflow.get_run(result.run_id).data.tags["optlab.summary.diag/grad_norm"]) == pytest.approx(
-            result.history[-1]["diag/grad_norm"], rel=1e-5)
+            result.history[-1]["diag/grad_norm"], rel=1e-5
+        )
     # a stacked row measures what its run alone measures
     alone = run(configs[1], trainer="reference")
     for key in ("diag/grad_norm", "diag/b_simple", "diag/gsnr", "diag/update_ratio_layer1", "diag/update_cosine"):
@@ -104,12 +110,13 @@ def test_with_sparse_evaluations_the_probe_gets_the_true_last_two_updates_and_fe
         older, last = spy.seen[step]
         torch.testing.assert_close(last, at[step] - at[step - 1])
         torch.testing.assert_close(older, at[step - 1] - at[step - 2])
-    assert len(copies) < 2 * 12          # copies only in the steps before an evaluation, not every step
+    assert len(copies) < 2 * 12  # copies only in the steps before an evaluation, not every step
 
 
 def test_a_full_batch_loss_above_the_limit_fails_the_run_between_evaluations():
-    config = RunConfig(strategy="gd", dataset="digits", hidden=(16,), activation="relu", lr=50.0, steps=40,
-                       eval_every=40)
+    config = RunConfig(
+        strategy="gd", dataset="digits", hidden=(16,), activation="relu", lr=50.0, steps=40, eval_every=40
+    )
     for trainer in ("stacked", "reference"):
         result = run(config, trainer=trainer)
         assert result.status == "FAILED" and "exceeds 100 x its initial value" in result.reason, result.reason

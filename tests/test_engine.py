@@ -48,7 +48,7 @@ def test_target_records_steps_and_time_and_can_stop_the_run():
     config = RunConfig(strategy="adam", dataset="digits", steps=600, eval_every=10, target=0.5)
     result = run(config)
     assert result.steps_to_target is not None and result.steps_to_target % 10 == 0
-    reached = [p for p in result.history if p["val_accuracy"] >= 0.5]   # the target is a validation accuracy
+    reached = [p for p in result.history if p["val_accuracy"] >= 0.5]  # the target is a validation accuracy
     assert reached[0]["step"] == result.steps_to_target
     stopped = run(config.with_updates(stop_at_target=True))
     assert stopped.steps == result.steps_to_target

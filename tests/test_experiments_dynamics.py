@@ -27,12 +27,16 @@ def shrunk(tmp_path: Path, name: str, replacements: dict[str, str]) -> Path:
 
 
 def test_the_dynamics_sweep_logs_sharpness_at_every_evaluation_and_records_the_divergence(store, tmp_path):
-    from optlab.sweeps.executor import run_sweep
-    from optlab.tracking.store import client
     from sweep_helpers import children
 
-    path = shrunk(tmp_path, "dynamics", {r"^steps = \d+$": "steps = 20\ntrain_size = 300",
-                                          r"^eval_every = \d+$": "eval_every = 5"})
+    from optlab.sweeps.executor import run_sweep
+    from optlab.tracking.store import client
+
+    path = shrunk(
+        tmp_path,
+        "dynamics",
+        {r"^steps = \d+$": "steps = 20\ntrain_size = 300", r"^eval_every = \d+$": "eval_every = 5"},
+    )
     spec = sweep_spec.load(path)
     lrs = sorted({p.config.lr for p in spec.points})
     assert all(p.config.diagnostics == "full" and p.config.strategy == "gd" for p in spec.points)
@@ -44,7 +48,7 @@ def test_the_dynamics_sweep_logs_sharpness_at_every_evaluation_and_records_the_d
         lr = float(run.data.params["lr"])
         evaluations = sorted(m.step for m in mlflow.get_metric_history(run.info.run_id, "train_loss"))
         sharpness = sorted(m.step for m in mlflow.get_metric_history(run.info.run_id, "diag/sharpness"))
-        if lr == max(lrs):         # past the stable range: stopped as diverged, after its initial measurement
+        if lr == max(lrs):  # past the stable range: stopped as diverged, after its initial measurement
             assert run.data.tags["optlab.status"] == "FAILED"
             assert run.data.tags["optlab.failure_reason"].startswith("diverged:")
             assert sharpness == evaluations == [0]
@@ -61,8 +65,8 @@ def test_every_lesson_has_its_series_in_the_lessons_file():
     seeds = {}
     for point in spec.points:
         seeds.setdefault(point.series or BASELINE, set()).add(point.config.seed)
-    assert len({frozenset(s) for s in seeds.values()}) == 1      # every comparison is paired on the same seeds
-    assert len(next(iter(seeds.values()))) >= 6                  # enough seeds for a paired test below p = 0.05
+    assert len({frozenset(s) for s in seeds.values()}) == 1  # every comparison is paired on the same seeds
+    assert len(next(iter(seeds.values()))) >= 6  # enough seeds for a paired test below p = 0.05
 
 
 @pytest.mark.parametrize("name", ["dynamics", "diagnostics", "lessons"])

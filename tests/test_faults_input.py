@@ -6,7 +6,8 @@ import math
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from optlab.cli import main
 from optlab.config import MAX_COUNT, MAX_SEED, MAX_WIDTH, RunConfig
@@ -59,23 +60,29 @@ def test_hidden_none_is_an_explicit_network_without_hidden_layer(tmp_path, monke
 def test_a_nan_in_a_grid_axis_names_file_axis_and_value(tmp_path):
     path = tmp_path / "nan.toml"
     path.write_text('name = "nan"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nweight_decay = [0.0, nan]\n')
-    with pytest.raises(ConfigError, match=r"nan.toml \[grid\] weight_decay: weight_decay must be a finite number, got nan"):
+    with pytest.raises(
+        ConfigError, match=r"nan.toml \[grid\] weight_decay: weight_decay must be a finite number, got nan"
+    ):
         load(path, check_plans=False)
 
 
 def test_a_huge_grid_is_refused_at_once_with_the_count_and_the_override(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
     path = tmp_path / "huge.toml"
-    path.write_text('name = "huge"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\n'
-                    f"seed = {list(range(1000))}\nlr = {[0.001 * (i + 1) for i in range(100)]}\n")
+    path.write_text(
+        'name = "huge"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\n'
+        f"seed = {list(range(1000))}\nlr = {[0.001 * (i + 1) for i in range(100)]}\n"
+    )
     assert main(["sweep", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expands to 100,000 points" in err and "--max-points 100000" in err, err
     # the override lifts the cap (a dry run lists the points and records nothing)
     small = tmp_path / "small.toml"
-    small.write_text('name = "small"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nstrategy = ["adam"]\n'
-                     "[tune]\nlr = [0.1, 0.2]\nobjective = \"train_loss\"\nseeds = [0, 1, 2]\n[rerun]\nseeds = [3]\n")
-    assert main(["sweep", str(small), "--max-points", "6"]) == 2      # 2 lrs x 3 tuning seeds + 1 rerun
+    small.write_text(
+        'name = "small"\n[base]\ndataset = "digits"\nsteps = 2\n[grid]\nstrategy = ["adam"]\n'
+        '[tune]\nlr = [0.1, 0.2]\nobjective = "train_loss"\nseeds = [0, 1, 2]\n[rerun]\nseeds = [3]\n'
+    )
+    assert main(["sweep", str(small), "--max-points", "6"]) == 2  # 2 lrs x 3 tuning seeds + 1 rerun
     assert "expands to 7 points" in capsys.readouterr().err
     assert main(["sweep", str(small), "--max-points", "7", "--dry-run"]) == 0
     assert not (tmp_path / "mlruns").exists()
@@ -119,17 +126,39 @@ def test_random_bytes_through_the_command_are_one_line_and_leave_no_store(tmp_pa
 
 # Every numeric field, with the range a run accepts: an independent statement of RunConfig.validate.
 FLOAT_RANGES = {  # key: (low, high, low inclusive, high inclusive)
-    "lr": (0, math.inf, False, False), "epochs": (0, math.inf, False, False),
-    "seconds": (0, math.inf, False, False), "decay_every": (0, math.inf, False, False),
-    "decay_rate": (0, math.inf, False, False), "momentum": (0, 1, True, False),
-    "weight_decay": (0, math.inf, True, False), "label_noise": (0, 1, True, True),
+    "lr": (0, math.inf, False, False),
+    "epochs": (0, math.inf, False, False),
+    "seconds": (0, math.inf, False, False),
+    "decay_every": (0, math.inf, False, False),
+    "decay_rate": (0, math.inf, False, False),
+    "momentum": (0, 1, True, False),
+    "weight_decay": (0, math.inf, True, False),
+    "label_noise": (0, 1, True, True),
     "target": (0, 1, False, True),
 }
-OPTIONAL = {"lr", "momentum", "weight_decay", "epochs", "seconds", "target", "steps", "evaluations", "batch_size",
-            "eval_every", "train_size"}  # None means "the default"
-INT_RANGES = {"steps": (1, MAX_COUNT), "evaluations": (1, MAX_COUNT), "batch_size": (1, MAX_COUNT),
-              "eval_every": (1, MAX_COUNT), "log_every": (1, MAX_COUNT), "train_size": (1, MAX_COUNT),
-              "seed": (0, MAX_SEED), "noise_seed": (0, MAX_SEED)}
+OPTIONAL = {
+    "lr",
+    "momentum",
+    "weight_decay",
+    "epochs",
+    "seconds",
+    "target",
+    "steps",
+    "evaluations",
+    "batch_size",
+    "eval_every",
+    "train_size",
+}  # None means "the default"
+INT_RANGES = {
+    "steps": (1, MAX_COUNT),
+    "evaluations": (1, MAX_COUNT),
+    "batch_size": (1, MAX_COUNT),
+    "eval_every": (1, MAX_COUNT),
+    "log_every": (1, MAX_COUNT),
+    "train_size": (1, MAX_COUNT),
+    "seed": (0, MAX_SEED),
+    "noise_seed": (0, MAX_SEED),
+}
 
 
 def in_range(key, value) -> bool:
@@ -145,9 +174,13 @@ def in_range(key, value) -> bool:
 
 
 hostile_numbers = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-2**70, max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([0, -0.0, 1e-320, 1e308, 2**31, 2**31 - 1, 2**32, 2**63, 10**9, 10**9 + 1, 1.0, 0.999999]),
-    st.booleans(), st.none(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
 )
 
 
@@ -176,10 +209,13 @@ def toml_value(value) -> str:
     return repr(value)
 
 
-toml_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                         st.integers(min_value=-2**63, max_value=2**63 - 1),
-                         st.sampled_from([0, 2**31, 10**9 + 1, 1e308, -0.0]), st.booleans(),
-                         st.text(alphabet=string.ascii_letters, max_size=4))
+toml_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([0, 2**31, 10**9 + 1, 1e308, -0.0]),
+    st.booleans(),
+    st.text(alphabet=string.ascii_letters, max_size=4),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -223,20 +259,25 @@ def test_reports_mask_credentials_and_escape_everything(tmp_path):
     html = render.write_html([section], tmp_path / "r.html", uri).read_text()
     assert "s3cr3t" not in html and "alice" not in html
     assert "http://***@tracking.example:5000" in html
-    assert "<script>" not in html and "<img src=x" not in html and "<b>bold</b>" not in html and "<i>details" not in html
+    assert (
+        "<script>" not in html and "<img src=x" not in html and "<b>bold</b>" not in html and "<i>details" not in html
+    )
     assert "&lt;script&gt;" in html and "&lt;i&gt;details&lt;/i&gt;" in html
     pdf = render.write_pdf([section], tmp_path / "r.pdf", uri)
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "s3cr3t" not in text and "alice" not in text and "***@tracking.example" in text
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["-j", "100000"], "--workers 100000 is more than 4 local processes per CPU"),
-    (["-j", "0"], "workers must be a positive integer, got 0"),
-    (["--wait", "-1"], "--wait must be between 0 and 604800 seconds"),
-    (["--wait", "nan"], "--wait must be between 0 and 604800 seconds"),
-    (["--max-points", "0"], "--max-points must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["-j", "100000"], "--workers 100000 is more than 4 local processes per CPU"),
+        (["-j", "0"], "workers must be a positive integer, got 0"),
+        (["--wait", "-1"], "--wait must be between 0 and 604800 seconds"),
+        (["--wait", "nan"], "--wait must be between 0 and 604800 seconds"),
+        (["--max-points", "0"], "--max-points must be a positive integer"),
+    ],
+)
 def test_bad_sweep_arguments_are_one_line_before_anything_is_recorded(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -248,16 +289,31 @@ def test_bad_sweep_arguments_are_one_line_before_anything_is_recorded(tmp_path, 
     assert not (tmp_path / "mlruns").exists()
 
 
-CLI_FLAGS = {"lr": "--lr", "epochs": "--epochs", "seconds": "--seconds", "decay_every": "--decay-every",
-             "decay_rate": "--decay-rate", "momentum": "--momentum", "weight_decay": "--weight-decay",
-             "label_noise": "--label-noise", "target": "--target", "steps": "--steps",
-             "evaluations": "--evaluations", "batch_size": "--batch-size", "eval_every": "--eval-every",
-             "log_every": "--log-every", "train_size": "--train-size", "seed": "--seed"}
+CLI_FLAGS = {
+    "lr": "--lr",
+    "epochs": "--epochs",
+    "seconds": "--seconds",
+    "decay_every": "--decay-every",
+    "decay_rate": "--decay-rate",
+    "momentum": "--momentum",
+    "weight_decay": "--weight-decay",
+    "label_noise": "--label-noise",
+    "target": "--target",
+    "steps": "--steps",
+    "evaluations": "--evaluations",
+    "batch_size": "--batch-size",
+    "eval_every": "--eval-every",
+    "log_every": "--log-every",
+    "train_size": "--train-size",
+    "seed": "--seed",
+}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(sorted(CLI_FLAGS)),
-       st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-2**80, max_value=2**80)))
+@given(
+    st.sampled_from(sorted(CLI_FLAGS)),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(2**80), max_value=2**80)),
+)
 def test_random_out_of_range_values_on_the_command_line_are_one_line_and_no_run(tmp_path_factory, key, value):
     import io
     import os
@@ -271,8 +327,16 @@ def test_random_out_of_range_values_on_the_command_line_are_one_line_and_no_run(
     try:
         with redirect_stderr(err):
             try:
-                code = main(["run", "-d", "digits", "-q", CLI_FLAGS[key], repr(value) if isinstance(value, float)
-                             else str(value)])
+                code = main(
+                    [
+                        "run",
+                        "-d",
+                        "digits",
+                        "-q",
+                        CLI_FLAGS[key],
+                        repr(value) if isinstance(value, float) else str(value),
+                    ]
+                )
             except SystemExit as exc:  # argparse refuses a float where an integer is wanted
                 code = exc.code
     finally:

@@ -10,8 +10,8 @@ import sys
 import urllib.request
 
 import pytest
-
 from fault_helpers import assert_one_finished_per_point, env_for, optlab, points_of, runs_of, wait_until
+
 from optlab.sweeps import load
 
 PORTS = range(5300, 5350)  # this project's range for test servers
@@ -34,8 +34,9 @@ def test_a_closed_server_port_fails_fast_in_one_line(tmp_path):
     proc = optlab(["run", "-d", "digits", "--hidden", "4", "--steps", "2", "-q"], env)
     _, err = proc.communicate(timeout=120)  # MLflow's defaults retried for minutes; bounded now
     assert proc.returncode == 2, err
-    assert err.count("\n") == 1 and err.startswith(f"optlab: error: tracking server http://***@127.0.0.1:{port} "
-                                                   f"unreachable: connection refused"), err
+    assert err.count("\n") == 1 and err.startswith(
+        f"optlab: error: tracking server http://***@127.0.0.1:{port} unreachable: connection refused"
+    ), err
     assert "secret" not in err
 
 
@@ -49,10 +50,24 @@ class Server:
     def start(self):
         mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
         self.proc = subprocess.Popen(
-            [mlflow, "server", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                mlflow,
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'server.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_until(self.healthy, 180, what=f"mlflow server on port {self.port}")
 
     def healthy(self) -> bool:
@@ -86,23 +101,28 @@ def test_a_sweep_whose_server_stops_ends_in_one_line_and_a_rerun_completes(tmp_p
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
         path = tmp_path / "remote.toml"
-        path.write_text('name = "remote"\n[base]\ndataset = "digits"\nhidden = [8]\nsteps = 1000000\n'
-                        'seconds = 3\neval_every = 200\nlog_every = 50\n'
-                        '[grid]\nstrategy = ["minibatch", "adam"]\nseed = [0, 1]\n')
+        path.write_text(
+            'name = "remote"\n[base]\ndataset = "digits"\nhidden = [8]\nsteps = 1000000\n'
+            "seconds = 3\neval_every = 200\nlog_every = 50\n"
+            '[grid]\nstrategy = ["minibatch", "adam"]\nseed = [0, 1]\n'
+        )
         points = load(path).points
         env = env_for(tmp_path / "home", MLFLOW_TRACKING_URI=server.uri, OPTLAB_LEASE_HEARTBEAT="3")
         proc = optlab(["sweep", str(path), "-j", "2", "-q"], env)
         try:
-            wait_until(lambda: [r for r in quiet_points("remote") if r.info.status == "RUNNING"], 180, proc,
-                       "a running point")
+            wait_until(
+                lambda: [r for r in quiet_points("remote") if r.info.status == "RUNNING"], 180, proc, "a running point"
+            )
             server.stop()
             _, err = proc.communicate(timeout=120)  # hangs for many minutes without bounded retries
         finally:
             proc.kill()
         assert proc.returncode == 2, err
         assert "Traceback" not in err and err.count("\n") == 1, err
-        assert err.startswith("optlab: error: sweep 'remote' stopped: lost the tracking store: tracking server "
-                              f"{server.uri} unreachable: connection refused"), err
+        assert err.startswith(
+            "optlab: error: sweep 'remote' stopped: lost the tracking store: tracking server "
+            f"{server.uri} unreachable: connection refused"
+        ), err
 
         server.start()  # the same database: the sweep's runs are there, some left RUNNING
         rerun = optlab(["sweep", str(path), "-j", "2", "-q"], env)
@@ -129,5 +149,8 @@ def test_a_report_from_a_closed_server_is_one_line_without_credentials(tmp_path,
     code = main(["report", "--tracking-uri", f"http://user:secret@127.0.0.1:{port}", "-o", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert err.startswith(f"optlab: error: tracking server http://***@127.0.0.1:{port} unreachable") and "secret" not in err
+    assert (
+        err.startswith(f"optlab: error: tracking server http://***@127.0.0.1:{port} unreachable")
+        and "secret" not in err
+    )
     assert not (tmp_path / "out" / "report.html").exists()

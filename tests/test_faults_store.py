@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from fault_helpers import assert_one_finished_per_point, env_for, optlab, points_of, runs_of
+from sweep_helpers import write_spec
+
 from optlab.cli import main
 from optlab.sweeps import load, run_sweep
 from optlab.tracking import recorder as recorder_module
-from sweep_helpers import write_spec
 
 SMOKE = """
     [grid]
@@ -61,6 +61,7 @@ class DiskFullClient:
     def log_batch(self, run_id, metrics=(), params=(), tags=(), **kwargs):
         if metrics and self._is_full(run_id):
             from mlflow.exceptions import MlflowException
+
             raise MlflowException("(sqlite3.OperationalError) database or disk is full")
         return self._real.log_batch(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
 
@@ -104,8 +105,10 @@ def test_a_failed_final_write_is_recorded_failed_and_a_resume_reruns_it(tmp_path
     assert again.counts["skipped"] == 5 and again.counts["finished"] == 5 and not again.incomplete
     finished = assert_one_finished_per_point("diskfull", spec.points + again.reruns)
     selected = [r for r in finished if r.data.tags.get("optlab.selected") == "true"]
-    assert sorted(r.data.tags["optlab.group"] for r in selected if r.data.tags["optlab.role"] == "tuning") == \
-        ["diskfull: strategy=adam"] * 2 + ["diskfull: strategy=minibatch"] * 2
+    assert (
+        sorted(r.data.tags["optlab.group"] for r in selected if r.data.tags["optlab.role"] == "tuning")
+        == ["diskfull: strategy=adam"] * 2 + ["diskfull: strategy=minibatch"] * 2
+    )
     parent = next(r for r in runs_of("diskfull") if r.data.tags.get("optlab.role") == "parent")
     assert parent.info.status == "FINISHED" and "optlab.failure_reason" not in parent.data.tags
 
@@ -148,6 +151,7 @@ def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_complet
         created = optlab(["sweep", str(path), "--dry-run"], env)
         created.communicate(timeout=120)
         from optlab.tracking.store import client
+
         client()  # the store exists (about 1 MB); fill the disk but ~300 KB: room for a few runs, not 8
         free = shutil.disk_usage(disk).free
         (disk / "filler").write_bytes(b"\0" * max(0, free - 300 * 1024))
@@ -167,8 +171,12 @@ def test_a_real_full_disk_mid_sweep_leaves_no_false_finished_and_a_rerun_complet
         _, err = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, err
         finished = assert_one_finished_per_point("fulldisk", points)
-        assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished
-                   if r.data.tags["optlab.role"] == "tuning") == 4
+        assert (
+            sum(
+                r.data.tags.get("optlab.selected") == "true" for r in finished if r.data.tags["optlab.role"] == "tuning"
+            )
+            == 4
+        )
         parent = next(r for r in runs_of("fulldisk") if r.data.tags.get("optlab.role") == "parent")
         assert parent.info.status == "FINISHED"
 
@@ -182,11 +190,24 @@ def test_a_real_full_disk_during_a_run_written_directly_is_failed_and_the_next_r
     with tmpfs(tmp_path / "small", "8m") as disk:
         home = disk / "home"
         monkeypatch.setenv("OPTLAB_HOME", str(home))
-        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)   # MLflow's set_tracking_uri exports it
-        ensure_experiment(client(), "fullrun")   # the store (about 1 MB) and its experiment exist
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # MLflow's set_tracking_uri exports it
+        ensure_experiment(client(), "fullrun")  # the store (about 1 MB) and its experiment exist
         free = shutil.disk_usage(disk).free
-        (disk / "filler").write_bytes(b"\0" * max(0, free - 200 * 1024))   # room for the run, not its ~2 MB of points
-        argv = ["run", "-s", "minibatch", "-d", "digits", "--steps", "3000", "--eval-every", "100", "-q", "-e", "fullrun"]
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 200 * 1024))  # room for the run, not its ~2 MB of points
+        argv = [
+            "run",
+            "-s",
+            "minibatch",
+            "-d",
+            "digits",
+            "--steps",
+            "3000",
+            "--eval-every",
+            "100",
+            "-q",
+            "-e",
+            "fullrun",
+        ]
         proc = optlab(argv, env_for(home))
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 2 and err.count("\n") == 1, err
@@ -204,8 +225,28 @@ def test_a_real_full_disk_during_a_run_written_directly_is_failed_and_the_next_r
 
 def test_several_processes_on_a_brand_new_store_all_succeed(tmp_path, home):
     env = env_for(home)
-    procs = [optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "4", "--steps", "3", "-q", "-e", "fresh",
-                     "--seed", str(i)], env) for i in range(4)]
+    procs = [
+        optlab(
+            [
+                "run",
+                "-s",
+                "adam",
+                "-d",
+                "digits",
+                "--hidden",
+                "4",
+                "--steps",
+                "3",
+                "-q",
+                "-e",
+                "fresh",
+                "--seed",
+                str(i),
+            ],
+            env,
+        )
+        for i in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
@@ -226,6 +267,7 @@ def one_line_error(capsys, argv, expected_code=2) -> str:
 def no_run_left_running(home: Path):
     if (home / "mlruns" / "mlflow.db").exists():
         import mlflow
+
         assert not [s for s in mlflow.search_runs(search_all_experiments=True)["status"] if s == "RUNNING"]
 
 
@@ -312,4 +354,4 @@ def test_read_only_artifacts_are_refused_before_a_run_or_a_sweep_parent_exists(t
         assert "cannot write run artifacts" in err and str(home / "mlruns" / "artifacts") in err
         err = one_line_error(capsys, ["sweep", str(spec), "-q"])
         assert "cannot write run artifacts" in err
-    assert [r.info.status for r in runs_of("roa")] == ["FINISHED"]   # the first run only: nothing new, nothing RUNNING
+    assert [r.info.status for r in runs_of("roa")] == ["FINISHED"]  # the first run only: nothing new, nothing RUNNING

@@ -10,10 +10,10 @@ import time
 from collections import Counter
 
 import pytest
-
 from fault_helpers import assert_one_finished_per_point, env_for, optlab, points_of, runs_of, wait_until
-from optlab.sweeps import load, resume, run_sweep
 from sweep_helpers import TINY_BASE, write_spec
+
+from optlab.sweeps import load, resume, run_sweep
 
 # each point trains for about `seconds` of wall time, long enough to be caught RUNNING
 TIMED = """
@@ -66,8 +66,11 @@ def worker_pid(run) -> int:
 
 def selected_per_group(finished) -> Counter:
     """Selected tuning trials per group (without the sweep-name prefix of the group's workload)."""
-    return Counter(r.data.tags["optlab.group"].split(": ", 1)[-1] for r in finished
-                   if r.data.tags.get("optlab.selected") == "true" and r.data.tags.get("optlab.role") == "tuning")
+    return Counter(
+        r.data.tags["optlab.group"].split(": ", 1)[-1]
+        for r in finished
+        if r.data.tags.get("optlab.selected") == "true" and r.data.tags.get("optlab.role") == "tuning"
+    )
 
 
 @pytest.mark.slow
@@ -76,8 +79,12 @@ def test_sigkill_of_the_parent_kills_its_workers_and_an_immediate_rerun_runs_eac
     points = load(path)  # the spec: its tuning points, and the reruns of what the store selected
     proc = optlab(["sweep", str(path), "-j", "2", "-q"], env_for(home))
     try:
-        running = wait_until(lambda: [r for r in running_points("orphans") if worker_pid(r) != proc.pid],
-                             180, proc, "a point training in a worker")
+        running = wait_until(
+            lambda: [r for r in running_points("orphans") if worker_pid(r) != proc.pid],
+            180,
+            proc,
+            "a point training in a worker",
+        )
     finally:
         proc.kill()
         proc.wait()
@@ -89,8 +96,9 @@ def test_sigkill_of_the_parent_kills_its_workers_and_an_immediate_rerun_runs_eac
     assert rerun.returncode == 0, err
     finished = assert_one_finished_per_point("orphans", points)
     killed = [r for r in points_of("orphans") if r.info.run_id in {x.info.run_id for x in running}]
-    assert killed and all(r.info.status == "KILLED" and r.data.tags["optlab.failure_reason"].startswith("interrupted")
-                          for r in killed)
+    assert killed and all(
+        r.info.status == "KILLED" and r.data.tags["optlab.failure_reason"].startswith("interrupted") for r in killed
+    )
     assert selected_per_group(finished) == {"strategy=minibatch": 1, "strategy=adam": 1}  # best lr, both seeds
     parents = [r for r in runs_of("orphans") if r.data.tags.get("optlab.role") == "parent"]
     assert [p.info.status for p in parents] == ["FINISHED"]
@@ -147,6 +155,7 @@ def test_two_sweeps_of_one_file_at_once_run_each_point_once(tmp_path, home):
     # with --wait, a second sweep started at the same moment waits for the first, then finds nothing to do
     for run in points_of("twice"):
         from optlab.tracking.store import client
+
         client().delete_run(run.info.run_id)
     both = [optlab(["sweep", str(path), "-q", "--wait", "300"], env) for _ in range(2)]
     for p in both:
@@ -181,10 +190,13 @@ def test_sigterm_stops_a_sweep_like_sigint_its_runs_killed_and_its_workers_gone(
 
 
 def test_sigterm_records_a_single_run_killed_not_running(tmp_path, home):
-    proc = optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q",
-                   "-e", "termed-run"], env_for(home))
-    run = wait_until(lambda: [r for r in runs_of_quiet("termed-run") if r.info.status == "RUNNING"], 120, proc,
-                     "the run to start")[0]
+    proc = optlab(
+        ["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q", "-e", "termed-run"],
+        env_for(home),
+    )
+    run = wait_until(
+        lambda: [r for r in runs_of_quiet("termed-run") if r.info.status == "RUNNING"], 120, proc, "the run to start"
+    )[0]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and err == "optlab: interrupted (SIGTERM)\n", err
@@ -206,8 +218,9 @@ HOSTILE_NAMES = ["it's", 'say "hi"', "back\\slash", "ünï ☃ 漢", "both ' and
 def test_hostile_sweep_names_resume_to_one_finished_run_per_point(tmp_path, home):
     for i, name in enumerate(HOSTILE_NAMES):
         path = tmp_path / f"hostile{i}.toml"  # json.dumps writes a valid TOML basic string for these names
-        path.write_text(f"name = {json.dumps(name, ensure_ascii=False)}\n" + TINY_BASE.format(steps=5)
-                        + "[grid]\nseed = [0, 1]\n")
+        path.write_text(
+            f"name = {json.dumps(name, ensure_ascii=False)}\n" + TINY_BASE.format(steps=5) + "[grid]\nseed = [0, 1]\n"
+        )
         spec = load(path)
         assert spec.name == name
         first = run_sweep(spec, progress=False)
@@ -236,10 +249,14 @@ def test_filter_literals_round_trip_through_mlflows_parser():
 def test_a_sigkilled_single_run_is_marked_killed_by_the_next_run_in_its_experiment(tmp_path, home):
     from optlab.cli import main
 
-    proc = optlab(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q",
-                   "-e", "abandoned"], env_for(home), start_new_session=True)
-    run = wait_until(lambda: [r for r in runs_of_quiet("abandoned") if r.info.status == "RUNNING"], 120, proc,
-                     "the run to start")[0]
+    proc = optlab(
+        ["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "100000000", "-q", "-e", "abandoned"],
+        env_for(home),
+        start_new_session=True,
+    )
+    run = wait_until(
+        lambda: [r for r in runs_of_quiet("abandoned") if r.info.status == "RUNNING"], 120, proc, "the run to start"
+    )[0]
     # SIGKILL of the whole process group (the command and its tracking-store process, as a power loss
     # would): nothing can be recorded
     os.killpg(proc.pid, signal.SIGKILL)
@@ -249,5 +266,7 @@ def test_a_sigkilled_single_run_is_marked_killed_by_the_next_run_in_its_experime
     assert main(["run", "-s", "adam", "-d", "digits", "--hidden", "8", "--steps", "3", "-q", "-e", "abandoned"]) == 0
     runs = {r.info.run_id: r for r in runs_of("abandoned")}
     assert sorted(r.info.status for r in runs.values()) == ["FINISHED", "KILLED"]
-    assert runs[run.info.run_id].data.tags["optlab.failure_reason"] == f"interrupted: its process (" \
+    assert (
+        runs[run.info.run_id].data.tags["optlab.failure_reason"] == f"interrupted: its process ("
         f"{run.data.tags['optlab.owner']}) died"
+    )

@@ -21,19 +21,29 @@ def test_docs_glossary_is_generated_from_the_declaration():
 
 
 def test_the_report_has_the_glossary_and_links_each_terms_first_use_only():
-    sections = [Section(1, "One", "Intervals are BCa bootstrap intervals over seeds.",
-                        [Table(pd.DataFrame({"a": [1]}), "Time to target (Kaplan-Meier median; censored runs counted)"),
-                         Note("Holm-corrected p-values; again BCa and Kaplan-Meier.")]),
-                Section(2, "Two", "The performance profile ρ(τ) over gradient-equivalents.")]
+    sections = [
+        Section(
+            1,
+            "One",
+            "Intervals are BCa bootstrap intervals over seeds.",
+            [
+                Table(pd.DataFrame({"a": [1]}), "Time to target (Kaplan-Meier median; censored runs counted)"),
+                Note("Holm-corrected p-values; again BCa and Kaplan-Meier."),
+            ],
+        ),
+        Section(2, "Two", "The performance profile ρ(τ) over gradient-equivalents."),
+    ]
     page = render(sections, "sqlite:///x.db", printing=False)
     for term in glossary.TERMS:
         assert f'<dt id="{term.anchor}">' in page
-    links = {name: page.count(f'href="#{glossary.Term(name, "").anchor}"') for name in
-             ("BCa", "Kaplan-Meier", "censored", "Holm", "performance profile", "gradient-equivalents")}
+    links = {
+        name: page.count(f'href="#{glossary.Term(name, "").anchor}"')
+        for name in ("BCa", "Kaplan-Meier", "censored", "Holm", "performance profile", "gradient-equivalents")
+    }
     assert links == dict.fromkeys(links, 1), links  # the first use of each, once
     first = page.index('href="#g-bca"')
     assert first < page.index("Time to target (")  # the intro's use, not a later one
-    assert 'Holm-corrected</a>' in page and '>ρ(τ)</a>' not in page  # one link per term: its first spelling
+    assert "Holm-corrected</a>" in page and ">ρ(τ)</a>" not in page  # one link per term: its first spelling
 
 
 def test_a_term_inside_a_link_or_a_tag_is_left_alone():

@@ -9,18 +9,26 @@ import pytest
 from optlab.cli import main
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--threads", "100000"], f"--threads 100000 is not between 1 and this machine's {os.cpu_count()} logical CPUs"),
-    (["--threads", "0"], "--threads 0 is not between 1"),
-    (["--hidden", "16,,16"], "invalid hidden sizes: '16,,16' has an empty size"),
-    (["--hidden", "16,"], "invalid hidden sizes: '16,' has an empty size"),
-    (["--lr", "1e400"], "argument --lr: 1e400 is too large"),
-    (["--momentum=-1e999"], "argument --momentum: -1e999 is too large"),
-    (["-s", "kfac", "-o", "damping=0.1", "-o", "damping=0.2"], "option 'damping' is given more than once"),
-    (["-s", "kfac", "-o", "damping=1e400"], "invalid option 'damping=1e400': 1e400 is too large"),
-    (["-s", "ng:OnePlusOne", "--evaluations", "5", "-o", "sigma=1e308"],
-     "option sigma of 'ng:OnePlusOne' must be > 0 and <= 1000, got 1e+308"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--threads", "100000"],
+            f"--threads 100000 is not between 1 and this machine's {os.cpu_count()} logical CPUs",
+        ),
+        (["--threads", "0"], "--threads 0 is not between 1"),
+        (["--hidden", "16,,16"], "invalid hidden sizes: '16,,16' has an empty size"),
+        (["--hidden", "16,"], "invalid hidden sizes: '16,' has an empty size"),
+        (["--lr", "1e400"], "argument --lr: 1e400 is too large"),
+        (["--momentum=-1e999"], "argument --momentum: -1e999 is too large"),
+        (["-s", "kfac", "-o", "damping=0.1", "-o", "damping=0.2"], "option 'damping' is given more than once"),
+        (["-s", "kfac", "-o", "damping=1e400"], "invalid option 'damping=1e400': 1e400 is too large"),
+        (
+            ["-s", "ng:OnePlusOne", "--evaluations", "5", "-o", "sigma=1e308"],
+            "option sigma of 'ng:OnePlusOne' must be > 0 and <= 1000, got 1e+308",
+        ),
+    ],
+)
 def test_hostile_run_arguments_are_one_line_and_no_run(store, capsys, argv, message):
     try:
         code = main(["run", "-d", "digits", "--steps", "2", "-q", *argv])
@@ -43,8 +51,10 @@ def test_threads_up_to_the_machine_are_used(store, capsys):
 
     before = torch.get_num_threads()
     try:
-        assert main(["run", "-d", "digits", "--steps", "2", "-q", "--no-track", "--threads",
-                     str(os.cpu_count() or 1)]) == 0
+        assert (
+            main(["run", "-d", "digits", "--steps", "2", "-q", "--no-track", "--threads", str(os.cpu_count() or 1)])
+            == 0
+        )
         assert torch.get_num_threads() == (os.cpu_count() or 1)
     finally:
         torch.set_num_threads(before)
@@ -59,8 +69,14 @@ def test_the_markdown_results_escape_html_from_the_store(store, monkeypatch):
     hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
 
     def section(*args, **kwargs):
-        return Section(8, "t", blocks=[Note(f"strategy {hostile}"),
-                                       Table(pd.DataFrame({"strategy": [hostile], "a|b": [1]}), f"caption {hostile}")])
+        return Section(
+            8,
+            "t",
+            blocks=[
+                Note(f"strategy {hostile}"),
+                Table(pd.DataFrame({"strategy": [hostile], "a|b": [1]}), f"caption {hostile}"),
+            ],
+        )
 
     monkeypatch.setattr(dynamics, "build", section)
     monkeypatch.setattr(lessons, "build", section)
@@ -82,9 +98,14 @@ def test_a_run_the_store_cannot_hold_leaves_no_weights(failing):
         if failing == "metrics":
             raise OSError(28, "No space left on device")
 
-    problems = storage_problems("FINISHED", [1.0], flush, lambda params: files.add("params.safetensors"),
-                                lambda with_weights: ["metrics: loss not stored"] if failing == "read-back" else [],
-                                lambda: files.discard("params.safetensors"))
+    problems = storage_problems(
+        "FINISHED",
+        [1.0],
+        flush,
+        lambda params: files.add("params.safetensors"),
+        lambda with_weights: ["metrics: loss not stored"] if failing == "read-back" else [],
+        lambda: files.discard("params.safetensors"),
+    )
     assert problems and files == set()
 
 
@@ -92,8 +113,12 @@ def test_a_stored_run_keeps_its_weights():
     from optlab.tracking.run_facts import storage_problems
 
     files = set()
-    assert storage_problems("FINISHED", [1.0], lambda: None, lambda params: files.add("w"), lambda w: [],
-                            lambda: files.clear()) == []
+    assert (
+        storage_problems(
+            "FINISHED", [1.0], lambda: None, lambda params: files.add("w"), lambda w: [], lambda: files.clear()
+        )
+        == []
+    )
     assert files == {"w"}
 
 
@@ -124,12 +149,20 @@ def test_a_seed_group_counts_each_seed_once_however_often_it_was_retried():
     from optlab.sweeps.seed_groups import one_per_seed
 
     def run(run_id, seed, status, start):
-        return SimpleNamespace(info=SimpleNamespace(run_id=run_id, status=status, start_time=start),
-                               data=SimpleNamespace(params={"seed": str(seed)}))
+        return SimpleNamespace(
+            info=SimpleNamespace(run_id=run_id, status=status, start_time=start),
+            data=SimpleNamespace(params={"seed": str(seed)}),
+        )
 
     # seed 101 failed to be stored twice, then finished; seed 102 only ever failed (twice)
-    runs = [run("a", 100, "FINISHED", 1), run("b", 101, "FAILED", 2), run("c", 101, "FAILED", 3),
-            run("d", 101, "FINISHED", 4), run("e", 102, "FAILED", 5), run("f", 102, "FAILED", 6)]
+    runs = [
+        run("a", 100, "FINISHED", 1),
+        run("b", 101, "FAILED", 2),
+        run("c", 101, "FAILED", 3),
+        run("d", 101, "FINISHED", 4),
+        run("e", 102, "FAILED", 5),
+        run("f", 102, "FAILED", 6),
+    ]
     assert sorted(r.info.run_id for r in one_per_seed(runs)) == ["a", "d", "f"]
 
 
@@ -139,8 +172,10 @@ def test_a_superseded_group_run_is_ended_before_it_is_deleted():
     from optlab.sweeps.seed_groups import retire
 
     calls = []
-    client = SimpleNamespace(set_terminated=lambda run_id, status: calls.append(("end", run_id, status)),
-                             delete_run=lambda run_id: calls.append(("delete", run_id)))
+    client = SimpleNamespace(
+        set_terminated=lambda run_id, status: calls.append(("end", run_id, status)),
+        delete_run=lambda run_id: calls.append(("delete", run_id)),
+    )
     retire(client, SimpleNamespace(info=SimpleNamespace(run_id="g", status="RUNNING")))
     retire(client, SimpleNamespace(info=SimpleNamespace(run_id="h", status="FINISHED")))
     assert calls == [("end", "g", "KILLED"), ("delete", "g"), ("delete", "h")]

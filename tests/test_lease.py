@@ -35,20 +35,23 @@ def test_a_lease_whose_owner_died_is_taken_over(mlflow_client):
     dead = subprocess.Popen(["true"])
     dead.wait()
     host = owner_id().rpartition(":")[0]
-    mlflow_client.create_experiment(lease_name("crashed"), tags={OWNER_TAG: f"{host}:{dead.pid}",
-                                                                 HEARTBEAT_TAG: str(time.time())})
+    mlflow_client.create_experiment(
+        lease_name("crashed"), tags={OWNER_TAG: f"{host}:{dead.pid}", HEARTBEAT_TAG: str(time.time())}
+    )
     with Lease(mlflow_client, "crashed") as lease:
         assert mlflow_client.get_experiment(lease.lease_id).tags[OWNER_TAG] == owner_id()
 
 
 def test_a_lease_with_an_old_heartbeat_on_another_host_is_taken_over(mlflow_client, monkeypatch):
     monkeypatch.setenv("OPTLAB_LEASE_TTL", "60")
-    mlflow_client.create_experiment(lease_name("remote"), tags={OWNER_TAG: "other-host:123",
-                                                                HEARTBEAT_TAG: str(time.time() - 3600)})
+    mlflow_client.create_experiment(
+        lease_name("remote"), tags={OWNER_TAG: "other-host:123", HEARTBEAT_TAG: str(time.time() - 3600)}
+    )
     with Lease(mlflow_client, "remote") as lease:
         assert mlflow_client.get_experiment(lease.lease_id).tags[OWNER_TAG] == owner_id()
-    mlflow_client.create_experiment(lease_name("remote"), tags={OWNER_TAG: "other-host:123",
-                                                                HEARTBEAT_TAG: str(time.time())})
+    mlflow_client.create_experiment(
+        lease_name("remote"), tags={OWNER_TAG: "other-host:123", HEARTBEAT_TAG: str(time.time())}
+    )
     with pytest.raises(SweepBusy, match="held by other-host:123"):
         Lease(mlflow_client, "remote").acquire()
 

@@ -41,6 +41,7 @@ def test_a_loss_that_only_wobbles_is_not_a_divergence():
 
 class StepRecorder(Probe):
     """A probe that keeps what it was shown, asks for the last two updates, and reports a metric."""
+
     name = "spy"
     updates = 2
 
@@ -60,15 +61,16 @@ def test_probes_see_each_runs_parameters_and_last_updates_at_every_evaluation(mo
         return [made[-1]]
 
     monkeypatch.setattr("optlab.engine.loop.probes_for", probes_for)
-    configs = [RunConfig(strategy="momentum", dataset="digits", steps=6, eval_every=1, seed=0, lr=lr)
-               for lr in (0.1, 0.3)]
+    configs = [
+        RunConfig(strategy="momentum", dataset="digits", steps=6, eval_every=1, seed=0, lr=lr) for lr in (0.1, 0.3)
+    ]
     results = train_together([prepare(c) for c in configs])
     assert len(made) == 2
     for probe, result in zip(made, results):
         assert [step for step, _, _ in probe.seen] == list(range(7))
-        assert probe.seen[0][2] == []                         # no update before the first step
+        assert probe.seen[0][2] == []  # no update before the first step
         for (_, before, _), (step, after, updates) in zip(probe.seen, probe.seen[1:]):
-            torch.testing.assert_close(updates[-1], after - before)   # w after the step minus w before
+            torch.testing.assert_close(updates[-1], after - before)  # w after the step minus w before
             assert len(updates) == min(step, 2)
         torch.testing.assert_close(probe.seen[-1][1], result.params)
         assert [p["spy_norm"] for p in result.history] == [float(w.norm()) for _, w, _ in probe.seen]
@@ -82,7 +84,7 @@ def test_without_probes_the_loop_never_copies_parameters(monkeypatch):
 
     monkeypatch.setattr(StackedTrainer, "snapshot", refuse)
     result = run(RunConfig(strategy="adam", dataset="digits", steps=20, eval_every=5, probe_curvature=True))
-    assert result.status == "FINISHED" and result.curvature   # the curvature probe needs no updates
+    assert result.status == "FINISHED" and result.curvature  # the curvature probe needs no updates
 
 
 def test_a_failing_probe_fails_its_run_with_the_reason(monkeypatch):
@@ -101,8 +103,13 @@ def test_the_curvature_probe_is_recorded_for_batched_runs(store):
     from optlab.tracking import RunRecorder
     from optlab.tracking.store import client
 
-    configs = [RunConfig(strategy=s, dataset="digits", hidden=(8,), steps=30, seed=seed, probe_curvature=True,
-                         experiment="probe") for s in ("gd", "adam") for seed in (0, 1)]
+    configs = [
+        RunConfig(
+            strategy=s, dataset="digits", hidden=(8,), steps=30, seed=seed, probe_curvature=True, experiment="probe"
+        )
+        for s in ("gd", "adam")
+        for seed in (0, 1)
+    ]
     results = run_many(configs, make_recorder=lambda c: RunRecorder(experiment=c.experiment))
     mlflow_client = client()
     for config, result in zip(configs, results):
@@ -111,17 +118,21 @@ def test_the_curvature_probe_is_recorded_for_batched_runs(store):
         assert recorded.metrics["hessian_top_eigenvalue"] == pytest.approx(result.curvature["hessian_top_eigenvalue"])
         alone = run(config, trainer="reference")
         assert result.curvature["hessian_top_eigenvalue"] == pytest.approx(
-            alone.curvature["hessian_top_eigenvalue"], rel=1e-3)
-        assert float(recorded.tags["optlab.summary.hessian_trace"]) == pytest.approx(result.curvature["hessian_trace"],
-                                                                                    rel=1e-5)
+            alone.curvature["hessian_top_eigenvalue"], rel=1e-3
+        )
+        assert float(recorded.tags["optlab.summary.hessian_trace"]) == pytest.approx(
+            result.curvature["hessian_trace"], rel=1e-5
+        )
 
 
 def test_every_run_is_tagged_alone_or_batched_with_its_share_of_the_time(store):
     from optlab.tracking import RunRecorder
     from optlab.tracking.store import client
 
-    group = [RunConfig(strategy="minibatch", dataset="digits", steps=20, eval_every=10, seed=s, experiment="timing")
-             for s in (0, 1, 2)]
+    group = [
+        RunConfig(strategy="minibatch", dataset="digits", steps=20, eval_every=10, seed=s, experiment="timing")
+        for s in (0, 1, 2)
+    ]
     single = RunConfig(strategy="lbfgs", dataset="digits", hidden=(4,), steps=3, experiment="timing")
     results = run_many([*group, single], make_recorder=lambda c: RunRecorder(experiment=c.experiment))
     mlflow_client = client()
@@ -177,7 +188,7 @@ def test_ctrl_c_records_every_live_run_killed_and_reraises(monkeypatch):
     configs = [RunConfig(strategy="adam", dataset="digits", steps=10, seed=s) for s in (0, 1)]
     with pytest.raises(KeyboardInterrupt):
         run_many(configs, make_recorder=lambda c: Capture())
-    assert captured == [("KILLED", "interrupted", None)] * 2   # no weights stored for a killed run
+    assert captured == [("KILLED", "interrupted", None)] * 2  # no weights stored for a killed run
 
 
 @pytest.mark.parametrize("schedule", ["step", "exponential", "cosine"])
@@ -194,10 +205,12 @@ def test_closed_form_schedules_equal_torchs_schedulers(schedule):
 
 def test_the_stacked_path_builds_no_torch_optim_object():
     # constructing a torch.optim optimizer imports torch._dynamo (seconds at start-up); optlab run avoids it
-    code = ("import sys; from optlab.cli import main; "
-            "code = main(['run', '-s', 'adam', '-d', 'digits', '--steps', '3', '--schedule', 'cosine', "
-            "'--no-track', '-q']); "
-            "assert code == 0; assert 'torch._dynamo' not in sys.modules, 'dynamo imported'")
+    code = (
+        "import sys; from optlab.cli import main; "
+        "code = main(['run', '-s', 'adam', '-d', 'digits', '--steps', '3', '--schedule', 'cosine', "
+        "'--no-track', '-q']); "
+        "assert code == 0; assert 'torch._dynamo' not in sys.modules, 'dynamo imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 

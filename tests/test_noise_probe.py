@@ -25,10 +25,17 @@ def test_probe_measures_at_the_run_parameters_on_a_doubling_schedule_and_leaves_
     assert sorted(points) == [0, 10, 20, 40]
     # step 0: the initial parameters, measured with the probe's own generator
     from optlab.problem import build_problem
+
     problem = build_problem(config)
     big = min(NoiseScaleProbe.B_BIG, problem.n_train)
-    expected = measure(problem, problem.init_params(3), NoiseScaleProbe.B_SMALL, big, NoiseScaleProbe.DRAWS,
-                       torch.Generator().manual_seed(1_000_003 + 3))
+    expected = measure(
+        problem,
+        problem.init_params(3),
+        NoiseScaleProbe.B_SMALL,
+        big,
+        NoiseScaleProbe.DRAWS,
+        torch.Generator().manual_seed(1_000_003 + 3),
+    )
     assert points[0] == (expected.sq_small, expected.sq_big)
     g2 = [p["noise_g2"] for p in result.history if "noise_g2" in p]
     assert g2[0] == NoiseSample(NoiseScaleProbe.B_SMALL, big, *points[0]).g2
@@ -38,8 +45,9 @@ def test_probe_measures_at_the_run_parameters_on_a_doubling_schedule_and_leaves_
 
 
 def test_probe_sees_each_stacked_row_as_it_would_alone():
-    configs = [RunConfig.from_dict({**BASE, "seed": s, "lr": lr, "probe_noise_scale": True})
-               for s, lr in ((1, 0.1), (2, 0.3))]
+    configs = [
+        RunConfig.from_dict({**BASE, "seed": s, "lr": lr, "probe_noise_scale": True}) for s, lr in ((1, 0.1), (2, 0.3))
+    ]
     together = run_many(configs, batched=True)
     assert {r.timing for r in together} == {"batched:2"}
     for config, batched in zip(configs, together):

@@ -19,18 +19,18 @@ def test_sorted_by_class_yields_batches_of_one_class_in_order_covering_each_epoc
     sampler = problem.sampler(50, seed=1, order="sorted_by_class")
     per_epoch = epoch_steps(labels, 50, "sorted_by_class")
     counts = torch.bincount(labels)
-    assert per_epoch == sum(-(-int(c) // 50) for c in counts) > -(-len(labels) // 50)   # each class ends a batch
+    assert per_epoch == sum(-(-int(c) // 50) for c in counts) > -(-len(labels) // 50)  # each class ends a batch
     epochs = []
     for _ in range(2):
         batches = [sampler.next_indices() for _ in range(per_epoch)]
         classes = [labels[b].unique().tolist() for b in batches]
-        assert all(len(c) == 1 for c in classes)                             # one class per batch
+        assert all(len(c) == 1 for c in classes)  # one class per batch
         sequence = [c[0] for c in classes]
-        assert sequence == sorted(sequence) and sequence[0] == 0 and sequence[-1] == 9   # in order, all classes
+        assert sequence == sorted(sequence) and sequence[0] == 0 and sequence[-1] == 9  # in order, all classes
         seen = torch.cat(batches)
-        assert torch.equal(seen.sort().values, torch.arange(len(labels)))   # every sample once per epoch
+        assert torch.equal(seen.sort().values, torch.arange(len(labels)))  # every sample once per epoch
         epochs.append(seen)
-    assert not torch.equal(epochs[0], epochs[1])                            # reshuffled within classes
+    assert not torch.equal(epochs[0], epochs[1])  # reshuffled within classes
 
 
 def test_shuffled_order_is_the_sampler_it_always_was():
@@ -46,9 +46,14 @@ def test_shuffled_order_is_the_sampler_it_always_was():
 
 @pytest.mark.parametrize("strategy", ["momentum", "adam"])
 def test_stacked_rows_draw_the_sorted_batches_their_runs_alone_draw(strategy):
-    configs = [RunConfig(strategy=strategy, dataset="digits", hidden=(8,), steps=60, eval_every=20, seed=s,
-                         order="sorted_by_class") for s in (0, 1)]
+    configs = [
+        RunConfig(
+            strategy=strategy, dataset="digits", hidden=(8,), steps=60, eval_every=20, seed=s, order="sorted_by_class"
+        )
+        for s in (0, 1)
+    ]
     from optlab.engine.runner import train_together
+
     together = train_together([prepare(c) for c in configs])
     for config, result in zip(configs, together):
         alone = run(config, trainer="reference")
@@ -67,11 +72,17 @@ def test_an_epoch_budget_counts_the_extra_steps_of_class_batches():
     assert result.steps == prep.plan.steps_per_epoch and result.counters["samples_seen"] == len(labels)
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"strategy": "gd"}, "order 'sorted_by_class' orders mini-batches, but gd on digits uses the whole training set"),
-    ({"dataset": "ravine", "strategy": "sgd"}, "has no training data"),
-    ({"order": "random"}, "unknown order 'random'; choose from shuffled, sorted_by_class"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (
+            {"strategy": "gd"},
+            "order 'sorted_by_class' orders mini-batches, but gd on digits uses the whole training set",
+        ),
+        ({"dataset": "ravine", "strategy": "sgd"}, "has no training data"),
+        ({"order": "random"}, "unknown order 'random'; choose from shuffled, sorted_by_class"),
+    ],
+)
 def test_an_order_without_mini_batches_or_an_unknown_one_is_refused(changes, message):
     values = {"dataset": "digits", "strategy": "minibatch", "order": "sorted_by_class", **changes}
     with pytest.raises(ConfigError, match=message):

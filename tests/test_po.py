@@ -14,8 +14,15 @@ from optlab.engine.trainers import StrategyTrainer
 from optlab.errors import ConfigError
 
 # (name, lr or None for the package's default): a tiny budget on the shared problem
-CURATED = [("lion", 1e-3), ("prodigy", None), ("schedulefreeadamw", None), ("soap", None), ("muon", None),
-           ("adan", 1e-2), ("lamb", 1e-2)]
+CURATED = [
+    ("lion", 1e-3),
+    ("prodigy", None),
+    ("schedulefreeadamw", None),
+    ("soap", None),
+    ("muon", None),
+    ("adan", 1e-2),
+    ("lamb", 1e-2),
+]
 
 
 @pytest.mark.parametrize("name,lr", CURATED, ids=[c[0] for c in CURATED])
@@ -46,7 +53,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_point_and_trains_at_its_iter
     strategy = trainer.strategy
     iterate = strategy.flat()
     averaged = trainer.params(0)
-    assert not torch.allclose(averaged, iterate)            # eval() moved to the average x, train() came back to y
+    assert not torch.allclose(averaged, iterate)  # eval() moved to the average x, train() came back to y
     assert torch.allclose(strategy.flat(), iterate, atol=1e-6)
     assert all(group["train_mode"] for group in strategy.optimizer.param_groups)
     assert torch.allclose(trainer.params(0), averaged, atol=1e-6)
@@ -60,19 +67,26 @@ def test_muon_gets_hidden_matrices_in_its_muon_group_and_the_rest_in_adamw():
     assert shapes[False] == [(16,), (16,), (10, 16), (10,)]
 
 
-@pytest.mark.parametrize("name,message", [
-    ("lomo", "po:lomo cannot run here: it takes an nn.Module"),
-    ("lionn", "unknown pytorch-optimizer optimizer 'lionn' (128 in the package, see `optlab strategies`); "
-              "did you mean po:lion"),
-    ("ranger21", "option num_iterations of 'po:ranger21' is required"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("lomo", "po:lomo cannot run here: it takes an nn.Module"),
+        (
+            "lionn",
+            "unknown pytorch-optimizer optimizer 'lionn' (128 in the package, see `optlab strategies`); "
+            "did you mean po:lion",
+        ),
+        ("ranger21", "option num_iterations of 'po:ranger21' is required"),
+    ],
+)
 def test_what_cannot_run_is_refused_in_one_line(tmp_path, monkeypatch, capsys, name, message):
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", "-s", f"po:{name}", "--steps", "2", "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message.replace("128", str(len(pytorch_optimizer.get_supported_optimizers()))) \
-        in err, err
+    assert (
+        err.count("\n") == 1 and message.replace("128", str(len(pytorch_optimizer.get_supported_optimizers()))) in err
+    ), err
     assert not (tmp_path / "mlruns").exists()
 
 

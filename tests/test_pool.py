@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from fault_helpers import pool_target
+
 from optlab.sweeps.pool import WorkerPool
 
 TESTS = Path(__file__).resolve().parent
@@ -20,8 +21,9 @@ def test_a_dead_worker_costs_only_its_task_and_the_pool_goes_on():
         return [("ok", 5)] if task == ("die", 2) else []
 
     tasks = [("ok", 1), ("die", 2), ("ok", 3), ("raise", 4)]
-    WorkerPool(2, pool_target).run(tasks, lambda t, v: results.__setitem__(t[1], v), on_death,
-                                   lambda t, text: errors.__setitem__(t[1], text))
+    WorkerPool(2, pool_target).run(
+        tasks, lambda t, v: results.__setitem__(t[1], v), on_death, lambda t, text: errors.__setitem__(t[1], text)
+    )
     assert results == {1: 10, 3: 30, 5: 50}
     assert [task for task, _ in deaths] == [("die", 2)]
     assert deaths[0][1].describe().startswith("worker died (pid ") and "SIGKILL" in deaths[0][1].describe()
@@ -29,12 +31,14 @@ def test_a_dead_worker_costs_only_its_task_and_the_pool_goes_on():
 
 
 def test_workers_die_with_their_parent():
-    script = (f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(TESTS.parent)!r}]\n"
-              "from fault_helpers import pool_target\n"
-              "from optlab.sweeps.pool import WorkerPool\n"
-              "pool = WorkerPool(2, pool_target)\n"
-              "pool.run([('sleep', 600), ('sleep', 600)], print, print, print,\n"
-              "         check=lambda: print('workers', *pool.pids, flush=True))\n")
+    script = (
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(TESTS.parent)!r}]\n"
+        "from fault_helpers import pool_target\n"
+        "from optlab.sweeps.pool import WorkerPool\n"
+        "pool = WorkerPool(2, pool_target)\n"
+        "pool.run([('sleep', 600), ('sleep', 600)], print, print, print,\n"
+        "         check=lambda: print('workers', *pool.pids, flush=True))\n"
+    )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         line = parent.stdout.readline()  # printed once both workers run

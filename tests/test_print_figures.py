@@ -15,8 +15,20 @@ from optlab.reports import chart_static, plots, style
 from optlab.reports.chart import Chart, Matrix, log_ticks
 from optlab.reports.natural import natural_sorted
 
-STRATEGIES = ["gd", "sgd", "minibatch", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs",
-              "newton_cg", "ng:CMA"]
+STRATEGIES = [
+    "gd",
+    "sgd",
+    "minibatch",
+    "momentum",
+    "nesterov",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+    "lbfgs",
+    "newton_cg",
+    "ng:CMA",
+]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3500]
 
 
@@ -26,27 +38,69 @@ def profile_charts() -> list[Chart]:
     frames = []
     for axis in ("gradient equivalents", "epochs", "wall time (training only)", "evaluations"):
         for k, strategy in enumerate(STRATEGIES):
-            frames.append(pd.DataFrame({"x": tau, "mean": np.clip(np.log10(tau) / (1 + k / 4), 0, 1), "label": strategy,
-                                        "strategy": strategy, "family": palette.family(strategy),
-                                        "axis": f"τ (ratio to the fastest, {axis})",
-                                        "metric": "fraction of the 7 workloads within τ"}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "x": tau,
+                        "mean": np.clip(np.log10(tau) / (1 + k / 4), 0, 1),
+                        "label": strategy,
+                        "strategy": strategy,
+                        "family": palette.family(strategy),
+                        "axis": f"τ (ratio to the fastest, {axis})",
+                        "metric": "fraction of the 7 workloads within τ",
+                    }
+                )
+            )
     data = pd.concat(frames, ignore_index=True)
-    return plots.axis_charts(data, {a: True for a in dict.fromkeys(data["axis"])}, list(set(data["metric"])), {},
-                             "profiles", band=False, step=True)
+    return plots.axis_charts(
+        data,
+        {a: True for a in dict.fromkeys(data["axis"])},
+        list(set(data["metric"])),
+        {},
+        "profiles",
+        band=False,
+        step=True,
+    )
 
 
 def batch_chart() -> Chart:
     """Steps to target and the tuned learning rate against batch size, one line per batch-size run label."""
     rows = []
-    for panel, values in (("steps to target", lambda b: 3000 / b ** 0.7), ("tuned learning rate", lambda b: 0.01 * b ** 0.5)):
+    for panel, values in (
+        ("steps to target", lambda b: 3000 / b**0.7),
+        ("tuned learning rate", lambda b: 0.01 * b**0.5),
+    ):
         for b in BATCHES:
             for x in (b * 0.9, b, b * 1.1):
-                rows.append({"x": x, "y": values(b), "low": values(b) * 0.8, "high": values(b) * 1.2,
-                             "key": "minibatch", "label": f"minibatch B={b}", "panel": panel})
+                rows.append(
+                    {
+                        "x": x,
+                        "y": values(b),
+                        "low": values(b) * 0.8,
+                        "high": values(b) * 1.2,
+                        "key": "minibatch",
+                        "label": f"minibatch B={b}",
+                        "panel": panel,
+                    }
+                )
     data = pd.DataFrame(rows)
-    return Chart(data, x="x", y="y", low="low", high="high", color="key", label="label", row="panel", dash=None,
-                 log_x=True, log_y=True, x_title="batch size B", max_lines=20,
-                 caption="steps to target against batch size", title="Batch-size effects on digits-relu-ce")
+    return Chart(
+        data,
+        x="x",
+        y="y",
+        low="low",
+        high="high",
+        color="key",
+        label="label",
+        row="panel",
+        dash=None,
+        log_x=True,
+        log_y=True,
+        x_title="batch size B",
+        max_lines=20,
+        caption="steps to target against batch size",
+        title="Batch-size effects on digits-relu-ce",
+    )
 
 
 def curves_chart() -> Chart:
@@ -57,23 +111,51 @@ def curves_chart() -> Chart:
         for metric in ("validation accuracy (mean, 95 % band)", "training loss (mean, 95 % band)"):
             y = 1 - 0.9 / (1 + work) if "accuracy" in metric else 2.3 / (1 + work)
             for axis in ("gradient-equivalents (passes over the training set)", "wall time in seconds (training only)"):
-                frames.append(pd.DataFrame({"x": work, "mean": y, "low": y * 0.95, "high": y * 1.05, "label": strategy,
-                                            "strategy": strategy, "family": palette.family(strategy), "metric": metric,
-                                            "axis": axis}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "x": work,
+                            "mean": y,
+                            "low": y * 0.95,
+                            "high": y * 1.05,
+                            "label": strategy,
+                            "strategy": strategy,
+                            "family": palette.family(strategy),
+                            "metric": metric,
+                            "axis": axis,
+                        }
+                    )
+                )
     data = pd.concat(frames, ignore_index=True)
-    return plots.axis_charts(data, {a: True for a in dict.fromkeys(data["axis"])}, list(dict.fromkeys(data["metric"])),
-                             {"training loss (mean, 95 % band)": True}, "learning curves")[0]
+    return plots.axis_charts(
+        data,
+        {a: True for a in dict.fromkeys(data["axis"])},
+        list(dict.fromkeys(data["metric"])),
+        {"training loss (mean, 95 % band)": True},
+        "learning curves",
+    )[0]
 
 
 def matrix() -> Matrix:
     names = STRATEGIES[:8]
     values = pd.DataFrame(np.linspace(-1, 1, 64).reshape(8, 8), index=names, columns=names)
-    return Matrix(values, values.map("{:+.2f}".format), "who beats whom", 1.0, "opponent", "strategy",
-                  "difference in final accuracy")
+    return Matrix(
+        values,
+        values.map("{:+.2f}".format),
+        "who beats whom",
+        1.0,
+        "opponent",
+        "strategy",
+        "difference in final accuracy",
+    )
 
 
-FIXED_REPORT = {"performance profiles": profile_charts, "batch sizes": lambda: [batch_chart()],
-                "learning curves": lambda: [curves_chart()], "matrix": lambda: [matrix()]}
+FIXED_REPORT = {
+    "performance profiles": profile_charts,
+    "batch sizes": lambda: [batch_chart()],
+    "learning curves": lambda: [curves_chart()],
+    "matrix": lambda: [matrix()],
+}
 
 
 @pytest.mark.parametrize("name", FIXED_REPORT)

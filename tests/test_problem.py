@@ -23,8 +23,9 @@ def test_gradient_matches_central_finite_differences_in_float64():
         for i in range(w.numel()):
             step = torch.zeros_like(w)
             step[i] = eps
-            numeric[i] = (problem.objective(w + step, problem.batch()) -
-                          problem.objective(w - step, problem.batch())) / (2 * eps)
+            numeric[i] = (
+                problem.objective(w + step, problem.batch()) - problem.objective(w - step, problem.batch())
+            ) / (2 * eps)
         assert torch.allclose(grad, numeric, rtol=1e-6, atol=1e-8), cost
 
 
@@ -61,7 +62,7 @@ def test_mse_is_sum_of_squared_differences_to_one_hot():
 def test_init_schemes_scale_with_fan_in_and_zero_init_is_symmetric():
     spec = NetworkSpec(784, (16, 16), 10, init="fan_in_normal")
     first_weight = spec.unflatten(spec.init_params(0))[0][0]
-    assert abs(first_weight.std().item() - 784 ** -0.5) < 0.003
+    assert abs(first_weight.std().item() - 784**-0.5) < 0.003
     zeros = NetworkSpec(init="zeros").init_params(0)
     assert torch.count_nonzero(zeros) == 0
 

@@ -7,10 +7,10 @@ import os
 import socket
 
 import pytest
+from sweep_helpers import children, write_spec
 
 from optlab.errors import ConfigError, OptlabError
 from optlab.sweeps import executor, load, resume, run_sweep
-from sweep_helpers import children, write_spec
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,8 @@ def test_a_retried_ray_task_skips_points_its_lost_attempt_finished_and_kills_the
     assert sorted(r.info.status for r in by_point[lost.point_hash]) == ["FINISHED", "KILLED"]
     killed = next(r for r in by_point[lost.point_hash] if r.info.status == "KILLED")
     assert killed.data.tags["optlab.failure_reason"] == (
-        "interrupted: its Ray worker on node node-that-died was lost; the task was retried")
+        "interrupted: its Ray worker on node node-that-died was lost; the task was retried"
+    )
     assert [r.info.status for r in by_point[fresh.point_hash]] == ["FINISHED"]
     new = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("optlab.node") != "node-that-died"]
     assert len(new) == 2

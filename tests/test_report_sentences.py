@@ -41,9 +41,14 @@ def test_failed_runs_counted_in_time_to_target_are_named_with_their_reasons():
 
     from optlab.reports.target import name_failed
 
-    runs = pd.DataFrame({"strategy": ["adam", "newton_cg", "newton_cg", "sgd"], "seed": [100.0, 101.0, 100.0, 100.0],
-                         "status": ["FINISHED", "FAILED", "FAILED", "FINISHED"],
-                         "failure_reason": [None, "loss diverged (nan) at step 40", None, None]})
+    runs = pd.DataFrame(
+        {
+            "strategy": ["adam", "newton_cg", "newton_cg", "sgd"],
+            "seed": [100.0, 101.0, 100.0, 100.0],
+            "status": ["FINISHED", "FAILED", "FAILED", "FINISHED"],
+            "failure_reason": [None, "loss diverged (nan) at step 40", None, None],
+        }
+    )
     text = name_failed(runs)
     assert text.startswith("2 failed run(s)")
     assert "newton_cg seed 100: no reason recorded; newton_cg seed 101: loss diverged (nan) at step 40" in text
@@ -56,8 +61,9 @@ def test_a_ranking_over_unequal_work_says_how_unequal():
     from optlab.reports.work import UNEQUAL, unequal_work
 
     def runs(ratio):
-        return pd.DataFrame({"label": ["adam", "adam", "ng:CMA", "ng:CMA"],
-                             "final_gradient_equivalents": [1.0, 1.0, ratio, ratio]})
+        return pd.DataFrame(
+            {"label": ["adam", "adam", "ng:CMA", "ng:CMA"], "final_gradient_equivalents": [1.0, 1.0, ratio, ratio]}
+        )
 
     text = unequal_work(runs(1000.0))
     assert "ng:CMA 1,000, adam 1 gradient-equivalents" in text and "1,000-fold range" in text
@@ -70,8 +76,13 @@ def test_a_budget_exceeded_is_stated_and_only_then():
 
     from optlab.reports.work import budget_exceeded
 
-    runs = pd.DataFrame({"label": ["adam", "adam", "newton_cg", "newton_cg"], "epochs": [60.0] * 4,
-                         "final_epoch": [60.0, 60.0, 61.0, 59.0]})
+    runs = pd.DataFrame(
+        {
+            "label": ["adam", "adam", "newton_cg", "newton_cg"],
+            "epochs": [60.0] * 4,
+            "final_epoch": [60.0, 60.0, 61.0, 59.0],
+        }
+    )
     text = budget_exceeded(runs)
     assert "Past the budget of 60 epochs: newton_cg up to 61 epochs (1 of 2 runs)" in text and "adam" not in text
     assert budget_exceeded(runs.assign(final_epoch=[60.0, 60.0, 60.0, 59.0])) == ""

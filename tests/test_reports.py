@@ -13,15 +13,23 @@ from optlab.reports import build_report
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Table
 
-SECTION_TITLES = ["Convergence and final results", "Time to target and performance profiles",
-                  "Learning-rate sensitivity", "Batch-size effects", "Random-label memorization", "Inside the network",
-                  "Landscapes", "Dynamics", "Lessons", "Reproducibility"]
+SECTION_TITLES = [
+    "Convergence and final results",
+    "Time to target and performance profiles",
+    "Learning-rate sensitivity",
+    "Batch-size effects",
+    "Random-label memorization",
+    "Inside the network",
+    "Landscapes",
+    "Dynamics",
+    "Lessons",
+    "Reproducibility",
+]
 
 
 @pytest.fixture(scope="module")
 def fixture_report(tmp_path_factory):
     import torch
-
     from report_fixture import build_store
 
     home = tmp_path_factory.mktemp("store")
@@ -59,11 +67,13 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     # convergence: one heading per workload; the reference workload has curves, a final table and a matrix;
     # the stop-at-target workload defers to time to target
     conv = by_title["Convergence and final results"]
-    assert [n.text for n in blocks(conv, Note) if n.kind == "heading"] == ["Workload digits-short",
-                                                                           "Workload digits-long"]
+    assert [n.text for n in blocks(conv, Note) if n.kind == "heading"] == [
+        "Workload digits-short",
+        "Workload digits-long",
+    ]
     final = blocks(conv, Table)[0].frame.set_index("strategy")
     assert set(final.index) == {"adam", "momentum", "gd"} and set(final["seeds"]) <= {"3/3"}
-    assert all("[" in v for v in final["test acc"])            # an interval, not a bare mean
+    assert all("[" in v for v in final["test acc"])  # an interval, not a bare mean
     assert any(f.caption.startswith("Mean paired differences") for f in blocks(conv, Matrix))
     # tiers: the final table is grouped by tier, and a verdict table compares each strategy with the best
     assert set(final["tier"]) <= {"best", "equivalent to best", "undecided", "worse"} and "best" in set(final["tier"])
@@ -78,8 +88,13 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     # left are pictures (heatmap, weights, histogram, landscapes)
     charts = [c for s in report.sections for c in blocks(s, Chart)]
     assert len(charts) >= 6 and all(c.max_panel_lines() <= 8 for c in charts)
-    for title in ("Convergence and final results", "Learning-rate sensitivity", "Batch-size effects",
-                  "Random-label memorization", "Time to target and performance profiles"):
+    for title in (
+        "Convergence and final results",
+        "Learning-rate sensitivity",
+        "Batch-size effects",
+        "Random-label memorization",
+        "Time to target and performance profiles",
+    ):
         assert blocks(by_title[title], Chart), title
     # time to target: every workload's table; a profile over the two workloads
     ttt = by_title["Time to target and performance profiles"]
@@ -144,8 +159,9 @@ def printed_pdf(request, fixture_report, tmp_path):
 
     if request.param == "weasyprint":
         return fixture_report.pdf
-    return render.write_pdf(fixture_report.sections, tmp_path / "chromium.pdf", "sqlite:///fixture.db",
-                            engine=request.param)
+    return render.write_pdf(
+        fixture_report.sections, tmp_path / "chromium.pdf", "sqlite:///fixture.db", engine=request.param
+    )
 
 
 def test_pdf_pages_are_uniform_a4_landscape_with_titles_numbers_and_contents_links(printed_pdf):
@@ -186,8 +202,11 @@ def test_pdf_figure_captions_are_on_their_figures_page(fixture_report):
     reader = PdfReader(str(fixture_report.pdf))
     pages = [page.extract_text() for page in reader.pages]
     captions = {int(n): i for i, text in enumerate(pages, start=1) for n in re.findall(r"Figure (\d+)\. ", text)}
-    figure_pages = {int(name[3:]): reader.get_destination_page_number(dest) + 1
-                    for name, dest in reader.named_destinations.items() if re.fullmatch(r"fig\d+", name)}
+    figure_pages = {
+        int(name[3:]): reader.get_destination_page_number(dest) + 1
+        for name, dest in reader.named_destinations.items()
+        if re.fullmatch(r"fig\d+", name)
+    }
     assert len(figure_pages) >= 20 and set(figure_pages) == set(captions)
     for number, page in figure_pages.items():
         assert captions[number] == page, f"figure {number} is drawn on page {page}, its caption on {captions[number]}"
@@ -237,9 +256,9 @@ def test_a_long_table_goes_to_the_appendix_collapsed_in_html(tmp_path):
     path = write_html([Section(1, "One", "intro", [short, long])], tmp_path / "r.html", "sqlite:///x.db")
     html = path.read_text()
     assert "Table A1" in html and 'href="#tA1"' in html
-    appendix = html[html.index('id="appendix"'):]
+    appendix = html[html.index('id="appendix"') :]
     assert "<details" in appendix and "every pair&#39;s estimate" in appendix and "<td>39</td>" in appendix
-    body = html[:html.index('id="appendix"')]
+    body = html[: html.index('id="appendix"')]
     assert "<td>39</td>" not in body and "<td>2</td>" in body
 
 
@@ -259,11 +278,21 @@ def _chromium():
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
-    options.binary_location = os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser")
+    options.binary_location = (
+        os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
@@ -290,7 +319,8 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
              g.querySelectorAll('.legend .traces').length, g.data[0].type,
              g.querySelectorAll('.heatmaplayer image, .heatmaplayer .hm').length])""")
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
+        )
         fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         # clicking a legend entry hides that series (line and band) in every panel; the others stay
         chart = driver.find_element(By.ID, "chart1")
@@ -311,7 +341,8 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
         entries = chart.find_elements(By.CSS_SELECTOR, ".legend .traces")
         ActionChains(driver).double_click(entries[1].find_element(By.CSS_SELECTOR, ".legendtoggle")).perform()
         WebDriverWait(driver, 10).until(  # times out (fails) unless exactly that entry is left shown
-            lambda d: {g for g, v in d.execute_script(visibility, chart) if v in (None, True)} == {names[1]})
+            lambda d: {g for g, v in d.execute_script(visibility, chart) if v in (None, True)} == {names[1]}
+        )
         headings = driver.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
         logs = driver.get_log("browser")
     finally:
@@ -335,9 +366,14 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
     report = build_report(tmp_path / "out", progress=False)
     assert report.errors == []
     by_title = {s.title: s for s in report.sections}
-    expected = {"Convergence and final results": "convergence", "Time to target and performance profiles": "convergence",
-                "Learning-rate sensitivity": "convergence", "Batch-size effects": "batch_size",
-                "Random-label memorization": "memorization", "Inside the network": "convergence"}
+    expected = {
+        "Convergence and final results": "convergence",
+        "Time to target and performance profiles": "convergence",
+        "Learning-rate sensitivity": "convergence",
+        "Batch-size effects": "batch_size",
+        "Random-label memorization": "memorization",
+        "Inside the network": "convergence",
+    }
     for title, experiment in expected.items():
         notes = [n.text for n in blocks(by_title[title], Note) if n.kind == "missing"]
         assert any(f"SWEEP=experiments/{experiment}.toml make sweep" in n and "not run yet" in n for n in notes), title
@@ -362,7 +398,7 @@ def test_markdown_results_come_from_the_store_and_replace_only_the_results_block
     assert "**Workload `digits-short`**" in text and "Performance profile over the 2 workloads" in text
     assert "load average" in text and "machine" in text
     assert "**Batch size**" in text and "**Random-label memorization**" in text
-    assert "**Dynamics**" not in text            # the page has no sweep-more block: left out, said so
+    assert "**Dynamics**" not in text  # the page has no sweep-more block: left out, said so
     assert "has no results-more block" in capsys.readouterr().out
 
 
@@ -376,7 +412,7 @@ def test_the_sweep_more_results_go_to_their_own_block(fixture_report, tmp_path):
     uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
     assert main(["report", "--markdown", "--into", str(page), "--tracking-uri", uri]) == 0
     text = page.read_text()
-    more = text[text.index(MORE_BEGIN):]
+    more = text[text.index(MORE_BEGIN) :]
     assert "old more" not in text and "\nold\n" not in text and "**Dynamics**" in more and "**Lessons**" in more
     lessons = [s for s in fixture_report.sections if s.title == "Lessons"][0]
     # the same sentences as the report's section, computed from the same runs
@@ -406,7 +442,8 @@ def test_a_failing_section_is_one_warning_line_and_a_note_the_rest_is_built(tmp_
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if "failed" in line] == [
         "optlab: warning: report section 7 (Landscapes) failed: ValueError: no such surface "
-        "(--debug shows the traceback)"]
+        "(--debug shows the traceback)"
+    ]
     assert report.errors == ["Landscapes: ValueError: no such surface\nsecond line"]
     assert "This section failed to build" in report.html.read_text()
     monkeypatch.setenv("OPTLAB_DEBUG", "1")
@@ -430,7 +467,8 @@ def test_the_chromium_engine_without_a_browser_says_so_in_one_line_and_names_the
 
     monkeypatch.setenv("OPTLAB_CHROMIUM", str(tmp_path / "no-such-chrome"))
     with pytest.raises(PdfError) as failed:
-        render.write_pdf([Section(1, "One", "intro", [Note("text")])], tmp_path / "r.pdf", "sqlite:///x.db",
-                         engine="chromium")
+        render.write_pdf(
+            [Section(1, "One", "intro", [Note("text")])], tmp_path / "r.pdf", "sqlite:///x.db", engine="chromium"
+        )
     assert "no Chromium found" in str(failed.value) and "weasyprint" in str(failed.value)
     assert "\n" not in str(failed.value) and not (tmp_path / "r.pdf").exists()

@@ -12,7 +12,13 @@ from optlab.problem import build_problem
 from optlab.problem.problem import Problem
 from optlab.strategies import registry
 from optlab.strategies.second_order.curvature import (
-    conjugate_gradient, gauss_newton_operator, hessian_matrix, hessian_operator, power_iteration, probe_curvature)
+    conjugate_gradient,
+    gauss_newton_operator,
+    hessian_matrix,
+    hessian_operator,
+    power_iteration,
+    probe_curvature,
+)
 from optlab.strategies.second_order.kfac import damped_inverses, kronecker_factors, layer_statistics
 
 SECOND_ORDER = ["lbfgs", "newton", "newton_cg", "kfac"]
@@ -105,16 +111,16 @@ def test_gauss_newton_equals_the_hessian_for_a_linear_model():
     w = problem.init_params(0)
     batch = problem.batch()
     v = torch.randn(w.numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    assert torch.allclose(gauss_newton_operator(problem, w, batch)(v), hessian_operator(problem, w, batch)(v),
-                          rtol=1e-9, atol=1e-12)
+    assert torch.allclose(
+        gauss_newton_operator(problem, w, batch)(v), hessian_operator(problem, w, batch)(v), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_power_iteration_finds_the_top_eigenvalue_of_a_quadratic():
     eigenvalues = [0.5, 1.0, 2.0, 3.0, 7.0, 10.0]
     problem = Quadratic(eigenvalues)
     w = torch.ones(6, dtype=torch.float64)
-    top, used = power_iteration(hessian_operator(problem, w, None), 6, iters=500, tol=1e-12,
-                                dtype=torch.float64)
+    top, used = power_iteration(hessian_operator(problem, w, None), 6, iters=500, tol=1e-12, dtype=torch.float64)
     assert top == pytest.approx(10.0, rel=1e-6) and used < 500
     probe = probe_curvature(problem, w, samples=400)
     assert probe["hessian_top_eigenvalue"] == pytest.approx(10.0, rel=1e-3)
@@ -141,15 +147,17 @@ def test_truncated_cg_solves_a_positive_definite_system():
 
 
 def _final_loss(strategy, budget, **extra):
-    config = RunConfig(strategy=strategy, dataset="digits", train_size=400, hidden=(16,), steps=budget,
-                       eval_every=budget, **extra)
+    config = RunConfig(
+        strategy=strategy, dataset="digits", train_size=400, hidden=(16,), steps=budget, eval_every=budget, **extra
+    )
     result = run(config)
     assert result.status == "FINISHED", result.reason
     return result.final["train_loss"], result.final["gradient_equivalents"]
 
 
-@pytest.mark.parametrize("strategy, steps, options", [
-    ("newton_cg", 12, {"curvature_batch": 100, "cg_iters": 10}), ("lbfgs", 40, {})])
+@pytest.mark.parametrize(
+    "strategy, steps, options", [("newton_cg", 12, {"curvature_batch": 100, "cg_iters": 10}), ("lbfgs", 40, {})]
+)
 def test_second_order_beats_gd_at_equal_gradient_equivalents(strategy, steps, options):
     loss, cost = _final_loss(strategy, steps, options=options)
     gd_steps = math.ceil(cost)  # full-batch gd: one gradient-equivalent per step
@@ -179,8 +187,10 @@ def test_kfac_factors_match_their_definitions_on_a_tiny_net():
     # the damped inverse of A (x) G is the Kronecker product of the factors' damped inverses
     a_inv, g_inv = damped_inverses(factors_a[1], factors_g[1], 0.1)
     pi = math.sqrt((torch.trace(factors_a[1]) / 4) / (torch.trace(factors_g[1]) / 10))
-    expected = torch.kron(factors_a[1] + math.sqrt(0.1) / pi * torch.eye(4, dtype=torch.float64),
-                          factors_g[1] + math.sqrt(0.1) * pi * torch.eye(10, dtype=torch.float64))
+    expected = torch.kron(
+        factors_a[1] + math.sqrt(0.1) / pi * torch.eye(4, dtype=torch.float64),
+        factors_g[1] + math.sqrt(0.1) * pi * torch.eye(10, dtype=torch.float64),
+    )
     assert torch.allclose(torch.kron(a_inv, g_inv), torch.linalg.inv(expected), atol=1e-8)
 
 
@@ -193,8 +203,16 @@ def test_kfac_and_newton_cg_train_a_small_net():
 
 
 def test_curvature_and_line_search_work_is_counted():
-    prep = prepare(RunConfig(strategy="newton_cg", dataset="digits", train_size=200, hidden=(8,), dtype="float64",
-                             options={"curvature_batch": 50}))
+    prep = prepare(
+        RunConfig(
+            strategy="newton_cg",
+            dataset="digits",
+            train_size=200,
+            hidden=(8,),
+            dtype="float64",
+            options={"curvature_batch": 50},
+        )
+    )
     problem = prep.problem
     strategy = prep.strategy_cls(problem, problem.init_params(0), prep.config, prep.plan)
     observed = [strategy.step() for _ in range(2)]  # the second CG starts warm: one more product
@@ -221,8 +239,10 @@ def test_lbfgs_counts_each_distinct_evaluation_once():
     assert float(problem.objective(strategy.params())) < 4.0  # from 24.2
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"curvature": "fisher"}, "curvature"), ({"cg_iters": 0}, "cg_iters"), ({"cg_decay": 1.0}, "cg_decay")])
+@pytest.mark.parametrize(
+    "options, message",
+    [({"curvature": "fisher"}, "curvature"), ({"cg_iters": 0}, "cg_iters"), ({"cg_decay": 1.0}, "cg_decay")],
+)
 def test_bad_newton_cg_options_are_refused(options, message):
     with pytest.raises(ConfigError, match=message):
         prepare(RunConfig(strategy="newton_cg", dataset="digits", options=options))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sweep_helpers import write_spec
 
 from optlab.analysis.curves import common_grid, on_grid
 from optlab.analysis.stats import bootstrap_ci
 from optlab.sweeps import load, run_sweep, seed_groups
-from sweep_helpers import write_spec
 
 BODY = """
 [grid]
@@ -77,8 +77,10 @@ def test_group_metrics_are_the_mean_and_bootstrap_interval_over_its_seeds(swept)
             assert metrics["final/val_accuracy/ci_low"] == pytest.approx(ci.low, rel=1e-3)
             assert metrics["final/val_accuracy/ci_high"] == pytest.approx(ci.high, rel=1e-3)
         # the mean curve on the common grid of gradient-equivalents, one step per grid point
-        grid = [p.value for p in sorted(c.get_metric_history(group.info.run_id, "gradient_equivalents"),
-                                        key=lambda p: p.step)]
+        grid = [
+            p.value
+            for p in sorted(c.get_metric_history(group.info.run_id, "gradient_equivalents"), key=lambda p: p.step)
+        ]
         curve = {p.step: p.value for p in c.get_metric_history(group.info.run_id, "val_accuracy")}
         assert len(grid) == seed_groups.GRID_POINTS and np.all(np.diff(grid) > 0)
         members = []

@@ -41,33 +41,44 @@ def _described(name: str = "e") -> MlflowClient:
 
 
 def _config(**changes) -> RunConfig:
-    return RunConfig.from_dict({"strategy": "adam", "lr": 0.01, "dataset": "digits", "steps": 3, "experiment": "e",
-                                **changes})
+    return RunConfig.from_dict(
+        {"strategy": "adam", "lr": 0.01, "dataset": "digits", "steps": 3, "experiment": "e", **changes}
+    )
 
 
 def _record(recorder, status: str = "FINISHED", tags: dict | None = None) -> str:
-    recorder.start(_config(), FACTS, PLAN, extra_tags={"optlab.family": "first-order", "optlab.timing": "alone",
-                                                       **(tags or {})})
+    recorder.start(
+        _config(), FACTS, PLAN, extra_tags={"optlab.family": "first-order", "optlab.timing": "alone", **(tags or {})}
+    )
     recorder.log(0, {"val_accuracy": 0.1, "train_loss": 2.5, "epoch": 0.0})
     recorder.log_series([1, 2, 3], {"batch_loss": [2.0, math.nan, math.inf], "lr": [0.01, 0.01, 0.005]})
     recorder.log(3, {"val_accuracy": 0.75, "train_loss": -math.inf, "epoch": 3 / 39.28125})
-    recorder.finish(status, None if status == "FINISHED" else "diverged: test", {"steps": 3, "wall_time": 0.5},
-                    WEIGHTS)
+    recorder.finish(status, None if status == "FINISHED" else "diverged: test", {"steps": 3, "wall_time": 0.5}, WEIGHTS)
     return recorder.run_id
 
 
 def _rows(home: Path, run_id: str) -> dict:
     """Everything the store holds of a run, without its ids and clock times."""
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        run = db.execute("SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
-                         "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-                         "experiment_id FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
+        run = db.execute(
+            "SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
+            "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
+            "experiment_id FROM runs WHERE run_uuid = ?",
+            (run_id,),
+        ).fetchone()
         out = {"run": tuple(str(v).replace(run_id, "<id>") for v in run)}
-        for table, columns in (("tags", "key, value"), ("params", "key, value"),
-                               ("metrics", "key, value, step, is_nan"), ("latest_metrics", "key, value, step, is_nan")):
+        for table, columns in (
+            ("tags", "key, value"),
+            ("params", "key, value"),
+            ("metrics", "key, value, step, is_nan"),
+            ("latest_metrics", "key, value, step, is_nan"),
+        ):
             out[table] = sorted(db.execute(f"SELECT {columns} FROM {table} WHERE run_uuid = ?", (run_id,)).fetchall())
-        stamps = db.execute("SELECT min(m.timestamp) >= r.start_time, max(m.timestamp) <= r.end_time FROM metrics m "
-                            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE m.run_uuid = ?", (run_id,)).fetchone()
+        stamps = db.execute(
+            "SELECT min(m.timestamp) >= r.start_time, max(m.timestamp) <= r.end_time FROM metrics m "
+            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE m.run_uuid = ?",
+            (run_id,),
+        ).fetchone()
         out["stamps within the run"] = stamps
     folder = home / "mlruns" / "artifacts" / run_id / "artifacts"
     out["artifacts"] = sorted(p.name for p in folder.iterdir())
@@ -87,11 +98,13 @@ def test_the_store_mlflow_creates_is_the_layout_written_directly(home):
 
 def schema_moved_message(found) -> str:
     revision = found[0][0] if found else "none"
-    return (f"MLflow {mlflow.__version__} creates stores at schema revision {revision}; the direct writer knows "
-            f"revision {sqlite_recorder.SCHEMA_REVISION} (MLflow 3.17). To go back to the tested MLflow: `make install` "
-            f"(requirements.lock pins it). To move to this MLflow: set SCHEMA_REVISION = {revision!r} in "
-            f"optlab/tracking/sqlite_recorder.py, make `pytest tests/test_sqlite_recorder.py` pass (it compares the "
-            f"direct writer's rows with MLflow's), widen the mlflow range in pyproject.toml, then `make lock`.")
+    return (
+        f"MLflow {mlflow.__version__} creates stores at schema revision {revision}; the direct writer knows "
+        f"revision {sqlite_recorder.SCHEMA_REVISION} (MLflow 3.17). To go back to the tested MLflow: `make install` "
+        f"(requirements.lock pins it). To move to this MLflow: set SCHEMA_REVISION = {revision!r} in "
+        f"optlab/tracking/sqlite_recorder.py, make `pytest tests/test_sqlite_recorder.py` pass (it compares the "
+        f"direct writer's rows with MLflow's), widen the mlflow range in pyproject.toml, then `make lock`."
+    )
 
 
 def test_a_moved_schema_says_which_revisions_and_what_to_do():
@@ -103,7 +116,7 @@ def test_a_moved_schema_says_which_revisions_and_what_to_do():
 def _counts(home: Path) -> dict[str, int]:
     """Rows in every table of the store."""
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        tables = [name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {table: db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}
 
 
@@ -122,8 +135,8 @@ def test_a_direct_run_holds_the_rows_mlflow_writes_for_the_same_run(home, status
     expected, got = _rows(home, through_mlflow), _rows(home, written_directly)
     assert got == expected
     assert got["stamps within the run"] == (1, 1)
-    assert ("batch_loss", 0.0, 2, 1) in got["metrics"]                        # NaN: 0 with is_nan, as MLflow
-    assert ("batch_loss", 1.7976931348623157e308, 3, 0) in got["metrics"]     # +inf: the largest float
+    assert ("batch_loss", 0.0, 2, 1) in got["metrics"]  # NaN: 0 with is_nan, as MLflow
+    assert ("batch_loss", 1.7976931348623157e308, 3, 0) in got["metrics"]  # +inf: the largest float
     assert direct.status == status
 
 
@@ -137,12 +150,15 @@ def test_mlflow_reads_a_direct_run_as_its_own(home):
     assert run.data.metrics["val_accuracy"] == 0.75 and math.isnan(run.data.metrics["batch_loss"]) is False
     history = mlflow_client.get_metric_history(run_id, "batch_loss")
     assert [m.step for m in history] == [1, 2, 3] and math.isnan(history[1].value)
-    found = mlflow_client.search_runs([run.info.experiment_id], "tags.`optlab.status` = 'FINISHED' and "
-                                      "params.strategy = 'adam' and metrics.val_accuracy > 0.5")
+    found = mlflow_client.search_runs(
+        [run.info.experiment_id],
+        "tags.`optlab.status` = 'FINISHED' and params.strategy = 'adam' and metrics.val_accuracy > 0.5",
+    )
     assert [r.info.run_id for r in found] == [run_id]
     assert sorted(a.path for a in mlflow_client.list_artifacts(run_id)) == ["config.json", "params.safetensors"]
-    weights = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="params.safetensors",
-                                                  dst_path=str(home / "download"))
+    weights = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="params.safetensors", dst_path=str(home / "download")
+    )
     assert load_file(weights)["params"].tolist() == WEIGHTS.tolist()
     assert mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json") == _config().to_dict()
 
@@ -153,7 +169,7 @@ def test_points_stored_in_several_flushes_keep_the_latest_value_per_metric(home)
     recorder.start(_config(), FACTS, PLAN)
     recorder.log(2, {"val_accuracy": 0.5})
     recorder.flush()
-    recorder.log(1, {"val_accuracy": 0.9})   # an older step logged later: not the latest
+    recorder.log(1, {"val_accuracy": 0.9})  # an older step logged later: not the latest
     recorder.log(3, {"train_loss": 1.0})
     recorder.flush()
     recorder.finish("FINISHED", None, {}, WEIGHTS)
@@ -188,9 +204,19 @@ def _set_up(home, case: str, monkeypatch) -> str:
     return "e"
 
 
-@pytest.mark.parametrize("case", ["no database yet", "another schema revision", "a new experiment",
-                                  "a deleted experiment", "an experiment without optlab's UI tags", "remote artifacts",
-                                  "switched off", "MLflow workspaces"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no database yet",
+        "another schema revision",
+        "a new experiment",
+        "a deleted experiment",
+        "an experiment without optlab's UI tags",
+        "remote artifacts",
+        "switched off",
+        "MLflow workspaces",
+    ],
+)
 def test_the_direct_writer_steps_aside_for_a_store_it_does_not_know(home, case, monkeypatch):
     experiment = _set_up(home, case, monkeypatch)
     assert SqliteRunRecorder.open(default_uri(), experiment) is None
@@ -241,7 +267,7 @@ def test_weights_that_cannot_be_written_end_the_run_failed(home, monkeypatch):
     assert run.info.status == "FAILED"
     assert run.data.tags["optlab.failure_reason"].startswith("storage: weights: ")
     assert "no space left" in run.data.tags["optlab.failure_reason"].lower()
-    assert [a.path for a in client().list_artifacts(recorder.run_id)] == ["config.json"]   # no partial weights
+    assert [a.path for a in client().list_artifacts(recorder.run_id)] == ["config.json"]  # no partial weights
 
 
 def test_a_run_whose_end_cannot_be_written_raises_and_stays_running(home, monkeypatch):
@@ -267,7 +293,7 @@ def test_a_run_left_running_by_a_dead_process_is_closed_killed_at_the_next_start
     closed = mlflow_client.get_run(dead)
     assert closed.info.status == "KILLED" and closed.info.end_time is not None
     assert closed.data.tags["optlab.failure_reason"] == f"interrupted: its process ({host}:999999999) died"
-    assert mlflow_client.get_run(sweeps.info.run_id).info.status == "RUNNING"   # a sweep closes its own runs
+    assert mlflow_client.get_run(sweeps.info.run_id).info.status == "RUNNING"  # a sweep closes its own runs
 
 
 SWEEP_TAGS = {"optlab.sweep": "e", "optlab.role": "rerun", "optlab.point_hash": "abc123", OWNER_TAG: "host:1"}

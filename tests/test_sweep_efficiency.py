@@ -2,11 +2,11 @@
 computed here from the sweep's own records and checked against what its summary says."""
 
 import pytest
+from sweep_helpers import TUNED_PAIR, children, sweep_runs, write_spec
 
 from optlab.sweeps import load, run_sweep
 from optlab.sweeps.efficiency import IDLE, Efficiency
 from optlab.tracking import accounting
-from sweep_helpers import TUNED_PAIR, children, sweep_runs, write_spec
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def test_the_summary_states_the_efficiency_its_runs_recorded(tmp_path, workers):
     report = run_sweep(spec, workers=workers, progress=False)
     runs = children(spec.name)
     assert len(runs) == 8
-    if workers == 1:   # one chunk per strategy: its tuning trials trained stacked, their time shared
+    if workers == 1:  # one chunk per strategy: its tuning trials trained stacked, their time shared
         assert any(r.data.tags["optlab.timing"].startswith("batched") for r in runs)
     training = recorded_training(runs)
     eff = report.efficiency
@@ -43,10 +43,20 @@ def test_the_summary_states_the_efficiency_its_runs_recorded(tmp_path, workers):
     # the parts (training, each category, idle) add up to the worker slots' time
     parts = dict(eff.breakdown())
     assert sum(parts.values()) == pytest.approx(report.seconds * workers, rel=1e-6)
-    for category in ("run creation", "metric writes", "artifacts", "run end", "evaluation", "planning",
-                     "store reads", "selection", "seed groups", "sweep start"):
+    for category in (
+        "run creation",
+        "metric writes",
+        "artifacts",
+        "run end",
+        "evaluation",
+        "planning",
+        "store reads",
+        "selection",
+        "seed groups",
+        "sweep start",
+    ):
         assert parts[category] > 0, category
-    if workers == 2:   # the workers' own timers came back with their results
+    if workers == 2:  # the workers' own timers came back with their results
         assert eff.worker["worker start-up"] > 0 and eff.worker["run creation"] > 0
         assert eff.peak_rss_mb["worker (max)"] > 50
     assert eff.peak_rss_mb["sweep process"] > 50

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_estimate_counts_every_phase_and_compares_with_the_limit(tmp_path):
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         [grid]
         strategy = ["minibatch", "adam"]
         [tune]
@@ -23,14 +25,45 @@ def test_estimate_counts_every_phase_and_compares_with_the_limit(tmp_path):
         [rerun]
         seeds = [10, 11, 12, 13]
         timed_alone = 2
-    """, name="est", steps=40)
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_estimate.py"), str(path), "--fraction",
-                           "0.25", "--limit", "100000", "-q"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    """,
+        name="est",
+        steps=40,
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "sweep_estimate.py"),
+            str(path),
+            "--fraction",
+            "0.25",
+            "--limit",
+            "100000",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     row = re.search(r"\| est\.toml \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", done.stdout)
     # 2 strategies x 2 lr tuning trials + 2 x 4 reruns
     assert row and int(row.group(1)) == 4 + 8
     assert "within the 100000 s limit" in done.stdout
-    tight = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_estimate.py"), str(path), "--fraction",
-                            "0.25", "--limit", "0", "-q"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    tight = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "sweep_estimate.py"),
+            str(path),
+            "--fraction",
+            "0.25",
+            "--limit",
+            "0",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert tight.returncode == 1 and "ABOVE the 0 s limit" in tight.stdout

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_helpers import children, write_spec
 
 from optlab.sweeps import load
-from sweep_helpers import children, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,14 +24,22 @@ def env(tmp_path, monkeypatch):
 
 
 def sweep(path, env, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "optlab", "sweep", str(path), "-q"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "optlab", "sweep", str(path), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
     # every point trains for 0.8 s of wall time (the minibatch trials first), so the kill lands inside
     # a momentum trial, and the rerun phase has not started
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         [workloads.timed]
         steps = 1000000
         seconds = 0.8
@@ -45,7 +53,10 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
         seeds = [0, 1]
         [rerun]
         seeds = [7]
-    """, name="resumable", steps=100)
+    """,
+        name="resumable",
+        steps=100,
+    )
     points = load(path).points
     proc = sweep(path, env)
     deadline = time.time() + 120
@@ -79,15 +90,18 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
     reruns = [r for r in finished if r.data.tags["optlab.role"] == "rerun"]
     assert len(reruns) == 2 and {r.data.params["seed"] for r in reruns} == {"7"}
     assert sorted(r.data.tags["optlab.point_hash"] for r in finished) == sorted(
-        [p.point_hash for p in points] + [r.data.tags["optlab.point_hash"] for r in reruns])
+        [p.point_hash for p in points] + [r.data.tags["optlab.point_hash"] for r in reruns]
+    )
     assert len(finished) == len(points) + 2
-    assert finished_ids <= {r.info.run_id for r in finished}          # nothing finished was lost or redone
+    assert finished_ids <= {r.info.run_id for r in finished}  # nothing finished was lost or redone
     assert not [r for r in runs if r.info.status == "RUNNING"]
     killed = [r for r in runs if r.info.run_id in killed_ids]
     assert all(r.info.status == "KILLED" and "interrupted" in r.data.tags["optlab.failure_reason"] for r in killed)
     # per strategy, the best lr's two tuning seeds are selected, and its rerun is tagged selected
     assert sum(r.data.tags.get("optlab.selected") == "true" for r in finished) == 4 + 2
     assert {(r.data.tags["optlab.strategy"], r.data.tags["optlab.trial"]) for r in reruns} == {
-        (r.data.tags["optlab.strategy"], r.data.tags["optlab.trial"]) for r in finished
-        if r.data.tags["optlab.role"] == "tuning" and r.data.tags.get("optlab.selected") == "true"}
+        (r.data.tags["optlab.strategy"], r.data.tags["optlab.trial"])
+        for r in finished
+        if r.data.tags["optlab.role"] == "tuning" and r.data.tags.get("optlab.selected") == "true"
+    }
     assert spec.rerun_seeds == (7,)

@@ -3,10 +3,10 @@
 import math
 
 import pytest
+from sweep_helpers import children, groups, write_spec
 
 from optlab.sweeps import load, run_sweep
 from optlab.sweeps.tuning import Trial, select
-from sweep_helpers import children, write_spec, groups
 
 
 @pytest.fixture(autouse=True)
@@ -22,13 +22,13 @@ def t(run_id, group, trial, status="FINISHED", **metrics):
 def test_select_prefers_trials_that_reach_the_target_then_the_fastest_and_handles_misses():
     trials = [
         t("a0", "B=8", "lr=0.1", steps_to_target=40, val_loss=0.5),
-        t("a1", "B=8", "lr=0.1", steps_to_target=60, val_loss=0.5),     # both seeds reached: mean 50
+        t("a1", "B=8", "lr=0.1", steps_to_target=60, val_loss=0.5),  # both seeds reached: mean 50
         t("b0", "B=8", "lr=0.3", steps_to_target=30, val_loss=0.4),
-        t("b1", "B=8", "lr=0.3", val_loss=0.4),                         # one seed missed: ranked after
-        t("c0", "B=8", "lr=1", "FAILED", steps_to_target=10),           # diverged: never selected
-        t("d0", "B=64", "lr=0.1", val_loss=0.9),                        # nobody reached the target:
-        t("e0", "B=64", "lr=0.3", val_loss=0.7),                        # tie-break on validation loss
-        t("f0", "B=128", "lr=0.1", "FAILED"),                           # every trial failed: no selection
+        t("b1", "B=8", "lr=0.3", val_loss=0.4),  # one seed missed: ranked after
+        t("c0", "B=8", "lr=1", "FAILED", steps_to_target=10),  # diverged: never selected
+        t("d0", "B=64", "lr=0.1", val_loss=0.9),  # nobody reached the target:
+        t("e0", "B=64", "lr=0.3", val_loss=0.7),  # tie-break on validation loss
+        t("f0", "B=128", "lr=0.1", "FAILED"),  # every trial failed: no selection
     ]
     chosen = select(trials, "steps_to_target")
     assert chosen["B=8"].trial == "lr=0.1" and chosen["B=8"].score == 50 and chosen["B=8"].run_ids == ("a0", "a1")
@@ -53,12 +53,15 @@ class NoTestMetrics(dict):
 
 def test_selection_follows_validation_where_test_disagrees():
     # lr=0.1 is better on validation, lr=0.3 on test: validation decides, and test is never read
-    metrics = {"lr=0.1": dict(val_loss=0.30, val_accuracy=0.91, test_loss=0.50, test_accuracy=0.80,
-                              steps_to_target=90.0),
-               "lr=0.3": dict(val_loss=0.40, val_accuracy=0.88, test_loss=0.20, test_accuracy=0.95,
-                              steps_to_target=90.0)}
-    trials = [Trial(f"{label}-{seed}", "g", label, "FINISHED", NoTestMetrics(m))
-              for label, m in metrics.items() for seed in (0, 1)]
+    metrics = {
+        "lr=0.1": dict(val_loss=0.30, val_accuracy=0.91, test_loss=0.50, test_accuracy=0.80, steps_to_target=90.0),
+        "lr=0.3": dict(val_loss=0.40, val_accuracy=0.88, test_loss=0.20, test_accuracy=0.95, steps_to_target=90.0),
+    }
+    trials = [
+        Trial(f"{label}-{seed}", "g", label, "FINISHED", NoTestMetrics(m))
+        for label, m in metrics.items()
+        for seed in (0, 1)
+    ]
     for objective in ("val_loss", "val_accuracy", "steps_to_target"):  # steps tie: broken by val_loss
         assert select(trials, objective)["g"].trial == "lr=0.1", objective
 
@@ -98,10 +101,12 @@ def test_tune_on_validation_then_rerun_the_selection_alone_on_fresh_seeds(tmp_pa
     assert all(r.data.tags["optlab.selected"] == "true" and r.data.tags["optlab.trials"] == "3" for r in reruns)
     assert all(r.data.tags["optlab.workload"] == "tiny" for r in runs)
     # tuning trials may train together; every rerun was trained alone
-    assert any("optlab.batched" in r.data.tags or r.data.tags.get("optlab.timing", "").startswith("batched")
-               for r in trials)
-    assert not any("optlab.batched" in r.data.tags or r.data.tags.get("optlab.timing", "alone") != "alone"
-                   for r in reruns)
+    assert any(
+        "optlab.batched" in r.data.tags or r.data.tags.get("optlab.timing", "").startswith("batched") for r in trials
+    )
+    assert not any(
+        "optlab.batched" in r.data.tags or r.data.tags.get("optlab.timing", "alone") != "alone" for r in reruns
+    )
 
 
 def test_timed_alone_reruns_the_first_seeds_alone_and_batches_the_rest(tmp_path):
@@ -117,7 +122,9 @@ def test_timed_alone_reruns_the_first_seeds_alone_and_batches_the_rest(tmp_path)
 def test_edge_of_grid_selection_is_flagged_in_the_summary(tmp_path, capsys):
     from optlab.cli import main
 
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         [grid]
         strategy = ["minibatch"]
         [tune]
@@ -125,7 +132,10 @@ def test_edge_of_grid_selection_is_flagged_in_the_summary(tmp_path, capsys):
         objective = "val_loss"
         [rerun]
         seeds = [3]
-    """, name="edge", steps=10)
+    """,
+        name="edge",
+        steps=10,
+    )
     assert main(["sweep", str(path), "-q"]) == 0
     out = capsys.readouterr()
     # with such tiny learning rates the largest wins: the optimum may lie beyond the grid
@@ -145,11 +155,11 @@ def test_validation_metrics_decide_when_test_metrics_are_tampered_with(tmp_path)
     trials = [r for r in children("tiny") if r.data.tags["optlab.role"] == "tuning"]
     for r in trials:  # test metrics now say `other` is far better
         good = r.data.tags["optlab.trial"] == other
-        c.log_metric(r.info.run_id, "test_loss", 0.0 if good else 9.0, step=10 ** 6)
-        c.log_metric(r.info.run_id, "test_accuracy", 1.0 if good else 0.0, step=10 ** 6)
+        c.log_metric(r.info.run_id, "test_loss", 0.0 if good else 9.0, step=10**6)
+        c.log_metric(r.info.run_id, "test_accuracy", 1.0 if good else 0.0, step=10**6)
     assert run_sweep(spec, progress=False).selections["tiny: strategy=minibatch"].trial == first
     for r in trials:  # validation metrics now say `other` is better
-        c.log_metric(r.info.run_id, "val_loss", 0.0 if r.data.tags["optlab.trial"] == other else 9.0, step=10 ** 6)
+        c.log_metric(r.info.run_id, "val_loss", 0.0 if r.data.tags["optlab.trial"] == other else 9.0, step=10**6)
     again = run_sweep(spec, progress=False)
     assert again.selections["tiny: strategy=minibatch"].trial == other
     reruns = [r for r in children("tiny") if r.data.tags["optlab.role"] == "rerun"]
@@ -159,12 +169,19 @@ def test_validation_metrics_decide_when_test_metrics_are_tampered_with(tmp_path)
 
 
 def test_two_workers_one_store_and_a_failing_point_does_not_stop_the_others(tmp_path):
-    spec = load(write_spec(tmp_path, """
+    spec = load(
+        write_spec(
+            tmp_path,
+            """
         [grid]
         strategy = ["minibatch"]
         seed = [0, 1, 2]
         lr = [0.1, 1e30]
-    """, name="pool", steps=20))
+    """,
+            name="pool",
+            steps=20,
+        )
+    )
     report = run_sweep(spec, workers=2, progress=False)
     runs = children("pool")
     by_status = {}
@@ -180,8 +197,15 @@ def test_two_workers_one_store_and_a_failing_point_does_not_stop_the_others(tmp_
     assert group.data.tags["mlflow.parentRunId"] == parent and group.data.params["lr"] == "0.1"
     assert {r.data.tags["mlflow.parentRunId"] for r in by_status["FINISHED"]} == {group.info.run_id}
     assert {r.data.tags["mlflow.parentRunId"] for r in by_status["FAILED"]} == {parent}
-    assert report.counts == {"points": 6, "finished": 3, "failed": 3, "skipped": 0, "missing": 0, "selected": 0,
-                             "reruns": 0}
+    assert report.counts == {
+        "points": 6,
+        "finished": 3,
+        "failed": 3,
+        "skipped": 0,
+        "missing": 0,
+        "selected": 0,
+        "reruns": 0,
+    }
     # a rerun retries the failed points only
     again = run_sweep(spec, workers=1, progress=False)
     assert again.resumed and again.counts["skipped"] == 3 and again.counts["failed"] == 3
@@ -190,11 +214,18 @@ def test_two_workers_one_store_and_a_failing_point_does_not_stop_the_others(tmp_
 
 def test_ray_backend_runs_every_point(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'optlab[ray]')")
-    spec = load(write_spec(tmp_path, """
+    spec = load(
+        write_spec(
+            tmp_path,
+            """
         [grid]
         strategy = ["minibatch", "adam"]
         seed = [0, 1]
-    """, name="onray", steps=10))
+    """,
+            name="onray",
+            steps=10,
+        )
+    )
     report = run_sweep(spec, workers=1, backend="ray", progress=False)  # one Ray worker: a smoke test
     runs = children("onray")
     assert report.counts["finished"] == 4
@@ -215,9 +246,15 @@ def test_running_runs_of_a_live_owner_block_a_second_sweep_and_dead_ones_are_kil
     experiment_id = ensure_experiment(c, "owned")
     other = subprocess.Popen(["sleep", "60"])
     try:
-        stale = c.create_run(experiment_id, tags={"optlab.sweep": "owned", "optlab.role": "point",
-                                                  "optlab.point_hash": "x", resume.OWNER_TAG:
-                                                  f"{resume.owner_id().rpartition(':')[0]}:{other.pid}"})
+        stale = c.create_run(
+            experiment_id,
+            tags={
+                "optlab.sweep": "owned",
+                "optlab.role": "point",
+                "optlab.point_hash": "x",
+                resume.OWNER_TAG: f"{resume.owner_id().rpartition(':')[0]}:{other.pid}",
+            },
+        )
         with pytest.raises(OptlabError, match="already running"):
             run_sweep(spec, progress=False)
     finally:

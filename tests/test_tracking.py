@@ -12,8 +12,17 @@ from optlab.errors import ConfigError
 from optlab.tracking import RunRecorder, tracking_uri
 from optlab.tracking.recorder import load_config, load_params
 
-METRICS = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "grad_norm", "lr", "samples_seen",
-           "evaluations", "wall_time"]
+METRICS = [
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "grad_norm",
+    "lr",
+    "samples_seen",
+    "evaluations",
+    "wall_time",
+]
 
 
 def _runs(experiment="default"):
@@ -34,6 +43,7 @@ def test_a_run_is_recorded_with_params_metrics_tags_and_artifacts(store):
     for metric in METRICS:
         assert f"metrics.{metric}" in runs.columns, metric
     from optlab.problem import load_dataset
+
     assert row["tags.optlab.data_fingerprint"] == load_dataset("digits").fingerprint()
     assert row["tags.optlab.config_hash"] == result.config.config_hash()
     assert row["tags.version.torch"] == torch.__version__
@@ -105,7 +115,9 @@ def test_cli_run_records_and_prints_a_summary(store, capsys):
 
 
 def test_strategies_command_lists_every_strategy_with_a_description():
-    out = subprocess.run([sys.executable, "-m", "optlab", "strategies"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "optlab", "strategies"], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("gd", "sgd", "minibatch", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"):
         line = next(l for l in out.splitlines() if l.strip().startswith(name + " "))
         assert len(line.split()) > 3

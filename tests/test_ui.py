@@ -7,10 +7,9 @@ import json
 from importlib.metadata import entry_points
 
 import pytest
-
-from optlab import palette
 from sweep_helpers import TUNED_PAIR, write_spec
 
+from optlab import palette
 from optlab.tracking import ui, ui_server
 
 DESCRIPTION = "minibatch vs adam on digits, lr tuned per strategy"
@@ -71,19 +70,20 @@ def test_every_run_carries_its_strategys_colour(swept):
     children = [r for r in swept["runs"] if r.data.tags.get("optlab.role") not in ("parent", "group")]
     assert len(children) == 8  # 4 tuning trials, 4 reruns
     groups = [r for r in swept["runs"] if r.data.tags.get("optlab.role") == "group"]
-    assert len(groups) == 2 and all(g.data.tags[ui.RUN_COLOR_TAG] == palette.color(g.data.tags["optlab.strategy"])
-                                    for g in groups)
+    assert len(groups) == 2 and all(
+        g.data.tags[ui.RUN_COLOR_TAG] == palette.color(g.data.tags["optlab.strategy"]) for g in groups
+    )
     for run in children:
         assert run.data.tags[ui.RUN_COLOR_TAG] == palette.color(run.data.tags["optlab.strategy"])
 
 
 def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(swept):
     c, experiment_id = swept["client"], swept["experiment"].experiment_id
-    c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID, "{\"name\": \"mine\"}")
+    c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID, '{"name": "mine"}')
     ui.describe_experiment(c, experiment_id, "a new description")
     ui.save_views(c, experiment_id)
     tags = c.get_experiment(experiment_id).tags
-    assert tags[ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID] == "{\"name\": \"mine\"}"
+    assert tags[ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID] == '{"name": "mine"}'
     assert tags[ui.NOTE_TAG] == "a new description"
     ui.describe_experiment(c, experiment_id)  # no description given: the existing one stays
     assert c.get_experiment(experiment_id).tags[ui.NOTE_TAG] == "a new description"
@@ -91,8 +91,9 @@ def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(sw
 
 def test_view_url_opens_the_saved_view_in_model_training_mode():
     url = ui.view_url("http://127.0.0.1:5000/", "7")
-    assert url == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=optlab-reruns"
-                   "&workflowType=machine_learning")
+    assert url == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=optlab-reruns&workflowType=machine_learning"
+    )
 
 
 def test_saved_view_is_stored_as_the_ui_compresses_it():

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from sweep_helpers import TUNED_PAIR, write_spec
 
 from optlab.tracking import ui
@@ -54,8 +53,14 @@ def served(tmp_path_factory):
         runs = c.search_runs([experiment.experiment_id])
     port = free_port()
     optlab = Path(sys.executable).with_name("optlab")
-    server = subprocess.Popen([str(optlab), "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server = subprocess.Popen(
+        [str(optlab), "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -82,18 +87,31 @@ def chromium():
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+    ):
         options.add_argument(flag)
-    options.binary_location = os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser")
+    options.binary_location = (
+        os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 def console_errors(driver) -> list:
-    return [e for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and not any(noise in e["message"] for noise in MLFLOW_OWN_NOISE)]
+    return [
+        e
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and not any(noise in e["message"] for noise in MLFLOW_OWN_NOISE)
+    ]
 
 
 def body_text(driver) -> str:
@@ -142,12 +160,14 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
         WebDriverWait(driver, 60).until(lambda d: "optlab.strategy" in body_text(d) and "adam" in body_text(d))
         runs_text = body_text(driver)
         driver.get(ui.view_url(served["base"], experiment_id, view_id + "-configurations"))
-        WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in groups)
-                                        and "2 matching runs" in body_text(d))
+        WebDriverWait(driver, 60).until(
+            lambda d: all(n in body_text(d) for n in groups) and "2 matching runs" in body_text(d)
+        )
         groups_text = body_text(driver)
         driver.get(ui.view_url(served["base"], experiment_id, view_id) + "&compareRunsMode=CHART")
-        WebDriverWait(driver, 60).until(lambda d: "Learning curves against work" in body_text(d)
-                                        and "gradient_equivalents" in body_text(d))
+        WebDriverWait(driver, 60).until(
+            lambda d: "Learning curves against work" in body_text(d) and "gradient_equivalents" in body_text(d)
+        )
         charts = body_text(driver)
         legend = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".legendtext")]
         errors = console_errors(driver)

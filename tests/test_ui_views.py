@@ -11,16 +11,17 @@ from pathlib import Path
 
 import mlflow
 import pytest
-
 from synthetic_store import add_run
 
 from optlab.tracking import ui, ui_server, ui_state
 
 SAMPLE = Path(__file__).parent / "data" / "mlflow_ui_state_sample.json"
-REFRESH = ("MLflow's UI storage format changed: check the UI's JavaScript (mlflow/server/js/build/static/js) "
-           "for the new keys, update optlab/tracking/ui_state.py, then refresh the sample with "
-           "`.venv/bin/python -m optlab.tracking.ui_state > tests/data/mlflow_ui_state_sample.json`")
-WIDE = [(0.01, 0.2), (0.1, 0.5), (1.0, 0.8), (10.0, 0.9)]     # work spans three decades: a log x axis
+REFRESH = (
+    "MLflow's UI storage format changed: check the UI's JavaScript (mlflow/server/js/build/static/js) "
+    "for the new keys, update optlab/tracking/ui_state.py, then refresh the sample with "
+    "`.venv/bin/python -m optlab.tracking.ui_state > tests/data/mlflow_ui_state_sample.json`"
+)
+WIDE = [(0.01, 0.2), (0.1, 0.5), (1.0, 0.8), (10.0, 0.9)]  # work spans three decades: a log x axis
 NARROW = [(1.0, 0.3), (2.0, 0.6), (4.0, 0.8)]
 
 
@@ -42,16 +43,43 @@ def store(tmp_path_factory):
         add_run("desk", "wide", "sgd", 100, WIDE, 0.8, trial="lr=0.5", selected="false")  # an earlier selection
         for batch, every in ((1, 50), (2, 25), (16, 10)):
             for seed in (100, 101):
-                ids["batches"].add(add_run("desk", "batches", "minibatch", seed, NARROW, 0.8,
-                                           trial=f"lr={0.01 * batch}",
-                                           params={"batch_size": batch, "eval_every": every}))
-        group = add_run("desk", "wide", "sgd", 0, WIDE, 0.8, role="group",
-                        final={"final/val_accuracy/mean": 0.9, "final/val_accuracy/ci_low": 0.85,
-                               "final/val_accuracy/ci_high": 0.95})
+                ids["batches"].add(
+                    add_run(
+                        "desk",
+                        "batches",
+                        "minibatch",
+                        seed,
+                        NARROW,
+                        0.8,
+                        trial=f"lr={0.01 * batch}",
+                        params={"batch_size": batch, "eval_every": every},
+                    )
+                )
+        group = add_run(
+            "desk",
+            "wide",
+            "sgd",
+            0,
+            WIDE,
+            0.8,
+            role="group",
+            final={
+                "final/val_accuracy/mean": 0.9,
+                "final/val_accuracy/ci_low": 0.85,
+                "final/val_accuracy/ci_high": 0.95,
+            },
+        )
         saved = ui.save_views(c, experiment_id, now_ms=1)
         tags = c.get_experiment(experiment_id).tags
-        yield {"client": c, "experiment_id": experiment_id, "ids": ids, "group": group, "saved": saved,
-               "tags": tags, "home": home}
+        yield {
+            "client": c,
+            "experiment_id": experiment_id,
+            "ids": ids,
+            "group": group,
+            "saved": saved,
+            "tags": tags,
+            "home": home,
+        }
 
 
 def view(store, view_id: str) -> dict:
@@ -63,10 +91,13 @@ def matching(store, state: dict) -> list:
 
 
 def test_each_workload_has_a_view_of_its_reported_runs_and_one_of_its_configurations(store):
-    assert store["saved"] == {"optlab-reruns": "optlab: reruns",
-                              "optlab-wide": "optlab: wide", "optlab-wide-configurations": "optlab: wide · configurations",
-                              "optlab-batches": "optlab: batches",
-                              "optlab-batches-configurations": "optlab: batches · configurations"}
+    assert store["saved"] == {
+        "optlab-reruns": "optlab: reruns",
+        "optlab-wide": "optlab: wide",
+        "optlab-wide-configurations": "optlab: wide · configurations",
+        "optlab-batches": "optlab: batches",
+        "optlab-batches-configurations": "optlab: batches · configurations",
+    }
     for workload in ("wide", "batches"):
         shown = {r.info.run_id for r in matching(store, view(store, f"optlab-{workload}"))}
         assert shown == store["ids"][workload]  # no tuning trial, no stale selection, no other workload
@@ -77,8 +108,10 @@ def test_each_workload_has_a_view_of_its_reported_runs_and_one_of_its_configurat
 
 def test_a_workload_view_draws_one_line_per_strategy_with_its_band(store):
     state = view(store, "optlab-wide")
-    assert state["groupBy"] == {"aggregateFunction": "average",
-                                "groupByKeys": [{"mode": "tag", "groupByData": "optlab.strategy"}]}
+    assert state["groupBy"] == {
+        "aggregateFunction": "average",
+        "groupByKeys": [{"mode": "tag", "groupByData": "optlab.strategy"}],
+    }
     assert state["useGroupedValuesInCharts"] is True and state["runsHiddenMode"] == "SHOW_ALL"
     runs = matching(store, state)
     lines = {tuple(r.data.tags[k["groupByData"]] for k in state["groupBy"]["groupByKeys"]) for r in runs}
@@ -109,8 +142,11 @@ def test_the_configurations_view_shows_mean_ci_low_ci_high_in_that_order_with_wh
 
 def test_work_axes_are_log_where_the_report_draws_them_log(store):
     def x_scales(view_id):
-        return {c["selectedXAxisMetricKey"]: c["xAxisScaleType"] for c in view(store, view_id)["compareRunCharts"]
-                if c["selectedXAxisMetricKey"]}
+        return {
+            c["selectedXAxisMetricKey"]: c["xAxisScaleType"]
+            for c in view(store, view_id)["compareRunCharts"]
+            if c["selectedXAxisMetricKey"]
+        }
 
     assert x_scales("optlab-wide") == {"gradient_equivalents": "log", "wall_time": "log"}
     assert x_scales("optlab-batches") == {"gradient_equivalents": "linear", "wall_time": "linear"}
@@ -121,8 +157,11 @@ def test_work_axes_are_log_where_the_report_draws_them_log(store):
 def test_the_default_page_lists_reruns_with_workload_strategy_and_metric_columns(store):
     state = view(store, ui.DEFAULT_VIEW_ID)
     assert {r.info.run_id for r in matching(store, state)} == store["ids"]["wide"] | store["ids"]["batches"]
-    assert state["selectedColumns"][:3] == ["tags.`optlab.workload`", "tags.`optlab.strategy`",
-                                            "metrics.`val_accuracy`"]
+    assert state["selectedColumns"][:3] == [
+        "tags.`optlab.workload`",
+        "tags.`optlab.strategy`",
+        "metrics.`val_accuracy`",
+    ]
     assert state["groupBy"] is None and state["orderByKey"] == "tags.`optlab.workload`"
     # the server gives every browser without a page of its own this one for the experiment
     pages = ui_server.experiment_pages(store["client"])
@@ -135,8 +174,11 @@ def test_a_view_the_user_saved_over_is_kept_and_optlabs_own_are_refreshed(store)
     c, experiment_id = store["client"], store["experiment_id"]
     mine = json.dumps({"name": "optlab: wide", "createdAt": 1, "updatedAt": 5, "state": "{}"})
     c.set_experiment_tag(experiment_id, ui_state.VIEW_TAG_PREFIX + "optlab-wide", mine)
-    c.set_experiment_tag(experiment_id, ui_state.VIEW_TAG_PREFIX + "optlab-batches",
-                         ui.saved_view("optlab: batches", {"searchFilter": "old"}, now_ms=1))
+    c.set_experiment_tag(
+        experiment_id,
+        ui_state.VIEW_TAG_PREFIX + "optlab-batches",
+        ui.saved_view("optlab: batches", {"searchFilter": "old"}, now_ms=1),
+    )
     legacy = json.dumps({"name": "optlab: compare runs", "createdAt": 1, "updatedAt": 1, "state": "{}"})
     c.set_experiment_tag(experiment_id, ui_state.VIEW_TAG_PREFIX + "optlab-compare", legacy)
     saved = ui.save_views(c, experiment_id)
@@ -151,8 +193,9 @@ def test_the_pinned_view_format_is_the_checked_in_sample():
 
 
 def test_the_pinned_view_format_matches_the_installed_mlflow_ui():
-    bundle = "\n".join(p.read_text(errors="replace") for p in
-                       (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js"))
+    bundle = "\n".join(
+        p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
+    )
     persisted = re.search(r'\["selectedColumns"(?:,"[A-Za-z]+")*\]', bundle)
     assert persisted, REFRESH
     assert set(ui_state.UI_STATE_KEYS) <= set(json.loads(persisted.group(0))), REFRESH
@@ -160,15 +203,36 @@ def test_the_pinned_view_format_matches_the_installed_mlflow_ui():
     assert facets and all(f"{k}:" in facets.group(0) for k in ui_state.SEARCH_FACET_KEYS), REFRESH
     assert set(json.loads(SAMPLE.read_text())["state"]) == set(ui_state.UI_STATE_KEYS) | set(ui_state.SEARCH_FACET_KEYS)
     card = json.loads(SAMPLE.read_text())["state"]["compareRunCharts"][0]
-    line_class = re.search(r'this\.type=[a-z]\.LINE,.{0,800}', bundle)
-    assert line_class and all(f"this.{k}=" in line_class.group(0) for k in
-                              ("metricKey", "selectedMetricKeys", "lineSmoothness", "xAxisScaleType", "scaleType",
-                               "range", "xAxisKey", "selectedXAxisMetricKey", "yAxisKey", "yAxisExpressions",
-                               "ignoreOutliers", "useGlobalXaxisKey")), REFRESH
+    line_class = re.search(r"this\.type=[a-z]\.LINE,.{0,800}", bundle)
+    assert line_class and all(
+        f"this.{k}=" in line_class.group(0)
+        for k in (
+            "metricKey",
+            "selectedMetricKeys",
+            "lineSmoothness",
+            "xAxisScaleType",
+            "scaleType",
+            "range",
+            "xAxisKey",
+            "selectedXAxisMetricKey",
+            "yAxisKey",
+            "yAxisExpressions",
+            "ignoreOutliers",
+            "useGlobalXaxisKey",
+        )
+    ), REFRESH
     assert set(card) >= {"uuid", "type", "metricSectionId", "runsCountToCompare"}
-    for fragment in ('e.Tag="tag"', 'e.Param="param"', 'e.Average="average"', '"mlflow.sharedViewState."',
-                     '"deflate;"', '["MLflowLocalStorage",r.version,this.scope,e].join("-")', 'version="1.1"',
-                     'getStoreForComponent("ExperimentPage"', 'reactComponentStateKey="ReactComponentState"',
-                     'JSON.stringify([n])'):
+    for fragment in (
+        'e.Tag="tag"',
+        'e.Param="param"',
+        'e.Average="average"',
+        '"mlflow.sharedViewState."',
+        '"deflate;"',
+        '["MLflowLocalStorage",r.version,this.scope,e].join("-")',
+        'version="1.1"',
+        'getStoreForComponent("ExperimentPage"',
+        'reactComponentStateKey="ReactComponentState"',
+        "JSON.stringify([n])",
+    ):
         assert fragment in bundle, f"{fragment!r} not in the UI bundle. {REFRESH}"
     assert ui_state.VIEW_TAG_PREFIX == "mlflow.sharedViewState." and ui_state.COMPRESSED == "deflate;"

@@ -99,8 +99,7 @@ def _runs(home: Path) -> list[dict]:
         runs = []
         for run_id, name, status, uri in rows:
             tags = dict(connection.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
-            runs.append({"name": name, "status": status, "tags": tags,
-                         "artifacts": Path(uri.removeprefix("file://"))})
+            runs.append({"name": name, "status": status, "tags": tags, "artifacts": Path(uri.removeprefix("file://"))})
     return runs
 
 
@@ -116,7 +115,7 @@ def plain_pytorch_weights(optimizer_class, seed: int = 0, **kwargs) -> torch.Ten
     with torch.no_grad():
         for layer in layers:
             for p in (layer.weight, layer.bias):
-                p.copy_(w[offset:offset + p.numel()].reshape(p.shape))
+                p.copy_(w[offset : offset + p.numel()].reshape(p.shape))
                 offset += p.numel()
     model = torch.nn.Sequential(layers[0], torch.nn.Sigmoid(), layers[1])
     optimizer = optimizer_class(model.parameters(), **kwargs)
@@ -144,17 +143,41 @@ def _check_recorded(run: dict, path: Path) -> None:
     assert run["tags"]["optlab.trainer"] == "reference"
     assert (run["artifacts"] / "strategy" / "my_opt.py").read_bytes() == path.read_bytes()
     weights = torch.from_numpy(load_file(str(run["artifacts"] / "params.safetensors"))["params"])
-    expected = plain_pytorch_weights(_user_class(path), seed=int(run["name"].rsplit("seed=", 1)[1].split()[0]),
-                                     lr=LR, beta=BETA)
+    expected = plain_pytorch_weights(
+        _user_class(path), seed=int(run["name"].rsplit("seed=", 1)[1].split()[0]), lr=LR, beta=BETA
+    )
     assert weights.shape == expected.shape
     assert torch.allclose(weights, expected, atol=1e-5), (weights - expected).abs().max()
 
 
 def test_optlab_run_trains_a_users_optimizer_file_as_plain_pytorch_would(tmp_path, user_file):
     home = tmp_path / "home"
-    done = subprocess.run([*OPTLAB, "run", "-s", "opts/my_opt.py:SignMomentum", "--lr", str(LR), "-o", f"beta={BETA}",
-                           "-d", "digits", "--hidden", "8", "-b", str(BATCH), "--steps", str(STEPS), "-q"],
-                          cwd=user_file.parent.parent, env=_env(home), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            *OPTLAB,
+            "run",
+            "-s",
+            "opts/my_opt.py:SignMomentum",
+            "--lr",
+            str(LR),
+            "-o",
+            f"beta={BETA}",
+            "-d",
+            "digits",
+            "--hidden",
+            "8",
+            "-b",
+            str(BATCH),
+            "--steps",
+            str(STEPS),
+            "-q",
+        ],
+        cwd=user_file.parent.parent,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "my_opt.py:SignMomentum lr=0.02 B=16 seed=0: FINISHED" in done.stdout
     (recorded,) = _runs(home)
@@ -163,8 +186,9 @@ def test_optlab_run_trains_a_users_optimizer_file_as_plain_pytorch_would(tmp_pat
 
 def test_a_sweep_over_two_spawned_workers_mixes_a_users_optimizer_with_adam_and_po_lion(tmp_path, user_file):
     home = tmp_path / "home"
-    sweep = user_file.parent.parent / "compare.toml"   # the optimizer's path is relative to the sweep's folder
-    sweep.write_text(textwrap.dedent(f"""
+    sweep = user_file.parent.parent / "compare.toml"  # the optimizer's path is relative to the sweep's folder
+    sweep.write_text(
+        textwrap.dedent(f"""
         name = "mine"
         [base]
         dataset = "digits"
@@ -177,15 +201,24 @@ def test_a_sweep_over_two_spawned_workers_mixes_a_users_optimizer_with_adam_and_
         [overrides."opts/my_opt.py:SignMomentum"]
         lr = {LR}
         options = {{ beta = {BETA} }}
-    """))
-    done = subprocess.run([*OPTLAB, "sweep", str(sweep), "--workers", "2"], cwd=tmp_path, env=_env(home),
-                          capture_output=True, text=True, timeout=900)
+    """)
+    )
+    done = subprocess.run(
+        [*OPTLAB, "sweep", str(sweep), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     points = [r for r in _runs(home) if r["tags"].get("optlab.role") == "point"]
     assert sorted(r["name"] for r in points) == sorted(
-        f"{s} seed={seed}" for s in ("my_opt.py:SignMomentum", "adam", "po:lion") for seed in (0, 1))
-    assert all(r["status"] == "FINISHED" for r in points), [(r["name"], r["tags"].get("optlab.failure_reason"))
-                                                            for r in points]
+        f"{s} seed={seed}" for s in ("my_opt.py:SignMomentum", "adam", "po:lion") for seed in (0, 1)
+    )
+    assert all(r["status"] == "FINISHED" for r in points), [
+        (r["name"], r["tags"].get("optlab.failure_reason")) for r in points
+    ]
     mine = [r for r in points if r["name"].startswith("my_opt.py")]
     for recorded in mine:
         _check_recorded(recorded, user_file)
@@ -194,22 +227,27 @@ def test_a_sweep_over_two_spawned_workers_mixes_a_users_optimizer_with_adam_and_
 # ---- bad references: one line, before anything is recorded ---------------------------------------
 BAD = [
     (["-s", "opts/missing.py:SignMomentum"], "strategy 'missing.py:SignMomentum': cannot read"),
-    (["-s", "opts/my_opt.py:Nope"], "opts/my_opt.py has no class 'Nope' (classes there: MakesNaN, NoLr, "
-                                    "NotAnOptimizer, Raises, SignMomentum)"),
+    (
+        ["-s", "opts/my_opt.py:Nope"],
+        "opts/my_opt.py has no class 'Nope' (classes there: MakesNaN, NoLr, NotAnOptimizer, Raises, SignMomentum)",
+    ),
     (["-s", "opts/my_opt.py:NotAnOptimizer"], "NotAnOptimizer is not a torch.optim.Optimizer subclass"),
     (["-s", "no_such_package.module:Opt"], "no module named 'no_such_package'"),
     (["-s", "opts/my_opt.py:SignMomentum", "-o", "gamma=0.5"], "has no option 'gamma' (options: beta)"),
     (["-s", "opts/my_opt.py:SignMomentum", "-o", "beta=fast"], "option beta of"),
     (["-s", "opts/my_opt.py:SignMomentum", "--momentum", "0.5"], "does not use momentum (got 0.5)"),
     (["-s", "opts/my_opt.py:NoLr", "--lr", "0.1"], "takes no lr (got 0.1)"),
-    (["-s", "torch.optim:SGD", "--lr", "0.1", "--momentum", "0.5", "-o", "nesterov=true", "-o", "dampening=0.5"],
-     "its constructor refused the settings: ValueError: Nesterov momentum requires a momentum and zero dampening"),
+    (
+        ["-s", "torch.optim:SGD", "--lr", "0.1", "--momentum", "0.5", "-o", "nesterov=true", "-o", "dampening=0.5"],
+        "its constructor refused the settings: ValueError: Nesterov momentum requires a momentum and zero dampening",
+    ),
 ]
 
 
 @pytest.mark.parametrize("argv,message", BAD, ids=[b[1][:30] for b in BAD])
-def test_a_bad_reference_is_refused_in_one_line_before_anything_is_recorded(tmp_path, user_file, monkeypatch,
-                                                                            capsys, argv, message):
+def test_a_bad_reference_is_refused_in_one_line_before_anything_is_recorded(
+    tmp_path, user_file, monkeypatch, capsys, argv, message
+):
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(user_file.parent.parent)
@@ -223,8 +261,9 @@ def test_a_sweep_naming_a_missing_file_is_refused_before_any_run(tmp_path, user_
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     sweep = user_file.parent.parent / "bad.toml"
-    sweep.write_text('name = "bad"\n[base]\ndataset = "digits"\nsteps = 3\n[grid]\n'
-                     'strategy = ["adam", "opts/my_opt.py:Missing"]\n')
+    sweep.write_text(
+        'name = "bad"\n[base]\ndataset = "digits"\nsteps = 3\n[grid]\nstrategy = ["adam", "opts/my_opt.py:Missing"]\n'
+    )
     assert main(["sweep", str(sweep)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no class 'Missing'" in err, err
@@ -233,10 +272,20 @@ def test_a_sweep_naming_a_missing_file_is_refused_before_any_run(tmp_path, user_
 
 # ---- closures, failures, and strategies without a stacked kernel -----------------------------------
 def test_an_optimizer_whose_step_needs_a_closure_evaluates_it_again_on_the_same_batch():
-    result = run({"strategy": "torch.optim:LBFGS", "dataset": "digits", "hidden": [8], "steps": 10, "eval_every": 10,
-                  "batch_size": 256, "lr": 0.5, "options": {"max_iter": 4, "line_search_fn": "strong_wolfe"}})
+    result = run(
+        {
+            "strategy": "torch.optim:LBFGS",
+            "dataset": "digits",
+            "hidden": [8],
+            "steps": 10,
+            "eval_every": 10,
+            "batch_size": 256,
+            "lr": 0.5,
+            "options": {"max_iter": 4, "line_search_fn": "strong_wolfe"},
+        }
+    )
     assert result.status == "FINISHED", result.reason
-    assert result.counters["function_evals"] > result.steps   # the closure was called again inside a step
+    assert result.counters["function_evals"] > result.steps  # the closure was called again inside a step
     assert result.history[-1]["train_loss"] < 0.8 * result.history[0]["train_loss"]
 
 
@@ -259,7 +308,9 @@ def test_a_file_changed_on_disk_is_loaded_again_under_its_new_hash(tmp_path):
     path.write_text("import torch\nclass Opt(torch.optim.SGD):\n    VERSION = 2\n")
     second = references.load_class(f"{path}:Opt")
     assert (first.VERSION, second.VERSION) == (1, 2)
-    assert references.provenance_tags(f"{path}:Opt")[references.SHA_TAG] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (
+        references.provenance_tags(f"{path}:Opt")[references.SHA_TAG] == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
 
 
 def test_a_torch_optim_strategy_without_a_stacked_kernel_runs_on_the_reference_trainer():
@@ -267,7 +318,7 @@ def test_a_torch_optim_strategy_without_a_stacked_kernel_runs_on_the_reference_t
     from optlab.strategies.first_order.rules import UpdateRule
     from optlab.strategies.first_order.torch_optim import TorchOptimStrategy
 
-    class SignSGDRule(UpdateRule):   # only the torch.optim form: no stacked `update`
+    class SignSGDRule(UpdateRule):  # only the torch.optim form: no stacked `update`
         def torch_optimizer(self, params, lr, momentum, weight_decay):
             return torch.optim.SGD(params, lr=lr)
 

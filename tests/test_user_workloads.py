@@ -22,13 +22,12 @@ from optlab.errors import ConfigError
 from optlab.problem import build_problem
 from optlab.problem.module_problem import ModuleProblem
 
-
 ROOT = Path(__file__).resolve().parents[1]
 CNN = f"{ROOT / 'examples' / 'cnn_mnist5k.py'}:tiny_cnn"
 OPTLAB = [sys.executable, "-m", "optlab"]
 
 # a workload file as a user writes it: three Gaussian blobs, a small tanh network
-BLOBS = '''
+BLOBS = """
 import torch
 import optlab
 
@@ -69,7 +68,7 @@ def mismatched():
 def wrong_model():
     w = blobs()
     return optlab.Workload(name="bad", model=lambda: torch.nn.Linear(7, 3), train=w.train, val=w.val, test=w.test)
-'''
+"""
 
 
 @pytest.fixture
@@ -94,6 +93,7 @@ def _runs(home: Path, experiment: str):
 
 
 # ---- the problem over a module ------------------------------------------------------------------
+
 
 def test_flat_vector_loss_and_gradient_match_the_module_itself(user_file):
     config = RunConfig.from_dict({"workload": f"{user_file}:blobs"})
@@ -123,8 +123,7 @@ def test_each_seed_draws_its_own_initialization_and_the_same_seed_the_same(user_
 
 
 def test_regression_workload_records_losses_without_accuracy(user_file):
-    result = run({"workload": f"{user_file}:regression", "strategy": "adam", "lr": 0.05, "steps": 60,
-                  "batch_size": 16})
+    result = run({"workload": f"{user_file}:regression", "strategy": "adam", "lr": 0.05, "steps": 60, "batch_size": 16})
     assert result.status == "FINISHED"
     assert "val_accuracy" not in result.final
     assert result.final["val_loss"] < result.history[0]["val_loss"] / 4
@@ -144,9 +143,16 @@ def test_second_order_runs_where_it_applies_and_is_refused_in_one_line_where_not
 def test_workload_fields_are_checked_by_name():
     x, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
     good = dict(name="w", model=lambda: torch.nn.Linear(2, 2), train=(x, y), val=(x, y), test=(x, y))
-    for change, field in (({"loss": "hinge"}, "loss"), ({"target": 1.5}, "target"), ({"train": (x,)}, "train"),
-                          ({"val": (torch.randn(4, 3), y)}, "val"), ({"model": 3}, "model"), ({"name": ""}, "name"),
-                          ({"test": (x, torch.randn(4))}, "test"), ({"loss": "mse"}, "mse")):
+    for change, field in (
+        ({"loss": "hinge"}, "loss"),
+        ({"target": 1.5}, "target"),
+        ({"train": (x,)}, "train"),
+        ({"val": (torch.randn(4, 3), y)}, "val"),
+        ({"model": 3}, "model"),
+        ({"name": ""}, "name"),
+        ({"test": (x, torch.randn(4))}, "test"),
+        ({"loss": "mse"}, "mse"),
+    ):
         with pytest.raises(ConfigError, match=field) as refused:
             optlab.Workload(**{**good, **change})
         assert "\n" not in str(refused.value)
@@ -175,7 +181,7 @@ def test_a_workload_named_by_module_is_found_on_the_import_path(tmp_path, monkey
     result = run({"workload": "wl:blobs", "strategy": "adam", "steps": 5})
     assert result.status == "FINISHED" and "val_accuracy" in result.final
     by_module, by_file = (RunConfig.from_dict({"workload": ref}) for ref in ("wl:blobs", f"{user_file}:blobs"))
-    assert by_module.workload_hash() == by_file.workload_hash()   # the same file, named two ways
+    assert by_module.workload_hash() == by_file.workload_hash()  # the same file, named two ways
     with pytest.raises(ConfigError, match="workload module 'no_such_module' cannot be found"):
         run({"workload": "no_such_module:blobs", "strategy": "adam", "steps": 5})
 
@@ -187,36 +193,54 @@ def test_problem_settings_a_workload_replaces_are_refused():
 
 # ---- optlab run --workload, as a user calls it --------------------------------------------------------
 
+
 def test_optlab_run_trains_a_workload_from_a_file_outside_the_repository(tmp_path, user_file):
     home = tmp_path / "home"
-    out = subprocess.run([*OPTLAB, "run", "--workload", "elsewhere/wl.py:blobs", "-s", "adam", "--steps", "40",
-                          "-e", "mine", "-q"], cwd=tmp_path, env=_env(home), capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [*OPTLAB, "run", "--workload", "elsewhere/wl.py:blobs", "-s", "adam", "--steps", "40", "-e", "mine", "-q"],
+        cwd=tmp_path,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     runs = _runs(home, "mine")
     assert len(runs) == 1
     row = runs.iloc[0]
     assert row["status"] == "FINISHED" and row["tags.optlab.status"] == "FINISHED"
-    assert row["metrics.val_accuracy"] > 0.8            # the blobs are separable: training did something
+    assert row["metrics.val_accuracy"] > 0.8  # the blobs are separable: training did something
     assert row["tags.optlab.dataset"] == "blobs"
-    assert row["params.workload"] == f"{user_file}:blobs"   # made absolute: the same file in any process
+    assert row["params.workload"] == f"{user_file}:blobs"  # made absolute: the same file in any process
     assert row["tags.optlab.workload_sha256"] == hashlib.sha256(user_file.read_bytes()).hexdigest()
-    copy = Path(mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path="workload/wl.py",
-                                                    dst_path=str(tmp_path / "dl")))
+    copy = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=row["run_id"], artifact_path="workload/wl.py", dst_path=str(tmp_path / "dl")
+        )
+    )
     assert copy.read_bytes() == user_file.read_bytes()
 
 
-@pytest.mark.parametrize("reference, message", [
-    ("elsewhere/missing.py:blobs", "not found"),
-    ("elsewhere/wl.py:nothing", "has no 'nothing'"),
-    ("elsewhere/wl.py:not_a_workload", "must return an optlab.Workload, got dict"),
-    ("elsewhere/wl.py:mismatched", "train has 200 inputs and 199 targets"),
-    ("elsewhere/wl.py:wrong_model", "the model or loss fails on the training data"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("elsewhere/missing.py:blobs", "not found"),
+        ("elsewhere/wl.py:nothing", "has no 'nothing'"),
+        ("elsewhere/wl.py:not_a_workload", "must return an optlab.Workload, got dict"),
+        ("elsewhere/wl.py:mismatched", "train has 200 inputs and 199 targets"),
+        ("elsewhere/wl.py:wrong_model", "the model or loss fails on the training data"),
+    ],
+)
 def test_bad_references_are_refused_in_one_line_with_nothing_recorded(tmp_path, user_file, reference, message):
     home = tmp_path / "home"
-    out = subprocess.run([*OPTLAB, "run", "--workload", reference, "-s", "adam", "--steps", "5", "-e", "bad", "-q"],
-                         cwd=tmp_path, env=_env(home), capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [*OPTLAB, "run", "--workload", reference, "-s", "adam", "--steps", "5", "-e", "bad", "-q"],
+        cwd=tmp_path,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
@@ -225,11 +249,13 @@ def test_bad_references_are_refused_in_one_line_with_nothing_recorded(tmp_path, 
 
 # ---- sweeps ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_sweep_over_a_user_workload_runs_in_spawned_workers(tmp_path, user_file):
     home = tmp_path / "home"
     sweep = user_file.parent / "sweep.toml"
-    sweep.write_text(textwrap.dedent("""
+    sweep.write_text(
+        textwrap.dedent("""
         name = "userwl"
         [workloads.blobs]
         workload = "wl.py:blobs"     # relative to this file's folder
@@ -239,9 +265,16 @@ def test_a_sweep_over_a_user_workload_runs_in_spawned_workers(tmp_path, user_fil
         seed = [0, 1]
         [overrides.spsa]
         batch_size = 32
-    """))
-    out = subprocess.run([*OPTLAB, "sweep", str(sweep), "--workers", "2"], cwd=tmp_path, env=_env(home),
-                         capture_output=True, text=True, timeout=900)
+    """)
+    )
+    out = subprocess.run(
+        [*OPTLAB, "sweep", str(sweep), "--workers", "2"],
+        cwd=tmp_path,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     runs = _runs(home, "userwl")
     points = runs[~runs["tags.optlab.role"].isin(["parent", "group"])]
@@ -257,8 +290,9 @@ def test_a_sweep_with_a_bad_workload_reference_is_refused_before_any_run(tmp_pat
     home = tmp_path / "home"
     sweep = user_file.parent / "bad.toml"
     sweep.write_text('name = "badwl"\n[workloads.x]\nworkload = "nowhere.py:blobs"\nsteps = 5\n')
-    out = subprocess.run([*OPTLAB, "sweep", str(sweep)], cwd=tmp_path, env=_env(home), capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [*OPTLAB, "sweep", str(sweep)], cwd=tmp_path, env=_env(home), capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "[workloads.x]" in out.stderr and "not found" in out.stderr
     assert not (home / "mlruns" / "mlflow.db").exists() or _runs(home, "badwl").empty
@@ -266,10 +300,14 @@ def test_a_sweep_with_a_bad_workload_reference_is_refused_before_any_run(tmp_pat
 
 # ---- the shipped CNN ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("strategy, settings", [
-    ("adam", {"lr": 0.003, "steps": 60}),
-    ("momentum", {"lr": 0.05, "steps": 60}),
-])
+
+@pytest.mark.parametrize(
+    "strategy, settings",
+    [
+        ("adam", {"lr": 0.003, "steps": 60}),
+        ("momentum", {"lr": 0.05, "steps": 60}),
+    ],
+)
 def test_the_cnn_example_learns_with_first_order_strategies(strategy, settings):
     result = run({"workload": CNN, "strategy": strategy, "eval_every": 30, **settings})
     assert result.status == "FINISHED", result.reason
@@ -279,8 +317,16 @@ def test_the_cnn_example_learns_with_first_order_strategies(strategy, settings):
 
 @pytest.mark.parametrize("strategy, options", [("spsa", {}), ("ng:OnePlusOne", {"objective": "batch"})])
 def test_the_cnn_example_runs_gradient_free_strategies_at_their_cost(strategy, options):
-    result = run({"workload": CNN, "strategy": strategy, "evaluations": 6, "batch_size": 64, "eval_every": 10,
-                  "options": options})
+    result = run(
+        {
+            "workload": CNN,
+            "strategy": strategy,
+            "evaluations": 6,
+            "batch_size": 64,
+            "eval_every": 10,
+            "options": options,
+        }
+    )
     assert result.status == "FINISHED", result.reason
     assert result.counters["gradient_evals"] == 0
     assert result.counters["function_evals"] >= 6
@@ -301,14 +347,19 @@ def test_the_cnn_example_with_a_pytorch_optimizer_package_strategy():
 
 # ---- the docs page ---------------------------------------------------------------------------------------
 
+
 def _page_blocks(page: Path) -> tuple[dict[str, str], list[str]]:
     """The page's files (code blocks with a title) and its commands (the `optlab` lines of bash blocks)."""
     import re
 
     text = page.read_text()
     files = {m.group(1): m.group(2) for m in re.finditer(r'```\w+ title="([^"]+)"\n(.*?)```', text, re.S)}
-    commands = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-                for line in block.splitlines() if line.strip().startswith("optlab ")]
+    commands = [
+        line.strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+        if line.strip().startswith("optlab ")
+    ]
     return files, commands
 
 
@@ -322,8 +373,9 @@ def test_the_docs_page_example_runs_from_a_temporary_folder(tmp_path):
         (folder / name).write_text(text)
     home = tmp_path / "home"
     for command in commands:
-        out = subprocess.run([*OPTLAB, *command.split()[1:]], cwd=folder, env=_env(home), capture_output=True,
-                             text=True, timeout=1800)
+        out = subprocess.run(
+            [*OPTLAB, *command.split()[1:]], cwd=folder, env=_env(home), capture_output=True, text=True, timeout=1800
+        )
         assert out.returncode == 0, (command, out.stderr[-2000:])
     single = _runs(home, "default")
     assert list(single["status"]) == ["FINISHED"] and single["metrics.val_accuracy"].iloc[0] > 0.5

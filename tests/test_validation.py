@@ -17,11 +17,18 @@ def _no_run_recorded(store) -> bool:
 
 
 BAD_OPTIONS = [
-    (["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "sigma=Infinity"],
-     "option sigma of 'ng:OnePlusOne' must be finite, got inf"),
-    (["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "sigma=-1"], "option sigma of 'ng:OnePlusOne' must be > 0, got -1.0"),
-    (["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "num_workers=100000"],
-     "option num_workers of 'ng:OnePlusOne' must be >= 1 and <= 4096, got 100000"),
+    (
+        ["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "sigma=Infinity"],
+        "option sigma of 'ng:OnePlusOne' must be finite, got inf",
+    ),
+    (
+        ["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "sigma=-1"],
+        "option sigma of 'ng:OnePlusOne' must be > 0, got -1.0",
+    ),
+    (
+        ["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "num_workers=100000"],
+        "option num_workers of 'ng:OnePlusOne' must be >= 1 and <= 4096, got 100000",
+    ),
     (["-s", "spsa", "-o", "q=0"], "option q of 'spsa' must be >= 1 and <= 100000, got 0"),
     (["-s", "spsa", "-o", "eps=NaN"], "option eps of 'spsa' must be finite, got nan"),
     (["-s", "newton_cg", "-o", "cg_decay=1"], "option cg_decay of 'newton_cg' must be >= 0 and < 1, got 1.0"),
@@ -53,23 +60,53 @@ def test_an_option_may_declare_that_it_accepts_infinity():
 
 
 # which strategies apply momentum and weight decay; a value given to one that does not is refused
-USES = {"gd": {"weight_decay"}, "sgd": {"weight_decay"}, "minibatch": {"weight_decay"}, "adagrad": {"weight_decay"},
-        "momentum": {"momentum", "weight_decay"}, "nesterov": {"momentum", "weight_decay"},
-        "adam": {"momentum", "weight_decay"}, "adamw": {"momentum", "weight_decay"},
-        "rmsprop": {"momentum", "weight_decay"}, "kfac": {"momentum", "weight_decay"},
-        "lbfgs": set(), "newton": set(), "newton_cg": set(), "spsa": {"momentum", "weight_decay"},
-        "fd": {"momentum", "weight_decay"}, "ng:OnePlusOne": set()}
+USES = {
+    "gd": {"weight_decay"},
+    "sgd": {"weight_decay"},
+    "minibatch": {"weight_decay"},
+    "adagrad": {"weight_decay"},
+    "momentum": {"momentum", "weight_decay"},
+    "nesterov": {"momentum", "weight_decay"},
+    "adam": {"momentum", "weight_decay"},
+    "adamw": {"momentum", "weight_decay"},
+    "rmsprop": {"momentum", "weight_decay"},
+    "kfac": {"momentum", "weight_decay"},
+    "lbfgs": set(),
+    "newton": set(),
+    "newton_cg": set(),
+    "spsa": {"momentum", "weight_decay"},
+    "fd": {"momentum", "weight_decay"},
+    "ng:OnePlusOne": set(),
+}
 
 
 def test_each_strategy_declares_the_knobs_it_uses():
     assert {name: set(registry.resolve(name).knobs()) for name in USES} == USES
 
 
-@pytest.mark.parametrize("strategy,knob", [(s, k) for s, used in USES.items()
-                                           for k in ("momentum", "weight_decay") if k not in used])
+@pytest.mark.parametrize(
+    "strategy,knob", [(s, k) for s, used in USES.items() for k in ("momentum", "weight_decay") if k not in used]
+)
 def test_a_knob_the_strategy_does_not_use_is_refused_in_one_line(store, capsys, strategy, knob):
-    assert main(["run", "-s", strategy, f"--{knob.replace('_', '-')}", "0.5", "--evaluations", "4", "-d", "digits",
-                 "--hidden", "4", "-q"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "-s",
+                strategy,
+                f"--{knob.replace('_', '-')}",
+                "0.5",
+                "--evaluations",
+                "4",
+                "-d",
+                "digits",
+                "--hidden",
+                "4",
+                "-q",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith(f"optlab: error: {strategy} does not use {knob} (got 0.5)") and err.count("\n") == 1, err
     assert _no_run_recorded(store)
@@ -88,6 +125,6 @@ def test_nesterov_without_momentum_is_refused_by_every_path(store):
     config = RunConfig(strategy="nesterov", dataset="digits", momentum=0.0, steps=5)
     with pytest.raises(ConfigError, match=r"nesterov needs momentum > 0, got 0.0"):
         prepare(config)
-    with pytest.raises(ConfigError, match=r"nesterov needs momentum > 0"):   # the batched path trained it before
+    with pytest.raises(ConfigError, match=r"nesterov needs momentum > 0"):  # the batched path trained it before
         run_many([config, config.with_updates(seed=1)])
     assert _no_run_recorded(store)

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from synthetic_store import add_run
 
 SEEDS = list(range(100, 110))
-CURVE = [(0.0, 0.1), (1.0, 0.5), (2.0, 0.6)]     # never reaches the target 0.95: time to target is censored
+CURVE = [(0.0, 0.1), (1.0, 0.5), (2.0, 0.6)]  # never reaches the target 0.95: time to target is censored
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,8 +34,16 @@ def finals():
     margins = json.dumps({"test_accuracy": 0.01, "time_to_target": 0.5})
     for strategy in test:
         for i, seed in enumerate(SEEDS):
-            add_run("vr", "w", strategy, seed, CURVE, 0.95, tags={"optlab.margins": margins},
-                    final={"test_accuracy": test[strategy][i], "val_accuracy": val[strategy][i]})
+            add_run(
+                "vr",
+                "w",
+                strategy,
+                seed,
+                CURVE,
+                0.95,
+                tags={"optlab.margins": margins},
+                final={"test_accuracy": test[strategy][i], "val_accuracy": val[strategy][i]},
+            )
     return test
 
 
@@ -86,10 +93,14 @@ def test_report_cli_writes_verdicts_for_all_pairs_and_json(finals, tmp_path, cap
     assert f"report: {out / 'verdicts.csv'}" in printed
     table = pd.read_csv(out / "verdicts.csv")
     pairs = table[(table["scope"] == "all pairs") & (table["metric"] == "test_accuracy")]
-    assert len(pairs) == 3   # 3 strategies: every pair once
+    assert len(pairs) == 3  # 3 strategies: every pair once
     records = json.loads((out / "verdicts.json").read_text())
-    assert len(records) == len(table) and {r["verdict"] for r in records} <= {"better", "worse", "equivalent",
-                                                                               "undecided"}
+    assert len(records) == len(table) and {r["verdict"] for r in records} <= {
+        "better",
+        "worse",
+        "equivalent",
+        "undecided",
+    }
 
 
 def test_tuning_effort_chart_and_table_from_the_trials(tmp_path):
@@ -103,11 +114,30 @@ def test_tuning_effort_chart_and_table_from_the_trials(tmp_path):
     for strategy, grid in scores.items():
         for lr, acc in grid.items():
             for seed, shift in ((0, -0.01), (1, 0.01)):
-                add_run("te", "w", strategy, seed, CURVE, 0.95, role="tuning", trial=f"lr={lr}", trials=len(grid),
-                        selected="true" if acc == max(grid.values()) else "false", final={"val_accuracy": acc + shift})
+                add_run(
+                    "te",
+                    "w",
+                    strategy,
+                    seed,
+                    CURVE,
+                    0.95,
+                    role="tuning",
+                    trial=f"lr={lr}",
+                    trials=len(grid),
+                    selected="true" if acc == max(grid.values()) else "false",
+                    final={"val_accuracy": acc + shift},
+                )
         for seed in (100, 101):
-            add_run("te", "w", strategy, seed, CURVE, 0.95, trial=f"lr={max(grid, key=grid.get)}",
-                    final={"val_accuracy": 0.7, "test_accuracy": 0.7})
+            add_run(
+                "te",
+                "w",
+                strategy,
+                seed,
+                CURVE,
+                0.95,
+                trial=f"lr={max(grid, key=grid.get)}",
+                final={"val_accuracy": 0.7, "test_accuracy": 0.7},
+            )
     section = sensitivity.build(Store(progress=False), ("te",))
     effort = [b for b in section.blocks if isinstance(b, Chart) and b.caption.startswith("Tuning effort")]
     assert len(effort) == 1

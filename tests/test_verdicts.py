@@ -71,17 +71,22 @@ def test_seeds_needed_matches_the_statsmodels_power_solver():
     d = (values["b"] - values["best"]).to_numpy()
     dz = abs(d.mean() / d.std(ddof=1))
     expected = TTestPower().solve_power(effect_size=dz, alpha=0.05 / 3, power=0.8, alternative="two-sided")
-    assert row["seeds_needed"] == math.ceil(expected)   # the equivalence route is impossible at this margin
+    assert row["seeds_needed"] == math.ceil(expected)  # the equivalence route is impossible at this margin
     gap = (0.05 - abs(d.mean())) / d.std(ddof=1)
     assert v.seeds_for_equivalence(d, 0.05) == pytest.approx(
-        TTestPower().solve_power(effect_size=gap, alpha=0.05, power=0.8, alternative="larger"))
+        TTestPower().solve_power(effect_size=gap, alpha=0.05, power=0.8, alternative="larger")
+    )
 
 
 def test_holm_is_over_the_k_minus_1_comparisons_with_the_best():
     rng = np.random.default_rng(11)
     base = rng.normal(0.8, 0.01, 8)
-    values = frame({s: base + shift + rng.normal(0, 0.01, 8) for s, shift in
-                    (("best", 0.0), ("b", -0.01), ("c", -0.02), ("d", 0.0), ("e", -0.05))})
+    values = frame(
+        {
+            s: base + shift + rng.normal(0, 0.01, 8)
+            for s, shift in (("best", 0.0), ("b", -0.01), ("c", -0.02), ("d", 0.0), ("e", -0.05))
+        }
+    )
     rows = v.comparisons(values, ACC, best="best", margin=0.001)
     assert len(rows) == 4 and set(rows["b"]) == {"best"}
     assert np.allclose(rows["p_adjusted"], multipletests(rows["p"], method="holm")[1])
@@ -100,8 +105,9 @@ def test_the_deciding_test_is_t_only_when_wilcoxon_cannot_reach_and_d_looks_norm
     # five normal-looking pairs against the best with 4 rivals: the t-test decides, and does decide
     rng = np.random.default_rng(5)
     base = rng.normal(0.8, 0.02, 5)
-    values = frame({"best": base + 0.1 + rng.normal(0, 0.003, 5), **{s: base + rng.normal(0, 0.003, 5)
-                                                                       for s in "abcd"}})
+    values = frame(
+        {"best": base + 0.1 + rng.normal(0, 0.003, 5), **{s: base + rng.normal(0, 0.003, 5) for s in "abcd"}}
+    )
     rows = v.comparisons(values, ACC, best="best")
     assert set(rows["test"]) == {"t"} and set(rows["verdict"]) == {"worse"}
 
@@ -121,10 +127,16 @@ def test_relative_margin_is_a_fraction_of_the_references_mean():
 
 
 def test_tiers_follow_the_verdicts_against_the_best():
-    rows = pd.DataFrame({"a": ["b", "c", "d", "e"], "b": ["best"] * 4,
-                         "verdict": ["equivalent", "worse", "undecided", "better"]})
-    assert v.tiers(rows, "best") == {"best": "best", "b": "equivalent to best", "c": "worse", "d": "undecided",
-                                     "e": "best"}
+    rows = pd.DataFrame(
+        {"a": ["b", "c", "d", "e"], "b": ["best"] * 4, "verdict": ["equivalent", "worse", "undecided", "better"]}
+    )
+    assert v.tiers(rows, "best") == {
+        "best": "best",
+        "b": "equivalent to best",
+        "c": "worse",
+        "d": "undecided",
+        "e": "best",
+    }
 
 
 def test_best_is_chosen_on_validation_not_on_the_compared_metric():

@@ -14,7 +14,7 @@ from optlab.errors import ConfigError, InfeasibleError
 from optlab.strategies.zeroth_order.nevergrad_adapter import CURATED, metamodel_broken
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"dataset": "digits", "hidden": [4], "seed": 0}          # d = 310
+TINY = {"dataset": "digits", "hidden": [4], "seed": 0}  # d = 310
 TINY64 = {**TINY, "dtype": "float64"}
 
 
@@ -68,8 +68,10 @@ def test_one_plus_one_lowers_the_loss_of_a_network():
 @pytest.mark.parametrize("workers", [1, 3])
 def test_logged_evaluation_counts_equal_the_budget(workers):
     recorder = CapturingRecorder()
-    result = run({**TINY, "strategy": "ng:OnePlusOne", "evaluations": 100,
-                  "options": {"num_workers": workers}}, recorder=recorder)
+    result = run(
+        {**TINY, "strategy": "ng:OnePlusOne", "evaluations": 100, "options": {"num_workers": workers}},
+        recorder=recorder,
+    )
     assert result.counters["function_evals"] == 100
     assert recorder.logged("evaluations")[-1] == 100
     assert recorder.logged("samples_seen")[-1] == 100 * 1257  # full training set per evaluation
@@ -77,8 +79,9 @@ def test_logged_evaluation_counts_equal_the_budget(workers):
 
 
 def test_candidates_asked_together_share_one_batched_forward_pass():
-    strategy, problem = strategy_for({**TINY, "strategy": "ng:TwoPointsDE", "evaluations": 40,
-                                      "options": {"num_workers": 4}})
+    strategy, problem = strategy_for(
+        {**TINY, "strategy": "ng:TwoPointsDE", "evaluations": 40, "options": {"num_workers": 4}}
+    )
     calls = []
     original = problem.losses
     problem.losses = lambda ws, batch=None: calls.append(ws.shape[0]) or original(ws, batch)
@@ -89,8 +92,15 @@ def test_candidates_asked_together_share_one_batched_forward_pass():
 
 
 def test_batch_objective_is_noisy_and_draws_a_fresh_batch_per_round():
-    strategy, problem = strategy_for({**TINY, "strategy": "ng:OnePlusOne", "evaluations": 20, "batch_size": 50,
-                                      "options": {"objective": "batch", "num_workers": 2}})
+    strategy, problem = strategy_for(
+        {
+            **TINY,
+            "strategy": "ng:OnePlusOne",
+            "evaluations": 20,
+            "batch_size": 50,
+            "options": {"objective": "batch", "num_workers": 2},
+        }
+    )
     assert strategy.optimizer.parametrization.function.deterministic is False
     seen = []
     original = problem.losses
@@ -138,11 +148,19 @@ def test_unknown_nevergrad_name_suggests_close_ones():
 
 
 def test_scipy_based_optimizer_stopped_early_does_not_hang_the_interpreter():
-    code = ("from optlab.engine import run; "
-            "r = run({'strategy': 'ng:Powell', 'dataset': 'rosenbrock', 'evaluations': 15}); "
-            "print(r.status, r.counters['function_evals'])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    code = (
+        "from optlab.engine import run; "
+        "r = run({'strategy': 'ng:Powell', 'dataset': 'rosenbrock', 'evaluations': 15}); "
+        "print(r.status, r.counters['function_evals'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["FINISHED", "15"]
 
@@ -164,8 +182,10 @@ def test_spsa_single_directions_are_positively_correlated_on_average():
     strategy, problem = strategy_for({**TINY64, "strategy": "spsa", "options": {"q": 1, "eps": 1e-4}})
     batch = problem.batch()
     _, true_grad = problem.loss_and_grad(strategy.params(), batch)
-    cosines = [torch.nn.functional.cosine_similarity(strategy.estimate_gradient(batch)[1], true_grad, dim=0)
-               for _ in range(100)]
+    cosines = [
+        torch.nn.functional.cosine_similarity(strategy.estimate_gradient(batch)[1], true_grad, dim=0)
+        for _ in range(100)
+    ]
     assert torch.stack(cosines).mean() > 0.02  # E ~ 0.045 at d=310; a random sign would average 0
 
 
@@ -177,8 +197,7 @@ def test_spsa_regenerates_directions_from_their_seeds():
 
 
 def test_spsa_lowers_the_loss_within_its_evaluation_budget():
-    result = run({"strategy": "spsa", "dataset": "ravine", "lr": 0.01, "evaluations": 401,
-                  "options": {"q": 2}})
+    result = run({"strategy": "spsa", "dataset": "ravine", "lr": 0.01, "evaluations": 401, "options": {"q": 2}})
     assert result.counters["function_evals"] == 400  # whole steps only: 100 steps of 4 evaluations
     assert result.history[-1]["train_loss"] < 0.2 * result.history[0]["train_loss"]
 
@@ -212,11 +231,11 @@ def test_fd_above_its_size_limit_is_refused_with_a_pointer_to_spsa():
 def test_zeroth_order_experiment_points_are_valid_and_feasible():
     from optlab.sweeps import load
 
-    spec = load(ROOT / "experiments" / "zeroth_order.toml")   # validates and plans every point
+    spec = load(ROOT / "experiments" / "zeroth_order.toml")  # validates and plans every point
     assert spec.name == "zeroth_order" and len(spec.workloads) == 1
     strategies = {p.config.strategy for p in spec.points}
     assert {"ng:OnePlusOne", "ng:DiagonalCMA", "ng:PSO", "ng:TwoPointsDE", "spsa", "sgd", "adam"} == strategies
-    assert {p.config.evaluations for p in spec.points} == {3000}   # one budget: one workload
+    assert {p.config.evaluations for p in spec.points} == {3000}  # one budget: one workload
     assert all(p.config.budget for p in spec.points)
 
 

@@ -20,11 +20,12 @@ def spans_decades(values, decades: float = LOG_AXIS_DECADES) -> bool:
     """The positive values span more than `decades` decades (the report and the UI draw such axes log)."""
     v = np.asarray(values, dtype=float)
     positive = v[np.isfinite(v) & (v > 0)]
-    return len(positive) > 1 and positive.max() / positive.min() > 10 ** decades
+    return len(positive) > 1 and positive.max() / positive.min() > 10**decades
 
 
-def common_grid(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS,
-                log: bool = False) -> np.ndarray:
+def common_grid(
+    curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS, log: bool = False
+) -> np.ndarray:
     """The grid every curve covers (empty when they share no interval)."""
     usable = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves]
     usable = [(x[np.isfinite(x) & np.isfinite(y)], y) for x, y in usable]
@@ -55,7 +56,6 @@ def band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS,
     grid = common_grid(curves, points, log)
     if len(grid) == 0:
         return pd.DataFrame(columns=["x", "mean", "low", "high", "n"])
-    matrix = np.stack([on_grid(x, y, grid) for x, y in curves
-                       if np.isfinite(np.asarray(x, float)).sum() >= 2])
+    matrix = np.stack([on_grid(x, y, grid) for x, y in curves if np.isfinite(np.asarray(x, float)).sum() >= 2])
     mean, low, high = bootstrap_band(matrix)
     return pd.DataFrame({"x": grid, "mean": mean, "low": low, "high": high, "n": matrix.shape[0]})

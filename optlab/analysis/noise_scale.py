@@ -30,6 +30,7 @@ from optlab.analysis.stats import CONFIDENCE, RESAMPLES, SEED
 @dataclass(frozen=True)
 class NoiseSample:
     """Mean squared mini-batch gradient norms at two batch sizes, at one set of parameters."""
+
     b_small: int
     b_big: int
     sq_small: float
@@ -49,12 +50,15 @@ class NoiseSample:
         return self.trace / g2 if g2 > 0 and self.trace > 0 else math.nan
 
     def as_metrics(self, prefix: str = "noise_") -> dict[str, float]:
-        return {f"{prefix}sq_small": self.sq_small, f"{prefix}sq_big": self.sq_big,
-                f"{prefix}g2": self.g2, f"{prefix}trace": self.trace}
+        return {
+            f"{prefix}sq_small": self.sq_small,
+            f"{prefix}sq_big": self.sq_big,
+            f"{prefix}g2": self.g2,
+            f"{prefix}trace": self.trace,
+        }
 
 
-def mean_sq_grad_norm(problem, params: torch.Tensor, batch_size: int, draws: int,
-                      generator: torch.Generator) -> float:
+def mean_sq_grad_norm(problem, params: torch.Tensor, batch_size: int, draws: int, generator: torch.Generator) -> float:
     """Mean of |g_B|^2 over `draws` mini-batches of `batch_size` samples drawn with replacement
     (independent samples, as the estimator assumes), all at `params`. Uncounted."""
     total = 0.0
@@ -69,13 +73,18 @@ def mean_sq_grad_norm(problem, params: torch.Tensor, batch_size: int, draws: int
     return total / draws
 
 
-def measure(problem, params: torch.Tensor, b_small: int, b_big: int, draws: int,
-            generator: torch.Generator) -> NoiseSample:
+def measure(
+    problem, params: torch.Tensor, b_small: int, b_big: int, draws: int, generator: torch.Generator
+) -> NoiseSample:
     """One measurement of both squared norms at the same parameters."""
     if not 0 < b_small < b_big:
         raise ValueError(f"need 0 < b_small < b_big, got {b_small}, {b_big}")
-    return NoiseSample(b_small, b_big, mean_sq_grad_norm(problem, params, b_small, draws, generator),
-                       mean_sq_grad_norm(problem, params, b_big, draws, generator))
+    return NoiseSample(
+        b_small,
+        b_big,
+        mean_sq_grad_norm(problem, params, b_small, draws, generator),
+        mean_sq_grad_norm(problem, params, b_big, draws, generator),
+    )
 
 
 def exact(problem, params: torch.Tensor, chunk: int = 512) -> tuple[float, float]:
@@ -94,7 +103,7 @@ def exact(problem, params: torch.Tensor, chunk: int = 512) -> tuple[float, float
     mean = torch.zeros_like(w, dtype=torch.float64)
     sq = 0.0
     for start in range(0, n, chunk):
-        g = per_sample(w, full.x[start:start + chunk], full.y[start:start + chunk]).double()
+        g = per_sample(w, full.x[start : start + chunk], full.y[start : start + chunk]).double()
         mean += g.sum(0)
         sq += float(g.pow(2).sum())
     mean /= n
@@ -111,8 +120,9 @@ def ratio_of_means(samples: list[NoiseSample]) -> float:
     return float(trace / g2) if g2 > 0 and trace > 0 else math.nan
 
 
-def b_simple_ci(per_seed: dict, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                seed: int = SEED) -> tuple[float, float, float]:
+def b_simple_ci(
+    per_seed: dict, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> tuple[float, float, float]:
     """B_simple (ratio of means) with a bootstrap interval that resamples whole seeds (scipy.stats.bootstrap,
     paired: a seed's |G|^2 and tr Sigma stay together). `per_seed` maps a seed to its (g2, trace)
     measurements at one point of training (or over a window). A resample whose mean |G|^2 or tr Sigma is
@@ -135,6 +145,14 @@ def b_simple_ci(per_seed: dict, confidence: float = CONFIDENCE, resamples: int =
         return math.nan, math.nan, math.nan
     if len(seeds) < 2:
         return estimate, math.nan, math.nan
-    result = stats.bootstrap((trace, g2), ratio, paired=True, vectorized=True, confidence_level=confidence,
-                             n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (trace, g2),
+        ratio,
+        paired=True,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return estimate, float(result.confidence_interval.low), float(result.confidence_interval.high)

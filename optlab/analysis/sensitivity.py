@@ -21,7 +21,7 @@ from optlab.analysis.stats import bootstrap_ci
 class EdgeFlag:
     axis: str
     value: float
-    side: str            # "lowest" | "highest" | "only"
+    side: str  # "lowest" | "highest" | "only"
     grid: tuple
 
     def text(self) -> str:
@@ -60,6 +60,14 @@ def sensitivity(trials: pd.DataFrame, by: list[str], axis: str, metric: str) -> 
         keys = keys if isinstance(keys, tuple) else (keys,)
         values = group[metric].to_numpy(float)
         ci = bootstrap_ci(values)
-        rows.append({**dict(zip([*by, axis], keys)), "mean": ci.estimate, "low": ci.low, "high": ci.high,
-                     "finite": int(np.isfinite(values).sum()), "trials": len(values)})
+        rows.append(
+            {
+                **dict(zip([*by, axis], keys)),
+                "mean": ci.estimate,
+                "low": ci.low,
+                "high": ci.high,
+                "finite": int(np.isfinite(values).sum()),
+                "trials": len(values),
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, axis, "mean", "low", "high", "finite", "trials"])

@@ -22,7 +22,7 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 9999
-SEED = 0          # the bootstrap's generator: the same data gives the same interval
+SEED = 0  # the bootstrap's generator: the same data gives the same interval
 ALPHA = 0.05
 TESTS = ("wilcoxon", "permutation", "t")
 
@@ -30,6 +30,7 @@ TESTS = ("wilcoxon", "permutation", "t")
 @dataclass(frozen=True)
 class Interval:
     """An estimate with its confidence interval (low/high are NaN when it cannot be computed)."""
+
     estimate: float
     low: float
     high: float
@@ -48,11 +49,17 @@ class Interval:
         return (self.high - self.low) / 2
 
 
-def bootstrap_ci(values, statistic=np.mean, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                 seed: int = SEED, method: str = "BCa") -> Interval:
+def bootstrap_ci(
+    values,
+    statistic=np.mean,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    method: str = "BCa",
+) -> Interval:
     """Bootstrap CI of `statistic` over the finite entries of `values` (scipy.stats.bootstrap).
     One value: the estimate without an interval; identical values: a zero-width interval."""
-    x = np.sort(np.asarray(values, dtype=float))   # sorted: the interval does not depend on the data's order
+    x = np.sort(np.asarray(values, dtype=float))  # sorted: the interval does not depend on the data's order
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return Interval(math.nan, math.nan, math.nan, 0, confidence)
@@ -65,11 +72,12 @@ def bootstrap_ci(values, statistic=np.mean, confidence: float = CONFIDENCE, resa
     return Interval(estimate, float(low[0]), float(high[0]), len(x), confidence)
 
 
-def bootstrap_band(matrix, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED,
-                   method: str = "BCa") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_band(
+    matrix, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED, method: str = "BCa"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over rows (runs) of an (n_runs, n_points) matrix and its pointwise bootstrap CI: the band of
     a curve over seeds on a common x grid. Columns where all runs agree get a zero-width band."""
-    m = np.sort(np.asarray(matrix, dtype=float), axis=0)   # per column, as bootstrap_ci sorts
+    m = np.sort(np.asarray(matrix, dtype=float), axis=0)  # per column, as bootstrap_ci sorts
     mean = m.mean(axis=0)
     low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     if m.shape[0] < 2:
@@ -86,15 +94,29 @@ def _bootstrap(rows: np.ndarray, statistic, confidence, resamples, seed, method)
     """One vectorized scipy.stats.bootstrap over the last axis of `rows` (one CI per row)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa warns on near-degenerate rows; we fall back below
-        result = stats.bootstrap((rows,), lambda x, axis: statistic(x, axis=axis), axis=-1, vectorized=True,
-                                 confidence_level=confidence, n_resamples=resamples, method=method,
-                                 rng=np.random.default_rng(seed))
+        result = stats.bootstrap(
+            (rows,),
+            lambda x, axis: statistic(x, axis=axis),
+            axis=-1,
+            vectorized=True,
+            confidence_level=confidence,
+            n_resamples=resamples,
+            method=method,
+            rng=np.random.default_rng(seed),
+        )
         low, high = np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
         bad = ~(np.isfinite(low) & np.isfinite(high))
         if bad.any() and method != "percentile":
-            fallback = stats.bootstrap((rows[bad],), lambda x, axis: statistic(x, axis=axis), axis=-1,
-                                       vectorized=True, confidence_level=confidence, n_resamples=resamples,
-                                       method="percentile", rng=np.random.default_rng(seed))
+            fallback = stats.bootstrap(
+                (rows[bad],),
+                lambda x, axis: statistic(x, axis=axis),
+                axis=-1,
+                vectorized=True,
+                confidence_level=confidence,
+                n_resamples=resamples,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
             low[bad] = np.atleast_1d(fallback.confidence_interval.low)
             high[bad] = np.atleast_1d(fallback.confidence_interval.high)
     return low, high
@@ -113,10 +135,15 @@ def paired_p_value(x, y, test: str = "wilcoxon") -> float:
     if test == "wilcoxon":
         return float(stats.wilcoxon(x, y, alternative="two-sided", method="auto").pvalue)
     if test == "permutation":
-        result = stats.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis),
-                                        permutation_type="samples", alternative="two-sided", vectorized=True,
-                                        n_resamples=np.inf if len(d) <= 16 else 99999,
-                                        rng=np.random.default_rng(SEED))
+        result = stats.permutation_test(
+            (x, y),
+            lambda a, b, axis: np.mean(a - b, axis=axis),
+            permutation_type="samples",
+            alternative="two-sided",
+            vectorized=True,
+            n_resamples=np.inf if len(d) <= 16 else 99999,
+            rng=np.random.default_rng(SEED),
+        )
         return float(result.pvalue)
     return float(stats.ttest_rel(x, y).pvalue)
 
@@ -145,4 +172,4 @@ def rank_biserial(x, y) -> float:
 def min_p_value(n: int) -> float:
     """Smallest two-sided p-value an exact sign-based paired test (Wilcoxon, sign-flip permutation)
     can reach with n pairs: 2 / 2^n."""
-    return 2.0 / 2 ** n if n > 0 else 1.0
+    return 2.0 / 2**n if n > 0 else 1.0

@@ -24,10 +24,10 @@ from optlab.analysis.stats import CONFIDENCE
 
 @dataclass(frozen=True)
 class TimeToTarget:
-    n: int                  # runs
-    reached: int            # runs that reached the target
-    median: float           # Kaplan-Meier median cost to target (inf: fewer than half reach it)
-    low: float              # its confidence interval (inf high: the interval is open above)
+    n: int  # runs
+    reached: int  # runs that reached the target
+    median: float  # Kaplan-Meier median cost to target (inf: fewer than half reach it)
+    low: float  # its confidence interval (inf high: the interval is open above)
     high: float
 
     @property
@@ -74,8 +74,9 @@ def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -
     # the log-log band is undefined where the estimate is 0 or 1: there it collapses onto the estimate
     estimate = sf.probabilities
     low = _first_at_or_below(times, np.where(np.isnan(band.low.probabilities), estimate, band.low.probabilities), 0.5)
-    high = _first_at_or_below(times, np.where(np.isnan(band.high.probabilities), estimate, band.high.probabilities),
-                              0.5)
+    high = _first_at_or_below(
+        times, np.where(np.isnan(band.high.probabilities), estimate, band.high.probabilities), 0.5
+    )
     return TimeToTarget(n, int(reached.sum()), median, low, high)
 
 

@@ -27,7 +27,7 @@ def expected_best(scores, ks=None, larger_is_better: bool = True) -> np.ndarray:
     if n == 0:
         return np.full(len(ks) if ks is not None else 0, np.nan)
     ks = np.arange(1, n + 1) if ks is None else np.asarray(ks, dtype=float)
-    cdf = np.arange(0, n + 1) / n                                   # F at v_(0) = 0, v_(1), ..., v_(n)
+    cdf = np.arange(0, n + 1) / n  # F at v_(0) = 0, v_(1), ..., v_(n)
     weights = cdf[None, 1:] ** ks[:, None] - cdf[None, :-1] ** ks[:, None]
     best = weights @ v
     return best if larger_is_better else -best
@@ -43,8 +43,9 @@ def curves(trials: pd.DataFrame, group: str, score: str, larger_is_better: bool 
         if n == 0:
             continue
         ks = np.arange(1, n + 1)
-        frames.append(pd.DataFrame({group: name, "k": ks, "expected": expected_best(values, ks, larger_is_better),
-                                    "trials": n}))
+        frames.append(
+            pd.DataFrame({group: name, "k": ks, "expected": expected_best(values, ks, larger_is_better), "trials": n})
+        )
     if not frames:
         return pd.DataFrame(columns=[group, "k", "expected", "trials"])
     return pd.concat(frames, ignore_index=True)

@@ -48,19 +48,42 @@ ALPHA = stats.ALPHA
 POWER = 0.8
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 TIERS = ("best", "equivalent to best", "undecided", "worse")
-COLUMNS = ["workload", "metric", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "test", "p", "p_adjusted",
-           "margin", "verdict", "seeds_needed", "effect_dz", "rank_biserial", "wilcoxon_p", "t_p", "tost_p",
-           "wins", "losses", "censored", "why"]
+COLUMNS = [
+    "workload",
+    "metric",
+    "a",
+    "b",
+    "n",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "test",
+    "p",
+    "p_adjusted",
+    "margin",
+    "verdict",
+    "seeds_needed",
+    "effect_dz",
+    "rank_biserial",
+    "wilcoxon_p",
+    "t_p",
+    "tost_p",
+    "wins",
+    "losses",
+    "censored",
+    "why",
+]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """A compared metric: its column, whether larger is better, and its default equivalence margin."""
-    name: str                 # the key in sweep files and verdicts.csv ("test_accuracy", "time_to_target")
-    label: str                # in words
+
+    name: str  # the key in sweep files and verdicts.csv ("test_accuracy", "time_to_target")
+    label: str  # in words
     larger_is_better: bool
-    margin: float             # default margin of practical equivalence
-    relative: bool            # margin is a fraction of the reference's mean, not an absolute value
+    margin: float  # default margin of practical equivalence
+    relative: bool  # margin is a fraction of the reference's mean, not an absolute value
     unit: str = ""
 
     def margin_text(self, margin: float | None = None) -> str:
@@ -69,10 +92,8 @@ class MetricSpec:
 
 
 METRICS = {
-    "test_accuracy": MetricSpec("test_accuracy", "final test accuracy", True, 0.01, False,
-                                " (1 point = 0.01)"),
-    "time_to_target": MetricSpec("time_to_target", "gradient equivalents to the validation target", False,
-                                 0.10, True),
+    "test_accuracy": MetricSpec("test_accuracy", "final test accuracy", True, 0.01, False, " (1 point = 0.01)"),
+    "time_to_target": MetricSpec("time_to_target", "gradient equivalents to the validation target", False, 0.10, True),
 }
 DEFAULT_MARGINS = {name: m.margin for name, m in METRICS.items()}
 
@@ -117,14 +138,20 @@ def choose_test(d: np.ndarray, threshold: float) -> tuple[str, str]:
     n = int(np.count_nonzero(d))
     floor = stats.min_p_value(n)
     if floor <= threshold:
-        return "wilcoxon", (f"exact Wilcoxon signed-rank: no normality assumed, and with {n} non-zero pairs its "
-                            f"smallest p ({floor:.2g}) can reach the Holm threshold {threshold:.2g}")
+        return "wilcoxon", (
+            f"exact Wilcoxon signed-rank: no normality assumed, and with {n} non-zero pairs its "
+            f"smallest p ({floor:.2g}) can reach the Holm threshold {threshold:.2g}"
+        )
     normal_p = sstats.shapiro(d).pvalue if len(d) >= 3 and np.ptp(d) > 0 else 0.0
     if normal_p >= ALPHA:
-        return "t", (f"paired t-test: with {n} non-zero pairs the Wilcoxon test cannot go below p = {floor:.2g} "
-                     f"(threshold {threshold:.2g}), and the differences look normal (Shapiro-Wilk p = {normal_p:.2g})")
-    return "wilcoxon", (f"exact Wilcoxon signed-rank: the differences do not look normal (Shapiro-Wilk p = "
-                        f"{normal_p:.2g}), so no t-test; with {n} non-zero pairs it cannot go below p = {floor:.2g}")
+        return "t", (
+            f"paired t-test: with {n} non-zero pairs the Wilcoxon test cannot go below p = {floor:.2g} "
+            f"(threshold {threshold:.2g}), and the differences look normal (Shapiro-Wilk p = {normal_p:.2g})"
+        )
+    return "wilcoxon", (
+        f"exact Wilcoxon signed-rank: the differences do not look normal (Shapiro-Wilk p = "
+        f"{normal_p:.2g}), so no t-test; with {n} non-zero pairs it cannot go below p = {floor:.2g}"
+    )
 
 
 def effect_dz(d: np.ndarray) -> float:
@@ -179,8 +206,9 @@ def solve_seeds(effect: float, alpha: float, power: float, alternative: str) -> 
     return n if math.isfinite(n) else math.inf
 
 
-def compare(x, y, margin: float, larger_is_better: bool, threshold: float = ALPHA,
-            censored_x=None, censored_y=None) -> dict:
+def compare(
+    x, y, margin: float, larger_is_better: bool, threshold: float = ALPHA, censored_x=None, censored_y=None
+) -> dict:
     """One paired comparison of a (values x) with b (values y), paired by position, NaNs already removed.
     `threshold`: the Holm level the deciding test must reach (chooses the test; the verdict comes from
     `decide` once every comparison's p is known). Returns the row's numbers (no verdict yet)."""
@@ -192,11 +220,23 @@ def compare(x, y, margin: float, larger_is_better: bool, threshold: float = ALPH
     if censored and test == "t":
         test, why = "wilcoxon", "exact Wilcoxon signed-rank: some values are censored (only their order is known)"
     interval = stats.bootstrap_ci(d)
-    row = {"n": len(d), "mean_diff": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
-           "wilcoxon_p": wilcoxon_p(d), "t_p": math.nan if censored else t_p(d),
-           "effect_dz": math.nan if censored else effect_dz(d), "rank_biserial": sign * stats.rank_biserial(x, y),
-           "wins": int((sign * d > 0).sum()), "losses": int((sign * d < 0).sum()), "margin": margin,
-           "tost_p": 1.0 if censored else tost_p(x, y, margin), "test": test, "why": why, "censored": censored}
+    row = {
+        "n": len(d),
+        "mean_diff": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "wilcoxon_p": wilcoxon_p(d),
+        "t_p": math.nan if censored else t_p(d),
+        "effect_dz": math.nan if censored else effect_dz(d),
+        "rank_biserial": sign * stats.rank_biserial(x, y),
+        "wins": int((sign * d > 0).sum()),
+        "losses": int((sign * d < 0).sum()),
+        "margin": margin,
+        "tost_p": 1.0 if censored else tost_p(x, y, margin),
+        "test": test,
+        "why": why,
+        "censored": censored,
+    }
     row["p"] = row["wilcoxon_p"] if test == "wilcoxon" else row["t_p"]
     row["_d"] = d
     return row
@@ -238,14 +278,21 @@ def resolve_margin(metric: MetricSpec, margin: float | None, reference: np.ndarr
     return value * abs(float(np.nanmean(reference))) if metric.relative else value
 
 
-def comparisons(values: pd.DataFrame, metric: MetricSpec, best: str, all_pairs: bool = False,
-                margin: float | None = None, censored: pd.DataFrame | None = None, workload: str = "",
-                alpha: float = ALPHA) -> pd.DataFrame:
+def comparisons(
+    values: pd.DataFrame,
+    metric: MetricSpec,
+    best: str,
+    all_pairs: bool = False,
+    margin: float | None = None,
+    censored: pd.DataFrame | None = None,
+    workload: str = "",
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
     """Each strategy (column of `values`, seeds x strategies) against `best` — or, with `all_pairs`, every
     pair — on the seeds both have, Holm over the comparisons made. One row per comparison (COLUMNS)."""
     columns = [c for c in values.columns if values[c].notna().any()]
     if all_pairs:
-        pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:]]
+        pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
     else:
         pairs = [(a, best) for a in columns if a != best]
     threshold = alpha / max(len(pairs), 1)
@@ -255,8 +302,9 @@ def comparisons(values: pd.DataFrame, metric: MetricSpec, best: str, all_pairs: 
         cx = censored.loc[both.index, a].to_numpy(bool) if censored is not None else None
         cy = censored.loc[both.index, b].to_numpy(bool) if censored is not None else None
         delta = resolve_margin(metric, margin, values[b].to_numpy(float))
-        row = compare(both[a].to_numpy(float), both[b].to_numpy(float), delta, metric.larger_is_better, threshold,
-                      cx, cy)
+        row = compare(
+            both[a].to_numpy(float), both[b].to_numpy(float), delta, metric.larger_is_better, threshold, cx, cy
+        )
         rows.append({"workload": workload, "metric": metric.name, "a": a, "b": b, **row})
     rows = decide(rows, metric.larger_is_better, alpha)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -267,8 +315,9 @@ def tiers(verdicts: pd.DataFrame, best: str) -> dict[str, str]:
     'best', then 'equivalent to best', 'undecided', 'worse'."""
     out = {best: "best"}
     for row in verdicts[verdicts["b"] == best].itertuples():
-        out[row.a] = {"better": "best", "equivalent": "equivalent to best", "worse": "worse"}.get(row.verdict,
-                                                                                                 "undecided")
+        out[row.a] = {"better": "best", "equivalent": "equivalent to best", "worse": "worse"}.get(
+            row.verdict, "undecided"
+        )
     return out
 
 
@@ -284,13 +333,20 @@ def verdict_text(row, metric: MetricSpec) -> str:
     if row["verdict"] == "equivalent":
         return f"{a} and {b} are equivalent within {margin} on {metric.label} ({diff}, TOST p = {row['tost_p']:.2g})"
     if row["verdict"] in ("better", "worse"):
-        return (f"{a} is {row['verdict']} than {b} on {metric.label} ({diff}; {row['wins']} wins / {row['losses']} "
-                f"losses of {row['n']} seeds; {test_name(row['test'])} Holm p = {row['p_adjusted']:.2g})")
+        return (
+            f"{a} is {row['verdict']} than {b} on {metric.label} ({diff}; {row['wins']} wins / {row['losses']} "
+            f"losses of {row['n']} seeds; {test_name(row['test'])} Holm p = {row['p_adjusted']:.2g})"
+        )
     need = row["seeds_needed"]
-    need_text = ("" if not isinstance(need, (int, float)) or not math.isfinite(need) or row["censored"]
-                 else f"; a paired test at this spread would need about {int(need)} seeds to decide")
-    return (f"{a} vs {b} on {metric.label} is undecided with {row['n']} seeds ({diff}, neither different after "
-            f"Holm nor equivalent within {margin}{need_text})")
+    need_text = (
+        ""
+        if not isinstance(need, (int, float)) or not math.isfinite(need) or row["censored"]
+        else f"; a paired test at this spread would need about {int(need)} seeds to decide"
+    )
+    return (
+        f"{a} vs {b} on {metric.label} is undecided with {row['n']} seeds ({diff}, neither different after "
+        f"Holm nor equivalent within {margin}{need_text})"
+    )
 
 
 def test_name(test: str) -> str:

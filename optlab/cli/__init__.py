@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in command_modules():
         module = importlib.import_module(f"optlab.cli.{name}")
         command = module.add_parser(sub)
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the full traceback of an error")
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error"
+        )
         command.set_defaults(handler=module.main)
     return parser
 

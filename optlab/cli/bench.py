@@ -10,17 +10,33 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the benchmark still runs")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     p.add_argument("--threads", type=int, help="torch intra-op threads of the in-process rows (default: torch's)")
-    p.add_argument("--only", help="a subset of the measurements, letters of 'apbcdesgw' (g: the diagnostics tiers, "
-                                  "w: a sweep's efficiency), e.g. 'ab'")
+    p.add_argument(
+        "--only",
+        help="a subset of the measurements, letters of 'apbcdesgw' (g: the diagnostics tiers, "
+        "w: a sweep's efficiency), e.g. 'ab'",
+    )
     p.add_argument("--save", type=Path, metavar="DIR", help="keep this run's results and table in DIR")
-    p.add_argument("--into", type=Path, metavar="PAGE",
-                   help="do not measure: put the last three tables saved in --results into PAGE between its bench "
-                        "markers (docs/results/speed.md)")
-    p.add_argument("--sweep-block", type=Path, metavar="MARKDOWN",
-                   help="do not measure: put row (w) of the last three tables saved in --results into MARKDOWN "
-                        "between its <!-- sweep-efficiency:begin --> and <!-- sweep-efficiency:end --> markers")
-    p.add_argument("--results", type=Path, default=Path("benchmarks/results"), metavar="DIR",
-                   help="where --into reads saved tables (default benchmarks/results)")
+    p.add_argument(
+        "--into",
+        type=Path,
+        metavar="PAGE",
+        help="do not measure: put the last three tables saved in --results into PAGE between its bench "
+        "markers (docs/results/speed.md)",
+    )
+    p.add_argument(
+        "--sweep-block",
+        type=Path,
+        metavar="MARKDOWN",
+        help="do not measure: put row (w) of the last three tables saved in --results into MARKDOWN "
+        "between its <!-- sweep-efficiency:begin --> and <!-- sweep-efficiency:end --> markers",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where --into reads saved tables (default benchmarks/results)",
+    )
     return p
 
 

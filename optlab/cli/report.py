@@ -10,25 +10,47 @@ from optlab.tracking.uri import mask_credentials
 
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write the HTML and PDF report (or, with --markdown, the results tables) "
-                                      "from the runs in the MLflow store")
-    p.add_argument("--experiment", "-e", action="append", metavar="NAME",
-                   help="experiment(s) whose workloads sections 1-3 compare (repeatable; default: "
-                        "convergence, second_order, zeroth_order)")
+    p = sub.add_parser(
+        "report",
+        help="write the HTML and PDF report (or, with --markdown, the results tables) "
+        "from the runs in the MLflow store",
+    )
+    p.add_argument(
+        "--experiment",
+        "-e",
+        action="append",
+        metavar="NAME",
+        help="experiment(s) whose workloads sections 1-3 compare (repeatable; default: "
+        "convergence, second_order, zeroth_order)",
+    )
     p.add_argument("--out", "-o", default="reports/out", help="output folder (default reports/out)")
-    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
-                   help="write the results tables as markdown to FILE (default: standard output) instead of the report")
-    p.add_argument("--into", metavar="FILE",
-                   help="with --markdown: replace FILE's generated results blocks (between its results:begin and "
-                        "results:end markers, e.g. docs/results/index.md) with the tables")
-    p.add_argument("--all-pairs", action="store_true",
-                   help="compare every pair of strategies (Holm over all pairs), not only each with the best on "
-                        "validation")
+    p.add_argument(
+        "--markdown",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the results tables as markdown to FILE (default: standard output) instead of the report",
+    )
+    p.add_argument(
+        "--into",
+        metavar="FILE",
+        help="with --markdown: replace FILE's generated results blocks (between its results:begin and "
+        "results:end markers, e.g. docs/results/index.md) with the tables",
+    )
+    p.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="compare every pair of strategies (Holm over all pairs), not only each with the best on validation",
+    )
     p.add_argument("--json", action="store_true", help="also write verdicts.json beside verdicts.csv")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlruns)")
-    p.add_argument("--pdf-engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                   help=f"what prints the PDF: weasyprint (installed with optlab, no browser) or chromium "
-                        f"(headless Chromium; OPTLAB_CHROMIUM names the binary). Default {DEFAULT_ENGINE}")
+    p.add_argument(
+        "--pdf-engine",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
+        help=f"what prints the PDF: weasyprint (installed with optlab, no browser) or chromium "
+        f"(headless Chromium; OPTLAB_CHROMIUM names the binary). Default {DEFAULT_ENGINE}",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
 
@@ -45,9 +67,16 @@ def main(args) -> int:
 
     check_writable_folder(args.out)  # before minutes of building, not after
     check_store_readable(args.tracking_uri)
-    report = build_report(args.out, experiments=args.experiment, tracking_uri=args.tracking_uri,
-                          progress=not args.quiet, argv=sys.argv[1:], pdf_engine=args.pdf_engine,
-                          all_pairs=args.all_pairs, as_json=args.json)
+    report = build_report(
+        args.out,
+        experiments=args.experiment,
+        tracking_uri=args.tracking_uri,
+        progress=not args.quiet,
+        argv=sys.argv[1:],
+        pdf_engine=args.pdf_engine,
+        all_pairs=args.all_pairs,
+        as_json=args.json,
+    )
     print(f"report: {report.html}")
     for path in report.verdicts:
         print(f"report: {path}")
@@ -99,10 +128,12 @@ def markdown(args) -> int:
 
     if args.into and not Path(args.into).is_file():
         from optlab.errors import ConfigError
+
         raise ConfigError(f"--into {args.into!r} is not a file")
     # each block from the runs it reads: a store with only the sweep-more runs leaves the main block alone
-    main_block = md.present(args.tracking_uri, md.MAIN_EXPERIMENTS) or not md.present(args.tracking_uri,
-                                                                                       md.MORE_EXPERIMENTS)
+    main_block = md.present(args.tracking_uri, md.MAIN_EXPERIMENTS) or not md.present(
+        args.tracking_uri, md.MORE_EXPERIMENTS
+    )
     more = md.more_results(args.tracking_uri) if md.present(args.tracking_uri, md.MORE_EXPERIMENTS) else ""
     text = md.results(args.tracking_uri) if main_block else ""
     if args.into:
@@ -111,8 +142,10 @@ def markdown(args) -> int:
         if more and md.MORE_BEGIN in Path(args.into).read_text():
             print(f"results (sweep-more): {md.write_block(args.into, more, md.MORE_BEGIN, md.MORE_END)}")
         elif more:
-            print(f"results (sweep-more): {args.into} has no results-more block ({md.MORE_BEGIN!r} ... "
-                  f"{md.MORE_END!r}); left out")
+            print(
+                f"results (sweep-more): {args.into} has no results-more block ({md.MORE_BEGIN!r} ... "
+                f"{md.MORE_END!r}); left out"
+            )
     text = "\n".join(t for t in (text, more) if t)
     if args.markdown == "-":
         if not args.into:

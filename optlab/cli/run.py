@@ -17,6 +17,7 @@ import sys
 def _sizes(name: str):
     """The parser of a list-of-integers flag: '16,16' or '16 16'; 'none' is the empty list (for hidden: no
     hidden layer, softmax or linear least-squares regression)."""
+
     def parse(text: str) -> list[int]:
         if text.strip().lower() == "none":
             return []
@@ -28,9 +29,11 @@ def _sizes(name: str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)")
         if not sizes:
-            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} is empty (use e.g. 16,16, or none "
-                                             f"for an empty list)")
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} sizes: {text!r} is empty (use e.g. 16,16, or none for an empty list)"
+            )
         return sizes
+
     return parse
 
 
@@ -50,19 +53,29 @@ def _option(text: str):
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"invalid option {text!r} (use KEY=VALUE)")
     import json
+
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
     if isinstance(value, float) and math.isinf(value):  # JSON has no infinity: 1e400 overflowed
-        raise argparse.ArgumentTypeError(f"invalid option {text!r}: {raw} is too large (beyond ±{sys.float_info.max:.4g})")
+        raise argparse.ArgumentTypeError(
+            f"invalid option {text!r}: {raw} is too large (beyond ±{sys.float_info.max:.4g})"
+        )
     return key, value
 
 
 # argument groups of `optlab run --help`: RunConfig's roles (the strategy's flags come first, ungrouped)
-GROUPS = {"budget": "budget (the first used up stops the run; default 10 epochs)", "problem": "problem",
-          "target": "run", "seed": "run", "device": "problem", "evaluation": "run", "measurement": "run",
-          "identity": "run"}
+GROUPS = {
+    "budget": "budget (the first used up stops the run; default 10 epochs)",
+    "problem": "problem",
+    "target": "run",
+    "seed": "run",
+    "device": "problem",
+    "evaluation": "run",
+    "measurement": "run",
+    "identity": "run",
+}
 
 
 def add_config_arguments(p) -> dict:
@@ -109,8 +122,12 @@ def add_parser(sub):
     p = sub.add_parser("run", help="train one strategy on one problem and record the run in MLflow")
     r = add_config_arguments(p)["run"]
     r.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
-    r.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 for small steps, where a "
-                                                "second thread costs more than it gives; else torch's default)")
+    r.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: 1 for small steps, where a "
+        "second thread costs more than it gives; else torch's default)",
+    )
     r.add_argument("--quiet", "-q", action="store_true", help="no status line, no progress bar")
     return p
 
@@ -123,7 +140,7 @@ def config_from_args(args):
     if "options" in values:
         values["options"] = dict(values["options"])
     values["strategy"] = references.absolute(values.get("strategy", "adam"))  # a file: from the working directory
-    if "workload" in values:   # one meaning in every process: a file path relative to the working directory
+    if "workload" in values:  # one meaning in every process: a file path relative to the working directory
         from optlab.problem.workload_ref import absolute
 
         values["workload"] = absolute(values["workload"])
@@ -151,10 +168,14 @@ def _run(args, store, status) -> int:
         check_threads(args.threads)
     repeated = sorted({key for key, _ in args.options if [k for k, _ in args.options].count(key) > 1})
     if repeated:
-        raise ConfigError(f"option {repeated[0]!r} is given more than once (-o {repeated[0]}=...); give each option once")
+        raise ConfigError(
+            f"option {repeated[0]!r} is given more than once (-o {repeated[0]}=...); give each option once"
+        )
     # before anything heavy: validating the config already imports torch (device, dataset names)
-    status.show(f"{args.strategy} on {args.workload or args.dataset or 'mnist5k'}: loading torch and the data"
-                + ("" if args.no_track else ", starting the tracking store"))
+    status.show(
+        f"{args.strategy} on {args.workload or args.dataset or 'mnist5k'}: loading torch and the data"
+        + ("" if args.no_track else ", starting the tracking store")
+    )
     config = config_from_args(args)
     if not args.no_track:
         from optlab.tracking.store import check_home, uses_default_store
@@ -194,8 +215,11 @@ def _run(args, store, status) -> int:
     if result.status != "FINISHED" and str(result.reason).startswith(STORAGE_REASON):
         # the store could not hold the run (a full disk, a lost server): a failure the user fixes, so one
         # line and exit 2 like every other one; the run's numbers were not stored, so no summary line
-        print(f"optlab: error: run {result.status}: {result.reason}"
-              + (f" (run {result.run_id})" if result.run_id else ""), file=sys.stderr)
+        print(
+            f"optlab: error: run {result.status}: {result.reason}"
+            + (f" (run {result.run_id})" if result.run_id else ""),
+            file=sys.stderr,
+        )
         return 2
     print(summary_line(result))
     if result.status != "FINISHED":
@@ -232,14 +256,24 @@ def summary_line(result) -> str:
         parts.append(f"train acc {final['train_accuracy']:.4f}")
     if "train_loss" in final:
         parts.append(f"train loss {final['train_loss']:.4f}")
-    parts.append(f"{result.steps} steps, {final.get('epoch', 0):.2f} epochs, {result.counters.get('function_evals', 0)} evals")
+    parts.append(
+        f"{result.steps} steps, {final.get('epoch', 0):.2f} epochs, {result.counters.get('function_evals', 0)} evals"
+    )
     parts.append(f"{result.wall_time:.2f}s training")
     if result.curvature:
-        parts.append(f"top Hessian eigenvalue {result.curvature['hessian_top_eigenvalue']:.4g}, "
-                     f"trace {result.curvature['hessian_trace']:.4g}")
+        parts.append(
+            f"top Hessian eigenvalue {result.curvature['hessian_top_eigenvalue']:.4g}, "
+            f"trace {result.curvature['hessian_trace']:.4g}"
+        )
     if c.target is not None:
-        parts.append(f"target {c.target:g} " + (f"reached at step {result.steps_to_target} ({result.time_to_target:.2f}s)"
-                                                 if result.steps_to_target is not None else "not reached"))
+        parts.append(
+            f"target {c.target:g} "
+            + (
+                f"reached at step {result.steps_to_target} ({result.time_to_target:.2f}s)"
+                if result.steps_to_target is not None
+                else "not reached"
+            )
+        )
     if result.run_id:
         parts.append(f"run {result.run_id}")
     return " | ".join(parts)

@@ -23,10 +23,12 @@ def main(args) -> int:
         print(f"\n{prefix}:NAME      {description}")
         if prefix == "po":
             _list_po()
-    print("\npath/to/file.py:Class, package.module:Class\n"
-          "               any torch.optim.Optimizer subclass, e.g. my_opt.py:MyOpt or torch.optim:LBFGS; its "
-          "constructor's arguments are its options (-o key=value); lr, momentum (or betas[0]) and weight_decay "
-          "are passed where it takes them")
+    print(
+        "\npath/to/file.py:Class, package.module:Class\n"
+        "               any torch.optim.Optimizer subclass, e.g. my_opt.py:MyOpt or torch.optim:LBFGS; its "
+        "constructor's arguments are its options (-o key=value); lr, momentum (or betas[0]) and weight_decay "
+        "are passed where it takes them"
+    )
     return 0
 
 
@@ -34,7 +36,7 @@ def _defaults(cls) -> str:
     defaults = []
     if cls.default_lr is not None:
         defaults.append(f"lr {cls.default_lr:g}")
-    for knob in ("momentum", "weight_decay"):   # only the knobs it applies; it refuses the others
+    for knob in ("momentum", "weight_decay"):  # only the knobs it applies; it refuses the others
         if knob in cls.knobs():
             default = getattr(cls, f"default_{knob}")
             defaults.append(f"{knob} {default:g}" if default is not None else knob)

@@ -31,8 +31,20 @@ def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
     sys.stdout.flush()
-    return [*command, "server", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-            "--workers", str(workers), "--app-name", "optlab"]
+    return [
+        *command,
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--app-name",
+        "optlab",
+    ]
 
 
 def main(args) -> int:
@@ -47,8 +59,10 @@ def main(args) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     uri = args.tracking_uri or tracking_uri()
     if uri.startswith(("http://", "https://")):
-        raise ConfigError(f"the store {uri!r} is an MLflow server already: open it in a browser (start that "
-                          f"server with `--app-name optlab` so its UI opens on runs)")
+        raise ConfigError(
+            f"the store {uri!r} is an MLflow server already: open it in a browser (start that "
+            f"server with `--app-name optlab` so its UI opens on runs)"
+        )
     store = client(uri)
     base = f"http://{args.host}:{args.port}"
     experiments = optlab_experiments(store)

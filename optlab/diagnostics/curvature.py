@@ -19,14 +19,15 @@ import torch
 from optlab.problem.problem import Problem
 from optlab.strategies.second_order.curvature import hessian_matrix, hessian_operator, hutchinson_trace
 
-DENSE_LIMIT = 64      # parameters up to which the Hessian is formed and diagonalized exactly
-TRACE_PROBES = 16     # Rademacher probes of the trace estimate
-LANCZOS_TOL = 1e-3    # relative accuracy of the top eigenvalue
+DENSE_LIMIT = 64  # parameters up to which the Hessian is formed and diagonalized exactly
+TRACE_PROBES = 16  # Rademacher probes of the trace estimate
+LANCZOS_TOL = 1e-3  # relative accuracy of the top eigenvalue
 LANCZOS_VECTORS = 12  # Lanczos basis size (ARPACK's ncv)
 
 
-def top_eigenvalue(operator, dim: int, dtype, device, start: np.ndarray | None = None,
-                   tol: float = LANCZOS_TOL, seed: int = 0) -> tuple[float, np.ndarray, int]:
+def top_eigenvalue(
+    operator, dim: int, dtype, device, start: np.ndarray | None = None, tol: float = LANCZOS_TOL, seed: int = 0
+) -> tuple[float, np.ndarray, int]:
     """(largest eigenvalue, its unit eigenvector, products used) of the symmetric operator v -> A v,
     by Lanczos from `start` (a seeded random vector when None)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
@@ -71,6 +72,5 @@ class Sharpness:
         if dim <= self.probes:
             trace = exact_trace(operator, dim, w.dtype, w.device)
         else:
-            trace = hutchinson_trace(operator, dim, samples=self.probes, seed=self.seed, dtype=w.dtype,
-                                     device=w.device)
+            trace = hutchinson_trace(operator, dim, samples=self.probes, seed=self.seed, dtype=w.dtype, device=w.device)
         return {"sharpness": top, "hessian_trace": trace}

@@ -35,17 +35,17 @@ from torch.func import grad, vmap
 
 from optlab.problem.problem import Batch, Problem
 
-CHUNK = 256   # per-sample gradients held at once: 256 x 13,002 floats (13 MB) on the reference net
+CHUNK = 256  # per-sample gradients held at once: 256 x 13,002 floats (13 MB) on the reference net
 
 
 @dataclass(frozen=True)
 class GradientNoise:
-    grad_norm: float        # |G|: the full-training-set gradient's norm
-    trace_sigma: float      # tr(Sigma): the per-sample gradient covariance's trace (population = training set)
-    b_simple: float         # tr(Sigma) / |G|^2 (nan when G = 0)
-    gsnr: float             # mean over parameters with Sigma_jj > 0 of g_S,j^2 / Sigma_jj (nan when none)
-    samples: int            # m: per-sample gradients the estimates came from
-    population: int         # n: training-set size
+    grad_norm: float  # |G|: the full-training-set gradient's norm
+    trace_sigma: float  # tr(Sigma): the per-sample gradient covariance's trace (population = training set)
+    b_simple: float  # tr(Sigma) / |G|^2 (nan when G = 0)
+    gsnr: float  # mean over parameters with Sigma_jj > 0 of g_S,j^2 / Sigma_jj (nan when none)
+    samples: int  # m: per-sample gradients the estimates came from
+    population: int  # n: training-set size
 
 
 def full_gradient(problem: Problem, w: torch.Tensor) -> torch.Tensor:
@@ -63,8 +63,10 @@ def per_sample_parts(problem: Problem, w: torch.Tensor, batch: Batch) -> list[to
     network = getattr(problem, "network", None)
     w = w.detach()
     if network is None or not hasattr(problem, "cost"):
+
         def sample_loss(weights, x, y):
             return problem.objective(weights, Batch(x.unsqueeze(0), y.unsqueeze(0)))
+
         return [vmap(grad(sample_loss), in_dims=(None, 0, 0))(w, batch.x, batch.y)]
 
     layers = tuple(tensor for pair in network.unflatten(w) for tensor in pair)
@@ -82,8 +84,9 @@ def per_sample_gradients(problem: Problem, w: torch.Tensor, batch: Batch) -> tor
     return torch.cat(per_sample_parts(problem, w, batch), dim=1)
 
 
-def sample_moments(problem: Problem, w: torch.Tensor, indices: torch.Tensor,
-                   chunk: int = CHUNK) -> tuple[int, torch.Tensor, torch.Tensor]:
+def sample_moments(
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor, chunk: int = CHUNK
+) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(m, mean, M2) of the per-sample gradients of the samples `indices`: M2 is the per-parameter sum
     of squared deviations from the mean. Each chunk's moments are taken two-pass on the values shifted by
     the chunk's first sample (so a parameter whose gradient is the same for every sample has deviations
@@ -102,28 +105,36 @@ def sample_moments(problem: Problem, w: torch.Tensor, indices: torch.Tensor,
         delta = part_mean - mean
         total = count + k
         mean = mean + delta * (k / total)
-        m2 = m2 + part_m2 + delta ** 2 * (count * k / total)
+        m2 = m2 + part_m2 + delta**2 * (count * k / total)
         count = total
     return count, mean, m2
 
 
-def noise_from_moments(gradient: torch.Tensor, samples: int, mean: torch.Tensor, m2: torch.Tensor,
-                       population: int) -> GradientNoise:
+def noise_from_moments(
+    gradient: torch.Tensor, samples: int, mean: torch.Tensor, m2: torch.Tensor, population: int
+) -> GradientNoise:
     """The statistics from the exact gradient G and the per-sample moments (mean, M2) of m samples of n."""
     if samples < 2:
         raise ValueError(f"a gradient variance needs at least 2 per-sample gradients, got {samples}")
     g = gradient.to(torch.float64)
-    variance = m2 * ((population - 1) / population / (samples - 1))     # unbiased for Sigma_jj
+    variance = m2 * ((population - 1) / population / (samples - 1))  # unbiased for Sigma_jj
     trace = float(variance.sum())
     g2 = float(g @ g)
     varying = variance > 0
     gsnr = float((mean[varying] ** 2 / variance[varying]).mean()) if bool(varying.any()) else math.nan
-    return GradientNoise(grad_norm=math.sqrt(g2), trace_sigma=trace, b_simple=trace / g2 if g2 > 0 else math.nan,
-                         gsnr=gsnr, samples=samples, population=population)
+    return GradientNoise(
+        grad_norm=math.sqrt(g2),
+        trace_sigma=trace,
+        b_simple=trace / g2 if g2 > 0 else math.nan,
+        gsnr=gsnr,
+        samples=samples,
+        population=population,
+    )
 
 
-def gradient_noise(problem: Problem, w: torch.Tensor, indices: torch.Tensor | None = None,
-                   chunk: int = CHUNK) -> GradientNoise:
+def gradient_noise(
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor | None = None, chunk: int = CHUNK
+) -> GradientNoise:
     """Gradient norm, tr(Sigma), B_simple and GSNR at w; per-sample gradients on `indices` (default: the
     whole training set), which must be distinct samples drawn uniformly for the estimates to be unbiased."""
     n = problem.n_train

@@ -27,8 +27,13 @@ from torch.func import jvp, vmap
 from optlab.problem.problem import Batch, Problem
 
 
-def fit_quadratic(t: float, fs: tuple[float, float], dfs: tuple[float, float],
-                  fs_var: tuple[float, float], dfs_var: tuple[float, float]) -> np.ndarray:
+def fit_quadratic(
+    t: float,
+    fs: tuple[float, float],
+    dfs: tuple[float, float],
+    fs_var: tuple[float, float],
+    dfs_var: tuple[float, float],
+) -> np.ndarray:
     """(c, b, a) of q(tau) = c + b tau + a tau^2 from f(0), f(t), f'(0), f'(t), weighted least squares
     with weights 1/variance (a zero variance is an exact observation: weighted as the tightest given,
     times 1e6, or all equal when every variance is zero)."""
@@ -66,6 +71,7 @@ def _loss_and_slope(problem: Problem, w: torch.Tensor, direction: torch.Tensor):
             logits = network.forward(v, batch.x)
             return vmap(lambda z, y: cost(z.unsqueeze(0), y.unsqueeze(0)))(logits, batch.y)
     else:
+
         def sample_losses(v):
             return vmap(lambda x, y: problem.objective(v, Batch(x.unsqueeze(0), y.unsqueeze(0))))(batch.x, batch.y)
 

@@ -25,7 +25,7 @@ from optlab.diagnostics.updates import layer_slices, update_metrics
 from optlab.problem.problem import Problem
 
 PREFIX = "diag/"
-TIERS = tuple(DIAGNOSTICS)   # off, cheap, full
+TIERS = tuple(DIAGNOSTICS)  # off, cheap, full
 # metric (without the prefix) -> what it is; update_ratio_<layer> stands for one metric per layer
 METRICS = {
     "grad_norm": "norm of the full-training-set gradient |G|",
@@ -57,7 +57,7 @@ class Diagnostics:
         self.sharpness = Sharpness(seed=seed) if self.full else None
 
     def measure(self, problem: Problem, params: torch.Tensor, updates: tuple[torch.Tensor, ...]) -> dict[str, float]:
-        if self.initial is None:      # the loop's first evaluation is at step 0: the initial point
+        if self.initial is None:  # the loop's first evaluation is at step 0: the initial point
             self.initial = params.clone()
             self.layers = layer_slices(problem)
         values = update_metrics(params, updates, self.initial, self.layers)
@@ -65,8 +65,9 @@ class Diagnostics:
             if self.indices is None:
                 self.indices = subset(problem.n_train, self.samples, self.seed + 7919, params.device)
             noise = gradient_noise(problem, params, self.indices)
-            values.update(grad_norm=noise.grad_norm, trace_sigma=noise.trace_sigma, b_simple=noise.b_simple,
-                          gsnr=noise.gsnr)
+            values.update(
+                grad_norm=noise.grad_norm, trace_sigma=noise.trace_sigma, b_simple=noise.b_simple, gsnr=noise.gsnr
+            )
         else:
             values["grad_norm"] = float(full_gradient(problem, params).norm())
         if self.full:

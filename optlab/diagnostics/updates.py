@@ -39,8 +39,12 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a.to(torch.float64), b.to(torch.float64))) / (na * nb)
 
 
-def update_metrics(params: torch.Tensor, updates: tuple[torch.Tensor, ...], initial: torch.Tensor | None,
-                   layers: list[tuple[str, slice]]) -> dict[str, float]:
+def update_metrics(
+    params: torch.Tensor,
+    updates: tuple[torch.Tensor, ...],
+    initial: torch.Tensor | None,
+    layers: list[tuple[str, slice]],
+) -> dict[str, float]:
     """Metrics of the most recent updates (oldest first) at `params` (the point after the last update):
     `update_norm`, `update_ratio_<layer>` = |update| / |weights before it| per layer, `update_cosine` of
     the last two updates, `distance_from_init` = |params - initial|. A metric whose value is undefined

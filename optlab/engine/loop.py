@@ -52,6 +52,7 @@ class Row:
     """One tracked run inside the loop. Its recorder is anything with `run_id`, `start(config, problem,
     plan, extra_tags)`, `log(step, values)`, `log_series(steps, columns)` and `finish(status, reason,
     summary, params)`: tracking.RunRecorder (MLflow) or tracking.NullRecorder."""
+
     config: RunConfig
     plan: Plan
     problem: Problem
@@ -64,35 +65,42 @@ class Row:
     done: bool = False
 
     @classmethod
-    def of(cls, prep: Prepared, recorder=None, extra_tags: dict | None = None) -> "Row":
+    def of(cls, prep: Prepared, recorder=None, extra_tags: dict | None = None) -> Row:
         from optlab.tracking import NullRecorder
 
-        return cls(prep.config, prep.plan, prep.problem, prep.strategy_cls.family,
-                   recorder if recorder is not None else NullRecorder(), dict(extra_tags or {}),
-                   probes_for(prep.config))
+        return cls(
+            prep.config,
+            prep.plan,
+            prep.problem,
+            prep.strategy_cls.family,
+            recorder if recorder is not None else NullRecorder(),
+            dict(extra_tags or {}),
+            probes_for(prep.config),
+        )
 
 
 class TrainingLoop:
     def __init__(self, trainer: Trainer, rows: list[Row], progress: bool = False):
         self.trainer, self.rows = trainer, rows
-        self.live = list(range(len(rows)))          # the row index of each live trainer row
+        self.live = list(range(len(rows)))  # the row index of each live trainer row
         self.group = len(rows)
         self.timing = "alone" if self.group == 1 else f"batched:{self.group}"
         first = rows[0]
         self.config, self.plan = first.config, first.plan
-        self.budget = first.config.budget   # a property that builds a dict: read once, checked every step
+        self.budget = first.config.budget  # a property that builds a dict: read once, checked every step
         self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
         self.every = eval_interval(first.config, first.plan)
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
-        self.pending: list[tuple[int, dict[str, Column]]] = []   # per-step metrics not yet handed over
+        self.pending: list[tuple[int, dict[str, Column]]] = []  # per-step metrics not yet handed over
         n_updates = max((p.updates for row in rows for p in row.probes), default=0)
         self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
         # a full-batch step's batch loss is the training loss itself: checked for divergence every step
-        self.full_batch = (first.plan.batch_size is None and self.has_accuracy
-                           and first.family in ("first-order", "second-order"))
+        self.full_batch = (
+            first.plan.batch_size is None and self.has_accuracy and first.family in ("first-order", "second-order")
+        )
         self.bar = self._progress_bar() if progress else None
-        self.recording_error: Exception | None = None   # the first recorder that could not record a run's end
+        self.recording_error: Exception | None = None  # the first recorder that could not record a run's end
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self) -> list[RunResult]:
@@ -119,18 +127,19 @@ class TrainingLoop:
         finally:
             if self.bar is not None:
                 self.bar.close()
-        if self.recording_error is not None:   # the results exist, but the store does not hold them all
+        if self.recording_error is not None:  # the results exist, but the store does not hold them all
             raise self.recording_error
         return [row.result for row in self.rows]
 
     def budget_used(self) -> bool:
         """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
         budget, plan, counters = self.budget, self.plan, self.trainer.counters(0)
-        return ((plan.max_steps is not None and self.steps >= plan.max_steps)
-                or ("epochs" in budget and self.has_accuracy
-                    and counters.samples_seen >= budget["epochs"] * self.n_train)
-                or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])
-                or ("seconds" in budget and self.wall >= budget["seconds"]))
+        return (
+            (plan.max_steps is not None and self.steps >= plan.max_steps)
+            or ("epochs" in budget and self.has_accuracy and counters.samples_seen >= budget["epochs"] * self.n_train)
+            or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])
+            or ("seconds" in budget and self.wall >= budget["seconds"])
+        )
 
     def step(self) -> None:
         before = None
@@ -138,7 +147,7 @@ class TrainingLoop:
             if self.near_evaluation():
                 before = self.trainer.snapshot()
             else:
-                self.updates.clear()   # probes see only the latest consecutive updates
+                self.updates.clear()  # probes see only the latest consecutive updates
         started = time.perf_counter()
         values = self.trainer.step()
         self.wall += time.perf_counter() - started
@@ -177,8 +186,10 @@ class TrainingLoop:
         for j, (r, value) in enumerate(zip(self.live, values)):
             initial = self.rows[r].initial_loss
             if initial is not None and initial > 0 and value > DIVERGENCE_FACTOR * initial:
-                out[j] = (f"diverged: train loss {value:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
-                          f"{initial:.4g} at step {self.steps}")
+                out[j] = (
+                    f"diverged: train loss {value:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                    f"{initial:.4g} at step {self.steps}"
+                )
         return out
 
     # ---- evaluation, target, divergence -----------------------------------------------------------
@@ -191,8 +202,12 @@ class TrainingLoop:
         points = self.trainer.evaluate()
         for j, r in enumerate(self.live):
             row, steps = self.rows[r], self.steps
-            point = {**points[j], **work_metrics(self.trainer.counters(j), self.n_train, self.wall,
-                                                 epoch=None if self.has_accuracy else steps)}
+            point = {
+                **points[j],
+                **work_metrics(
+                    self.trainer.counters(j), self.n_train, self.wall, epoch=None if self.has_accuracy else steps
+                ),
+            }
             if self.group > 1:
                 point["wall_time_share"] = self.wall / self.group
             measured, failure = self.measure(row, j, "evaluations")
@@ -222,8 +237,10 @@ class TrainingLoop:
         if not math.isfinite(loss):
             return f"diverged: train loss became {loss} at step {self.steps}"
         if row.initial_loss > 0 and loss > DIVERGENCE_FACTOR * row.initial_loss:
-            return (f"diverged: train loss {loss:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
-                    f"{row.initial_loss:.4g} at step {self.steps}")
+            return (
+                f"diverged: train loss {loss:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                f"{row.initial_loss:.4g} at step {self.steps}"
+            )
         return None
 
     def measure(self, row: Row, j: int, at: str) -> tuple[dict[str, float], str | None]:
@@ -236,7 +253,7 @@ class TrainingLoop:
         updates = tuple(u[j] for u in self.updates) if self.updates is not None else ()
         measured = {}
         for probe in probes:
-            recent = updates[len(updates) - probe.updates:] if probe.updates else ()
+            recent = updates[len(updates) - probe.updates :] if probe.updates else ()
             try:
                 measured.update(probe.measure(ProbeInput(row.problem, row.config, self.steps, params, recent)))
             except Exception as exc:
@@ -278,7 +295,7 @@ class TrainingLoop:
             summary["wall_time_share"] = round(self.wall / self.group, 4)
         try:
             row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
-        except Exception as exc:   # the other runs are still recorded; the caller hears about it at the end
+        except Exception as exc:  # the other runs are still recorded; the caller hears about it at the end
             self.recording_error = self.recording_error or exc
         result.run_id = row.recorder.run_id
 
@@ -303,16 +320,21 @@ class TrainingLoop:
         from tqdm import tqdm
 
         label = self.config.label() if self.group == 1 else f"{self.config.strategy} x{self.group}"
-        return tqdm(total=self.plan.max_steps, desc=label, unit="step", leave=False, dynamic_ncols=True,
-                    mininterval=0.5)
+        return tqdm(
+            total=self.plan.max_steps, desc=label, unit="step", leave=False, dynamic_ncols=True, mininterval=0.5
+        )
 
 
 def work_metrics(counters: Counters, n_train: int, wall: float, epoch: float | None = None) -> dict[str, float]:
     """What an evaluation point records about the work done so far (the shared cost axes)."""
-    point = {"samples_seen": counters.samples_seen, "evaluations": counters.function_evals,
-             "gradient_evaluations": counters.gradient_evals, "wall_time": wall,
-             "gradient_equivalents": counters.gradient_equivalents(n_train),
-             "epoch": counters.samples_seen / n_train if epoch is None else epoch}
+    point = {
+        "samples_seen": counters.samples_seen,
+        "evaluations": counters.function_evals,
+        "gradient_evaluations": counters.gradient_evals,
+        "wall_time": wall,
+        "gradient_equivalents": counters.gradient_equivalents(n_train),
+        "epoch": counters.samples_seen / n_train if epoch is None else epoch,
+    }
     if counters.curvature_products:
         point["curvature_products"] = counters.curvature_products
     return point
@@ -320,8 +342,12 @@ def work_metrics(counters: Counters, n_train: int, wall: float, epoch: float | N
 
 def run_summary(result: RunResult) -> dict:
     """The summary tags of a finished run (its steps and wall_time already set)."""
-    return {"steps": result.steps, "wall_time": round(result.wall_time, 4), "steps_to_target": result.steps_to_target,
-            "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4)}
+    return {
+        "steps": result.steps,
+        "wall_time": round(result.wall_time, 4),
+        "steps_to_target": result.steps_to_target,
+        "time_to_target": None if result.time_to_target is None else round(result.time_to_target, 4),
+    }
 
 
 def _reached(config: RunConfig, point: dict[str, float]) -> bool:
@@ -332,7 +358,7 @@ def _reached(config: RunConfig, point: dict[str, float]) -> bool:
 def _non_finite(column: Column) -> list[int]:
     """The rows whose value is nan or inf (one device sync for a tensor)."""
     if isinstance(column, torch.Tensor):
-        if math.isfinite(float(column.sum())):   # one kernel; a sum that overflows is checked row by row
+        if math.isfinite(float(column.sum())):  # one kernel; a sum that overflows is checked row by row
             return []
         return [j for j, v in enumerate(column.tolist()) if not math.isfinite(v)]
     return [j for j, v in enumerate(column) if not math.isfinite(v)]

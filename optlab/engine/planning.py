@@ -22,7 +22,7 @@ EVAL_POINTS = 50  # evaluations per run when eval_every is not given
 
 @dataclass
 class Prepared:
-    config: RunConfig          # resolved: the strategy's defaults filled in
+    config: RunConfig  # resolved: the strategy's defaults filled in
     strategy_cls: type
     problem: Problem
     plan: Plan
@@ -38,7 +38,7 @@ def prepare(config: RunConfig | dict, problem: Problem | None = None) -> Prepare
         config.validate()
     strategy_cls = resolve(config.strategy)
     problem = problem if problem is not None else build_problem(config)
-    workload_target = getattr(problem, "default_target", None)   # a user workload's own target
+    workload_target = getattr(problem, "default_target", None)  # a user workload's own target
     if config.target is None and workload_target is not None:
         config = config.with_updates(target=workload_target)
     strategy_cls.validate(config, problem)
@@ -53,14 +53,17 @@ def make_plan(strategy_cls, config: RunConfig, problem: Problem) -> Plan:
     batch_size = strategy_cls.resolve_batch_size(config, problem)
     per_step = strategy_cls.samples_per_step(config, batch_size, problem)
     # a partial last batch still takes a step, so an epoch of mini-batches is ceil(n / B) steps
-    steps_per_epoch = math.ceil(problem.n_train / per_step) if per_step <= problem.n_train \
-        else problem.n_train / per_step
+    steps_per_epoch = (
+        math.ceil(problem.n_train / per_step) if per_step <= problem.n_train else problem.n_train / per_step
+    )
     if config.order != "shuffled":
         if not has_data or batch_size is None:
             what = "has no training data" if not has_data else "uses the whole training set every step"
-            raise ConfigError(f"order {config.order!r} orders mini-batches, but {config.strategy} on "
-                              f"{problem.name} {what}; it is refused rather than recorded as if it applied")
-        if per_step == batch_size:   # each class's last batch may be smaller: more steps per epoch
+            raise ConfigError(
+                f"order {config.order!r} orders mini-batches, but {config.strategy} on "
+                f"{problem.name} {what}; it is refused rather than recorded as if it applied"
+            )
+        if per_step == batch_size:  # each class's last batch may be smaller: more steps per epoch
             steps_per_epoch = problem.epoch_steps(batch_size, config.order)
     if not has_data:
         steps_per_epoch = 1.0
@@ -81,8 +84,9 @@ def _evaluation_steps(strategy_cls, config: RunConfig, problem: Problem, evaluat
     if whole is None:
         return math.ceil(evaluations / strategy_cls.evaluations_per_step(config))
     if evaluations // whole < 1:
-        raise ConfigError(f"evaluation budget {evaluations} is less than one step of {config.strategy!r} "
-                          f"({whole} evaluations)")
+        raise ConfigError(
+            f"evaluation budget {evaluations} is less than one step of {config.strategy!r} ({whole} evaluations)"
+        )
     return evaluations // whole
 
 

@@ -34,16 +34,17 @@ from optlab.problem import Problem
 @dataclass(frozen=True)
 class ProbeInput:
     """What a probe sees of one run at one evaluation point."""
-    problem: Problem                      # the run's problem (its data, labels and cost)
-    config: RunConfig                     # the run's resolved config
-    step: int                             # optimizer steps taken so far
-    params: torch.Tensor                  # the run's current flat parameters (a copy; never written back)
-    updates: tuple[torch.Tensor, ...] = ()   # its most recent updates, oldest first (len <= the probe's `updates`)
+
+    problem: Problem  # the run's problem (its data, labels and cost)
+    config: RunConfig  # the run's resolved config
+    step: int  # optimizer steps taken so far
+    params: torch.Tensor  # the run's current flat parameters (a copy; never written back)
+    updates: tuple[torch.Tensor, ...] = ()  # its most recent updates, oldest first (len <= the probe's `updates`)
 
 
 class Probe:
     name: ClassVar[str]
-    at: ClassVar[str] = "evaluations"     # "evaluations" | "end"
+    at: ClassVar[str] = "evaluations"  # "evaluations" | "end"
     updates: ClassVar[int] = 0
 
     def measure(self, run: ProbeInput) -> dict[str, float]:
@@ -53,6 +54,7 @@ class Probe:
 class CurvatureProbe(Probe):
     """Sharpness at the final point: the loss Hessian's top eigenvalue (power iteration) and trace
     (Hutchinson) on the whole training set (`--probe-curvature`)."""
+
     name = "curvature"
     at = "end"
 
@@ -65,8 +67,9 @@ class CurvatureProbe(Probe):
 class DiagnosticsProbe(Probe):
     """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every evaluation
     point, from the run's parameters and its last two updates."""
+
     name = "diagnostics"
-    updates = 2     # the cosine of successive updates needs two; the ratios and alpha the last one
+    updates = 2  # the cosine of successive updates needs two; the ratios and alpha the last one
 
     def __init__(self, config: RunConfig):
         from optlab.diagnostics import Diagnostics
@@ -84,6 +87,7 @@ class NoiseScaleProbe(Probe):
     It measures at step 0 and then at the first evaluation at or after steps 10, 20, 40, 80, ... (a
     doubling schedule: dense early, where the scale changes fastest; ~10 points over thousands of
     steps), with its own generator seeded from the run's seed, so the run's batches are untouched."""
+
     name = "noise_scale"
     B_SMALL, B_BIG, DRAWS, FIRST = 32, 1024, 8, 10
 

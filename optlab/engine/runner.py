@@ -22,7 +22,7 @@ from optlab.tracking.accounting import timed
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 TRAINERS = ("auto", "stacked", "reference")
-TRAINER_TAG = "optlab.trainer"   # which trainer stepped the run: "stacked" (a batched form) or "reference"
+TRAINER_TAG = "optlab.trainer"  # which trainer stepped the run: "stacked" (a batched form) or "reference"
 SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
@@ -30,8 +30,12 @@ def stackable(prep: Prepared) -> bool:
     """Whether the stacked trainer can train this run: its strategy declares a batched form and the
     problem is a network on data."""
     cls, c = prep.strategy_cls, prep.config
-    return (cls.batched_rule() is not None and c.strategy == cls.name and not c.options
-            and isinstance(prep.problem, NetworkProblem))
+    return (
+        cls.batched_rule() is not None
+        and c.strategy == cls.name
+        and not c.options
+        and isinstance(prep.problem, NetworkProblem)
+    )
 
 
 def group_key(prep: Prepared) -> tuple | None:
@@ -44,8 +48,18 @@ def group_key(prep: Prepared) -> tuple | None:
         return None
     # an order that reads the labels cuts batches by them: such rows must share their labels
     labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None
-    return (c.strategy, shared_problem_key(c), plan.batch_size, plan.max_steps, tuple(sorted(c.budget.items())),
-            eval_interval(c, plan), c.log_every, prep.problem.n_train, c.order, labels)
+    return (
+        c.strategy,
+        shared_problem_key(c),
+        plan.batch_size,
+        plan.max_steps,
+        tuple(sorted(c.budget.items())),
+        eval_interval(c, plan),
+        c.log_every,
+        prep.problem.n_train,
+        c.order,
+        labels,
+    )
 
 
 def shared_problem_key(config: RunConfig) -> tuple:
@@ -63,8 +77,14 @@ def intra_op_threads(prep: Prepared) -> int | None:
     return 1 if samples * prep.problem.n_params < SMALL_STEP else None
 
 
-def run(config: RunConfig | dict | Prepared, recorder=None, progress: bool = False, problem: Problem | None = None,
-        extra_tags: dict | None = None, trainer: str = "auto") -> RunResult:
+def run(
+    config: RunConfig | dict | Prepared,
+    recorder=None,
+    progress: bool = False,
+    problem: Problem | None = None,
+    extra_tags: dict | None = None,
+    trainer: str = "auto",
+) -> RunResult:
     """Train, evaluate and record one run (a config, or one `prepare` already validated and planned).
     Bad input raises before anything is recorded; a divergence or an error inside the run is returned as a
     FAILED result (and recorded so).
@@ -79,14 +99,20 @@ def run(config: RunConfig | dict | Prepared, recorder=None, progress: bool = Fal
     return _train([prep], [recorder], [extra_tags], progress, stacked=use_stacked)[0]
 
 
-def run_many(configs: list, make_recorder=None, progress: bool = False, extra_tags: list[dict] | None = None,
-             batched: bool = True, max_group: int = MAX_GROUP) -> list[RunResult]:
+def run_many(
+    configs: list,
+    make_recorder=None,
+    progress: bool = False,
+    extra_tags: list[dict] | None = None,
+    batched: bool = True,
+    max_group: int = MAX_GROUP,
+) -> list[RunResult]:
     """Run every config, each its own tracked run. With `batched`, compatible runs (group_key) train
     together as one stacked program; the others train alone. Every config is validated and planned
     first, so a bad value raises before any run is recorded."""
     with timed("planning"):
         configs = [RunConfig.from_dict(c) if isinstance(c, dict) else c for c in configs]
-        problems: dict[tuple, Problem] = {}   # configs describing the same problem share one (and its data)
+        problems: dict[tuple, Problem] = {}  # configs describing the same problem share one (and its data)
         preps = []
         for c in configs:
             c.validate()
@@ -105,8 +131,8 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
             groups.setdefault(key, []).append(i)
     for members in groups.values():
         size = max(1, min(max_group, MAX_STACKED // preps[members[0]].problem.n_params))
-        members = sorted(members, key=lambda i: preps[i].config.seed)   # one batch stream per seed
-        chunks.extend(members[start:start + size] for start in range(0, len(members), size))
+        members = sorted(members, key=lambda i: preps[i].config.seed)  # one batch stream per seed
+        chunks.extend(members[start : start + size] for start in range(0, len(members), size))
     chunks.extend(alone)
     results: list[RunResult | None] = [None] * len(configs)
     for chunk in chunks:
@@ -118,16 +144,21 @@ def run_many(configs: list, make_recorder=None, progress: bool = False, extra_ta
     return results
 
 
-def train_together(preps: list[Prepared], recorders: list | None = None, progress: bool = False,
-                   extra_tags: list[dict | None] | None = None) -> list[RunResult]:
+def train_together(
+    preps: list[Prepared],
+    recorders: list | None = None,
+    progress: bool = False,
+    extra_tags: list[dict | None] | None = None,
+) -> list[RunResult]:
     """Train prepared runs with equal group keys as one stacked program; results in the given order."""
     if len({group_key(p) for p in preps}) != 1 or group_key(preps[0]) is None:
         raise ValueError("train_together needs runs with one group key (see group_key)")
     order = sorted(range(len(preps)), key=lambda i: preps[i].config.seed)
     recorders = recorders or [None] * len(preps)
     extra_tags = extra_tags or [None] * len(preps)
-    outs = _train([preps[i] for i in order], [recorders[i] for i in order], [extra_tags[i] for i in order],
-                  progress, stacked=True)
+    outs = _train(
+        [preps[i] for i in order], [recorders[i] for i in order], [extra_tags[i] for i in order], progress, stacked=True
+    )
     results: list[RunResult | None] = [None] * len(preps)
     for i, out in zip(order, outs):
         results[i] = out
@@ -136,6 +167,8 @@ def train_together(preps: list[Prepared], recorders: list | None = None, progres
 
 def _train(preps: list[Prepared], recorders: list, extra_tags: list, progress: bool, stacked: bool) -> list[RunResult]:
     trainer = StackedTrainer(preps) if stacked else StrategyTrainer(preps[0])
-    used = {TRAINER_TAG: "stacked" if stacked else "reference"}   # with optlab.timing: alone or batched:K
-    rows = [Row.of(prep, recorder, {**(tags or {}), **used}) for prep, recorder, tags in zip(preps, recorders, extra_tags)]
+    used = {TRAINER_TAG: "stacked" if stacked else "reference"}  # with optlab.timing: alone or batched:K
+    rows = [
+        Row.of(prep, recorder, {**(tags or {}), **used}) for prep, recorder, tags in zip(preps, recorders, extra_tags)
+    ]
     return TrainingLoop(trainer, rows, progress).run()

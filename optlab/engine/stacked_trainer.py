@@ -39,21 +39,22 @@ class StackedTrainer:
         self.y_train = y_rows[0] if self.shared_y else torch.stack(y_rows)
         w = torch.stack([p.problem.init_params(p.config.seed) for p in preps])
         rule = first.strategy_cls.batched_rule()
-        self.update = rule.stacked(stacked.split(self.spec, w), [p.config.momentum for p in preps],
-                                   [p.config.weight_decay for p in preps])
+        self.update = rule.stacked(
+            stacked.split(self.spec, w), [p.config.momentum for p in preps], [p.config.weight_decay for p in preps]
+        )
         self.layers = stacked.unflatten_parts(self.spec, self.update.params)
         self.schedules = [Schedule.of(p.config, p.config.lr, plan.steps_per_epoch, plan.max_steps) for p in preps]
         self.constant = all(s.constant for s in self.schedules)
         self.lr_py = [s.base for s in self.schedules]
         self.lr_col = self._column(self.lr_py)
-        self.generators = {}   # seed -> the sampler generator the run alone would use (problem.sampler)
+        self.generators = {}  # seed -> the sampler generator the run alone would use (problem.sampler)
         for seed in seeds:
             self.generators.setdefault(seed, torch.Generator().manual_seed(seed + 1))
         self.streams = _Streams(seeds, self.device)
         self.batch_size, self.n = plan.batch_size, problem.n_train
         # the rows of one group share their labels when the order reads them (runner.group_key)
         self.order, self.labels = first.config.order, y_rows[0]
-        self.upcoming: list[torch.Tensor] = []   # this epoch's remaining (streams, B) index batches, last first
+        self.upcoming: list[torch.Tensor] = []  # this epoch's remaining (streams, B) index batches, last first
         self.shared_counters = Counters()
         self.taken = 0
 
@@ -63,11 +64,13 @@ class StackedTrainer:
     def _batch(self):
         if self.batch_size is None:
             return self.data.x_train, self.y_train, self.n
-        if not self.upcoming:   # each stream draws the epoch its run alone draws (problem.BatchSampler)
-            per_stream = [epoch_batches(self.labels, self.batch_size, self.generators[seed], self.order)
-                          for seed in self.streams.seeds]
+        if not self.upcoming:  # each stream draws the epoch its run alone draws (problem.BatchSampler)
+            per_stream = [
+                epoch_batches(self.labels, self.batch_size, self.generators[seed], self.order)
+                for seed in self.streams.seeds
+            ]
             self.upcoming = [torch.stack(batches).to(self.device) for batches in zip(*per_stream)][::-1]
-        idx = self.upcoming.pop()                                              # (streams, B)
+        idx = self.upcoming.pop()  # (streams, B)
         streams = self.streams
         xb = _rows(self.data.x_train, idx if streams.grouped else idx[streams.of_row])
         row_idx = idx if streams.one_per_row else idx[streams.of_row]
@@ -91,10 +94,13 @@ class StackedTrainer:
     def evaluate(self) -> list[dict[str, float]]:
         ds = self.data
         columns = []
-        for part, x, y in (("train", ds.x_train, self.y_train), ("val", ds.x_val, ds.y_val),
-                           ("test", ds.x_test, ds.y_test)):
+        for part, x, y in (
+            ("train", ds.x_train, self.y_train),
+            ("val", ds.x_val, ds.y_val),
+            ("test", ds.x_test, ds.y_test),
+        ):
             columns.extend(stacked.loss_accuracy(self.spec, self.cost, self.layers, x, y))
-        values = torch.stack(columns).cpu().tolist()        # (6, K)
+        values = torch.stack(columns).cpu().tolist()  # (6, K)
         names = [f"{part}_{kind}" for part in EVALUATED for kind in ("loss", "accuracy")]
         return [{name: values[i][j] for i, name in enumerate(names)} for j in range(len(values[0]))]
 
@@ -105,7 +111,7 @@ class StackedTrainer:
         return torch.cat(self.update.params, dim=1)
 
     def counters(self, j: int) -> Counters:
-        return self.shared_counters   # every row does the same work
+        return self.shared_counters  # every row does the same work
 
     def drop(self, keep: list[int]) -> None:
         index = torch.tensor(keep, device=self.device)

@@ -9,7 +9,8 @@ one stacked program).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Union
+from collections.abc import Sequence
+from typing import Protocol, Union
 
 import torch
 

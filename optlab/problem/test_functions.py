@@ -28,8 +28,12 @@ def golf(w: torch.Tensor) -> torch.Tensor:
 TEST_FUNCTIONS = {
     "ravine": ("elongated quadratic ravine 0.5(x^2 + 50 y^2), minimum 0 at (0, 0)", ravine, (-4.0, 1.0), (0.0, 0.0)),
     "rosenbrock": ("Rosenbrock's banana valley, minimum 0 at (1, 1)", rosenbrock, (-1.2, 1.0), (1.0, 1.0)),
-    "golf": ("flat golf course with one narrow hole at (1, 1): gradients vanish away from it",
-             golf, (-1.0, -0.5), (1.0, 1.0)),
+    "golf": (
+        "flat golf course with one narrow hole at (1, 1): gradients vanish away from it",
+        golf,
+        (-1.0, -0.5),
+        (1.0, 1.0),
+    ),
 }
 
 

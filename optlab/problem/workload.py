@@ -9,8 +9,8 @@ naming the bad field, so a wrong workload is refused before any run is recorded.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from optlab.errors import ConfigError
 
 LOSSES = {
     "cross_entropy": "softmax cross-entropy of integer class labels (outputs: one logit per class); "
-                     "accuracy is recorded",
+    "accuracy is recorded",
     "mse": "mean squared error between outputs and float targets of the same shape (regression; no accuracy)",
 }
 SPLITS = ("train", "val", "test")
@@ -36,54 +36,72 @@ class Workload:
     (cross-entropy workloads only), or None."""
 
     name: str
-    model: Union[nn.Module, Callable[[], nn.Module]]
+    model: nn.Module | Callable[[], nn.Module]
     train: tuple
     val: tuple
     test: tuple
-    loss: Union[str, Callable] = "cross_entropy"
+    loss: str | Callable = "cross_entropy"
     target: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or not self.name.isprintable():
             raise ConfigError(f"Workload name must be a non-empty printable string, got {self.name!r}")
         if not isinstance(self.model, nn.Module) and not callable(self.model):
-            raise ConfigError(f"Workload {self.name!r}: model must be an nn.Module or a zero-argument callable "
-                              f"returning one, got {type(self.model).__name__}")
+            raise ConfigError(
+                f"Workload {self.name!r}: model must be an nn.Module or a zero-argument callable "
+                f"returning one, got {type(self.model).__name__}"
+            )
         if isinstance(self.loss, str):
             if self.loss not in LOSSES:
-                raise ConfigError(f"Workload {self.name!r}: unknown loss {self.loss!r}; choose from "
-                                  f"{', '.join(LOSSES)} or pass a callable")
+                raise ConfigError(
+                    f"Workload {self.name!r}: unknown loss {self.loss!r}; choose from "
+                    f"{', '.join(LOSSES)} or pass a callable"
+                )
         elif not callable(self.loss):
-            raise ConfigError(f"Workload {self.name!r}: loss must be a string or a callable, got "
-                              f"{type(self.loss).__name__}")
+            raise ConfigError(
+                f"Workload {self.name!r}: loss must be a string or a callable, got {type(self.loss).__name__}"
+            )
         for split in SPLITS:
             object.__setattr__(self, split, self._pair(split))
         self._check_shapes()
         if self.target is not None:
-            if isinstance(self.target, bool) or not isinstance(self.target, (int, float)) \
-                    or not math.isfinite(self.target) or not 0 < self.target <= 1:
-                raise ConfigError(f"Workload {self.name!r}: target must be a validation accuracy in (0, 1] or "
-                                  f"None, got {self.target!r}")
+            if (
+                isinstance(self.target, bool)
+                or not isinstance(self.target, (int, float))
+                or not math.isfinite(self.target)
+                or not 0 < self.target <= 1
+            ):
+                raise ConfigError(
+                    f"Workload {self.name!r}: target must be a validation accuracy in (0, 1] or "
+                    f"None, got {self.target!r}"
+                )
             if not self.classification:
-                raise ConfigError(f"Workload {self.name!r}: target {self.target!r} is a validation accuracy, and "
-                                  f"this workload has no accuracy (its targets are not integer class labels)")
+                raise ConfigError(
+                    f"Workload {self.name!r}: target {self.target!r} is a validation accuracy, and "
+                    f"this workload has no accuracy (its targets are not integer class labels)"
+                )
 
     # ---- checks ---------------------------------------------------------------------------
     def _pair(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         value = getattr(self, split)
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise ConfigError(f"Workload {self.name!r}: {split} must be a pair (X, y), got {type(value).__name__}"
-                              + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
+            raise ConfigError(
+                f"Workload {self.name!r}: {split} must be a pair (X, y), got {type(value).__name__}"
+                + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+            )
         tensors = []
         for part, item in zip(("X", "y"), value):
             try:
                 tensor = torch.as_tensor(item)
             except (TypeError, ValueError, RuntimeError) as exc:
-                raise ConfigError(f"Workload {self.name!r}: {split} {part} is not a tensor or array "
-                                  f"({type(item).__name__}: {exc})") from None
+                raise ConfigError(
+                    f"Workload {self.name!r}: {split} {part} is not a tensor or array ({type(item).__name__}: {exc})"
+                ) from None
             if tensor.dim() == 0 or tensor.shape[0] == 0:
-                raise ConfigError(f"Workload {self.name!r}: {split} {part} must hold at least one sample "
-                                  f"(one per row), got shape {tuple(tensor.shape)}")
+                raise ConfigError(
+                    f"Workload {self.name!r}: {split} {part} must hold at least one sample "
+                    f"(one per row), got shape {tuple(tensor.shape)}"
+                )
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise ConfigError(f"Workload {self.name!r}: {split} {part} has non-finite values")
             tensors.append(tensor)
@@ -99,14 +117,20 @@ class Workload:
         for split in SPLITS[1:]:
             x, y = getattr(self, split)
             if x.shape[1:] != x_train.shape[1:]:
-                raise ConfigError(f"Workload {self.name!r}: {split} X has samples of shape {tuple(x.shape[1:])}, "
-                                  f"train X of shape {tuple(x_train.shape[1:])}")
+                raise ConfigError(
+                    f"Workload {self.name!r}: {split} X has samples of shape {tuple(x.shape[1:])}, "
+                    f"train X of shape {tuple(x_train.shape[1:])}"
+                )
             if y.shape[1:] != y_train.shape[1:] or y.is_floating_point() != y_train.is_floating_point():
-                raise ConfigError(f"Workload {self.name!r}: {split} y ({y.dtype}, {tuple(y.shape[1:])} per sample) "
-                                  f"does not match train y ({y_train.dtype}, {tuple(y_train.shape[1:])} per sample)")
+                raise ConfigError(
+                    f"Workload {self.name!r}: {split} y ({y.dtype}, {tuple(y.shape[1:])} per sample) "
+                    f"does not match train y ({y_train.dtype}, {tuple(y_train.shape[1:])} per sample)"
+                )
         if self.loss == "cross_entropy" and not self.classification:
-            raise ConfigError(f"Workload {self.name!r}: loss 'cross_entropy' needs integer class labels y of shape "
-                              f"(n,), got {y_train.dtype} of shape {tuple(y_train.shape)}")
+            raise ConfigError(
+                f"Workload {self.name!r}: loss 'cross_entropy' needs integer class labels y of shape "
+                f"(n,), got {y_train.dtype} of shape {tuple(y_train.shape)}"
+            )
         if self.loss == "mse" and not y_train.is_floating_point():
             raise ConfigError(f"Workload {self.name!r}: loss 'mse' needs floating-point targets y, got {y_train.dtype}")
         if self.classification and int(min(int(getattr(self, s)[1].min()) for s in SPLITS)) < 0:
@@ -134,6 +158,5 @@ class Workload:
         except Exception as exc:
             raise ConfigError(f"Workload {self.name!r}: model() raised {type(exc).__name__}: {exc}") from None
         if not isinstance(module, nn.Module):
-            raise ConfigError(f"Workload {self.name!r}: model() must return an nn.Module, got "
-                              f"{type(module).__name__}")
+            raise ConfigError(f"Workload {self.name!r}: model() must return an nn.Module, got {type(module).__name__}")
         return module

@@ -19,14 +19,14 @@ from pathlib import Path
 from optlab.errors import ConfigError
 from optlab.problem.workload import Workload
 
-ARTIFACT_FOLDER = "workload"   # where a run stores the copy of the workload's file
+ARTIFACT_FOLDER = "workload"  # where a run stores the copy of the workload's file
 
 
 @dataclass(frozen=True)
 class WorkloadReference:
-    text: str          # as given (absolute for a file after `absolute`)
-    path: Path         # the Python file that defines NAME
-    attribute: str     # NAME: a function returning a Workload (or a Workload itself)
+    text: str  # as given (absolute for a file after `absolute`)
+    path: Path  # the Python file that defines NAME
+    attribute: str  # NAME: a function returning a Workload (or a Workload itself)
 
 
 def parse(text: str, folder: str | Path | None = None) -> WorkloadReference:
@@ -35,8 +35,10 @@ def parse(text: str, folder: str | Path | None = None) -> WorkloadReference:
         raise ConfigError(f"workload reference must be path/to/file.py:NAME or package.module:NAME, got {text!r}")
     location, _, attribute = text.rpartition(":")
     if not location or not attribute.isidentifier():
-        raise ConfigError(f"workload reference must be path/to/file.py:NAME or package.module:NAME "
-                          f"(NAME a Python identifier), got {text!r}")
+        raise ConfigError(
+            f"workload reference must be path/to/file.py:NAME or package.module:NAME "
+            f"(NAME a Python identifier), got {text!r}"
+        )
     if location.endswith(".py") or "/" in location or "\\" in location:
         path = Path(location).expanduser()
         if not path.is_absolute():
@@ -76,12 +78,15 @@ class LoadedWorkload:
     workload: Workload
     reference: str
     path: Path
-    source: bytes      # the file's bytes as they were imported
+    source: bytes  # the file's bytes as they were imported
     sha256: str
 
     def tags(self) -> dict[str, str]:
-        return {"optlab.workload_ref": self.reference, "optlab.workload_name": self.workload.name,
-                "optlab.workload_sha256": self.sha256}
+        return {
+            "optlab.workload_ref": self.reference,
+            "optlab.workload_name": self.workload.name,
+            "optlab.workload_sha256": self.sha256,
+        }
 
     def artifacts(self) -> dict[str, bytes]:
         return {f"{ARTIFACT_FOLDER}/{self.path.name}": self.source}
@@ -105,11 +110,14 @@ def load(text: str, folder: str | Path | None = None) -> LoadedWorkload:
         except Exception as exc:
             raise ConfigError(f"{ref.attribute}() in {ref.path.name} raised {type(exc).__name__}: {exc}") from None
     else:
-        raise ConfigError(f"{ref.attribute} in {ref.path.name} is a {type(target).__name__}, not a function "
-                          f"returning an optlab.Workload")
+        raise ConfigError(
+            f"{ref.attribute} in {ref.path.name} is a {type(target).__name__}, not a function "
+            f"returning an optlab.Workload"
+        )
     if not isinstance(workload, Workload):
-        raise ConfigError(f"{ref.attribute}() in {ref.path.name} must return an optlab.Workload, got "
-                          f"{type(workload).__name__}")
+        raise ConfigError(
+            f"{ref.attribute}() in {ref.path.name} must return an optlab.Workload, got {type(workload).__name__}"
+        )
     return LoadedWorkload(workload, text, ref.path, source, hashlib.sha256(source).hexdigest())
 
 
@@ -122,7 +130,7 @@ def _import(ref: WorkloadReference, source: bytes):
     if spec is None or spec.loader is None:
         raise ConfigError(f"workload file {str(ref.path)!r} cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module   # dataclasses and pickling look the module up by name
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
     try:
         spec.loader.exec_module(module)
     except Exception as exc:

@@ -20,24 +20,43 @@ DEFAULT_EXPERIMENTS = ("convergence", "second_order", "zeroth_order")  # the str
 @dataclass
 class Report:
     html: Path
-    pdf: Path | None              # None when the PDF engine could not print it (see `warnings`)
+    pdf: Path | None  # None when the PDF engine could not print it (see `warnings`)
     sections: list[Section]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    verdicts: list[Path] = field(default_factory=list)   # verdicts.csv (and .json) beside the report
+    verdicts: list[Path] = field(default_factory=list)  # verdicts.csv (and .json) beside the report
 
 
-def build_report(out: str | Path = "reports/out", experiments: list[str] | None = None,
-                 tracking_uri: str | None = None, progress: bool = True, argv: list[str] | None = None,
-                 pdf_engine: str = DEFAULT_ENGINE, all_pairs: bool = False, as_json: bool = False) -> Report:
+def build_report(
+    out: str | Path = "reports/out",
+    experiments: list[str] | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    argv: list[str] | None = None,
+    pdf_engine: str = DEFAULT_ENGINE,
+    all_pairs: bool = False,
+    as_json: bool = False,
+) -> Report:
     """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
     zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
     lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every
     pair of strategies (Holm over all pairs); `as_json`: write verdicts.json beside verdicts.csv."""
     import matplotlib.pyplot as plt
 
-    from optlab.reports import (batch_size, convergence, dynamics, inside, landscapes, lessons, memorization,
-                                render, reproducibility, sensitivity, target as time_to_target, verdict_tables)
+    from optlab.reports import (
+        batch_size,
+        convergence,
+        dynamics,
+        inside,
+        landscapes,
+        lessons,
+        memorization,
+        render,
+        reproducibility,
+        sensitivity,
+        verdict_tables,
+    )
+    from optlab.reports import target as time_to_target
     from optlab.reports.load import Store
 
     check_engine(pdf_engine)
@@ -70,11 +89,16 @@ def build_report(out: str | Path = "reports/out", experiments: list[str] | None 
             if os.environ.get("OPTLAB_DEBUG", "") not in ("", "0"):
                 traceback.print_exc(file=sys.stderr)
             else:
-                print(f"optlab: warning: report section {number} ({title}) failed: {type(exc).__name__}: "
-                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (--debug shows the traceback)",
-                      file=sys.stderr)
-            section = Section(number, title, blocks=[Note(f"This section failed to build: {type(exc).__name__}: "
-                                                          f"{exc}", kind="warning")])
+                print(
+                    f"optlab: warning: report section {number} ({title}) failed: {type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (--debug shows the traceback)",
+                    file=sys.stderr,
+                )
+            section = Section(
+                number,
+                title,
+                blocks=[Note(f"This section failed to build: {type(exc).__name__}: {exc}", kind="warning")],
+            )
         section.number = number
         figures = sum(1 for b in section.blocks if isinstance(b, (Chart, Matrix, Figure)))
         state = "not run yet" if section.missing else f"{figures} figure(s)"

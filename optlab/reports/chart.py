@@ -34,8 +34,9 @@ MARKERS = ("", "circle", "square", "triangle-up", "diamond", "x", "star", "trian
 class Matrix:
     """A matrix figure (who beats whom): cell values on a diverging colour scale centred on 0 and clipped at
     ±`limit`, with a text annotation per cell; hover shows both in HTML."""
-    values: pd.DataFrame              # rows x columns, NaN where there is no cell
-    text: pd.DataFrame                # the same shape: what each cell says
+
+    values: pd.DataFrame  # rows x columns, NaN where there is no cell
+    text: pd.DataFrame  # the same shape: what each cell says
     caption: str
     limit: float
     x_title: str = ""
@@ -50,33 +51,43 @@ class Chart:
     y: str
     caption: str
     color: str = "strategy"
-    colors: dict | None = None        # colour-column value -> colour, for lines that are not strategies
+    colors: dict | None = None  # colour-column value -> colour, for lines that are not strategies
     label: str | None = None
     dash: str | None = "family"
-    dashes: dict | None = None        # dash-column value -> plotly dash name, instead of the family's style
+    dashes: dict | None = None  # dash-column value -> plotly dash name, instead of the family's style
     low: str | None = None
     high: str | None = None
     row: str | None = None
     col: str | None = None
     row_order: list | None = None
     col_order: list | None = None
-    x_title: str | dict = ""          # a dict maps a col (or row) value to its axis title
+    x_title: str | dict = ""  # a dict maps a col (or row) value to its axis title
     y_title: str | dict = ""
-    log_x: bool | dict = False        # a dict maps a col (or row) value to True/False
+    log_x: bool | dict = False  # a dict maps a col (or row) value to True/False
     log_y: bool | dict = False
-    col_titles: bool = True           # False: columns are told apart by their x-axis titles alone
+    col_titles: bool = True  # False: columns are told apart by their x-axis titles alone
     share_x: bool = False
     share_y: bool = False
-    mode: str = "lines"               # lines | lines+markers | markers
-    step: bool = False                # draw as a staircase (a performance profile)
+    mode: str = "lines"  # lines | lines+markers | markers
+    step: bool = False  # draw as a staircase (a performance profile)
     title: str = ""
-    hover: list[str] = field(default_factory=list)   # extra columns shown on hover
+    hover: list[str] = field(default_factory=list)  # extra columns shown on hover
     spans: list[dict] = field(default_factory=list)  # shaded x intervals: {col, low, high, label, color}
     max_lines: int = MAX_LINES
 
     def __post_init__(self):
-        columns = [self.x, self.y, self.color, self.label, self.dash, self.low, self.high, self.row, self.col,
-                   *self.hover]
+        columns = [
+            self.x,
+            self.y,
+            self.color,
+            self.label,
+            self.dash,
+            self.low,
+            self.high,
+            self.row,
+            self.col,
+            *self.hover,
+        ]
         missing = [c for c in columns if c is not None and c not in self.data.columns]
         if missing:
             raise ValueError(f"chart data has no column(s) {missing}; it has {list(self.data.columns)}")
@@ -146,10 +157,16 @@ class Chart:
         frame = self.data if frame is None else frame
         firsts = frame.drop_duplicates(self.label)
         colour_order = list(self.colors) if self.colors else []
-        keys = {r[self.label]: (palette.family_order(str(r[self.dash])) if self.dash else 0,
-                                (colour_order.index(r[self.color]), "") if r[self.color] in colour_order
-                                else palette.strategy_order(str(r[self.color])), natural_key(r[self.label]))
-                for _, r in firsts.iterrows()}
+        keys = {
+            r[self.label]: (
+                palette.family_order(str(r[self.dash])) if self.dash else 0,
+                (colour_order.index(r[self.color]), "")
+                if r[self.color] in colour_order
+                else palette.strategy_order(str(r[self.color])),
+                natural_key(r[self.label]),
+            )
+            for _, r in firsts.iterrows()
+        }
         return sorted(keys, key=keys.get)
 
     # ---- the encodings of one legend entry ------------------------------------------------------
@@ -158,16 +175,19 @@ class Chart:
         first = self.data[self.data[self.label] == label].iloc[0]
         strategy = str(first[self.color])
         family = str(first[self.dash]) if self.dash else None
-        same_colour = [l for l in self.legend_order() if str(self.data[self.data[self.label] == l]
-                                                              .iloc[0][self.color]) == strategy]
+        same_colour = [
+            l for l in self.legend_order() if str(self.data[self.data[self.label] == l].iloc[0][self.color]) == strategy
+        ]
         marker = MARKERS[same_colour.index(label) % len(MARKERS)] if len(same_colour) > 1 else ""
         if self.mode != "lines" and not marker:
             marker = "circle"
         colour = self.colors.get(first[self.color], palette.color(strategy)) if self.colors else palette.color(strategy)
-        dash = (self.dashes.get(first[self.dash], "solid") if self.dashes else palette.dash(family)) if self.dash \
+        dash = (
+            (self.dashes.get(first[self.dash], "solid") if self.dashes else palette.dash(family))
+            if self.dash
             else "solid"
-        return {"color": _hex(colour), "dash": dash,
-                "family": family, "marker": marker}
+        )
+        return {"color": _hex(colour), "dash": dash, "family": family, "marker": marker}
 
     # ---- the at-most-max_lines rule ---------------------------------------------------------------
     def _split_crowded_columns(self, data: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +222,7 @@ class Chart:
 
 
 def _stem(value):
-    """"x (1/2)" -> "x": the column a split panel came from."""
+    """ "x (1/2)" -> "x": the column a split panel came from."""
     if value is None:
         return None
     text = str(value)
@@ -226,8 +246,13 @@ def log_ticks(low: float, high: float, max_labels: int = 6) -> list[float]:
     first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
 
     def ticks(mantissas, every=1):
-        return [float(f"{m * 10.0 ** d:.12g}") for d in range(first, last + 1) if d % every == 0 for m in mantissas
-                if low * (1 - 1e-9) <= m * 10.0 ** d <= high * (1 + 1e-9)]
+        return [
+            float(f"{m * 10.0**d:.12g}")
+            for d in range(first, last + 1)
+            if d % every == 0
+            for m in mantissas
+            if low * (1 - 1e-9) <= m * 10.0**d <= high * (1 + 1e-9)
+        ]
 
     for mantissas in ((1, 2, 5), (1,)):
         found = ticks(mantissas)
@@ -239,4 +264,3 @@ def log_ticks(low: float, high: float, max_labels: int = 6) -> list[float]:
     while len(ticks((1,), every)) > max_labels:
         every += 1
     return ticks((1,), every)
-

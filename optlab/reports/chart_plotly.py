@@ -13,11 +13,16 @@ import pandas as pd
 
 from optlab.reports.chart import Chart, Matrix, log_ticks
 
-PANEL_HEIGHT = 270      # px per facet row
-TITLE_CHARS = 120       # characters of panel title across the figure's width, shared by its columns
-TITLE_LINE = 16         # px of top margin per extra line of a wrapped panel title
-CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False,
-          "toImageButtonOptions": {"format": "svg"}, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+PANEL_HEIGHT = 270  # px per facet row
+TITLE_CHARS = 120  # characters of panel title across the figure's width, shared by its columns
+TITLE_LINE = 16  # px of top margin per extra line of a wrapped panel title
+CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "scrollZoom": False,
+    "toImageButtonOptions": {"format": "svg"},
+    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+}
 
 
 def plotly_js() -> str:
@@ -47,10 +52,15 @@ def figure(chart: Chart):
     rows, cols = chart.rows, chart.cols
     titles = [_wrapped(chart.panel_title(r, c), len(cols)) for r in rows for c in cols]
     extra_lines = max((t.count("<br>") for t in titles), default=0)
-    fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles if any(titles) else None,
-                        shared_xaxes=chart.share_x, shared_yaxes=chart.share_y,
-                        horizontal_spacing=min(0.08, 0.3 / max(len(cols), 1)) + 0.02,
-                        vertical_spacing=min(0.14, 0.6 / max(len(rows), 1)))
+    fig = make_subplots(
+        rows=len(rows),
+        cols=len(cols),
+        subplot_titles=titles if any(titles) else None,
+        shared_xaxes=chart.share_x,
+        shared_yaxes=chart.share_y,
+        horizontal_spacing=min(0.08, 0.3 / max(len(cols), 1)) + 0.02,
+        vertical_spacing=min(0.14, 0.6 / max(len(rows), 1)),
+    )
     shown = set()
     for i, r in enumerate(rows, start=1):
         for j, c in enumerate(cols, start=1):
@@ -66,46 +76,117 @@ def figure(chart: Chart):
                     high = line[chart.high].to_numpy(float)
                     if floor is not None:
                         low = np.maximum(low, floor)
-                    fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line={"width": 0}, legendgroup=group,
-                                             showlegend=False, hoverinfo="skip",
-                                             line_shape="hv" if chart.step else "linear"), row=i, col=j)
-                    fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, fill="tonexty",
-                                             fillcolor=_rgba(style["color"], 0.16), legendgroup=group,
-                                             showlegend=False, hoverinfo="skip",
-                                             line_shape="hv" if chart.step else "linear"), row=i, col=j)
+                    fig.add_trace(
+                        go.Scatter(
+                            x=x,
+                            y=low,
+                            mode="lines",
+                            line={"width": 0},
+                            legendgroup=group,
+                            showlegend=False,
+                            hoverinfo="skip",
+                            line_shape="hv" if chart.step else "linear",
+                        ),
+                        row=i,
+                        col=j,
+                    )
+                    fig.add_trace(
+                        go.Scatter(
+                            x=x,
+                            y=high,
+                            mode="lines",
+                            line={"width": 0},
+                            fill="tonexty",
+                            fillcolor=_rgba(style["color"], 0.16),
+                            legendgroup=group,
+                            showlegend=False,
+                            hoverinfo="skip",
+                            line_shape="hv" if chart.step else "linear",
+                        ),
+                        row=i,
+                        col=j,
+                    )
                 mode = chart.mode if not style["marker"] or "markers" in chart.mode else "lines+markers"
                 custom, template = _hover(chart, line)
-                fig.add_trace(go.Scatter(
-                    x=x, y=line[chart.y].to_numpy(float), mode=mode, name=group, legendgroup=group,
-                    showlegend=group not in shown, line={"color": style["color"], "dash": style["dash"], "width": 2},
-                    marker={"symbol": style["marker"] or "circle", "size": 6, "color": style["color"],
-                            "maxdisplayed": 12},
-                    line_shape="hv" if chart.step else "linear", customdata=custom, hovertemplate=template),
-                    row=i, col=j)
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=line[chart.y].to_numpy(float),
+                        mode=mode,
+                        name=group,
+                        legendgroup=group,
+                        showlegend=group not in shown,
+                        line={"color": style["color"], "dash": style["dash"], "width": 2},
+                        marker={
+                            "symbol": style["marker"] or "circle",
+                            "size": 6,
+                            "color": style["color"],
+                            "maxdisplayed": 12,
+                        },
+                        line_shape="hv" if chart.step else "linear",
+                        customdata=custom,
+                        hovertemplate=template,
+                    ),
+                    row=i,
+                    col=j,
+                )
                 shown.add(group)
             for span in chart.panel_spans(c):
                 group = span["label"]
-                fig.add_vrect(x0=span["low"], x1=span["high"], row=i, col=j, fillcolor=span.get("color", "#d62728"),
-                              opacity=0.15, line_width=0, name=group, legendgroup=group,
-                              showlegend=group not in shown)
+                fig.add_vrect(
+                    x0=span["low"],
+                    x1=span["high"],
+                    row=i,
+                    col=j,
+                    fillcolor=span.get("color", "#d62728"),
+                    opacity=0.15,
+                    line_width=0,
+                    name=group,
+                    legendgroup=group,
+                    showlegend=group not in shown,
+                )
                 shown.add(group)
             # the x variable is the same down a column of panels: its title under the bottom panel only
             x_title = (chart.panel_value(chart.x_title, r, c) or chart.x) if i == len(rows) else ""
             log_x = bool(chart.panel_value(chart.log_x, r, c, False))
             y_columns = [k for k in (chart.y, chart.low, chart.high) if k]
-            fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear",
-                             **(_log_ticks(frame[[chart.x]], 8 if len(cols) < 3 else 5) if log_x else {}),
-                             row=i, col=j, showline=True, linecolor="#888", gridcolor="#e6e6e6", zeroline=False)
-            fig.update_yaxes(title_text=chart.y_label(r, c) if j == 1 or not chart.share_y else "",
-                             type="log" if log_y else "linear", **(_log_ticks(frame[y_columns], 6) if log_y else {}),
-                             row=i, col=j, showline=True, linecolor="#888",
-                             gridcolor="#e6e6e6", zeroline=False)
-    fig.update_layout(template="simple_white", height=80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines,
-                      margin={"l": 60, "r": 20, "t": (50 if chart.title else 36) + TITLE_LINE * extra_lines, "b": 50},
-                      title={"text": chart.title} if chart.title else None,
-                      legend={"title": {"text": "click: hide · double click: isolate"}, "groupclick": "togglegroup",
-                              "itemsizing": "constant", "font": {"size": 12}, "title_font": {"size": 11}},
-                      hovermode="closest", font={"size": 12})
+            fig.update_xaxes(
+                title_text=x_title,
+                type="log" if log_x else "linear",
+                **(_log_ticks(frame[[chart.x]], 8 if len(cols) < 3 else 5) if log_x else {}),
+                row=i,
+                col=j,
+                showline=True,
+                linecolor="#888",
+                gridcolor="#e6e6e6",
+                zeroline=False,
+            )
+            fig.update_yaxes(
+                title_text=chart.y_label(r, c) if j == 1 or not chart.share_y else "",
+                type="log" if log_y else "linear",
+                **(_log_ticks(frame[y_columns], 6) if log_y else {}),
+                row=i,
+                col=j,
+                showline=True,
+                linecolor="#888",
+                gridcolor="#e6e6e6",
+                zeroline=False,
+            )
+    fig.update_layout(
+        template="simple_white",
+        height=80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines,
+        margin={"l": 60, "r": 20, "t": (50 if chart.title else 36) + TITLE_LINE * extra_lines, "b": 50},
+        title={"text": chart.title} if chart.title else None,
+        legend={
+            "title": {"text": "click: hide · double click: isolate"},
+            "groupclick": "togglegroup",
+            "itemsizing": "constant",
+            "font": {"size": 12},
+            "title_font": {"size": 11},
+        },
+        hovermode="closest",
+        font={"size": 12},
+    )
     fig.update_annotations(font_size=13)
     return fig
 
@@ -144,17 +225,33 @@ def matrix_figure(matrix: Matrix):
     import plotly.graph_objects as go
 
     values, text = matrix.values, matrix.text
-    fig = go.Figure(go.Heatmap(
-        z=values.to_numpy(float), x=list(values.columns), y=list(values.index),
-        text=[[str(t).replace("\n", "<br>") for t in row] for row in text.to_numpy(object)],
-        texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-matrix.limit, zmax=matrix.limit,
-        colorbar={"title": {"text": matrix.colorbar, "side": "right"}},
-        hovertemplate="row %{y} vs column %{x}<br>%{text}<extra></extra>", xgap=1, ygap=1))
+    fig = go.Figure(
+        go.Heatmap(
+            z=values.to_numpy(float),
+            x=list(values.columns),
+            y=list(values.index),
+            text=[[str(t).replace("\n", "<br>") for t in row] for row in text.to_numpy(object)],
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-matrix.limit,
+            zmax=matrix.limit,
+            colorbar={"title": {"text": matrix.colorbar, "side": "right"}},
+            hovertemplate="row %{y} vs column %{x}<br>%{text}<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
     size = len(values)
-    fig.update_layout(template="simple_white", height=max(320, 60 * size + 160), width=max(480, 90 * size + 280),
-                      margin={"l": 90, "r": 20, "t": 30, "b": 90}, font={"size": 12},
-                      xaxis={"title": matrix.x_title, "side": "bottom"},
-                      yaxis={"title": matrix.y_title, "autorange": "reversed"})
+    fig.update_layout(
+        template="simple_white",
+        height=max(320, 60 * size + 160),
+        width=max(480, 90 * size + 280),
+        margin={"l": 90, "r": 20, "t": 30, "b": 90},
+        font={"size": 12},
+        xaxis={"title": matrix.x_title, "side": "bottom"},
+        yaxis={"title": matrix.y_title, "autorange": "reversed"},
+    )
     return fig
 
 
@@ -162,6 +259,8 @@ def to_html(chart: Chart | Matrix, div_id: str) -> str:
     """The figure's <div> and the script that draws it (plotly.js must be loaded before)."""
     fig = matrix_figure(chart) if isinstance(chart, Matrix) else figure(chart)
     payload = fig.to_json().replace("</", "<\\/")  # a label can never close the <script>
-    return (f'<div id="{div_id}" class="chart" style="height:{fig.layout.height}px"></div>\n'
-            f'<script>(function(){{var f={payload};Plotly.newPlot("{div_id}",f.data,f.layout,'
-            f'{json.dumps(CONFIG)});}})();</script>')
+    return (
+        f'<div id="{div_id}" class="chart" style="height:{fig.layout.height}px"></div>\n'
+        f'<script>(function(){{var f={payload};Plotly.newPlot("{div_id}",f.data,f.layout,'
+        f"{json.dumps(CONFIG)});}})();</script>"
+    )

@@ -13,16 +13,24 @@ from optlab import palette
 from optlab.reports import style
 from optlab.reports.chart import Chart, Matrix, log_ticks
 
-PRINT_WIDTH = 10.2          # inches: A4 landscape minus margins
-MAX_HEIGHT = 3.8            # inches (97 mm): leaves room on the page for a heading, an intro and the caption
-LEGEND_WIDTH = 2.1          # inches reserved right of the panels (per legend column)
-LABEL_PT = 8.5              # axis titles
+PRINT_WIDTH = 10.2  # inches: A4 landscape minus margins
+MAX_HEIGHT = 3.8  # inches (97 mm): leaves room on the page for a heading, an intro and the caption
+LEGEND_WIDTH = 2.1  # inches reserved right of the panels (per legend column)
+LABEL_PT = 8.5  # axis titles
 TICK_PT = 7.5
 LEGEND_PT = 8
-CHAR_WIDTH = 0.55           # a character's mean width as a fraction of the font size (DejaVu Sans)
-TICK_LABEL_INCHES = 0.42    # room one log-axis tick label needs along a panel
-MPL_MARKERS = {"": None, "circle": "o", "square": "s", "triangle-up": "^", "diamond": "D", "x": "x",
-               "star": "*", "triangle-down": "v"}
+CHAR_WIDTH = 0.55  # a character's mean width as a fraction of the font size (DejaVu Sans)
+TICK_LABEL_INCHES = 0.42  # room one log-axis tick label needs along a panel
+MPL_MARKERS = {
+    "": None,
+    "circle": "o",
+    "square": "s",
+    "triangle-up": "^",
+    "diamond": "D",
+    "x": "x",
+    "star": "*",
+    "triangle-down": "v",
+}
 
 
 def matrix_figure(matrix: Matrix):
@@ -32,9 +40,21 @@ def matrix_figure(matrix: Matrix):
 
     k = len(matrix.values)
     fig, ax = plt.subplots(figsize=(min(PRINT_WIDTH, max(4.5, 0.85 * k + 2)), min(MAX_HEIGHT, max(3.2, 0.6 * k + 1.2))))
-    sns.heatmap(matrix.values, annot=matrix.text, fmt="", cmap="RdBu", center=0, vmin=-matrix.limit,
-                vmax=matrix.limit, ax=ax, cbar=True, annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
-                cbar_kws={"label": matrix.colorbar})
+    sns.heatmap(
+        matrix.values,
+        annot=matrix.text,
+        fmt="",
+        cmap="RdBu",
+        center=0,
+        vmin=-matrix.limit,
+        vmax=matrix.limit,
+        ax=ax,
+        cbar=True,
+        annot_kws={"fontsize": 7},
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": matrix.colorbar},
+    )
     ax.set_xlabel(matrix.x_title, fontsize=8.5)
     ax.set_ylabel(matrix.y_title, fontsize=8.5)
     ax.tick_params(axis="x", rotation=45, labelsize=7.5)
@@ -52,8 +72,9 @@ def figure(chart: Chart | Matrix):
     rows, cols = chart.rows, chart.cols
     panel_height = min(2.5, (MAX_HEIGHT - 0.5) / len(rows))
     height = 0.5 + panel_height * len(rows) + (0.3 if chart.title else 0)
-    fig, grid = plt.subplots(len(rows), len(cols), figsize=(PRINT_WIDTH, height), squeeze=False,
-                             sharex=chart.share_x, sharey=chart.share_y)
+    fig, grid = plt.subplots(
+        len(rows), len(cols), figsize=(PRINT_WIDTH, height), squeeze=False, sharex=chart.share_x, sharey=chart.share_y
+    )
     handles = {}
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
@@ -69,13 +90,28 @@ def figure(chart: Chart | Matrix):
                     low = line[chart.low].to_numpy(float)
                     if floor is not None:
                         low = np.maximum(low, floor)
-                    ax.fill_between(x, low, line[chart.high].to_numpy(float), color=s["color"], alpha=0.16,
-                                    linewidth=0, step="post" if chart.step else None)
+                    ax.fill_between(
+                        x,
+                        low,
+                        line[chart.high].to_numpy(float),
+                        color=s["color"],
+                        alpha=0.16,
+                        linewidth=0,
+                        step="post" if chart.step else None,
+                    )
                 marker = MPL_MARKERS.get(s["marker"]) or ("o" if "markers" in chart.mode else None)
                 linestyle = "none" if chart.mode == "markers" else palette.MATPLOTLIB_DASHES[s["dash"]]
-                (handle,) = ax.plot(x, line[chart.y].to_numpy(float), color=s["color"], linestyle=linestyle,
-                                    marker=marker, markersize=3.5, markevery=_markevery(len(x)),
-                                    linewidth=1.5, drawstyle=drawstyle)
+                (handle,) = ax.plot(
+                    x,
+                    line[chart.y].to_numpy(float),
+                    color=s["color"],
+                    linestyle=linestyle,
+                    marker=marker,
+                    markersize=3.5,
+                    markevery=_markevery(len(x)),
+                    linewidth=1.5,
+                    drawstyle=drawstyle,
+                )
                 handles.setdefault(str(label), handle)
             for span in chart.panel_spans(c):
                 handle = ax.axvspan(span["low"], span["high"], color=span.get("color", "#d62728"), alpha=0.15, lw=0)
@@ -91,8 +127,9 @@ def figure(chart: Chart | Matrix):
             if title:
                 ax.set_title(title, fontsize=LABEL_PT)
             if i == len(rows) - 1:  # the x variable is the same down a column: titled under the bottom panel
-                ax.set_xlabel(_wrap(chart.panel_value(chart.x_title, r, c) or chart.x, panel_width, LABEL_PT),
-                              fontsize=LABEL_PT)
+                ax.set_xlabel(
+                    _wrap(chart.panel_value(chart.x_title, r, c) or chart.x, panel_width, LABEL_PT), fontsize=LABEL_PT
+                )
             if j == 0 or not chart.share_y:
                 ax.set_ylabel(_wrap(chart.y_label(r, c), panel_height, LABEL_PT), fontsize=LABEL_PT)
             ax.tick_params(labelsize=TICK_PT)
@@ -120,8 +157,16 @@ def _place_legend(fig, handles: dict) -> None:
         fig.tight_layout(rect=(0, 0, right, 1))
         if not handles:
             return
-        legend = fig.legend(list(handles.values()), labels, loc="center left", bbox_to_anchor=(right, 0.5),
-                            frameon=False, fontsize=LEGEND_PT, handlelength=2.6, ncol=columns)
+        legend = fig.legend(
+            list(handles.values()),
+            labels,
+            loc="center left",
+            bbox_to_anchor=(right, 0.5),
+            frameon=False,
+            fontsize=LEGEND_PT,
+            handlelength=2.6,
+            ncol=columns,
+        )
         fig.canvas.draw()
         box = legend.get_window_extent()
         if box.height <= fig.bbox.height and box.x1 <= fig.bbox.width or columns >= 4:
@@ -168,10 +213,13 @@ def text_problems(fig) -> list[str]:
         if box.width <= 0 or box.height <= 0:
             continue
         texts.append((artist.get_text().replace("\n", " "), box))
-    problems = [f"{text!r} reaches outside the figure" for text, box in texts
-                if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1 or box.y1 > frame.y1 + 1]
+    problems = [
+        f"{text!r} reaches outside the figure"
+        for text, box in texts
+        if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1 or box.y1 > frame.y1 + 1
+    ]
     for k, (text, box) in enumerate(texts):
-        for other, other_box in texts[k + 1:]:
+        for other, other_box in texts[k + 1 :]:
             overlap_x = min(box.x1, other_box.x1) - max(box.x0, other_box.x0)
             overlap_y = min(box.y1, other_box.y1) - max(box.y0, other_box.y0)
             if overlap_x > 1 and overlap_y > 1:

@@ -17,36 +17,49 @@ import pandas as pd
 
 from optlab.analysis import stats, verdicts
 from optlab.reports import plots, verdict_tables, work, workloads
-from optlab.reports.load import Store
 from optlab.reports.chart import Chart, Matrix
+from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Convergence and final results"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
-X_AXES = [("epoch", "epochs"), ("gradient_equivalents", "gradient equivalents (full-set gradients)"),
-          ("evaluations", "function evaluations"), ("wall_time", "wall time (s, training only)")]
+X_AXES = [
+    ("epoch", "epochs"),
+    ("gradient_equivalents", "gradient equivalents (full-set gradients)"),
+    ("evaluations", "function evaluations"),
+    ("wall_time", "wall time (s, training only)"),
+]
 METRICS = [("train_loss", "train loss"), ("test_accuracy", "test accuracy")]
-REPORTED = ("final_test_accuracy", "test accuracy", True)   # the compared metric: reported on test
+REPORTED = ("final_test_accuracy", "test accuracy", True)  # the compared metric: reported on test
 
 
 def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Section:
-    section = Section(1, TITLE, "Per workload (a fixed problem, budget and validation target), train loss and "
-                      "test accuracy of each strategy against epochs, gradient equivalents, function evaluations "
-                      "and wall time; then the final results grouped in tiers — the best strategy on validation, "
-                      "those equivalent to it within the workload's margin, those undecided, those worse — with "
-                      "each strategy's verdict against the best, and the mean paired differences between every "
-                      "two strategies. Learning rates were tuned on validation metrics; every number here comes "
-                      "from reruns of the selected configuration on fresh seeds; wall times only from the runs "
-                      "trained alone. Lines are means over seeds; bands and [low, high] are 95 % bootstrap "
-                      "confidence intervals over seeds.")
+    section = Section(
+        1,
+        TITLE,
+        "Per workload (a fixed problem, budget and validation target), train loss and "
+        "test accuracy of each strategy against epochs, gradient equivalents, function evaluations "
+        "and wall time; then the final results grouped in tiers — the best strategy on validation, "
+        "those equivalent to it within the workload's margin, those undecided, those worse — with "
+        "each strategy's verdict against the best, and the mean paired differences between every "
+        "two strategies. Learning rates were tuned on validation metrics; every number here comes "
+        "from reruns of the selected configuration on fresh seeds; wall times only from the runs "
+        "trained alone. Lines are means over seeds; bands and [low, high] are 95 % bootstrap "
+        "confidence intervals over seeds.",
+    )
     runs, missing = workloads.gather(store, experiments)
     trials, _ = workloads.gather(store, experiments, include_tuning=True)
     primary = experiments[0]
     if runs is None or primary in missing:
         section.add(not_run(primary))
     for name in [m for m in missing if m != primary]:
-        section.add(Note(f"Experiment '{name}' not run yet — its workloads are absent here "
-                         f"(`SWEEP=experiments/{name}.toml make sweep`).", kind="info"))
+        section.add(
+            Note(
+                f"Experiment '{name}' not run yet — its workloads are absent here "
+                f"(`SWEEP=experiments/{name}.toml make sweep`).",
+                kind="info",
+            )
+        )
     if runs is None:
         return section
     for workload in workloads.ordered(runs):
@@ -57,15 +70,16 @@ def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Sec
 @dataclass
 class WorkloadResult:
     """The numbers of one workload's comparison (shared by the report section and `--markdown`)."""
+
     workload: str
-    about: str                 # the workload in words
-    how: str                   # how its reported runs were obtained
-    stops: bool                # runs stop at the target: final values are not comparable
-    table: pd.DataFrame | None = None     # final values per strategy with CIs
-    values: pd.DataFrame | None = None    # seeds x strategies, the compared metric
-    verdicts: verdict_tables.WorkloadVerdicts | None = None   # each strategy vs the best on validation
+    about: str  # the workload in words
+    how: str  # how its reported runs were obtained
+    stops: bool  # runs stop at the target: final values are not comparable
+    table: pd.DataFrame | None = None  # final values per strategy with CIs
+    values: pd.DataFrame | None = None  # seeds x strategies, the compared metric
+    verdicts: verdict_tables.WorkloadVerdicts | None = None  # each strategy vs the best on validation
     sentences: list[str] = field(default_factory=list)
-    edges: pd.DataFrame | None = None     # selections at the edge of their grid
+    edges: pd.DataFrame | None = None  # selections at the edge of their grid
 
     @property
     def caption(self) -> str:
@@ -89,38 +103,61 @@ def workload_result(runs: pd.DataFrame, trials, all_pairs: bool = False) -> Work
     return result
 
 
-def add_workload(section: Section, store: Store, runs: pd.DataFrame, trials, workload: str,
-                 all_pairs: bool = False) -> None:
+def add_workload(
+    section: Section, store: Store, runs: pd.DataFrame, trials, workload: str, all_pairs: bool = False
+) -> None:
     section.add(heading(f"Workload {workload}"))
     result = workload_result(runs, trials, all_pairs)
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
         reasons = "; ".join(f"{r.label} seed {r.seed:g}: {r.failure_reason or r.status}" for r in failed.itertuples())
-        section.add(Note(f"{len(failed)} run(s) did not finish and are drawn up to where they stopped: {reasons}",
-                         kind="warning"))
+        section.add(
+            Note(
+                f"{len(failed)} run(s) did not finish and are drawn up to where they stopped: {reasons}", kind="warning"
+            )
+        )
     if result.stops:
-        section.add(Note(f"Workload {workload} ({result.about}): its runs stop when they reach the target, so final "
-                         f"values are not comparable; its results are the time to target (section 2)."))
+        section.add(
+            Note(
+                f"Workload {workload} ({result.about}): its runs stop when they reach the target, so final "
+                f"values are not comparable; its results are the time to target (section 2)."
+            )
+        )
         return
     hist = store.history(runs, label=f"{workload} histories")
     for chart in curves_figure(runs, hist, result.caption):
         section.add(chart)
-    section.add(Table(result.table, f"Final values per strategy, mean [95 % bootstrap CI] over seeds, with the "
-                                    f"selected configuration and its tuning budget (trials), grouped by tier "
-                                    f"(verdict against the best on validation; sorted by test accuracy only within "
-                                    f"a tier); wall s over the runs trained alone only. {result.caption}."))
+    section.add(
+        Table(
+            result.table,
+            f"Final values per strategy, mean [95 % bootstrap CI] over seeds, with the "
+            f"selected configuration and its tuning budget (trials), grouped by tier "
+            f"(verdict against the best on validation; sorted by test accuracy only within "
+            f"a tier); wall s over the runs trained alone only. {result.caption}.",
+        )
+    )
     if result.verdicts is not None:
         v = result.verdicts
         section.add(Table(verdict_tables.tier_table(v), f"{verdict_tables.caption(v)} {result.caption}."))
         section.add(Note(" ".join([f"Workload {workload}:", *result.sentences])))
         if v.pairs is not None:
-            section.add(Table(verdict_tables.pairs_table(v), f"Every pair on {v.metric.label} (--all-pairs): Holm "
-                                                             f"over all {len(v.pairs)} pairs. {result.caption}.",
-                              appendix=True))
+            section.add(
+                Table(
+                    verdict_tables.pairs_table(v),
+                    f"Every pair on {v.metric.label} (--all-pairs): Holm "
+                    f"over all {len(v.pairs)} pairs. {result.caption}.",
+                    appendix=True,
+                )
+            )
         section.add(matrix_figure(result.values, list(result.table["strategy"]), result.caption))
     for label, row in result.edges.iterrows():
-        section.add(Note(f"Workload {workload}, {label}: the selected {row['edge']} — the tuning grid may have "
-                         f"cut off a better value.", kind="warning"))
+        section.add(
+            Note(
+                f"Workload {workload}, {label}: the selected {row['edge']} — the tuning grid may have "
+                f"cut off a better value.",
+                kind="warning",
+            )
+        )
 
 
 def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[Chart]:
@@ -139,14 +176,17 @@ def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[
         wall, wall_log = plots.band_frame(runs, alone, wall_axes, METRICS)
         data, log_x = pd.concat([data, wall], ignore_index=True), {**log_x, **wall_log}
     timing = set(runs["timing"])
-    wall_text = ("" if timing == {"alone"} else
-                 " Wall time is drawn from the runs trained alone only" if wall_axes else
-                 " Wall time is not drawn: no run was trained alone")
+    wall_text = (
+        ""
+        if timing == {"alone"}
+        else " Wall time is drawn from the runs trained alone only"
+        if wall_axes
+        else " Wall time is not drawn: no run was trained alone"
+    )
     if wall_text:
         wall_text += f" ({timing_text(runs)})."
     text = f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}; colour = strategy, line style = family.{wall_text}"
-    return plots.axis_charts(data, log_x, [label for _, label in METRICS], {"train loss": True},
-                             f"{text} {caption}.")
+    return plots.axis_charts(data, log_x, [label for _, label in METRICS], {"train loss": True}, f"{text} {caption}.")
 
 
 def final_table(runs: pd.DataFrame, selection: pd.DataFrame, tiers: dict[str, str] | None = None) -> pd.DataFrame:
@@ -156,13 +196,21 @@ def final_table(runs: pd.DataFrame, selection: pd.DataFrame, tiers: dict[str, st
     tiers = tiers or {}
     for label, group in runs.groupby("label", sort=True):
         done = group[group["status"] == "FINISHED"]
-        row = {"tier": tiers.get(label, "-"), "strategy": label, "family": group["family"].iloc[0],
-               "selected": selection.loc[label, "selected"] if label in selection.index else "-",
-               "trials": selection.loc[label, "trials"] if label in selection.index else np.nan,
-               "seeds": f"{len(done)}/{len(group)}"}
-        for key, name in (("final_test_accuracy", "test acc"), ("final_val_accuracy", "val acc"),
-                          ("final_train_loss", "train loss"), ("final_gradient_equivalents", "grad. equiv."),
-                          ("final_wall_time", "wall s")):
+        row = {
+            "tier": tiers.get(label, "-"),
+            "strategy": label,
+            "family": group["family"].iloc[0],
+            "selected": selection.loc[label, "selected"] if label in selection.index else "-",
+            "trials": selection.loc[label, "trials"] if label in selection.index else np.nan,
+            "seeds": f"{len(done)}/{len(group)}",
+        }
+        for key, name in (
+            ("final_test_accuracy", "test acc"),
+            ("final_val_accuracy", "val acc"),
+            ("final_train_loss", "train loss"),
+            ("final_gradient_equivalents", "grad. equiv."),
+            ("final_wall_time", "wall s"),
+        ):
             own = done[done["timing"] == "alone"] if key == "final_wall_time" else done
             row[name] = stats.bootstrap_ci(own[key]).text(3) if key in own else "-"
         row["timing"] = timing_text(group)
@@ -211,10 +259,16 @@ def matrix_figure(values: pd.DataFrame, order: list[str], caption: str) -> Matri
     # a robust colour scale: one far-off strategy must not wash out the differences among the others
     limit = float(np.quantile(magnitudes, 0.8)) if len(magnitudes) else 1.0
     limit = limit if limit > 0 else 1.0
-    return Matrix(diff, notes, limit=limit, x_title="column strategy", y_title="row strategy",
-                  colorbar="mean difference (row - column)",
-                  caption=f"Mean paired differences of final test accuracy: each cell is the mean difference (row minus "
-                          f"column) over up to {n} shared seeds and the number of seeds the row strategy was higher "
-                          f"(colours saturate beyond ±{limit:.3g}); rows in tier order. These are descriptions, not "
-                          f"verdicts: which differences are decided is in the tier table above (`optlab report "
-                          f"--all-pairs` tests every pair). {caption}.")
+    return Matrix(
+        diff,
+        notes,
+        limit=limit,
+        x_title="column strategy",
+        y_title="row strategy",
+        colorbar="mean difference (row - column)",
+        caption=f"Mean paired differences of final test accuracy: each cell is the mean difference (row minus "
+        f"column) over up to {n} shared seeds and the number of seeds the row strategy was higher "
+        f"(colours saturate beyond ±{limit:.3g}); rows in tier order. These are descriptions, not "
+        f"verdicts: which differences are decided is in the tier table above (`optlab report "
+        f"--all-pairs` tests every pair). {caption}.",
+    )

@@ -28,9 +28,12 @@ def pick_run(store: Store) -> pd.Series | None:
         runs = store.runs(name, finished_only=True)
         if runs is None:
             continue
-        clean = runs[(runs["variant"].isin(["none", ""]) | runs["variant"].isna())
-                     & (runs["label_noise"].fillna(0) == 0) & runs["hidden"].astype(str).ne("")]
-        if "workload_ref" in clean:   # a user's workload has no first layer over the pixels to draw
+        clean = runs[
+            (runs["variant"].isin(["none", ""]) | runs["variant"].isna())
+            & (runs["label_noise"].fillna(0) == 0)
+            & runs["hidden"].astype(str).ne("")
+        ]
+        if "workload_ref" in clean:  # a user's workload has no first layer over the pixels to draw
             clean = clean[clean["workload_ref"].isna() | clean["workload_ref"].astype(str).isin(["", "None", "nan"])]
         key = "final_val_accuracy" if "final_val_accuracy" in clean else "final_test_accuracy"
         clean = clean.dropna(subset=[key]) if key in clean else clean.iloc[0:0]
@@ -42,14 +45,18 @@ def pick_run(store: Store) -> pd.Series | None:
 
 
 def build(store: Store) -> Section:
-    from optlab.problem.data import load_dataset, standardization
     from optlab.problem import build_problem
+    from optlab.problem.data import load_dataset, standardization
     from optlab.tracking.recorder import load_config, load_params
 
-    section = Section(5, TITLE, "What the trained network looks like from inside (3Blue1Brown): each first-layer "
-                      "unit's weights drawn as an image over the input pixels, and the top output confidence on "
-                      "images of pure noise versus real test digits (3Blue1Brown says such a net still answers noise "
-                      "with confidence; the numbers below say whether this one does).")
+    section = Section(
+        5,
+        TITLE,
+        "What the trained network looks like from inside (3Blue1Brown): each first-layer "
+        "unit's weights drawn as an image over the input pixels, and the top output confidence on "
+        "images of pure noise versus real test digits (3Blue1Brown says such a net still answers noise "
+        "with confidence; the numbers below say whether this one does).",
+    )
     run = pick_run(store)
     if run is None:
         return section.add(not_run(SOURCES[0]))
@@ -57,13 +64,19 @@ def build(store: Store) -> Section:
         w = load_params(run["run_id"], store.uri)
         config = load_config(run["run_id"], store.uri)
     except Exception as exc:  # an old run without artifacts must not break the report
-        return section.add(Note(f"Run {run['run_id']} has no readable params.safetensors/config.json "
-                                f"({type(exc).__name__}: {exc}).", kind="warning"))
+        return section.add(
+            Note(
+                f"Run {run['run_id']} has no readable params.safetensors/config.json ({type(exc).__name__}: {exc}).",
+                kind="warning",
+            )
+        )
     problem = build_problem(config)
     w = w.to(problem.dtype)
-    caption_run = (f"experiment {run['experiment']}; run {run['run_name']} ({run['run_id'][:8]}), strategy "
-                   f"{config.strategy}, workload {run['workload']}, hidden {','.join(map(str, config.hidden))}, seed "
-                   f"{config.seed}, final test accuracy {run['final_test_accuracy']:.4f}")
+    caption_run = (
+        f"experiment {run['experiment']}; run {run['run_name']} ({run['run_id'][:8]}), strategy "
+        f"{config.strategy}, workload {run['workload']}, hidden {','.join(map(str, config.hidden))}, seed "
+        f"{config.seed}, final test accuracy {run['final_test_accuracy']:.4f}"
+    )
     weights = problem.network.unflatten(w)[0][0].detach().cpu().numpy()
     shape = problem.dataset.image_shape
     if weights.shape[1] == shape[0] * shape[1]:
@@ -80,9 +93,14 @@ def build(store: Store) -> Section:
                 ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
                 ax.set_title(f"unit {k}", fontsize=7)
         fig.tight_layout()
-        section.add(Figure(fig, f"First-layer weights of {units} of {weights.shape[0]} hidden units, each drawn as a "
-                                f"{shape[0]}×{shape[1]} image (red positive, blue negative, each image scaled to its "
-                                f"own ±max |w|). {caption_run}."))
+        section.add(
+            Figure(
+                fig,
+                f"First-layer weights of {units} of {weights.shape[0]} hidden units, each drawn as a "
+                f"{shape[0]}×{shape[1]} image (red positive, blue negative, each image scaled to its "
+                f"own ±max |w|). {caption_run}.",
+            )
+        )
     else:
         section.add(Note(f"Inputs ({weights.shape[1]}) are not {shape[0]}×{shape[1]} images; weights not drawn."))
 
@@ -95,34 +113,64 @@ def build(store: Store) -> Section:
     real = problem.dataset.x_test
     conf_noise = problem.predict_proba(w, noise.to(problem.dtype)).max(dim=-1).values.cpu().numpy()
     conf_real = problem.predict_proba(w, real).max(dim=-1).values.cpu().numpy()
-    data = pd.DataFrame({"top confidence": np.concatenate([conf_real, conf_noise]),
-                         "input": [f"real test digits (n={len(conf_real)})"] * len(conf_real)
-                         + [f"uniform random noise (n={N_NOISE})"] * N_NOISE})
+    data = pd.DataFrame(
+        {
+            "top confidence": np.concatenate([conf_real, conf_noise]),
+            "input": [f"real test digits (n={len(conf_real)})"] * len(conf_real)
+            + [f"uniform random noise (n={N_NOISE})"] * N_NOISE,
+        }
+    )
     fig, axes = style.figure(1, 1, width=6.5, height=3.6)
-    sns.histplot(data, x="top confidence", hue="input", stat="density", common_norm=False, bins=np.linspace(0, 1, 41),
-                 element="step", ax=axes[0][0], palette=["C0", "C3"])
+    sns.histplot(
+        data,
+        x="top confidence",
+        hue="input",
+        stat="density",
+        common_norm=False,
+        bins=np.linspace(0, 1, 41),
+        element="step",
+        ax=axes[0][0],
+        palette=["C0", "C3"],
+    )
     axes[0][0].set_xlabel("largest output (softmax probability; sigmoid output for the mse cost)")
     fig.tight_layout()
-    section.add(Figure(fig, f"Distribution of the top output on {N_NOISE} uniform-noise images versus the real "
-                            f"test digits. {caption_run}."))
-    noise_digits = np.bincount(problem.predict_proba(w, noise.to(problem.dtype)).argmax(-1).cpu().numpy(),
-                               minlength=problem.network.n_outputs)
-    section.add(Table(pd.DataFrame({
-        "input": ["real test digits", "uniform random noise"],
-        "mean top confidence": [f"{conf_real.mean():.3f}", f"{conf_noise.mean():.3f}"],
-        "share with confidence > 0.9": [f"{(conf_real > 0.9).mean():.1%}", f"{(conf_noise > 0.9).mean():.1%}"],
-    }), f"Confidence summary; the noise images are classified as digit {int(noise_digits.argmax())} "
-        f"{noise_digits.max() / N_NOISE:.0%} of the time. {caption_run}."))
+    section.add(
+        Figure(
+            fig,
+            f"Distribution of the top output on {N_NOISE} uniform-noise images versus the real "
+            f"test digits. {caption_run}.",
+        )
+    )
+    noise_digits = np.bincount(
+        problem.predict_proba(w, noise.to(problem.dtype)).argmax(-1).cpu().numpy(), minlength=problem.network.n_outputs
+    )
+    section.add(
+        Table(
+            pd.DataFrame(
+                {
+                    "input": ["real test digits", "uniform random noise"],
+                    "mean top confidence": [f"{conf_real.mean():.3f}", f"{conf_noise.mean():.3f}"],
+                    "share with confidence > 0.9": [
+                        f"{(conf_real > 0.9).mean():.1%}",
+                        f"{(conf_noise > 0.9).mean():.1%}",
+                    ],
+                }
+            ),
+            f"Confidence summary; the noise images are classified as digit {int(noise_digits.argmax())} "
+            f"{noise_digits.max() / N_NOISE:.0%} of the time. {caption_run}.",
+        )
+    )
     section.add(Note(noise_sentence(conf_real, conf_noise, noise_digits)))
     return section
 
 
-CONFIDENT = 0.9      # a top output above this is a confident answer
-ONE_ANSWER = 0.5     # noise mostly given one digit: the net answers noise, whatever its confidence
+CONFIDENT = 0.9  # a top output above this is a confident answer
+ONE_ANSWER = 0.5  # noise mostly given one digit: the net answers noise, whatever its confidence
 
 
-def noise_sentence(conf_real: np.ndarray, conf_noise: np.ndarray, noise_digits: np.ndarray | None = None,
-                   high: float = CONFIDENT) -> str:
+def noise_sentence(
+    conf_real: np.ndarray, conf_noise: np.ndarray, noise_digits: np.ndarray | None = None, high: float = CONFIDENT
+) -> str:
     """Whether the net answers noise with confidence, as the measured confidences say, and (given the count
     of noise images per predicted digit) whether it answers noise with one digit anyway."""
     share = float((conf_noise > high).mean())
@@ -132,14 +180,22 @@ def noise_sentence(conf_real: np.ndarray, conf_noise: np.ndarray, noise_digits: 
     if share >= 0.5:
         verdict = f"it answers most noise images with confidence: {share:.0%} of them get a top output above {high:g}"
     elif modal >= ONE_ANSWER:
-        verdict = (f"it answers noise with one digit, {digit}, for {modal:.0%} of the noise images, though with a "
-                   f"lower top output than on digits ({share:.0%} of noise images above {high:g}, real digits "
-                   f"{real_share:.0%})")
+        verdict = (
+            f"it answers noise with one digit, {digit}, for {modal:.0%} of the noise images, though with a "
+            f"lower top output than on digits ({share:.0%} of noise images above {high:g}, real digits "
+            f"{real_share:.0%})"
+        )
     elif conf_noise.mean() >= conf_real.mean():
-        verdict = (f"it is at least as confident on noise as on digits on average, though only {share:.0%} of noise "
-                   f"images get a top output above {high:g}")
+        verdict = (
+            f"it is at least as confident on noise as on digits on average, though only {share:.0%} of noise "
+            f"images get a top output above {high:g}"
+        )
     else:
-        verdict = (f"it does not answer noise with confidence here: only {share:.0%} of noise images get a top "
-                   f"output above {high:g} (real digits: {real_share:.0%}), and no digit is given to most of them")
-    return (f"Mean top confidence {conf_noise.mean():.3f} on uniform noise versus {conf_real.mean():.3f} on real test "
-            f"digits: {verdict}.")
+        verdict = (
+            f"it does not answer noise with confidence here: only {share:.0%} of noise images get a top "
+            f"output above {high:g} (real digits: {real_share:.0%}), and no digit is given to most of them"
+        )
+    return (
+        f"Mean top confidence {conf_noise.mean():.3f} on uniform noise versus {conf_real.mean():.3f} on real test "
+        f"digits: {verdict}."
+    )

@@ -20,12 +20,30 @@ TITLE = "Landscapes"
 SGD_NOISE = {"ravine": 0.04, "rosenbrock": 0.05}
 # (strategy, settings) per function: learning rates chosen so each method is stable and visible
 PLANS = {
-    "ravine": {"steps": 120, "extent": ((-4.5, 1.5), (-1.5, 1.5)), "runs": [
-        ("gd", {"lr": 0.036}), ("sgd", {"lr": 0.02}), ("momentum", {"lr": 0.01, "momentum": 0.9}),
-        ("adam", {"lr": 0.15}), ("newton", {}), ("ng:OnePlusOne", {})]},
-    "rosenbrock": {"steps": 1500, "extent": ((-1.6, 1.6), (-0.6, 1.6)), "runs": [
-        ("gd", {"lr": 0.001}), ("sgd", {"lr": 0.0008}), ("momentum", {"lr": 0.0003, "momentum": 0.9}),
-        ("adam", {"lr": 0.05}), ("newton", {}), ("ng:OnePlusOne", {})]},
+    "ravine": {
+        "steps": 120,
+        "extent": ((-4.5, 1.5), (-1.5, 1.5)),
+        "runs": [
+            ("gd", {"lr": 0.036}),
+            ("sgd", {"lr": 0.02}),
+            ("momentum", {"lr": 0.01, "momentum": 0.9}),
+            ("adam", {"lr": 0.15}),
+            ("newton", {}),
+            ("ng:OnePlusOne", {}),
+        ],
+    },
+    "rosenbrock": {
+        "steps": 1500,
+        "extent": ((-1.6, 1.6), (-0.6, 1.6)),
+        "runs": [
+            ("gd", {"lr": 0.001}),
+            ("sgd", {"lr": 0.0008}),
+            ("momentum", {"lr": 0.0003, "momentum": 0.9}),
+            ("adam", {"lr": 0.05}),
+            ("newton", {}),
+            ("ng:OnePlusOne", {}),
+        ],
+    },
 }
 
 
@@ -69,7 +87,7 @@ def trajectory(function: str, strategy: str, settings: dict, steps: int) -> np.n
 def _trim(path: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     """Drop the stationary tail (a converged Newton run), so the legend counts the steps that moved."""
     moved = np.flatnonzero(np.abs(np.diff(path, axis=0)).max(axis=1) > tol)
-    return path[:moved[-1] + 2] if len(moved) else path[:1]
+    return path[: moved[-1] + 2] if len(moved) else path[:1]
 
 
 def exact_newton(function: str, steps: int = 30) -> np.ndarray:
@@ -92,9 +110,13 @@ def exact_newton(function: str, steps: int = 30) -> np.ndarray:
 def build(store=None) -> Section:
     from optlab.problem.test_functions import TEST_FUNCTIONS
 
-    section = Section(6, TITLE, "Trajectories of gradient descent, SGD, momentum, Adam, Newton and a Nevergrad "
-                      "optimizer on an elongated quadratic ravine (condition number 50) and on Rosenbrock's "
-                      "banana valley, over log-spaced contours; computed live when the report is built.")
+    section = Section(
+        6,
+        TITLE,
+        "Trajectories of gradient descent, SGD, momentum, Adam, Newton and a Nevergrad "
+        "optimizer on an elongated quadratic ravine (condition number 50) and on Rosenbrock's "
+        "banana valley, over log-spaced contours; computed live when the report is built.",
+    )
     notes = []
     fig, axes = style.figure(1, len(PLANS), width=6.2, height=4.8)
     for ax, (function, plan) in zip(axes[0], PLANS.items()):
@@ -114,17 +136,31 @@ def build(store=None) -> Section:
                     raise
                 if strategy == "newton":
                     path, label = exact_newton(function), "newton (exact step, computed here)"
-                    notes.append("Strategy 'newton' is not registered in this build: the exact Newton step "
-                                 "w ← w − H⁻¹∇f was computed here instead.")
+                    notes.append(
+                        "Strategy 'newton' is not registered in this build: the exact Newton step "
+                        "w ← w − H⁻¹∇f was computed here instead."
+                    )
                 else:
-                    reason = ("not registered in this build" if "unknown strategy" in str(exc)
-                              else f"{type(exc).__name__}: {exc}")
+                    reason = (
+                        "not registered in this build"
+                        if "unknown strategy" in str(exc)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
                     notes.append(f"Strategy {strategy!r} skipped on {function}: {reason}.")
                     continue
             path = path[np.isfinite(path).all(axis=1)]
             settings_text = ", ".join(f"{k}={v:g}" for k, v in settings.items())
-            ax.plot(path[:, 0], path[:, 1], "-", lw=1.2, color=f"C{i}", alpha=0.9, marker="." if len(path) < 60 else None,
-                    ms=3, label=f"{label}" + (f" ({settings_text})" if settings_text else "") + f", {len(path) - 1} steps")
+            ax.plot(
+                path[:, 0],
+                path[:, 1],
+                "-",
+                lw=1.2,
+                color=f"C{i}",
+                alpha=0.9,
+                marker="." if len(path) < 60 else None,
+                ms=3,
+                label=f"{label}" + (f" ({settings_text})" if settings_text else "") + f", {len(path) - 1} steps",
+            )
         start, minimum = TEST_FUNCTIONS[function][2], TEST_FUNCTIONS[function][3]
         ax.plot(*start, "ko", ms=5)
         ax.plot(*minimum, "*", color="gold", ms=13, markeredgecolor="black")
@@ -135,11 +171,16 @@ def build(store=None) -> Section:
         ax.set_ylabel("w2")
         ax.legend(loc="lower right" if function == "ravine" else "lower left", fontsize=6.5)
     fig.tight_layout()
-    section.add(Figure(fig, "Trajectories from the classic start (black dot) to the minimum (star), seed 0, computed "
-                            "live from optlab's strategies (no MLflow runs). SGD's gradient is taken at a point "
-                            f"jittered by N(0, σ²) (σ = {SGD_NOISE['ravine']} on the ravine, "
-                            f"{SGD_NOISE['rosenbrock']} on Rosenbrock) to mimic mini-batch noise. The Nevergrad "
-                            "curve is its recommendation after each ask/tell step."))
+    section.add(
+        Figure(
+            fig,
+            "Trajectories from the classic start (black dot) to the minimum (star), seed 0, computed "
+            "live from optlab's strategies (no MLflow runs). SGD's gradient is taken at a point "
+            f"jittered by N(0, σ²) (σ = {SGD_NOISE['ravine']} on the ravine, "
+            f"{SGD_NOISE['rosenbrock']} on Rosenbrock) to mimic mini-batch noise. The Nevergrad "
+            "curve is its recommendation after each ask/tell step.",
+        )
+    )
     for note in dict.fromkeys(notes):
         section.add(Note(note, kind="info"))
     return section

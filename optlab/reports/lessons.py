@@ -29,55 +29,113 @@ import pandas as pd
 
 from optlab.analysis import stats
 from optlab.analysis.curves import band
+from optlab.config import RunConfig
 from optlab.reports.chart import Chart
 from optlab.reports.load import Store, latest_attempts, runs_text
 from optlab.reports.model import Note, Section, Table, not_run
-from optlab.config import RunConfig
 
 TITLE = "Lessons"
 EXPERIMENT = "lessons"
 BASELINE = "baseline"
-ALPHA = 0.05     # on Holm-adjusted p-values, over the comparisons of one lesson
-TAKE_OFF = 2.0   # x chance accuracy
+ALPHA = 0.05  # on Holm-adjusted p-values, over the comparisons of one lesson
+TAKE_OFF = 2.0  # x chance accuracy
 
 
 @dataclass(frozen=True)
 class Lesson:
     key: str
     title: str
-    claim: str                          # the lecture's claim, in its words
-    conditions: dict[str, str]          # series name -> label (the baseline, BASELINE, is always included)
+    claim: str  # the lecture's claim, in its words
+    conditions: dict[str, str]  # series name -> label (the baseline, BASELINE, is always included)
     baseline_label: str
-    metric: str                         # a logged evaluation metric
+    metric: str  # a logged evaluation metric
     metric_label: str
-    at: str                             # "final" or "epoch1": where the metric is compared
-    better: str                         # "higher" or "lower"
-    recommended: str                    # the series (or BASELINE) the lecture recommends
-    warned: tuple[str, ...]             # the series (or BASELINE) it warns against, each tested against it;
-                                        # any other condition is reported against the baseline, without a verdict
-    changes: tuple[str, ...] = ()       # the run settings the lesson's series change (all else must be equal)
+    at: str  # "final" or "epoch1": where the metric is compared
+    better: str  # "higher" or "lower"
+    recommended: str  # the series (or BASELINE) the lecture recommends
+    warned: tuple[str, ...]  # the series (or BASELINE) it warns against, each tested against it;
+    # any other condition is reported against the baseline, without a verdict
+    changes: tuple[str, ...] = ()  # the run settings the lesson's series change (all else must be equal)
 
 
 LESSONS = [
-    Lesson("order", "Shuffle the data", "class-sorted data breaks SGD: shuffle",
-           {"sorted_by_class": "sorted by class"}, "shuffled", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE, ("sorted_by_class",), ("order",)),
-    Lesson("init", "Initialize at the right scale", "zero init never takes off (symmetry is never broken); "
-           "scale the initial weights by 1/sqrt(fan_in)",
-           {"init_zeros": "zeros", "init_normal": "N(0, 1)", "init_fan_in_normal": "N(0, 1/fan_in) (LeCun)",
-            "init_xavier": "Xavier", "init_he": "He"},
-           "U(±1/sqrt(fan_in)) (torch default)", "test_accuracy", "test accuracy", "final", "higher", BASELINE,
-           ("init_zeros", "init_normal"), ("init",)),
-    Lesson("standardize", "Standardize the inputs", "standardized inputs train faster",
-           {"standardized": "standardized"}, "raw pixels in [0, 1]", "train_loss", "training loss", "epoch1",
-           "lower", "standardized", (BASELINE,), ("standardize",)),
-    Lesson("schedule", "Decay the learning rate", "a decaying learning rate helps at the end",
-           {"cosine_decay": "cosine decay"}, "constant", "train_loss", "training loss", "final", "lower",
-           "cosine_decay", (BASELINE,), ("schedule",)),
-    Lesson("cost", "Cross-entropy or squared error", "squared error on sigmoid outputs (3Blue1Brown's cost) learns "
-           "slower than cross-entropy (Nielsen, chapter 3: the learning slowdown)",
-           {"mse": "squared error on sigmoid outputs"}, "cross-entropy", "test_accuracy", "test accuracy", "final",
-           "higher", BASELINE, ("mse",), ("cost",)),
+    Lesson(
+        "order",
+        "Shuffle the data",
+        "class-sorted data breaks SGD: shuffle",
+        {"sorted_by_class": "sorted by class"},
+        "shuffled",
+        "test_accuracy",
+        "test accuracy",
+        "final",
+        "higher",
+        BASELINE,
+        ("sorted_by_class",),
+        ("order",),
+    ),
+    Lesson(
+        "init",
+        "Initialize at the right scale",
+        "zero init never takes off (symmetry is never broken); scale the initial weights by 1/sqrt(fan_in)",
+        {
+            "init_zeros": "zeros",
+            "init_normal": "N(0, 1)",
+            "init_fan_in_normal": "N(0, 1/fan_in) (LeCun)",
+            "init_xavier": "Xavier",
+            "init_he": "He",
+        },
+        "U(±1/sqrt(fan_in)) (torch default)",
+        "test_accuracy",
+        "test accuracy",
+        "final",
+        "higher",
+        BASELINE,
+        ("init_zeros", "init_normal"),
+        ("init",),
+    ),
+    Lesson(
+        "standardize",
+        "Standardize the inputs",
+        "standardized inputs train faster",
+        {"standardized": "standardized"},
+        "raw pixels in [0, 1]",
+        "train_loss",
+        "training loss",
+        "epoch1",
+        "lower",
+        "standardized",
+        (BASELINE,),
+        ("standardize",),
+    ),
+    Lesson(
+        "schedule",
+        "Decay the learning rate",
+        "a decaying learning rate helps at the end",
+        {"cosine_decay": "cosine decay"},
+        "constant",
+        "train_loss",
+        "training loss",
+        "final",
+        "lower",
+        "cosine_decay",
+        (BASELINE,),
+        ("schedule",),
+    ),
+    Lesson(
+        "cost",
+        "Cross-entropy or squared error",
+        "squared error on sigmoid outputs (3Blue1Brown's cost) learns "
+        "slower than cross-entropy (Nielsen, chapter 3: the learning slowdown)",
+        {"mse": "squared error on sigmoid outputs"},
+        "cross-entropy",
+        "test_accuracy",
+        "test accuracy",
+        "final",
+        "higher",
+        BASELINE,
+        ("mse",),
+        ("cost",),
+    ),
 ]
 
 
@@ -127,8 +185,9 @@ def comparable(chosen: pd.DataFrame, lesson: Lesson) -> str | None:
             other = group.iloc[0]
             differ = [k for k in settings if other[k] != reference[k] and k not in lesson.changes]
             if differ:
-                problems.append(f"{name} differs from the baseline in {', '.join(differ)}, not only in "
-                                f"{' / '.join(lesson.changes)}")
+                problems.append(
+                    f"{name} differs from the baseline in {', '.join(differ)}, not only in {' / '.join(lesson.changes)}"
+                )
     if "workload_hash" in chosen and not set(lesson.changes) & set(RunConfig.workload_keys()):
         if chosen["workload_hash"].nunique() > 1:
             problems.append(f"its runs span {chosen['workload_hash'].nunique()} workloads")
@@ -164,11 +223,15 @@ def paired(values: pd.DataFrame, first: str, second: str, lesson: Lesson) -> dic
     b = values[values["condition"] == second].set_index("seed")["value"]
     common = sorted(set(a.index) & set(b.index))
     x, y = a[common].to_numpy(float), b[common].to_numpy(float)
-    diff = sign * (x - y)                                            # > 0: first is better
+    diff = sign * (x - y)  # > 0: first is better
     p = stats.paired_p_value(x, y) if len(common) >= 2 else np.nan
-    return {"paired": len(common), "wins": int((diff > 0).sum()), "p": p,
-            "effect": sign * stats.rank_biserial(x, y) if len(common) else np.nan,
-            "first_better": bool(np.mean(diff) > 0) if len(common) else False}
+    return {
+        "paired": len(common),
+        "wins": int((diff > 0).sum()),
+        "p": p,
+        "effect": sign * stats.rank_biserial(x, y) if len(common) else np.nan,
+        "first_better": bool(np.mean(diff) > 0) if len(common) else False,
+    }
 
 
 def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
@@ -182,11 +245,22 @@ def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
         if not len(own):
             continue
         interval = stats.bootstrap_ci(own) if len(own) >= 2 else None
-        row = {"series": name, "condition": label, "mean": float(np.mean(own)),
-               "low": interval.low if interval else np.nan, "high": interval.high if interval else np.nan,
-               "sd": float(np.std(own, ddof=1)) if len(own) >= 2 else np.nan, "seeds": len(own),
-               "role": "recommended" if name == lesson.recommended else "warned" if name in lesson.warned
-               else "baseline" if name == BASELINE else "other"}
+        row = {
+            "series": name,
+            "condition": label,
+            "mean": float(np.mean(own)),
+            "low": interval.low if interval else np.nan,
+            "high": interval.high if interval else np.nan,
+            "sd": float(np.std(own, ddof=1)) if len(own) >= 2 else np.nan,
+            "seeds": len(own),
+            "role": "recommended"
+            if name == lesson.recommended
+            else "warned"
+            if name in lesson.warned
+            else "baseline"
+            if name == BASELINE
+            else "other",
+        }
         if row["role"] == "warned":
             row.update(paired(values, labels[lesson.recommended], label, lesson))
         elif row["role"] == "other":
@@ -213,15 +287,17 @@ def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> 
     for run in runs.itertuples():
         try:
             config, w = load_config(run.run_id, store.uri), load_params(run.run_id, store.uri)
-        except Exception:   # a run without artifacts cannot be checked: it is left out, not guessed
+        except Exception:  # a run without artifacts cannot be checked: it is left out, not guessed
             continue
         spec = build_problem(config).network
         if spec.n_params != w.numel():
             continue
-        layers = spec.unflatten(w.double())[:-1]          # the hidden layers' incoming weights and biases
-        same = all(float((weight - weight[:1]).abs().max()) <= tolerance * max(float(weight.abs().max()), 1.0)
-                   and float((bias - bias[:1]).abs().max()) <= tolerance * max(float(bias.abs().max()), 1.0)
-                   for weight, bias in layers)
+        layers = spec.unflatten(w.double())[:-1]  # the hidden layers' incoming weights and biases
+        same = all(
+            float((weight - weight[:1]).abs().max()) <= tolerance * max(float(weight.abs().max()), 1.0)
+            and float((bias - bias[:1]).abs().max()) <= tolerance * max(float(bias.abs().max()), 1.0)
+            for weight, bias in layers
+        )
         kept += int(same)
         checked += 1
     return kept, checked
@@ -246,41 +322,53 @@ def verdict(row, recommended: str) -> str:
     if row["first_better"] and significant:
         return f"as the lecture says ({recommended} is better in {_seeds(row)})"
     if row["first_better"]:
-        return (f"in the lecture's direction but not conclusively ({recommended} is better in {_seeds(row)}; "
-                f"with {int(row['paired'])} seeds p cannot go below {floor:.3g})")
+        return (
+            f"in the lecture's direction but not conclusively ({recommended} is better in {_seeds(row)}; "
+            f"with {int(row['paired'])} seeds p cannot go below {floor:.3g})"
+        )
     if significant:
         return f"the opposite of the lecture's claim ({recommended} is better in only {_seeds(row)})"
     return f"which the data do not show ({recommended} is better in only {_seeds(row)})"
 
 
-def sentence(table: pd.DataFrame, lesson: Lesson, chance: float | None = None,
-             symmetry: tuple[int, int] | None = None) -> str:
+def sentence(
+    table: pd.DataFrame, lesson: Lesson, chance: float | None = None, symmetry: tuple[int, int] | None = None
+) -> str:
     """One sentence stating what the data show for the lesson (numbers from `table`)."""
     where = "after one epoch" if lesson.at == "epoch1" else "at the end"
     rec = table[table["role"] == "recommended"].iloc[0]
-    text = (f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean [95 % CI] over seeds): "
-            f"{rec['condition']} {_estimate(rec)}")
+    text = (
+        f"Lecture: {lesson.claim}. Data ({lesson.metric_label} {where}, mean [95 % CI] over seeds): "
+        f"{rec['condition']} {_estimate(rec)}"
+    )
     for _, row in table[table["role"] == "warned"].iterrows():
         text += f"; {row['condition']} {_estimate(row)}, {verdict(row, rec['condition'])}"
     others = table[table["role"] == "other"]
     if len(others):
+
         def other(row) -> str:
             significant = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
-            return (f"{row['condition']} {_estimate(row)} (better than the baseline in {_seeds(row)}: "
-                    f"{'significant' if significant else 'not significant'} at {ALPHA:g} after Holm)")
+            return (
+                f"{row['condition']} {_estimate(row)} (better than the baseline in {_seeds(row)}: "
+                f"{'significant' if significant else 'not significant'} at {ALPHA:g} after Holm)"
+            )
 
         text += "; other choices against the baseline: " + ", ".join(other(row) for _, row in others.iterrows())
     if lesson.key == "init" and chance is not None:
         zero = table[table["series"] == "init_zeros"]
         if len(zero):
             took_off = zero["mean"].iloc[0] > TAKE_OFF * chance
-            text += (f". Zero init {'does take off here' if took_off else 'never takes off'}: test accuracy "
-                     f"{zero['mean'].iloc[0]:.3f} against chance {chance:.2f} "
-                     f"({'above' if took_off else 'within'} {TAKE_OFF:g} × chance)")
+            text += (
+                f". Zero init {'does take off here' if took_off else 'never takes off'}: test accuracy "
+                f"{zero['mean'].iloc[0]:.3f} against chance {chance:.2f} "
+                f"({'above' if took_off else 'within'} {TAKE_OFF:g} × chance)"
+            )
             if symmetry and symmetry[1]:
                 kept, checked = symmetry
-                text += (f", and its hidden units are still identical at the end in {kept} of {checked} runs "
-                         f"(symmetry {'never broken: every hidden layer acts as one unit' if kept == checked else 'broken in some runs'})")
+                text += (
+                    f", and its hidden units are still identical at the end in {kept} of {checked} runs "
+                    f"(symmetry {'never broken: every hidden layer acts as one unit' if kept == checked else 'broken in some runs'})"
+                )
     return text + "."
 
 
@@ -299,12 +387,17 @@ def statistics_table(table: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
             return "-"
         return f"{first} better than {second} in {int(row['wins'])} of {int(row['paired'])} seeds"
 
-    return pd.DataFrame({
-        "condition": table["condition"], "seeds": table["seeds"],
-        f"{lesson.metric_label} (mean [95 % CI])": [_estimate(r) for _, r in table.iterrows()],
-        "paired comparison": [comparison(r) for _, r in table.iterrows()],
-        "rank-biserial (first vs second)": table["effect"].map(number), "Wilcoxon p": table["p"].map(number),
-        "Holm p": table["p_holm"].map(number)})
+    return pd.DataFrame(
+        {
+            "condition": table["condition"],
+            "seeds": table["seeds"],
+            f"{lesson.metric_label} (mean [95 % CI])": [_estimate(r) for _, r in table.iterrows()],
+            "paired comparison": [comparison(r) for _, r in table.iterrows()],
+            "rank-biserial (first vs second)": table["effect"].map(number),
+            "Wilcoxon p": table["p"].map(number),
+            "Holm p": table["p_holm"].map(number),
+        }
+    )
 
 
 # ---- drawing -------------------------------------------------------------------------------------------
@@ -323,28 +416,49 @@ def lesson_chart(curves: pd.DataFrame, lesson: Lesson, caption: str) -> Chart:
         frame = band(runs)
         frames.append(frame.assign(condition=label))
     data = pd.concat(frames, ignore_index=True).dropna(subset=["mean"])
-    if log:   # a band reaching 0 or below cannot be drawn on a log axis
+    if log:  # a band reaching 0 or below cannot be drawn on a log axis
         data = data[data["mean"] > 0]
-    spans = ([{"low": 0.0, "high": 1.0, "label": "the first epoch (where it is compared)", "color": "#7f7f7f"}]
-             if lesson.at == "epoch1" else [])
-    return Chart(data, x="x", y="mean", low="low", high="high", color="condition",
-                 colors=dict(zip(labels, COLOURS * 2)), label="condition", dash=None, x_title="epoch",
-                 y_title=f"{lesson.metric_label} (mean, 95 % band)", log_y=log, hover=["n"], spans=spans,
-                 caption=caption)
+    spans = (
+        [{"low": 0.0, "high": 1.0, "label": "the first epoch (where it is compared)", "color": "#7f7f7f"}]
+        if lesson.at == "epoch1"
+        else []
+    )
+    return Chart(
+        data,
+        x="x",
+        y="mean",
+        low="low",
+        high="high",
+        color="condition",
+        colors=dict(zip(labels, COLOURS * 2)),
+        label="condition",
+        dash=None,
+        x_title="epoch",
+        y_title=f"{lesson.metric_label} (mean, 95 % band)",
+        log_y=log,
+        hover=["n"],
+        spans=spans,
+        caption=caption,
+    )
 
 
 # ---- the section -----------------------------------------------------------------------------------------
 
+
 def build(store: Store, number: int = 9) -> Section:
     from optlab.problem import load_dataset
 
-    section = Section(number, TITLE, "The lecture's practical advice — shuffle, initialize at the right scale, "
-                      "standardize inputs, decay the learning rate, prefer cross-entropy to squared error on "
-                      "sigmoid outputs — each as a comparison with one baseline on the same seeds and the same "
-                      "data, network, budget and target, differing only in the lesson's setting. Statistics: "
-                      "means with 95 % bootstrap intervals, two-sided Wilcoxon signed-rank tests on the paired "
-                      "seeds with Holm's correction over each lesson's comparisons. Every sentence below is "
-                      "generated from the runs.")
+    section = Section(
+        number,
+        TITLE,
+        "The lecture's practical advice — shuffle, initialize at the right scale, "
+        "standardize inputs, decay the learning rate, prefer cross-entropy to squared error on "
+        "sigmoid outputs — each as a comparison with one baseline on the same seeds and the same "
+        "data, network, budget and target, differing only in the lesson's setting. Statistics: "
+        "means with 95 % bootstrap intervals, two-sided Wilcoxon signed-rank tests on the paired "
+        "seeds with Holm's correction over each lesson's comparisons. Every sentence below is "
+        "generated from the runs.",
+    )
     runs = store.runs(EXPERIMENT)
     if runs is None:
         return section.add(not_run(EXPERIMENT))
@@ -353,8 +467,13 @@ def build(store: Store, number: int = 9) -> Section:
     chance = 1.0 / load_dataset(datasets.pop()).n_classes if len(datasets) == 1 else None
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
-        section.add(Note(f"{len(failed)} run(s) failed and enter their lesson with their last evaluation: " + "; ".join(
-            f"{r.series or BASELINE} seed {r.seed:g}: {r.failure_reason}" for r in failed.itertuples()), kind="warning"))
+        section.add(
+            Note(
+                f"{len(failed)} run(s) failed and enter their lesson with their last evaluation: "
+                + "; ".join(f"{r.series or BASELINE} seed {r.seed:g}: {r.failure_reason}" for r in failed.itertuples()),
+                kind="warning",
+            )
+        )
     for lesson in LESSONS:
         chosen = lesson_runs(runs, lesson)
         present = set(chosen["series_name"])
@@ -363,8 +482,12 @@ def build(store: Store, number: int = 9) -> Section:
             continue
         problem = comparable(chosen, lesson)
         if problem:
-            section.add(Note(f"{lesson.title}: not compared, the runs do not hold everything else fixed: {problem}.",
-                             kind="warning"))
+            section.add(
+                Note(
+                    f"{lesson.title}: not compared, the runs do not hold everything else fixed: {problem}.",
+                    kind="warning",
+                )
+            )
             continue
         curves = lesson_curves(store, chosen, lesson.metric)
         if curves.empty:
@@ -378,12 +501,25 @@ def build(store: Store, number: int = 9) -> Section:
         text = sentence(table, lesson, chance, symmetry)
         where = "after one epoch" if lesson.at == "epoch1" else "at the end"
         workloads = chosen["workload"].astype(str).unique()
-        scope = (f"workload {workloads[0]}" if len(workloads) == 1 else
-                 f"workloads {', '.join(workloads)} (the same but for {' / '.join(lesson.changes)})")
+        scope = (
+            f"workload {workloads[0]}"
+            if len(workloads) == 1
+            else f"workloads {', '.join(workloads)} (the same but for {' / '.join(lesson.changes)})"
+        )
         caption = f"{runs_text(chosen, EXPERIMENT)}; {scope}"
-        section.add(lesson_chart(curves, lesson, f"{lesson.title}: {lesson.metric_label} over training (mean over "
-                                                 f"seeds, 95 % bootstrap band). {caption}."))
-        section.add(Table(statistics_table(table, lesson),
-                          f"{lesson.title}: {lesson.metric_label} {where}, paired by seed. {caption}."))
+        section.add(
+            lesson_chart(
+                curves,
+                lesson,
+                f"{lesson.title}: {lesson.metric_label} over training (mean over "
+                f"seeds, 95 % bootstrap band). {caption}.",
+            )
+        )
+        section.add(
+            Table(
+                statistics_table(table, lesson),
+                f"{lesson.title}: {lesson.metric_label} {where}, paired by seed. {caption}.",
+            )
+        )
         section.add(Note(f"{lesson.title}. {text}"))
     return section

@@ -19,20 +19,48 @@ import numpy as np
 import pandas as pd
 
 from optlab.config import RunConfig
-from optlab.tracking.run_facts import flatten_config
 from optlab.sweeps.spec import MARGINS_TAG
+from optlab.tracking.run_facts import flatten_config
 
-EVAL_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-             "samples_seen", "evaluations", "gradient_evaluations", "gradient_equivalents", "wall_time", "epoch")
+EVAL_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "samples_seen",
+    "evaluations",
+    "gradient_evaluations",
+    "gradient_equivalents",
+    "wall_time",
+    "epoch",
+)
 # the numeric config fields and what the engine records about the plan
 NUMERIC_PARAMS = (*RunConfig.numeric_fields(), "n_params", "steps_per_epoch", "planned_steps")
-TAGS = {"strategy": "optlab.strategy", "family": "optlab.family", "dataset_tag": "optlab.dataset",
-        "status_tag": "optlab.status", "failure_reason": "optlab.failure_reason", "role": "optlab.role",
-        "sweep": "optlab.sweep", "group": "optlab.group", "selected": "optlab.selected",
-        "series": "optlab.series", "config_hash": "optlab.config_hash", "git_commit": "optlab.git_commit",
-        "point_hash": "optlab.point_hash", "workload": "optlab.workload", "workload_hash": "optlab.workload_hash",
-        "trial": "optlab.trial", "trials": "optlab.trials", "timing_tag": "optlab.timing",
-        "batched_tag": "optlab.batched", "split": "optlab.split", "margins": MARGINS_TAG}
+TAGS = {
+    "strategy": "optlab.strategy",
+    "family": "optlab.family",
+    "dataset_tag": "optlab.dataset",
+    "status_tag": "optlab.status",
+    "failure_reason": "optlab.failure_reason",
+    "role": "optlab.role",
+    "sweep": "optlab.sweep",
+    "group": "optlab.group",
+    "selected": "optlab.selected",
+    "series": "optlab.series",
+    "config_hash": "optlab.config_hash",
+    "git_commit": "optlab.git_commit",
+    "point_hash": "optlab.point_hash",
+    "workload": "optlab.workload",
+    "workload_hash": "optlab.workload_hash",
+    "trial": "optlab.trial",
+    "trials": "optlab.trials",
+    "timing_tag": "optlab.timing",
+    "batched_tag": "optlab.batched",
+    "split": "optlab.split",
+    "margins": MARGINS_TAG,
+}
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
 # params whose column name a tag already holds: the `workload` param (a user workload's file:NAME) is
 # `workload_ref`, as `workload` is the sweep's workload name (optlab.workload)
@@ -48,6 +76,7 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module="seaborn")  # cmap.set_bad in heatmap
     try:
         from pandas.errors import Pandas4Warning
+
         warnings.filterwarnings("ignore", category=Pandas4Warning)
     except ImportError:
         pass
@@ -60,9 +89,10 @@ def to_number(series: pd.Series) -> pd.Series:
 
 class Store:
     def __init__(self, tracking_uri: str | None = None, progress: bool = True):
-        from optlab.tracking.store import client, tracking_uri as default_uri
+        from optlab.tracking.store import client
+        from optlab.tracking.store import tracking_uri as default_uri
 
-        self.progress = progress          # progress bars while long metric histories load
+        self.progress = progress  # progress bars while long metric histories load
         self.uri = tracking_uri or default_uri()
         self.client = client(self.uri)
         self._runs: dict[tuple, pd.DataFrame | None] = {}
@@ -90,23 +120,24 @@ class Store:
         raw = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
         if raw is None or raw.empty:
             return None
-        df = pd.DataFrame({"run_id": raw["run_id"], "status": raw["status"], "experiment": name,
-                           "start_time": raw.get("start_time")})
+        df = pd.DataFrame(
+            {"run_id": raw["run_id"], "status": raw["status"], "experiment": name, "start_time": raw.get("start_time")}
+        )
         df["run_name"] = raw.get("tags.mlflow.runName", pd.Series("", index=raw.index))
         for column, tag in TAGS.items():
             df[column] = raw.get(f"tags.{tag}", pd.Series(np.nan, index=raw.index)).fillna("").astype(str)
         for column in [c for c in raw.columns if c.startswith("params.")]:
-            name_ = column[len("params."):]
+            name_ = column[len("params.") :]
             name_ = PARAM_COLUMNS.get(name_, name_)
             df[name_] = to_number(raw[column]) if name_ in NUMERIC_PARAMS else raw[column].fillna("").astype(str)
         # a strategy by file reference is shown as its tag has it (file.py:Class); the param holds the full path
         tagged = raw.get("tags.optlab.strategy", pd.Series("", index=raw.index)).fillna("").astype(str)
         df["strategy"] = tagged.where(tagged != "", df["strategy"])
         for column in [c for c in raw.columns if c.startswith("metrics.")]:
-            df["final_" + column[len("metrics."):]] = pd.to_numeric(raw[column], errors="coerce")
+            df["final_" + column[len("metrics.") :]] = pd.to_numeric(raw[column], errors="coerce")
         for column in [c for c in raw.columns if c.startswith("tags.version.")]:
-            df[column[len("tags."):]] = raw[column].fillna("").astype(str)
-        for needed in RunConfig.field_names():   # a store's runs may predate a setting
+            df[column[len("tags.") :]] = raw[column].fillna("").astype(str)
+        for needed in RunConfig.field_names():  # a store's runs may predate a setting
             if needed not in df and needed != "options":
                 df[needed] = np.nan
         df["dataset"] = df["dataset"].where(df["dataset"].astype(str) != "nan", df["dataset_tag"])
@@ -129,8 +160,22 @@ class Store:
         from optlab.sweeps.resume import search_all
 
         experiment_id = self.experiments().get(name)
-        columns = ["experiment", "started", "status", "seconds", "tuning_seconds", "reruns_seconds", "points_seconds",
-                   "workers", "machine", "load_start", "load_end", "points", "finished", "failed"]
+        columns = [
+            "experiment",
+            "started",
+            "status",
+            "seconds",
+            "tuning_seconds",
+            "reruns_seconds",
+            "points_seconds",
+            "workers",
+            "machine",
+            "load_start",
+            "load_end",
+            "points",
+            "finished",
+            "failed",
+        ]
         if experiment_id is None:
             return pd.DataFrame(columns=columns)
         rows = []
@@ -148,8 +193,9 @@ class Store:
         cache_key = (run_id, key)
         if cache_key not in self._history:
             points = self.client.get_metric_history(run_id, key)
-            self._history[cache_key] = pd.DataFrame({"step": [p.step for p in points],
-                                                     "value": [p.value for p in points]})
+            self._history[cache_key] = pd.DataFrame(
+                {"step": [p.step for p in points], "value": [p.value for p in points]}
+            )
         return self._history[cache_key]
 
     def history(self, runs: pd.DataFrame, keys=EVAL_KEYS, label: str | None = None) -> pd.DataFrame:
@@ -159,6 +205,7 @@ class Store:
         iterator = runs["run_id"]
         if label:
             from tqdm import tqdm
+
             iterator = tqdm(iterator, desc=label, unit="run", leave=False, disable=not self.progress or len(runs) < 20)
         for run_id in iterator:
             parts = []
@@ -174,8 +221,11 @@ class Store:
         if not frames:
             return pd.DataFrame(columns=["run_id", "step", *keys])
         hist = pd.concat(frames, ignore_index=True)
-        carry = [c for c in ("run_id", "experiment", "workload", "strategy", "family", "seed", "series", "label",
-                             "timing") if c in runs.columns]
+        carry = [
+            c
+            for c in ("run_id", "experiment", "workload", "strategy", "family", "seed", "series", "label", "timing")
+            if c in runs.columns
+        ]
         return hist.merge(runs[carry], on="run_id", how="left")
 
 
@@ -200,7 +250,7 @@ def implicit_workload(row: dict) -> str:
     for key in WORKLOAD_PARAMS:
         value = _param_text(row.get(key))
         if key in LAYER_LISTS and isinstance(row.get(key), str) and not row[key]:
-            value = "none"   # an empty list of layers is recorded as ''
+            value = "none"  # an empty list of layers is recorded as ''
         if value and (key == "dataset" or value != defaults[key]):
             parts.append(f"{key}={value}")
     return f"{row.get('experiment', '')} ({' '.join(parts)})"
@@ -228,8 +278,11 @@ def timing(row: dict) -> str:
     return f"batched:{batched}" if batched and batched != "1" else "alone"
 
 
-def series_labels(runs: pd.DataFrame, within: str = "strategy",
-                  candidates=("lr", "batch_size", "momentum", "hidden", "activation", "cost")) -> pd.Series:
+def series_labels(
+    runs: pd.DataFrame,
+    within: str = "strategy",
+    candidates=("lr", "batch_size", "momentum", "hidden", "activation", "cost"),
+) -> pd.Series:
     """A readable label per run: the strategy, plus whichever settings vary among its runs
     (seeds excluded, so seeds of one configuration share a label and form one band)."""
     labels = pd.Series("", index=runs.index, dtype=object)

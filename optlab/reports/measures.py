@@ -12,8 +12,14 @@ import numpy as np
 import pandas as pd
 
 COST_AXES = ("step", "epoch", "samples_seen", "evaluations", "gradient_equivalents", "wall_time")
-COST_NAMES = {"step": "steps", "epoch": "epochs", "samples_seen": "samples seen", "evaluations": "function evaluations",
-              "gradient_equivalents": "gradient equivalents", "wall_time": "wall time (s)"}
+COST_NAMES = {
+    "step": "steps",
+    "epoch": "epochs",
+    "samples_seen": "samples seen",
+    "evaluations": "function evaluations",
+    "gradient_equivalents": "gradient equivalents",
+    "wall_time": "wall time (s)",
+}
 
 
 def hits(runs: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +35,7 @@ def hits(runs: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
             row[f"hit_{axis}"] = np.nan
             row[f"stop_{axis}"] = np.nan
         if h is not None and len(h):
-            last = h.ffill().iloc[-1]   # each axis at the last point that recorded it
+            last = h.ffill().iloc[-1]  # each axis at the last point that recorded it
             for axis in COST_AXES:
                 row[f"stop_{axis}"] = last.get(axis, np.nan)
             if pd.notna(target) and "val_accuracy" in h:

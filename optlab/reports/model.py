@@ -13,7 +13,7 @@ import pandas as pd
 
 @dataclass
 class Figure:
-    figure: object            # a matplotlib Figure
+    figure: object  # a matplotlib Figure
     caption: str
 
 
@@ -24,7 +24,7 @@ APPENDIX_ROWS = 15
 class Table:
     frame: pd.DataFrame
     caption: str
-    appendix: bool | None = None   # None: moved to the appendix when longer than APPENDIX_ROWS rows
+    appendix: bool | None = None  # None: moved to the appendix when longer than APPENDIX_ROWS rows
 
     @property
     def in_appendix(self) -> bool:
@@ -34,7 +34,7 @@ class Table:
 @dataclass
 class Note:
     text: str
-    kind: str = "info"        # info | missing | warning | heading (a sub-heading, e.g. one per workload)
+    kind: str = "info"  # info | missing | warning | heading (a sub-heading, e.g. one per workload)
 
 
 def heading(text: str) -> Note:
@@ -48,7 +48,7 @@ class Section:
     intro: str = ""
     blocks: list = field(default_factory=list)
 
-    def add(self, block) -> "Section":
+    def add(self, block) -> Section:
         self.blocks.append(block)
         return self
 
@@ -62,5 +62,6 @@ class Section:
 
 
 def not_run(experiment: str) -> Note:
-    return Note(f"Experiment '{experiment}' not run yet — run `SWEEP=experiments/{experiment}.toml make sweep`.",
-                kind="missing")
+    return Note(
+        f"Experiment '{experiment}' not run yet — run `SWEEP=experiments/{experiment}.toml make sweep`.", kind="missing"
+    )

@@ -13,7 +13,7 @@ def natural_key(value) -> tuple:
     text = str(value)
     key, position = [], 0
     for match in NUMBER.finditer(text):
-        key.append((0, text[position:match.start()], 0.0))
+        key.append((0, text[position : match.start()], 0.0))
         key.append((1, "", float(match.group())))
         position = match.end()
     key.append((0, text[position:], 0.0))

@@ -28,8 +28,17 @@ def from_probe(store, runs: pd.DataFrame) -> pd.DataFrame:
         epoch = store.metric(run.run_id, "epoch").drop_duplicates("step", keep="last").set_index("step")["value"]
         both = g2.merge(trace, on="step", suffixes=("_g2", "_trace"))
         for point in both.itertuples():
-            rows.append({"run_id": run.run_id, "seed": run.seed, "batch_size": run.batch_size, "step": point.step,
-                         "epoch": epoch.get(point.step, np.nan), "g2": point.value_g2, "trace": point.value_trace})
+            rows.append(
+                {
+                    "run_id": run.run_id,
+                    "seed": run.seed,
+                    "batch_size": run.batch_size,
+                    "step": point.step,
+                    "epoch": epoch.get(point.step, np.nan),
+                    "g2": point.value_g2,
+                    "trace": point.value_trace,
+                }
+            )
     return pd.DataFrame(rows, columns=["run_id", "seed", "batch_size", "step", "epoch", "g2", "trace"])
 
 
@@ -57,8 +66,19 @@ def at_init_and_end(store, runs: pd.DataFrame, progress: bool = False) -> pd.Dat
         generator = torch.Generator().manual_seed(int(run.seed))
         for point, params in (("init", problem.init_params(int(run.seed))), ("end", final.to(problem.dtype))):
             sample = measure(problem, params, B_SMALL, big, DRAWS, generator)
-            rows.append({"run_id": run.run_id, "seed": run.seed, "batch_size": run.batch_size, "point": point,
-                         "epoch": 0.0 if point == "init" else getattr(run, "final_epoch", np.nan),
-                         "g2": sample.g2, "trace": sample.trace, "b_small": B_SMALL, "b_big": big})
-    return pd.DataFrame(rows, columns=["run_id", "seed", "batch_size", "point", "epoch", "g2", "trace",
-                                       "b_small", "b_big"])
+            rows.append(
+                {
+                    "run_id": run.run_id,
+                    "seed": run.seed,
+                    "batch_size": run.batch_size,
+                    "point": point,
+                    "epoch": 0.0 if point == "init" else getattr(run, "final_epoch", np.nan),
+                    "g2": sample.g2,
+                    "trace": sample.trace,
+                    "b_small": B_SMALL,
+                    "b_big": big,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["run_id", "seed", "batch_size", "point", "epoch", "g2", "trace", "b_small", "b_big"]
+    )

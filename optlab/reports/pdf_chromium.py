@@ -20,9 +20,18 @@ from optlab.reports.pdf import PdfError
 
 BROWSER_ENV = "OPTLAB_CHROMIUM"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--no-pdf-header-footer",
-         "--generate-pdf-document-outline")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-pdf-header-footer",
+    "--generate-pdf-document-outline",
+)
 TIMEOUT = 300  # seconds
 
 
@@ -36,8 +45,10 @@ def find_browser() -> str | None:
 def require_browser() -> str:
     browser = find_browser()
     if browser is None:
-        raise PdfError(f"no Chromium found to print the PDF with --pdf-engine chromium (install the Debian "
-                       f"package chromium, set {BROWSER_ENV}=/path/to/chrome, or use the default engine, weasyprint)")
+        raise PdfError(
+            f"no Chromium found to print the PDF with --pdf-engine chromium (install the Debian "
+            f"package chromium, set {BROWSER_ENV}=/path/to/chrome, or use the default engine, weasyprint)"
+        )
     return browser
 
 
@@ -47,8 +58,13 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None) -> Path:
     pdf = Path(pdf)
     with tempfile.TemporaryDirectory(prefix="optlab-chromium-") as profile:
         partial = Path(profile) / "out.pdf"
-        command = [browser, *FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={partial}",
-                   Path(html).resolve().as_uri()]
+        command = [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={partial}",
+            Path(html).resolve().as_uri(),
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -60,4 +76,3 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None) -> Path:
             raise PdfError(f"{browser} failed to print {html} (exit {done.returncode}): {tail}")
         shutil.move(str(partial), pdf)
     return pdf
-

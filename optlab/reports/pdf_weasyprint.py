@@ -17,11 +17,14 @@ def print_pdf(html: Path, pdf: Path) -> Path:
     try:
         import weasyprint
     except ImportError as exc:  # not installed, or Pango missing (OSError subclasses are caught below)
-        raise PdfError(f"WeasyPrint cannot be imported ({exc}); `make install` installs it, or use "
-                       f"--pdf-engine chromium") from None
+        raise PdfError(
+            f"WeasyPrint cannot be imported ({exc}); `make install` installs it, or use --pdf-engine chromium"
+        ) from None
     except OSError as exc:
-        raise PdfError(f"WeasyPrint needs the system's Pango library ({exc}); install the Debian package "
-                       f"libpango-1.0-0, or use --pdf-engine chromium") from None
+        raise PdfError(
+            f"WeasyPrint needs the system's Pango library ({exc}); install the Debian package "
+            f"libpango-1.0-0, or use --pdf-engine chromium"
+        ) from None
     html, pdf = Path(html), Path(pdf)
     # WeasyPrint logs every CSS property it does not implement (browser-only rules of the shared template)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)

@@ -17,8 +17,9 @@ GRID_POINTS = 60  # curves are resampled to this many x values: long histories s
 BAND_TEXT = "mean over seeds with a 95 % bootstrap confidence band (BCa, per point of a common x grid)"
 
 
-def bands(hist: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False,
-          points: int = GRID_POINTS) -> dict[str, pd.DataFrame]:
+def bands(
+    hist: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False, points: int = GRID_POINTS
+) -> dict[str, pd.DataFrame]:
     """Per hue value: the band frame (x, mean, low, high, n) over its runs."""
     out = {}
     for label, group in hist.dropna(subset=[x, y]).groupby(hue, sort=False):
@@ -29,8 +30,17 @@ def bands(hist: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False,
     return out
 
 
-def band_lines(ax, hist: pd.DataFrame, x: str, y: str, hue: str, palette: dict, logx: bool = False,
-               styles: dict | None = None, legend: bool = False) -> dict[str, pd.DataFrame]:
+def band_lines(
+    ax,
+    hist: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str,
+    palette: dict,
+    logx: bool = False,
+    styles: dict | None = None,
+    legend: bool = False,
+) -> dict[str, pd.DataFrame]:
     """Draw each hue's mean line and its band; returns the bands (for captions and tests)."""
     drawn = bands(hist, x, y, hue, logx)
     if not drawn:
@@ -75,8 +85,9 @@ def band_frame(runs: pd.DataFrame, hist: pd.DataFrame, axes, metrics, hue: str =
             for label, band in bands(hist, x, metric, hue, logx).items():
                 frames.append(band.assign(**{hue: label, "metric": metric_label, "axis": x_label}))
     if not frames:
-        return pd.DataFrame(columns=[hue, "metric", "axis", "x", "mean", "low", "high", "n", "strategy",
-                                     "family"]), log_x
+        return pd.DataFrame(
+            columns=[hue, "metric", "axis", "x", "mean", "low", "high", "n", "strategy", "family"]
+        ), log_x
     data = pd.concat(frames, ignore_index=True)
     first = runs.drop_duplicates(hue).set_index(hue)
     data["strategy"] = data[hue].map(first["strategy"])
@@ -84,8 +95,17 @@ def band_frame(runs: pd.DataFrame, hist: pd.DataFrame, axes, metrics, hue: str =
     return data, log_x
 
 
-def axis_charts(data: pd.DataFrame, log_x: dict, row_order: list, log_y: dict, caption: str,
-                hue: str = "label", max_cols: int = 4, band: bool = True, step: bool = False) -> list[Chart]:
+def axis_charts(
+    data: pd.DataFrame,
+    log_x: dict,
+    row_order: list,
+    log_y: dict,
+    caption: str,
+    hue: str = "label",
+    max_cols: int = 4,
+    band: bool = True,
+    step: bool = False,
+) -> list[Chart]:
     """Charts of band_frame data: rows = metrics, one column per x axis; with more than MAX_LINES lines,
     one column per x axis and kind of method (palette.panel_group). At most `max_cols` columns a chart:
     more axes make more charts."""
@@ -99,17 +119,31 @@ def axis_charts(data: pd.DataFrame, log_x: dict, row_order: list, log_y: dict, c
     per_axis = len(order) if crowded else 1
     axes = [a for a in log_x if (data["axis"] == a).any()]
     per_chart = max(1, max_cols // per_axis)
-    chunks = [axes[i:i + per_chart] for i in range(0, len(axes), per_chart)]
+    chunks = [axes[i : i + per_chart] for i in range(0, len(axes), per_chart)]
     charts = []
     for k, chunk in enumerate(chunks, start=1):
         part = data[data["axis"].isin(chunk)]
         cols = [f"{a} · {g}" for a in chunk for g in order] if crowded else chunk
         panel_axis = dict(zip(part["panel"], part["axis"]))
-        charts.append(Chart(part, x="x", y="mean", low="low" if band else None, high="high" if band else None,
-                            label=hue, row="metric", col="panel", step=step,
-                            row_order=row_order, col_order=cols, col_titles=crowded,
-                            x_title={p: a for p, a in panel_axis.items()},
-                            log_x={p: log_x[a] for p, a in panel_axis.items()}, log_y=log_y,
-                            hover=["n"] if "n" in part else [],
-                            caption=caption + (f" ({k}/{len(chunks)})" if len(chunks) > 1 else "")))
+        charts.append(
+            Chart(
+                part,
+                x="x",
+                y="mean",
+                low="low" if band else None,
+                high="high" if band else None,
+                label=hue,
+                row="metric",
+                col="panel",
+                step=step,
+                row_order=row_order,
+                col_order=cols,
+                col_titles=crowded,
+                x_title={p: a for p, a in panel_axis.items()},
+                log_x={p: log_x[a] for p, a in panel_axis.items()},
+                log_y=log_y,
+                hover=["n"] if "n" in part else [],
+                caption=caption + (f" ({k}/{len(chunks)})" if len(chunks) > 1 else ""),
+            )
+        )
     return charts

@@ -18,18 +18,20 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from optlab.reports import chart_plotly, chart_static, glossary, pdf as pdf_engines
+from optlab.reports import chart_plotly, chart_static, glossary
+from optlab.reports import pdf as pdf_engines
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.model import Figure, Note, Section, Table
 from optlab.tracking.uri import mask_credentials
 
 REPORT_TITLE = "optlab report"
 APPENDIX_HEADING = "Appendix: long tables"
-PAGE_TABLE_ROWS = 22   # rows an A4 landscape page holds under a caption at the tables' normal size
+PAGE_TABLE_ROWS = 22  # rows an A4 landscape page holds under a caption at the tables' normal size
 SHORT_TABLE_ROWS = 34  # a table up to this long is kept on one page (moved whole rather than spilling a few
-                       # rows), set denser when it has more than PAGE_TABLE_ROWS
-ENV = jinja2.Environment(loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True,
-                         trim_blocks=True, lstrip_blocks=True)
+# rows), set denser when it has more than PAGE_TABLE_ROWS
+ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("optlab.reports", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
 
 
 def inline(text: str) -> Markup:
@@ -64,8 +66,13 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
         for b in s.blocks:
             if isinstance(b, (Chart, Matrix)):
                 figures += 1
-                entry = {"kind": "chart", "number": figures, "anchor": f"fig{figures}",
-                         "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]}
+                entry = {
+                    "kind": "chart",
+                    "number": figures,
+                    "anchor": f"fig{figures}",
+                    "caption": inline(b.caption),
+                    "alt": mask_credentials(b.caption)[:120],
+                }
                 if printing:
                     fig = chart_static.figure(b)
                     entry["image"] = svg_data_uri(fig)
@@ -75,27 +82,55 @@ def view(sections: list[Section], printing: bool) -> tuple[list[dict], list[dict
                 blocks.append(entry)
             elif isinstance(b, Figure):
                 figures += 1
-                blocks.append({"kind": "figure", "number": figures, "anchor": f"fig{figures}",
-                               "image": png_data_uri(b.figure, dpi=170 if printing else 110),
-                               "caption": inline(b.caption), "alt": mask_credentials(b.caption)[:120]})
+                blocks.append(
+                    {
+                        "kind": "figure",
+                        "number": figures,
+                        "anchor": f"fig{figures}",
+                        "image": png_data_uri(b.figure, dpi=170 if printing else 110),
+                        "caption": inline(b.caption),
+                        "alt": mask_credentials(b.caption)[:120],
+                    }
+                )
             elif isinstance(b, Table) and b.in_appendix:
                 appendix_tables += 1
-                entry = {"kind": "table", "number": f"A{appendix_tables}", "anchor": f"tA{appendix_tables}",
-                         "caption": inline(b.caption), "html": _table_html(b), "rows": len(b.frame),
-                         "short": len(b.frame) <= SHORT_TABLE_ROWS,
-                         "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS}
+                entry = {
+                    "kind": "table",
+                    "number": f"A{appendix_tables}",
+                    "anchor": f"tA{appendix_tables}",
+                    "caption": inline(b.caption),
+                    "html": _table_html(b),
+                    "rows": len(b.frame),
+                    "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                    "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS,
+                }
                 appendix.append(entry)
                 blocks.append({**entry, "kind": "moved", "caption_short": _short(b.caption)})
             elif isinstance(b, Table):
                 tables += 1
-                blocks.append({"kind": "table", "number": tables, "anchor": f"t{tables}", "caption": inline(b.caption),
-                               "html": _table_html(b), "short": len(b.frame) <= SHORT_TABLE_ROWS,
-                               "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS})
+                blocks.append(
+                    {
+                        "kind": "table",
+                        "number": tables,
+                        "anchor": f"t{tables}",
+                        "caption": inline(b.caption),
+                        "html": _table_html(b),
+                        "short": len(b.frame) <= SHORT_TABLE_ROWS,
+                        "dense": PAGE_TABLE_ROWS < len(b.frame) <= SHORT_TABLE_ROWS,
+                    }
+                )
             elif isinstance(b, Note):
                 blocks.append({"kind": b.kind, "text": inline(b.text)})
-        out.append({"number": s.number, "title": mask_credentials(s.title), "heading": mask_credentials(s.heading),
-                    "intro": inline(s.intro),
-                    "missing": s.missing, "blocks": blocks})
+        out.append(
+            {
+                "number": s.number,
+                "title": mask_credentials(s.title),
+                "heading": mask_credentials(s.heading),
+                "intro": inline(s.intro),
+                "missing": s.missing,
+                "blocks": blocks,
+            }
+        )
     link_terms(out)
     return out, appendix
 
@@ -118,17 +153,31 @@ def _short(caption: str, words: int = 9) -> str:
     return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
 
 
-def render(sections: list[Section], uri: str, printing: bool, pages: dict | None = None,
-           rendered: tuple | None = None, page_numbers_by_css: bool = False) -> str:
+def render(
+    sections: list[Section],
+    uri: str,
+    printing: bool,
+    pages: dict | None = None,
+    rendered: tuple | None = None,
+    page_numbers_by_css: bool = False,
+) -> str:
     """`pages` (heading -> page) fills the print contents' numbers; `page_numbers_by_css` leaves them to
     CSS target-counter() instead (an engine that implements it, WeasyPrint)."""
     blocks, appendix = rendered or view(sections, printing)
     has_charts = any(b["kind"] == "chart" for s in blocks for b in s["blocks"])
     return ENV.get_template("report.html.j2").render(
-        title=REPORT_TITLE, sections=blocks, appendix=appendix, glossary=glossary.TERMS, appendix_heading=APPENDIX_HEADING, print=printing, pages=pages or {},
+        title=REPORT_TITLE,
+        sections=blocks,
+        appendix=appendix,
+        glossary=glossary.TERMS,
+        appendix_heading=APPENDIX_HEADING,
+        print=printing,
+        pages=pages or {},
         page_numbers_by_css=page_numbers_by_css,
-        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), uri=mask_credentials(uri),
-        plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None)
+        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        uri=mask_credentials(uri),
+        plotly_js=Markup(chart_plotly.plotly_js()) if has_charts and not printing else None,
+    )
 
 
 def write_html(sections: list[Section], path: Path, uri: str) -> Path:

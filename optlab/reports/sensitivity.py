@@ -10,8 +10,8 @@ import pandas as pd
 
 from optlab.analysis.sensitivity import sensitivity
 from optlab.reports import style, tuning_effort, workloads
-from optlab.reports.load import Store
 from optlab.reports.chart import Chart
+from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Learning-rate sensitivity"
@@ -21,12 +21,16 @@ METRIC = "final_val_accuracy"
 
 
 def build(store: Store, experiments=EXPERIMENTS) -> Section:
-    section = Section(3, TITLE, "Every tuning trial's final validation accuracy against its learning rate (mean "
-                      "over the tuning seeds with a 95 % bootstrap interval; a trial that diverged has no value), "
-                      "per workload and tuning group, with the selected learning rate marked. A selection at the "
-                      "lowest or highest value of its grid is flagged: a better value may lie outside the grid. "
-                      "Then the tuning effort: each strategy's expected best validation accuracy after k of its "
-                      "trials (Dodge et al. 2019), so a verdict that depends on how much a strategy was tuned shows.")
+    section = Section(
+        3,
+        TITLE,
+        "Every tuning trial's final validation accuracy against its learning rate (mean "
+        "over the tuning seeds with a 95 % bootstrap interval; a trial that diverged has no value), "
+        "per workload and tuning group, with the selected learning rate marked. A selection at the "
+        "lowest or highest value of its grid is flagged: a better value may lie outside the grid. "
+        "Then the tuning effort: each strategy's expected best validation accuracy after k of its "
+        "trials (Dodge et al. 2019), so a verdict that depends on how much a strategy was tuned shows.",
+    )
     trials, _ = workloads.gather(store, experiments, include_tuning=True)
     if trials is None or not (trials["role"] == "tuning").any():
         return section.add(not_run(experiments[0]))
@@ -38,8 +42,9 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
         if AXIS not in mine or mine[AXIS].notna().sum() == 0:
             continue
         section.add(heading(f"Workload {workload}"))
-        table = sensitivity(mine.assign(**{METRIC: mine[METRIC].where(mine["status"] == "FINISHED")}),
-                            ["setting"], AXIS, METRIC)
+        table = sensitivity(
+            mine.assign(**{METRIC: mine[METRIC].where(mine["status"] == "FINISHED")}), ["setting"], AXIS, METRIC
+        )
         selected = mine[mine["selected"].str.lower() == "true"].groupby("setting")[AXIS].first()
         section.add(figure(table, selected, mine, workload))
         curves = tuning_effort.effort(trials[trials["workload"] == workload])
@@ -49,11 +54,17 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
         rows = edges(mine, selected)
         flagged += [(workload, r) for r in rows]
     if flagged:
-        frame = pd.DataFrame([{"workload": w, "group": r["group"], "selected": r["selected"], "flag": r["flag"]}
-                              for w, r in flagged])
+        frame = pd.DataFrame(
+            [{"workload": w, "group": r["group"], "selected": r["selected"], "flag": r["flag"]} for w, r in flagged]
+        )
         section.add(Table(frame, "Selections at the edge of their tuning grid (also printed by `optlab sweep`)."))
-        section.add(Note(f"{len(frame)} selection(s) sit at the edge of their grid; their results may improve with a "
-                         f"wider grid.", kind="warning"))
+        section.add(
+            Note(
+                f"{len(frame)} selection(s) sit at the edge of their grid; their results may improve with a "
+                f"wider grid.",
+                kind="warning",
+            )
+        )
     else:
         section.add(Note("No selection sits at the edge of its tuning grid."))
     return section
@@ -76,19 +87,35 @@ def figure(table: pd.DataFrame, selected: pd.Series, trials: pd.DataFrame, workl
     one_each = strategy_of.reindex(settings).nunique() == len(settings)
     data = table.assign(
         label=[f"{s} (selected lr={selected[s]:g})" if s in selected.index else s for s in table["setting"]],
-        strategy=table["setting"].map(strategy_of), family=table["setting"].map(family_of),
-        selected=[("yes" if s in selected.index and np.isclose(v, selected[s]) else "")
-                  for s, v in zip(table["setting"], table[AXIS])],
-        seeds=[f"{f}/{t} finished" for f, t in zip(table["finite"], table["trials"])])
+        strategy=table["setting"].map(strategy_of),
+        family=table["setting"].map(family_of),
+        selected=[
+            ("yes" if s in selected.index and np.isclose(v, selected[s]) else "")
+            for s, v in zip(table["setting"], table[AXIS])
+        ],
+        seeds=[f"{f}/{t} finished" for f, t in zip(table["finite"], table["trials"])],
+    )
     data = data[data["finite"] > 0]
     # groups of one strategy (batch sizes) are told apart by an ordered colour scale, not by strategy
     colors = None if one_each else dict(zip(settings, style.sequential(len(settings))))
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
-    return Chart(data, x=AXIS, y="mean", low="low", high="high", label="label",
-                 color="strategy" if one_each else "setting", colors=colors, dash="family" if one_each else None,
-                 mode="lines+markers", log_x=True, x_title="learning rate", y_title="final validation accuracy",
-                 hover=["selected", "seeds"],
-                 caption=f"Learning-rate sensitivity on workload {workload}: every tuning trial (tuning seeds "
-                         f"{', '.join(map(str, seeds))}), mean and 95 % bootstrap band over those seeds; the legend "
-                         f"gives each group's selected learning rate; a trial every seed of which failed has no "
-                         f"point. {workloads.describe(trials)}.")
+    return Chart(
+        data,
+        x=AXIS,
+        y="mean",
+        low="low",
+        high="high",
+        label="label",
+        color="strategy" if one_each else "setting",
+        colors=colors,
+        dash="family" if one_each else None,
+        mode="lines+markers",
+        log_x=True,
+        x_title="learning rate",
+        y_title="final validation accuracy",
+        hover=["selected", "seeds"],
+        caption=f"Learning-rate sensitivity on workload {workload}: every tuning trial (tuning seeds "
+        f"{', '.join(map(str, seeds))}), mean and 95 % bootstrap band over those seeds; the legend "
+        f"gives each group's selected learning rate; a trial every seed of which failed has no "
+        f"point. {workloads.describe(trials)}.",
+    )

@@ -16,9 +16,16 @@ from optlab.reports.natural import natural_sorted  # noqa: E402
 def setup() -> None:
     quiet_warnings()
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
-    plt.rcParams.update({"figure.max_open_warning": 0,  # a report holds dozens of figures until it is written
-                         "figure.dpi": 100, "savefig.dpi": 110, "axes.titleweight": "bold",
-                         "legend.fontsize": 8, "legend.title_fontsize": 8})
+    plt.rcParams.update(
+        {
+            "figure.max_open_warning": 0,  # a report holds dozens of figures until it is written
+            "figure.dpi": 100,
+            "savefig.dpi": 110,
+            "axes.titleweight": "bold",
+            "legend.fontsize": 8,
+            "legend.title_fontsize": 8,
+        }
+    )
 
 
 def palette(labels) -> dict:
@@ -27,8 +34,9 @@ def palette(labels) -> dict:
     labels = natural_sorted(set(map(str, labels)))  # "B=2" before "B=16": colours follow the numbers
     others = [label for label in labels if not _strategy_of(label)]
     colors = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "tab20", len(others))))
-    return {label: _strategy_of(label) and strategy_colors.color(_strategy_of(label)) or colors[label]
-            for label in labels}
+    return {
+        label: _strategy_of(label) and strategy_colors.color(_strategy_of(label)) or colors[label] for label in labels
+    }
 
 
 def sequential(n: int) -> list:

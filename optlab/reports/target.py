@@ -16,46 +16,69 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from optlab import palette
 from optlab.analysis import profiles
 from optlab.analysis.target import time_to_target
-from optlab import palette
 from optlab.reports import measures, plots, verdict_tables, workloads
 from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Time to target and performance profiles"
 EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
-TABLE_AXES = [("step", "steps"), ("epoch", "epochs"), ("gradient_equivalents", "grad. equiv."),
-              ("evaluations", "evaluations"), ("wall_time", "wall s")]
+TABLE_AXES = [
+    ("step", "steps"),
+    ("epoch", "epochs"),
+    ("gradient_equivalents", "grad. equiv."),
+    ("evaluations", "evaluations"),
+    ("wall_time", "wall s"),
+]
 PROFILE_AXES = [("wall_time", "training wall time"), ("gradient_equivalents", "gradient equivalents")]
 
 
 def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Section:
-    section = Section(2, TITLE, "Cost until the validation accuracy first reaches the workload's target, per "
-                      "strategy: the Kaplan-Meier median over seeds with its 95 % interval, runs that never reach "
-                      "it counted as censored (not dropped), and the fraction that did. Then, for a suite of "
-                      "workloads run with the same strategies, performance profiles (AlgoPerf): the fraction of "
-                      "workloads a strategy reaches within τ times the fastest strategy's time, τ up to 4, and "
-                      "the normalized area under that curve as its score.")
+    section = Section(
+        2,
+        TITLE,
+        "Cost until the validation accuracy first reaches the workload's target, per "
+        "strategy: the Kaplan-Meier median over seeds with its 95 % interval, runs that never reach "
+        "it counted as censored (not dropped), and the fraction that did. Then, for a suite of "
+        "workloads run with the same strategies, performance profiles (AlgoPerf): the fraction of "
+        "workloads a strategy reaches within τ times the fastest strategy's time, τ up to 4, and "
+        "the normalized area under that curve as its score.",
+    )
     computed = compute(store, experiments, all_pairs)
     if computed is None:
         return section.add(not_run(experiments[0]))
     for workload, (table, caption) in computed.tables.items():
         section.add(heading(f"Workload {workload}"))
-        section.add(Table(table, f"Time to the validation target: Kaplan-Meier median [95 % CI] over seeds "
-                                 f"(∞: open above; 'not reached': fewer than half the seeds reached it); wall time "
-                                 f"over the runs trained alone only. {caption}."))
+        section.add(
+            Table(
+                table,
+                f"Time to the validation target: Kaplan-Meier median [95 % CI] over seeds "
+                f"(∞: open above; 'not reached': fewer than half the seeds reached it); wall time "
+                f"over the runs trained alone only. {caption}.",
+            )
+        )
         verdict = computed.verdicts.get(workload)
         if verdict is not None:
-            section.add(Table(verdict_tables.tier_table(verdict),
-                              f"{verdict_tables.caption(verdict)} A run that never reached the target is censored "
-                              f"at the cost it stopped at: such a pair can be better or worse, never equivalent. "
-                              f"{caption}."))
+            section.add(
+                Table(
+                    verdict_tables.tier_table(verdict),
+                    f"{verdict_tables.caption(verdict)} A run that never reached the target is censored "
+                    f"at the cost it stopped at: such a pair can be better or worse, never equivalent. "
+                    f"{caption}.",
+                )
+            )
             section.add(Note(" ".join([f"Workload {workload}:", *verdict_tables.sentences(verdict)])))
             if verdict.pairs is not None:
-                section.add(Table(verdict_tables.pairs_table(verdict), f"Every pair on {verdict.metric.label} "
-                                  f"(--all-pairs): Holm over all {len(verdict.pairs)} pairs. {caption}.",
-                                  appendix=True))
+                section.add(
+                    Table(
+                        verdict_tables.pairs_table(verdict),
+                        f"Every pair on {verdict.metric.label} "
+                        f"(--all-pairs): Holm over all {len(verdict.pairs)} pairs. {caption}.",
+                        appendix=True,
+                    )
+                )
         if workload in computed.failed:
             section.add(Note(computed.failed[workload], kind="warning"))
     for result in computed.profiles:
@@ -65,10 +88,10 @@ def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Sec
 
 @dataclass
 class TargetResults:
-    tables: dict[str, tuple[pd.DataFrame, str]]   # workload -> (time-to-target table, caption)
+    tables: dict[str, tuple[pd.DataFrame, str]]  # workload -> (time-to-target table, caption)
     profiles: list[ProfileResult]
     timings: set
-    verdicts: dict = None                          # workload -> verdict_tables.WorkloadVerdicts (time to target)
+    verdicts: dict = None  # workload -> verdict_tables.WorkloadVerdicts (time to target)
     failed: dict[str, str] = field(default_factory=dict)  # workload -> the sentence naming its failed runs
 
 
@@ -78,10 +101,14 @@ def name_failed(runs: pd.DataFrame) -> str:
     failed = runs[runs["status"] == "FAILED"]
     if failed.empty:
         return ""
-    named = "; ".join(f"{r.strategy} seed {r.seed:g}: {r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
-                      for r in failed.sort_values(["strategy", "seed"]).itertuples())
-    return (f"{len(failed)} failed run(s), counted in 'reached' as not reaching the target (censored where they "
-            f"stopped): {named}.")
+    named = "; ".join(
+        f"{r.strategy} seed {r.seed:g}: {r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
+        for r in failed.sort_values(["strategy", "seed"]).itertuples()
+    )
+    return (
+        f"{len(failed)} failed run(s), counted in 'reached' as not reaching the target (censored where they "
+        f"stopped): {named}."
+    )
 
 
 def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> TargetResults | None:
@@ -112,8 +139,9 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
             continue
         pool = trials[trials["experiment"] == experiment] if trials is not None else mine
         results.append(profile_result(experiment, names, per_workload, sorted(set(pool["strategy"]))))
-    return TargetResults(tables, results, set(runs["timing"]), verdicts,
-                         {w: text for w, text in failed.items() if text})
+    return TargetResults(
+        tables, results, set(runs["timing"]), verdicts, {w: text for w, text in failed.items() if text}
+    )
 
 
 def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -152,11 +180,12 @@ def _median_key(text: str) -> float:
 @dataclass
 class ProfileResult:
     """A suite's performance profiles: rho(tau) curves and scores per cost axis, and who was absent where."""
+
     experiment: str
     workloads: list[str]
-    curves: dict[str, pd.DataFrame]       # axis label -> rho (tau x strategy)
-    scores: pd.DataFrame                  # strategy rows: score per axis, workloads run
-    absent: dict[str, list[str]]          # workload -> strategies with no reported run
+    curves: dict[str, pd.DataFrame]  # axis label -> rho (tau x strategy)
+    scores: pd.DataFrame  # strategy rows: score per axis, workloads run
+    absent: dict[str, list[str]]  # workload -> strategies with no reported run
 
 
 def profile_result(experiment: str, names: list[str], per_workload: dict, strategies: list[str]) -> ProfileResult:
@@ -166,8 +195,9 @@ def profile_result(experiment: str, names: list[str], per_workload: dict, strate
         if missing:
             absent[w] = missing
     for axis, axis_label in PROFILE_AXES:
-        costs = pd.DataFrame({s: [per_workload[w].get(s, {}).get(axis, np.nan) for w in names] for s in strategies},
-                             index=names)
+        costs = pd.DataFrame(
+            {s: [per_workload[w].get(s, {}).get(axis, np.nan) for w in names] for s in strategies}, index=names
+        )
         ratio = profiles.ratios(costs)
         curves[axis_label] = profiles.rho(ratio, profiles.taus())
         scores[f"score ({axis_label})"] = profiles.score(ratio)
@@ -184,24 +214,52 @@ def add_profile(section: Section, result: ProfileResult, timings: set) -> None:
     frames = []
     for axis_label, curve in result.curves.items():
         for strategy in strategies:
-            frames.append(pd.DataFrame({"x": curve.index, "mean": curve[strategy].to_numpy(float), "label": strategy,
-                                        "strategy": strategy, "family": palette.family(strategy),
-                                        "axis": f"τ (ratio to the fastest, {axis_label})",
-                                        "metric": f"fraction of the {len(names)} workloads within τ"}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "x": curve.index,
+                        "mean": curve[strategy].to_numpy(float),
+                        "label": strategy,
+                        "strategy": strategy,
+                        "family": palette.family(strategy),
+                        "axis": f"τ (ratio to the fastest, {axis_label})",
+                        "metric": f"fraction of the {len(names)} workloads within τ",
+                    }
+                )
+            )
     data = pd.concat(frames, ignore_index=True)
     wall = "" if timings == {"alone"} else " (wall time: medians over the runs trained alone only)"
-    caption = (f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
-               f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
-               f"target over seeds; missed, failed or absent = ∞{wall}.")
-    for chart in plots.axis_charts(data, {a: False for a in dict.fromkeys(data["axis"])}, list(set(data["metric"])),
-                                   {}, caption, band=False, step=True):
+    caption = (
+        f"Performance profiles of '{result.experiment}' over its workloads {', '.join(names)}: "
+        f"a strategy's cost on a workload is its Kaplan-Meier median time to the validation "
+        f"target over seeds; missed, failed or absent = ∞{wall}."
+    )
+    for chart in plots.axis_charts(
+        data,
+        {a: False for a in dict.fromkeys(data["axis"])},
+        list(set(data["metric"])),
+        {},
+        caption,
+        band=False,
+        step=True,
+    ):
         section.add(chart)
     table = result.scores.copy()
     for column in [c for c in table.columns if c.startswith("score")]:
         table[column] = table[column].map("{:.3f}".format)
-    section.add(Table(table, f"Profile scores (AlgoPerf: normalized area under ρ(τ) for τ from 1 to "
-                             f"{profiles.TAU_MAX:g}; 1 = fastest on every workload, 0 = never within "
-                             f"{profiles.TAU_MAX:g}x of the fastest) over the workloads of '{result.experiment}'."))
+    section.add(
+        Table(
+            table,
+            f"Profile scores (AlgoPerf: normalized area under ρ(τ) for τ from 1 to "
+            f"{profiles.TAU_MAX:g}; 1 = fastest on every workload, 0 = never within "
+            f"{profiles.TAU_MAX:g}x of the fastest) over the workloads of '{result.experiment}'.",
+        )
+    )
     for w, missing in result.absent.items():
-        section.add(Note(f"Absent from workload {w} (no reported run, e.g. every tuning trial failed): "
-                         f"{', '.join(missing)}; counted as never reaching the target.", kind="warning"))
+        section.add(
+            Note(
+                f"Absent from workload {w} (no reported run, e.g. every tuning trial failed): "
+                f"{', '.join(missing)}; counted as never reaching the target.",
+                kind="warning",
+            )
+        )

@@ -33,13 +33,14 @@ COST_AXIS = "gradient_equivalents"
 @dataclass
 class WorkloadVerdicts:
     """The verdicts of one workload on one metric."""
+
     workload: str
     metric: MetricSpec
     best: str
-    values: pd.DataFrame            # seeds x strategies
-    rows: pd.DataFrame              # each strategy vs the best (verdicts.COLUMNS)
-    pairs: pd.DataFrame | None = None   # every pair, when asked (--all-pairs)
-    declared: bool = False          # the margin was declared in the sweep file
+    values: pd.DataFrame  # seeds x strategies
+    rows: pd.DataFrame  # each strategy vs the best (verdicts.COLUMNS)
+    pairs: pd.DataFrame | None = None  # every pair, when asked (--all-pairs)
+    declared: bool = False  # the margin was declared in the sweep file
     censored: pd.DataFrame | None = None
     tiers: dict[str, str] = field(default_factory=dict)
 
@@ -66,13 +67,23 @@ def declared_margins(runs: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _finish(workload: str, metric: MetricSpec, values: pd.DataFrame, best: str, runs: pd.DataFrame,
-            all_pairs: bool, censored: pd.DataFrame | None = None) -> WorkloadVerdicts:
+def _finish(
+    workload: str,
+    metric: MetricSpec,
+    values: pd.DataFrame,
+    best: str,
+    runs: pd.DataFrame,
+    all_pairs: bool,
+    censored: pd.DataFrame | None = None,
+) -> WorkloadVerdicts:
     margins = declared_margins(runs)
     margin = margins.get(metric.name)
     rows = verdicts.comparisons(values, metric, best, margin=margin, censored=censored, workload=workload)
-    pairs = (verdicts.comparisons(values, metric, best, all_pairs=True, margin=margin, censored=censored,
-                                  workload=workload) if all_pairs else None)
+    pairs = (
+        verdicts.comparisons(values, metric, best, all_pairs=True, margin=margin, censored=censored, workload=workload)
+        if all_pairs
+        else None
+    )
     result = WorkloadVerdicts(workload, metric, best, values, rows, pairs, metric.name in margins, censored)
     result.tiers = verdicts.tiers(rows, best)
     return result
@@ -118,19 +129,35 @@ def tier_table(result: WorkloadVerdicts) -> pd.DataFrame:
     for label in result.values.columns:
         own = result.values[label].dropna()
         interval = stats.bootstrap_ci(own)
-        row = {"tier": result.tiers.get(label, "undecided"), "strategy": label,
-               result.metric.label: interval.text(3), "seeds": len(own)}
+        row = {
+            "tier": result.tiers.get(label, "undecided"),
+            "strategy": label,
+            result.metric.label: interval.text(3),
+            "seeds": len(own),
+        }
         if result.censored is not None:
             row["reached"] = f"{int((~result.censored[label].reindex(own.index)).sum())}/{len(own)}"
         if label == result.best:
-            row.update({"vs best": "best on validation", "difference [95 % CI]": "-", "test": "-",
-                        "Holm p": "-", "seeds needed": "-"})
+            row.update(
+                {
+                    "vs best": "best on validation",
+                    "difference [95 % CI]": "-",
+                    "test": "-",
+                    "Holm p": "-",
+                    "seeds needed": "-",
+                }
+            )
         elif label in by_a.index:
             c = by_a.loc[label]
-            row.update({"vs best": c["verdict"],
-                        "difference [95 % CI]": f"{c['mean_diff']:+.3g} [{c['ci_low']:.3g}, {c['ci_high']:.3g}]",
-                        "test": verdicts.test_name(c["test"]), "Holm p": f"{c['p_adjusted']:.2g}",
-                        "seeds needed": _need(c["seeds_needed"])})
+            row.update(
+                {
+                    "vs best": c["verdict"],
+                    "difference [95 % CI]": f"{c['mean_diff']:+.3g} [{c['ci_low']:.3g}, {c['ci_high']:.3g}]",
+                    "test": verdicts.test_name(c["test"]),
+                    "Holm p": f"{c['p_adjusted']:.2g}",
+                    "seeds needed": _need(c["seeds_needed"]),
+                }
+            )
         rows.append(row | {"_mean": interval.estimate})
     frame = pd.DataFrame(rows)
     sign = -1 if result.metric.larger_is_better else 1
@@ -146,13 +173,18 @@ def _need(value) -> str:
 
 
 def caption(result: WorkloadVerdicts) -> str:
-    margin = (f"{result.margin:.3g} (declared in the sweep file)" if result.declared else
-              f"{result.margin:.3g} (default: {result.metric.margin_text()})")
-    return (f"Tiers on {result.metric.label}, workload {result.workload}: each strategy against {result.best}, the "
-            f"best on validation; mean [95 % bootstrap CI] over seeds; 'difference' is the paired mean difference "
-            f"(strategy minus best) with its 95 % bootstrap interval; Holm's correction over the "
-            f"{len(result.rows)} comparisons with the best; equivalence by TOST at margin {margin}. Strategies "
-            f"are grouped by tier and sorted by mean only within a tier.")
+    margin = (
+        f"{result.margin:.3g} (declared in the sweep file)"
+        if result.declared
+        else f"{result.margin:.3g} (default: {result.metric.margin_text()})"
+    )
+    return (
+        f"Tiers on {result.metric.label}, workload {result.workload}: each strategy against {result.best}, the "
+        f"best on validation; mean [95 % bootstrap CI] over seeds; 'difference' is the paired mean difference "
+        f"(strategy minus best) with its 95 % bootstrap interval; Holm's correction over the "
+        f"{len(result.rows)} comparisons with the best; equivalence by TOST at margin {margin}. Strategies "
+        f"are grouped by tier and sorted by mean only within a tier."
+    )
 
 
 def sentences(result: WorkloadVerdicts) -> list[str]:
@@ -162,26 +194,36 @@ def sentences(result: WorkloadVerdicts) -> list[str]:
         by_tier.setdefault(tier, []).append(label)
     counts = result.counts
     m = result.metric
-    out = [f"On {m.label}, {result.best} is best on validation; against it, {counts['better']} better, "
-           f"{counts['equivalent']} equivalent, {counts['worse']} worse and {counts['undecided']} undecided "
-           f"of {len(result.rows)} comparisons."]
+    out = [
+        f"On {m.label}, {result.best} is best on validation; against it, {counts['better']} better, "
+        f"{counts['equivalent']} equivalent, {counts['worse']} worse and {counts['undecided']} undecided "
+        f"of {len(result.rows)} comparisons."
+    ]
     equivalent = [s for s in by_tier.get("equivalent to best", [])]
     if equivalent:
-        out.append(f"{', '.join(equivalent)} and {result.best} are equivalent within {result.margin:.3g} "
-                   f"({m.label}); their order within that tier is not a finding.")
+        out.append(
+            f"{', '.join(equivalent)} and {result.best} are equivalent within {result.margin:.3g} "
+            f"({m.label}); their order within that tier is not a finding."
+        )
     better = [s for s in by_tier.get("best", []) if s != result.best]
     if better:
-        out.append(f"{', '.join(better)} did better than {result.best} on the compared metric although "
-                   f"{result.best} was best on validation.")
+        out.append(
+            f"{', '.join(better)} did better than {result.best} on the compared metric although "
+            f"{result.best} was best on validation."
+        )
     worse = by_tier.get("worse", [])
     if worse:
         out.append(f"{', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {result.best}.")
     undecided = result.rows[result.rows["verdict"] == "undecided"]
     if len(undecided):
-        parts = [f"{r.a} (about {_need(r.seeds_needed)} seeds)" if not r.censored else f"{r.a} (censored runs)"
-                 for r in undecided.itertuples()]
-        out.append(f"Undecided against {result.best}: {', '.join(parts)} — the seeds a paired t-test at the "
-                   f"observed spread would need (power {verdicts.POWER:g}).")
+        parts = [
+            f"{r.a} (about {_need(r.seeds_needed)} seeds)" if not r.censored else f"{r.a} (censored runs)"
+            for r in undecided.itertuples()
+        ]
+        out.append(
+            f"Undecided against {result.best}: {', '.join(parts)} — the seeds a paired t-test at the "
+            f"observed spread would need (power {verdicts.POWER:g})."
+        )
     tests = result.rows.drop_duplicates("test")
     out += [f"Deciding test: {r.why}." for r in tests.itertuples()]
     return out
@@ -218,12 +260,20 @@ def write(results: list[WorkloadVerdicts], folder: str | Path, as_json: bool = F
 def pairs_table(result: WorkloadVerdicts) -> pd.DataFrame:
     """Every pair (`--all-pairs`): a vs b with the difference, the deciding test, Holm p and the verdict."""
     frame = result.pairs
-    return pd.DataFrame({
-        "a": frame["a"], "b": frame["b"], "seeds": frame["n"],
-        "difference a - b [95 % CI]": [f"{r.mean_diff:+.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
-                                       for r in frame.itertuples()],
-        "test": frame["test"].map(verdicts.test_name), "Holm p": frame["p_adjusted"].map("{:.2g}".format),
-        "verdict (a vs b)": frame["verdict"], "seeds needed": frame["seeds_needed"].map(_need)})
+    return pd.DataFrame(
+        {
+            "a": frame["a"],
+            "b": frame["b"],
+            "seeds": frame["n"],
+            "difference a - b [95 % CI]": [
+                f"{r.mean_diff:+.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" for r in frame.itertuples()
+            ],
+            "test": frame["test"].map(verdicts.test_name),
+            "Holm p": frame["p_adjusted"].map("{:.2g}".format),
+            "verdict (a vs b)": frame["verdict"],
+            "seeds needed": frame["seeds_needed"].map(_need),
+        }
+    )
 
 
 def collect(store, experiments, all_pairs: bool = False) -> list[WorkloadVerdicts]:

@@ -26,9 +26,11 @@ def unequal_work(runs: pd.DataFrame, by: str = "label") -> str:
     if len(work) < 2 or work.max() / work.min() < UNEQUAL:
         return ""
     listed = ", ".join(f"{name} {amount(value)}" for name, value in work.sort_values(ascending=False).items())
-    return (f"These final values come from unequal work: {listed} gradient-equivalents (mean over seeds), a "
-            f"{work.max() / work.min():,.0f}-fold range; the ranking compares each at the end of its own budget, "
-            f"not at equal work (the curves against gradient-equivalents do).")
+    return (
+        f"These final values come from unequal work: {listed} gradient-equivalents (mean over seeds), a "
+        f"{work.max() / work.min():,.0f}-fold range; the ranking compares each at the end of its own budget, "
+        f"not at equal work (the curves against gradient-equivalents do)."
+    )
 
 
 def budget_exceeded(runs: pd.DataFrame, by: str = "label") -> str:
@@ -39,7 +41,11 @@ def budget_exceeded(runs: pd.DataFrame, by: str = "label") -> str:
     over = runs[(runs["final_epoch"] > runs["epochs"] * (1 + 1e-6)) & runs["epochs"].notna()]
     if over.empty:
         return ""
-    parts = [f"{name} up to {group['final_epoch'].max():.3g} epochs ({len(group)} of "
-             f"{int((runs[by] == name).sum())} runs)" for name, group in over.groupby(by)]
-    return (f"Past the budget of {amount(float(over['epochs'].max()))} epochs: {', '.join(parts)}; their last step "
-            f"ended beyond it, and their final values include that extra work.")
+    parts = [
+        f"{name} up to {group['final_epoch'].max():.3g} epochs ({len(group)} of {int((runs[by] == name).sum())} runs)"
+        for name, group in over.groupby(by)
+    ]
+    return (
+        f"Past the budget of {amount(float(over['epochs'].max()))} epochs: {', '.join(parts)}; their last step "
+        f"ended beyond it, and their final values include that extra work."
+    )

@@ -32,8 +32,10 @@ def gather(store: Store, experiments, include_tuning: bool = False) -> tuple[pd.
     runs["label"] = ""
     for _, group in runs.groupby("workload", sort=False):
         labels = series_labels(group)
-        runs.loc[group.index, "label"] = [f"{label} ({series})" if isinstance(series, str) and series else label
-                                          for label, series in zip(labels, group["series"])]
+        runs.loc[group.index, "label"] = [
+            f"{label} ({series})" if isinstance(series, str) and series else label
+            for label, series in zip(labels, group["series"])
+        ]
     return runs, missing
 
 
@@ -68,9 +70,11 @@ def describe(runs: pd.DataFrame) -> str:
         parts.append(f"hidden {hidden} {activation or ''}".strip())
     if cost is not None:
         parts.append(str(cost).replace("_", "-"))
-    budget = [f"{_num(_one(runs, k))} {name}" for k, name in (("epochs", "epochs"), ("steps", "steps"),
-                                                             ("evaluations", "evaluations"), ("seconds", "s"))
-              if _one(runs, k) is not None]
+    budget = [
+        f"{_num(_one(runs, k))} {name}"
+        for k, name in (("epochs", "epochs"), ("steps", "steps"), ("evaluations", "evaluations"), ("seconds", "s"))
+        if _one(runs, k) is not None
+    ]
     if budget:
         parts.append("budget " + " or ".join(budget))
     target = _one(runs, "target")
@@ -130,7 +134,12 @@ def selection_table(runs: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataF
         selected = {axis: first.get(axis) for axis in axes}
         flags = edge_flags(trials, first.get("group", ""), trial, selected)
         n_trials = first.get("trials")
-        rows.append({"label": label, "selected": trial or "-",
-                     "trials": int(n_trials) if pd.notna(n_trials) else (1 if trial == "(as given)" else np.nan),
-                     "edge": "; ".join(f.text() for f in flags)})
+        rows.append(
+            {
+                "label": label,
+                "selected": trial or "-",
+                "trials": int(n_trials) if pd.notna(n_trials) else (1 if trial == "(as given)" else np.nan),
+                "edge": "; ".join(f.text() for f in flags),
+            }
+        )
     return pd.DataFrame(rows, columns=["label", "selected", "trials", "edge"]).set_index("label")

@@ -24,6 +24,7 @@ class Option:
     """A strategy-specific knob, declared once: its type, default, one-line meaning (shown by
     `optlab strategies`), allowed `choices`, and bounds. Floats must be finite unless `finite=False`.
     `check` is the only place an option value is validated."""
+
     type: type
     default: object
     help: str
@@ -45,18 +46,27 @@ class Option:
             raise ConfigError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.type is float and self.finite and not math.isfinite(value):
             raise ConfigError(f"{where} must be finite, got {value!r}")
-        inside = ((self.greater_than is None or value > self.greater_than)
-                  and (self.at_least is None or value >= self.at_least)
-                  and (self.less_than is None or value < self.less_than)
-                  and (self.at_most is None or value <= self.at_most))
+        inside = (
+            (self.greater_than is None or value > self.greater_than)
+            and (self.at_least is None or value >= self.at_least)
+            and (self.less_than is None or value < self.less_than)
+            and (self.at_most is None or value <= self.at_most)
+        )
         if not inside:
             raise ConfigError(f"{where} must be {self.describe_bounds()}, got {value!r}")
         return value
 
     def describe_bounds(self) -> str:
-        parts = [f"{sign} {bound:g}" for sign, bound in ((">", self.greater_than), (">=", self.at_least),
-                                                         ("<", self.less_than), ("<=", self.at_most))
-                 if bound is not None]
+        parts = [
+            f"{sign} {bound:g}"
+            for sign, bound in (
+                (">", self.greater_than),
+                (">=", self.at_least),
+                ("<", self.less_than),
+                ("<=", self.at_most),
+            )
+            if bound is not None
+        ]
         return " and ".join(parts)
 
     def describe(self) -> str:
@@ -74,21 +84,22 @@ KNOBS = ("momentum", "weight_decay")
 @dataclass(frozen=True)
 class Plan:
     """What the engine worked out before the run: batch size, steps per epoch, planned steps."""
-    batch_size: int | None       # None when the strategy uses the whole training set per step
+
+    batch_size: int | None  # None when the strategy uses the whole training set per step
     steps_per_epoch: float
-    max_steps: int | None        # None when only a wall-clock budget bounds the run
+    max_steps: int | None  # None when only a wall-clock budget bounds the run
 
 
 class Strategy:
     name: ClassVar[str]
     description: ClassVar[str]
-    family: ClassVar[str]                      # "first-order", "second-order", "zeroth-order"
+    family: ClassVar[str]  # "first-order", "second-order", "zeroth-order"
     default_lr: ClassVar[float | None] = None
-    default_batch_size: ClassVar[int | None] = 32   # None = full batch
+    default_batch_size: ClassVar[int | None] = 32  # None = full batch
     default_momentum: ClassVar[float | None] = None
     default_weight_decay: ClassVar[float | None] = None
     options: ClassVar[dict[str, Option]] = {}
-    uses: ClassVar[frozenset[str]] = frozenset()    # which of KNOBS it applies; any other given is refused
+    uses: ClassVar[frozenset[str]] = frozenset()  # which of KNOBS it applies; any other given is refused
 
     def __init__(self, problem: Problem, params: torch.Tensor, config: RunConfig, plan: Plan):
         self.problem, self.config, self.plan = problem, config, plan
@@ -116,8 +127,10 @@ class Strategy:
             value = getattr(config, knob)
             if value is not None and knob not in cls.knobs():
                 users = ", ".join(sorted(_users(knob))) or "none"
-                raise ConfigError(f"{config.strategy} does not use {knob} (got {value!r}); it is refused rather than "
-                                  f"recorded as if it applied (strategies using {knob}: {users})")
+                raise ConfigError(
+                    f"{config.strategy} does not use {knob} (got {value!r}); it is refused rather than "
+                    f"recorded as if it applied (strategies using {knob}: {users})"
+                )
         cls.check(config, problem)
 
     @classmethod
@@ -130,7 +143,9 @@ class Strategy:
         resolved = {}
         for key, option in cls.options.items():
             value = config.options.get(key, option.default)
-            resolved[key] = value if value is None and option.default is None else option.check(key, value, config.strategy)
+            resolved[key] = (
+                value if value is None and option.default is None else option.check(key, value, config.strategy)
+            )
         return resolved
 
     @classmethod
@@ -142,8 +157,9 @@ class Strategy:
         if size is None:
             return None
         if size > problem.n_train:
-            raise ConfigError(f"batch_size {size} is larger than the training set "
-                              f"({problem.n_train} samples of {problem.name})")
+            raise ConfigError(
+                f"batch_size {size} is larger than the training set ({problem.n_train} samples of {problem.name})"
+            )
         return None if size == problem.n_train else size
 
     @classmethod
@@ -190,14 +206,19 @@ class Strategy:
     def resolve_config(cls, config: RunConfig, plan: Plan, problem: Problem) -> RunConfig:
         """The config with the strategy's defaults filled in: what a tracked run records."""
         pick = lambda given, default: given if given is not None else default
-        batch = plan.batch_size if plan.batch_size is not None else (
-            problem.n_train if getattr(problem, "has_accuracy", False) else None)
+        batch = (
+            plan.batch_size
+            if plan.batch_size is not None
+            else (problem.n_train if getattr(problem, "has_accuracy", False) else None)
+        )
         used = cls.knobs()
         return config.with_updates(
             lr=pick(config.lr, cls.default_lr),
             momentum=pick(config.momentum, cls.default_momentum) if "momentum" in used else None,
             weight_decay=pick(config.weight_decay, cls.default_weight_decay) if "weight_decay" in used else None,
-            batch_size=batch, options=cls.resolve_options(config))
+            batch_size=batch,
+            options=cls.resolve_options(config),
+        )
 
     @classmethod
     def summary(cls) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
+from collections.abc import Callable
 
 from optlab import references
 from optlab.errors import ConfigError
@@ -64,8 +64,9 @@ def resolve(name: str) -> type:
         return _REFERENCES[0](name)
     hint = f"; or {', '.join(p + ':NAME' for p in _PREFIXES)}" if _PREFIXES else ""
     hint += "; or path/to/file.py:Class or package.module:Class (a torch.optim.Optimizer)" if _REFERENCES else ""
-    raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(sorted(_STRATEGIES))}{hint} "
-                      f"(see `optlab strategies`)")
+    raise ConfigError(
+        f"unknown strategy {name!r}; choose from {', '.join(sorted(_STRATEGIES))}{hint} (see `optlab strategies`)"
+    )
 
 
 def available() -> list[type]:

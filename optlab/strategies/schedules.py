@@ -18,13 +18,14 @@ from optlab.errors import ConfigError
 @dataclass(frozen=True)
 class Schedule:
     """The learning rate of one run at each optimizer step (0 = the first step)."""
+
     base: float
     kind: str
-    gamma: float = 1.0         # step: factor per period; exponential: factor per step
-    period: int = 1            # step: steps between decays; cosine: T_max
+    gamma: float = 1.0  # step: factor per period; exponential: factor per step
+    period: int = 1  # step: steps between decays; cosine: T_max
 
     @classmethod
-    def of(cls, config: RunConfig, lr: float, steps_per_epoch: float, max_steps: int | None) -> "Schedule":
+    def of(cls, config: RunConfig, lr: float, steps_per_epoch: float, max_steps: int | None) -> Schedule:
         per_epoch = max(steps_per_epoch, 1e-9)
         if config.schedule == "constant":
             return cls(lr, "constant")
@@ -46,7 +47,7 @@ class Schedule:
         if self.kind == "step":
             return self.base * self.gamma ** (step // self.period)
         if self.kind == "exponential":
-            return self.base * self.gamma ** step
+            return self.base * self.gamma**step
         if self.kind == "cosine":
             return self.base * (1 + math.cos(math.pi * step / self.period)) / 2
         return self.base

@@ -29,7 +29,9 @@ def _show(value) -> str:
 def _set(values) -> str:
     """{a, b, ...} sorted when the values are numbers; None (the strategy's default) shown as 'default'."""
     numbers = all(isinstance(v, (int, float)) for v in values if v is not None)
-    ordered = sorted((v for v in values if v is not None), key=float) if numbers else [v for v in values if v is not None]
+    ordered = (
+        sorted((v for v in values if v is not None), key=float) if numbers else [v for v in values if v is not None]
+    )
     return "{" + ", ".join([_show(v) for v in ordered] + (["default"] if None in values else [])) + "}"
 
 
@@ -47,8 +49,11 @@ def parent_description(spec) -> str:
     if not points:
         return "\n".join(lines).strip()
     strategies = list(dict.fromkeys(references.display(p.config.strategy) for p in points))
-    lines.append(f"**Compares** {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'}: "
-                 + ", ".join(f"`{s}`" for s in strategies) + ".")
+    lines.append(
+        f"**Compares** {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'}: "
+        + ", ".join(f"`{s}`" for s in strategies)
+        + "."
+    )
     keys = [k for k in vars(points[0].config) if k not in IGNORED]
     varying = {k: _values(points, k) for k in keys if len(_values(points, k)) > 1}
     tuned = {part.split("=", 1)[0] for p in points if p.trial for part in p.trial.split()}
@@ -56,10 +61,16 @@ def parent_description(spec) -> str:
     if grid:
         lines.append("**Varies**: " + "; ".join(f"{k} ∈ {_set(values)}" for k, values in grid.items()) + ".")
     if tuned & set(varying):
-        lines.append("**Tuned**: " + "; ".join(f"{k} ∈ {_set(varying[k])}" for k in sorted(tuned & set(varying)))
-                     + " (per strategy where its grid differs).")
-    fixed = [f"{k} {_show(_values(points, k)[0])}" for k in FIXED_KEYS
-             if k not in varying and _values(points, k)[0] not in (None, 0.0, "none", False)]
+        lines.append(
+            "**Tuned**: "
+            + "; ".join(f"{k} ∈ {_set(varying[k])}" for k in sorted(tuned & set(varying)))
+            + " (per strategy where its grid differs)."
+        )
+    fixed = [
+        f"{k} {_show(_values(points, k)[0])}"
+        for k in FIXED_KEYS
+        if k not in varying and _values(points, k)[0] not in (None, 0.0, "none", False)
+    ]
     if fixed:
         lines.append("**Fixed**: " + ", ".join(fixed) + ".")
     seeds = sorted({p.config.seed for p in points})
@@ -69,21 +80,29 @@ def parent_description(spec) -> str:
         roles[p.role] += 1
     lines.append("**Runs**: " + ", ".join(f"{n} {ROLE_TEXT.get(r, r)}" for r, n in roles.items()) + ".")
     if spec.objective:
-        lines.append(f"**Selection**: each tuning group's trials are scored by `{spec.objective}` (mean over "
-                     "seeds); the best is tagged `optlab.selected=true`.")
+        lines.append(
+            f"**Selection**: each tuning group's trials are scored by `{spec.objective}` (mean over "
+            "seeds); the best is tagged `optlab.selected=true`."
+        )
     series = sorted({p.series for p in points if p.series})
     if series:
-        lines.append("**Series**: " + ", ".join(f"`{s}`" for s in series)
-                     + " (extra runs over the same grid with fixed values, tagged `optlab.series`).")
-    lines += ["", "**How to read it**: each child run is one point; its name says what differs from the "
-              "others. Each compared configuration with several seeds also has a seed-group run (its seeds are "
-              "its children) holding the mean and 95 % bootstrap interval of the final metrics and the mean "
-              f"curves. In this experiment's *Views* menu, *{DEFAULT_VIEW_NAME}* lists the reported runs of every "
-              "workload with their workload, strategy and final metrics; "
-              f"*{WORKLOAD_VIEW_NAME.format(workload='<workload>')}* shows one workload's runs grouped by "
-              "configuration (each chart draws one line per strategy, the mean over seeds with its min-max band), "
-              f"*{GROUPS_VIEW_NAME.format(workload='<workload>')}* its seed groups with the mean and 95 % interval "
-              "of the final accuracies; the charts draw the learning curves against gradient-equivalents and wall "
-              "time, one colour per strategy. "
-              "`optlab report` draws the same runs with bands over seeds."]
+        lines.append(
+            "**Series**: "
+            + ", ".join(f"`{s}`" for s in series)
+            + " (extra runs over the same grid with fixed values, tagged `optlab.series`)."
+        )
+    lines += [
+        "",
+        "**How to read it**: each child run is one point; its name says what differs from the "
+        "others. Each compared configuration with several seeds also has a seed-group run (its seeds are "
+        "its children) holding the mean and 95 % bootstrap interval of the final metrics and the mean "
+        f"curves. In this experiment's *Views* menu, *{DEFAULT_VIEW_NAME}* lists the reported runs of every "
+        "workload with their workload, strategy and final metrics; "
+        f"*{WORKLOAD_VIEW_NAME.format(workload='<workload>')}* shows one workload's runs grouped by "
+        "configuration (each chart draws one line per strategy, the mean over seeds with its min-max band), "
+        f"*{GROUPS_VIEW_NAME.format(workload='<workload>')}* its seed groups with the mean and 95 % interval "
+        "of the final accuracies; the charts draw the learning curves against gradient-equivalents and wall "
+        "time, one colour per strategy. "
+        "`optlab report` draws the same runs with bands over seeds.",
+    ]
     return "\n".join(lines)

@@ -37,12 +37,12 @@ def training_seconds(runs, owner: str, since_ms: int = 0) -> tuple[float, int]:
 @dataclass
 class Efficiency:
     workers: int
-    wall: float                                                   # the sweep's seconds
-    training: float = 0.0                                         # Σ recorded training seconds
-    runs: int = 0                                                 # runs whose training time is counted
-    worker: dict[str, float] = field(default_factory=dict)       # category -> seconds timed in workers
-    sweep: dict[str, float] = field(default_factory=dict)        # category -> seconds timed in the sweep process
-    calls: dict[str, int] = field(default_factory=dict)          # category -> timed blocks
+    wall: float  # the sweep's seconds
+    training: float = 0.0  # Σ recorded training seconds
+    runs: int = 0  # runs whose training time is counted
+    worker: dict[str, float] = field(default_factory=dict)  # category -> seconds timed in workers
+    sweep: dict[str, float] = field(default_factory=dict)  # category -> seconds timed in the sweep process
+    calls: dict[str, int] = field(default_factory=dict)  # category -> timed blocks
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # "sweep process", "worker (max)"
 
     def add(self, timings: dict[str, tuple[float, int]], in_workers: bool) -> None:
@@ -71,18 +71,27 @@ class Efficiency:
         return [("training", self.training), *parts, (IDLE, idle)]
 
     def text(self) -> str:
-        head = (f"efficiency {100 * self.ratio:.0f} %: {self.training:.1f} s of recorded training ({self.runs} runs) "
-                f"in {self.wall:.1f} s x {self.workers} worker slot{'s' if self.workers != 1 else ''}")
-        rest = [f"{what} {100 * seconds / self.capacity:.1f} %" for what, seconds in self.breakdown()[1:]
-                if self.capacity > 0 and abs(seconds) >= 0.0005 * self.capacity]
+        head = (
+            f"efficiency {100 * self.ratio:.0f} %: {self.training:.1f} s of recorded training ({self.runs} runs) "
+            f"in {self.wall:.1f} s x {self.workers} worker slot{'s' if self.workers != 1 else ''}"
+        )
+        rest = [
+            f"{what} {100 * seconds / self.capacity:.1f} %"
+            for what, seconds in self.breakdown()[1:]
+            if self.capacity > 0 and abs(seconds) >= 0.0005 * self.capacity
+        ]
         memory = ", ".join(f"{k} {v:.0f} MB" for k, v in self.peak_rss_mb.items())
-        return (head + "\n  the rest: " + ("; ".join(rest) or "nothing") + (f"\n  peak memory: {memory}" if memory
-                                                                               else ""))
+        return (
+            head + "\n  the rest: " + ("; ".join(rest) or "nothing") + (f"\n  peak memory: {memory}" if memory else "")
+        )
 
     def summary(self) -> dict[str, str]:
         """What the parent run keeps (`optlab.summary.<key>` tags)."""
-        out = {"efficiency": f"{self.ratio:.4f}", "training_seconds": f"{self.training:.2f}",
-               "capacity_seconds": f"{self.capacity:.2f}"}
+        out = {
+            "efficiency": f"{self.ratio:.4f}",
+            "training_seconds": f"{self.training:.2f}",
+            "capacity_seconds": f"{self.capacity:.2f}",
+        }
         for what, seconds in self.breakdown()[1:]:
             out[f"slot_seconds.{what.replace(' ', '_')}"] = f"{seconds:.2f}"
         for what, mb in self.peak_rss_mb.items():

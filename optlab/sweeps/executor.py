@@ -39,12 +39,11 @@ from optlab.sweeps import naming, resume, seed_groups
 from optlab.sweeps.efficiency import Efficiency, training_seconds
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
-from optlab.tracking import accounting
+from optlab.tracking import accounting, ui
 from optlab.tracking.accounting import timed
-from optlab.tracking import ui
 from optlab.tracking.failures import describe, is_storage_failure
 
-if TYPE_CHECKING:   # selection needs scipy: imported where used, never by a worker
+if TYPE_CHECKING:  # selection needs scipy: imported where used, never by a worker
     from optlab.sweeps import tuning
 
 BACKENDS = ("local", "ray")
@@ -55,20 +54,21 @@ MAX_WORKERS = 10_000  # Ray tasks in flight at once
 @dataclass(frozen=True)
 class Task:
     """What a worker needs for one chunk: configs with their tags, and where to record them."""
-    points: tuple[tuple[object, dict], ...]   # (RunConfig, tags)
+
+    points: tuple[tuple[object, dict], ...]  # (RunConfig, tags)
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
     batched: bool
     threads: int
-    attempt: int = 0                          # 1 when re-queued after its first worker died
-    created_at: float = 0.0                   # wall clock: when the sweep process handed it out
+    attempt: int = 0  # 1 when re-queued after its first worker died
+    created_at: float = 0.0  # wall clock: when the sweep process handed it out
 
 
 @dataclass(frozen=True)
 class Outcome:
     point_hash: str
-    status: str             # FINISHED | FAILED | KILLED | ERROR (no run recorded)
+    status: str  # FINISHED | FAILED | KILLED | ERROR (no run recorded)
     reason: str | None = None
 
 
@@ -81,13 +81,13 @@ class SweepReport:
     selections: dict[str, tuning.Selection]
     table: str
     seconds: float
-    failures: list[tuple[str, str]] = field(default_factory=list)   # (point label, reason)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (point label, reason)
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # points without an outcome: (label, why)
-    reruns: list[Point] = field(default_factory=list)                # the selected configurations' reruns
-    phase_seconds: dict[str, float] = field(default_factory=dict)    # tuning / reruns / points
+    reruns: list[Point] = field(default_factory=list)  # the selected configurations' reruns
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # tuning / reruns / points
     objective: str | None = None
-    load: tuple[str, str] = ("", "")                                 # load averages at start and end
-    efficiency: Efficiency | None = None                             # training time over wall time x workers
+    load: tuple[str, str] = ("", "")  # load averages at start and end
+    efficiency: Efficiency | None = None  # training time over wall time x workers
 
     @property
     def edge_flags(self) -> list[tuple[str, str]]:
@@ -98,6 +98,7 @@ class SweepReport:
 @dataclass(frozen=True)
 class TaskResult:
     """What a worker sends back for a chunk: its outcomes and where its time went (tracking/accounting.py)."""
+
     outcomes: list[Outcome]
     timings: dict[str, tuple[float, int]]
     pid: int
@@ -114,7 +115,8 @@ def run_task_timed(task: Task) -> TaskResult:
 
     from optlab.engine import run_many  # noqa: F401
     from optlab.tracking.point_recorder import PointRecorder  # noqa: F401
-    if spawned is None:   # in this process, or a Ray worker: the first chunk's imports
+
+    if spawned is None:  # in this process, or a Ray worker: the first chunk's imports
         accounting.add("worker start-up", time.perf_counter() - started)
     else:
         accounting.add("worker start-up", max(0.0, time.time() - max(spawned, task.created_at)))
@@ -149,8 +151,11 @@ def run_task(task: Task) -> list[Outcome]:
             why = f"storage: {describe(exc, task.tracking_uri)}"
             return [Outcome(t["optlab.point_hash"], "ERROR", why) for t in tags]
         chunk_error = f"{type(exc).__name__}: {exc}"
-        print(f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
-              file=sys.stderr, flush=True)
+        print(
+            f"optlab: a chunk of {len(configs)} points failed ({chunk_error}); retrying them one by one",
+            file=sys.stderr,
+            flush=True,
+        )
     done = _finished_hashes(task, tags)
     outcomes = []
     for config, tag in zip(configs, tags):
@@ -164,8 +169,9 @@ def run_task(task: Task) -> list[Outcome]:
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            outcomes.append(Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc} (the chunk failed first: "
-                                                         f"{chunk_error})"))
+            outcomes.append(
+                Outcome(point_hash, "ERROR", f"{type(exc).__name__}: {exc} (the chunk failed first: {chunk_error})")
+            )
     return outcomes
 
 
@@ -188,16 +194,26 @@ def _finished_hashes(task: Task, tags: list[dict]) -> set[str]:
     try:
         client = make_client(task.tracking_uri)
         sweep = tags[0]["optlab.sweep"]
-        return {r.data.tags.get("optlab.point_hash") for r in resume.children(client, task.experiment_id, sweep)
-                if r.info.status == "FINISHED"}
+        return {
+            r.data.tags.get("optlab.point_hash")
+            for r in resume.children(client, task.experiment_id, sweep)
+            if r.info.status == "FINISHED"
+        }
     except Exception:
         return set()
 
 
 # ---- the parent side ------------------------------------------------------------------------
-def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address: str | None = None,
-              batched: bool = True, progress: bool = True, tracking_uri: str | None = None,
-              wait: float = 0.0) -> SweepReport:
+def run_sweep(
+    spec: SweepSpec,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    batched: bool = True,
+    progress: bool = True,
+    tracking_uri: str | None = None,
+    wait: float = 0.0,
+) -> SweepReport:
     """Run every point of `spec` not yet FINISHED in the store. `wait`: seconds to wait for another
     process running the same sweep against the same store to end (default: refuse at once)."""
     if backend not in BACKENDS:
@@ -206,8 +222,10 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     local_cap = max(8, 4 * (os.cpu_count() or 1))
     if backend == "local" and workers > local_cap:
-        raise ConfigError(f"--workers {workers} is more than 4 local processes per CPU ({os.cpu_count()} CPUs, cap "
-                          f"{local_cap}): they would only thrash; use --backend ray for a cluster")
+        raise ConfigError(
+            f"--workers {workers} is more than 4 local processes per CPU ({os.cpu_count()} CPUs, cap "
+            f"{local_cap}): they would only thrash; use --backend ray for a cluster"
+        )
     if workers > MAX_WORKERS:
         raise ConfigError(f"--workers {workers} is above {MAX_WORKERS}")
     if address is not None and backend != "ray":
@@ -218,8 +236,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, backend: str = "local", address
     accounting.take()  # this sweep's timers start at zero
     pool = start_pool(workers) if backend == "local" and workers > 1 else None
     try:
-        return _open_and_execute(spec, workers, backend, address, batched, progress, tracking_uri, wait, started,
-                                 pool)
+        return _open_and_execute(spec, workers, backend, address, batched, progress, tracking_uri, wait, started, pool)
     finally:
         if pool is not None:
             pool.close()
@@ -239,11 +256,13 @@ def _open_and_execute(spec, workers, backend, address, batched, progress, tracki
     import _thread
 
     from optlab.tracking.preflight import check_artifacts_writable
-    from optlab.tracking.store import client as make_client, ensure_experiment, tracking_uri as default_uri
+    from optlab.tracking.store import client as make_client
+    from optlab.tracking.store import ensure_experiment
+    from optlab.tracking.store import tracking_uri as default_uri
 
     with timed("sweep start"):
         uri = tracking_uri or default_uri()
-        client = make_client(uri)                       # creates the SQLite store here, in the parent
+        client = make_client(uri)  # creates the SQLite store here, in the parent
         experiment_id = ensure_experiment(client, spec.name, spec.description)
         check_artifacts_writable(client, experiment_id)
     in_process = backend == "ray" or workers == 1  # points train in (or are awaited by) this thread
@@ -258,44 +277,97 @@ def _open_and_execute(spec, workers, backend, address, batched, progress, tracki
         with timed("store reads"):
             state = resume.reconcile(client, experiment_id, spec.name)
         with timed("sweep start"):
-            parent_run_id, resumed = resume.open_parent(client, experiment_id, spec,
-                                                        {"workers": workers, "backend": backend})
+            parent_run_id, resumed = resume.open_parent(
+                client, experiment_id, spec, {"workers": workers, "backend": backend}
+            )
         try:
-            return _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease,
-                            workers, backend, address, batched, progress, started, training, pool)
+            return _execute(
+                spec,
+                client,
+                uri,
+                experiment_id,
+                parent_run_id,
+                resumed,
+                state,
+                lease,
+                workers,
+                backend,
+                address,
+                batched,
+                progress,
+                started,
+                training,
+                pool,
+            )
         except KeyboardInterrupt:
             if lease.lost:
                 raise StoreError(stopped(spec.name, lease.lost)) from None
             raise
 
 
-def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, lease, workers, backend,
-             address, batched, progress, started, training, pool=None) -> SweepReport:
+def _execute(
+    spec,
+    client,
+    uri,
+    experiment_id,
+    parent_run_id,
+    resumed,
+    state,
+    lease,
+    workers,
+    backend,
+    address,
+    batched,
+    progress,
+    started,
+    training,
+    pool=None,
+) -> SweepReport:
     owner = resume.owner_id()
     efficiency = Efficiency(workers, 0.0)
     since_ms = int((time.time() - (time.perf_counter() - started)) * 1000)
     if progress:
-        reruns = (f" + {sum(len(spec.rerun_seeds) for g in spec.groups.values() if g.tuned)} reruns of the "
-                  f"selected configurations" if spec.objective else "")
-        print(f"sweep {spec.name}: {len(spec.points)} points{reruns}, {len(state.finished)} already finished"
-              + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
-              + f" [{backend}, {workers} worker{'s' if workers > 1 else ''}] parent run {parent_run_id}",
-              file=sys.stderr)
+        reruns = (
+            f" + {sum(len(spec.rerun_seeds) for g in spec.groups.values() if g.tuned)} reruns of the "
+            f"selected configurations"
+            if spec.objective
+            else ""
+        )
+        print(
+            f"sweep {spec.name}: {len(spec.points)} points{reruns}, {len(state.finished)} already finished"
+            + (f", {state.killed} interrupted runs marked KILLED" if state.killed else "")
+            + f" [{backend}, {workers} worker{'s' if workers > 1 else ''}] parent run {parent_run_id}",
+            file=sys.stderr,
+        )
     from optlab.tracking import provenance
 
     load_start = provenance.load_average()
     threads = 1  # one torch thread per worker: on shared cores more threads ran 3-9x slower
-    context = _Context(uri, experiment_id, parent_run_id, owner, threads, backend, address, workers, progress,
-                       client, lease, pool, efficiency)
+    context = _Context(
+        uri,
+        experiment_id,
+        parent_run_id,
+        owner,
+        threads,
+        backend,
+        address,
+        workers,
+        progress,
+        client,
+        lease,
+        pool,
+        efficiency,
+    )
     status, outcomes, phases = "KILLED", [], {}
-    if workers > 1 or backend == "ray":   # this process mostly waits while its workers train
+    if workers > 1 or backend == "ray":  # this process mostly waits while its workers train
         threading.Thread(target=warm_imports, name="optlab-warm-imports", daemon=True).start()
     try:
         training.set()
         phase_started = time.perf_counter()
         first = [p for p in spec.points if p.role != "rerun"]
-        outcomes += run_phase(spec, first, set(state.finished), context, batched=batched, label="tuning"
-                              if spec.objective else "points")
+        outcomes += run_phase(
+            spec, first, set(state.finished), context, batched=batched, label="tuning" if spec.objective else "points"
+        )
         phases["tuning" if spec.objective else "points"] = time.perf_counter() - phase_started
         if spec.objective:
             phase_started = time.perf_counter()
@@ -303,8 +375,14 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
             alone = [p for p in reported if p.alone]
             outcomes += run_phase(spec, alone, set(state.finished), context, batched=False, label="reruns")
             if len(alone) < len(reported):  # the rerun seeds past `timed_alone`: batched where the engine can
-                outcomes += run_phase(spec, [p for p in reported if not p.alone], set(state.finished), context,
-                                      batched=batched, label="reruns (batched)")
+                outcomes += run_phase(
+                    spec,
+                    [p for p in reported if not p.alone],
+                    set(state.finished),
+                    context,
+                    batched=batched,
+                    label="reruns (batched)",
+                )
             phases["reruns"] = time.perf_counter() - phase_started
         training.clear()
         lease.check()
@@ -334,12 +412,22 @@ def _execute(spec, client, uri, experiment_id, parent_run_id, resumed, state, le
             reason = incomplete_reason(report.incomplete)
             final = "FAILED" if status == "FINISHED" else status
         # the timing's context: which machine, and how busy it was (1/5/15-minute load) at start and end
-        resume.finish_parent(client, parent_run_id, {**report.counts, "seconds": round(report.seconds, 1),
-                                                     **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
-                                                     "workers": workers, "machine": provenance.machine(),
-                                                     "load_start": report.load[0], "load_end": report.load[1],
-                                                     **report.efficiency.summary()},
-                             final, reason)
+        resume.finish_parent(
+            client,
+            parent_run_id,
+            {
+                **report.counts,
+                "seconds": round(report.seconds, 1),
+                **{f"{k}_seconds": round(v, 1) for k, v in phases.items()},
+                "workers": workers,
+                "machine": provenance.machine(),
+                "load_start": report.load[0],
+                "load_end": report.load[1],
+                **report.efficiency.summary(),
+            },
+            final,
+            reason,
+        )
     return report
 
 
@@ -366,15 +454,20 @@ def measured(efficiency: Efficiency, seconds: float, runs, owner: str, since_ms:
 
 
 def stopped(name: str, why: str) -> str:
-    then = ("rerun it when the store is back" if why.startswith("lost the tracking store")
-            else "check which process runs it now")
+    then = (
+        "rerun it when the store is back"
+        if why.startswith("lost the tracking store")
+        else "check which process runs it now"
+    )
     return f"sweep {name!r} stopped: {why}; {then} (finished points are kept)"
 
 
 def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:
     parts = [f"{label} ({why})" for label, why in incomplete[:shown]]
     more = f"; and {len(incomplete) - shown} more" if len(incomplete) > shown else ""
-    return f"{len(incomplete)} point{'s' if len(incomplete) != 1 else ''} without an outcome: " + "; ".join(parts) + more
+    return (
+        f"{len(incomplete)} point{'s' if len(incomplete) != 1 else ''} without an outcome: " + "; ".join(parts) + more
+    )
 
 
 def close_stale_runs(client, experiment_id: str, sweep: str, owner: str, runs: list | None = None) -> int:
@@ -389,8 +482,10 @@ def close_stale_runs(client, experiment_id: str, sweep: str, owner: str, runs: l
             worker = run.data.tags.get(resume.WORKER_TAG)
             if resume.owner_alive(worker):
                 continue  # still writing: it ends its run itself
-            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"),
-                                                    RunTag("optlab.failure_reason", "interrupted")])
+            client.log_batch(
+                run.info.run_id,
+                tags=[RunTag("optlab.status", "KILLED"), RunTag("optlab.failure_reason", "interrupted")],
+            )
             client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
     return closed
@@ -404,8 +499,10 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
     except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
         if is_storage_failure(exc):
             raise  # the store is gone: the sweep stops with one line, not a warning and then an error
-        print(f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(
+            f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return
     if progress and groups:
         print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
@@ -414,13 +511,15 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
     except Exception as exc:  # noqa: BLE001 - the UI's views must never cost the recorded runs
         if is_storage_failure(exc):
             raise
-        print(f"optlab: warning: the UI views of sweep {sweep!r} not saved: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(
+            f"optlab: warning: the UI views of sweep {sweep!r} not saved: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
 
 
 @dataclass(frozen=True)
 class _Context:
     """Where and how a phase runs its points."""
+
     uri: str
     experiment_id: str
     parent_run_id: str
@@ -430,27 +529,44 @@ class _Context:
     address: str | None
     workers: int
     progress: bool
-    client: object          # the parent's store client (a dead worker's runs are recorded through it)
-    lease: Lease            # the sweep's lease: a pool stops when it is lost
-    pool: object = None     # the sweep's WorkerPool (local, --workers > 1): one for every phase
-    efficiency: Efficiency | None = None   # where the workers' timers are added up
+    client: object  # the parent's store client (a dead worker's runs are recorded through it)
+    lease: Lease  # the sweep's lease: a pool stops when it is lost
+    pool: object = None  # the sweep's WorkerPool (local, --workers > 1): one for every phase
+    efficiency: Efficiency | None = None  # where the workers' timers are added up
 
 
-def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool,
-              label: str) -> list[Outcome]:
+def run_phase(
+    spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool, label: str
+) -> list[Outcome]:
     """Run the points of one phase that are not finished yet; `batched` lets the engine train
     compatible points together (tuning), or not (reported runs, timed alone)."""
     pending = [p for p in points if p.point_hash not in finished]
     if context.progress and points:
-        print(f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
-              f"{len(pending)} to run" + ("" if batched else " (each trained alone)"), file=sys.stderr)
+        print(
+            f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
+            f"{len(pending)} to run" + ("" if batched else " (each trained alone)"),
+            file=sys.stderr,
+        )
     with timed("planning"):
         names = naming.sweep_names(spec, points)
-        tasks = [Task(tuple((replace(p.config, run_name=names[p.point_hash]),
-                             {**p.tags(spec.name), resume.OWNER_TAG: context.owner}) for p in chunk),
-                      context.uri, context.experiment_id, context.parent_run_id, batched, context.threads,
-                      created_at=time.time())
-                 for chunk in chunk_points(pending, context.workers)]
+        tasks = [
+            Task(
+                tuple(
+                    (
+                        replace(p.config, run_name=names[p.point_hash]),
+                        {**p.tags(spec.name), resume.OWNER_TAG: context.owner},
+                    )
+                    for p in chunk
+                ),
+                context.uri,
+                context.experiment_id,
+                context.parent_run_id,
+                batched,
+                context.threads,
+                created_at=time.time(),
+            )
+            for chunk in chunk_points(pending, context.workers)
+        ]
     outcomes: list[Outcome] = []
     efficiency = context.efficiency if context.efficiency is not None else Efficiency(context.workers, 0.0)
     if context.backend == "ray":
@@ -458,8 +574,9 @@ def run_phase(spec: SweepSpec, points: list[Point], finished: set[str], context:
     elif context.workers == 1:
         _run_local(tasks, context.progress, outcomes)
     else:
-        _run_pool(tasks, context.workers, context.progress, outcomes, context.client, context.lease, context.pool,
-                  efficiency)
+        _run_pool(
+            tasks, context.workers, context.progress, outcomes, context.client, context.lease, context.pool, efficiency
+        )
     return outcomes
 
 
@@ -495,7 +612,7 @@ def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
         # label noise levels share a chunk: run_many splits what it cannot batch
         groups[(c.strategy, c.batch_size, shared_problem_key(c))].append(p)
     size = max(1, min(MAX_CHUNK, -(-len(points) // (2 * workers)) if workers > 1 else MAX_CHUNK))
-    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def _bar(total: int, progress: bool):
@@ -515,12 +632,21 @@ def _run_local(tasks: list[Task], progress: bool, outcomes: list[Outcome]) -> No
             bar.update(len(task.points))
 
 
-def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Outcome], client,
-              lease: Lease, pool=None, efficiency: Efficiency | None = None) -> None:
+def _run_pool(
+    tasks: list[Task],
+    workers: int,
+    progress: bool,
+    outcomes: list[Outcome],
+    client,
+    lease: Lease,
+    pool=None,
+    efficiency: Efficiency | None = None,
+) -> None:
     from optlab.sweeps.pool import WorkerPool
 
     efficiency = efficiency if efficiency is not None else Efficiency(workers, 0.0)
     with _bar(_total(tasks), progress) as bar:
+
         def on_result(task: Task, value: TaskResult) -> None:
             outcomes.extend(add_result(efficiency, value))
             bar.update(len(task.points))
@@ -534,9 +660,11 @@ def _run_pool(tasks: list[Task], workers: int, progress: bool, outcomes: list[Ou
             outcomes.extend(lost)
             bar.update(len(task.points) - (len(retry[0].points) if retry else 0))
             if progress:
-                print(f"\noptlab: {death.describe()}: {len(task.points) - (len(retry[0].points) if retry else 0)} "
-                      f"point(s) lost, {len(retry[0].points) if retry else 0} queued again; the sweep goes on",
-                      file=sys.stderr)
+                print(
+                    f"\noptlab: {death.describe()}: {len(task.points) - (len(retry[0].points) if retry else 0)} "
+                    f"point(s) lost, {len(retry[0].points) if retry else 0} queued again; the sweep goes on",
+                    file=sys.stderr,
+                )
             return retry
 
         if pool is None:
@@ -564,8 +692,9 @@ def account_dead_worker(client, task: Task, death) -> tuple[list[Task], list[Out
             continue
         started.add(point)
         if run.info.status == "RUNNING":
-            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "FAILED"),
-                                                    RunTag("optlab.failure_reason", why)])
+            client.log_batch(
+                run.info.run_id, tags=[RunTag("optlab.status", "FAILED"), RunTag("optlab.failure_reason", why)]
+            )
             client.set_terminated(run.info.run_id, "FAILED")
     unstarted = tuple((c, t) for c, t in task.points if t["optlab.point_hash"] not in started)
     if not unstarted:
@@ -592,28 +721,42 @@ def check_ray_address(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
     except OSError as exc:
-        raise OptlabError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} "
-                          f"(is `ray start --head --port {port}` running there?)") from None
+        raise OptlabError(
+            f"cannot reach the Ray head at {address}: {exc.strerror or exc} "
+            f"(is `ray start --head --port {port}` running there?)"
+        ) from None
 
 
-def _run_ray(tasks: list[Task], address: str | None, workers: int, progress: bool,
-             outcomes: list[Outcome], efficiency: Efficiency | None = None) -> None:
+def _run_ray(
+    tasks: list[Task],
+    address: str | None,
+    workers: int,
+    progress: bool,
+    outcomes: list[Outcome],
+    efficiency: Efficiency | None = None,
+) -> None:
     try:
         import ray
     except ImportError:
         raise OptlabError("the ray backend needs Ray: pip install 'optlab[ray]'") from None
     # workers on other machines see none of this process's environment: send what tracking and
     # optlab read (MLFLOW_TRACKING_URI, credentials and timeouts of an MLflow server, OPTLAB_*)
-    env = {k: v for k, v in os.environ.items()
-           if k == "PYTHONPATH" or k.startswith(("MLFLOW_", "OPTLAB_"))}
+    env = {k: v for k, v in os.environ.items() if k == "PYTHONPATH" or k.startswith(("MLFLOW_", "OPTLAB_"))}
     uri = tasks[0].tracking_uri if tasks else ""
     if address is not None and uri.startswith("sqlite:"):
-        print(f"optlab: warning: Ray tasks on other machines cannot reach {uri}; point MLFLOW_TRACKING_URI at "
-              f"a shared MLflow server (e.g. PostgreSQL-backed)", file=sys.stderr)
+        print(
+            f"optlab: warning: Ray tasks on other machines cannot reach {uri}; point MLFLOW_TRACKING_URI at "
+            f"a shared MLflow server (e.g. PostgreSQL-backed)",
+            file=sys.stderr,
+        )
     started_here = not ray.is_initialized()
     if started_here:
-        options = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": False,
-                   "configure_logging": False}
+        options = {
+            "runtime_env": {"env_vars": env},
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
         if address is None:
             options["num_cpus"] = workers  # a local instance: one task per worker
         try:
@@ -666,8 +809,9 @@ def run_ray_task(task: Task) -> TaskResult:
     skipped = [Outcome(t["optlab.point_hash"], "FINISHED") for _, t in task.points if t["optlab.point_hash"] in done]
     if not rest:
         return TaskResult(skipped, accounting.take(), accounting.process_id(), accounting.peak_rss_mb())
-    result = run_task_timed(Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id, task.batched,
-                                 task.threads))
+    result = run_task_timed(
+        Task(rest, task.tracking_uri, task.experiment_id, task.parent_run_id, task.batched, task.threads)
+    )
     return replace(result, outcomes=skipped + result.outcomes)
 
 
@@ -690,9 +834,13 @@ def _mark_lost(client, run, detail: str = "") -> None:
     from mlflow.entities import RunTag
 
     node = run.data.tags.get("optlab.node", "unknown")
-    client.log_batch(run.info.run_id, tags=[
-        RunTag("optlab.status", "KILLED"),
-        RunTag("optlab.failure_reason", f"interrupted: its Ray worker on node {node} was lost{detail}")])
+    client.log_batch(
+        run.info.run_id,
+        tags=[
+            RunTag("optlab.status", "KILLED"),
+            RunTag("optlab.failure_reason", f"interrupted: its Ray worker on node {node} was lost{detail}"),
+        ],
+    )
     client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
 
 
@@ -728,14 +876,20 @@ def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], d
         if outcome_missing(run) is not None:
             unfinished.add(point.group)
             continue
-        trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status,
-                                   dict(run.data.metrics)))
+        trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status, dict(run.data.metrics)))
     selections = tuning.select(trials, spec.objective, spec.groups) if spec.objective else {}
     return trials, {group: s for group, s in selections.items() if group not in unfinished}
 
 
-def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, resumed: bool,
-              finished_before: set[str], runs: list | None = None) -> SweepReport:
+def summarize(
+    client,
+    experiment_id: str,
+    spec: SweepSpec,
+    parent_run_id: str,
+    resumed: bool,
+    finished_before: set[str],
+    runs: list | None = None,
+) -> SweepReport:
     """Read the sweep back from the store: statuses per point, tuning selection, reruns, the table.
     Tags every trial selected true/false and every rerun of an earlier, different selection false."""
     from optlab.tracking.bulk_runs import set_tags
@@ -752,11 +906,19 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
         picked = {run_id for s in selections.values() for run_id in s.run_ids}
         runs_by_id = {run.info.run_id: run for run in latest.values()}
         changes = [(t.run_id, "optlab.selected", "true" if t.run_id in picked else "false") for t in trials]
-        changes += [(run.info.run_id, "optlab.selected", "false") for run in latest.values()
-                    if run.data.tags.get("optlab.role") == "rerun"
-                    and run.data.tags.get("optlab.point_hash") not in current]
-        set_tags(client, [(run_id, key, value) for run_id, key, value in changes
-                          if run_id not in runs_by_id or runs_by_id[run_id].data.tags.get(key) != value])
+        changes += [
+            (run.info.run_id, "optlab.selected", "false")
+            for run in latest.values()
+            if run.data.tags.get("optlab.role") == "rerun" and run.data.tags.get("optlab.point_hash") not in current
+        ]
+        set_tags(
+            client,
+            [
+                (run_id, key, value)
+                for run_id, key, value in changes
+                if run_id not in runs_by_id or runs_by_id[run_id].data.tags.get(key) != value
+            ],
+        )
     rows, failures, incomplete = defaultdict(lambda: defaultdict(int)), [], []
     for point in points:
         run = latest.get(point.point_hash)
@@ -764,7 +926,7 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
         why = outcome_missing(run)
         if why is not None:
             incomplete.append((point.point_hash, point.config.label(), why))
-        key = (f"series {point.series}" if point.series else point.group if point.group else "points")
+        key = f"series {point.series}" if point.series else point.group if point.group else "points"
         row = rows[key]
         row["points"] += 1
         if point.point_hash in finished_before:
@@ -786,13 +948,25 @@ def summarize(client, experiment_id: str, spec: SweepSpec, parent_run_id: str, r
             rows[name]["selected"] = "nothing (every trial failed)"
         elif not group.tuned and name in rows:
             rows[name]["selected"] = "(as given)"
-    counts = {k: sum(int(r.get(k, 0)) for r in rows.values())
-              for k in ("points", "finished", "failed", "skipped", "missing")}
+    counts = {
+        k: sum(int(r.get(k, 0)) for r in rows.values()) for k in ("points", "finished", "failed", "skipped", "missing")
+    }
     counts["selected"] = sum(len(s.run_ids) for s in selections.values())
     counts["reruns"] = len(reruns) + sum(p.role == "rerun" for p in spec.points)
     order = {name: i for i, name in enumerate(spec.groups)}
-    return SweepReport(spec.name, parent_run_id, resumed, counts, selections, _table(rows, counts, order), 0.0,
-                       failures, incomplete, reruns=reruns, objective=spec.objective)
+    return SweepReport(
+        spec.name,
+        parent_run_id,
+        resumed,
+        counts,
+        selections,
+        _table(rows, counts, order),
+        0.0,
+        failures,
+        incomplete,
+        reruns=reruns,
+        objective=spec.objective,
+    )
 
 
 def outcome_missing(run) -> str | None:
@@ -816,8 +990,13 @@ def _table(rows: dict, counts: dict, order: dict) -> str:
     columns = ["points", "finished", "failed", "skipped", "missing", "trials", "selected", "edge of grid"]
     # tuning groups first, in file order; untuned points and series after them
     keys = sorted(rows, key=lambda k: (k not in order, order.get(k, 0), k))
-    frame = pd.DataFrame([{c: rows[k].get("edge" if c == "edge of grid" else c, "" if c in columns[5:] else 0)
-                           for c in columns} for k in keys], index=keys)
+    frame = pd.DataFrame(
+        [
+            {c: rows[k].get("edge" if c == "edge of grid" else c, "" if c in columns[5:] else 0) for c in columns}
+            for k in keys
+        ],
+        index=keys,
+    )
     if not (frame["edge of grid"] != "").any():
         frame = frame.drop(columns=["edge of grid"])
     if not order:

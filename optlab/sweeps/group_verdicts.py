@@ -85,16 +85,24 @@ def tag(client, groups: dict[str, list]) -> None:
         else:
             best = verdicts.best_on(second[values.columns], larger_is_better=True)
         margin = declared_margin(next(iter(members.values())), metric.name)
-        rows = verdicts.comparisons(values, metric, best, margin=margin,
-                                    censored=censored.reindex_like(values).fillna(True) if stops else None)
+        rows = verdicts.comparisons(
+            values, metric, best, margin=margin, censored=censored.reindex_like(values).fillna(True) if stops else None
+        )
         names = {gid: client.get_run(gid).info.run_name or gid for gid in values.columns}
         for gid in values.columns:
             row = rows[rows["a"] == gid]
             verdict = "best" if gid == best else (row["verdict"].iloc[0] if len(row) else "undecided")
-            detail = ("best on validation" if gid == best else
-                      verdicts.verdict_text(row.iloc[0].replace({gid: names[gid], best: names[best]}), metric))
-            tags += [(gid, VERDICT_TAG, verdict), (gid, VS_TAG, names[best]), (gid, METRIC_TAG, metric.name),
-                     (gid, DETAIL_TAG, detail[:5000])]
+            detail = (
+                "best on validation"
+                if gid == best
+                else verdicts.verdict_text(row.iloc[0].replace({gid: names[gid], best: names[best]}), metric)
+            )
+            tags += [
+                (gid, VERDICT_TAG, verdict),
+                (gid, VS_TAG, names[best]),
+                (gid, METRIC_TAG, metric.name),
+                (gid, DETAIL_TAG, detail[:5000]),
+            ]
     set_tags(client, tags)
 
 

@@ -26,8 +26,8 @@ import time
 import uuid
 
 from optlab.errors import ConfigError, StoreError, SweepBusy
-from optlab.tracking.owners import owner_alive, owner_id
 from optlab.tracking.failures import describe
+from optlab.tracking.owners import owner_alive, owner_id
 
 PREFIX = "optlab.lease:"
 OWNER_TAG, HEARTBEAT_TAG = "optlab.lease.owner", "optlab.lease.heartbeat"
@@ -53,7 +53,7 @@ def lease_name(sweep: str) -> str:
     name = PREFIX + sweep
     if len(name) <= MAX_NAME:
         return name
-    return PREFIX + sweep[:MAX_NAME - len(PREFIX) - 18] + "~" + hashlib.sha256(sweep.encode()).hexdigest()[:16]
+    return PREFIX + sweep[: MAX_NAME - len(PREFIX) - 18] + "~" + hashlib.sha256(sweep.encode()).hexdigest()[:16]
 
 
 class Lease:
@@ -67,12 +67,12 @@ class Lease:
         self.ttl = max(seconds_setting(TTL_ENV, DEFAULT_TTL), 3 * self.heartbeat)
         self.on_lost = on_lost
         self.lease_id: str | None = None
-        self.lost: str | None = None         # why the lease or the store was lost, once it was
+        self.lost: str | None = None  # why the lease or the store was lost, once it was
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ---- acquiring ------------------------------------------------------------------------
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self.acquire()
         self._thread = threading.Thread(target=self._beat, name="optlab-lease-heartbeat", daemon=True)
         self._thread.start()
@@ -96,8 +96,10 @@ class Lease:
                 continue
             if time.monotonic() >= deadline:
                 waited = f" after waiting {self.wait:g} s" if self.wait else ""
-                raise SweepBusy(f"sweep {self.sweep!r} is already running against this store (held by {holder}, "
-                                f"alive {age:.0f} s ago){waited}; wait for it to end, or pass --wait SECONDS")
+                raise SweepBusy(
+                    f"sweep {self.sweep!r} is already running against this store (held by {holder}, "
+                    f"alive {age:.0f} s ago){waited}; wait for it to end, or pass --wait SECONDS"
+                )
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     def _create(self) -> bool:
@@ -106,14 +108,21 @@ class Lease:
         now = str(time.time())
         try:
             self.lease_id = self.client.create_experiment(
-                self.name, tags={OWNER_TAG: self.owner, HEARTBEAT_TAG: now, "optlab.lease.sweep": self.sweep,
-                                 "mlflow.note.content": f"lock of sweep {self.sweep!r} held by {self.owner}"})
+                self.name,
+                tags={
+                    OWNER_TAG: self.owner,
+                    HEARTBEAT_TAG: now,
+                    "optlab.lease.sweep": self.sweep,
+                    "mlflow.note.content": f"lock of sweep {self.sweep!r} held by {self.owner}",
+                },
+            )
             return True
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS" or "already exists" in str(exc):
                 return False
-            raise StoreError(f"cannot take the lock of sweep {self.sweep!r}: "
-                             f"{describe(exc, self.client.tracking_uri)}") from exc
+            raise StoreError(
+                f"cannot take the lock of sweep {self.sweep!r}: {describe(exc, self.client.tracking_uri)}"
+            ) from exc
 
     def _age(self, experiment) -> float:
         try:
@@ -137,7 +146,9 @@ class Lease:
             if experiment.lifecycle_stage != "active":
                 self.client.restore_experiment(experiment_id)
             if experiment.name.startswith(PREFIX):
-                self.client.rename_experiment(experiment_id, f"{self.name[:MAX_NAME - 30]}:released:{uuid.uuid4().hex[:12]}")
+                self.client.rename_experiment(
+                    experiment_id, f"{self.name[: MAX_NAME - 30]}:released:{uuid.uuid4().hex[:12]}"
+                )
             self.client.delete_experiment(experiment_id)
         except Exception:  # noqa: BLE001 - another process buried it first
             pass
@@ -148,8 +159,11 @@ class Lease:
         while not self._stop.wait(self.heartbeat):
             try:
                 experiment = self.client.get_experiment(self.lease_id)
-                if (experiment.name != self.name or experiment.lifecycle_stage != "active"
-                        or experiment.tags.get(OWNER_TAG) != self.owner):
+                if (
+                    experiment.name != self.name
+                    or experiment.lifecycle_stage != "active"
+                    or experiment.tags.get(OWNER_TAG) != self.owner
+                ):
                     self._lose(f"lost the lock of sweep {self.sweep!r}: another process took it over")
                     return
                 self.client.set_experiment_tag(self.lease_id, HEARTBEAT_TAG, str(time.time()))

@@ -58,8 +58,11 @@ def varying_keys(points) -> list[str]:
     groups: dict[tuple, list] = {}
     for p in points:
         groups.setdefault((p.config.strategy, workload_name(p)), []).append(p)
-    return [k for k in fields
-            if any(len({_key(getattr(p.config, k, None)) for p in group}) > 1 for group in groups.values())]
+    return [
+        k
+        for k in fields
+        if any(len({_key(getattr(p.config, k, None)) for p in group}) > 1 for group in groups.values())
+    ]
 
 
 def sweep_names(spec, extra=()) -> dict[str, str]:
@@ -85,8 +88,11 @@ def run_names(points, roles: set | None = None) -> dict[str, str]:
         tuned = _tuned(p)
         parts = [references.display(p.config.strategy)] + ([f"[{workload_name(p)}]"] if named_workloads else [])
         parts += [f"{SHORT.get(k, k)}={_show(getattr(p.config, k))}" for k in tuned if hasattr(p.config, k)]
-        parts += [f"{SHORT.get(k, k)}={_show(getattr(p.config, k))}" for k in varying
-                  if k not in tuned and getattr(p.config, k) not in (None, {}, "")]
+        parts += [
+            f"{SHORT.get(k, k)}={_show(getattr(p.config, k))}"
+            for k in varying
+            if k not in tuned and getattr(p.config, k) not in (None, {}, "")
+        ]
         if getattr(p, "series", None):
             # a series run may share its values with a tuned run (a fixed-lr series at a grid value)
             parts.append(f"[{p.series}]")

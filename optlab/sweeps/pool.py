@@ -34,6 +34,7 @@ PR_SET_PDEATHSIG = 1
 @dataclass
 class Death:
     """A worker that died while it held a task."""
+
     pid: int
     exitcode: int | None
     note: str | None = None
@@ -54,8 +55,12 @@ class _Worker:
     def __init__(self, ctx, target):
         self.conn, child_conn = ctx.Pipe(duplex=True)
         lifeline_read, self.lifeline = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=worker_main, args=(child_conn, lifeline_read, os.getpid(), target,
-                                                             time.time()), daemon=True, name="optlab-sweep-worker")
+        self.process = ctx.Process(
+            target=worker_main,
+            args=(child_conn, lifeline_read, os.getpid(), target, time.time()),
+            daemon=True,
+            name="optlab-sweep-worker",
+        )
         self.process.start()
         child_conn.close()
         lifeline_read.close()

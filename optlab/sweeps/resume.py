@@ -25,8 +25,7 @@ ORPHAN_WAIT = 15.0  # seconds a new start waits for a live worker of a dead swee
 def search_all(client, experiment_id: str, filter_string: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
-                                  page_token=token)
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -71,14 +70,17 @@ def search_tags(client, experiment_id: str, tags: dict[str, str]) -> list:
 
 def children(client, experiment_id: str, sweep: str) -> list:
     """The sweep's point runs (not its parent, not its seed-group runs)."""
-    return [r for r in search_tags(client, experiment_id, {"optlab.sweep": sweep})
-            if r.data.tags.get("optlab.role") not in ("parent", "group")]
+    return [
+        r
+        for r in search_tags(client, experiment_id, {"optlab.sweep": sweep})
+        if r.data.tags.get("optlab.role") not in ("parent", "group")
+    ]
 
 
 @dataclass
 class SweepState:
-    finished: dict[str, object]   # point_hash -> its FINISHED run
-    killed: int                   # stale RUNNING runs marked KILLED by this call
+    finished: dict[str, object]  # point_hash -> its FINISHED run
+    killed: int  # stale RUNNING runs marked KILLED by this call
 
 
 def reconcile(client, experiment_id: str, sweep: str) -> SweepState:
@@ -96,12 +98,18 @@ def reconcile(client, experiment_id: str, sweep: str) -> SweepState:
         elif status in ("RUNNING", "SCHEDULED"):
             owner = run.data.tags.get(OWNER_TAG)
             if owner_alive(owner):
-                raise OptlabError(f"sweep {sweep!r} is already running (run {run.info.run_id} owned by {owner}); "
-                                  f"wait for it or stop that process first")
+                raise OptlabError(
+                    f"sweep {sweep!r} is already running (run {run.info.run_id} owned by {owner}); "
+                    f"wait for it or stop that process first"
+                )
             wait_for_orphan(run.data.tags.get(WORKER_TAG), run.info.run_id)
-            client.log_batch(run.info.run_id, tags=[
-                RunTag("optlab.status", "KILLED"),
-                RunTag("optlab.failure_reason", f"interrupted: its sweep process ({owner or 'unknown'}) died")])
+            client.log_batch(
+                run.info.run_id,
+                tags=[
+                    RunTag("optlab.status", "KILLED"),
+                    RunTag("optlab.failure_reason", f"interrupted: its sweep process ({owner or 'unknown'}) died"),
+                ],
+            )
             client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
             killed += 1
     return SweepState(finished, killed)
@@ -112,8 +120,9 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
     Returns (run_id, resumed)."""
     from mlflow.entities import Param
 
-    found = search_tags(client, experiment_id, {"optlab.sweep": spec.name, "optlab.role": "parent",
-                                                "optlab.spec_hash": spec.spec_hash})
+    found = search_tags(
+        client, experiment_id, {"optlab.sweep": spec.name, "optlab.role": "parent", "optlab.spec_hash": spec.spec_hash}
+    )
     if found:
         run = min(found, key=lambda r: r.info.start_time)
         owner = run.data.tags.get(OWNER_TAG)
@@ -122,12 +131,21 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
         client.update_run(run.info.run_id, status="RUNNING")
         client.set_tag(run.info.run_id, OWNER_TAG, owner_id())
         return run.info.run_id, True
-    tags = {"optlab.role": "parent", "optlab.sweep": spec.name, "optlab.spec_hash": spec.spec_hash,
-            OWNER_TAG: owner_id(), "mlflow.note.content": parent_description(spec)}
+    tags = {
+        "optlab.role": "parent",
+        "optlab.sweep": spec.name,
+        "optlab.spec_hash": spec.spec_hash,
+        OWNER_TAG: owner_id(),
+        "mlflow.note.content": parent_description(spec),
+    }
     run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
-    params = {"grid_size": spec.grid_size, "n_points": len(spec.points),
-              "tuning_objective": spec.objective or "none", "sweep_file": spec.path.name,
-              **(extra_params or {})}
+    params = {
+        "grid_size": spec.grid_size,
+        "n_points": len(spec.points),
+        "tuning_objective": spec.objective or "none",
+        "sweep_file": spec.path.name,
+        **(extra_params or {}),
+    }
     try:
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run.info.run_id, spec.text, f"sweep/{spec.path.name}")
@@ -147,13 +165,16 @@ def wait_for_orphan(worker: str | None, run_id: str, timeout: float = ORPHAN_WAI
     deadline = time.monotonic() + timeout
     while owner_alive(worker):
         if time.monotonic() >= deadline:
-            raise OptlabError(f"a worker of an earlier sweep ({worker}) is still training run {run_id}; "
-                              f"stop that process (kill {worker.rpartition(':')[2]}) and rerun")
+            raise OptlabError(
+                f"a worker of an earlier sweep ({worker}) is still training run {run_id}; "
+                f"stop that process (kill {worker.rpartition(':')[2]}) and rerun"
+            )
         time.sleep(0.2)
 
 
-def finish_parent(client, run_id: str, counts: dict[str, int], status: str = "FINISHED",
-                  reason: str | None = None) -> None:
+def finish_parent(
+    client, run_id: str, counts: dict[str, int], status: str = "FINISHED", reason: str | None = None
+) -> None:
     """FINISHED when every point has its outcome; FAILED naming the points that have none
     (`reason`); KILLED when the sweep was interrupted."""
     from mlflow.entities import RunTag
@@ -165,4 +186,3 @@ def finish_parent(client, run_id: str, counts: dict[str, int], status: str = "FI
         client.delete_tag(run_id, "optlab.failure_reason")
     client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, status)
-

@@ -38,17 +38,47 @@ from optlab.tracking.bulk_runs import RunRows
 ROLE = "group"
 KEY_TAG = "optlab.group_key"
 MEMBERS_TAG = "optlab.members"
-FINAL_KEYS = ("val_accuracy", "test_accuracy", "train_accuracy", "val_loss", "test_loss", "train_loss",
-              "wall_time", "gradient_equivalents", "epoch")
-CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-              "epoch", "samples_seen", "evaluations", "wall_time")
+FINAL_KEYS = (
+    "val_accuracy",
+    "test_accuracy",
+    "train_accuracy",
+    "val_loss",
+    "test_loss",
+    "train_loss",
+    "wall_time",
+    "gradient_equivalents",
+    "epoch",
+)
+CURVE_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "epoch",
+    "samples_seen",
+    "evaluations",
+    "wall_time",
+)
 X_KEY = "gradient_equivalents"
 GRID_POINTS = 60
 SIGNIFICANT_DIGITS = 4
 # params that differ between seeds of one configuration
 NOT_CONFIGURATION = RunConfig.fields_with_role("seed", "identity")
-COPIED_TAGS = ("optlab.sweep", "optlab.strategy", "optlab.family", "optlab.workload", "optlab.workload_hash",
-               "optlab.series", "optlab.group", "optlab.trial", "optlab.trials", "optlab.dataset", "optlab.timing")
+COPIED_TAGS = (
+    "optlab.sweep",
+    "optlab.strategy",
+    "optlab.family",
+    "optlab.workload",
+    "optlab.workload_hash",
+    "optlab.series",
+    "optlab.group",
+    "optlab.trial",
+    "optlab.trials",
+    "optlab.dataset",
+    "optlab.timing",
+)
 
 
 def reported(run) -> bool:
@@ -60,16 +90,20 @@ def reported(run) -> bool:
 
 def configuration_key(run) -> str:
     params = {k: v for k, v in run.data.params.items() if k not in NOT_CONFIGURATION}
-    identity = {"params": params, "series": run.data.tags.get("optlab.series", ""),
-                "workload": run.data.tags.get("optlab.workload_hash", run.data.tags.get("optlab.workload", ""))}
+    identity = {
+        "params": params,
+        "series": run.data.tags.get("optlab.series", ""),
+        "workload": run.data.tags.get("optlab.workload_hash", run.data.tags.get("optlab.workload", "")),
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def group_name(member_name: str, seeds: list) -> str:
     """'adam lr=0.01 rerun seed=100' -> 'adam lr=0.01 rerun (5 seeds: 100-104)'."""
     stem = " ".join(part for part in member_name.split() if not part.startswith("seed="))
-    shown = f"{min(seeds)}-{max(seeds)}" if seeds == list(range(min(seeds), max(seeds) + 1)) else ",".join(
-        map(str, seeds))
+    shown = (
+        f"{min(seeds)}-{max(seeds)}" if seeds == list(range(min(seeds), max(seeds) + 1)) else ",".join(map(str, seeds))
+    )
     return f"{stem} ({len(seeds)} seeds: {shown})"
 
 
@@ -96,9 +130,13 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         runs = sorted(runs, key=lambda r: int(float(r.data.params.get("seed", 0))))
         signature = hashlib.sha256(json.dumps([(r.info.run_id, r.info.status) for r in runs]).encode()).hexdigest()[:16]
         wanted[key] = (runs, signature)
-    new = [r.info.run_id for key, (runs, signature) in wanted.items()
-           if not any(g.data.tags.get(MEMBERS_TAG) == signature for g in existing.get(key, []))
-           for r in runs if r.info.status == "FINISHED"]
+    new = [
+        r.info.run_id
+        for key, (runs, signature) in wanted.items()
+        if not any(g.data.tags.get(MEMBERS_TAG) == signature for g in existing.get(key, []))
+        for r in runs
+        if r.info.status == "FINISHED"
+    ]
     histories = metric_histories(client, new, [X_KEY, *CURVE_KEYS]) if new else {}
     group_of, new = {}, []
     for key, (runs, signature) in wanted.items():
@@ -111,14 +149,24 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
             group_of[key] = keep.info.run_id
         else:
             new.append(key)
-    created = write_runs(client, experiment_id, [group_rows(parent_run_id, key, wanted[key][1], wanted[key][0],
-                                                            histories) for key in new])
+    created = write_runs(
+        client,
+        experiment_id,
+        [group_rows(parent_run_id, key, wanted[key][1], wanted[key][0], histories) for key in new],
+    )
     group_of.update(zip(new, created))
-    parents = [(run.info.run_id, "mlflow.parentRunId", group_of[key]) for key, (runs, _) in wanted.items()
-               for run in runs if run.data.tags.get("mlflow.parentRunId") != group_of[key]]
+    parents = [
+        (run.info.run_id, "mlflow.parentRunId", group_of[key])
+        for key, (runs, _) in wanted.items()
+        for run in runs
+        if run.data.tags.get("mlflow.parentRunId") != group_of[key]
+    ]
     stale = {g.info.run_id for olds in existing.values() for g in olds}  # configurations gone below two runs
-    parents += [(run.info.run_id, "mlflow.parentRunId", parent_run_id) for run in children
-                if run.data.tags.get("mlflow.parentRunId") in stale]
+    parents += [
+        (run.info.run_id, "mlflow.parentRunId", parent_run_id)
+        for run in children
+        if run.data.tags.get("mlflow.parentRunId") in stale
+    ]
     set_tags(client, parents)
     for olds in existing.values():
         for old in olds:
@@ -148,8 +196,9 @@ def retire(client, group_run) -> None:
 
 
 def groups(client, experiment_id: str, sweep: str, key: str | None = None) -> list:
-    return resume.search_tags(client, experiment_id,
-                              {"optlab.sweep": sweep, "optlab.role": ROLE, **({KEY_TAG: key} if key else {})})
+    return resume.search_tags(
+        client, experiment_id, {"optlab.sweep": sweep, "optlab.role": ROLE, **({KEY_TAG: key} if key else {})}
+    )
 
 
 def group_rows(parent_run_id: str, key: str, signature: str, runs: list, histories: dict) -> RunRows:
@@ -160,15 +209,25 @@ def group_rows(parent_run_id: str, key: str, signature: str, runs: list, histori
     finished = [r for r in runs if r.info.status == "FINISHED"]
     strategy = first.data.tags.get("optlab.strategy", "")
     tags = {k: first.data.tags[k] for k in COPIED_TAGS if k in first.data.tags}
-    tags.update({"optlab.role": ROLE, KEY_TAG: key, MEMBERS_TAG: signature, "mlflow.parentRunId": parent_run_id,
-                 "optlab.seeds": ",".join(map(str, seeds)), "optlab.finished": f"{len(finished)}/{len(runs)}",
-                 **ui.run_tags(strategy),
-                 ui.NOTE_TAG: (f"Seed group: {len(runs)} runs of one configuration (seeds {', '.join(map(str, seeds))}; "
-                               f"{len(finished)} finished). `final/<metric>/mean` and its 95 % bootstrap interval "
-                               f"`ci_low`/`ci_high` are over the finished runs' final values; the curves are their "
-                               f"mean on a common grid of gradient-equivalents (step = grid point). The runs "
-                               f"themselves are this run's children."),
-                 "optlab.status": "FINISHED"})
+    tags.update(
+        {
+            "optlab.role": ROLE,
+            KEY_TAG: key,
+            MEMBERS_TAG: signature,
+            "mlflow.parentRunId": parent_run_id,
+            "optlab.seeds": ",".join(map(str, seeds)),
+            "optlab.finished": f"{len(finished)}/{len(runs)}",
+            **ui.run_tags(strategy),
+            ui.NOTE_TAG: (
+                f"Seed group: {len(runs)} runs of one configuration (seeds {', '.join(map(str, seeds))}; "
+                f"{len(finished)} finished). `final/<metric>/mean` and its 95 % bootstrap interval "
+                f"`ci_low`/`ci_high` are over the finished runs' final values; the curves are their "
+                f"mean on a common grid of gradient-equivalents (step = grid point). The runs "
+                f"themselves are this run's children."
+            ),
+            "optlab.status": "FINISHED",
+        }
+    )
     params = {k: str(v)[:6000] for k, v in first.data.params.items() if k not in NOT_CONFIGURATION}
     params["seeds"] = ",".join(map(str, seeds))
     metrics = [(name, value, 0) for name, value in final_metrics(finished).items()]
@@ -205,8 +264,11 @@ def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
         if len(x) < 2:
             return []
         xs.append((run.info.run_id, x))
-    grid = common_grid([(list(x.values()), list(x.values())) for _, x in xs], points=GRID_POINTS,
-                       log=spans_decades([v for _, x in xs for v in x.values()]))
+    grid = common_grid(
+        [(list(x.values()), list(x.values())) for _, x in xs],
+        points=GRID_POINTS,
+        log=spans_decades([v for _, x in xs for v in x.values()]),
+    )
     if len(grid) == 0:
         return []
     out = [(X_KEY, i, float(v)) for i, v in enumerate(grid)]

@@ -69,14 +69,19 @@ RUN_KEYS = RunConfig.field_names()
 WORKLOAD_KEYS = RunConfig.workload_keys()
 # measurement settings a [workloads.NAME] table may also fix (evaluation cadence, per-step logging, probes)
 WORKLOAD_EXTRA_KEYS = RunConfig.fields_with_role("evaluation", "measurement")
-NAME_KEYS = RunConfig.fields_with_role("identity")   # set by the sweep, never in a sweep file
+NAME_KEYS = RunConfig.fields_with_role("identity")  # set by the sweep, never in a sweep file
 # objective -> True when larger is better; metrics are the final values of the run. Tuning reads
 # validation (or training) metrics only: test metrics are reported, never used to choose.
-OBJECTIVES = {"steps_to_target": False, "val_loss": False, "val_accuracy": True,
-              "train_loss": False, "train_accuracy": True}
+OBJECTIVES = {
+    "steps_to_target": False,
+    "val_loss": False,
+    "val_accuracy": True,
+    "train_loss": False,
+    "train_accuracy": True,
+}
 TUNE_KEYS = ("objective", "by", "seeds")
-RERUN_KEYS = ("seeds", "timed_alone") + WORKLOAD_EXTRA_KEYS   # measurement settings may apply to the reported runs only
-MARGINS_TAG = "optlab.margins"   # a run's workload's equivalence margins (JSON), when the sweep file declares any
+RERUN_KEYS = ("seeds", "timed_alone") + WORKLOAD_EXTRA_KEYS  # measurement settings may apply to the reported runs only
+MARGINS_TAG = "optlab.margins"  # a run's workload's equivalence margins (JSON), when the sweep file declares any
 ROLES = ("point", "tuning", "rerun")
 MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raises the cap
 
@@ -84,16 +89,17 @@ MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raise
 @dataclass(frozen=True)
 class Point:
     """One run of a sweep: its config and the tags that place it in the sweep."""
+
     config: RunConfig
-    role: str                    # "point" (untuned sweep), "tuning" (a trial) or "rerun" (reported)
-    group: str | None = None     # tuning group key, e.g. "batch_size: batch_size=32"
-    trial: str | None = None     # the tuned values of a trial (or of the rerun selection), e.g. "lr=0.1"
+    role: str  # "point" (untuned sweep), "tuning" (a trial) or "rerun" (reported)
+    group: str | None = None  # tuning group key, e.g. "batch_size: batch_size=32"
+    trial: str | None = None  # the tuned values of a trial (or of the rerun selection), e.g. "lr=0.1"
     series: str | None = None
-    axes: str = ""               # the grid values that made it, for listings (not part of its identity)
-    workload: str = ""           # the workload's id (see the module docstring)
-    trials: int | None = None    # the tuning budget of its group (number of trials), for reruns and trials
-    alone: bool = True           # a reported run trained alone (its wall time is its own), or batched
-    margins: str = ""            # its workload's declared equivalence margins (JSON), "" for the defaults
+    axes: str = ""  # the grid values that made it, for listings (not part of its identity)
+    workload: str = ""  # the workload's id (see the module docstring)
+    trials: int | None = None  # the tuning budget of its group (number of trials), for reruns and trials
+    alone: bool = True  # a reported run trained alone (its wall time is its own), or batched
+    margins: str = ""  # its workload's declared equivalence margins (JSON), "" for the defaults
 
     @property
     def point_hash(self) -> str:
@@ -103,8 +109,13 @@ class Point:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def tags(self, sweep: str) -> dict[str, str]:
-        tags = {"optlab.sweep": sweep, "optlab.point_hash": self.point_hash, "optlab.role": self.role,
-                "optlab.workload": self.workload, "optlab.workload_hash": self.config.workload_hash()}
+        tags = {
+            "optlab.sweep": sweep,
+            "optlab.point_hash": self.point_hash,
+            "optlab.role": self.role,
+            "optlab.workload": self.workload,
+            "optlab.workload_hash": self.config.workload_hash(),
+        }
         if self.group is not None:
             tags["optlab.group"] = self.group
             tags["optlab.trial"] = self.trial
@@ -122,11 +133,12 @@ class Point:
 @dataclass
 class Group:
     """A tuning group: one workload and one setting of the `by` keys, with its trials."""
+
     name: str
     workload: str
-    trials: dict[str, RunConfig]      # trial label -> its config on the first tuning seed
-    grid: dict[str, list]             # tuned axis -> the values tried (for the edge-of-grid check)
-    tuned: bool = True                # False: `tune = {}`, the one configuration is rerun as is
+    trials: dict[str, RunConfig]  # trial label -> its config on the first tuning seed
+    grid: dict[str, list]  # tuned axis -> the values tried (for the edge-of-grid check)
+    tuned: bool = True  # False: `tune = {}`, the one configuration is rerun as is
 
 
 @dataclass
@@ -136,14 +148,14 @@ class SweepSpec:
     text: str
     description: str = ""
     points: list[Point] = field(default_factory=list)
-    objective: str | None = None      # None when the sweep tunes nothing
-    grid_size: int = 0                # grid points before tuning axes and series
-    workloads: list[str] = field(default_factory=list)   # workload ids, in file order
+    objective: str | None = None  # None when the sweep tunes nothing
+    grid_size: int = 0  # grid points before tuning axes and series
+    workloads: list[str] = field(default_factory=list)  # workload ids, in file order
     groups: dict[str, Group] = field(default_factory=dict)
     tune_seeds: tuple[int, ...] = ()
     rerun_seeds: tuple[int, ...] = ()
-    rerun_settings: dict = field(default_factory=dict)   # measurement settings of the reported runs
-    timed_alone: int | None = None    # rerun seeds trained alone (the first N); None: every one
+    rerun_settings: dict = field(default_factory=dict)  # measurement settings of the reported runs
+    timed_alone: int | None = None  # rerun seeds trained alone (the first N); None: every one
     margins: dict[str, str] = field(default_factory=dict)  # workload id -> its margins (JSON) when declared
 
     @property
@@ -159,11 +171,19 @@ class SweepSpec:
             if group is None or trial not in group.trials or not group.tuned:
                 continue
             for i, seed in enumerate(self.rerun_seeds):
-                points.append(Point(group.trials[trial].with_updates(seed=seed, **self.rerun_settings), "rerun",
-                                    group=name, trial=trial,
-                                    axes=f"{name} {trial} seed={seed}", workload=group.workload,
-                                    trials=len(group.trials), alone=self.trained_alone(i),
-                                    margins=self.margins.get(group.workload, "")))
+                points.append(
+                    Point(
+                        group.trials[trial].with_updates(seed=seed, **self.rerun_settings),
+                        "rerun",
+                        group=name,
+                        trial=trial,
+                        axes=f"{name} {trial} seed={seed}",
+                        workload=group.workload,
+                        trials=len(group.trials),
+                        alone=self.trained_alone(i),
+                        margins=self.margins.get(group.workload, ""),
+                    )
+                )
         return points
 
     def trained_alone(self, index: int) -> bool:
@@ -183,8 +203,10 @@ def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINT
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                          f"a sweep file is TOML text") from None
+        raise ConfigError(
+            f"{where}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            f"a sweep file is TOML text"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -230,7 +252,7 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
 
     overrides = _table(data, "overrides", where)
     strategies = grid.get("strategy", [base_config.strategy])
-    override_fixed, override_tune = {}, {}   # key: a strategy name or "axis=value"
+    override_fixed, override_tune = {}, {}  # key: a strategy name or "axis=value"
     for key, table in overrides.items():
         here = f"{where} [overrides.{key}]"
         if not isinstance(table, dict):
@@ -238,11 +260,14 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
         if "=" in key:
             axis, _, value = key.partition("=")
             if axis not in grid or axis == "strategy":
-                raise ConfigError(f"{here}: {axis!r} is not a [grid] axis (allowed: "
-                                  f"{', '.join(k for k in grid if k != 'strategy') or 'none'})")
+                raise ConfigError(
+                    f"{here}: {axis!r} is not a [grid] axis (allowed: "
+                    f"{', '.join(k for k in grid if k != 'strategy') or 'none'})"
+                )
             if value not in {_show(v) for v in grid[axis]}:
-                raise ConfigError(f"{here}: {value!r} is not a value of grid axis {axis} "
-                                  f"({', '.join(_show(v) for v in grid[axis])})")
+                raise ConfigError(
+                    f"{here}: {value!r} is not a value of grid axis {axis} ({', '.join(_show(v) for v in grid[axis])})"
+                )
             context = {**base, axis: next(v for v in grid[axis] if _show(v) == value)}
         elif key not in strategies:
             raise ConfigError(f"{here}: strategy {key!r} is not in the sweep ({', '.join(strategies)})")
@@ -252,8 +277,10 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
         fixed = {k: v for k, v in table.items() if k != "tune"}
         for name_ in fixed:
             if name_ in WORKLOAD_KEYS:
-                raise ConfigError(f"{here}: {name_} = {fixed[name_]!r} is part of the workload (problem, budget, "
-                                  f"target), which every strategy shares; declare another [workloads.NAME] instead")
+                raise ConfigError(
+                    f"{here}: {name_} = {fixed[name_]!r} is part of the workload (problem, budget, "
+                    f"target), which every strategy shares; declare another [workloads.NAME] instead"
+                )
         _config({**context, **fixed}, source=here)
         override_fixed[key] = fixed
         if "tune" in table:
@@ -274,12 +301,20 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
         _only(table, RUN_KEYS, here)
         _config({**base, **table}, source=here)
 
-    spec = SweepSpec(name=name, path=Path(where), text="", description=description, objective=objective,
-                     tune_seeds=tuple(tune_seeds), rerun_seeds=tuple(rerun_seeds), rerun_settings=rerun_extra,
-                     timed_alone=timed_alone)
+    spec = SweepSpec(
+        name=name,
+        path=Path(where),
+        text="",
+        description=description,
+        objective=objective,
+        tune_seeds=tuple(tune_seeds),
+        rerun_seeds=tuple(rerun_seeds),
+        rerun_settings=rerun_extra,
+        timed_alone=timed_alone,
+    )
     combos = list(_product(grid))
     spec.grid_size = len(combos) * len(workloads)
-    drafts: list[tuple[str, dict, dict, Point]] = []   # (declared workload, by-values, tuning axes, point)
+    drafts: list[tuple[str, dict, dict, Point]] = []  # (declared workload, by-values, tuning axes, point)
     seen: set[str] = set()
 
     def add(declared: str, by_values: dict, point: Point):
@@ -302,26 +337,58 @@ def parse(data: dict, where: str = "sweep", max_points: int = MAX_POINTS, folder
             if objective is not None and axes:
                 for trial in _product(axes):
                     for seed in tune_seeds:
-                        add(workload, by_values, Point(_config({**values, **trial, "seed": seed}, source=source),
-                                                       "tuning", trial=_describe(trial),
-                                                       axes=_describe({**combo, **trial, "seed": seed})))
+                        add(
+                            workload,
+                            by_values,
+                            Point(
+                                _config({**values, **trial, "seed": seed}, source=source),
+                                "tuning",
+                                trial=_describe(trial),
+                                axes=_describe({**combo, **trial, "seed": seed}),
+                            ),
+                        )
             elif objective is not None:  # `tune = {}`: this strategy runs as given, on the rerun seeds
                 for j, seed in enumerate(rerun_seeds):
-                    add(workload, by_values, Point(_config({**values, "seed": seed, **rerun_extra}, source=source),
-                                                   "rerun", trial="(as given)", axes=_describe({**combo, "seed": seed}),
-                                                   alone=spec.trained_alone(j)))
+                    add(
+                        workload,
+                        by_values,
+                        Point(
+                            _config({**values, "seed": seed, **rerun_extra}, source=source),
+                            "rerun",
+                            trial="(as given)",
+                            axes=_describe({**combo, "seed": seed}),
+                            alone=spec.trained_alone(j),
+                        ),
+                    )
             else:
                 add(workload, by_values, Point(_config(values, source=source), "point", axes=_describe(combo)))
             for label, fixed in series.items():
                 here = f"{where} [series.{label}]"
                 if objective is None:
-                    add(workload, by_values, Point(_config({**values, **fixed}, source=here), "point", series=label,
-                                                   axes=_describe({**combo, **fixed})))
+                    add(
+                        workload,
+                        by_values,
+                        Point(
+                            _config({**values, **fixed}, source=here),
+                            "point",
+                            series=label,
+                            axes=_describe({**combo, **fixed}),
+                        ),
+                    )
                     continue
                 for j, seed in enumerate(rerun_seeds):  # a series of a tuned sweep is reported: fresh seeds
                     reported = _config({**values, **fixed, "seed": seed, **rerun_extra}, source=here)
-                    add(workload, by_values, Point(reported, "rerun", series=label, alone=spec.trained_alone(j),
-                                                   axes=_describe({**combo, **fixed, "seed": seed})))
+                    add(
+                        workload,
+                        by_values,
+                        Point(
+                            reported,
+                            "rerun",
+                            series=label,
+                            alone=spec.trained_alone(j),
+                            axes=_describe({**combo, **fixed, "seed": seed}),
+                        ),
+                    )
     for declared in workloads:
         merged = {**default_margins, **margins.get(declared, {})}
         if merged:
@@ -343,8 +410,9 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
     varying: dict[str, list[str]] = {}
     for declared in workloads:
         configs = [p.config for d, _, _, p in drafts if d == declared]
-        varying[declared] = [k for k in WORKLOAD_KEYS
-                             if len({json.dumps(getattr(c, k), default=str) for c in configs}) > 1]
+        varying[declared] = [
+            k for k in WORKLOAD_KEYS if len({json.dumps(getattr(c, k), default=str) for c in configs}) > 1
+        ]
     for declared, by_values, axes, point in drafts:
         workload = " ".join([declared] + [_describe({k: getattr(point.config, k)}) for k in varying[declared]])
         if workload not in spec.workloads:
@@ -388,12 +456,13 @@ def check_feasible(points: list[Point], where: str) -> None:
 def count_points(data: dict) -> tuple[int, int]:
     """(grid points, points at most) of a parsed file, from the lengths of its lists alone, so a
     huge grid is refused before a single point is built."""
+
     def length(axis):
         return len(axis) if isinstance(axis, list) else 1
 
     def product(table):
         n = 1
-        for key, axis in (table.items() if isinstance(table, dict) else ()):
+        for key, axis in table.items() if isinstance(table, dict) else ():
             if key not in TUNE_KEYS:
                 n *= length(axis)
         return n
@@ -403,7 +472,7 @@ def count_points(data: dict) -> tuple[int, int]:
     workloads = max(1, len(table_of("workloads")))
     combos = product(grid) * workloads
     trials = product(tune)
-    seeds = length(tune.get("seeds")) if "seeds" in tune else 1          # every trial on every tuning seed
+    seeds = length(tune.get("seeds")) if "seeds" in tune else 1  # every trial on every tuning seed
     reruns = length(rerun.get("seeds")) if tune and "seeds" in rerun else 0  # the selection on each rerun seed
     series = len(table_of("series"))
     overrides = table_of("overrides")
@@ -420,13 +489,16 @@ def count_points(data: dict) -> tuple[int, int]:
 def _check_size(data: dict, where: str, max_points: int) -> None:
     combos, total = count_points(data)
     if total > max_points:
-        raise ConfigError(f"{where}: the sweep expands to {total:,} points ({combos:,} grid points with their tuning "
-                          f"trials, reruns and series), above the cap of {max_points:,}; check the grid, or pass "
-                          f"--max-points {total} to run it anyway")
+        raise ConfigError(
+            f"{where}: the sweep expands to {total:,} points ({combos:,} grid points with their tuning "
+            f"trials, reruns and series), above the cap of {max_points:,}; check the grid, or pass "
+            f"--max-points {total} to run it anyway"
+        )
 
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
 
 def _config(values: dict, source: str) -> RunConfig:
     """RunConfig.from_dict whose every error names the file and section (some checks, like the
@@ -468,8 +540,9 @@ def _axes(table: dict, where: str, base: dict) -> dict[str, list]:
     return dict(table)
 
 
-def _workloads(table: dict, base: dict, name: str, where: str,
-               folder: Path | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
+def _workloads(
+    table: dict, base: dict, name: str, where: str, folder: Path | None = None
+) -> tuple[dict[str, dict], dict[str, dict]]:
     """Declared workloads (name -> fixed values), or one workload named after the sweep; and the margins
     a workload declares (name -> metric -> margin). A user's workload file (`workload = "file.py:NAME"`) is
     named by its absolute path, so every worker finds it."""
@@ -485,8 +558,10 @@ def _workloads(table: dict, base: dict, name: str, where: str,
             margins[label] = _margins(values.pop("margins"), f"{here} margins")
         for key in values:
             if key not in WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS:
-                raise ConfigError(f"{here}: {key!r} is not a workload setting (allowed: "
-                                  f"{', '.join(WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS)})")
+                raise ConfigError(
+                    f"{here}: {key!r} is not a workload setting (allowed: "
+                    f"{', '.join(WORKLOAD_KEYS + WORKLOAD_EXTRA_KEYS)})"
+                )
         if isinstance(values.get("workload"), str):
             from optlab.problem.workload_ref import absolute
 
@@ -518,14 +593,19 @@ def _timed_alone(table: dict, seeds: list[int], where: str) -> int | None:
         return None
     value = table["timed_alone"]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= len(seeds):
-        raise ConfigError(f"{where} [rerun]: timed_alone must be an integer from 1 to the number of rerun seeds "
-                          f"({len(seeds)}), got {value!r}")
+        raise ConfigError(
+            f"{where} [rerun]: timed_alone must be an integer from 1 to the number of rerun seeds "
+            f"({len(seeds)}), got {value!r}"
+        )
     return value
 
 
 def _seed_list(value, here: str, key: str = "seeds") -> list[int]:
-    if (not isinstance(value, list) or not value
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value)):
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value)
+    ):
         raise ConfigError(f"{here}: {key} must be a non-empty list of non-negative integers, got {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{here}: {key} repeats a seed: {value!r}")
@@ -538,8 +618,11 @@ def _tune_settings(table: dict, grid: dict, tune_axes: dict, where: str):
         return None, [], []
     objective = table.get("objective")
     if objective not in OBJECTIVES:
-        hint = (" (tuning never reads a test metric: use val_loss or val_accuracy)"
-                if isinstance(objective, str) and objective.startswith("test") else "")
+        hint = (
+            " (tuning never reads a test metric: use val_loss or val_accuracy)"
+            if isinstance(objective, str) and objective.startswith("test")
+            else ""
+        )
         raise ConfigError(f"{here}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}{hint}")
     by = table.get("by", [k for k in grid if k != "seed"])
     if not isinstance(by, list) or any(not isinstance(k, str) for k in by):
@@ -552,8 +635,10 @@ def _tune_settings(table: dict, grid: dict, tune_axes: dict, where: str):
         if key == "seed":
             raise ConfigError(f"{here}: by cannot group on seed (trials are averaged over seeds)")
     if "seed" in grid:
-        raise ConfigError(f"{where} [grid]: seed cannot be an axis of a tuned sweep, got {grid['seed']!r}: "
-                          f"tuning seeds go in [tune] seeds, reported seeds in [rerun] seeds")
+        raise ConfigError(
+            f"{where} [grid]: seed cannot be an axis of a tuned sweep, got {grid['seed']!r}: "
+            f"tuning seeds go in [tune] seeds, reported seeds in [rerun] seeds"
+        )
     seeds = _seed_list(table.get("seeds", [0]), here)
     return objective, by, seeds
 
@@ -566,8 +651,10 @@ def _rerun_settings(table: dict, objective: str | None, grid: dict, tune_seeds: 
         return []
     _only(table, RERUN_KEYS, here)
     if "seeds" not in table:
-        raise ConfigError(f"{here}: a tuned sweep reports fresh-seed reruns of each selected configuration: "
-                          f"give seeds = [...] distinct from the tuning seeds {tune_seeds}")
+        raise ConfigError(
+            f"{here}: a tuned sweep reports fresh-seed reruns of each selected configuration: "
+            f"give seeds = [...] distinct from the tuning seeds {tune_seeds}"
+        )
     seeds = _seed_list(table["seeds"], here)
     shared = sorted(set(seeds) & set(tune_seeds))
     if shared:
@@ -592,6 +679,7 @@ def _describe(values: dict) -> str:
 def absolute_references(data: dict, folder: Path) -> dict:
     """The parsed file with every strategy given as `relative/file.py:Class` made absolute against the sweep
     file's folder (once, here: workers load the file by that path); the file's text keeps what the user wrote."""
+
     def fix(value):
         if isinstance(value, str):
             return references.absolute(value, folder)
@@ -607,8 +695,10 @@ def absolute_references(data: dict, folder: Path) -> dict:
             del data[key]
     for key in ("series", "overrides"):
         if isinstance(data.get(key), dict):
-            data[key] = {(fix(name) if key == "overrides" and "=" not in name else name): fix_table(table)
-                         for name, table in data[key].items()}
+            data[key] = {
+                (fix(name) if key == "overrides" and "=" not in name else name): fix_table(table)
+                for name, table in data[key].items()
+            }
     return data
 
 
@@ -619,5 +709,7 @@ def _check_labels(points: list[Point], where: str) -> None:
         strategy = point.config.strategy
         label = references.display(strategy)
         if seen.setdefault(label, strategy) != strategy:
-            raise ConfigError(f"{where}: strategies {seen[label]!r} and {strategy!r} would both be shown as "
-                              f"{label!r}; rename one file or class")
+            raise ConfigError(
+                f"{where}: strategies {seen[label]!r} and {strategy!r} would both be shown as "
+                f"{label!r}; rename one file or class"
+            )

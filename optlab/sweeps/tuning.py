@@ -26,6 +26,7 @@ TIE_BREAK = "val_loss"
 @dataclass(frozen=True)
 class Trial:
     """One finished or failed tuning run, as read back from the store."""
+
     run_id: str
     group: str
     trial: str
@@ -36,11 +37,11 @@ class Trial:
 @dataclass(frozen=True)
 class Selection:
     group: str
-    trial: str                 # the selected tuned values, e.g. "lr=0.1"
-    score: float               # its objective: mean over seeds (steps_to_target: over the seeds that reached it)
-    run_ids: tuple[str, ...]   # its runs (one per tuning seed)
-    n_trials: int              # the tuning budget: trials in the group
-    reached: tuple[int, int] | None = None   # steps_to_target: (seeds that reached the target, seeds)
+    trial: str  # the selected tuned values, e.g. "lr=0.1"
+    score: float  # its objective: mean over seeds (steps_to_target: over the seeds that reached it)
+    run_ids: tuple[str, ...]  # its runs (one per tuning seed)
+    n_trials: int  # the tuning budget: trials in the group
+    reached: tuple[int, int] | None = None  # steps_to_target: (seeds that reached the target, seeds)
     edge: tuple[EdgeFlag, ...] = field(default=())  # tuned values at the edge of their grid
 
     def text(self, objective: str) -> str:
@@ -78,8 +79,9 @@ def select(trials: list[Trial], objective: str, groups: dict[str, Group] | None 
         by_group[t.group][t.trial].append(t)
     chosen = {}
     for group, options in by_group.items():
-        scored = sorted(((score(runs, objective), label, runs) for label, runs in options.items()),
-                        key=lambda s: (s[0], s[1]))
+        scored = sorted(
+            ((score(runs, objective), label, runs) for label, runs in options.items()), key=lambda s: (s[0], s[1])
+        )
         (misses, best, tie), label, runs = scored[0]
         if math.isinf(misses) or (math.isinf(best) and math.isinf(tie)):
             continue  # every trial failed: nothing to select

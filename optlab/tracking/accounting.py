@@ -18,8 +18,8 @@ from contextlib import contextmanager
 
 _seconds: dict[str, float] = defaultdict(float)
 _calls: dict[str, int] = defaultdict(int)
-_stack: list[list[float]] = []      # per open block: [its start, seconds of the blocks nested in it]
-_spawned_at: float | None = None    # wall-clock time this worker process was spawned (set by the pool)
+_stack: list[list[float]] = []  # per open block: [its start, seconds of the blocks nested in it]
+_spawned_at: float | None = None  # wall-clock time this worker process was spawned (set by the pool)
 
 
 @contextmanager

@@ -29,25 +29,31 @@ from dataclasses import dataclass
 
 from optlab.errors import StoreError
 
-STREAM_EVERY = 0.25   # seconds between hand-overs of metric points to a child that stores them as they come
+STREAM_EVERY = 0.25  # seconds between hand-overs of metric points to a child that stores them as they come
 
 
 @dataclass(frozen=True)
 class ProblemFacts:
     """What a RunRecorder reads of a problem, computed in the parent (the child has no tensors)."""
+
     n_params: int
     data_fingerprint: str | None
     data_split: str | None
     name: str = ""
-    record_tags: dict | None = None     # a user workload's provenance tags (run_facts.run_tags)
-    artifacts: dict | None = None       # ... and its file's copy (run_facts.write_artifacts)
+    record_tags: dict | None = None  # a user workload's provenance tags (run_facts.run_tags)
+    artifacts: dict | None = None  # ... and its file's copy (run_facts.write_artifacts)
 
     @classmethod
-    def of(cls, problem) -> "ProblemFacts":
+    def of(cls, problem) -> ProblemFacts:
         dataset = getattr(problem, "dataset", None)
-        return cls(problem.n_params, dataset.fingerprint() if dataset is not None else None,
-                   dataset.split if dataset is not None else None, getattr(problem, "name", ""),
-                   dict(getattr(problem, "record_tags", {})), dict(getattr(problem, "artifacts", {})))
+        return cls(
+            problem.n_params,
+            dataset.fingerprint() if dataset is not None else None,
+            dataset.split if dataset is not None else None,
+            getattr(problem, "name", ""),
+            dict(getattr(problem, "record_tags", {})),
+            dict(getattr(problem, "artifacts", {})),
+        )
 
     @property
     def dataset(self):
@@ -64,12 +70,13 @@ class ProblemFacts:
 @dataclass(frozen=True)
 class PlanFacts:
     """A run's plan as RunRecorder reads it (the engine's Plan class would bring torch into the child)."""
+
     batch_size: int | None
     steps_per_epoch: float
     max_steps: int | None
 
     @classmethod
-    def of(cls, plan) -> "PlanFacts":
+    def of(cls, plan) -> PlanFacts:
         return cls(plan.batch_size, plan.steps_per_epoch, plan.max_steps)
 
 
@@ -78,8 +85,11 @@ def can_fork() -> bool:
     child), and torch, with its thread pools, not loaded yet."""
     import threading
 
-    return ("fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
-            and threading.active_count() == 1)
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and "torch" not in sys.modules
+        and threading.active_count() == 1
+    )
 
 
 class BackgroundStore:
@@ -88,13 +98,14 @@ class BackgroundStore:
     def __init__(self, tracking_uri: str | None = None):
         context = multiprocessing.get_context("fork")
         self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child_end, self.connection, tracking_uri),
-                                       daemon=True, name="optlab-store")
+        self.process = context.Process(
+            target=_serve, args=(child_end, self.connection, tracking_uri), daemon=True, name="optlab-store"
+        )
         self.process.start()
         child_end.close()
-        self.used = False   # a run was started through it (else closing it may simply stop it)
+        self.used = False  # a run was started through it (else closing it may simply stop it)
 
-    def recorder(self, experiment: str | None = None) -> "BackgroundRecorder":
+    def recorder(self, experiment: str | None = None) -> BackgroundRecorder:
         return BackgroundRecorder(self, experiment)
 
     def send(self, message: tuple) -> None:
@@ -135,20 +146,21 @@ class BackgroundRecorder:
     def __init__(self, store: BackgroundStore, experiment: str | None):
         self.store, self.experiment = store, experiment
         self._run_id: str | None = None
-        self._points: list[tuple] = []       # ("log", step, values) and ("series", steps, columns), in order
-        self._stream = False                 # the child stores points as they come (it said so at start)
+        self._points: list[tuple] = []  # ("log", step, values) and ("series", steps, columns), in order
+        self._stream = False  # the child stores points as they come (it said so at start)
         self._sent = time.monotonic()
         self._failed: str | None = None
-        self.status: str | None = None       # what the store recorded once the run has ended
+        self.status: str | None = None  # what the store recorded once the run has ended
         self.reason: str | None = None
 
     @property
     def run_id(self) -> str | None:
         return self._run_id
 
-    def start(self, config, problem, plan, extra_tags: dict | None = None) -> "BackgroundRecorder":
-        self.store.send(("start", self.experiment, config, ProblemFacts.of(problem), PlanFacts.of(plan),
-                         dict(extra_tags or {})))
+    def start(self, config, problem, plan, extra_tags: dict | None = None) -> BackgroundRecorder:
+        self.store.send(
+            ("start", self.experiment, config, ProblemFacts.of(problem), PlanFacts.of(plan), dict(extra_tags or {}))
+        )
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
@@ -206,7 +218,7 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
     # end through us, and we exit on its "close" or, if it died, on end-of-file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent_end.close()   # the fork copied it: closed here, the parent's death reaches us as end-of-file
+    parent_end.close()  # the fork copied it: closed here, the parent's death reaches us as end-of-file
     import threading
 
     from optlab.tracking import provenance
@@ -220,6 +232,7 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
     # what the run's end needs, imported while the parent loads torch and the data: numpy and safetensors
     # for its weights (50 ms, else at the end); MLflow (2 s) unless the run is written directly
     import safetensors.numpy  # noqa: F401
+
     if sqlite_recorder.database(tracking_uri) is None:
         try:
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part
@@ -254,7 +267,7 @@ class _Server:
                     self.points(message[1])
                 elif message[0] == "finish":
                     self.finish(*message[1:])
-        except _ParentGone:   # the parent died (or closed its end) before ending its run: end it KILLED
+        except _ParentGone:  # the parent died (or closed its end) before ending its run: end it KILLED
             if self.recorder is not None and not self.ended:
                 try:
                     self.recorder.finish("KILLED", "the optlab process ended before recording its run's end", {}, None)
@@ -272,8 +285,9 @@ class _Server:
 
         self.recorder, self.ended, self.error, self.problem = None, False, None, None
         try:
-            self.recorder = _started_recorder(experiment or config.experiment, self.tracking_uri, config, facts,
-                                              plan, tags)
+            self.recorder = _started_recorder(
+                experiment or config.experiment, self.tracking_uri, config, facts, plan, tags
+            )
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
             self.error = _describe(exc, self.tracking_uri)
             self.reply(("error", self.error))

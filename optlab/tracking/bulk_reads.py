@@ -9,8 +9,8 @@ to the per-run calls. Both give the same points.
 
 from __future__ import annotations
 
-CHUNK = 500        # run ids per query (SQLite's bound-parameter limit is far above)
-MAX_POINTS = 10 ** 9
+CHUNK = 500  # run ids per query (SQLite's bound-parameter limit is far above)
+MAX_POINTS = 10**9
 
 
 def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:
@@ -22,7 +22,7 @@ def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[
             out: dict[tuple[str, str], dict[int, float]] = {}
             for key in keys:
                 for start in range(0, len(run_ids), CHUNK):
-                    for point in bulk(run_ids[start:start + CHUNK], key, MAX_POINTS):
+                    for point in bulk(run_ids[start : start + CHUNK], key, MAX_POINTS):
                         out.setdefault((point.run_id, key), {})[point.step] = point.value
             return out
         except Exception:  # noqa: BLE001 - an MLflow internal that moved: read the documented way
@@ -32,7 +32,9 @@ def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[
         for key in keys:
             history = client.get_metric_history(run_id, key)
             if history:
-                out[(run_id, key)] = {p.step: p.value for p in sorted(history, key=lambda p: (p.timestamp, p.step, p.value))}
+                out[(run_id, key)] = {
+                    p.step: p.value for p in sorted(history, key=lambda p: (p.timestamp, p.step, p.value))
+                }
     return out
 
 

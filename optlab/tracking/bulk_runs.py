@@ -18,15 +18,25 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from optlab.tracking.preflight import local_folder
-from optlab.tracking.sqlite_recorder import (MAX_KEY, MAX_PARAM_VALUE, MAX_RUN_NAME, MAX_TAG_VALUE, RUN_NAME_TAG,
-                                             Transaction, connect, database, sanitized)
+from optlab.tracking.sqlite_recorder import (
+    MAX_KEY,
+    MAX_PARAM_VALUE,
+    MAX_RUN_NAME,
+    MAX_TAG_VALUE,
+    RUN_NAME_TAG,
+    Transaction,
+    connect,
+    database,
+    sanitized,
+)
 
-MLFLOW_PARAMS, MLFLOW_METRICS = 100, 1000   # MLflow's limits per log_batch call
+MLFLOW_PARAMS, MLFLOW_METRICS = 100, 1000  # MLflow's limits per log_batch call
 
 
 @dataclass
 class RunRows:
     """One finished run: its name, tags, params and metric points (key, value, step)."""
+
     name: str
     tags: dict[str, str]
     params: dict[str, str] = field(default_factory=dict)
@@ -47,8 +57,10 @@ def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
     path = database(client.tracking_uri)
     if path is not None and all(len(k) <= MAX_KEY and len(v) <= MAX_TAG_VALUE for _, k, v in tags):
         with closing(connect(path)) as connection, Transaction(connection) as db:
-            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                           [(k, v, run_id) for run_id, k, v in tags])
+            db.executemany(
+                "INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(k, v, run_id) for run_id, k, v in tags],
+            )
         return
     for run_id, key, value in tags:
         client.set_tag(run_id, key, value)
@@ -61,8 +73,10 @@ def _direct_target(uri: str, experiment_id: str) -> tuple | None:
         return None
     try:
         with closing(connect(path, read_only=True)) as connection:
-            found = connection.execute("SELECT artifact_location, lifecycle_stage FROM experiments WHERE "
-                                       "experiment_id = ?", (int(experiment_id),)).fetchone()
+            found = connection.execute(
+                "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?",
+                (int(experiment_id),),
+            ).fetchone()
     except (sqlite3.Error, ValueError):
         return None
     if found is None or found[1] != "active" or local_folder(found[0]) is None:
@@ -71,8 +85,11 @@ def _direct_target(uri: str, experiment_id: str) -> tuple | None:
 
 
 def _within_limits(run: RunRows) -> bool:
-    return len(run.name) <= MAX_RUN_NAME and all(len(k) <= MAX_KEY and len(v) <= limit for items, limit in (
-        (run.tags, MAX_TAG_VALUE), (run.params, MAX_PARAM_VALUE)) for k, v in items.items())
+    return len(run.name) <= MAX_RUN_NAME and all(
+        len(k) <= MAX_KEY and len(v) <= limit
+        for items, limit in ((run.tags, MAX_TAG_VALUE), (run.params, MAX_PARAM_VALUE))
+        for k, v in items.items()
+    )
 
 
 def _insert_runs(path, experiment_id: str, location: str, runs: list[RunRows]) -> list[str]:
@@ -82,8 +99,18 @@ def _insert_runs(path, experiment_id: str, location: str, runs: list[RunRows]) -
         run_id = uuid.uuid4().hex
         ids.append(run_id)
         tags = {**run.tags, RUN_NAME_TAG: run.name}
-        run_rows.append((run_id, run.name, tags.get("mlflow.user", "unknown"), run.status, now, now,
-                         f"{location.rstrip('/')}/{run_id}/artifacts", int(experiment_id)))
+        run_rows.append(
+            (
+                run_id,
+                run.name,
+                tags.get("mlflow.user", "unknown"),
+                run.status,
+                now,
+                now,
+                f"{location.rstrip('/')}/{run_id}/artifacts",
+                int(experiment_id),
+            )
+        )
         tag_rows += [(k, v, run_id) for k, v in tags.items()]
         param_rows += [(k, v, run_id) for k, v in run.params.items()]
         latest = {}
@@ -95,15 +122,22 @@ def _insert_runs(path, experiment_id: str, location: str, runs: list[RunRows]) -
                 latest[key] = (value, now, step, is_nan)
         latest_rows += [(k, v, t, s, n, run_id) for k, (v, t, s, n) in latest.items()]
     with closing(connect(path)) as connection, Transaction(connection) as db:
-        db.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
-                       "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-                       "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, ?, ?, ?, NULL, '', 'active', ?, ?)", run_rows)
+        db.executemany(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+            "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
+            "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, ?, ?, ?, NULL, '', 'active', ?, ?)",
+            run_rows,
+        )
         db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tag_rows)
         db.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", param_rows)
-        db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", metric_rows)
-        db.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", latest_rows)
+        db.executemany(
+            "INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
+            metric_rows,
+        )
+        db.executemany(
+            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+            latest_rows,
+        )
     return ids
 
 
@@ -113,10 +147,10 @@ def _through_mlflow(client, experiment_id: str, run: RunRows) -> str:
     run_id = client.create_run(experiment_id, run_name=run.name, tags=run.tags).info.run_id
     params = [Param(k, v) for k, v in run.params.items()]
     for i in range(0, len(params), MLFLOW_PARAMS):
-        client.log_batch(run_id, params=params[i:i + MLFLOW_PARAMS])
+        client.log_batch(run_id, params=params[i : i + MLFLOW_PARAMS])
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, now, s) for k, v, s in run.metrics]
     for i in range(0, len(metrics), MLFLOW_METRICS):
-        client.log_batch(run_id, metrics=metrics[i:i + MLFLOW_METRICS])
+        client.log_batch(run_id, metrics=metrics[i : i + MLFLOW_METRICS])
     client.set_terminated(run_id, run.status)
     return run_id

@@ -45,8 +45,9 @@ def quiet_store_logs() -> None:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
-STORAGE_ERRNOS = tuple(getattr(errno, name) for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO")
-                       if hasattr(errno, name))
+STORAGE_ERRNOS = tuple(
+    getattr(errno, name) for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO") if hasattr(errno, name)
+)
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -75,8 +76,10 @@ def describe(exc: BaseException, uri: str | None = None) -> str:
         cause = next((said for key, said in _SERVER_CAUSES if key in detail), _first_line(detail, 160))
         retries = http.setting(http.RETRIES_ENV, http.DEFAULT_RETRIES, 0)
         timeout = http.setting(http.TIMEOUT_ENV, http.DEFAULT_TIMEOUT, 1)
-        return (f"tracking server {mask_credentials(base)} unreachable: {cause} (after {retries} retries, "
-                f"{timeout} s timeout per request; see {http.RETRIES_ENV}, {http.TIMEOUT_ENV})")
+        return (
+            f"tracking server {mask_credentials(base)} unreachable: {cause} (after {retries} retries, "
+            f"{timeout} s timeout per request; see {http.RETRIES_ENV}, {http.TIMEOUT_ENV})"
+        )
     for key, said in _SQL_CAUSES:
         if key.lower() in text.lower():
             return f"cannot write the tracking store{where}: {said}"
@@ -95,4 +98,4 @@ def _os_error(exc: OSError) -> str:
 
 def _first_line(text: str, limit: int) -> str:
     line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
     """Insert `metrics` (mlflow.entities.Metric) for run_id; False when the caller should use log_batch."""
-    return log_columns_fast(client, run_id, [m.key for m in metrics], [m.value for m in metrics],
-                            [m.timestamp for m in metrics], [m.step for m in metrics])
+    return log_columns_fast(
+        client,
+        run_id,
+        [m.key for m in metrics],
+        [m.value for m in metrics],
+        [m.timestamp for m in metrics],
+        [m.step for m in metrics],
+    )
 
 
-def log_columns_fast(client, run_id: str, keys: list[str], values: list[float], stamps: list[int],
-                     steps: list[int]) -> bool:
+def log_columns_fast(
+    client, run_id: str, keys: list[str], values: list[float], stamps: list[int], steps: list[int]
+) -> bool:
     """The same from parallel lists (what RunRecorder buffers), without building Metric objects."""
     try:
         import sqlalchemy
@@ -31,8 +38,7 @@ def log_columns_fast(client, run_id: str, keys: list[str], values: list[float], 
         rows, latest = [], {}
         for key, raw, stamp, step in zip(keys, values, stamps, steps):
             is_nan, value = store.sanitize_metric_value(raw)
-            row = {"run_uuid": run_id, "key": key, "value": value, "timestamp": stamp, "step": step,
-                   "is_nan": is_nan}
+            row = {"run_uuid": run_id, "key": key, "value": value, "timestamp": stamp, "step": step, "is_nan": is_nan}
             rows.append(row)
             current = latest.get(key)
             if current is None or (step, stamp, value) > (current["step"], current["timestamp"], current["value"]):
@@ -43,7 +49,8 @@ def log_columns_fast(client, run_id: str, keys: list[str], values: list[float], 
             if session.bind.dialect.name == "sqlite":  # plain executemany: no per-row SQLAlchemy processing
                 session.connection().exec_driver_sql(
                     "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(run_id, r["key"], r["value"], r["timestamp"], r["step"], int(r["is_nan"])) for r in rows])
+                    [(run_id, r["key"], r["value"], r["timestamp"], r["step"], int(r["is_nan"])) for r in rows],
+                )
             else:
                 session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
             store._update_latest_metrics_if_necessary([SqlMetric(**row) for row in latest.values()], session)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-OWNER_TAG = "optlab.owner"     # the process that started the run (a sweep's parent process, or `optlab run`)
-WORKER_TAG = "optlab.worker"   # the process training it (a sweep's worker; the owner itself otherwise)
+OWNER_TAG = "optlab.owner"  # the process that started the run (a sweep's parent process, or `optlab run`)
+WORKER_TAG = "optlab.worker"  # the process training it (a sweep's worker; the owner itself otherwise)
 
 
 def owner_id() -> str:

@@ -10,8 +10,16 @@ MLflow as before. `OPTLAB_STORE_WRITER=mlflow` always records through MLflow.
 from __future__ import annotations
 
 
-def start_recorder(uri: str, config, problem, plan, tags: dict, experiment: str | None = None,
-                   experiment_id: str | None = None, parent_run_id: str | None = None):
+def start_recorder(
+    uri: str,
+    config,
+    problem,
+    plan,
+    tags: dict,
+    experiment: str | None = None,
+    experiment_id: str | None = None,
+    parent_run_id: str | None = None,
+):
     """The run started in the store at `uri` (in `experiment`, a name, or `experiment_id`): written
     directly when the store allows it, else through MLflow."""
     from optlab.tracking.sqlite_recorder import NotDirect, SqliteRunRecorder
@@ -24,8 +32,9 @@ def start_recorder(uri: str, config, problem, plan, tags: dict, experiment: str 
             direct.connection.close()
     from optlab.tracking.recorder import RunRecorder
 
-    return RunRecorder(experiment=experiment, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                       tracking_uri=uri).start(config, problem, plan, extra_tags=dict(tags))
+    return RunRecorder(
+        experiment=experiment, experiment_id=experiment_id, parent_run_id=parent_run_id, tracking_uri=uri
+    ).start(config, problem, plan, extra_tags=dict(tags))
 
 
 class PointRecorder:
@@ -36,9 +45,16 @@ class PointRecorder:
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.writer = None
 
-    def start(self, config, problem, plan, extra_tags: dict | None = None) -> "PointRecorder":
-        self.writer = start_recorder(self.tracking_uri, config, problem, plan, dict(extra_tags or {}),
-                                     experiment_id=self.experiment_id, parent_run_id=self.parent_run_id)
+    def start(self, config, problem, plan, extra_tags: dict | None = None) -> PointRecorder:
+        self.writer = start_recorder(
+            self.tracking_uri,
+            config,
+            problem,
+            plan,
+            dict(extra_tags or {}),
+            experiment_id=self.experiment_id,
+            parent_run_id=self.parent_run_id,
+        )
         return self
 
     @property

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("optlab", "torch", "numpy", "mlflow", "nevergrad", "pandas")
 
 
-@lru_cache(maxsize=None)
+@cache
 def git_commit() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
@@ -19,14 +19,19 @@ def git_commit() -> str:
         commit = out.stdout.strip()
         if out.returncode != 0 or not commit:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -37,7 +42,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def machine() -> str:
     """The machine in one line: CPU model, logical cores, memory, accelerator (for timings' captions)."""
     import os
@@ -53,11 +58,12 @@ def machine() -> str:
     memory = ""
     try:
         pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        memory = f", {pages * size / 2 ** 30:.0f} GiB"
+        memory = f", {pages * size / 2**30:.0f} GiB"
     except (ValueError, OSError, AttributeError):
         pass
     try:
         import torch
+
         gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     except Exception:
         gpu = ""

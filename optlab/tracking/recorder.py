@@ -24,15 +24,27 @@ from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
 from optlab.tracking.preflight import check_artifacts_writable
-from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
-                                       run_files,
-                                       run_params, run_tags, save_weights, storage_problems)
-from optlab.tracking.store import client as make_client, ensure_experiment
+from optlab.tracking.run_facts import (
+    CONFIG,
+    WEIGHTS,
+    abandoned,
+    abandoned_reason,
+    discarded,
+    end_status,
+    end_tags,
+    run_files,
+    run_params,
+    run_tags,
+    save_weights,
+    storage_problems,
+)
+from optlab.tracking.store import client as make_client
+from optlab.tracking.store import ensure_experiment
 
-if TYPE_CHECKING:   # torch is imported where tensors are made; the store process never needs it
+if TYPE_CHECKING:  # torch is imported where tensors are made; the store process never needs it
     import torch
 
-_checked: set[tuple[str, str]] = set()   # (tracking URI, experiment id) whose artifact folder was checked here
+_checked: set[tuple[str, str]] = set()  # (tracking URI, experiment id) whose artifact folder was checked here
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -59,25 +71,30 @@ class NullRecorder:
 
 
 class RunRecorder:
-    def __init__(self, experiment: str | None = None, parent_run_id: str | None = None,
-                 experiment_id: str | None = None, tracking_uri: str | None = None):
+    def __init__(
+        self,
+        experiment: str | None = None,
+        parent_run_id: str | None = None,
+        experiment_id: str | None = None,
+        tracking_uri: str | None = None,
+    ):
         self.client = make_client(tracking_uri)
         self.experiment_id = experiment_id
         self.experiment_name = experiment
         self.parent_run_id = parent_run_id
         self.run_id = None
-        self.status: str | None = None           # what the store says once the run has ended
+        self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
         self._logged_keys: set[str] = set()
         self._n_params = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
+    def start(self, config, problem, plan, extra_tags: dict | None = None) -> RunRecorder:
         with timed("run creation"):
             return self._start(config, problem, plan, extra_tags)
 
-    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> "RunRecorder":
+    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> RunRecorder:
         from mlflow.entities import Param
 
         if self.experiment_id is None:
@@ -97,7 +114,7 @@ class RunRecorder:
         self._n_params = len(items)
         try:
             for i in range(0, len(items), 100):
-                self.client.log_batch(self.run_id, params=items[i:i + 100])
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
             with timed("artifacts"):
                 self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
                 self._log_files(run_files(config, problem))
@@ -148,7 +165,7 @@ class RunRecorder:
             return
         metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
         for i in range(0, len(metrics), MLFLOW_BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + MLFLOW_BATCH])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + MLFLOW_BATCH])
 
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None) -> None:
         """Store what is left and end the run. FINISHED only when everything is stored; a storage
@@ -157,8 +174,9 @@ class RunRecorder:
         from mlflow.entities import RunTag
 
         with timed("run end"):
-            problems = storage_problems(status, params, self.flush, self._log_params_artifact, self._missing,
-                                        self._discard_weights)
+            problems = storage_problems(
+                status, params, self.flush, self._log_params_artifact, self._missing, self._discard_weights
+            )
             status, reason = end_status(status, reason, problems)
             tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
             try:
@@ -177,8 +195,9 @@ class RunRecorder:
         if self.run_id is None or self.status is not None:
             return
         try:
-            self.client.log_batch(self.run_id, tags=[RunTag("optlab.status", status),
-                                                     RunTag("optlab.failure_reason", reason[:5000])])
+            self.client.log_batch(
+                self.run_id, tags=[RunTag("optlab.status", status), RunTag("optlab.failure_reason", reason[:5000])]
+            )
         except Exception:
             pass
         try:
@@ -190,8 +209,10 @@ class RunRecorder:
         try:
             self.client.set_terminated(self.run_id, status)
         except Exception as exc:
-            raise StoreError(f"run {self.run_id}: could not record its end ({status}): {describe(exc)}; it stays "
-                             f"RUNNING in the store until the next start in its experiment marks it KILLED") from exc
+            raise StoreError(
+                f"run {self.run_id}: could not record its end ({status}): {describe(exc)}; it stays "
+                f"RUNNING in the store until the next start in its experiment marks it KILLED"
+            ) from exc
         self.status, self.reason = status, reason
 
     def _missing(self, with_weights: bool) -> list[str]:
@@ -245,8 +266,13 @@ def close_abandoned_runs(client, experiment_id: str) -> int:
             # its process may have ended it between the search and the liveness check: read it again
             if client.get_run(run.info.run_id).info.status != "RUNNING":
                 continue
-            client.log_batch(run.info.run_id, tags=[RunTag("optlab.status", "KILLED"), RunTag(
-                "optlab.failure_reason", abandoned_reason(run.data.tags))])
+            client.log_batch(
+                run.info.run_id,
+                tags=[
+                    RunTag("optlab.status", "KILLED"),
+                    RunTag("optlab.failure_reason", abandoned_reason(run.data.tags)),
+                ],
+            )
             client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
         except Exception:  # noqa: BLE001 - another process closed it first, or the store is read-only
@@ -267,6 +293,7 @@ def load_params(run_id: str, tracking_uri: str | None = None) -> torch.Tensor:
 
 def load_config(run_id: str, tracking_uri: str | None = None):
     import mlflow
+
     from optlab.config import RunConfig
 
     make_client(tracking_uri)

@@ -9,9 +9,9 @@ from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id
 
 WEIGHTS = "params.safetensors"  # the final flat parameter vector, an artifact of every run
-CONFIG = "config.json"          # the run's configuration, an artifact of every run
+CONFIG = "config.json"  # the run's configuration, an artifact of every run
 PARENT_TAG = "mlflow.parentRunId"
-STORAGE_REASON = "storage: "    # how the reason of a run the store could not hold begins
+STORAGE_REASON = "storage: "  # how the reason of a run the store could not hold begins
 
 
 def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict | None = None) -> dict[str, str]:
@@ -22,7 +22,7 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
         "optlab.family": extra.pop("optlab.family", ""),
         "optlab.dataset": config.dataset,
         "optlab.config_hash": config.config_hash(),
-        "optlab.workload_hash": config.workload_hash(),   # a single run's too: reports group by it
+        "optlab.workload_hash": config.workload_hash(),  # a single run's too: reports group by it
         "mlflow.source.git.commit": provenance.git_commit(),
         "optlab.git_commit": provenance.git_commit(),
         **{f"version.{k}": v for k, v in provenance.versions().items()},
@@ -32,7 +32,7 @@ def run_tags(config, problem, parent_run_id: str | None = None, extra_tags: dict
     if dataset is not None:
         tags["optlab.data_fingerprint"] = dataset.fingerprint()
         tags["optlab.split"] = dataset.split  # train/validation/test
-    if config.workload is not None:   # a user's workload: its name, reference and file hash
+    if config.workload is not None:  # a user's workload: its name, reference and file hash
         tags["optlab.dataset"] = getattr(problem, "name", config.dataset)
         tags.update(getattr(problem, "record_tags", None) or {})
     if parent_run_id:
@@ -52,9 +52,13 @@ def run_files(config, problem=None) -> dict[str, bytes]:
 
 
 def run_params(config, problem, plan) -> dict[str, str]:
-    params = {**flatten_config(config), "n_params": problem.n_params,
-              "resolved_batch_size": plan.batch_size if plan.batch_size is not None else "full",
-              "steps_per_epoch": round(plan.steps_per_epoch, 6), "planned_steps": plan.max_steps}
+    params = {
+        **flatten_config(config),
+        "n_params": problem.n_params,
+        "resolved_batch_size": plan.batch_size if plan.batch_size is not None else "full",
+        "steps_per_epoch": round(plan.steps_per_epoch, 6),
+        "planned_steps": plan.max_steps,
+    }
     return {k: str(v) for k, v in params.items()}
 
 
@@ -75,8 +79,13 @@ def abandoned(tags: dict[str, str]) -> bool:
     """A RUNNING single run whose process, on this host, is gone (a sweep's runs are the sweep's to close)."""
     owner = tags.get(OWNER_TAG, "")
     host = owner_id().rpartition(":")[0]
-    return not ("optlab.sweep" in tags or PARENT_TAG in tags or owner.rpartition(":")[0] != host
-                or owner_alive(owner) or owner == owner_id())
+    return not (
+        "optlab.sweep" in tags
+        or PARENT_TAG in tags
+        or owner.rpartition(":")[0] != host
+        or owner_alive(owner)
+        or owner == owner_id()
+    )
 
 
 def abandoned_reason(tags: dict[str, str]) -> str:
@@ -139,8 +148,11 @@ def save_weights(params, path) -> None:
     store's process has no torch)."""
     if hasattr(params, "detach"):
         from safetensors.torch import save_file
+
         params = params.detach().cpu().contiguous()
     else:
         from safetensors.numpy import save_file
     count = params.numel() if hasattr(params, "numel") else params.size
-    save_file({"params": params}, str(path), metadata={"format": "optlab flat parameter vector", "n_params": str(count)})
+    save_file(
+        {"params": params}, str(path), metadata={"format": "optlab flat parameter vector", "n_params": str(count)}
+    )

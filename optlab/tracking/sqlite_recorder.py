@@ -33,18 +33,29 @@ from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
-from optlab.tracking.run_facts import (CONFIG, WEIGHTS, abandoned, abandoned_reason, discarded, end_status, end_tags,
-                                       run_files,
-                                       run_params, run_tags, save_weights, storage_problems)
+from optlab.tracking.run_facts import (
+    CONFIG,
+    WEIGHTS,
+    abandoned,
+    abandoned_reason,
+    discarded,
+    end_status,
+    end_tags,
+    run_files,
+    run_params,
+    run_tags,
+    save_weights,
+    storage_problems,
+)
 from optlab.tracking.ui import is_described
 from optlab.tracking.uri import sqlite_path
 
-SCHEMA_REVISION = "dc11669786a5"   # MLflow 3.17's alembic head, the layout written here
+SCHEMA_REVISION = "dc11669786a5"  # MLflow 3.17's alembic head, the layout written here
 WRITER_ENV = "OPTLAB_STORE_WRITER"  # "mlflow": never write directly
-BUSY_TIMEOUT = 30.0                 # seconds a write waits for another process's transaction
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's transaction
 DEFAULT_WORKSPACE = "default"
 RUN_NAME_TAG = "mlflow.runName"
-MAX_TAG_VALUE, MAX_PARAM_VALUE, MAX_KEY, MAX_RUN_NAME = 8000, 6000, 250, 250   # MLflow's limits
+MAX_TAG_VALUE, MAX_PARAM_VALUE, MAX_KEY, MAX_RUN_NAME = 8000, 6000, 250, 250  # MLflow's limits
 
 
 def database(uri: str) -> Path | None:
@@ -114,19 +125,20 @@ class SqliteRunRecorder:
 
     def __init__(self, path: Path, experiment_id: int, location: str, parent_run_id: str | None = None):
         self.path, self.experiment_id, self.location = path, experiment_id, location
-        self.parent_run_id = parent_run_id    # a sweep's point: its parent run (its runs are the sweep's to close)
+        self.parent_run_id = parent_run_id  # a sweep's point: its parent run (its runs are the sweep's to close)
         self.connection = connect(path)
         self.run_id: str | None = None
         self.status: str | None = None
         self.reason: str | None = None
-        self._rows: list[tuple] = []          # (key, value, timestamp, step) in logging order
+        self._rows: list[tuple] = []  # (key, value, timestamp, step) in logging order
         self._logged_keys: set[str] = set()
         self._n_params = 0
         self._folder: Path | None = None
 
     @classmethod
-    def open(cls, uri: str, experiment: str | None = None, experiment_id: str | None = None,
-             parent_run_id: str | None = None) -> "SqliteRunRecorder | None":
+    def open(
+        cls, uri: str, experiment: str | None = None, experiment_id: str | None = None, parent_run_id: str | None = None
+    ) -> SqliteRunRecorder | None:
         """A recorder for `experiment` (a name, or `experiment_id`) in the store at `uri`, or None when MLflow
         must record instead. `parent_run_id`: the runs are nested under it (a sweep's points)."""
         path = database(uri)
@@ -138,12 +150,16 @@ class SqliteRunRecorder:
                 found = connection.execute(
                     "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
                     f"WHERE {'experiment_id' if by_id else 'name'} = ? AND workspace = ?",
-                    (int(experiment_id) if by_id else experiment, DEFAULT_WORKSPACE)).fetchall()
+                    (int(experiment_id) if by_id else experiment, DEFAULT_WORKSPACE),
+                ).fetchall()
                 if len(found) != 1 or found[0][2] != "active" or local_folder(found[0][1]) is None:
                     return None
                 experiment_id, location, _ = found[0]
-                tags = dict(connection.execute("SELECT key, value FROM experiment_tags WHERE experiment_id = ?",
-                                               (experiment_id,)).fetchall())
+                tags = dict(
+                    connection.execute(
+                        "SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (experiment_id,)
+                    ).fetchall()
+                )
         except (sqlite3.Error, ValueError, TypeError):
             return None
         if not is_described(tags) or not (location.startswith("file:") or location.startswith("/")):
@@ -151,12 +167,12 @@ class SqliteRunRecorder:
         return cls(path, experiment_id, location, parent_run_id)
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def start(self, config, problem, plan, extra_tags: dict | None = None) -> "SqliteRunRecorder":
+    def start(self, config, problem, plan, extra_tags: dict | None = None) -> SqliteRunRecorder:
         """Create the run (raises NotDirect, having written nothing, for a run MLflow must record)."""
         with timed("run creation"):
             return self._start(config, problem, plan, extra_tags)
 
-    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> "SqliteRunRecorder":
+    def _start(self, config, problem, plan, extra_tags: dict | None = None) -> SqliteRunRecorder:
         run_name = config.run_name or config.label()
         tags = {**run_tags(config, problem, self.parent_run_id, extra_tags), RUN_NAME_TAG: run_name}
         params = run_params(config, problem, plan)
@@ -168,15 +184,21 @@ class SqliteRunRecorder:
             with Transaction(self.connection) as db:
                 if self.parent_run_id is None:
                     self._close_abandoned(db)
-                db.execute("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
-                           "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-                           "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, NULL, '', 'active', "
-                           "?, ?)", (run_id, run_name, tags.get("mlflow.user", "unknown"), _now_ms(), artifact_uri,
-                                     self.experiment_id))
-                db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                               [(k, v, run_id) for k, v in tags.items()])
-                db.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                               [(k, v, run_id) for k, v in params.items()])
+                db.execute(
+                    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+                    "status, start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
+                    "experiment_id) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, NULL, '', 'active', "
+                    "?, ?)",
+                    (run_id, run_name, tags.get("mlflow.user", "unknown"), _now_ms(), artifact_uri, self.experiment_id),
+                )
+                db.executemany(
+                    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                    [(k, v, run_id) for k, v in tags.items()],
+                )
+                db.executemany(
+                    "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                    [(k, v, run_id) for k, v in params.items()],
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot create the run in {self.path}: {describe(exc)}") from exc
         self.run_id, self._n_params, self._folder = run_id, len(params), local_folder(artifact_uri)
@@ -189,7 +211,9 @@ class SqliteRunRecorder:
                 (self._folder / name).write_bytes(data)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
-            self.abort("KILLED" if interrupted else "FAILED", "interrupted" if interrupted else f"storage: {describe(exc)}")
+            self.abort(
+                "KILLED" if interrupted else "FAILED", "interrupted" if interrupted else f"storage: {describe(exc)}"
+            )
             if isinstance(exc, Exception):
                 raise StoreError(f"run {run_id}: could not record its config: {describe(exc)}") from exc
             raise
@@ -210,8 +234,9 @@ class SqliteRunRecorder:
             self._finish(status, reason, summary, params)
 
     def _finish(self, status: str, reason: str | None, summary: dict, params) -> None:
-        problems = storage_problems(status, params, self.flush, self._save_weights, self._missing,
-                                    self._discard_weights)
+        problems = storage_problems(
+            status, params, self.flush, self._save_weights, self._missing, self._discard_weights
+        )
         status, reason = end_status(status, reason, problems)
         try:
             self._end(status, end_tags(status, reason, summary))
@@ -223,9 +248,11 @@ class SqliteRunRecorder:
             try:
                 self._end(status, {})
             except sqlite3.Error as again:
-                raise StoreError(f"run {self.run_id}: could not record its end ({status}): {describe(again)}; it "
-                                 f"stays RUNNING in the store until the next start in its experiment marks it "
-                                 f"KILLED") from again
+                raise StoreError(
+                    f"run {self.run_id}: could not record its end ({status}): {describe(again)}; it "
+                    f"stays RUNNING in the store until the next start in its experiment marks it "
+                    f"KILLED"
+                ) from again
         self.status, self.reason = status, reason
         self.connection.close()
 
@@ -234,7 +261,7 @@ class SqliteRunRecorder:
             with timed("artifacts"):
                 save_weights(params, self._folder / WEIGHTS)
         except Exception:
-            with suppress(OSError):   # a partial file is no weights
+            with suppress(OSError):  # a partial file is no weights
                 (self._folder / WEIGHTS).unlink(missing_ok=True)
             raise
 
@@ -272,14 +299,27 @@ class SqliteRunRecorder:
         with Transaction(self.connection) as db:
             self._check_active(db)
             # an identical point twice is one point (MLflow keeps one row too)
-            db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", stored)
-            before = {key: (value, stamp, step) for key, value, stamp, step in db.execute(
-                "SELECT key, value, timestamp, step FROM latest_metrics WHERE run_uuid = ?", (self.run_id,))}
-            newer = [(key, value, stamp, step, is_nan, self.run_id) for key, (value, stamp, step, is_nan) in latest.items()
-                     if key not in before or (step, stamp, value) > (before[key][2], before[key][1], before[key][0])]
-            db.executemany("INSERT OR REPLACE INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", newer)
+            db.executemany(
+                "INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                stored,
+            )
+            before = {
+                key: (value, stamp, step)
+                for key, value, stamp, step in db.execute(
+                    "SELECT key, value, timestamp, step FROM latest_metrics WHERE run_uuid = ?", (self.run_id,)
+                )
+            }
+            newer = [
+                (key, value, stamp, step, is_nan, self.run_id)
+                for key, (value, stamp, step, is_nan) in latest.items()
+                if key not in before or (step, stamp, value) > (before[key][2], before[key][1], before[key][0])
+            ]
+            db.executemany(
+                "INSERT OR REPLACE INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                newer,
+            )
 
     def _check_active(self, db: sqlite3.Connection) -> None:
         found = db.execute("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", (self.run_id,)).fetchone()
@@ -288,19 +328,25 @@ class SqliteRunRecorder:
 
     def _end(self, status: str, tags: dict[str, str]) -> None:
         with Transaction(self.connection) as db:
-            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                           [(k, v, self.run_id) for k, v in tags.items()])
+            db.executemany(
+                "INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(k, v, self.run_id) for k, v in tags.items()],
+            )
             db.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", (status, _now_ms(), self.run_id))
 
     def _missing(self, with_weights: bool) -> list[str]:
         """Read the run back: what a FINISHED run promises and the store does not hold."""
         try:
             missing = []
-            (params,), = self.connection.execute("SELECT count(*) FROM params WHERE run_uuid = ?", (self.run_id,))
+            ((params,),) = self.connection.execute("SELECT count(*) FROM params WHERE run_uuid = ?", (self.run_id,))
             if params < self._n_params:
                 missing.append(f"params: {params} of {self._n_params} stored")
-            stored = {key for key, in self.connection.execute("SELECT key FROM latest_metrics WHERE run_uuid = ?",
-                                                              (self.run_id,))}
+            stored = {
+                key
+                for (key,) in self.connection.execute(
+                    "SELECT key FROM latest_metrics WHERE run_uuid = ?", (self.run_id,)
+                )
+            }
             lost = sorted(self._logged_keys - stored)
             if lost:
                 missing.append(f"metrics: {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} not stored")
@@ -314,15 +360,21 @@ class SqliteRunRecorder:
 
     def _close_abandoned(self, db: sqlite3.Connection) -> None:
         """recorder.close_abandoned_runs, inside the transaction that creates the new run."""
-        running = [run_id for run_id, in db.execute(
-            "SELECT run_uuid FROM runs WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
-            (self.experiment_id,))]
+        running = [
+            run_id
+            for (run_id,) in db.execute(
+                "SELECT run_uuid FROM runs WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
+                (self.experiment_id,),
+            )
+        ]
         for run_id in running:
             tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
             if not abandoned(tags):
                 continue
-            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                           [("optlab.status", "KILLED", run_id), ("optlab.failure_reason", abandoned_reason(tags), run_id)])
+            db.executemany(
+                "INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                [("optlab.status", "KILLED", run_id), ("optlab.failure_reason", abandoned_reason(tags), run_id)],
+            )
             db.execute("UPDATE runs SET status = 'KILLED', end_time = ? WHERE run_uuid = ?", (_now_ms(), run_id))
 
 
@@ -332,6 +384,9 @@ class NotDirect(Exception):
 
 def _check_limits(run_name: str, tags: dict[str, str], params: dict[str, str]) -> None:
     """Values beyond MLflow's length limits, which MLflow truncates or refuses by its own settings."""
-    if len(run_name) > MAX_RUN_NAME or any(len(k) > MAX_KEY or len(v) > limit for items, limit in (
-            (tags, MAX_TAG_VALUE), (params, MAX_PARAM_VALUE)) for k, v in items.items()):
+    if len(run_name) > MAX_RUN_NAME or any(
+        len(k) > MAX_KEY or len(v) > limit
+        for items, limit in ((tags, MAX_TAG_VALUE), (params, MAX_PARAM_VALUE))
+        for k, v in items.items()
+    ):
         raise NotDirect("a name or value beyond MLflow's length limits")

@@ -78,8 +78,10 @@ def check_home() -> None:
 
 
 def _file_in_the_way(folder: Path) -> StoreError:
-    return StoreError(f"{TRACKING_HOME_ENV}={os.environ.get(TRACKING_HOME_ENV, '.')}: cannot create the "
-                      f"tracking home {folder}: a file is in the way")
+    return StoreError(
+        f"{TRACKING_HOME_ENV}={os.environ.get(TRACKING_HOME_ENV, '.')}: cannot create the "
+        f"tracking home {folder}: a file is in the way"
+    )
 
 
 _opened: set[str] = set()
@@ -152,7 +154,8 @@ def _ensure_exists(mlflow_client, name: str) -> str:
             raise ConfigError(
                 f"experiment {name!r} (id {found.experiment_id}) is deleted: restore it, runs and all, with `mlflow "
                 f"experiments restore --experiment-id {found.experiment_id}`, remove it for good with `mlflow gc "
-                f"--experiment-ids {found.experiment_id}`, or use another name")
+                f"--experiment-ids {found.experiment_id}`, or use another name"
+            )
         return found.experiment_id
     location = None
     if uses_default_store(mlflow_client.tracking_uri):
@@ -164,4 +167,3 @@ def _ensure_exists(mlflow_client, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
-

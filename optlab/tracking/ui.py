@@ -43,8 +43,7 @@ MARKER_KEY = "optlabLayout"
 WORKFLOW_PARAM = ("workflowType", "machine_learning")
 
 # what a run's row shows (in this order) and what its charts plot
-COLUMN_METRICS = ("val_accuracy", "test_accuracy", "train_loss", "steps_to_target", "gradient_equivalents",
-                  "wall_time")
+COLUMN_METRICS = ("val_accuracy", "test_accuracy", "train_loss", "steps_to_target", "gradient_equivalents", "wall_time")
 RUN_TAGS = ("optlab.workload", "optlab.strategy")
 GROUP_METRICS = ("val_accuracy", "test_accuracy")
 GROUP_PARTS = ("mean", "ci_low", "ci_high")
@@ -57,6 +56,8 @@ COUNTERS = ("epoch", "samples_seen", "evaluations", "gradient_evaluations", "gra
 WORK_AXES = ("gradient_equivalents", "wall_time")
 NOT_AXES = ("seed", "run_name", "experiment")  # params that never tell configurations apart
 PIXELS_PER_CHARACTER = 7.5
+
+
 def run_tags(strategy: str) -> dict[str, str]:
     """Tags every optlab run carries for the UI: its strategy's colour."""
     return {RUN_COLOR_TAG: palette.color(strategy)}
@@ -64,8 +65,11 @@ def run_tags(strategy: str) -> dict[str, str]:
 
 def is_described(tags: dict[str, str], description: str | None = None) -> bool:
     """The experiment's tags already say what describe_experiment would write."""
-    return (tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING and (not description or tags.get(NOTE_TAG) == description)
-            and VIEW_TAG_PREFIX + DEFAULT_VIEW_ID in tags)
+    return (
+        tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING
+        and (not description or tags.get(NOTE_TAG) == description)
+        and VIEW_TAG_PREFIX + DEFAULT_VIEW_ID in tags
+    )
 
 
 def describe_experiment(client, experiment_id: str, description: str | None = None) -> None:
@@ -78,8 +82,9 @@ def describe_experiment(client, experiment_id: str, description: str | None = No
     if description and tags.get(NOTE_TAG) != description:
         client.set_experiment_tag(experiment_id, NOTE_TAG, description)
     if VIEW_TAG_PREFIX + DEFAULT_VIEW_ID not in tags:
-        client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + DEFAULT_VIEW_ID,
-                                  saved_view(DEFAULT_VIEW_NAME, default_state(Workloads())))
+        client.set_experiment_tag(
+            experiment_id, VIEW_TAG_PREFIX + DEFAULT_VIEW_ID, saved_view(DEFAULT_VIEW_NAME, default_state(Workloads()))
+        )
 
 
 # ---- what the views show ----------------------------------------------------------------------------
@@ -132,15 +137,20 @@ def configuration_axes(runs) -> tuple[str, ...]:
     for run in runs:
         for key, value in run.data.params.items():
             values[key].add(value)
-    candidates = sorted((k for k, v in values.items() if len(v) > 1 and k not in NOT_AXES and k not in tuned
-                         and k != "strategy"), key=lambda k: (-len(values[k]), k))
+    candidates = sorted(
+        (k for k, v in values.items() if len(v) > 1 and k not in NOT_AXES and k not in tuned and k != "strategy"),
+        key=lambda k: (-len(values[k]), k),
+    )
     kept: list[str] = []
     for key in candidates:
         seen = {}
         determined = True
         for run in runs:
-            identity = (run.data.tags.get("optlab.strategy"), run.data.tags.get("optlab.series"),
-                        *(run.data.params.get(k) for k in kept))
+            identity = (
+                run.data.tags.get("optlab.strategy"),
+                run.data.tags.get("optlab.series"),
+                *(run.data.params.get(k) for k in kept),
+            )
             if seen.setdefault(identity, run.data.params.get(key)) != run.data.params.get(key):
                 determined = False
                 break
@@ -171,34 +181,54 @@ def header_width(column_id: str) -> int:
 def charts(log_x: dict[str, bool]) -> tuple[list[dict], list[dict]]:
     """The chart cards and their sections: learning curves against work and wall time shown first,
     the rest (against steps, per step, the work counters) in collapsed sections."""
-    sections = [ui_state.chart_section("work", "Learning curves against work (gradient equivalents)", True),
-                ui_state.chart_section("time", "Learning curves against wall time (training only)", True),
-                ui_state.chart_section("steps", "Learning curves against steps", False),
-                ui_state.chart_section("per-step", "Per step: batch loss, gradient norm, learning rate", False),
-                ui_state.chart_section("counters", "Work counters (straight lines by construction)", False)]
+    sections = [
+        ui_state.chart_section("work", "Learning curves against work (gradient equivalents)", True),
+        ui_state.chart_section("time", "Learning curves against wall time (training only)", True),
+        ui_state.chart_section("steps", "Learning curves against steps", False),
+        ui_state.chart_section("per-step", "Per step: batch loss, gradient norm, learning rate", False),
+        ui_state.chart_section("counters", "Work counters (straight lines by construction)", False),
+    ]
     cards = []
     for metric in CURVES[:2]:
         for section, x in (("work", "gradient_equivalents"), ("time", "wall_time")):
-            cards.append(ui_state.line_chart(f"optlab-{section}-{metric}", section, metric, x,
-                                             y_log=metric in LOG_SCALE, x_log=log_x.get(x, False)))
+            cards.append(
+                ui_state.line_chart(
+                    f"optlab-{section}-{metric}",
+                    section,
+                    metric,
+                    x,
+                    y_log=metric in LOG_SCALE,
+                    x_log=log_x.get(x, False),
+                )
+            )
     cards += [ui_state.line_chart(f"optlab-steps-{m}", "steps", m, y_log=m in LOG_SCALE) for m in CURVES]
     cards += [ui_state.line_chart(f"optlab-step-{m}", "per-step", m, y_log=m in LOG_SCALE) for m in PER_STEP]
     cards += [ui_state.line_chart(f"optlab-counter-{m}", "counters", m) for m in COUNTERS]
     return cards, sections
 
 
-def _state(search_filter: str, order_by: str, ascending: bool, columns: list[str], log_x: dict[str, bool],
-           grouping: dict | None = None) -> dict:
+def _state(
+    search_filter: str,
+    order_by: str,
+    ascending: bool,
+    columns: list[str],
+    log_x: dict[str, bool],
+    grouping: dict | None = None,
+) -> dict:
     cards, sections = charts(log_x)
-    return ui_state.runs_page_state(search_filter, order_by, ascending, columns,
-                                    {c: header_width(c) for c in columns}, cards, sections, grouping)
+    return ui_state.runs_page_state(
+        search_filter, order_by, ascending, columns, {c: header_width(c) for c in columns}, cards, sections, grouping
+    )
 
 
 def default_state(workloads: Workloads) -> dict:
     """The experiment's runs page: every reported run (every run before any is reported), one row each
     with its workload and strategy and final metrics, sorted by workload."""
-    columns = ([column("tags", t) for t in RUN_TAGS] + [column("metrics", m) for m in COLUMN_METRICS]
-               + [column("params", p) for p in ("lr", "batch_size", "seed")])
+    columns = (
+        [column("tags", t) for t in RUN_TAGS]
+        + [column("metrics", m) for m in COLUMN_METRICS]
+        + [column("params", p) for p in ("lr", "batch_size", "seed")]
+    )
     log_x = {x: any(w.get(x, False) for w in workloads.log_x.values()) for x in WORK_AXES}
     return _state(reported_filter(workloads.any_role), column("tags", "optlab.workload"), True, columns, log_x)
 
@@ -208,25 +238,40 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
     draws one line per configuration, the mean over seeds with its min-max band."""
     axes = workloads.axes.get(workload, ())
     series = ("optlab.series",) if workloads.series.get(workload) else ()
-    columns = ([column("tags", "optlab.strategy")] + [column("tags", s) for s in series]
-               + [column("params", p) for p in axes] + [column("metrics", m) for m in COLUMN_METRICS]
-               + [column("params", p) for p in ("lr", "seed") if p not in axes])
+    columns = (
+        [column("tags", "optlab.strategy")]
+        + [column("tags", s) for s in series]
+        + [column("params", p) for p in axes]
+        + [column("metrics", m) for m in COLUMN_METRICS]
+        + [column("params", p) for p in ("lr", "seed") if p not in axes]
+    )
     grouping = ui_state.group_by(("optlab.strategy", *series), axes)
-    return _state(reported_filter(workloads.role.get(workload), workload), column("tags", "optlab.strategy"),
-                  True, columns, workloads.log_x.get(workload, {}), grouping)
+    return _state(
+        reported_filter(workloads.role.get(workload), workload),
+        column("tags", "optlab.strategy"),
+        True,
+        columns,
+        workloads.log_x.get(workload, {}),
+        grouping,
+    )
 
 
 def groups_state(workloads: Workloads, workload: str) -> dict:
     """One workload's seed-group runs: per configuration the mean and 95 % interval (mean, CI low, CI high)
     of the final accuracies over seeds, then the means of loss, work and time."""
     axes = workloads.axes.get(workload, ())
-    columns = ([column("tags", "optlab.strategy")] + [column("params", p) for p in axes]
-               + [column("metrics", f"final/{m}/{part}") for m in GROUP_METRICS for part in GROUP_PARTS]
-               + [column("metrics", f"final/{m}/mean") for m in GROUP_MEANS]
-               + [column("params", "lr")] + [column("tags", t) for t in GROUP_COLUMN_TAGS[1:]])
+    columns = (
+        [column("tags", "optlab.strategy")]
+        + [column("params", p) for p in axes]
+        + [column("metrics", f"final/{m}/{part}") for m in GROUP_METRICS for part in GROUP_PARTS]
+        + [column("metrics", f"final/{m}/mean") for m in GROUP_MEANS]
+        + [column("params", "lr")]
+        + [column("tags", t) for t in GROUP_COLUMN_TAGS[1:]]
+    )
     search = f"tags.`optlab.workload` = {quote(workload)} AND tags.`optlab.role` = 'group'"
-    return _state(search, column("metrics", "final/val_accuracy/mean"), False, columns,
-                  workloads.log_x.get(workload, {}))
+    return _state(
+        search, column("metrics", "final/val_accuracy/mean"), False, columns, workloads.log_x.get(workload, {})
+    )
 
 
 def slug(workload: str) -> str:
@@ -237,10 +282,14 @@ def views(workloads: Workloads) -> dict[str, tuple[str, dict]]:
     """view id -> (name, runs page state) of every optlab view of an experiment with these workloads."""
     found = {DEFAULT_VIEW_ID: (DEFAULT_VIEW_NAME, default_state(workloads))}
     for workload in workloads.names:
-        found[f"optlab-{slug(workload)}"] = (WORKLOAD_VIEW_NAME.format(workload=workload),
-                                            workload_state(workloads, workload))
-        found[f"optlab-{slug(workload)}-configurations"] = (GROUPS_VIEW_NAME.format(workload=workload),
-                                                           groups_state(workloads, workload))
+        found[f"optlab-{slug(workload)}"] = (
+            WORKLOAD_VIEW_NAME.format(workload=workload),
+            workload_state(workloads, workload),
+        )
+        found[f"optlab-{slug(workload)}-configurations"] = (
+            GROUPS_VIEW_NAME.format(workload=workload),
+            groups_state(workloads, workload),
+        )
     return found
 
 
@@ -249,8 +298,7 @@ def read_workloads(client, experiment_id: str) -> Workloads:
     whether a work axis spans decades)."""
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], "tags.`optlab.role` != 'parent'", max_results=1000,
-                                  page_token=token)
+        page = client.search_runs([experiment_id], "tags.`optlab.role` != 'parent'", max_results=1000, page_token=token)
         runs += page
         token = page.token
         if not token:

@@ -48,9 +48,11 @@ def experiment_pages(client) -> dict[str, str]:
 
 def defaults_script(extra: dict[str, str] | None = None) -> str:
     entries = json.dumps({**BROWSER_DEFAULTS, **(extra or {})}).replace("</", "<\\/")  # no early </script>
-    return (f'<script id="{MARKER}">(function(){{try{{var d={entries};for(var k in d)'
-            f'{{if(window.localStorage.getItem(k)===null)window.localStorage.setItem(k,d[k]);}}}}'
-            f'catch(e){{}}}})();</script>')
+    return (
+        f'<script id="{MARKER}">(function(){{try{{var d={entries};for(var k in d)'
+        f"{{if(window.localStorage.getItem(k)===null)window.localStorage.setItem(k,d[k]);}}}}"
+        f"catch(e){{}}}})();</script>"
+    )
 
 
 def inject(page: str, extra: dict[str, str] | None = None) -> str:

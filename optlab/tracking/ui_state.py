@@ -27,12 +27,32 @@ COMPRESSED = "deflate;"
 BROWSER_STATE_KEY = "MLflowLocalStorage-1.1-ExperimentPage-{ids}-ReactComponentState"
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 
-SEARCH_FACET_KEYS = ("searchFilter", "orderByKey", "orderByAsc", "startTime", "lifecycleFilter", "datasetsFilter",
-                     "modelVersionFilter")
+SEARCH_FACET_KEYS = (
+    "searchFilter",
+    "orderByKey",
+    "orderByAsc",
+    "startTime",
+    "lifecycleFilter",
+    "datasetsFilter",
+    "modelVersionFilter",
+)
 # the UI state keys a saved view persists (the UI drops the per-session ones: runsExpanded, runsPinned, ...)
-UI_STATE_KEYS = ("selectedColumns", "columnOrder", "columnWidths", "runsHiddenMode", "compareRunCharts",
-                 "compareRunSections", "viewMaximized", "runListHidden", "isAccordionReordered", "groupBy",
-                 "groupsExpanded", "useGroupedValuesInCharts", "hideEmptyCharts", "globalLineChartConfig")
+UI_STATE_KEYS = (
+    "selectedColumns",
+    "columnOrder",
+    "columnWidths",
+    "runsHiddenMode",
+    "compareRunCharts",
+    "compareRunSections",
+    "viewMaximized",
+    "runListHidden",
+    "isAccordionReordered",
+    "groupBy",
+    "groupsExpanded",
+    "useGroupedValuesInCharts",
+    "hideEmptyCharts",
+    "globalLineChartConfig",
+)
 
 
 def column(kind: str, key: str) -> str:
@@ -46,37 +66,78 @@ def group_by(tags: tuple[str, ...] = (), params: tuple[str, ...] = (), aggregate
     return {"aggregateFunction": aggregate, "groupByKeys": keys} if keys else None
 
 
-def line_chart(uuid: str, section: str, metric: str, x_metric: str | None = None, y_log: bool = False,
-               x_log: bool = False, title: str | None = None) -> dict:
+def line_chart(
+    uuid: str,
+    section: str,
+    metric: str,
+    x_metric: str | None = None,
+    y_log: bool = False,
+    x_log: bool = False,
+    title: str | None = None,
+) -> dict:
     """A line chart card (RunsChartsLineCardConfig): `metric` against the step, or against another metric
     logged at the same steps (`x_metric`)."""
-    return {"uuid": uuid, "type": "LINE", "metricSectionId": section, "deleted": False, "isGenerated": False,
-            "runsCountToCompare": 100, "metricKey": metric, "selectedMetricKeys": [metric],
-            "displayName": title or (metric + (f" vs {x_metric}" if x_metric else "")), "lineSmoothness": 0,
-            "scaleType": "log" if y_log else "linear", "xAxisScaleType": "log" if x_log else "linear",
-            "range": {}, "xAxisKey": "metric" if x_metric else "step", "selectedXAxisMetricKey": x_metric or "",
-            "yAxisKey": "METRIC", "yAxisExpressions": [], "ignoreOutliers": False,
-            "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False}
+    return {
+        "uuid": uuid,
+        "type": "LINE",
+        "metricSectionId": section,
+        "deleted": False,
+        "isGenerated": False,
+        "runsCountToCompare": 100,
+        "metricKey": metric,
+        "selectedMetricKeys": [metric],
+        "displayName": title or (metric + (f" vs {x_metric}" if x_metric else "")),
+        "lineSmoothness": 0,
+        "scaleType": "log" if y_log else "linear",
+        "xAxisScaleType": "log" if x_log else "linear",
+        "range": {},
+        "xAxisKey": "metric" if x_metric else "step",
+        "selectedXAxisMetricKey": x_metric or "",
+        "yAxisKey": "METRIC",
+        "yAxisExpressions": [],
+        "ignoreOutliers": False,
+        "useGlobalXaxisKey": False,
+        "useGlobalLineSmoothing": False,
+    }
 
 
 def chart_section(uuid: str, name: str, shown: bool) -> dict:
-    return {"uuid": uuid, "name": name, "display": shown, "isReordered": False, "deleted": False,
-            "isGenerated": False}
+    return {"uuid": uuid, "name": name, "display": shown, "isReordered": False, "deleted": False, "isGenerated": False}
 
 
-def runs_page_state(search_filter: str, order_by: str, order_ascending: bool, columns: list[str],
-                    column_widths: dict[str, int], charts: list[dict], sections: list[dict],
-                    grouping: dict | None) -> dict:
+def runs_page_state(
+    search_filter: str,
+    order_by: str,
+    order_ascending: bool,
+    columns: list[str],
+    column_widths: dict[str, int],
+    charts: list[dict],
+    sections: list[dict],
+    grouping: dict | None,
+) -> dict:
     """The whole runs page state (search facets + UI state): `columns` are shown in this order after the
     run name; every matching run is drawn (not the UI's default first 10)."""
     return {
-        "searchFilter": search_filter, "orderByKey": order_by, "orderByAsc": order_ascending, "startTime": "ALL",
-        "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": list(columns), "columnOrder": [RUN_NAME_COLUMN, *columns],
-        "columnWidths": dict(column_widths), "runsHiddenMode": "SHOW_ALL", "compareRunCharts": charts,
-        "compareRunSections": sections, "viewMaximized": False, "runListHidden": False,
-        "isAccordionReordered": True, "groupBy": grouping, "groupsExpanded": {},
-        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "searchFilter": search_filter,
+        "orderByKey": order_by,
+        "orderByAsc": order_ascending,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
+        "selectedColumns": list(columns),
+        "columnOrder": [RUN_NAME_COLUMN, *columns],
+        "columnWidths": dict(column_widths),
+        "runsHiddenMode": "SHOW_ALL",
+        "compareRunCharts": charts,
+        "compareRunSections": sections,
+        "viewMaximized": False,
+        "runListHidden": False,
+        "isAccordionReordered": True,
+        "groupBy": grouping,
+        "groupsExpanded": {},
+        "useGroupedValuesInCharts": True,
+        "hideEmptyCharts": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
     }
 
@@ -102,7 +163,7 @@ def read_state(value: str) -> dict:
     """The runs page state inside a saved-view tag value (either form the UI accepts)."""
     state = json.loads(value)["state"]
     if state.startswith(COMPRESSED):
-        state = zlib.decompress(base64.b64decode(state[len(COMPRESSED):])).decode()
+        state = zlib.decompress(base64.b64decode(state[len(COMPRESSED) :])).decode()
     return json.loads(state)
 
 
@@ -114,12 +175,16 @@ def browser_state_key(experiment_id: str) -> str:
 def sample() -> dict:
     """One saved view's envelope with its state uncompressed: the shape tests/data/mlflow_ui_state_sample.json
     pins (refresh it with `python -m optlab.tracking.ui_state > tests/data/mlflow_ui_state_sample.json`)."""
-    state = runs_page_state("tags.`optlab.role` = 'rerun'", column("metrics", "val_accuracy"), False,
-                            [column("tags", "optlab.strategy"), column("metrics", "val_accuracy")],
-                            {column("metrics", "val_accuracy"): 120},
-                            [line_chart("chart", "section", "val_accuracy", "gradient_equivalents", x_log=True)],
-                            [chart_section("section", "Learning curves", True)],
-                            group_by(("optlab.strategy",), ("batch_size",)))
+    state = runs_page_state(
+        "tags.`optlab.role` = 'rerun'",
+        column("metrics", "val_accuracy"),
+        False,
+        [column("tags", "optlab.strategy"), column("metrics", "val_accuracy")],
+        {column("metrics", "val_accuracy"): 120},
+        [line_chart("chart", "section", "val_accuracy", "gradient_equivalents", x_log=True)],
+        [chart_section("section", "Learning curves", True)],
+        group_by(("optlab.strategy",), ("batch_size",)),
+    )
     return {"name": "a view", "createdAt": 0, "updatedAt": 0, "state": state}
 
 

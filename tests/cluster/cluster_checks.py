@@ -61,6 +61,7 @@ def point_hashes(spec_path: Path) -> dict[str, str]:
 @dataclass
 class Sweep:
     """An `optlab sweep` process in its own process group, output in files."""
+
     proc: subprocess.Popen
     out: Path
     err: Path
@@ -83,15 +84,22 @@ class Sweep:
         return [line.split("\r")[-1] for line in self.err.read_text(errors="replace").splitlines() if line.strip()]
 
 
-def start_sweep(spec: Path, cluster, workdir: Path, tag: str, tracking_uri: str | None = None,
-                extra: tuple[str, ...] = ()) -> Sweep:
+def start_sweep(
+    spec: Path, cluster, workdir: Path, tag: str, tracking_uri: str | None = None, extra: tuple[str, ...] = ()
+) -> Sweep:
     workdir.mkdir(parents=True, exist_ok=True)
     out, err = workdir / f"{tag}.out", workdir / f"{tag}.err"
-    argv = [OPTLAB, "sweep", str(spec), "--backend", "ray", "--address", cluster.ray_address, "--workers", "2",
-            *extra]
+    argv = [OPTLAB, "sweep", str(spec), "--backend", "ray", "--address", cluster.ray_address, "--workers", "2", *extra]
     with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=workdir,
-                                env=cluster.env(tracking_uri), start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=o,
+            stderr=e,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=cluster.env(tracking_uri),
+            start_new_session=True,
+        )
     return Sweep(proc, out, err)
 
 
@@ -115,11 +123,11 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.2):
 class StoredRun:
     run_id: str
     status: str
-    uri: str                                             # the store it was read from
+    uri: str  # the store it was read from
     tags: dict[str, str]
     params: dict[str, str]
-    metrics: list[tuple] = field(default_factory=list)   # (key, step, value, is_nan[, timestamp]) rows
-    latest: list[tuple] = field(default_factory=list)    # latest_metrics rows, the same columns
+    metrics: list[tuple] = field(default_factory=list)  # (key, step, value, is_nan[, timestamp]) rows
+    latest: list[tuple] = field(default_factory=list)  # latest_metrics rows, the same columns
 
 
 def read_store(uri: str, experiment: str, timestamps: bool = False) -> list[StoredRun]:
@@ -130,13 +138,20 @@ def read_store(uri: str, experiment: str, timestamps: bool = False) -> list[Stor
     engine = sa.create_engine(uri)
     try:
         with engine.connect() as db:
-            found = db.execute(sa.text("select experiment_id from experiments where name = :n"),
-                               {"n": experiment}).fetchone()
+            found = db.execute(
+                sa.text("select experiment_id from experiments where name = :n"), {"n": experiment}
+            ).fetchone()
             if found is None:
                 return []
-            runs = {r.run_uuid: StoredRun(r.run_uuid, r.status, uri, {}, {}) for r in db.execute(sa.text(
-                "select run_uuid, status from runs where experiment_id = :e and lifecycle_stage = 'active'"),
-                {"e": found[0]})}
+            runs = {
+                r.run_uuid: StoredRun(r.run_uuid, r.status, uri, {}, {})
+                for r in db.execute(
+                    sa.text(
+                        "select run_uuid, status from runs where experiment_id = :e and lifecycle_stage = 'active'"
+                    ),
+                    {"e": found[0]},
+                )
+            }
             if not runs:
                 return []
             ids = {"ids": list(runs)}
@@ -164,7 +179,8 @@ def children(runs: list[StoredRun]) -> list[StoredRun]:
 
 def reference_sweep(spec: Path, home: Path) -> dict[str, StoredRun]:
     """The same file swept in this process on a fresh local SQLite store: FINISHED run by point hash."""
-    from optlab.sweeps import load, run_sweep as sweep_here
+    from optlab.sweeps import load
+    from optlab.sweeps import run_sweep as sweep_here
 
     uri = f"sqlite:///{home / 'reference.db'}"
     old = os.environ.get("OPTLAB_HOME")
@@ -177,8 +193,9 @@ def reference_sweep(spec: Path, home: Path) -> dict[str, StoredRun]:
         else:
             os.environ["OPTLAB_HOME"] = old
     assert report.counts["finished"] == report.counts["points"], report.table
-    return {r.tags["optlab.point_hash"]: r for r in children(read_store(uri, load(spec).name))
-            if r.status == "FINISHED"}
+    return {
+        r.tags["optlab.point_hash"]: r for r in children(read_store(uri, load(spec).name)) if r.status == "FINISHED"
+    }
 
 
 def timing_key(key: str) -> bool:
@@ -220,7 +237,8 @@ def assert_sweep_complete(runs: list[StoredRun], points: dict[str, str], referen
         missing = {ks: n for ks, n in want_steps.items() if got_steps.get(ks, 0) < n and ks[0] != "wall_time_share"}
         assert not duplicated and not missing, (
             f"{points[point]} (run {run.run_id}): metric points duplicated {dict(list(duplicated.items())[:5])}, "
-            f"missing {dict(list(missing.items())[:5])} ({len(run.metrics)} rows, reference {len(want.metrics)})")
+            f"missing {dict(list(missing.items())[:5])} ({len(run.metrics)} rows, reference {len(want.metrics)})"
+        )
         assert values_match(run.metrics, want.metrics), f"{points[point]} (run {run.run_id}): metric values differ"
         latest = lambda rows: [r[:2] for r in rows if r[0] != "wall_time_share"]  # noqa: E731
         assert latest(run.latest) == latest(want.latest), f"{points[point]}: latest_metrics differ"

@@ -10,9 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from localcluster import ClusterError, LocalCluster  # noqa: E402
-
 import cluster_checks  # noqa: E402
+from localcluster import ClusterError, LocalCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

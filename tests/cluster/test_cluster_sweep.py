@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from cluster_checks import children, point_hashes, read_store, run_sweep, timing_key, write_spec
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -37,8 +36,11 @@ def test_sweep_on_two_ray_nodes_stores_every_point_through_the_server(live_clust
     parent = [r for r in runs if r.data.tags.get("optlab.role") == "parent"]
     kids = [r for r in runs if r.data.tags.get("optlab.role") not in ("parent", "group")]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
-    groups = {r.info.run_id for r in runs if r.data.tags.get("optlab.role") == "group"
-              and r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id}
+    groups = {
+        r.info.run_id
+        for r in runs
+        if r.data.tags.get("optlab.role") == "group" and r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id
+    }
     assert sorted(r.data.tags["optlab.point_hash"] for r in kids) == sorted(points), "one child per point"
 
     nodes = cluster.node_ids()
@@ -49,15 +51,22 @@ def test_sweep_on_two_ray_nodes_stores_every_point_through_the_server(live_clust
         label = points[point]
         assert run.info.status == "FINISHED" and run.data.tags["optlab.status"] == "FINISHED", label
         # params: the whole resolved config, as a local run records it (the experiment name aside)
-        assert {k: v for k, v in run.data.params.items() if k != "experiment"} == \
-            {k: v for k, v in want.params.items() if k != "experiment"}, label
+        assert {k: v for k, v in run.data.params.items() if k != "experiment"} == {
+            k: v for k, v in want.params.items() if k != "experiment"
+        }, label
         assert run.data.params["experiment"] == "on_cluster"
         tags = run.data.tags
         # a point run sits under its seed-group run, which sits under the sweep's parent
         assert tags["mlflow.parentRunId"] in groups, (label, tags["mlflow.parentRunId"])
         assert tags["optlab.sweep"] == "on_cluster" and tags["optlab.role"] == want.tags["optlab.role"]
-        for key in ("optlab.strategy", "optlab.config_hash", "optlab.data_fingerprint", "optlab.split",
-                    "optlab.workload_hash", "optlab.point_hash"):
+        for key in (
+            "optlab.strategy",
+            "optlab.config_hash",
+            "optlab.data_fingerprint",
+            "optlab.split",
+            "optlab.workload_hash",
+            "optlab.point_hash",
+        ):
             assert tags[key] == want.tags[key], (label, key)
         assert tags["optlab.node"] in nodes.values(), (label, tags["optlab.node"])
         assert tags["optlab.worker"].rsplit(":", 1)[1].isdigit()
@@ -94,8 +103,11 @@ def test_parameters_trained_on_the_cluster_equal_a_local_run(live_cluster, http_
 
     client = MlflowClient(tracking_uri=live_cluster.tracking_uri)
     experiment = client.get_experiment_by_name("on_cluster")
-    run = next(r for r in client.search_runs([experiment.experiment_id])
-               if r.data.tags.get("optlab.role") not in ("parent", "group"))
+    run = next(
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("optlab.role") not in ("parent", "group")
+    )
     want = reference[run.data.tags["optlab.point_hash"]]
     ours = load_params(run.info.run_id, tracking_uri=live_cluster.tracking_uri)
     theirs = load_params(want.run_id, tracking_uri=want.uri)
@@ -130,7 +142,8 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
 
     from optlab.tracking.fast_metrics import log_columns_fast
     from optlab.tracking.recorder import MLFLOW_BATCH
-    from optlab.tracking.store import client as make_client, ensure_experiment
+    from optlab.tracking.store import client as make_client
+    from optlab.tracking.store import ensure_experiment
 
     uri = live_cluster.postgres.uri
     client = make_client(uri)
@@ -141,7 +154,7 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
         for key, value in (("batch_loss", 2.0 / (step + 1)), ("grad_norm", float(step % 7)), ("lr", 0.1)):
             keys.append(key)
             values.append(value)
-            stamps.append(1_700_000_000_000 + step // 10)   # several points share a millisecond
+            stamps.append(1_700_000_000_000 + step // 10)  # several points share a millisecond
             steps.append(step)
     # the values a diverging run produces: NaN and infinities are stored as MLflow sanitizes them
     for key, value in (("batch_loss", math.nan), ("grad_norm", math.inf), ("lr", -math.inf)):
@@ -152,9 +165,11 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
     assert log_columns_fast(client, fast, keys, values, stamps, steps) is True  # the bulk path, no fallback
     metrics = [Metric(k, v, t, s) for k, v, t, s in zip(keys, values, stamps, steps)]
     for i in range(0, len(metrics), MLFLOW_BATCH):
-        client.log_batch(slow, metrics=metrics[i:i + MLFLOW_BATCH])
+        client.log_batch(slow, metrics=metrics[i : i + MLFLOW_BATCH])
     stored = {r.run_id: r for r in read_store(uri, "bulk_vs_log_batch", timestamps=True)}
     assert len(stored[fast].metrics) == len(keys)
     assert stored[fast].metrics == stored[slow].metrics
     assert stored[fast].latest == stored[slow].latest
-    assert ("batch_loss", 1500, 0.0, True, 1_700_000_001_000) in stored[fast].latest  # NaN as is_nan, the newest step wins
+    assert ("batch_loss", 1500, 0.0, True, 1_700_000_001_000) in stored[
+        fast
+    ].latest  # NaN as is_nan, the newest step wins

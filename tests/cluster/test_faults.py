@@ -10,9 +10,17 @@ import signal
 import subprocess
 
 import pytest
-
-from cluster_checks import (SWEEP_TIMEOUT, assert_sweep_complete, children, point_hashes, read_store, run_sweep,
-                            start_sweep, wait_until, write_spec)
+from cluster_checks import (
+    SWEEP_TIMEOUT,
+    assert_sweep_complete,
+    children,
+    point_hashes,
+    read_store,
+    run_sweep,
+    start_sweep,
+    wait_until,
+    write_spec,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -26,14 +34,17 @@ def statuses(cluster, name: str) -> list:
 def mid_sweep(cluster, name: str, node: str | None = None):
     """Wait until at least one point is FINISHED and another is being trained; with `node`, until a run
     is being trained on that node (as soon as it starts: the widest window for a fault to land in it)."""
+
     def check():
         runs = statuses(cluster, name)
         if node is not None:
             return any(r.status == "RUNNING" and r.tags.get("optlab.node") == node for r in runs)
         finished = any(r.status == "FINISHED" for r in runs)
         return finished and any(r.status == "RUNNING" for r in runs)
-    wait_until(check, 180, f"sweep {name} to be half-way" + (f" with a run on node {node}" if node else ""),
-               interval=0.5)
+
+    wait_until(
+        check, 180, f"sweep {name} to be half-way" + (f" with a run on node {node}" if node else ""), interval=0.5
+    )
 
 
 def mid_flush(cluster, name: str):
@@ -42,21 +53,28 @@ def mid_flush(cluster, name: str):
     import sqlalchemy as sa
 
     engine = sa.create_engine(cluster.postgres.uri)
-    query = sa.text("select count(*) from runs r join experiments e on e.experiment_id = r.experiment_id "
-                    "where e.name = :n and r.status = 'RUNNING' "
-                    "and exists (select 1 from metrics m where m.run_uuid = r.run_uuid)")
+    query = sa.text(
+        "select count(*) from runs r join experiments e on e.experiment_id = r.experiment_id "
+        "where e.name = :n and r.status = 'RUNNING' "
+        "and exists (select 1 from metrics m where m.run_uuid = r.run_uuid)"
+    )
     try:
         with engine.connect() as db:
-            wait_until(lambda: db.execute(query, {"n": name}).scalar() > 0, 180,
-                       f"a run of {name} in the middle of storing its metrics", interval=0.05)
+            wait_until(
+                lambda: db.execute(query, {"n": name}).scalar() > 0,
+                180,
+                f"a run of {name} in the middle of storing its metrics",
+                interval=0.05,
+            )
     finally:
         engine.dispose()
 
 
 def finish(cluster, spec, work, sweep, first_code, name):
     """The user's move after a fault: rerun the same command when the sweep did not complete."""
-    assert first_code is not None, (f"sweep {name} still running {SWEEP_TIMEOUT} s after the fault (killed):\n"
-                                    + sweep.output()[-3000:])
+    assert first_code is not None, (
+        f"sweep {name} still running {SWEEP_TIMEOUT} s after the fault (killed):\n" + sweep.output()[-3000:]
+    )
     if first_code == 0:
         return None
     code, rerun = run_sweep(spec, cluster, work, "rerun")
@@ -70,7 +88,7 @@ def test_ray_worker_node_killed_mid_sweep(live_cluster, reference, tmp_path):
     worker_id = cluster.node_ids()["worker1"]
     sweep = start_sweep(spec, cluster, tmp_path, "sweep")
     mid_sweep(cluster, name, node=worker_id)
-    cluster.workers[0].kill()                                  # raylet, agents and its workers: SIGKILL
+    cluster.workers[0].kill()  # raylet, agents and its workers: SIGKILL
     code = sweep.wait()
     rerun = finish(cluster, spec, tmp_path, sweep, code, name)
     runs = read_store(cluster.postgres.uri, name)
@@ -93,7 +111,7 @@ def test_tracking_server_stopped_and_restarted_mid_sweep(live_cluster, reference
     mid_sweep(cluster, name)
     cluster.server.stop()
     try:
-        sweep.proc.wait(timeout=SERVER_DOWN)   # a sweep may notice and stop while the server is away
+        sweep.proc.wait(timeout=SERVER_DOWN)  # a sweep may notice and stop while the server is away
     except subprocess.TimeoutExpired:
         pass
     cluster.server.start()
@@ -106,7 +124,7 @@ def test_sweep_process_sigkilled_and_rerun(live_cluster, reference, tmp_path):
     cluster, name = live_cluster, "fault_driver"
     spec = write_spec(tmp_path, name)
     sweep = start_sweep(spec, cluster, tmp_path, "sweep")
-    mid_flush(cluster, name)                   # the worst moment: a run half-way through storing its points
+    mid_flush(cluster, name)  # the worst moment: a run half-way through storing its points
     os.kill(sweep.proc.pid, signal.SIGKILL)
     assert sweep.wait(30) == -signal.SIGKILL
     left_running = sum(r.status == "RUNNING" for r in statuses(cluster, name))

@@ -32,17 +32,24 @@ from optlab.strategies.schedules import make_scheduler
 KNOB_PARAMETERS = ("params", "lr", "momentum", "weight_decay")
 _REQUIRED = "required"
 _KINDS = {bool: "bool", int: "int", float: "float", str: "str"}
-_KIND_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-               "tuple": "a list of numbers", "any": "any value"}
+_KIND_NAMES = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "tuple": "a list of numbers",
+    "any": "any value",
+}
 
 
 @dataclass(frozen=True)
 class ConstructorOption:
     """One constructor parameter as an option: the same interface as base.Option (default, help,
     check, describe), its kind read from the parameter's annotation, else from its default."""
+
     default: object
     help: str
-    kind: str                   # bool | int | float | str | tuple | any
+    kind: str  # bool | int | float | str | tuple | any
     nullable: bool = False
     choices: tuple = ()
 
@@ -69,8 +76,9 @@ class ConstructorOption:
             if not isinstance(value, str):
                 raise wrong
         elif self.kind == "tuple":
-            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                                                           for v in value):
+            if not isinstance(value, (list, tuple)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) for v in value
+            ):
                 raise wrong
             value = tuple(value)
         if self.choices and value not in self.choices:
@@ -92,8 +100,11 @@ _REQUIRED_VALUE = _Required()
 
 def _kind(annotation, default) -> tuple[str, bool, tuple]:
     """(kind, nullable, choices) of a constructor parameter."""
-    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
         else (annotation,)
+    )
     nullable = type(None) in members or default is None
     choices = ()
     kinds = []
@@ -105,7 +116,7 @@ def _kind(annotation, default) -> tuple[str, bool, tuple]:
             kinds.append(_KINDS[member])
         elif typing.get_origin(member) in (tuple, list) or member in (tuple, list):
             kinds.append("tuple")
-    for kind in ("float", "int", "bool", "str", "tuple"):   # float | int takes both: a float
+    for kind in ("float", "int", "bool", "str", "tuple"):  # float | int takes both: a float
         if kind in kinds:
             return kind, nullable, choices
     if isinstance(default, bool):
@@ -124,8 +135,11 @@ def _signature(cls: type) -> dict[str, inspect.Parameter]:
         signature = inspect.signature(cls.__init__, eval_str=True)
     except Exception:  # annotations that do not evaluate here: read them as written
         signature = inspect.signature(cls.__init__)
-    return {name: p for name, p in list(signature.parameters.items())[1:]
-            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+    return {
+        name: p
+        for name, p in list(signature.parameters.items())[1:]
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
 
 
 def constructor_options(cls: type) -> dict[str, ConstructorOption]:
@@ -137,7 +151,7 @@ def constructor_options(cls: type) -> dict[str, ConstructorOption]:
         default = _REQUIRED_VALUE if p.default is inspect.Parameter.empty else p.default
         kind, nullable, choices = _kind(p.annotation, None if default is _REQUIRED_VALUE else default)
         if default is not _REQUIRED_VALUE and default is not None and kind != "any":
-            try:   # an int default of a float parameter (torch's `momentum=0`) is shown as the float
+            try:  # an int default of a float parameter (torch's `momentum=0`) is shown as the float
                 default = ConstructorOption(default, "", kind, nullable, choices).check(name, default, cls.__name__)
             except ConfigError:
                 kind = "any"
@@ -151,16 +165,18 @@ class OptimizerClassStrategy(Strategy):
 
     family = "first-order"
     optimizer_class: ClassVar[type]
-    momentum_parameter: ClassVar[str | None] = None   # "momentum", "betas" or None
+    momentum_parameter: ClassVar[str | None] = None  # "momentum", "betas" or None
     takes_lr: ClassVar[bool] = True
-    refusal: ClassVar[str | None] = None              # why this optimizer cannot run here (checked at planning)
+    refusal: ClassVar[str | None] = None  # why this optimizer cannot run here (checked at planning)
 
     # ---- the class, from the optimizer's constructor -----------------------------------------
     @classmethod
     def knobs(cls) -> frozenset[str]:
         parameters = _signature(cls.optimizer_class)
-        return frozenset(({"momentum"} if cls.momentum_parameter else set())
-                         | ({"weight_decay"} if "weight_decay" in parameters else set()))
+        return frozenset(
+            ({"momentum"} if cls.momentum_parameter else set())
+            | ({"weight_decay"} if "weight_decay" in parameters else set())
+        )
 
     @classmethod
     def param_groups(cls, tensors: list[torch.Tensor]) -> list[dict] | None:
@@ -172,21 +188,35 @@ class OptimizerClassStrategy(Strategy):
         if cls.refusal:
             raise ConfigError(f"{config.strategy} cannot run here: {cls.refusal}")
         if config.lr is not None and not cls.takes_lr:
-            raise ConfigError(f"{config.strategy} takes no lr (got {config.lr!r}): its constructor has no lr "
-                              f"parameter; it is refused rather than recorded as if it applied")
+            raise ConfigError(
+                f"{config.strategy} takes no lr (got {config.lr!r}): its constructor has no lr "
+                f"parameter; it is refused rather than recorded as if it applied"
+            )
         if config.lr is None and cls.takes_lr and cls.default_lr is None:
-            raise ConfigError(f"{config.strategy} needs a learning rate (its constructor's lr has no default): "
-                              f"give --lr")
+            raise ConfigError(
+                f"{config.strategy} needs a learning rate (its constructor's lr has no default): give --lr"
+            )
         if config.schedule != "constant" and not cls.takes_lr:
             raise ConfigError(f"{config.strategy} has no learning rate to schedule (schedule {config.schedule!r})")
         betas = config.options.get("betas")
-        if cls.momentum_parameter == "betas" and config.momentum is not None and isinstance(betas, (list, tuple)) \
-                and betas and betas[0] != config.momentum:
-            raise ConfigError(f"{config.strategy}: momentum {config.momentum!r} is betas[0], but -o betas={list(betas)} "
-                              f"says {betas[0]!r}; give one of them")
+        if (
+            cls.momentum_parameter == "betas"
+            and config.momentum is not None
+            and isinstance(betas, (list, tuple))
+            and betas
+            and betas[0] != config.momentum
+        ):
+            raise ConfigError(
+                f"{config.strategy}: momentum {config.momentum!r} is betas[0], but -o betas={list(betas)} "
+                f"says {betas[0]!r}; give one of them"
+            )
         super().validate(config, problem)
-        cls.build(parameter_tensors(torch.zeros(problem.n_params), parameter_shapes(problem)),
-                  config, cls.resolve_options(config), trial=True)
+        cls.build(
+            parameter_tensors(torch.zeros(problem.n_params), parameter_shapes(problem)),
+            config,
+            cls.resolve_options(config),
+            trial=True,
+        )
 
     @classmethod
     def build(cls, tensors: list[torch.Tensor], config, opts: dict, trial: bool = False) -> torch.optim.Optimizer:
@@ -198,11 +228,14 @@ class OptimizerClassStrategy(Strategy):
         except Exception as exc:
             if not trial:
                 raise
-            raise ConfigError(f"{config.strategy}: its constructor refused the settings: {type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            raise ConfigError(
+                f"{config.strategy}: its constructor refused the settings: {type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            ) from None
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ConfigError(f"{config.strategy}: {cls.optimizer_class.__name__}(...) did not make a "
-                              f"torch.optim.Optimizer")
+            raise ConfigError(
+                f"{config.strategy}: {cls.optimizer_class.__name__}(...) did not make a torch.optim.Optimizer"
+            )
         return optimizer
 
     @classmethod
@@ -230,11 +263,14 @@ class OptimizerClassStrategy(Strategy):
         self.tensors = parameter_tensors(params, self.shapes)
         self.optimizer = self.build(self.tensors, config, self.opts)
         self.takes_closure = "closure" in inspect.signature(self.optimizer.step).parameters
-        self.averaged = callable(getattr(self.optimizer, "eval", None)) and callable(getattr(self.optimizer, "train", None))
+        self.averaged = callable(getattr(self.optimizer, "eval", None)) and callable(
+            getattr(self.optimizer, "train", None)
+        )
         if self.averaged:
             self.optimizer.train()
-        self.scheduler = make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps) \
-            if self.takes_lr else None
+        self.scheduler = (
+            make_scheduler(self.optimizer, config, plan.steps_per_epoch, plan.max_steps) if self.takes_lr else None
+        )
         self.sampler = problem.sampler(plan.batch_size, config.seed + 1, config.order) if plan.batch_size else None
         self.steps = 0
 
@@ -306,19 +342,25 @@ def parameter_shapes(problem) -> list[tuple[int, ...]]:
 def parameter_tensors(w: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.nn.Parameter]:
     """The flat vector w cut into one leaf tensor per parameter (copies), shaped as the network's layers."""
     sizes = [math.prod(shape) for shape in shapes]
-    return [torch.nn.Parameter(part.detach().clone().reshape(shape)) for part, shape in zip(w.detach().split(sizes), shapes)]
+    return [
+        torch.nn.Parameter(part.detach().clone().reshape(shape)) for part, shape in zip(w.detach().split(sizes), shapes)
+    ]
 
 
 def groups_by_flag(flag: str):
     """A `param_groups` for optimizers that read a per-group flag (Muon's use_muon): the hidden weight
     matrices (every parameter with two or more dimensions except the last one, the output layer) get
     flag=True, the others (biases, the output layer) flag=False, as Muon's authors prescribe."""
+
     def param_groups(cls, tensors):
         matrices = [i for i, t in enumerate(tensors) if t.dim() >= 2]
         hidden = set(matrices[:-1])
-        groups = [{"params": [t for i, t in enumerate(tensors) if i in hidden], flag: True},
-                  {"params": [t for i, t in enumerate(tensors) if i not in hidden], flag: False}]
+        groups = [
+            {"params": [t for i, t in enumerate(tensors) if i in hidden], flag: True},
+            {"params": [t for i, t in enumerate(tensors) if i not in hidden], flag: False},
+        ]
         return [g for g in groups if g["params"]]
+
     return classmethod(param_groups)
 
 
@@ -329,8 +371,10 @@ def strategy_class(optimizer_class: type, name: str, description: str, **attribu
     """The strategy class (cached) for `optimizer_class` under `name`, or a one-line ConfigError when it is
     not a torch.optim.Optimizer subclass."""
     if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
-        raise ConfigError(f"strategy {name!r}: {getattr(optimizer_class, '__name__', optimizer_class)!s} is not a "
-                          f"torch.optim.Optimizer subclass")
+        raise ConfigError(
+            f"strategy {name!r}: {getattr(optimizer_class, '__name__', optimizer_class)!s} is not a "
+            f"torch.optim.Optimizer subclass"
+        )
     key = (name, optimizer_class)
     if key not in _CLASSES:
         parameters = _signature(optimizer_class)
@@ -338,21 +382,36 @@ def strategy_class(optimizer_class: type, name: str, description: str, **attribu
 
         def default(parameter: str):
             p = parameters.get(parameter)
-            return p.default if p is not None and isinstance(p.default, (int, float)) \
-                and not isinstance(p.default, bool) else None
+            return (
+                p.default
+                if p is not None and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)
+                else None
+            )
 
-        momentum_parameter = "momentum" if "momentum" in parameters else (
-            "betas" if "betas" in options and options["betas"].kind == "tuple" else None)
+        momentum_parameter = (
+            "momentum"
+            if "momentum" in parameters
+            else ("betas" if "betas" in options and options["betas"].kind == "tuple" else None)
+        )
         betas = options["betas"].default if momentum_parameter == "betas" else None
         attrs = {
-            "name": name, "description": description, "optimizer_class": optimizer_class,
-            "options": options, "takes_lr": "lr" in parameters,
+            "name": name,
+            "description": description,
+            "optimizer_class": optimizer_class,
+            "options": options,
+            "takes_lr": "lr" in parameters,
             "default_lr": float(default("lr")) if default("lr") is not None else None,
             "momentum_parameter": momentum_parameter,
-            "default_momentum": (float(default("momentum")) if momentum_parameter == "momentum" and
-                                 default("momentum") is not None else
-                                 float(betas[0]) if isinstance(betas, tuple) and betas else None),
+            "default_momentum": (
+                float(default("momentum"))
+                if momentum_parameter == "momentum" and default("momentum") is not None
+                else float(betas[0])
+                if isinstance(betas, tuple) and betas
+                else None
+            ),
             "default_weight_decay": float(default("weight_decay")) if default("weight_decay") is not None else None,
-            "__module__": __name__, **attributes}
+            "__module__": __name__,
+            **attributes,
+        }
         _CLASSES[key] = type(f"Optimizer_{optimizer_class.__name__}", (OptimizerClassStrategy,), attrs)
     return _CLASSES[key]

@@ -23,10 +23,15 @@ class GradientDescent(TorchOptimStrategy):
 
     @classmethod
     def resolve_batch_size(cls, config, problem):
-        if config.batch_size is not None and getattr(problem, "has_accuracy", False) \
-                and config.batch_size != problem.n_train:
-            raise ConfigError(f"gd is full-batch ({problem.n_train} samples); batch_size {config.batch_size} "
-                              f"needs strategy 'minibatch'")
+        if (
+            config.batch_size is not None
+            and getattr(problem, "has_accuracy", False)
+            and config.batch_size != problem.n_train
+        ):
+            raise ConfigError(
+                f"gd is full-batch ({problem.n_train} samples); batch_size {config.batch_size} "
+                f"needs strategy 'minibatch'"
+            )
         return super().resolve_batch_size(config, problem)
 
 
@@ -40,7 +45,9 @@ class StochasticGradientDescent(TorchOptimStrategy):
     @classmethod
     def resolve_batch_size(cls, config, problem):
         if config.batch_size not in (None, 1):
-            raise ConfigError(f"sgd uses one sample per step; batch_size {config.batch_size} needs strategy 'minibatch'")
+            raise ConfigError(
+                f"sgd uses one sample per step; batch_size {config.batch_size} needs strategy 'minibatch'"
+            )
         return super().resolve_batch_size(config, problem)
 
 
@@ -70,7 +77,9 @@ class Nesterov(TorchOptimStrategy):
     @classmethod
     def check(cls, config, problem):
         if config.momentum is not None and config.momentum <= 0:
-            raise ConfigError(f"nesterov needs momentum > 0, got {config.momentum!r} (with 0 it is strategy 'minibatch')")
+            raise ConfigError(
+                f"nesterov needs momentum > 0, got {config.momentum!r} (with 0 it is strategy 'minibatch')"
+            )
 
 
 @register

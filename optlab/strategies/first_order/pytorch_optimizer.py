@@ -30,7 +30,7 @@ NEEDS = {
     "distributedmuon": "it needs a torch.distributed process group",
 }
 CURATED = ("lion", "prodigy", "schedulefreeadamw", "soap", "shampoo", "muon", "adan", "lamb")
-FLAGS = ("use_muon",)   # per-group flags some optimizers require (groups_by_flag)
+FLAGS = ("use_muon",)  # per-group flags some optimizers require (groups_by_flag)
 
 
 def names() -> list[str]:
@@ -43,14 +43,17 @@ def resolve_po(rest: str) -> type:
     try:
         import pytorch_optimizer
     except ImportError:
-        raise ConfigError("po:NAME needs the pytorch-optimizer package: pip install 'pytorch-optimizer>=4.1,<5'") \
-            from None
+        raise ConfigError(
+            "po:NAME needs the pytorch-optimizer package: pip install 'pytorch-optimizer>=4.1,<5'"
+        ) from None
     key = rest.lower()
     if key not in names():
         close = difflib.get_close_matches(key, names(), n=3)
         hint = f"; did you mean {', '.join('po:' + c for c in close)}?" if close else ""
-        raise ConfigError(f"unknown pytorch-optimizer optimizer {rest!r} ({len(names())} in the package, "
-                          f"see `optlab strategies`){hint}")
+        raise ConfigError(
+            f"unknown pytorch-optimizer optimizer {rest!r} ({len(names())} in the package, "
+            f"see `optlab strategies`){hint}"
+        )
     cls = pytorch_optimizer.load_optimizer(key)
     attributes = {}
     try:
@@ -67,6 +70,10 @@ def resolve_po(rest: str) -> type:
     return strategy_class(cls, f"po:{key}", description, **attributes)
 
 
-register_prefix("po", resolve_po, "any optimizer of the pytorch-optimizer package (listed below with its options, "
-                                  "from its constructor), e.g. po:lion, po:prodigy, po:schedulefreeadamw, po:soap, "
-                                  "po:muon")
+register_prefix(
+    "po",
+    resolve_po,
+    "any optimizer of the pytorch-optimizer package (listed below with its options, "
+    "from its constructor), e.g. po:lion, po:prodigy, po:schedulefreeadamw, po:soap, "
+    "po:muon",
+)

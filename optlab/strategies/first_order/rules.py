@@ -28,15 +28,23 @@ class UpdateRule:
     uses_momentum = False
     state_names: tuple[str, ...] = ()
 
-    def torch_optimizer(self, params: list[torch.Tensor], lr: float, momentum: float | None,
-                        weight_decay: float) -> torch.optim.Optimizer:
+    def torch_optimizer(
+        self, params: list[torch.Tensor], lr: float, momentum: float | None, weight_decay: float
+    ) -> torch.optim.Optimizer:
         raise NotImplementedError
 
-    def stacked(self, blocks: list[torch.Tensor], momentum: list[float], weight_decay: list[float]) -> "StackedUpdate":
+    def stacked(self, blocks: list[torch.Tensor], momentum: list[float], weight_decay: list[float]) -> StackedUpdate:
         return StackedUpdate(self, blocks, momentum, weight_decay)
 
-    def update(self, update: "StackedUpdate", w: torch.Tensor, grad: torch.Tensor, state: dict,
-               lr: torch.Tensor, lr_py: list[float]) -> None:
+    def update(
+        self,
+        update: StackedUpdate,
+        w: torch.Tensor,
+        grad: torch.Tensor,
+        state: dict,
+        lr: torch.Tensor,
+        lr_py: list[float],
+    ) -> None:
         """One in-place step of block w (K, d_i) with gradient grad (K, d_i) and learning rates lr (K, 1)."""
         raise NotImplementedError
 
@@ -81,6 +89,7 @@ class StackedUpdate:
 @dataclass(frozen=True)
 class SGD(UpdateRule):
     """torch.optim.SGD: plain, heavy-ball (`momentum`) or Nesterov; no dampening."""
+
     momentum: bool = False
     nesterov: bool = False
 
@@ -89,8 +98,13 @@ class SGD(UpdateRule):
         return self.momentum
 
     def torch_optimizer(self, params, lr, momentum, weight_decay):
-        return torch.optim.SGD(params, lr=lr, momentum=momentum if self.momentum else 0.0,
-                               nesterov=self.nesterov, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=momentum if self.momentum else 0.0,
+            nesterov=self.nesterov,
+            weight_decay=weight_decay,
+        )
 
     def update(self, update, w, grad, state, lr, lr_py):
         grad = update.coupled_decay(w, grad)
@@ -107,6 +121,7 @@ class SGD(UpdateRule):
 @dataclass(frozen=True)
 class Adam(UpdateRule):
     """torch.optim.Adam (coupled L2 decay) or, with `decoupled`, torch.optim.AdamW; momentum = beta1."""
+
     beta2: float = 0.999
     eps: float = 1e-8
     decoupled: bool = False
@@ -127,8 +142,8 @@ class Adam(UpdateRule):
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - update.momentum)
         exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        step_size = [l / (1 - b ** t) for l, b in zip(lr_py, update.momentum_py)]
-        bias_correction2_sqrt = (1 - self.beta2 ** t) ** 0.5
+        step_size = [l / (1 - b**t) for l, b in zip(lr_py, update.momentum_py)]
+        bias_correction2_sqrt = (1 - self.beta2**t) ** 0.5
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
         w.sub_(_column(step_size, w) * exp_avg / denom)
 
@@ -136,27 +151,30 @@ class Adam(UpdateRule):
 @dataclass(frozen=True)
 class RMSprop(UpdateRule):
     """torch.optim.RMSprop (not centered), with optional momentum."""
+
     alpha: float = 0.99
     eps: float = 1e-8
     uses_momentum = True
     state_names = ("square_avg", "momentum_buffer")
 
     def torch_optimizer(self, params, lr, momentum, weight_decay):
-        return torch.optim.RMSprop(params, lr=lr, alpha=self.alpha, eps=self.eps, momentum=momentum,
-                                   weight_decay=weight_decay)
+        return torch.optim.RMSprop(
+            params, lr=lr, alpha=self.alpha, eps=self.eps, momentum=momentum, weight_decay=weight_decay
+        )
 
     def update(self, update, w, grad, state, lr, lr_py):
         grad = update.coupled_decay(w, grad)
         square_avg, buf = state["square_avg"], state["momentum_buffer"]
         square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
         avg = square_avg.sqrt().add_(self.eps)
-        buf.mul_(update.momentum).addcdiv_(grad, avg)   # with momentum 0 this is grad / avg, torch's step
+        buf.mul_(update.momentum).addcdiv_(grad, avg)  # with momentum 0 this is grad / avg, torch's step
         w.sub_(lr * buf)
 
 
 @dataclass(frozen=True)
 class Adagrad(UpdateRule):
     """torch.optim.Adagrad (no lr decay, zero initial accumulator)."""
+
     eps: float = 1e-10
     state_names = ("sum",)
 

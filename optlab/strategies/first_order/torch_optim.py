@@ -31,8 +31,11 @@ class TorchOptimStrategy(Strategy):
         """The rule, when the stacked trainer computes exactly what this strategy's own step does: exact
         gradients, the rule's optimizer, and a rule with a stacked kernel (`update`); else None, and the
         reference trainer steps it (a kernel is optional)."""
-        exact = (cls.gradient is TorchOptimStrategy.gradient and cls.step is TorchOptimStrategy.step
-                 and cls.build_optimizer is TorchOptimStrategy.build_optimizer)
+        exact = (
+            cls.gradient is TorchOptimStrategy.gradient
+            and cls.step is TorchOptimStrategy.step
+            and cls.build_optimizer is TorchOptimStrategy.build_optimizer
+        )
         has_kernel = type(cls.rule).update is not UpdateRule.update
         return cls.rule if exact and has_kernel else None
 

@@ -18,8 +18,10 @@ class SecondOrderStrategy(Strategy):
     @classmethod
     def validate(cls, config, problem):
         if config.schedule != "constant" and not cls.supports_schedule:
-            raise ConfigError(f"{cls.name} sets its own step size (line search, damping); schedule "
-                              f"{config.schedule!r} applies to first-order strategies and kfac")
+            raise ConfigError(
+                f"{cls.name} sets its own step size (line search, damping); schedule "
+                f"{config.schedule!r} applies to first-order strategies and kfac"
+            )
         super().validate(config, problem)
 
     def __init__(self, problem, params, config, plan):

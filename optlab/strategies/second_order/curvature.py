@@ -16,7 +16,7 @@ problem's Counters (one product = one `count_curvature` on its batch).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -48,8 +48,10 @@ def hessian_matrix(problem: Problem, w: torch.Tensor, batch: Batch | None, chunk
         point = w.detach().requires_grad_(True)
         (gradient,) = torch.autograd.grad(problem.objective(point, batch), point, create_graph=True)
         eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
-        rows = [torch.autograd.grad(gradient, point, eye[i:i + chunk], retain_graph=True,
-                                    is_grads_batched=True)[0] for i in range(0, w.numel(), chunk)]
+        rows = [
+            torch.autograd.grad(gradient, point, eye[i : i + chunk], retain_graph=True, is_grads_batched=True)[0]
+            for i in range(0, w.numel(), chunk)
+        ]
     h = torch.cat(rows).detach()
     return 0.5 * (h + h.T)
 
@@ -58,9 +60,11 @@ def _output_split(problem: Problem):
     """(outputs(w, x), cost-Hessian-product(outputs, labels, u)) for the matching-loss split."""
     network, cost = getattr(problem, "network", None), getattr(problem, "cost_name", None)
     if network is None:
-        raise ConfigError(f"the Gauss-Newton product needs a network problem, not {problem.name!r}; "
-                          f"use curvature='hessian'")
+        raise ConfigError(
+            f"the Gauss-Newton product needs a network problem, not {problem.name!r}; use curvature='hessian'"
+        )
     if cost == "cross_entropy":
+
         def outputs(w, x):
             return network.forward(w, x)
 
@@ -69,6 +73,7 @@ def _output_split(problem: Problem):
             p = torch.softmax(z, dim=-1)
             return (p * u - p * (p * u).sum(dim=-1, keepdim=True)) / z.shape[0]
     elif cost == "mse":
+
         def outputs(w, x):
             return torch.sigmoid(network.forward(w, x))
 
@@ -103,6 +108,7 @@ def gauss_newton_operator(problem: Problem, w: torch.Tensor, batch: Batch) -> Op
 
 def counted(problem: Problem, batch: Batch | None, operator: Operator) -> Operator:
     """The same operator, each product recorded as one curvature product on `batch`."""
+
     def product(v: torch.Tensor) -> torch.Tensor:
         problem.count_curvature(batch, 1)
         return operator(v)
@@ -118,8 +124,9 @@ def make_operator(kind: str, problem: Problem, w: torch.Tensor, batch: Batch | N
     raise ConfigError(f"unknown curvature {kind!r}; choose from gauss_newton, hessian")
 
 
-def power_iteration(operator: Operator, dim: int, iters: int = 50, tol: float = 1e-4, seed: int = 0,
-                    dtype=torch.float32, device=None) -> tuple[float, int]:
+def power_iteration(
+    operator: Operator, dim: int, iters: int = 50, tol: float = 1e-4, seed: int = 0, dtype=torch.float32, device=None
+) -> tuple[float, int]:
     """The eigenvalue of largest magnitude (the Rayleigh quotient at convergence) and the products used."""
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(dim, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
@@ -139,8 +146,9 @@ def power_iteration(operator: Operator, dim: int, iters: int = 50, tol: float = 
     return eigenvalue, used
 
 
-def hutchinson_trace(operator: Operator, dim: int, samples: int = 30, seed: int = 0,
-                     dtype=torch.float32, device=None) -> float:
+def hutchinson_trace(
+    operator: Operator, dim: int, samples: int = 30, seed: int = 0, dtype=torch.float32, device=None
+) -> float:
     """tr(A) ~ mean_k z_k^T A z_k with Rademacher z_k (Hutchinson 1989): unbiased, variance 2 sum_{i!=j} A_ij^2."""
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
@@ -150,8 +158,9 @@ def hutchinson_trace(operator: Operator, dim: int, samples: int = 30, seed: int 
     return total / samples
 
 
-def probe_curvature(problem: Problem, w: torch.Tensor, batch: Batch | None = None, iters: int = 50,
-                    samples: int = 30, seed: int = 0) -> dict[str, float]:
+def probe_curvature(
+    problem: Problem, w: torch.Tensor, batch: Batch | None = None, iters: int = 50, samples: int = 30, seed: int = 0
+) -> dict[str, float]:
     """Top Hessian eigenvalue and Hessian trace of the loss at w (whole training set unless `batch`).
     A measurement, like evaluation: not counted as work done by the strategy."""
     batch = batch if batch is not None else problem.batch()
@@ -162,8 +171,14 @@ def probe_curvature(problem: Problem, w: torch.Tensor, batch: Batch | None = Non
     return {"hessian_top_eigenvalue": top, "hessian_trace": trace, "hessian_probe_products": used + samples}
 
 
-def conjugate_gradient(operator: Operator, b: torch.Tensor, x0: torch.Tensor | None = None,
-                       max_iters: int = 50, tol: float = 1e-4, progress_eps: float = 5e-4):
+def conjugate_gradient(
+    operator: Operator,
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    max_iters: int = 50,
+    tol: float = 1e-4,
+    progress_eps: float = 5e-4,
+):
     """Truncated CG for A x = b, i.e. minimizing phi(x) = x^T A x / 2 - b^T x (Martens 2010, sec. 4.4).
 
     Stops after `max_iters`, at relative residual `tol`, when the decrease of phi over the last

@@ -86,22 +86,24 @@ class KFAC(SecondOrderStrategy):
     description = "K-FAC (Martens & Grosse 2015): Kronecker-factored Fisher per Linear layer, damped, with momentum"
     default_lr, default_momentum, default_batch_size, default_weight_decay = 0.1, 0.9, 256, 0.0
     supports_schedule = True
-    uses = frozenset({"momentum", "weight_decay"})   # they go to the SGD that applies the preconditioned step
+    uses = frozenset({"momentum", "weight_decay"})  # they go to the SGD that applies the preconditioned step
     options = {
         "damping": Option(float, 0.01, "Tikhonov damping lambda, split over the two factors", greater_than=0),
-        "factor_update_every": Option(int, 10, "steps between refreshes of the factors and their inverses",
-                                      at_least=1),
+        "factor_update_every": Option(int, 10, "steps between refreshes of the factors and their inverses", at_least=1),
         "stat_decay": Option(float, 0.95, "running-average weight of the old factors", at_least=0, less_than=1),
         "curvature_batch": Option(int, 256, "samples of the batch used for the factor statistics", at_least=1),
         "kl_clip": Option(float, 0.001, "bound on lr^2 * step . grad (trust region); 0 disables", at_least=0),
-        "fisher": Option(str, "true", "true (targets sampled from the model) | empirical (data labels)",
-                         choices=FISHERS),
+        "fisher": Option(
+            str, "true", "true (targets sampled from the model) | empirical (data labels)", choices=FISHERS
+        ),
     }
 
     @classmethod
     def check(cls, config, problem):
         if getattr(problem, "network", None) is None:
-            raise ConfigError(f"kfac needs a network (Linear layers), {problem.name!r} has none: use newton or newton_cg")
+            raise ConfigError(
+                f"kfac needs a network (Linear layers), {problem.name!r} has none: use newton or newton_cg"
+            )
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
@@ -158,7 +160,7 @@ class KFAC(SecondOrderStrategy):
         natural = self.precondition(grad)
         lr = self.optimizer.param_groups[0]["lr"]
         if self.opts["kl_clip"] > 0:
-            quadratic = float(torch.dot(natural, grad)) * lr ** 2
+            quadratic = float(torch.dot(natural, grad)) * lr**2
             if quadratic > 0:
                 natural = natural * min(1.0, math.sqrt(self.opts["kl_clip"] / quadratic))
         self.w.grad = natural

@@ -22,20 +22,24 @@ class LBFGS(SecondOrderStrategy):
     description = "L-BFGS (torch.optim.LBFGS) with strong-Wolfe line search; full batch by default"
     options = {
         "history_size": Option(int, 20, "curvature pairs kept", at_least=1, at_most=10_000),
-        "iterations_per_step": Option(int, 1, "L-BFGS iterations on each batch (one engine step)", at_least=1,
-                                      at_most=10_000),
-        "max_line_search": Option(int, 25, "function evaluations allowed per line search", at_least=1,
-                                  at_most=10_000),
+        "iterations_per_step": Option(
+            int, 1, "L-BFGS iterations on each batch (one engine step)", at_least=1, at_most=10_000
+        ),
+        "max_line_search": Option(int, 25, "function evaluations allowed per line search", at_least=1, at_most=10_000),
     }
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
         self.w.requires_grad_(False)
         self.optimizer = torch.optim.LBFGS(
-            [self.w], lr=self.step_size, max_iter=self.opts["iterations_per_step"],
+            [self.w],
+            lr=self.step_size,
+            max_iter=self.opts["iterations_per_step"],
             # torch caps each line search at max_eval minus the evaluations already made in step()
             max_eval=1 + self.opts["iterations_per_step"] * self.opts["max_line_search"],
-            history_size=self.opts["history_size"], line_search_fn="strong_wolfe")
+            history_size=self.opts["history_size"],
+            line_search_fn="strong_wolfe",
+        )
         self._cache = None  # (indices, point, loss, grad) of the last evaluation
 
     def step(self) -> dict[str, float]:
@@ -63,4 +67,3 @@ class LBFGS(SecondOrderStrategy):
 
 def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
-

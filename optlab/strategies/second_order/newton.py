@@ -9,6 +9,7 @@ eigenvalues instead ("saddle-free Newton", Dauphin et al. 2014), so it still goe
 from __future__ import annotations
 
 import torch
+
 from optlab.errors import ConfigError
 from optlab.strategies.base import Option
 from optlab.strategies.registry import register
@@ -32,7 +33,8 @@ class Newton(SecondOrderStrategy):
         if problem.n_params > opts["max_params"]:
             raise ConfigError(
                 f"newton forms the exact d x d Hessian and {problem.name} has d = {problem.n_params} parameters "
-                f"(> max_params {opts['max_params']}): use strategy 'newton_cg' (Hessian-free)")
+                f"(> max_params {opts['max_params']}): use strategy 'newton_cg' (Hessian-free)"
+            )
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)

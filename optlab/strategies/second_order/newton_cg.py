@@ -22,16 +22,20 @@ CURVATURES = ("auto", "gauss_newton", "hessian")
 @register
 class NewtonCG(SecondOrderStrategy):
     name = "newton_cg"
-    description = ("Hessian-free Newton-CG (Martens 2010): truncated CG on Gauss-Newton or Hessian products, "
-                   "Levenberg-Marquardt damping")
+    description = (
+        "Hessian-free Newton-CG (Martens 2010): truncated CG on Gauss-Newton or Hessian products, "
+        "Levenberg-Marquardt damping"
+    )
     options = {
-        "curvature": Option(str, "auto", "gauss_newton | hessian | auto (Gauss-Newton on networks, else Hessian)",
-                            choices=CURVATURES),
+        "curvature": Option(
+            str, "auto", "gauss_newton | hessian | auto (Gauss-Newton on networks, else Hessian)", choices=CURVATURES
+        ),
         "damping": Option(float, 0.1, "initial Levenberg-Marquardt damping lambda", greater_than=0),
         "cg_iters": Option(int, 20, "maximum CG iterations (curvature products) per step", at_least=1, at_most=100_000),
         "cg_tol": Option(float, 1e-4, "stop CG at this residual relative to the gradient", greater_than=0),
-        "cg_decay": Option(float, 0.95, "CG starts from this times the previous step's solution (0: from 0)",
-                           at_least=0, less_than=1),
+        "cg_decay": Option(
+            float, 0.95, "CG starts from this times the previous step's solution (0: from 0)", at_least=0, less_than=1
+        ),
         "curvature_batch": Option(int, 500, "samples of the gradient batch used for curvature products", at_least=1),
         "min_damping": Option(float, 1e-6, "lower bound on lambda", greater_than=0),
     }
@@ -40,8 +44,10 @@ class NewtonCG(SecondOrderStrategy):
     def check(cls, config, problem):
         opts = cls.resolve_options(config)
         if opts["curvature"] == "gauss_newton" and getattr(problem, "network", None) is None:
-            raise ConfigError(f"newton_cg curvature 'gauss_newton' needs a network, {problem.name!r} has none; "
-                              f"use -o curvature=hessian")
+            raise ConfigError(
+                f"newton_cg curvature 'gauss_newton' needs a network, {problem.name!r} has none; "
+                f"use -o curvature=hessian"
+            )
 
     @classmethod
     def samples_per_step(cls, config, batch_size, problem):
@@ -62,23 +68,29 @@ class NewtonCG(SecondOrderStrategy):
         batch = self.problem.batch(indices)
         loss, g = self.problem.loss_and_grad(self.w, batch)
         curvature_batch = self.problem.batch(self.subset(indices, self.opts["curvature_batch"]))
-        operator = counted(self.problem, curvature_batch,
-                           make_operator(self.kind, self.problem, self.w, curvature_batch))
+        operator = counted(
+            self.problem, curvature_batch, make_operator(self.kind, self.problem, self.w, curvature_batch)
+        )
         damping = self.damping
         damped = lambda v: operator(v) + damping * v
         p, model_decrease, products = conjugate_gradient(
-            damped, -g, x0=self.opts["cg_decay"] * self.previous, max_iters=self.opts["cg_iters"],
-            tol=self.opts["cg_tol"])
+            damped,
+            -g,
+            x0=self.opts["cg_decay"] * self.previous,
+            max_iters=self.opts["cg_iters"],
+            tol=self.opts["cg_tol"],
+        )
         slope = torch.dot(g, p)
         if slope >= 0:  # not a descent direction (only possible off the Gauss-Newton model): restart CG
-            p, model_decrease, more = conjugate_gradient(damped, -g, max_iters=self.opts["cg_iters"],
-                                                         tol=self.opts["cg_tol"])
+            p, model_decrease, more = conjugate_gradient(
+                damped, -g, max_iters=self.opts["cg_iters"], tol=self.opts["cg_tol"]
+            )
             products += more
             slope = torch.dot(g, p)
         alpha = self.step_size
         step, _, full_loss = backtrack(self.problem, self.w, alpha * p, batch, loss, alpha * slope)
         # rho: actual change at the full step over the damped model's, q(a p) = a g.p + a^2 (phi - g.p)
-        predicted = alpha * float(slope) + alpha ** 2 * (model_decrease - float(slope))
+        predicted = alpha * float(slope) + alpha**2 * (model_decrease - float(slope))
         rho = (full_loss - float(loss)) / predicted if predicted < 0 else -1.0
         if rho > 0.75:
             self.damping = max(self.damping * 2 / 3, self.opts["min_damping"])
@@ -89,5 +101,11 @@ class NewtonCG(SecondOrderStrategy):
             self.previous = p
         else:
             self.previous = torch.zeros_like(p)
-        return {"batch_loss": float(loss), "grad_norm": float(g.norm()), "lr": step * self.step_size,
-                "damping": damping, "cg_products": products, "reduction_ratio": rho}
+        return {
+            "batch_loss": float(loss),
+            "grad_norm": float(g.norm()),
+            "lr": step * self.step_size,
+            "damping": damping,
+            "cg_products": products,
+            "reduction_ratio": rho,
+        }

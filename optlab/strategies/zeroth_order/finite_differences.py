@@ -27,16 +27,19 @@ class FiniteDifferences(TorchOptimStrategy):
     options = {
         "h": Option(float, 1e-4, "finite-difference step (use dtype=float64 for accurate gradients)", greater_than=0),
         "max_params": Option(int, 2_000, "refuse problems with more parameters (2d evaluations per step)", at_least=1),
-        "chunk": Option(int, 128, "coordinates per batched forward pass (2*chunk candidates)", at_least=1,
-                        at_most=65_536),
+        "chunk": Option(
+            int, 128, "coordinates per batched forward pass (2*chunk candidates)", at_least=1, at_most=65_536
+        ),
     }
 
     @classmethod
     def check(cls, config, problem):
         limit, d = cls.resolve_options(config)["max_params"], problem.n_params
         if d > limit:
-            raise Infeasible(f"fd needs 2d = {2 * d:,} function evaluations per gradient at d = {d:,} "
-                             f"(limit max_params={limit:,}); use spsa (2 evaluations per random direction)")
+            raise Infeasible(
+                f"fd needs 2d = {2 * d:,} function evaluations per gradient at d = {d:,} "
+                f"(limit max_params={limit:,}); use spsa (2 evaluations per random direction)"
+            )
 
     @classmethod
     def samples_per_step(cls, config, batch_size, problem):
@@ -45,7 +48,6 @@ class FiniteDifferences(TorchOptimStrategy):
     @classmethod
     def whole_step_evaluations(cls, config, problem):
         return 2 * problem.n_params
-
 
     @torch.no_grad()
     def estimate_gradient(self, batch) -> tuple[float, torch.Tensor]:

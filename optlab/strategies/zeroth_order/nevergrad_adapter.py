@@ -28,9 +28,9 @@ from optlab.strategies.base import Option, Strategy
 from optlab.strategies.registry import register, register_prefix
 from optlab.strategies.zeroth_order.common import Infeasible
 
-FULL_COVARIANCE_MAX_DIM = 2_000   # a d x d covariance above this is too slow and too big here
-NOISY_BATCH_SIZE = 100            # default mini-batch of objective=batch
-SECONDS_TO_EVALUATIONS = 1e5      # a generous upper bound on evaluations per second (planning only)
+FULL_COVARIANCE_MAX_DIM = 2_000  # a d x d covariance above this is too slow and too big here
+NOISY_BATCH_SIZE = 100  # default mini-batch of objective=batch
+SECONDS_TO_EVALUATIONS = 1e5  # a generous upper bound on evaluations per second (planning only)
 
 CURATED = {
     "OnePlusOne": "(1+1)-ES with the one-fifth success rule: one mutant per step, kept if better",
@@ -48,30 +48,40 @@ class NevergradStrategy(Strategy):
     options = {
         # weights are O(1): a scale far beyond that (1e308) overflows every candidate to nan, and the run
         # would end where it started
-        "sigma": Option(float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)", greater_than=0,
-                        at_most=1e3),
-        "objective": Option(str, "full", "full: training-set loss (deterministic) | batch: a fresh mini-batch "
-                                         "per ask round (noisy; size from batch_size, default 100)",
-                            choices=("full", "batch")),
-        "num_workers": Option(int, 1, "candidates asked together and evaluated in one batched forward pass",
-                              at_least=1, at_most=4096),
+        "sigma": Option(
+            float, 0.05, "mutation scale of the parametrization (Nevergrad's sigma)", greater_than=0, at_most=1e3
+        ),
+        "objective": Option(
+            str,
+            "full",
+            "full: training-set loss (deterministic) | batch: a fresh mini-batch "
+            "per ask round (noisy; size from batch_size, default 100)",
+            choices=("full", "batch"),
+        ),
+        "num_workers": Option(
+            int, 1, "candidates asked together and evaluated in one batched forward pass", at_least=1, at_most=4096
+        ),
     }
 
     # ---- planning ---------------------------------------------------------------------------
     @classmethod
     def validate(cls, config, problem):
-        if config.lr is not None:   # before the generic knob check: the message says what replaces lr
-            raise ConfigError(f"{config.strategy} takes no lr (got {config.lr!r}); "
-                              f"its step size is the mutation scale, -o sigma=...")
+        if config.lr is not None:  # before the generic knob check: the message says what replaces lr
+            raise ConfigError(
+                f"{config.strategy} takes no lr (got {config.lr!r}); its step size is the mutation scale, -o sigma=..."
+            )
         super().validate(config, problem)
 
     @classmethod
     def check(cls, config, problem):
-        if all(getattr(config, key) is None for key in config.fields_with_role("budget")) \
-                and getattr(problem, "has_accuracy", False):
+        if all(getattr(config, key) is None for key in config.fields_with_role("budget")) and getattr(
+            problem, "has_accuracy", False
+        ):
             # the default 10 epochs would be 10 full-set evaluations: a run that never moves
-            raise ConfigError(f"{config.strategy} needs an explicit budget, e.g. --evaluations 3000 "
-                              f"(an epoch is one evaluation of the full training set)")
+            raise ConfigError(
+                f"{config.strategy} needs an explicit budget, e.g. --evaluations 3000 "
+                f"(an epoch is one evaluation of the full training set)"
+            )
         if config.schedule != "constant":
             raise ConfigError(f"{config.strategy} has no learning rate to schedule (schedule {config.schedule!r})")
 
@@ -81,13 +91,16 @@ class NevergradStrategy(Strategy):
             return None
         if cls.resolve_options(config)["objective"] == "full":
             if config.batch_size is not None and config.batch_size != problem.n_train:
-                raise ConfigError(f"{config.strategy} with objective=full evaluates the whole training set; "
-                                  f"batch_size {config.batch_size} needs -o objective=batch")
+                raise ConfigError(
+                    f"{config.strategy} with objective=full evaluates the whole training set; "
+                    f"batch_size {config.batch_size} needs -o objective=batch"
+                )
             return None
         size = config.batch_size if config.batch_size is not None else min(NOISY_BATCH_SIZE, problem.n_train)
         if size > problem.n_train:
-            raise ConfigError(f"batch_size {size} is larger than the training set "
-                              f"({problem.n_train} samples of {problem.name})")
+            raise ConfigError(
+                f"batch_size {size} is larger than the training set ({problem.n_train} samples of {problem.name})"
+            )
         return size
 
     @classmethod
@@ -102,8 +115,13 @@ class NevergradStrategy(Strategy):
     @classmethod
     def check_plan(cls, config, problem, plan):
         opts = cls.resolve_options(config)
-        check_feasible(cls.optimizer_name, problem.n_params, cls._ng_budget(config, plan),
-                       opts["num_workers"], cls._planned_evaluations(config, plan))
+        check_feasible(
+            cls.optimizer_name,
+            problem.n_params,
+            cls._ng_budget(config, plan),
+            opts["num_workers"],
+            cls._planned_evaluations(config, plan),
+        )
 
     @classmethod
     def _ng_budget(cls, config, plan) -> int | None:
@@ -132,7 +150,8 @@ class NevergradStrategy(Strategy):
         parametrization.random_state = np.random.RandomState(config.seed)
         parametrization.function.deterministic = not self.noisy
         self.optimizer = ng.optimizers.registry[self.optimizer_name](
-            parametrization=parametrization, budget=self._ng_budget(config, plan), num_workers=self.workers)
+            parametrization=parametrization, budget=self._ng_budget(config, plan), num_workers=self.workers
+        )
         self.sampler = problem.sampler(plan.batch_size, config.seed + 1, config.order) if self.noisy else None
         budget = config.budget.get("evaluations")
         self.max_evaluations = int(budget) if budget is not None else None
@@ -172,8 +191,10 @@ def check_feasible(name: str, dimension: int, budget: int | None, num_workers: i
     if isinstance(entry, optimizerlib.ParametrizedCMA) and not entry.diagonal:
         _refuse_full_covariance(name, name, dimension)
     if num_workers > 1 and getattr(entry, "no_parallelization", False):
-        raise ConfigError(f"ng:{name} asks one candidate at a time; num_workers {num_workers} needs an optimizer "
-                          f"that supports parallel asks (e.g. ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA)")
+        raise ConfigError(
+            f"ng:{name} asks one candidate at a time; num_workers {num_workers} needs an optimizer "
+            f"that supports parallel asks (e.g. ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA)"
+        )
     try:
         optimizer = entry(parametrization=dimension, budget=budget, num_workers=num_workers)
     except (ValueError, TypeError) as exc:
@@ -187,7 +208,8 @@ def check_feasible(name: str, dimension: int, budget: int | None, num_workers: i
                 raise ConfigError(
                     f"ng:{name} fits a MetaModel surrogate after {needed:,} evaluations at d = {dimension:,}, which "
                     f"raises TypeError under numpy {np.__version__} with nevergrad {ng.__version__} (fixed upstream, "
-                    f"not released); use ng:OnePlusOne or ng:DiagonalCMA, or pin numpy<2.4")
+                    f"not released); use ng:OnePlusOne or ng:DiagonalCMA, or pin numpy<2.4"
+                )
 
 
 def _refuse_full_covariance(name: str, part: str, d: int) -> None:
@@ -195,9 +217,11 @@ def _refuse_full_covariance(name: str, part: str, d: int) -> None:
         return
     via = "" if part == name else f" (through {part})"
     gigabytes = d * d * 8 / 1e9
-    raise Infeasible(f"ng:{name} keeps a full covariance matrix{via}: at d = {d:,} that is {d * d:.2g} entries "
-                     f"({gigabytes:.1f} GB each, O(d^2) per sample) and would not finish an iteration here "
-                     f"(limit d <= {FULL_COVARIANCE_MAX_DIM:,}); use ng:DiagonalCMA")
+    raise Infeasible(
+        f"ng:{name} keeps a full covariance matrix{via}: at d = {d:,} that is {d * d:.2g} entries "
+        f"({gigabytes:.1f} GB each, O(d^2) per sample) and would not finish an iteration here "
+        f"(limit d <= {FULL_COVARIANCE_MAX_DIM:,}); use ng:DiagonalCMA"
+    )
 
 
 def _parts(optimizer, seen=None):
@@ -248,8 +272,11 @@ _CLASSES: dict[str, type] = {}
 
 def _make_class(name: str, description: str) -> type:
     if name not in _CLASSES:
-        _CLASSES[name] = type(f"Nevergrad_{name}", (NevergradStrategy,), {
-            "name": f"ng:{name}", "optimizer_name": name, "description": description, "__module__": __name__})
+        _CLASSES[name] = type(
+            f"Nevergrad_{name}",
+            (NevergradStrategy,),
+            {"name": f"ng:{name}", "optimizer_name": name, "description": description, "__module__": __name__},
+        )
     return _CLASSES[name]
 
 
@@ -267,6 +294,10 @@ def resolve_ng(rest: str) -> type:
 for _name, _description in CURATED.items():
     register(_make_class(_name, _description))
 
-register_prefix("ng", resolve_ng, "any name in Nevergrad's registry works (about 540 optimizers, e.g. ng:NGOpt, "
-                                  "ng:RandomSearch, ng:NoisyOnePlusOne), with the options of the ng: strategies above; "
-                                  "settings infeasible at the problem's size are refused before the run")
+register_prefix(
+    "ng",
+    resolve_ng,
+    "any name in Nevergrad's registry works (about 540 optimizers, e.g. ng:NGOpt, "
+    "ng:RandomSearch, ng:NoisyOnePlusOne), with the options of the ng: strategies above; "
+    "settings infeasible at the problem's size are refused before the run",
+)

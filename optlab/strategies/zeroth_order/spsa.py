@@ -23,17 +23,24 @@ from optlab.strategies.registry import register
 @register
 class SPSA(TorchOptimStrategy):
     name = "spsa"
-    description = ("simultaneous perturbation: (L(w+eps z) - L(w-eps z)) / 2eps * z averaged over q random "
-                   "directions, MeZO seed trick, SGD update (2q evaluations per step)")
+    description = (
+        "simultaneous perturbation: (L(w+eps z) - L(w-eps z)) / 2eps * z averaged over q random "
+        "directions, MeZO seed trick, SGD update (2q evaluations per step)"
+    )
     family = "zeroth-order"
     default_lr, default_batch_size, default_momentum, default_weight_decay = 0.05, 256, 0.0, 0.0
     rule = rules.SGD(momentum=True)
     options = {
-        "q": Option(int, 1, "random directions averaged per step (2 function evaluations each)", at_least=1,
-                    at_most=100_000),
+        "q": Option(
+            int, 1, "random directions averaged per step (2 function evaluations each)", at_least=1, at_most=100_000
+        ),
         "eps": Option(float, 1e-3, "perturbation size", greater_than=0),
-        "distribution": Option(str, "gaussian", "directions: gaussian (MeZO) | rademacher (Spall's +-1)",
-                               choices=("gaussian", "rademacher")),
+        "distribution": Option(
+            str,
+            "gaussian",
+            "directions: gaussian (MeZO) | rademacher (Spall's +-1)",
+            choices=("gaussian", "rademacher"),
+        ),
     }
 
     @classmethod

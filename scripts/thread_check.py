@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         parser.error(f"--seeds must be at least 2 (a paired test needs two seeds), got {args.seeds}")
 
     from optlab.reports.load import Store
-    from optlab.reports.markdown import write_readme
+    from optlab.reports.markdown import write_block
     from optlab.tracking.recorder import load_config
 
     store = Store(args.tracking_uri, progress=False)
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     text = summary(args.experiment, len(runs), threads, verdicts, bests, time.perf_counter() - started, args.seeds)
     print(text, end="")
     if args.docs != "-":
-        print(f"thread-check: {write_readme(args.docs, text, BEGIN, END)}", file=sys.stderr)
+        print(f"thread-check: {write_block(args.docs, text, BEGIN, END)}", file=sys.stderr)
     return 0
 
 

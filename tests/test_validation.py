@@ -23,7 +23,7 @@ BAD_OPTIONS = [
     ),
     (
         ["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "sigma=-1"],
-        "option sigma of 'ng:OnePlusOne' must be > 0, got -1.0",
+        "option sigma of 'ng:OnePlusOne' must be > 0 and <= 1000, got -1.0",
     ),
     (
         ["-s", "ng:OnePlusOne", "--evaluations", "10", "-o", "num_workers=100000"],

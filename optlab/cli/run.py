@@ -58,7 +58,7 @@ def _option(text: str):
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    if isinstance(value, float) and math.isinf(value):  # JSON has no infinity: 1e400 overflowed
+    if isinstance(value, float) and math.isinf(value) and "inf" not in raw.lower():  # 1e400 overflowed
         raise argparse.ArgumentTypeError(
             f"invalid option {text!r}: {raw} is too large (beyond ±{sys.float_info.max:.4g})"
         )

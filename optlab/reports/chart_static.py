@@ -16,6 +16,7 @@ from optlab.reports.chart import Chart, Matrix, log_ticks
 PRINT_WIDTH = 10.2  # inches: A4 landscape minus margins
 MAX_HEIGHT = 3.8  # inches (97 mm): leaves room on the page for a heading, an intro and the caption
 LEGEND_WIDTH = 2.1  # inches reserved right of the panels (per legend column)
+MIN_PANELS_SHARE = 0.4  # the panels keep at least this share of the figure's width beside a wide legend
 LABEL_PT = 8.5  # axis titles
 TICK_PT = 7.5
 LEGEND_PT = 8
@@ -149,11 +150,12 @@ def _wrap(text: str, inches: float, points: float, bold: bool = False) -> str:
 
 def _place_legend(fig, handles: dict) -> None:
     """Panels left, legend right in as many columns as its entries need to fit the figure's height (a
-    legend taller than the figure is cut off in print): the panels give up the width of the extra columns."""
+    legend taller than the figure is cut off in print): the panels give up the width of the extra columns,
+    and the width a legend of long entries needs beyond its reserved column."""
     labels = [textwrap.fill(label, 30) for label in handles]  # long entries wrap inside the legend column
     columns = 1
-    while True:
-        right = 1 - min(LEGEND_WIDTH * columns, PRINT_WIDTH / 2) / PRINT_WIDTH
+    right = 1 - min(LEGEND_WIDTH, PRINT_WIDTH / 2) / PRINT_WIDTH
+    for _ in range(12):  # a few more columns, or a little more width each time; bounded
         fig.tight_layout(rect=(0, 0, right, 1))
         if not handles:
             return
@@ -169,10 +171,18 @@ def _place_legend(fig, handles: dict) -> None:
         )
         fig.canvas.draw()
         box = legend.get_window_extent()
-        if box.height <= fig.bbox.height and box.x1 <= fig.bbox.width or columns >= 4:
+        too_tall = box.height > fig.bbox.height and columns < 4
+        overflow = (box.x1 - fig.bbox.width) / fig.bbox.width
+        if not too_tall and overflow <= 0:
             return
+        if right <= MIN_PANELS_SHARE and not too_tall:
+            return  # nothing more to give: text_problems reports what still does not fit
         legend.remove()
-        columns += 1
+        if too_tall:
+            columns += 1
+            right = min(right, 1 - min(LEGEND_WIDTH * columns, PRINT_WIDTH / 2) / PRINT_WIDTH)
+        else:
+            right = max(MIN_PANELS_SHARE, right - overflow - 0.01)
 
 
 def _plain_log_labels(axis, max_labels: int) -> None:

@@ -52,11 +52,14 @@ def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Sec
     primary = experiments[0]
     if runs is None or primary in missing:
         section.add(not_run(primary))
-    for name in [m for m in missing if m != primary]:
+    absent = [m for m in missing if m != primary]
+    if absent:
+        names = ", ".join(f"'{name}'" for name in absent)
+        commands = "; ".join(f"`SWEEP=experiments/{name}.toml make sweep`" for name in absent)
         section.add(
             Note(
-                f"Experiment '{name}' not run yet — its workloads are absent here "
-                f"(`SWEEP=experiments/{name}.toml make sweep`).",
+                f"Not run yet, so their workloads are absent here: experiment{'s' if len(absent) > 1 else ''} "
+                f"{names} ({commands}).",
                 kind="info",
             )
         )

@@ -31,7 +31,7 @@ from optlab.analysis import stats
 from optlab.analysis.curves import band
 from optlab.config import RunConfig
 from optlab.reports.chart import Chart
-from optlab.reports.load import Store, latest_attempts, runs_text
+from optlab.reports.load import PARAM_COLUMNS, Store, latest_attempts, runs_text
 from optlab.reports.model import Note, Section, Table, not_run
 
 TITLE = "Lessons"
@@ -143,7 +143,10 @@ LESSONS = [
 
 # what defines a configuration (RunConfig fields): two runs of one condition differ only in their seed, two
 # conditions of a lesson only in the lesson's keys. Measurement and naming settings are not compared.
-CONFIG_KEYS = RunConfig.fields_with_role("strategy", "problem", "budget", "target", "device")
+# (as the loader names their columns: a user workload's reference is `workload_ref`)
+CONFIG_KEYS = tuple(
+    PARAM_COLUMNS.get(k, k) for k in RunConfig.fields_with_role("strategy", "problem", "budget", "target", "device")
+)
 
 
 def labels_of(lesson: Lesson) -> dict[str, str]:

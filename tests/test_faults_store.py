@@ -79,6 +79,7 @@ def check_complete_or_failed(name):
 
 def test_a_failed_final_write_is_recorded_failed_and_a_resume_reruns_it(tmp_path, home, monkeypatch):
     spec = load(write_spec(tmp_path, SMOKE, name="diskfull", steps=30))
+    monkeypatch.setenv("OPTLAB_STORE_WRITER", "mlflow")  # the faulty client is MLflow's (the direct path: below)
     real = recorder_module.make_client
     monkeypatch.setattr(recorder_module, "make_client", lambda uri=None: DiskFullClient(real(uri), {"minibatch"}))
     report = run_sweep(spec, progress=False)

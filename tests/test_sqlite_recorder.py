@@ -83,7 +83,8 @@ def _rows(home: Path, run_id: str) -> dict:
     folder = home / "mlruns" / "artifacts" / run_id / "artifacts"
     out["artifacts"] = sorted(p.name for p in folder.iterdir())
     out["config.json"] = (folder / "config.json").read_text()
-    out["weights"] = load_file(folder / "params.safetensors")["params"].tolist()
+    weights = folder / "params.safetensors"  # a run that is not FINISHED stores none
+    out["weights"] = load_file(weights)["params"].tolist() if weights.exists() else None
     return out
 
 

@@ -93,7 +93,7 @@ def abandoned_reason(tags: dict[str, str]) -> str:
 
 
 def storage_problems(status: str, params, flush, store_weights, read_back, discard_weights) -> list[str]:
-    """What a run's end could not store: the last metric points (`flush()`), the weights
+    """What a run's end could not store: the last metric points (`flush()`), the weights of a FINISHED run
     (`store_weights(params)`), and for a FINISHED run what reading it back (`read_back(with_weights)`) finds
     missing. Each a `what: why` line; empty when everything is stored. Weights stored for a run that then
     cannot be FINISHED are removed again (`discard_weights()`): a run the store could not hold leaves none."""
@@ -103,7 +103,7 @@ def storage_problems(status: str, params, flush, store_weights, read_back, disca
     except Exception as exc:
         problems.append(f"metrics: {describe(exc)}")
     stored = False
-    if params is not None:
+    if params is not None and status == "FINISHED":  # a run that is not FINISHED leaves no weights
         try:
             store_weights(params)
             stored = True

@@ -48,7 +48,7 @@ def test_a_retried_ray_task_skips_points_its_lost_attempt_finished_and_kills_the
             return "T"
 
     monkeypatch.setattr(ray, "get_runtime_context", lambda: Context())
-    outcomes = executor.run_ray_task(task)
+    outcomes = executor.run_ray_task(task).outcomes
 
     assert sorted(o.status for o in outcomes) == ["FINISHED"] * 3
     runs = children("retried")

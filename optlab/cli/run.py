@@ -27,7 +27,7 @@ def _sizes(name: str):
         try:
             sizes = [int(part) for part in parts]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)")
+            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)") from None
         if not sizes:
             raise argparse.ArgumentTypeError(
                 f"invalid {name} sizes: {text!r} is empty (use e.g. 16,16, or none for an empty list)"
@@ -42,7 +42,7 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}")
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
     if math.isinf(value) and "inf" not in text.lower():
         raise argparse.ArgumentTypeError(f"{text} is too large (beyond ±{sys.float_info.max:.4g})")
     return value

@@ -94,7 +94,7 @@ class StackedTrainer:
     def evaluate(self) -> list[dict[str, float]]:
         ds = self.data
         columns = []
-        for part, x, y in (
+        for _part, x, y in (
             ("train", ds.x_train, self.y_train),
             ("val", ds.x_val, ds.y_val),
             ("test", ds.x_test, ds.y_test),

@@ -30,10 +30,11 @@ File layout (every section but `name` optional)::
     test_accuracy = 0.01             #   metric -> margin, for every workload; a [workloads.NAME] table
                                      #   may carry its own: margins = { test_accuracy = 0.02 }
 
-A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the
-budget and the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the workload's name, plus
-the workload keys that vary among its points, e.g. "memorization hidden=512 label_noise=0.2") and
-`optlab.workload_hash` (a hash of the values themselves); reports compare strategies only within one.
+A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the budget and
+the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the
+workload's name, plus the workload keys that vary among its points, e.g. "memorization hidden=512
+label_noise=0.2") and `optlab.workload_hash` (a hash of the values themselves); reports compare strategies
+only within one.
 
 In a tuned sweep every reported run is a rerun on a fresh seed: tuning trials (role `tuning`, may be
 trained batched) choose, reruns (role `rerun`, trained alone so their wall time is their own) report.

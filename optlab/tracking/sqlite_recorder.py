@@ -363,7 +363,8 @@ class SqliteRunRecorder:
         running = [
             run_id
             for (run_id,) in db.execute(
-                "SELECT run_uuid FROM runs WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
+                "SELECT run_uuid FROM runs"
+                " WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
                 (self.experiment_id,),
             )
         ]

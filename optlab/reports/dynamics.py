@@ -218,7 +218,9 @@ def stability_sentence(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     done = table[table["status"] == "FINISHED"]
-    parts, settled, left = [], [], []
+    parts: list[str] = []
+    settled: list[float] = []
+    left: list[float] = []
     for lr, group in done.groupby("lr"):
         reach = group["first_reach_step"]
         if reach.isna().any():

@@ -146,7 +146,8 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
 
 
 def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    rows, medians = [], {}
+    rows: list[dict] = []
+    medians: dict[str, dict[str, float]] = {}
     axes = [(a, n) for a, n in TABLE_AXES if hit[f"stop_{a}"].notna().any()]
     if not (hit["family"] == "zeroth-order").any():
         axes = [(a, n) for a, n in axes if a != "evaluations"]

@@ -85,7 +85,10 @@ class RunRecorder:
         self.run_id = None
         self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
-        self._keys, self._values, self._steps, self._stamps = [], [], [], []
+        self._keys: list[str] = []
+        self._values: list[float] = []
+        self._steps: list[int] = []
+        self._stamps: list[int] = []
         self._logged_keys: set[str] = set()
         self._n_params = 0
 

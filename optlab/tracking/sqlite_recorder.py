@@ -289,7 +289,8 @@ class SqliteRunRecorder:
 
     def _store(self, rows: list[tuple]) -> None:
         self._logged_keys.update(row[0] for row in rows)
-        stored, latest = [], {}
+        stored: list[tuple] = []
+        latest: dict[str, tuple] = {}
         for key, raw, stamp, step in rows:
             value, is_nan = sanitized(raw)
             stored.append((key, value, stamp, self.run_id, step, is_nan))

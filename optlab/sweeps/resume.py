@@ -178,7 +178,7 @@ def wait_for_orphan(worker: str | None, run_id: str, timeout: float = ORPHAN_WAI
 
 
 def finish_parent(
-    client, run_id: str, counts: dict[str, int], status: str = "FINISHED", reason: str | None = None
+    client, run_id: str, counts: dict[str, float | str], status: str = "FINISHED", reason: str | None = None
 ) -> None:
     """FINISHED when every point has its outcome; FAILED naming the points that have none
     (`reason`); KILLED when the sweep was interrupted."""

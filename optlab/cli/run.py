@@ -12,6 +12,10 @@ import argparse
 import gc
 import math
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports its heavy parts where used
+    from optlab.tracking.background import BackgroundRecorder
 
 
 def _sizes(name: str):
@@ -192,6 +196,7 @@ def _run(args, store, status) -> int:
     threads = args.threads or intra_op_threads(prepared)
     if threads:
         torch.set_num_threads(threads)
+    recorder: NullRecorder | RunRecorder | BackgroundRecorder  # the last from `store` (a background store)
     if args.no_track:
         recorder = NullRecorder()
     else:
@@ -208,8 +213,9 @@ def _run(args, store, status) -> int:
         else:
             recorder.abort("FAILED", f"error: {type(exc).__name__}: {exc}")
         raise
-    if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
-        result.status, result.reason = recorder.status, recorder.reason
+    stored = recorder.status
+    if stored is not None and stored != result.status:  # the store could not hold it all
+        result.status, result.reason = stored, recorder.reason
     from optlab.tracking.run_facts import STORAGE_REASON
 
     if result.status != "FINISHED" and str(result.reason).startswith(STORAGE_REASON):

@@ -53,6 +53,8 @@ class NullRecorder:
     """Records nothing: for quick experiments and for measuring tracking overhead."""
 
     run_id = None
+    status: str | None = None  # no store, so it never disagrees with the run's own status
+    reason: str | None = None
 
     def start(self, config, problem, plan, extra_tags=None):
         return self

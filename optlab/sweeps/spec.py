@@ -468,7 +468,10 @@ def count_points(data: dict) -> tuple[int, int]:
                 n *= length(axis)
         return n
 
-    table_of = lambda key: data.get(key) if isinstance(data.get(key), dict) else {}
+    def table_of(key: str) -> dict:
+        value = data.get(key)
+        return value if isinstance(value, dict) else {}
+
     grid, tune, rerun = table_of("grid"), table_of("tune"), table_of("rerun")
     workloads = max(1, len(table_of("workloads")))
     combos = product(grid) * workloads
@@ -477,7 +480,8 @@ def count_points(data: dict) -> tuple[int, int]:
     reruns = length(rerun.get("seeds")) if tune and "seeds" in rerun else 0  # the selection on each rerun seed
     series = len(table_of("series"))
     overrides = table_of("overrides")
-    strategies = grid.get("strategy") if isinstance(grid.get("strategy"), list) else [None]
+    listed = grid.get("strategy")
+    strategies = listed if isinstance(listed, list) else [None]
     total = 0
     for strategy in strategies:
         table = overrides.get(strategy) if isinstance(strategy, str) and strategy in overrides else {}

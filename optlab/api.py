@@ -78,8 +78,9 @@ def run(*, track: bool = True, progress: bool = False, threads: int | None = Non
         raise
     finally:
         torch.set_num_threads(before)
-    if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
-        result.status, result.reason = recorder.status, recorder.reason
+    stored = recorder.status
+    if stored is not None and stored != result.status:  # the store could not hold it all
+        result.status, result.reason = stored, recorder.reason
     return Run(
         status=result.status,
         reason=result.reason,

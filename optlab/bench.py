@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -446,12 +447,15 @@ def bench_population(sizes: Sizes, device: str) -> dict:
 
     problem = build_problem(_config(sizes, device))
     ws = torch.stack([problem.init_params(s) for s in range(sizes.candidates)])
-    out = {"candidates": sizes.candidates, "samples": problem.n_train}
+    out: dict[str, Any] = {"candidates": sizes.candidates, "samples": problem.n_train}
     for label, batch in (("full", problem.batch()), ("batch32", problem.batch(torch.arange(32, device=ws.device)))):
         reps = 20 if label == "batch32" else 3
-        batched = _median_time(lambda: [problem.losses(ws, batch) for _ in range(reps)], sizes.repeats) / reps
+        batched = (
+            _median_time(lambda batch=batch, reps=reps: [problem.losses(ws, batch) for _ in range(reps)], sizes.repeats)
+            / reps
+        )
 
-        def one_at_a_time():
+        def one_at_a_time(batch=batch, reps=reps):
             with torch.no_grad():
                 for _ in range(reps):
                     for w in ws:
@@ -525,12 +529,12 @@ def bench_diagnostics(sizes: Sizes, device: str) -> dict:
     every = max(1, sizes.steps // 50)
     configs = {tier: _config(sizes, device, eval_every=every, diagnostics=tier) for tier in ("off", "cheap", "full")}
     evaluations = sizes.steps // every + (1 if sizes.steps % every == 0 else 2)
-    out = {"steps": sizes.steps, "evaluations": evaluations}
+    out: dict[str, Any] = {"steps": sizes.steps, "evaluations": evaluations}
     with _Threads(1):
         run_many([_config(sizes, device, steps=2, eval_every=1, diagnostics="full")])  # imports scipy, torch.func
         for tier, config in configs.items():
             repeats = 1 if tier == "full" else sizes.repeats
-            out[tier] = _median_time(lambda: run_many([config]), repeats, warmup=tier == "off")
+            out[tier] = _median_time(lambda config=config: run_many([config]), repeats, warmup=tier == "off")
     for tier in ("cheap", "full"):
         out[f"{tier}_ratio"] = out[tier] / out["off"]
         out[f"{tier}_ms_per_evaluation"] = 1e3 * (out[tier] - out["off"]) / evaluations

@@ -365,18 +365,27 @@ class RunConfig:
         return " ".join(parts)
 
 
-@functools.cache
-def _type_hints(cls) -> dict:
+F = typing.TypeVar("F", bound=typing.Callable[..., typing.Any])
+
+
+def _cache_by_class(fn: F) -> F:
+    """functools.cache, keeping the function's signature for the type checker: typeshed asks for Hashable
+    arguments, and mypy deems the class of an eq dataclass unhashable because its instances are."""
+    return functools.cache(fn)  # type: ignore[return-value]
+
+
+@_cache_by_class
+def _type_hints(cls: type) -> dict:
     return typing.get_type_hints(cls)
 
 
-@functools.cache
-def _declarations(cls) -> dict[str, dict]:
+@_cache_by_class
+def _declarations(cls: type) -> dict[str, dict]:
     return {f.name: dict(f.metadata) for f in fields(cls)}
 
 
-@functools.cache
-def _defaults(cls) -> dict:
+@_cache_by_class
+def _defaults(cls: type) -> dict:
     return cls().to_dict()
 
 

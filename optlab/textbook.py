@@ -30,7 +30,7 @@ def train(
 ) -> dict[str, float]:
     """Train the textbook way for `epochs` (or `steps`); returns the last evaluation."""
     torch.manual_seed(seed)
-    layers = []
+    layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:

@@ -67,7 +67,7 @@ def add_run(
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in values.items()])
     stamp = int(time.time() * 1000)
     metrics = []
-    for i, (work, acc) in enumerate(curve):
+    for work, acc in curve:
         step = int(round(work * 100))
         point = {
             "val_accuracy": acc,

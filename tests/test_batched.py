@@ -235,6 +235,8 @@ def test_bulk_metric_insert_writes_what_log_batch_writes(tracking_home):
     mlflow.log_batch(plain, metrics=points)
     assert mlflow.get_run(fast).data.metrics == mlflow.get_run(plain).data.metrics
     for key in ("batch_loss", "lr", "bad"):
-        history = lambda run: sorted((m.step, m.value, m.timestamp) for m in mlflow.get_metric_history(run, key))
+        history = lambda run, key=key: sorted(
+            (m.step, m.value, m.timestamp) for m in mlflow.get_metric_history(run, key)
+        )
         assert history(fast) == history(plain)
     assert not log_metrics_fast(mlflow, fast, points[:3])  # duplicates: the caller falls back to log_batch

@@ -119,5 +119,5 @@ def test_strategies_command_lists_every_strategy_with_a_description():
         [sys.executable, "-m", "optlab", "strategies"], capture_output=True, text=True, check=True
     ).stdout
     for name in ("gd", "sgd", "minibatch", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"):
-        line = next(l for l in out.splitlines() if l.strip().startswith(name + " "))
+        line = next(row for row in out.splitlines() if row.strip().startswith(name + " "))
         assert len(line.split()) > 3

@@ -29,12 +29,12 @@ def common_grid(
     """The grid every curve covers (empty when they share no interval)."""
     usable = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves]
     usable = [(x[np.isfinite(x) & np.isfinite(y)], y) for x, y in usable]
-    usable = [x for x, _ in usable if len(x) >= 2]
-    if not usable:
+    xs = [x for x, _ in usable if len(x) >= 2]
+    if not xs:
         return np.empty(0)
-    lo, hi = max(x.min() for x in usable), min(x.max() for x in usable)
+    lo, hi = max(x.min() for x in xs), min(x.max() for x in xs)
     if log:
-        lo = max(lo, min((x[x > 0].min() for x in usable if (x > 0).any()), default=np.nan))
+        lo = max(lo, min((x[x > 0].min() for x in xs if (x > 0).any()), default=np.nan))
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         return np.empty(0)
     return np.geomspace(lo, hi, points) if log else np.linspace(lo, hi, points)

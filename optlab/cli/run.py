@@ -12,6 +12,10 @@ import argparse
 import gc
 import math
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports its heavy parts where used
+    from optlab.tracking.background import BackgroundRecorder
 
 
 def _sizes(name: str):
@@ -27,7 +31,7 @@ def _sizes(name: str):
         try:
             sizes = [int(part) for part in parts]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)")
+            raise argparse.ArgumentTypeError(f"invalid {name} sizes: {text!r} (use e.g. 16,16)") from None
         if not sizes:
             raise argparse.ArgumentTypeError(
                 f"invalid {name} sizes: {text!r} is empty (use e.g. 16,16, or none for an empty list)"
@@ -42,7 +46,7 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}")
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
     if math.isinf(value) and "inf" not in text.lower():
         raise argparse.ArgumentTypeError(f"{text} is too large (beyond ±{sys.float_info.max:.4g})")
     return value
@@ -192,6 +196,7 @@ def _run(args, store, status) -> int:
     threads = args.threads or intra_op_threads(prepared)
     if threads:
         torch.set_num_threads(threads)
+    recorder: NullRecorder | RunRecorder | BackgroundRecorder  # the last from `store` (a background store)
     if args.no_track:
         recorder = NullRecorder()
     else:
@@ -208,8 +213,9 @@ def _run(args, store, status) -> int:
         else:
             recorder.abort("FAILED", f"error: {type(exc).__name__}: {exc}")
         raise
-    if getattr(recorder, "status", None) not in (None, result.status):  # the store could not hold it all
-        result.status, result.reason = recorder.status, recorder.reason
+    stored = recorder.status
+    if stored is not None and stored != result.status:  # the store could not hold it all
+        result.status, result.reason = stored, recorder.reason
     from optlab.tracking.run_facts import STORAGE_REASON
 
     if result.status != "FINISHED" and str(result.reason).startswith(STORAGE_REASON):

@@ -110,7 +110,7 @@ def main(args) -> int:
     return 0
 
 
-def summarize_reasons(incomplete: list[tuple[str, str]]) -> str:
+def summarize_reasons(incomplete: list[tuple[str, ...]]) -> str:
     """'2 worker died, 1 storage' from the reasons of points without an outcome."""
     from collections import Counter
 

@@ -28,6 +28,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -47,20 +48,33 @@ from optlab.tracking.accounting import timed
 DIVERGENCE_FACTOR = 100.0
 
 
+class Recorder(Protocol):
+    """What the loop asks of a run's recorder: tracking.RunRecorder (MLflow) or tracking.NullRecorder."""
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    def start(self, config: Any, problem: Any, plan: Any, extra_tags: dict | None = None) -> Any: ...
+
+    def log(self, step: int, values: dict[str, float]) -> None: ...
+
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None: ...
+
+    def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None) -> Any: ...
+
+
 @dataclass
 class Row:
-    """One tracked run inside the loop. Its recorder is anything with `run_id`, `start(config, problem,
-    plan, extra_tags)`, `log(step, values)`, `log_series(steps, columns)` and `finish(status, reason,
-    summary, params)`: tracking.RunRecorder (MLflow) or tracking.NullRecorder."""
+    """One tracked run inside the loop, recorded by its recorder."""
 
     config: RunConfig
     plan: Plan
     problem: Problem
     family: str
-    recorder: object
+    recorder: Recorder
     tags: dict = field(default_factory=dict)
     probes: list[Probe] = field(default_factory=list)
-    result: RunResult | None = None
+    result: RunResult = field(init=False, repr=False)  # set when the loop starts
     initial_loss: float | None = None
     done: bool = False
 
@@ -152,7 +166,7 @@ class TrainingLoop:
         values = self.trainer.step()
         self.wall += time.perf_counter() - started
         self.steps += 1
-        if before is not None:
+        if before is not None and self.updates is not None:
             self.updates.append(self.trainer.snapshot() - before)
         if self.steps % self.log_every == 0:
             self.pending.append((self.steps, values))
@@ -173,6 +187,7 @@ class TrainingLoop:
         """Whether the step about to be taken may be one of the last `updates.maxlen` before an evaluation
         (so its update is copied only then). A run whose end cannot be foreseen (a time or evaluation
         budget) copies every update."""
+        assert self.updates is not None and self.updates.maxlen is not None  # asked only when probes keep updates
         n, upcoming = self.updates.maxlen, self.steps + 1
         if -(-upcoming // self.every) * self.every - upcoming < n:
             return True
@@ -371,7 +386,7 @@ def _value(column: Column, j: int) -> float:
 def _by_row(columns: list[Column]) -> list[list[float]]:
     """Per-step columns (one value per live row each) -> one list of per-step values per row."""
     if isinstance(columns[0], torch.Tensor):
-        return torch.stack(columns).T.cpu().tolist()
+        return torch.stack(cast(list[torch.Tensor], columns)).T.cpu().tolist()
     return [list(values) for values in zip(*columns)]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from optlab.config import RunConfig
 from optlab.errors import ConfigError
 from optlab.problem import Problem, build_problem
-from optlab.strategies import Plan, resolve
+from optlab.strategies import Plan, Strategy, resolve
 
 EVAL_POINTS = 50  # evaluations per run when eval_every is not given
 
@@ -23,7 +23,7 @@ EVAL_POINTS = 50  # evaluations per run when eval_every is not given
 @dataclass
 class Prepared:
     config: RunConfig  # resolved: the strategy's defaults filled in
-    strategy_cls: type
+    strategy_cls: type[Strategy]
     problem: Problem
     plan: Plan
 

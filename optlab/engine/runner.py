@@ -8,6 +8,8 @@ probes) -> one RunResult per run.
 
 from __future__ import annotations
 
+from typing import cast
+
 from optlab.config import RunConfig
 from optlab.engine.loop import Row, TrainingLoop
 from optlab.engine.planning import Prepared, eval_interval, prepare
@@ -141,7 +143,7 @@ def run_many(
         outs = _train([preps[i] for i in chunk], recorders, tags, progress, stacked=stackable(preps[chunk[0]]))
         for i, out in zip(chunk, outs):
             results[i] = out
-    return results
+    return cast(list[RunResult], results)  # every index filled: the chunks cover all configs
 
 
 def train_together(
@@ -162,7 +164,7 @@ def train_together(
     results: list[RunResult | None] = [None] * len(preps)
     for i, out in zip(order, outs):
         results[i] = out
-    return results
+    return cast(list[RunResult], results)  # every index filled: order is a permutation
 
 
 def _train(preps: list[Prepared], recorders: list, extra_tags: list, progress: bool, stacked: bool) -> list[RunResult]:

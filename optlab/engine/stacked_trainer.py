@@ -12,11 +12,13 @@ alone under torch.optim, up to float rounding. No torch.optim object is built on
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from optlab.engine.planning import Prepared
 from optlab.problem import Counters, stacked
-from optlab.problem.problem import epoch_batches
+from optlab.problem.problem import NetworkProblem, epoch_batches
 from optlab.strategies.schedules import Schedule
 
 EVALUATED = ("train", "val", "test")
@@ -31,10 +33,11 @@ class StackedTrainer:
         if seeds != sorted(seeds):
             raise ValueError("StackedTrainer needs its runs sorted by seed")
         first = preps[0]
-        plan, problem = first.plan, first.problem
+        problems = [cast(NetworkProblem, p.problem) for p in preps]  # stackable() admits only networks on data
+        plan, problem = first.plan, problems[0]
         self.spec, self.cost, self.device = problem.network, problem.cost_name, problem.device
         self.data = problem.dataset
-        y_rows = [p.problem.dataset.y_train for p in preps]
+        y_rows = [problem.dataset.y_train for problem in problems]
         self.shared_y = all(y is y_rows[0] or torch.equal(y, y_rows[0]) for y in y_rows)
         self.y_train = y_rows[0] if self.shared_y else torch.stack(y_rows)
         w = torch.stack([p.problem.init_params(p.config.seed) for p in preps])
@@ -47,7 +50,8 @@ class StackedTrainer:
         self.constant = all(s.constant for s in self.schedules)
         self.lr_py = [s.base for s in self.schedules]
         self.lr_col = self._column(self.lr_py)
-        self.generators = {}  # seed -> the sampler generator the run alone would use (problem.sampler)
+        # seed -> the sampler generator the run alone would use (problem.sampler)
+        self.generators: dict[int, torch.Generator] = {}
         for seed in seeds:
             self.generators.setdefault(seed, torch.Generator().manual_seed(seed + 1))
         self.streams = _Streams(seeds, self.device)
@@ -93,8 +97,8 @@ class StackedTrainer:
 
     def evaluate(self) -> list[dict[str, float]]:
         ds = self.data
-        columns = []
-        for part, x, y in (
+        columns: list[torch.Tensor] = []
+        for _part, x, y in (
             ("train", ds.x_train, self.y_train),
             ("val", ds.x_val, ds.y_val),
             ("test", ds.x_test, ds.y_test),

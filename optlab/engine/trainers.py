@@ -10,7 +10,7 @@ one stacked program).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 import torch
 
@@ -18,7 +18,7 @@ from optlab.engine.planning import Prepared
 from optlab.problem import Counters
 
 # one value per live row: a (K,) tensor (kept on device until the loop hands metrics over) or a list
-Column = Union[torch.Tensor, Sequence[float]]
+Column = torch.Tensor | Sequence[float]
 
 
 class Trainer(Protocol):

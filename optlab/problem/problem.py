@@ -140,6 +140,8 @@ class Problem:
 
     n_params: int
     n_train: int = 1
+    dtype: torch.dtype  # every workload's parameters and data share one dtype and device
+    device: torch.device | str | None
 
     def init_params(self, seed: int) -> torch.Tensor:
         raise NotImplementedError

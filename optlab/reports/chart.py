@@ -176,7 +176,9 @@ class Chart:
         strategy = str(first[self.color])
         family = str(first[self.dash]) if self.dash else None
         same_colour = [
-            l for l in self.legend_order() if str(self.data[self.data[self.label] == l].iloc[0][self.color]) == strategy
+            other
+            for other in self.legend_order()
+            if str(self.data[self.data[self.label] == other].iloc[0][self.color]) == strategy
         ]
         marker = MARKERS[same_colour.index(label) % len(MARKERS)] if len(same_colour) > 1 else ""
         if self.mode != "lines" and not marker:

@@ -188,7 +188,10 @@ def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[
     )
     if wall_text:
         wall_text += f" ({timing_text(runs)})."
-    text = f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}; colour = strategy, line style = family.{wall_text}"
+    text = (
+        f"Train loss (log scale) and test accuracy, {plots.BAND_TEXT}; "
+        f"colour = strategy, line style = family.{wall_text}"
+    )
     return plots.axis_charts(data, log_x, [label for _, label in METRICS], {"train loss": True}, f"{text} {caption}.")
 
 

@@ -175,8 +175,9 @@ def stability_frames(store: Store, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd
 def stability_table(runs: pd.DataFrame, evaluations: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """Per run: 2/eta; the sharpness at the start and its maximum; the first step where it reached
     REACHED x 2/eta; from then on, the share of evaluations within EDGE of 2/eta, the median and last
-    sharpness over 2/eta and the median step quality alpha; how many steps raised the loss; initial and final training loss; status. A run
-    that did not finish keeps only its initial sharpness (it was stopped before measuring more)."""
+    sharpness over 2/eta and the median step quality alpha; how many steps raised the loss; initial and final
+    training loss; status. A run that did not finish keeps only its initial sharpness (it was stopped before
+    measuring more)."""
     rows = []
     for run in runs.sort_values(["lr", "seed"]).itertuples():
         ev = evaluations[evaluations["run_id"] == run.run_id].sort_values("step")
@@ -217,7 +218,9 @@ def stability_sentence(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     done = table[table["status"] == "FINISHED"]
-    parts, settled, left = [], [], []
+    parts: list[str] = []
+    settled: list[float] = []
+    left: list[float] = []
     for lr, group in done.groupby("lr"):
         reach = group["first_reach_step"]
         if reach.isna().any():

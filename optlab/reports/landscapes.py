@@ -8,6 +8,8 @@ when those strategies are installed; without `newton` the exact Newton step is c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
@@ -19,7 +21,7 @@ from optlab.reports.model import Figure, Note, Section
 TITLE = "Landscapes"
 SGD_NOISE = {"ravine": 0.04, "rosenbrock": 0.05}
 # (strategy, settings) per function: learning rates chosen so each method is stable and visible
-PLANS = {
+PLANS: dict[str, dict[str, Any]] = {
     "ravine": {
         "steps": 120,
         "extent": ((-4.5, 1.5), (-1.5, 1.5)),

@@ -368,9 +368,12 @@ def sentence(
             )
             if symmetry and symmetry[1]:
                 kept, checked = symmetry
+                symmetry_text = (
+                    "never broken: every hidden layer acts as one unit" if kept == checked else "broken in some runs"
+                )
                 text += (
                     f", and its hidden units are still identical at the end in {kept} of {checked} runs "
-                    f"(symmetry {'never broken: every hidden layer acts as one unit' if kept == checked else 'broken in some runs'})"
+                    f"(symmetry {symmetry_text})"
                 )
     return text + "."
 

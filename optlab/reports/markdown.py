@@ -145,7 +145,7 @@ def verdict_counts(results) -> pd.DataFrame:
     """Per workload and metric: the best on validation and who is in which tier."""
     rows = []
     for r in results:
-        by_tier = {}
+        by_tier: dict[str, list[str]] = {}
         for label, tier in r.tiers.items():
             by_tier.setdefault(tier, []).append(label)
         rows.append(

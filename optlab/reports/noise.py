@@ -10,10 +10,15 @@ settings: mean |g_B|^2 over DRAWS mini-batches at B_SMALL and at B_BIG.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from optlab.engine.probes import NoiseScaleProbe
+
+if TYPE_CHECKING:
+    from optlab.problem import Problem
 
 B_SMALL, B_BIG, DRAWS = NoiseScaleProbe.B_SMALL, NoiseScaleProbe.B_BIG, NoiseScaleProbe.DRAWS
 
@@ -50,7 +55,7 @@ def at_init_and_end(store, runs: pd.DataFrame, progress: bool = False) -> pd.Dat
     from optlab.problem import build_problem
     from optlab.tracking.recorder import load_config, load_params
 
-    problems: dict[tuple, object] = {}
+    problems: dict[tuple, Problem] = {}
     rows = []
     for run in runs[runs["status"] == "FINISHED"].itertuples():
         try:

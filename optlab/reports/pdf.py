@@ -33,7 +33,7 @@ def heading_pages(pdf: Path) -> dict[str, int]:
     from pypdf import PdfReader
 
     reader = PdfReader(str(pdf))
-    pages = {}
+    pages: dict[str, int] = {}
 
     def walk(items):
         for item in items:

@@ -102,7 +102,8 @@ def name_failed(runs: pd.DataFrame) -> str:
     if failed.empty:
         return ""
     named = "; ".join(
-        f"{r.strategy} seed {r.seed:g}: {r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
+        f"{r.strategy} seed {r.seed:g}: "
+        + (r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else "no reason recorded")
         for r in failed.sort_values(["strategy", "seed"]).itertuples()
     )
     return (
@@ -145,7 +146,8 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
 
 
 def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    rows, medians = [], {}
+    rows: list[dict] = []
+    medians: dict[str, dict[str, float]] = {}
     axes = [(a, n) for a, n in TABLE_AXES if hit[f"stop_{a}"].notna().any()]
     if not (hit["family"] == "zeroth-order").any():
         axes = [(a, n) for a, n in axes if a != "evaluations"]

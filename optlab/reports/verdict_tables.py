@@ -260,6 +260,8 @@ def write(results: list[WorkloadVerdicts], folder: str | Path, as_json: bool = F
 def pairs_table(result: WorkloadVerdicts) -> pd.DataFrame:
     """Every pair (`--all-pairs`): a vs b with the difference, the deciding test, Holm p and the verdict."""
     frame = result.pairs
+    if frame is None:
+        raise ValueError("pairs_table needs verdicts computed with all_pairs=True")
     return pd.DataFrame(
         {
             "a": frame["a"],

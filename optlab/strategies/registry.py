@@ -12,30 +12,34 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from optlab import references
 from optlab.errors import ConfigError
 
+if TYPE_CHECKING:  # strategy modules import the registry to register themselves
+    from optlab.strategies.base import Strategy
+
 FAMILIES = ("first_order", "second_order", "zeroth_order")
-_STRATEGIES: dict[str, type] = {}
-_PREFIXES: dict[str, tuple[Callable[[str], type], str]] = {}
-_REFERENCES: list[Callable[[str], type]] = []
+_STRATEGIES: dict[str, type[Strategy]] = {}
+_PREFIXES: dict[str, tuple[Callable[[str], type[Strategy]], str]] = {}
+_REFERENCES: list[Callable[[str], type[Strategy]]] = []
 _loaded = False
 
 
-def register(cls: type) -> type:
+def register(cls: type[Strategy]) -> type[Strategy]:
     if cls.name in _STRATEGIES and _STRATEGIES[cls.name] is not cls:
         raise RuntimeError(f"strategy name {cls.name!r} registered twice")
     _STRATEGIES[cls.name] = cls
     return cls
 
 
-def register_prefix(prefix: str, resolver: Callable[[str], type], description: str) -> None:
+def register_prefix(prefix: str, resolver: Callable[[str], type[Strategy]], description: str) -> None:
     """`resolver(rest)` returns the strategy class for "prefix:rest" or raises ConfigError."""
     _PREFIXES[prefix] = (resolver, description)
 
 
-def register_references(resolver: Callable[[str], type]) -> None:
+def register_references(resolver: Callable[[str], type[Strategy]]) -> None:
     """`resolver(reference)` returns the strategy class for a `file.py:Class` or `module:Class` reference."""
     _REFERENCES[:] = [resolver]
 
@@ -51,7 +55,7 @@ def _load_all() -> None:
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 
-def resolve(name: str) -> type:
+def resolve(name: str) -> type[Strategy]:
     _load_all()
     if not isinstance(name, str):
         raise ConfigError(f"strategy must be a name, got {name!r}")
@@ -69,7 +73,7 @@ def resolve(name: str) -> type:
     )
 
 
-def available() -> list[type]:
+def available() -> list[type[Strategy]]:
     """Registered strategies, grouped by family then name."""
     _load_all()
     order = {family.replace("_", "-"): i for i, family in enumerate(FAMILIES)}

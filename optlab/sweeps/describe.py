@@ -36,7 +36,7 @@ def _set(values) -> str:
 
 
 def _values(points, key) -> list:
-    seen = {}
+    seen: dict[str, object] = {}
     for p in points:
         value = getattr(p.config, key, None)
         seen.setdefault(json.dumps(value, sort_keys=True, default=str), value)
@@ -75,7 +75,7 @@ def parent_description(spec) -> str:
         lines.append("**Fixed**: " + ", ".join(fixed) + ".")
     seeds = sorted({p.config.seed for p in points})
     lines.append(f"**Seeds**: {', '.join(map(str, seeds))}.")
-    roles = defaultdict(int)
+    roles: defaultdict[str, int] = defaultdict(int)
     for p in points:
         roles[p.role] += 1
     lines.append("**Runs**: " + ", ".join(f"{n} {ROLE_TEXT.get(r, r)}" for r, n in roles.items()) + ".")

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from optlab.errors import ConfigError, OptlabError, StoreError
 from optlab.sweeps import naming, resume, seed_groups
@@ -43,7 +43,10 @@ from optlab.tracking import accounting, ui
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe, is_storage_failure
 
-if TYPE_CHECKING:  # selection needs scipy: imported where used, never by a worker
+if TYPE_CHECKING:  # selection needs scipy, mlflow is slow to import: imported where used, never by a worker
+    from mlflow.entities import Run
+
+    from optlab.config import RunConfig
     from optlab.sweeps import tuning
 
 BACKENDS = ("local", "ray")
@@ -55,7 +58,7 @@ MAX_WORKERS = 10_000  # Ray tasks in flight at once
 class Task:
     """What a worker needs for one chunk: configs with their tags, and where to record them."""
 
-    points: tuple[tuple[object, dict], ...]  # (RunConfig, tags)
+    points: tuple[tuple[RunConfig, dict], ...]  # (RunConfig, tags)
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -82,7 +85,8 @@ class SweepReport:
     table: str
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)  # (point label, reason)
-    incomplete: list[tuple[str, str]] = field(default_factory=list)  # points without an outcome: (label, why)
+    # points without an outcome: (point hash, label, why) as read back; (label, why) once the run has ended
+    incomplete: list[tuple[str, ...]] = field(default_factory=list)
     reruns: list[Point] = field(default_factory=list)  # the selected configurations' reruns
     phase_seconds: dict[str, float] = field(default_factory=dict)  # tuning / reruns / points
     objective: str | None = None
@@ -399,7 +403,7 @@ def _execute(
                 runs = resume.children(client, experiment_id, spec.name)
         report = summarize(client, experiment_id, spec, parent_run_id, resumed, set(state.finished), runs)
         labels = {p.point_hash: p.config.label() for p in spec.points + report.reruns}
-        errors = {o.point_hash: o.reason for o in outcomes if o.status == "ERROR"}
+        errors = {o.point_hash: str(o.reason) for o in outcomes if o.status == "ERROR"}  # an ERROR names its reason
         without_outcome = {h for h, _, _ in report.incomplete}  # an ERROR of a chunk may name finished points
         report.failures += [(labels.get(h, h), reason) for h, reason in errors.items() if h in without_outcome]
         report.incomplete = [(label, errors.get(h, why)) for h, label, why in report.incomplete]
@@ -462,7 +466,7 @@ def stopped(name: str, why: str) -> str:
     return f"sweep {name!r} stopped: {why}; {then} (finished points are kept)"
 
 
-def incomplete_reason(incomplete: list[tuple[str, str]], shown: int = 10) -> str:
+def incomplete_reason(incomplete: list[tuple[str, ...]], shown: int = 10) -> str:
     parts = [f"{label} ({why})" for label, why in incomplete[:shown]]
     more = f"; and {len(incomplete) - shown} more" if len(incomplete) > shown else ""
     return (
@@ -751,7 +755,7 @@ def _run_ray(
         )
     started_here = not ray.is_initialized()
     if started_here:
-        options = {
+        options: dict[str, Any] = {
             "runtime_env": {"env_vars": env},
             "include_dashboard": False,
             "log_to_driver": False,
@@ -850,10 +854,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- after the points -----------------------------------------------------------------------
-def latest_runs(client, experiment_id: str, spec: SweepSpec, runs: list | None = None) -> dict[str, object]:
+def latest_runs(client, experiment_id: str, spec: SweepSpec, runs: list | None = None) -> dict[str, Run]:
     """The run of each point hash that counts: a FINISHED run wins; otherwise the most recent attempt.
     `runs`: the sweep's children as just read (else read here)."""
-    latest: dict[str, object] = {}
+    latest: dict[str, Run] = {}
     for run in runs if runs is not None else resume.children(client, experiment_id, spec.name):
         point = run.data.tags.get("optlab.point_hash")
         best = latest.get(point)
@@ -873,7 +877,7 @@ def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], d
         if point.role != "tuning":
             continue
         run = latest.get(point.point_hash)
-        if outcome_missing(run) is not None:
+        if run is None or outcome_missing(run) is not None:
             unfinished.add(point.group)
             continue
         trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status, dict(run.data.metrics)))
@@ -919,7 +923,9 @@ def summarize(
                 if run_id not in runs_by_id or runs_by_id[run_id].data.tags.get(key) != value
             ],
         )
-    rows, failures, incomplete = defaultdict(lambda: defaultdict(int)), [], []
+    rows: defaultdict[str, defaultdict[str, Any]] = defaultdict(lambda: defaultdict(int))  # counts and texts
+    failures: list[tuple[str, str]] = []
+    incomplete: list[tuple[str, ...]] = []  # (point hash, label, why)
     for point in points:
         run = latest.get(point.point_hash)
         status = run.info.status if run is not None else "MISSING"
@@ -933,7 +939,7 @@ def summarize(
             row["skipped"] += 1
         elif status == "FINISHED":
             row["finished"] += 1
-        elif status == "FAILED":
+        elif status == "FAILED" and run is not None:
             row["failed"] += 1
             failures.append((point.config.label(), run.data.tags.get("optlab.failure_reason", "")))
         else:
@@ -943,10 +949,10 @@ def summarize(
     for group, selection in selections.items():
         rows[group]["selected"] = selection.text(spec.objective)
         rows[group]["edge"] = "; ".join(flag.text() for flag in selection.edge)
-    for name, group in spec.groups.items():
-        if group.tuned and name in rows and name not in selections:
+    for name, declared in spec.groups.items():
+        if declared.tuned and name in rows and name not in selections:
             rows[name]["selected"] = "nothing (every trial failed)"
-        elif not group.tuned and name in rows:
+        elif not declared.tuned and name in rows:
             rows[name]["selected"] = "(as given)"
     counts = {
         k: sum(int(r.get(k, 0)) for r in rows.values()) for k in ("points", "finished", "failed", "skipped", "missing")

@@ -140,7 +140,7 @@ class WorkerPool:
             worker.conn.send(task)
             worker.task = task
 
-    def _receive(self, worker: _Worker, on_result, on_death, on_error) -> None:
+    def _receive(self, worker: _Worker, on_result, on_death, on_error) -> list | None:
         try:
             kind, value = worker.conn.recv()
         except (EOFError, OSError):
@@ -155,7 +155,7 @@ class WorkerPool:
             on_error(task, value)
         return None
 
-    def _died(self, worker: _Worker, on_death, note: str | None = None) -> None:
+    def _died(self, worker: _Worker, on_death, note: str | None = None) -> list | None:
         worker.process.join(timeout=5)
         task = worker.task
         self._discard(worker)

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from optlab.errors import OptlabError, StoreError
 from optlab.sweeps.describe import parent_description
 from optlab.tracking.failures import describe
 from optlab.tracking.owners import OWNER_TAG, WORKER_TAG, owner_alive, owner_id  # noqa: F401 - part of this API
+
+if TYPE_CHECKING:  # mlflow is imported lazily: it is slow to import
+    from mlflow.entities import Run
 
 ORPHAN_WAIT = 15.0  # seconds a new start waits for a live worker of a dead sweep to exit
 
@@ -79,7 +83,7 @@ def children(client, experiment_id: str, sweep: str) -> list:
 
 @dataclass
 class SweepState:
-    finished: dict[str, object]  # point_hash -> its FINISHED run
+    finished: dict[str, Run]  # point_hash -> its FINISHED run
     killed: int  # stale RUNNING runs marked KILLED by this call
 
 
@@ -87,7 +91,8 @@ def reconcile(client, experiment_id: str, sweep: str) -> SweepState:
     """Mark stale RUNNING children KILLED and return the finished runs by point hash."""
     from mlflow.entities import RunTag
 
-    finished, killed = {}, 0
+    finished: dict[str, Run] = {}
+    killed = 0
     for run in children(client, experiment_id, sweep):
         status = run.info.status
         point = run.data.tags.get("optlab.point_hash")
@@ -173,7 +178,7 @@ def wait_for_orphan(worker: str | None, run_id: str, timeout: float = ORPHAN_WAI
 
 
 def finish_parent(
-    client, run_id: str, counts: dict[str, int], status: str = "FINISHED", reason: str | None = None
+    client, run_id: str, counts: dict[str, float | str], status: str = "FINISHED", reason: str | None = None
 ) -> None:
     """FINISHED when every point has its outcome; FAILED naming the points that have none
     (`reason`); KILLED when the sweep was interrupted."""

@@ -139,7 +139,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
     ]
     histories = metric_histories(client, new, [X_KEY, *CURVE_KEYS]) if new else {}
     group_of, new = {}, []
-    for key, (runs, signature) in wanted.items():
+    for key, (_runs, signature) in wanted.items():
         olds = existing.pop(key, [])
         keep = next((g for g in olds if g.data.tags.get(MEMBERS_TAG) == signature), None)
         for old in olds:

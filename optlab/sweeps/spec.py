@@ -30,10 +30,11 @@ File layout (every section but `name` optional)::
     test_accuracy = 0.01             #   metric -> margin, for every workload; a [workloads.NAME] table
                                      #   may carry its own: margins = { test_accuracy = 0.02 }
 
-A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the
-budget and the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the workload's name, plus
-the workload keys that vary among its points, e.g. "memorization hidden=512 label_noise=0.2") and
-`optlab.workload_hash` (a hash of the values themselves); reports compare strategies only within one.
+A workload is what a comparison holds fixed: the data and its variant, the network, the cost, the budget and
+the target (WORKLOAD_KEYS, the RunConfig fields declared so). Every run carries `optlab.workload` (the
+workload's name, plus the workload keys that vary among its points, e.g. "memorization hidden=512
+label_noise=0.2") and `optlab.workload_hash` (a hash of the values themselves); reports compare strategies
+only within one.
 
 In a tuned sweep every reported run is a rerun on a fresh seed: tuning trials (role `tuning`, may be
 trained batched) choose, reruns (role `rerun`, trained alone so their wall time is their own) report.
@@ -467,7 +468,10 @@ def count_points(data: dict) -> tuple[int, int]:
                 n *= length(axis)
         return n
 
-    table_of = lambda key: data.get(key) if isinstance(data.get(key), dict) else {}
+    def table_of(key: str) -> dict:
+        value = data.get(key)
+        return value if isinstance(value, dict) else {}
+
     grid, tune, rerun = table_of("grid"), table_of("tune"), table_of("rerun")
     workloads = max(1, len(table_of("workloads")))
     combos = product(grid) * workloads
@@ -476,7 +480,8 @@ def count_points(data: dict) -> tuple[int, int]:
     reruns = length(rerun.get("seeds")) if tune and "seeds" in rerun else 0  # the selection on each rerun seed
     series = len(table_of("series"))
     overrides = table_of("overrides")
-    strategies = grid.get("strategy") if isinstance(grid.get("strategy"), list) else [None]
+    listed = grid.get("strategy")
+    strategies = listed if isinstance(listed, list) else [None]
     total = 0
     for strategy in strategies:
         table = overrides.get(strategy) if isinstance(strategy, str) and strategy in overrides else {}

@@ -14,9 +14,10 @@ has stored everything and ended the run. A store error reported by the child is 
 (`StoreError`, one line) at the next log call or at the end. The run's final status is the one the store
 recorded: a run whose metrics or weights could not all be stored ends FAILED, not FINISHED.
 
-The child ignores Ctrl-C and SIGTERM (sent to the process group, they are the parent's to handle: it
-records KILLED through the child); if the parent dies without ending its run, the child ends it KILLED. Only `optlab run` uses this, and only from a process that has not
-imported torch (forking then is cheap and safe); elsewhere `RunRecorder` runs in-process.
+The child ignores Ctrl-C and SIGTERM (sent to the process group, they are the parent's to handle: it records
+KILLED through the child); if the parent dies without ending its run, the child ends it KILLED.
+Only `optlab run` uses this, and only from a process that has not imported torch (forking then is cheap
+and safe); elsewhere `RunRecorder` runs in-process.
 """
 
 from __future__ import annotations

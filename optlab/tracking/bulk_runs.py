@@ -113,7 +113,7 @@ def _insert_runs(path, experiment_id: str, location: str, runs: list[RunRows]) -
         )
         tag_rows += [(k, v, run_id) for k, v in tags.items()]
         param_rows += [(k, v, run_id) for k, v in run.params.items()]
-        latest = {}
+        latest: dict[str, tuple] = {}
         for key, raw, step in run.metrics:
             value, is_nan = sanitized(raw)
             metric_rows.append((key, value, now, run_id, step, is_nan))

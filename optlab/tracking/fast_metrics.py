@@ -35,7 +35,8 @@ def log_columns_fast(
         store = client._tracking_client.store
         if not isinstance(store, SqlAlchemyStore):
             return False
-        rows, latest = [], {}
+        rows: list[dict] = []
+        latest: dict[str, dict] = {}
         for key, raw, stamp, step in zip(keys, values, stamps, steps):
             is_nan, value = store.sanitize_metric_value(raw)
             row = {"run_uuid": run_id, "key": key, "value": value, "timestamp": stamp, "step": step, "is_nan": is_nan}

@@ -13,7 +13,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock (store creation falls back to retries)
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the optional-import idiom: callers check for None
 
 
 @contextmanager

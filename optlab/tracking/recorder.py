@@ -53,6 +53,8 @@ class NullRecorder:
     """Records nothing: for quick experiments and for measuring tracking overhead."""
 
     run_id = None
+    status: str | None = None  # no store, so it never disagrees with the run's own status
+    reason: str | None = None
 
     def start(self, config, problem, plan, extra_tags=None):
         return self
@@ -85,7 +87,10 @@ class RunRecorder:
         self.run_id = None
         self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
-        self._keys, self._values, self._steps, self._stamps = [], [], [], []
+        self._keys: list[str] = []
+        self._values: list[float] = []
+        self._steps: list[int] = []
+        self._stamps: list[int] = []
         self._logged_keys: set[str] = set()
         self._n_params = 0
 

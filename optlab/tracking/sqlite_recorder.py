@@ -289,7 +289,8 @@ class SqliteRunRecorder:
 
     def _store(self, rows: list[tuple]) -> None:
         self._logged_keys.update(row[0] for row in rows)
-        stored, latest = [], {}
+        stored: list[tuple] = []
+        latest: dict[str, tuple] = {}
         for key, raw, stamp, step in rows:
             value, is_nan = sanitized(raw)
             stored.append((key, value, stamp, self.run_id, step, is_nan))
@@ -363,7 +364,8 @@ class SqliteRunRecorder:
         running = [
             run_id
             for (run_id,) in db.execute(
-                "SELECT run_uuid FROM runs WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
+                "SELECT run_uuid FROM runs"
+                " WHERE experiment_id = ? AND status = 'RUNNING' AND lifecycle_stage = 'active'",
                 (self.experiment_id,),
             )
         ]

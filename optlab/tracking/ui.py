@@ -143,7 +143,7 @@ def configuration_axes(runs) -> tuple[str, ...]:
     )
     kept: list[str] = []
     for key in candidates:
-        seen = {}
+        seen: dict[tuple, str | None] = {}
         determined = True
         for run in runs:
             identity = (

@@ -142,7 +142,7 @@ class Adam(UpdateRule):
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - update.momentum)
         exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        step_size = [l / (1 - b**t) for l, b in zip(lr_py, update.momentum_py)]
+        step_size = [rate / (1 - b**t) for rate, b in zip(lr_py, update.momentum_py)]
         bias_correction2_sqrt = (1 - self.beta2**t) ** 0.5
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
         w.sub_(_column(step_size, w) * exp_avg / denom)

@@ -45,7 +45,7 @@ class LBFGS(SecondOrderStrategy):
     def step(self) -> dict[str, float]:
         indices = self.next_indices()
         batch = self.problem.batch(indices)
-        observed = {}
+        observed: dict[str, float] = {}
 
         def closure():
             cached = self._cache

@@ -265,3 +265,21 @@ def test_time_to_target_table_wall_time_follows_the_row():
     hit.loc[[3, 4], "timing"] = "batched"
     row = ttt_table(hit)[0].iloc[0]
     assert row["wall s"].startswith("0.5 [") and "(3 of 5 runs, trained alone)" in row["wall s"]
+
+
+def test_numbers_are_written_out_not_in_exponent_notation():
+    from optlab.analysis.numbers import significant
+
+    assert [significant(v) for v in (1000, 999.6, 0.718, 0.00025, 13002, -0.0023)] == [
+        "1000",
+        "1000",
+        "0.718",
+        "0.00025",
+        "13000",
+        "-0.0023",
+    ]
+    assert significant(1.7e8, 2) == "1.7×10⁸" and significant(2e-6, 2) == "2×10⁻⁶"
+    assert significant(0.5, sign=True) == "+0.5" and significant(math.inf) == "∞"
+    # a column with the same value on every seed: no interval to show, and no "1e+03 [1e+03, 1e+03]"
+    assert stats.bootstrap_ci([1000.0, 1000.0, 1000.0]).text() == "1000 (no spread over 3 seeds)"
+    assert time_to_target([1000.0, 1000.0, 1000.0], [1000.0] * 3).text() == "1000 [1000, 1000]"

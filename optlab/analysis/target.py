@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from optlab.analysis.numbers import significant
 from optlab.analysis.stats import CONFIDENCE
 
 
@@ -42,9 +43,8 @@ class TimeToTarget:
             return "-"
         if not math.isfinite(self.median):
             return f"not reached ({self.reached}/{self.n})"
-        low = f"{self.low:.{digits}g}" if math.isfinite(self.low) else "-"
-        high = f"{self.high:.{digits}g}" if math.isfinite(self.high) else "∞"
-        return f"{self.median:.{digits}g} [{low}, {high}]"
+        low = significant(self.low, digits) if math.isfinite(self.low) else "-"
+        return f"{significant(self.median, digits)} [{low}, {significant(self.high, digits)}]"
 
 
 def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -> TimeToTarget:

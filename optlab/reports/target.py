@@ -102,7 +102,8 @@ def name_failed(runs: pd.DataFrame) -> str:
     if failed.empty:
         return ""
     named = "; ".join(
-        f"{r.strategy} seed {r.seed:g}: {r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
+        f"{r.strategy} seed {r.seed:g}: "
+        f"{r.failure_reason if isinstance(r.failure_reason, str) and r.failure_reason else 'no reason recorded'}"
         for r in failed.sort_values(["strategy", "seed"]).itertuples()
     )
     return (

@@ -357,7 +357,7 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
     assert hidden_of(state) == {names[0]}
     assert drawn_after < drawn_before
     assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
-    assert headings == [f"{i}. {t}" for i, t in enumerate(SECTION_TITLES, start=1)]
+    assert headings == [f"{i}. {t}" for i, t in enumerate(SECTION_TITLES, start=1)] + ["Glossary"]
 
 
 def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkeypatch):
@@ -496,3 +496,4 @@ def test_report_text_has_no_raw_phrases_and_links_each_technical_term(fixture_re
         term = next(t for t in glossary.TERMS if t.name == name)
         if any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in term.spellings):
             assert html.count(f'class="term" href="#{term.anchor}"') == 1, name
+

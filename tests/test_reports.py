@@ -497,3 +497,15 @@ def test_report_text_has_no_raw_phrases_and_links_each_technical_term(fixture_re
         if any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in term.spellings):
             assert html.count(f'class="term" href="#{term.anchor}"') == 1, name
 
+
+def test_printed_report_has_no_near_empty_page_but_the_last_of_a_section(fixture_report):
+    pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from page_fill import NEAR_EMPTY, near_empty, pages
+
+    from optlab.reports.render import render
+
+    printed = pages(render(fixture_report.sections, "sqlite:///fixture.db", printing=True, page_numbers_by_css=True))
+    empty = near_empty(printed)
+    assert len(printed) > 10
+    assert [p for p in empty if not p.last_of_section] == [], f"under {NEAR_EMPTY:.0%} full: {empty}"
+    assert len(empty) <= 2, empty

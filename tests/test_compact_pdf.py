@@ -30,7 +30,7 @@ def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
     assert "2. Skipped two" not in listed and "2. Skipped one" in listed and "3. Skipped two" in listed
     assert "SWEEP=experiments/batch_size.toml make sweep" in listed
     contents = page[page.index('<nav class="contents">') : page.index("</nav>")]
-    assert contents.count('href="#s2"') == 1 and 'id="s2"' in listed  # the contents link lands on the entry
+    assert 'href="#s2"' in contents and 'id="s2"' in listed  # the contents links (title and page) land on the entry
 
 
 def test_a_table_that_would_spill_a_few_rows_is_kept_whole():

@@ -222,3 +222,64 @@ def test_b_simple_interval_resamples_whole_seeds_with_scipy():
     )
     assert (low, high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
     assert low < estimate < high
+
+
+def test_time_to_target_upper_bound_opens_when_misses_stop_before_the_last_hit():
+    # wall time: three runs reach the target at 0.35, 0.5, 0.718 s; two miss it but stop (out of budget)
+    # at 0.3 and 0.4 s, before the last hit. They never reach it: censored at the end of the window, the
+    # interval stays open above as on the step axis of the same runs (not closed at the last hit).
+    wall = time_to_target([0.35, 0.5, 0.718, np.nan, np.nan], [0.35, 0.5, 0.718, 0.3, 0.4])
+    steps = time_to_target([10.0, 20.0, 30.0, np.nan, np.nan], [10, 20, 30, 100, 100])
+    assert math.isinf(steps.high) and math.isinf(wall.high)
+    assert wall.text().endswith(", ∞]") and wall.median == 0.718
+    km = sps.ecdf(sps.CensoredData(uncensored=[0.35, 0.5, 0.718], right=[0.718, 0.718]))
+    assert 1 - km.sf.evaluate(0.718) == pytest.approx(0.6)  # the curve never falls to 0: the misses are at risk
+
+
+def test_time_to_target_upper_bound_closes_when_every_run_reaches_it():
+    wall = time_to_target([0.35, 0.5, 0.718, 0.6, 0.4], [0.35, 0.5, 0.718, 0.6, 0.4])
+    assert wall.reached == 5 and wall.median == 0.5 and wall.high == 0.718
+
+
+def test_time_to_target_table_wall_time_follows_the_row():
+    from optlab.reports.target import ttt_table
+
+    hit = pd.DataFrame(
+        {
+            "strategy": ["sgd"] * 5,
+            "family": ["first-order"] * 5,
+            "timing": ["alone"] * 5,
+            "failed": [False] * 5,
+            "hit_step": [10.0, 20.0, 30.0, np.nan, np.nan],
+            "stop_step": [10.0, 20.0, 30.0, 100.0, 100.0],
+            "hit_wall_time": [0.35, 0.5, 0.718, np.nan, np.nan],
+            "stop_wall_time": [0.35, 0.5, 0.718, 0.3, 0.4],
+        }
+    )
+    for axis in ("epoch", "gradient_equivalents", "evaluations"):
+        hit[f"hit_{axis}"] = hit[f"stop_{axis}"] = np.nan
+    table, _ = ttt_table(hit)
+    row = table.iloc[0]
+    assert row["reached"] == "3/5" and row["steps"].endswith(", ∞]") and row["wall s"].endswith(", ∞]")
+    # wall time over fewer runs than the row (two trained batched): the cell says over which
+    hit.loc[[3, 4], "timing"] = "batched"
+    row = ttt_table(hit)[0].iloc[0]
+    assert row["wall s"].startswith("0.5 [") and "(3 of 5 runs, trained alone)" in row["wall s"]
+
+
+def test_numbers_are_written_out_not_in_exponent_notation():
+    from optlab.analysis.numbers import significant
+
+    assert [significant(v) for v in (1000, 999.6, 0.718, 0.00025, 13002, -0.0023)] == [
+        "1000",
+        "1000",
+        "0.718",
+        "0.00025",
+        "13000",
+        "-0.0023",
+    ]
+    assert significant(1.7e8, 2) == "1.7×10⁸" and significant(2e-6, 2) == "2×10⁻⁶"
+    assert significant(0.5, sign=True) == "+0.5" and significant(math.inf) == "∞"
+    # a column with the same value on every seed: no interval to show, and no "1e+03 [1e+03, 1e+03]"
+    assert stats.bootstrap_ci([1000.0, 1000.0, 1000.0]).text() == "1000 (no spread over 3 seeds)"
+    assert time_to_target([1000.0, 1000.0, 1000.0], [1000.0] * 3).text() == "1000 [1000, 1000]"

@@ -30,7 +30,7 @@ def test_sections_not_run_are_a_list_entry_each_not_a_page_each():
     assert "2. Skipped two" not in listed and "2. Skipped one" in listed and "3. Skipped two" in listed
     assert "SWEEP=experiments/batch_size.toml make sweep" in listed
     contents = page[page.index('<nav class="contents">') : page.index("</nav>")]
-    assert contents.count('href="#s2"') == 1 and 'id="s2"' in listed  # the contents link lands on the entry
+    assert 'href="#s2"' in contents and 'id="s2"' in listed  # the contents links (title and page) land on the entry
 
 
 def test_a_table_that_would_spill_a_few_rows_is_kept_whole():
@@ -51,3 +51,23 @@ def test_with_weasyprint_a_table_a_few_rows_over_a_page_prints_on_one_page_under
     assert "Not run" in pages[0] and not any(p.startswith(("2. Skipped", "3. Skipped")) for p in pages)
     assert pages[-1].startswith("Appendix: long tables")
     assert "\n0\n" in pages[-1] and f"\n{SHORT_TABLE_ROWS - 1}\n" in pages[-1]
+
+
+def test_the_page_fill_check_tells_a_near_empty_page_from_a_full_one():
+    pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from page_fill import near_empty, pages
+
+    lines = "".join(f"<p>line {k}</p>" for k in range(28))
+    html = (
+        "<style>@page { size: A4 landscape; margin: 12mm; @bottom-right { content: counter(page) } }"
+        "section { break-before: page } p { margin: 0; font-size: 10pt; line-height: 1.6 }</style>"
+        f'<section id="s1">{lines}<p style="break-before: page">one line alone</p>{lines}</section>'
+        f'<section id="s2"><p>a short last page</p></section>'
+    )
+    printed = pages(html)
+    assert [(p.section, p.last_of_section) for p in printed] == [("s1", False), ("s1", True), ("s2", True)]
+    assert printed[0].fill > 0.75 and printed[1].fill > 0.75  # the footer's page number is not content
+    assert [p.number for p in near_empty(printed)] == [3]
+    # the line alone on its page, then the section goes on on the next: a near-empty page inside a section
+    alone = pages(html.replace("one line alone</p>", 'one line alone</p><p style="break-before: page">next</p>'))
+    assert [(p.number, p.last_of_section) for p in near_empty(alone)] == [(2, False), (4, True)]

@@ -143,7 +143,7 @@ def test_misses_are_counted_and_wall_time_comes_only_from_runs_trained_alone():
     section = convergence.build(Store(), ("mix",))
     curves = [b for b in section.blocks if isinstance(b, Chart)]
     caption = " ".join(c.caption for c in curves)
-    assert "Wall time is drawn from the runs trained alone only (3 alone, 3 batched)" in caption
+    assert "Wall time is drawn from the runs trained alone only (3 trained alone, 3 batched)" in caption
     data = pd.concat([c.data for c in curves])
     wall = data[data["axis"].str.contains("wall time")]
     assert set(wall["label"]) == {"adam"} and set(data["label"]) == {"adam", "sgd"}

@@ -357,7 +357,7 @@ def test_html_report_is_interactive_offline_and_clean_in_chromium(fixture_report
     assert hidden_of(state) == {names[0]}
     assert drawn_after < drawn_before
     assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
-    assert headings == [f"{i}. {t}" for i, t in enumerate(SECTION_TITLES, start=1)]
+    assert headings == [f"{i}. {t}" for i, t in enumerate(SECTION_TITLES, start=1)] + ["Glossary"]
 
 
 def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkeypatch):
@@ -472,3 +472,40 @@ def test_the_chromium_engine_without_a_browser_says_so_in_one_line_and_names_the
         )
     assert "no Chromium found" in str(failed.value) and "weasyprint" in str(failed.value)
     assert "\n" not in str(failed.value) and not (tmp_path / "r.pdf").exists()
+
+
+RAW_PHRASES = ("step + 1", "(as given)", "timing alone", "timing: ")
+EXPONENT = r"\d(?:\.\d+)?e[+-]\d+"  # 1e+03, 2.5e-04: numbers a reader should see written out
+
+
+def test_report_text_has_no_raw_phrases_and_links_each_technical_term(fixture_report):
+    import re
+
+    from optlab.reports import glossary
+
+    html = fixture_report.html.read_text()
+    text = re.sub(r"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", " ", html, flags=re.S)
+    for phrase in RAW_PHRASES:
+        assert phrase not in text, phrase
+    assert not re.findall(rf"[^\w.]{EXPONENT}\b", text), re.findall(rf".{{40}}{EXPONENT}.{{20}}", text)[:5]
+    # the axis titles and table cells live in the figures' data: no exponent notation there either
+    figures = " ".join(re.findall(r"<script\b.*?</script>", html, flags=re.S))
+    for title in re.findall(r'"title":\s*\{"text":\s*"([^"]*)"', figures):
+        assert "step + 1" not in title and not re.search(EXPONENT, title), title
+    for name in ("BCa", "Kaplan-Meier", "censored", "Holm", "performance profile", "B_simple"):
+        term = next(t for t in glossary.TERMS if t.name == name)
+        if any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in term.spellings):
+            assert html.count(f'class="term" href="#{term.anchor}"') == 1, name
+
+
+def test_printed_report_has_no_near_empty_page_but_the_last_of_a_section(fixture_report):
+    pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from page_fill import NEAR_EMPTY, near_empty, pages
+
+    from optlab.reports.render import render
+
+    printed = pages(render(fixture_report.sections, "sqlite:///fixture.db", printing=True, page_numbers_by_css=True))
+    empty = near_empty(printed)
+    assert len(printed) > 10
+    assert [p for p in empty if not p.last_of_section] == [], f"under {NEAR_EMPTY:.0%} full: {empty}"
+    assert len(empty) <= 2, empty

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from optlab.analysis.numbers import significant
+
 CONFIDENCE = 0.95
 RESAMPLES = 9999
 SEED = 0  # the bootstrap's generator: the same data gives the same interval
@@ -41,8 +43,12 @@ class Interval:
         if not math.isfinite(self.estimate):
             return "-"
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            return f"{self.estimate:.{digits}g} (n={self.n})"
-        return f"{self.estimate:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+            return f"{significant(self.estimate, digits)} (n={self.n})"
+        if self.low == self.high == self.estimate:
+            return f"{significant(self.estimate, digits)} (no spread over {self.n} seeds)"
+        return (
+            f"{significant(self.estimate, digits)} [{significant(self.low, digits)}, {significant(self.high, digits)}]"
+        )
 
     @property
     def half_width(self) -> float:

@@ -1,8 +1,11 @@
 """Time to target with censoring: runs that never reach the target are counted, not dropped.
 
-A run that reached the validation target at cost t is an event at t; a run that used up its budget
-without reaching it is right-censored at the cost it stopped at (we only know its time is larger); a
-run that failed (diverged) never reaches it and is censored at the end of the observation window.
+A run that reached the validation target at cost t is an event at t. A run that never reached it
+(it used up its budget, or failed) is right-censored at the end of the observation window, the largest
+cost observed on that axis, whatever cost it stopped at: under a fixed budget it never reaches the
+target, so its time is larger than any observed. On the budget's own axis (steps, epochs) a miss stops at
+the budget anyway; on wall time a miss may stop earlier than another run's hit, and censoring it there
+would let the curve fall to 0 and close the interval, where the other axes of the same runs leave it open.
 The Kaplan-Meier estimate (scipy.stats.ecdf on CensoredData) gives the fraction reached by each cost,
 the median time to target (the smallest cost where at least half the runs have reached it; infinite
 when fewer than half ever do) and its 95 % interval from the log-log confidence band of the survival
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from optlab.analysis.numbers import significant
 from optlab.analysis.stats import CONFIDENCE
 
 
@@ -39,15 +43,14 @@ class TimeToTarget:
             return "-"
         if not math.isfinite(self.median):
             return f"not reached ({self.reached}/{self.n})"
-        low = f"{self.low:.{digits}g}" if math.isfinite(self.low) else "-"
-        high = f"{self.high:.{digits}g}" if math.isfinite(self.high) else "∞"
-        return f"{self.median:.{digits}g} [{low}, {high}]"
+        low = significant(self.low, digits) if math.isfinite(self.low) else "-"
+        return f"{significant(self.median, digits)} [{low}, {significant(self.high, digits)}]"
 
 
 def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -> TimeToTarget:
     """`hits`: per run, the cost at which it first reached the target (NaN when it never did);
-    `stopped`: per run, the cost at which it stopped (where a miss is censored); `failed`: per run,
-    True when it failed (censored at the largest cost observed)."""
+    `stopped`: per run, the cost at which it stopped (it bounds the observation window where every
+    miss is censored); `failed`: per run, True when it failed (a miss, whatever it recorded)."""
     hits = np.asarray(hits, dtype=float)
     stopped = np.asarray(stopped, dtype=float)
     failed = np.zeros(len(hits), bool) if failed is None else np.asarray(failed, bool)
@@ -57,7 +60,7 @@ def time_to_target(hits, stopped, failed=None, confidence: float = CONFIDENCE) -
         return TimeToTarget(0, 0, math.inf, math.inf, math.inf)
     observed = np.concatenate([hits[reached], stopped[np.isfinite(stopped)]])
     window = float(observed.max()) if len(observed) else 1.0
-    censor = np.where(failed | ~np.isfinite(stopped), window, stopped)[~reached]
+    censor = np.full(int((~reached).sum()), window)
     if not reached.any():
         return TimeToTarget(n, 0, math.inf, math.inf, math.inf)
     result = stats.ecdf(stats.CensoredData(uncensored=hits[reached], right=censor))
@@ -96,6 +99,6 @@ def fraction_reached_by(hits, stopped, grid, failed=None) -> np.ndarray:
     if not reached.any():
         return np.zeros_like(grid)
     window = float(np.nanmax(np.concatenate([hits[reached], stopped[np.isfinite(stopped)]])))
-    censor = np.where(failed | ~np.isfinite(stopped), window, stopped)[~reached]
+    censor = np.full(int((~reached).sum()), window)
     sf = stats.ecdf(stats.CensoredData(uncensored=hits[reached], right=censor)).sf
     return 1.0 - sf.evaluate(grid)

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import stats as sstats
 
 from optlab.analysis import stats
+from optlab.analysis.numbers import significant
 
 ALPHA = stats.ALPHA
 POWER = 0.8
@@ -140,17 +141,19 @@ def choose_test(d: np.ndarray, threshold: float) -> tuple[str, str]:
     if floor <= threshold:
         return "wilcoxon", (
             f"exact Wilcoxon signed-rank: no normality assumed, and with {n} non-zero pairs its "
-            f"smallest p ({floor:.2g}) can reach the Holm threshold {threshold:.2g}"
+            f"smallest p ({significant(floor, 2)}) can reach the Holm threshold {significant(threshold, 2)}"
         )
     normal_p = sstats.shapiro(d).pvalue if len(d) >= 3 and np.ptp(d) > 0 else 0.0
     if normal_p >= ALPHA:
         return "t", (
-            f"paired t-test: with {n} non-zero pairs the Wilcoxon test cannot go below p = {floor:.2g} "
-            f"(threshold {threshold:.2g}), and the differences look normal (Shapiro-Wilk p = {normal_p:.2g})"
+            f"paired t-test: with {n} non-zero pairs the Wilcoxon test cannot go below p = {significant(floor, 2)} "
+            f"(threshold {significant(threshold, 2)}), and the differences "
+            f"look normal (Shapiro-Wilk p = {significant(normal_p, 2)})"
         )
     return "wilcoxon", (
         f"exact Wilcoxon signed-rank: the differences do not look normal (Shapiro-Wilk p = "
-        f"{normal_p:.2g}), so no t-test; with {n} non-zero pairs it cannot go below p = {floor:.2g}"
+        f"{significant(normal_p, 2)}), so no t-test; with {n} non-zero "
+        f"pairs it cannot go below p = {significant(floor, 2)}"
     )
 
 
@@ -328,14 +331,16 @@ def tier_order(tier: str) -> int:
 def verdict_text(row, metric: MetricSpec) -> str:
     """The comparison in words, never stating an order the verdict does not support."""
     a, b = row["a"], row["b"]
-    diff = f"mean difference {row['mean_diff']:+.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
-    margin = f"{row['margin']:.3g}"
+    low, high = significant(row["ci_low"]), significant(row["ci_high"])
+    diff = f"mean difference {significant(row['mean_diff'], sign=True)} [{low}, {high}]"
+    margin = f"{significant(row['margin'])}"
     if row["verdict"] == "equivalent":
-        return f"{a} and {b} are equivalent within {margin} on {metric.label} ({diff}, TOST p = {row['tost_p']:.2g})"
+        tost = significant(row["tost_p"], 2)
+        return f"{a} and {b} are equivalent within {margin} on {metric.label} ({diff}, TOST p = {tost})"
     if row["verdict"] in ("better", "worse"):
         return (
             f"{a} is {row['verdict']} than {b} on {metric.label} ({diff}; {row['wins']} wins / {row['losses']} "
-            f"losses of {row['n']} seeds; {test_name(row['test'])} Holm p = {row['p_adjusted']:.2g})"
+            f"losses of {row['n']} seeds; {test_name(row['test'])} Holm p = {significant(row['p_adjusted'], 2)})"
         )
     need = row["seeds_needed"]
     need_text = (

@@ -32,6 +32,7 @@ from typing import Any, Protocol, cast
 
 import torch
 
+from optlab.analysis.numbers import significant
 from optlab.config import RunConfig
 from optlab.engine.planning import Prepared, eval_interval
 from optlab.engine.probes import Probe, ProbeInput, probes_for
@@ -202,8 +203,8 @@ class TrainingLoop:
             initial = self.rows[r].initial_loss
             if initial is not None and initial > 0 and value > DIVERGENCE_FACTOR * initial:
                 out[j] = (
-                    f"diverged: train loss {value:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
-                    f"{initial:.4g} at step {self.steps}"
+                    f"diverged: train loss {significant(value, 4)} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                    f"{significant(initial, 4)} at step {self.steps}"
                 )
         return out
 
@@ -253,8 +254,8 @@ class TrainingLoop:
             return f"diverged: train loss became {loss} at step {self.steps}"
         if row.initial_loss > 0 and loss > DIVERGENCE_FACTOR * row.initial_loss:
             return (
-                f"diverged: train loss {loss:.4g} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
-                f"{row.initial_loss:.4g} at step {self.steps}"
+                f"diverged: train loss {significant(loss, 4)} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                f"{significant(row.initial_loss, 4)} at step {self.steps}"
             )
         return None
 

@@ -18,6 +18,7 @@ import pandas as pd
 from optlab import palette
 from optlab.analysis import stats
 from optlab.analysis.noise_scale import b_simple_ci
+from optlab.analysis.numbers import significant
 from optlab.analysis.target import time_to_target
 from optlab.reports import measures, noise, workloads
 from optlab.reports.chart import Chart
@@ -243,15 +244,19 @@ def evolution_table(evolution: pd.DataFrame, reference) -> pd.DataFrame:
         if not math.isfinite(r.b_simple):
             return "undefined (|G|² or tr Σ not positive)"
         if not (math.isfinite(r.low) and math.isfinite(r.high)):
-            return f"{r.b_simple:.3g} [{r.low:.3g}, ∞]" if math.isfinite(r.low) else f"{r.b_simple:.3g}"
-        return f"{r.b_simple:.3g} [{r.low:.3g}, {r.high:.3g}]"
+            return (
+                f"{significant(r.b_simple)} [{significant(r.low)}, ∞]"
+                if math.isfinite(r.low)
+                else f"{significant(r.b_simple)}"
+            )
+        return f"{significant(r.b_simple)} [{significant(r.low)}, {significant(r.high)}]"
 
     names = {"init": "initialization (all reruns)", "end": "where each rerun stopped (at the target)"}
     point = evolution["point"].map(lambda p: names.get(p, f"step {p} (B = {reference} reruns)"))
     return pd.DataFrame(
         {
             "point of training": point,
-            "epoch (median)": evolution["epoch"].map("{:.3g}".format),
+            "epoch (median)": evolution["epoch"].map(significant),
             "runs": evolution["runs"],
             "B_simple [95 % CI]": [interval(r) for r in evolution.itertuples()],
         }
@@ -264,11 +269,11 @@ def describe_noise(at_target) -> str:
     where = "where the reruns stopped (on reaching the target)"
     if math.isfinite(at_target["low"]) and math.isfinite(at_target["high"]):
         return (
-            f"shaded: B_simple {where}, {at_target['b_simple']:.3g} with its 95 % interval "
-            f"[{at_target['low']:.3g}, {at_target['high']:.3g}] over {int(at_target['runs'])} runs"
+            f"shaded: B_simple {where}, {significant(at_target['b_simple'])} with its 95 % interval "
+            f"[{significant(at_target['low'])}, {significant(at_target['high'])}] over {int(at_target['runs'])} runs"
         )
     return (
-        f"B_simple {where} is {at_target['b_simple']:.3g} but its interval is unbounded, so it is not marked "
+        f"B_simple {where} is {significant(at_target['b_simple'])} but its interval is unbounded, so it is not marked "
         f"on the curve"
     )
 
@@ -361,7 +366,8 @@ def figure(
                 "low": at_target["low"],
                 "high": at_target["high"],
                 "color": "#d62728",
-                "label": f"B_simple at the target, 95 % CI [{at_target['low']:.3g}, {at_target['high']:.3g}]",
+                "label": "B_simple at the target, 95 % CI "
+                "[{significant(at_target['low'])}, {significant(at_target['high'])}]",
             }
         )
     colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728", PER_SAMPLE: "#9467bd"}
@@ -380,7 +386,7 @@ def figure(
         col="panel",
         col_order=[STEPS, LR, NOISE],
         mode="lines+markers",
-        x_title={STEPS: "batch size B", LR: "batch size B", NOISE: "step + 1"},
+        x_title={STEPS: "batch size B", LR: "batch size B", NOISE: "training step (log scale, counted from 1)"},
         y_title={
             STEPS: f"steps to validation accuracy {target_text}",
             LR: "learning rate",
@@ -423,30 +429,32 @@ def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
         if (s[i + 1 :] >= s[i] * (1 - NO_GAIN) ** np.log2(b[i + 1 :] / b[i])).all()
         and (step[i:] < 1 / (1 - NO_GAIN)).all()
     )
-    parts = [f"steps to target fall from {s[0]:.3g} at B = {b[0]:.0f}"]
+    parts = [f"steps to target fall from {significant(s[0])} at B = {b[0]:.0f}"]
     if perfect > 0:
         parts.append(
-            f"to {s[perfect]:.3g} at B = {b[perfect]:.0f} (÷{s[0] / s[perfect]:.2g} over "
-            f"{doublings[perfect]:.0f} doublings, ÷{per_doubling[perfect]:.2g} per doubling: near-perfect "
+            f"to {significant(s[perfect])} at B = {b[perfect]:.0f} (÷{significant(s[0] / s[perfect], 2)} over "
+            f"{doublings[perfect]:.0f} doublings, ÷{significant(per_doubling[perfect], 2)} per doubling: near-perfect "
             f"scaling)"
         )
     if flat > perfect:
         d = np.log2(b[flat] / b[perfect])
         local = step[perfect:flat]
         spread = (
-            f"; from one batch size to the next ÷{local.min():.2g} to ÷{local.max():.2g} per doubling"
-            if len(local) > 1 and f"{local.min():.2g}" != f"{local.max():.2g}"
+            f"; from one batch size to the next ÷{significant(local.min(), 2)} "
+            f"to ÷{significant(local.max(), 2)} per doubling"
+            if len(local) > 1 and f"{significant(local.min(), 2)}" != f"{significant(local.max(), 2)}"
             else ""
         )
         parts.append(
-            f"then to {s[flat]:.3g} at B = {b[flat]:.0f} (÷{(s[perfect] / s[flat]) ** (1 / d):.2g} per "
+            f"then to {significant(s[flat])} at B = {b[flat]:.0f} "
+            f"(÷{significant((s[perfect] / s[flat]) ** (1 / d), 2)} per "
             f"doubling on average{spread}: diminishing returns)"
         )
     text = "Measured (Kaplan-Meier medians): " + ", ".join(parts) + "."
     if flat < len(s) - 1:
         text += (
             f" Beyond B = {b[flat]:.0f} no larger batch needs {NO_GAIN * 100:.0f} % fewer steps per doubling (medians "
-            f"{s[flat + 1 :].min():.3g}-{s[flat + 1 :].max():.3g}): no gain."
+            f"{significant(s[flat + 1 :].min())}-{significant(s[flat + 1 :].max())}): no gain."
         )
     if (
         at_target is not None
@@ -456,8 +464,9 @@ def scaling_sentence(table: pd.DataFrame, at_target=None) -> str:
     ):
         inside = at_target["low"] <= b[flat] <= at_target["high"]
         text += (
-            f" The noise scale where the runs reached the target, B_simple = {at_target['b_simple']:.3g} "
-            f"[{at_target['low']:.3g}, {at_target['high']:.3g}], {'contains' if inside else 'does not contain'} "
+            f" The noise scale where the runs reached the target, B_simple = {significant(at_target['b_simple'])} "
+            f"[{significant(at_target['low'])}, {significant(at_target['high'])}], "
+            f"{'contains' if inside else 'does not contain'} "
             f"that batch size (McCandlish et al. predict the gains to fade around B_simple)."
         )
     missed = table[~np.isfinite(table["steps"])]

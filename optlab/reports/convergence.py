@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats, verdicts
+from optlab.analysis.numbers import significant
 from optlab.reports import plots, verdict_tables, work, workloads
 from optlab.reports.chart import Chart, Matrix
 from optlab.reports.load import Store
@@ -233,7 +234,7 @@ def timing_text(group: pd.DataFrame) -> str:
     """How many of the runs were trained alone (their wall time counts) and how many batched."""
     alone = int((group["timing"] == "alone").sum())
     batched = len(group) - alone
-    return f"{alone} alone" + (f", {batched} batched" if batched else "")
+    return f"{alone} trained alone" + (f", {batched} batched" if batched else "")
 
 
 def _estimate(text: str) -> float:
@@ -274,7 +275,7 @@ def matrix_figure(values: pd.DataFrame, order: list[str], caption: str) -> Matri
         colorbar="mean difference (row - column)",
         caption=f"Mean paired differences of final test accuracy: each cell is the mean difference (row minus "
         f"column) over up to {n} shared seeds and the number of seeds the row strategy was higher "
-        f"(colours saturate beyond ±{limit:.3g}); rows in tier order. These are descriptions, not "
+        f"(colours saturate beyond ±{significant(limit)}); rows in tier order. These are descriptions, not "
         f"verdicts: which differences are decided is in the tier table above (`optlab report "
         f"--all-pairs` tests every pair). {caption}.",
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from optlab.analysis.numbers import significant
 from optlab.reports.chart import Chart
 from optlab.reports.load import Store, latest_attempts, runs_text
 from optlab.reports.model import Note, Section, Table, not_run
@@ -225,8 +226,9 @@ def stability_sentence(table: pd.DataFrame) -> str:
         reach = group["first_reach_step"]
         if reach.isna().any():
             parts.append(
-                f"η = {lr:g}: sharpness rose from {group['sharpness_initial'].mean():.3g} to at most "
-                f"{group['sharpness_max'].mean():.3g}, below {REACHED:g} × 2/η = {REACHED * 2 / lr:.3g} in "
+                f"η = {lr:g}: sharpness rose from {significant(group['sharpness_initial'].mean())} to at most "
+                f"{significant(group['sharpness_max'].mean())}, below "
+                f"{REACHED:g} × 2/η = {significant(REACHED * 2 / lr)} in "
                 f"{int(reach.isna().sum())} of {len(group)} runs"
             )
             continue
@@ -236,11 +238,12 @@ def stability_sentence(table: pd.DataFrame) -> str:
             group["edge_share"].mean(),
         )
         parts.append(
-            f"η = {lr:g}: sharpness rose from {group['sharpness_initial'].mean():.3g} to 2/η = {2 / lr:.3g} "
+            f"η = {lr:g}: sharpness rose from {significant(group['sharpness_initial'].mean())} "
+            f"to 2/η = {significant(2 / lr)} "
             f"by step {reach.max():.0f} and then spent {share:.0%} of the evaluations within "
             f"{EDGE[0]:g}-{EDGE[1]:g} × 2/η (median {median:.2f} × 2/η, last {last:.2f} × 2/η); the loss rose "
             f"at {group['loss_increases'].mean():.0f} of {group['steps'].mean():.0f} steps yet fell from "
-            f"{group['loss_initial'].mean():.3g} to {group['loss_final'].mean():.3g}"
+            f"{significant(group['loss_initial'].mean())} to {significant(group['loss_final'].mean())}"
         )
         (settled if EDGE[0] <= median <= EDGE[1] else left).append(lr)
         if EDGE[0] <= median <= EDGE[1] and last < EDGE[0]:
@@ -250,8 +253,8 @@ def stability_sentence(table: pd.DataFrame) -> str:
     for lr, group in failed.groupby("lr"):
         reasons = "; ".join(sorted(set(group["reason"])))
         text += (
-            f" η = {lr:g} (2/η = {2 / lr:.3g}, below the initial sharpness "
-            f"{group['sharpness_initial'].mean():.3g}) {group['status'].iloc[0].lower()} in {len(group)} of "
+            f" η = {lr:g} (2/η = {significant(2 / lr)}, below the initial sharpness "
+            f"{significant(group['sharpness_initial'].mean())}) {group['status'].iloc[0].lower()} in {len(group)} of "
             f"{len(table[table['lr'] == lr])} runs: {reasons}."
         )
     below = [lr for lr, group in done.groupby("lr") if group["first_reach_step"].isna().all()]
@@ -281,13 +284,14 @@ def stability_sentence(table: pd.DataFrame) -> str:
             )
         if plateau is not None:
             text += (
-                f" Left alone (η = {', '.join(f'{lr:g}' for lr in below)}) sharpness levels off at {plateau:.3g}, "
+                f" Left alone (η = {', '.join(f'{lr:g}' for lr in below)}) "
+                f"sharpness levels off at {significant(plateau)}, "
                 f"above those plateaus: the step size sets them, not the network."
             )
     if ambiguous:
         text += (
             f" For η = {', '.join(f'{lr:g}' for lr in ambiguous)}, 2/η is about where sharpness levels off "
-            f"anyway ({plateau:.3g}), so that run cannot tell the edge of stability from the plateau."
+            f"anyway ({significant(plateau)}), so that run cannot tell the edge of stability from the plateau."
         )
     off = [lr for lr in left if lr not in settled]
     if off:
@@ -420,7 +424,7 @@ def add_diagnostics(section: Section, store: Store) -> None:
     summary = diagnostics_summary(frame)
     shown = summary.copy()
     for column in shown.columns[1:]:
-        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
+        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{significant(v)}")
     section.add(Table(shown, f"Each diagnostic's median over the second half of training, mean over seeds. {caption}."))
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
@@ -458,7 +462,7 @@ def add_stability(section: Section, store: Store) -> None:
         )
     )
     ratio = lambda v: "-" if pd.isna(v) else f"{v:.2f}"
-    number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+    number = lambda v: "-" if pd.isna(v) else f"{significant(v)}"
     shown = pd.DataFrame(
         {
             "η": table["lr"].map("{:g}".format),
@@ -474,7 +478,7 @@ def add_stability(section: Section, store: Store) -> None:
             "last / (2/η)": table["last_ratio"].map(ratio),
             "then median α": table["alpha_after"].map(lambda v: "-" if pd.isna(v) else f"{v:+.2f}"),
             "loss rose at (steps)": table["loss_increases"].astype(str) + " / " + table["steps"].astype(str),
-            "final train loss": table["loss_final"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
+            "final train loss": table["loss_final"].map(lambda v: "-" if pd.isna(v) else f"{significant(v, 4)}"),
             "status": table["status"],
         }
     )

@@ -39,7 +39,7 @@ TERMS = (
         "Seconds spent training, without evaluations or recording. Runs trained "
         "together in one batched program share their time, so wall times are compared only between runs timed "
         "alone.",
-        ("wall time", "timing alone"),
+        ("wall time", "trained alone"),
     ),
     Term(
         "rerun",
@@ -99,7 +99,11 @@ TERMS = (
         "below it make nearly perfect use of each extra sample; well above it, little.",
         ("noise scale",),
     ),
-    Term("(as given)", "A run whose settings were not tuned: the values written in the experiment file."),
+    Term(
+        "not tuned",
+        "A strategy the sweep ran with the settings written in its experiment file, without a tuning grid: "
+        "one tuning trial, rerun on the fresh seeds like a selected configuration.",
+    ),
 )
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 
 from optlab.analysis import stats
 from optlab.analysis.curves import band
+from optlab.analysis.numbers import significant
 from optlab.config import RunConfig
 from optlab.reports.chart import Chart
 from optlab.reports.load import PARAM_COLUMNS, Store, latest_attempts, runs_text
@@ -308,28 +309,28 @@ def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> 
 
 def _estimate(row) -> str:
     if pd.isna(row["low"]):
-        return f"{row['mean']:.4g}"
-    return f"{row['mean']:.4g} [{row['low']:.4g}, {row['high']:.4g}]"
+        return f"{significant(row['mean'], 4)}"
+    return f"{significant(row['mean'], 4)} [{significant(row['low'], 4)}, {significant(row['high'], 4)}]"
 
 
 def _seeds(row) -> str:
-    p = "n/a" if pd.isna(row["p"]) else f"{row['p']:.3g}"
-    holm = "" if pd.isna(row["p_holm"]) or row["p_holm"] == row["p"] else f", Holm {row['p_holm']:.3g}"
+    p = "n/a" if pd.isna(row["p"]) else f"{significant(row['p'])}"
+    holm = "" if pd.isna(row["p_holm"]) or row["p_holm"] == row["p"] else f", Holm {significant(row['p_holm'])}"
     return f"{int(row['wins'])} of {int(row['paired'])} seeds, Wilcoxon p = {p}{holm}"
 
 
 def verdict(row, recommended: str) -> str:
     """For a warned-against condition: does the recommended one (its label) beat it?"""
     floor = stats.min_p_value(int(row["paired"]))
-    significant = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
-    if row["first_better"] and significant:
+    decided = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
+    if row["first_better"] and decided:
         return f"as the lecture says ({recommended} is better in {_seeds(row)})"
     if row["first_better"]:
         return (
             f"in the lecture's direction but not conclusively ({recommended} is better in {_seeds(row)}; "
-            f"with {int(row['paired'])} seeds p cannot go below {floor:.3g})"
+            f"with {int(row['paired'])} seeds p cannot go below {significant(floor)})"
         )
-    if significant:
+    if decided:
         return f"the opposite of the lecture's claim ({recommended} is better in only {_seeds(row)})"
     return f"which the data do not show ({recommended} is better in only {_seeds(row)})"
 
@@ -350,10 +351,10 @@ def sentence(
     if len(others):
 
         def other(row) -> str:
-            significant = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
+            decided = pd.notna(row["p_holm"]) and row["p_holm"] < ALPHA
             return (
                 f"{row['condition']} {_estimate(row)} (better than the baseline in {_seeds(row)}: "
-                f"{'significant' if significant else 'not significant'} at {ALPHA:g} after Holm)"
+                f"{'significant' if decided else 'not significant'} at {ALPHA:g} after Holm)"
             )
 
         text += "; other choices against the baseline: " + ", ".join(other(row) for _, row in others.iterrows())
@@ -382,7 +383,7 @@ def statistics_table(table: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
     """The lesson's table as shown: one row per condition and, for a tested one, its paired comparison
     stated in words (who beat whom on how many seeds), the effect size and the test."""
     labels = labels_of(lesson)
-    number = lambda v: "-" if pd.isna(v) else f"{v:.3g}"
+    number = lambda v: "-" if pd.isna(v) else f"{significant(v)}"
 
     def comparison(row) -> str:
         if row["role"] == "warned":

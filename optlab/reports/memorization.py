@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats
+from optlab.analysis.numbers import significant
 from optlab.reports import plots, style
 from optlab.reports.chart import Chart
 from optlab.reports.load import Store, runs_text
@@ -151,11 +152,12 @@ def summary_table(fits: pd.DataFrame) -> pd.DataFrame:
                 "final train acc": stats.bootstrap_ci(group["final_train_acc"]).text(3),
                 "final test acc": stats.bootstrap_ci(group["final_test_acc"]).text(3),
                 "peak val acc": stats.bootstrap_ci(group["best_val_acc"]).text(3),
-                "epoch of peak": f"{group['best_val_epoch'].median():.3g}",
+                "epoch of peak": f"{significant(group['best_val_epoch'].median())}",
                 f"epochs to train acc ≥ {FIT:g}": (
-                    f"{fit.median():.3g} ({fit.notna().sum()}/{len(group)} fitted)"
+                    f"{significant(fit.median())} ({fit.notna().sum()}/{len(group)} fitted)"
                     if fit.notna().sum() * 2 > len(group)
-                    else f"not within {group['last_epoch'].max():.3g} ({fit.notna().sum()}/{len(group)} fitted)"
+                    else f"not within {significant(group['last_epoch'].max())} "
+                    f"({fit.notna().sum()}/{len(group)} fitted)"
                 ),
             }
         )
@@ -185,7 +187,9 @@ def memorization_sentences(fits: pd.DataFrame, nets: list[str]) -> list[str]:
             and random["epochs_to_fit"].notna().all()
         ):
             ratio = random["epochs_to_fit"].median() / clean["epochs_to_fit"].median()
-            text += f" Fitting random labels took {ratio:.2g}x the epochs of true labels (medians over seeds)."
+            text += (
+                f" Fitting random labels took {significant(ratio, 2)}x the epochs of true labels (medians over seeds)."
+            )
         out.append(text)
     return out
 

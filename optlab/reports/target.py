@@ -162,7 +162,8 @@ def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             if axis != "wall_time":
                 row["reached"] = f"{result.reached}/{result.n}"
             timed = len(own) > 0
-            row[name] = result.text() if timed else "(no run trained alone)"
+            subset = f" ({len(own)} of {len(group)} runs, trained alone)" if 0 < len(own) < len(group) else ""
+            row[name] = result.text() + subset if timed else "(no run trained alone)"
             medians[strategy][axis] = result.median if timed else math.nan
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from optlab.analysis.tuning_effort import curves
+from optlab.reports import workloads
 from optlab.reports.chart import Chart
 from optlab.reports.model import Table
 
@@ -29,12 +30,12 @@ def trial_scores(runs: pd.DataFrame) -> pd.DataFrame:
         .agg(score=("score", "mean"), strategy=("strategy", "first"), family=("family", "first"))
         .reset_index()
     )
-    as_given = runs[(runs["role"] == "rerun") & (runs["trial"] == "(as given)")]
+    as_given = runs[(runs["role"] == "rerun") & (runs["trial"] == workloads.AS_GIVEN)]
     for strategy, own in as_given.groupby("strategy", sort=False):
         done = own[own["status"] == "FINISHED"]
         rows.loc[len(rows)] = {
-            "setting": f"strategy={strategy} (as given)",
-            "trial": "(as given)",
+            "setting": f"strategy={strategy} ({workloads.NOT_TUNED})",
+            "trial": workloads.NOT_TUNED,
             "score": done[SCORE].mean() if len(done) else float("nan"),
             "strategy": strategy,
             "family": own["family"].iloc[0],
@@ -69,7 +70,7 @@ def chart(frame: pd.DataFrame, workload: str) -> Chart:
         caption=f"Tuning effort on workload {workload}: the expected best final validation accuracy (mean "
         f"over the tuning seeds) among k trials drawn with replacement from the trials the sweep ran "
         f"(Dodge et al. 2019, exact from the empirical distribution), k = 1 to the number of trials; "
-        f"a strategy run as given is one point. A curve still rising at its last trial may gain from "
+        f"a strategy not tuned is one point. A curve still rising at its last trial may gain from "
         f"a larger grid.",
     )
 

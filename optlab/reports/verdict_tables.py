@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.analysis import stats, verdicts
+from optlab.analysis.numbers import significant
 from optlab.analysis.verdicts import METRICS, MetricSpec
 
 COST_AXIS = "gradient_equivalents"
@@ -152,9 +153,10 @@ def tier_table(result: WorkloadVerdicts) -> pd.DataFrame:
             row.update(
                 {
                     "vs best": c["verdict"],
-                    "difference [95 % CI]": f"{c['mean_diff']:+.3g} [{c['ci_low']:.3g}, {c['ci_high']:.3g}]",
+                    "difference [95 % CI]": f"{significant(c['mean_diff'], sign=True)} "
+                    "[{significant(c['ci_low'])}, {significant(c['ci_high'])}]",
                     "test": verdicts.test_name(c["test"]),
-                    "Holm p": f"{c['p_adjusted']:.2g}",
+                    "Holm p": f"{significant(c['p_adjusted'], 2)}",
                     "seeds needed": _need(c["seeds_needed"]),
                 }
             )
@@ -174,9 +176,9 @@ def _need(value) -> str:
 
 def caption(result: WorkloadVerdicts) -> str:
     margin = (
-        f"{result.margin:.3g} (declared in the sweep file)"
+        f"{significant(result.margin)} (declared in the sweep file)"
         if result.declared
-        else f"{result.margin:.3g} (default: {result.metric.margin_text()})"
+        else f"{significant(result.margin)} (default: {result.metric.margin_text()})"
     )
     return (
         f"Tiers on {result.metric.label}, workload {result.workload}: each strategy against {result.best}, the "
@@ -202,7 +204,7 @@ def sentences(result: WorkloadVerdicts) -> list[str]:
     equivalent = [s for s in by_tier.get("equivalent to best", [])]
     if equivalent:
         out.append(
-            f"{', '.join(equivalent)} and {result.best} are equivalent within {result.margin:.3g} "
+            f"{', '.join(equivalent)} and {result.best} are equivalent within {significant(result.margin)} "
             f"({m.label}); their order within that tier is not a finding."
         )
     better = [s for s in by_tier.get("best", []) if s != result.best]
@@ -268,10 +270,11 @@ def pairs_table(result: WorkloadVerdicts) -> pd.DataFrame:
             "b": frame["b"],
             "seeds": frame["n"],
             "difference a - b [95 % CI]": [
-                f"{r.mean_diff:+.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" for r in frame.itertuples()
+                f"{significant(r.mean_diff, sign=True)} [{significant(r.ci_low)}, {significant(r.ci_high)}]"
+                for r in frame.itertuples()
             ],
             "test": frame["test"].map(verdicts.test_name),
-            "Holm p": frame["p_adjusted"].map("{:.2g}".format),
+            "Holm p": frame["p_adjusted"].map(lambda p: significant(p, 2)),
             "verdict (a vs b)": frame["verdict"],
             "seeds needed": frame["seeds_needed"].map(_need),
         }

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from optlab.analysis.numbers import significant
+
 UNEQUAL = 10.0  # the most / least work (mean gradient-equivalents) from which a ranking is said to be unequal
 
 
@@ -13,7 +15,7 @@ WORK = "final_gradient_equivalents"  # a run's work at its end, as the report's 
 
 
 def amount(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+    return f"{value:,.0f}" if value >= 100 else f"{significant(value)}"
 
 
 def unequal_work(runs: pd.DataFrame, by: str = "label") -> str:
@@ -42,7 +44,8 @@ def budget_exceeded(runs: pd.DataFrame, by: str = "label") -> str:
     if over.empty:
         return ""
     parts = [
-        f"{name} up to {group['final_epoch'].max():.3g} epochs ({len(group)} of {int((runs[by] == name).sum())} runs)"
+        f"{name} up to {significant(group['final_epoch'].max())} epochs "
+        f"({len(group)} of {int((runs[by] == name).sum())} runs)"
         for name, group in over.groupby(by)
     ]
     return (

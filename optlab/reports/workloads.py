@@ -99,10 +99,19 @@ def protocol(runs: pd.DataFrame) -> str:
     seed_text = f"seeds {', '.join(map(str, seeds))}" if seeds else "unknown seeds"
     roles = set(runs["role"])
     timing = set(runs["timing"])
-    how = "trained alone" if timing == {"alone"} else "timing: " + ", ".join(sorted(timing))
+    how = "trained alone" if timing == {"alone"} else "some trained batched: wall time from those trained alone"
     if "rerun" in roles:
         return f"reported runs: the selected configuration of each strategy rerun on fresh {seed_text} ({how})"
     return f"{len(runs)} runs on {seed_text} ({how})"
+
+
+AS_GIVEN = "(as given)"  # the trial label a sweep gives a strategy it runs without tuning
+NOT_TUNED = "not tuned"
+
+
+def shown_trial(trial: str) -> str:
+    """A trial label as the report shows it: 'not tuned' for a strategy run with its file's settings."""
+    return NOT_TUNED if trial == AS_GIVEN else trial
 
 
 def tuned_axes(trial: str) -> list[str]:
@@ -137,8 +146,8 @@ def selection_table(runs: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataF
         rows.append(
             {
                 "label": label,
-                "selected": trial or "-",
-                "trials": int(n_trials) if pd.notna(n_trials) else (1 if trial == "(as given)" else np.nan),
+                "selected": shown_trial(trial) or "-",
+                "trials": int(n_trials) if pd.notna(n_trials) else (1 if trial == AS_GIVEN else np.nan),
                 "edge": "; ".join(f.text() for f in flags),
             }
         )

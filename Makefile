@@ -126,8 +126,8 @@ bench-zeroth-order:
 SUITE ?= experiments/convergence.toml experiments/batch_size.toml experiments/memorization.toml \
          experiments/second_order.toml experiments/zeroth_order.toml
 WORKERS ?= 2
-# the experiments beyond the default suite: edge of stability, diagnostics per strategy, the lecture's lessons; newer optimizers (po:)
-MORE ?= experiments/dynamics.toml experiments/diagnostics.toml experiments/lessons.toml experiments/modern.toml
+# the experiments beyond the default suite: the convergence design on the small CNN (minutes of unstacked runs), edge of stability, diagnostics per strategy, the lecture's lessons; newer optimizers (po:)
+MORE ?= experiments/convergence_cnn.toml experiments/dynamics.toml experiments/diagnostics.toml experiments/lessons.toml experiments/modern.toml
 .PHONY: sweep sweep-more
 sweep-more:
 	@$(MAKE) --no-print-directory sweep SWEEP="$(MORE)"

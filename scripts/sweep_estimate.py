@@ -55,7 +55,7 @@ class Costs:
 
     def __init__(self, fraction: float, progress: bool):
         self.fraction, self.progress = fraction, progress
-        self.cache: dict[tuple, tuple[float, float]] = {}
+        self.cache: dict[tuple, dict] = {}
 
     def kind(self, config) -> tuple:
         c = config
@@ -82,30 +82,32 @@ class Costs:
     def of(self, config, stackable: bool) -> tuple[float, float]:
         """(seconds of one run alone, the fraction of a run a stack shares among its rows)."""
         key = self.kind(config)
+        if config.seconds:  # a time budget: its cost is the budget
+            return float(config.seconds), 0.0
         if key not in self.cache:
-            if config.seconds:  # a time budget: its cost is the budget
-                self.cache[key] = (float(config.seconds), 0.0)
-                return self.cache[key]
             f = self.fraction
             small, double = scaled(config, f), scaled(config, 2 * f)
             one = cpu_seconds([small])
             two = cpu_seconds([double])
             slope = max(two - one, 0.0) / f
-            alone = one + slope * (1 - f)
-            shared = 0.0
-            if stackable:
-                stack = cpu_seconds([small.with_updates(seed=1000 + i) for i in range(STACK)])
-                shared = min(max((STACK - stack / max(one, 1e-9)) / (STACK - 1), 0.0), 0.95)
-            self.cache[key] = (alone, shared)
-            if self.progress:
-                print(
-                    f"  measured {config.strategy} on {config.dataset} {list(config.hidden)} "
-                    f"B={config.batch_size}: {alone:.2f} s alone"
-                    + (f", stack shares {shared:.0%}" if stackable else ""),
-                    file=sys.stderr,
-                    flush=True,
-                )
-        return self.cache[key]
+            self.cache[key] = {"alone": one + slope * (1 - f), "one": one, "small": small, "shared": None}
+            self.report(config, f"{self.cache[key]['alone']:.2f} s alone")
+        entry = self.cache[key]
+        # the same kind may first be seen alone (timed reruns) and then stacked (the other reruns): the share
+        # a stack saves is measured the first time a stack of this kind is asked for
+        if stackable and entry["shared"] is None:
+            stack = cpu_seconds([entry["small"].with_updates(seed=1000 + i) for i in range(STACK)])
+            entry["shared"] = min(max((STACK - stack / max(entry["one"], 1e-9)) / (STACK - 1), 0.0), 0.95)
+            self.report(config, f"stack shares {entry['shared']:.0%}")
+        return entry["alone"], (entry["shared"] or 0.0) if stackable else 0.0
+
+    def report(self, config, what: str) -> None:
+        if self.progress:
+            print(
+                f"  measured {config.strategy} on {config.dataset} {list(config.hidden)} B={config.batch_size}: {what}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def json_of(value) -> str:

@@ -97,3 +97,11 @@ def test_the_sweep_process_time_counts_once_per_waiting_worker_slot():
     parts = dict(eff.breakdown())
     assert parts == {"training": 8.0, "run creation": 2.0, "seed groups": 3.0, IDLE: 7.0}
     assert eff.ratio == 0.4 and eff.calls == {"run creation": 4, "seed groups": 1}
+
+
+def test_evaluation_is_the_runs_work_but_not_their_training_time():
+    eff = Efficiency(workers=2, wall=10.0, training=6.0, runs=4)
+    eff.add({"evaluation": (9.0, 40), "run creation": (1.0, 4)}, in_workers=True)
+    assert eff.ratio == 0.3 and eff.work_ratio == 0.75
+    assert eff.summary()["efficiency_with_evaluation"] == "0.7500"
+    assert "with the runs' evaluations (untimed) 75 %" in eff.text()

@@ -67,3 +67,20 @@ def test_estimate_counts_every_phase_and_compares_with_the_limit(tmp_path):
         cwd=ROOT,
     )
     assert tight.returncode == 1 and "ABOVE the 0 s limit" in tight.stdout
+
+
+def test_a_kind_first_measured_alone_still_gets_its_stack_share_when_batched(monkeypatch):
+    import importlib.util
+
+    from optlab.config import RunConfig
+
+    spec = importlib.util.spec_from_file_location("sweep_estimate", ROOT / "scripts" / "sweep_estimate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # one run costs 1 s at either fraction; a stack of STACK runs costs 4 s: it shares (STACK - 4) / (STACK - 1)
+    monkeypatch.setattr(module, "cpu_seconds", lambda configs: 1.0 if len(configs) == 1 else 4.0)
+    costs = module.Costs(0.05, progress=False)
+    config = RunConfig.from_dict({"strategy": "minibatch", "dataset": "digits", "hidden": [8], "steps": 100})
+    assert costs.of(config, stackable=False) == (1.0, 0.0)  # the timed reruns, alone
+    alone, shared = costs.of(config.with_updates(seed=7), stackable=True)  # the other reruns of that kind, stacked
+    assert alone == 1.0 and shared == (module.STACK - 4.0) / (module.STACK - 1)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections import Counter
+
 import pytest
 from sweep_helpers import write_spec
 
@@ -221,12 +223,27 @@ def test_bad_file_records_nothing(tmp_path):
     assert not (tmp_path / "home").exists()
 
 
-@pytest.mark.parametrize("name", ["smoke", "convergence", "batch_size", "memorization"])
+@pytest.mark.parametrize("name", ["smoke", "convergence", "convergence_cnn", "batch_size", "memorization"])
 def test_shipped_experiment_files_load(name):
     spec = load(ROOT / "experiments" / f"{name}.toml", check_plans=False)
     assert spec.name == name and spec.points
     if name == "smoke":
         assert len(spec.points) <= 8
+
+
+@pytest.mark.parametrize(
+    "name, seeds", [("convergence", 20), ("second_order", 20), ("zeroth_order", 20), ("batch_size", 10)]
+)
+def test_the_default_suite_reruns_on_enough_fresh_seeds_with_five_timed_alone(name, seeds):
+    spec = load(ROOT / "experiments" / f"{name}.toml", check_plans=False)
+    assert len(spec.rerun_seeds) >= seeds and not set(spec.rerun_seeds) & set(spec.tune_seeds)
+    assert spec.timed_alone >= 5
+
+
+def test_memorization_trains_every_condition_on_ten_seeds():
+    spec = load(ROOT / "experiments" / "memorization.toml", check_plans=False)
+    per_condition = Counter((p.config.hidden, p.config.label_noise, p.config.variant) for p in spec.points)
+    assert len(per_condition) == 16 and min(per_condition.values()) >= 10
 
 
 def test_timed_alone_trains_the_first_rerun_seeds_alone_and_margins_reach_the_tags(tmp_path):

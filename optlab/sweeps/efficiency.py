@@ -16,6 +16,9 @@ from optlab.tracking.owners import OWNER_TAG
 
 SHARE_TAG, WALL_TAG = "optlab.summary.wall_time_share", "optlab.summary.wall_time"
 IDLE = "idle or untimed"
+# A run's evaluation points are untimed by definition (AlgoPerf): not in its wall_time, so not training here.
+# They are still the runs' own work, not bookkeeping: the summary states both shares.
+EVALUATION = "evaluation"
 
 
 def training_seconds(runs, owner: str, since_ms: int = 0) -> tuple[float, int]:
@@ -59,6 +62,12 @@ class Efficiency:
     def ratio(self) -> float:
         return self.training / self.capacity if self.capacity > 0 else 0.0
 
+    @property
+    def work_ratio(self) -> float:
+        """(recorded training + the runs' evaluation time) over the capacity: 1 - this is bookkeeping and idle."""
+        work = self.training + self.worker.get(EVALUATION, 0.0)
+        return work / self.capacity if self.capacity > 0 else 0.0
+
     def breakdown(self) -> list[tuple[str, float]]:
         """(what, slot-seconds), largest first, training first; the parts add up to the capacity."""
         slots: dict[str, float] = {}
@@ -73,7 +82,8 @@ class Efficiency:
     def text(self) -> str:
         head = (
             f"efficiency {100 * self.ratio:.0f} %: {self.training:.1f} s of recorded training ({self.runs} runs) "
-            f"in {self.wall:.1f} s x {self.workers} worker slot{'s' if self.workers != 1 else ''}"
+            f"in {self.wall:.1f} s x {self.workers} worker slot{'s' if self.workers != 1 else ''}; "
+            f"with the runs' evaluations (untimed) {100 * self.work_ratio:.0f} %"
         )
         rest = [
             f"{what} {100 * seconds / self.capacity:.1f} %"
@@ -89,6 +99,7 @@ class Efficiency:
         """What the parent run keeps (`optlab.summary.<key>` tags)."""
         out = {
             "efficiency": f"{self.ratio:.4f}",
+            "efficiency_with_evaluation": f"{self.work_ratio:.4f}",
             "training_seconds": f"{self.training:.2f}",
             "capacity_seconds": f"{self.capacity:.2f}",
         }

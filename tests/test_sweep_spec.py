@@ -2,9 +2,8 @@
 
 import subprocess
 import sys
-from pathlib import Path
-
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sweep_helpers import write_spec

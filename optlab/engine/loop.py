@@ -38,6 +38,7 @@ from optlab.engine.result import RunResult
 from optlab.engine.trainers import Column, Trainer
 from optlab.problem import Counters, Problem
 from optlab.strategies import Plan
+from optlab.strategies.base import BudgetSpent
 from optlab.tracking.accounting import timed
 
 # A run diverges when its training loss exceeds this multiple of its initial training loss (or becomes
@@ -92,6 +93,9 @@ class TrainingLoop:
         self.every = eval_interval(first.config, first.plan)
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
+        self.spent = False  # a strategy found the budget too small for its next piece of work
+        self.step_started = 0.0
+        trainer.set_allowance(self.affords)
         self.pending: list[tuple[int, dict[str, Column]]] = []  # per-step metrics not yet handed over
         n_updates = max((p.updates for row in rows for p in row.probes), default=0)
         self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
@@ -134,12 +138,28 @@ class TrainingLoop:
     def budget_used(self) -> bool:
         """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
         budget, plan, counters = self.budget, self.plan, self.trainer.counters(0)
-        return (
+        return self.spent or (
             (plan.max_steps is not None and self.steps >= plan.max_steps)
             or ("epochs" in budget and self.has_accuracy and counters.samples_seen >= budget["epochs"] * self.n_train)
             or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])
             or ("seconds" in budget and self.wall >= budget["seconds"])
         )
+
+    def affords(self, samples: int, evaluations: int) -> bool:
+        """Whether `samples` more training samples (`evaluations` more loss values) fit in the budget, asked
+        by a strategy during its step (seconds: whether time is left now); a refusal ends the run."""
+        budget, counters = self.budget, self.trainer.counters(0)
+        over = (
+            (
+                "epochs" in budget
+                and self.has_accuracy
+                and counters.samples_seen + samples > budget["epochs"] * self.n_train
+            )
+            or ("evaluations" in budget and counters.function_evals + evaluations > budget["evaluations"])
+            or ("seconds" in budget and self.wall + time.perf_counter() - self.step_started >= budget["seconds"])
+        )
+        self.spent = self.spent or over
+        return not over
 
     def step(self) -> None:
         before = None
@@ -148,8 +168,13 @@ class TrainingLoop:
                 before = self.trainer.snapshot()
             else:
                 self.updates.clear()  # probes see only the latest consecutive updates
-        started = time.perf_counter()
-        values = self.trainer.step()
+        started = self.step_started = time.perf_counter()
+        try:
+            values = self.trainer.step()
+        except BudgetSpent:  # nothing done: the step is not counted
+            self.wall += time.perf_counter() - started
+            self.spent = True
+            return
         self.wall += time.perf_counter() - started
         self.steps += 1
         if before is not None:

@@ -59,4 +59,6 @@ def test_only_a_finished_run_keeps_its_weights_and_every_run_keeps_its_curve(sto
     assert stored.info.status == expected, stored.data.tags.get("optlab.failure_reason")
     artifacts = [a.path for a in client().list_artifacts(outcome.run_id)]
     assert ("params.safetensors" in artifacts) == (expected == "FINISHED"), artifacts
-    assert client().get_metric_history(outcome.run_id, "batch_loss"), "the curve of the run was not kept"
+    curve = [m.step for m in client().get_metric_history(outcome.run_id, "batch_loss")]
+    steps = int(stored.data.tags["optlab.summary.steps"])
+    assert curve == list(range(1, steps + 1)), f"the curve of the run was not kept whole: {curve}"

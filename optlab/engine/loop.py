@@ -124,9 +124,11 @@ class TrainingLoop:
             for j in range(len(self.live)):
                 self.finish(j, "FINISHED", None)
         except KeyboardInterrupt:
+            self.keep_pending()
             self.finish_live("KILLED", "interrupted")
             raise
         except Exception as exc:  # a broken run is recorded and reported, never silently lost
+            self.keep_pending()
             self.finish_live("FAILED", f"error: {type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
             if self.bar is not None:
@@ -287,6 +289,14 @@ class TrainingLoop:
         return measured, None
 
     # ---- recording ----------------------------------------------------------------------------------
+    def keep_pending(self) -> None:
+        """Hand over the per-step points of a run ending FAILED or KILLED (its curve is its evidence), unless
+        that fails too: its end is recorded either way."""
+        try:
+            self.hand_over()
+        except Exception:
+            self.pending.clear()
+
     def hand_over(self) -> None:
         """Give the buffered per-step metrics to the recorders (off the timed path)."""
         if not self.pending:

@@ -356,3 +356,68 @@ def test_read_only_artifacts_are_refused_before_a_run_or_a_sweep_parent_exists(t
         err = one_line_error(capsys, ["sweep", str(spec), "-q"])
         assert "cannot write run artifacts" in err
     assert [r.info.status for r in runs_of("roa")] == ["FINISHED"]  # the first run only: nothing new, nothing RUNNING
+
+
+# ---- a new store that cannot be created whole -----------------------------------------------------
+def limited_file_size(kilobytes: int):
+    """A preexec_fn capping every file the child writes at `kilobytes` (writes beyond fail with EFBIG, which
+    SQLite reports as an I/O error): a disk that fills up midway through MLflow's schema migrations."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kilobytes * 1024, resource.RLIM_INFINITY))
+
+    return limit
+
+
+TINY_RUN = ["run", "-s", "adam", "-d", "digits", "--hidden", "4", "--steps", "3", "-q", "-e", "fresh"]
+
+
+def test_a_new_store_that_fails_midway_through_creation_leaves_nothing_and_the_next_run_finishes(home):
+    store = home / "mlruns" / "mlflow.db"
+    failed = optlab(TINY_RUN, env_for(home), preexec_fn=limited_file_size(200))  # the schema is ~1 MB
+    _, err = failed.communicate(timeout=300)
+    assert failed.returncode == 2 and err.count("\n") == 1 and err.startswith("optlab: error: "), err
+    assert not store.exists(), "a half-created store was left in place"
+    assert not list(store.parent.glob("mlflow.db.tmp-*")), "the store built aside was left behind"
+
+    again = optlab(TINY_RUN, env_for(home))
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert [r.info.status for r in runs_of("fresh")] == ["FINISHED"]
+
+
+def test_a_real_full_disk_while_a_new_store_is_created_then_freed_lets_the_next_run_finish(tmp_path):
+    with tmpfs(tmp_path / "small", "3m") as disk:
+        home = disk / "home"
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 200 * 1024))
+        failed = optlab(TINY_RUN, env_for(home))
+        _, err = failed.communicate(timeout=300)
+        assert failed.returncode == 2 and "the disk is full" in err and err.count("\n") == 1, err
+        assert not (home / "mlruns" / "mlflow.db").exists()
+
+        (disk / "filler").unlink()
+        again = optlab(TINY_RUN, env_for(home))
+        _, err = again.communicate(timeout=300)
+        assert again.returncode == 0, err
+
+
+def test_a_store_left_half_migrated_by_mlflow_itself_says_what_to_do_in_one_line(home, capsys):
+    """A store that MLflow's own in-place creation left at an intermediate revision (as optlab's creation did
+    before it built stores aside) is refused in one line naming the file and what to do."""
+    import sys
+
+    store = home / "mlruns" / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    build = "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as S; import sys; S(sys.argv[1], '.')"
+    created = subprocess.run(
+        [sys.executable, "-c", build, f"sqlite:///{store}"],
+        preexec_fn=limited_file_size(200),
+        capture_output=True,
+        cwd=home,
+    )
+    assert created.returncode != 0 and store.exists()  # MLflow's migrations stopped midway
+
+    err = one_line_error(capsys, TINY_RUN)
+    assert f"the tracking store {store} was left half-created" in err and f"delete {store} and run again" in err, err

@@ -60,7 +60,9 @@ def test_newton_refuses_a_large_problem_and_suggests_newton_cg():
     with pytest.raises(ConfigError, match="newton_cg") as info:
         prepare(RunConfig(strategy="newton", dataset="digits", hidden=(64,)))
     assert "4810" in str(info.value)
-    assert prepare(RunConfig(strategy="newton", dataset="digits", hidden=(64,), options={"max_params": 5000}))
+    assert prepare(
+        RunConfig(strategy="newton", dataset="digits", hidden=(64,), options={"max_params": 5000}, epochs=5000)
+    )
 
 
 def test_hessian_vector_product_matches_finite_differences_of_the_gradient():

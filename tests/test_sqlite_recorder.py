@@ -83,7 +83,7 @@ def _rows(home: Path, run_id: str) -> dict:
     folder = home / "mlruns" / "artifacts" / run_id / "artifacts"
     out["artifacts"] = sorted(p.name for p in folder.iterdir())
     out["config.json"] = (folder / "config.json").read_text()
-    weights = folder / "params.safetensors"  # a run that is not FINISHED stores none
+    weights = folder / "params.safetensors"  # a FINISHED run's only
     out["weights"] = load_file(weights)["params"].tolist() if weights.exists() else None
     return out
 
@@ -139,6 +139,7 @@ def test_a_direct_run_holds_the_rows_mlflow_writes_for_the_same_run(home, status
     assert ("batch_loss", 0.0, 2, 1) in got["metrics"]  # NaN: 0 with is_nan, as MLflow
     assert ("batch_loss", 1.7976931348623157e308, 3, 0) in got["metrics"]  # +inf: the largest float
     assert direct.status == status
+    assert (got["weights"] is not None) == (status == "FINISHED")
 
 
 def test_mlflow_reads_a_direct_run_as_its_own(home):

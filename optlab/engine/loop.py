@@ -40,6 +40,7 @@ from optlab.engine.result import RunResult
 from optlab.engine.trainers import Column, Trainer
 from optlab.problem import Counters, Problem
 from optlab.strategies import Plan
+from optlab.strategies.base import BudgetSpent
 from optlab.tracking.accounting import timed
 
 # A run diverges when its training loss exceeds this multiple of its initial training loss (or becomes
@@ -107,6 +108,9 @@ class TrainingLoop:
         self.every = eval_interval(first.config, first.plan)
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
+        self.spent = False  # a strategy found the budget too small for its next piece of work
+        self.step_started = 0.0
+        trainer.set_allowance(self.affords)
         self.pending: list[tuple[int, dict[str, Column]]] = []  # per-step metrics not yet handed over
         n_updates = max((p.updates for row in rows for p in row.probes), default=0)
         self.updates: deque[torch.Tensor] | None = deque(maxlen=n_updates) if n_updates else None
@@ -135,9 +139,11 @@ class TrainingLoop:
             for j in range(len(self.live)):
                 self.finish(j, "FINISHED", None)
         except KeyboardInterrupt:
+            self.keep_pending()
             self.finish_live("KILLED", "interrupted")
             raise
         except Exception as exc:  # a broken run is recorded and reported, never silently lost
+            self.keep_pending()
             self.finish_live("FAILED", f"error: {type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
             if self.bar is not None:
@@ -149,12 +155,28 @@ class TrainingLoop:
     def budget_used(self) -> bool:
         """The rows of one loop share their budget; row 0's counters stand for all (equal work)."""
         budget, plan, counters = self.budget, self.plan, self.trainer.counters(0)
-        return (
+        return self.spent or (
             (plan.max_steps is not None and self.steps >= plan.max_steps)
             or ("epochs" in budget and self.has_accuracy and counters.samples_seen >= budget["epochs"] * self.n_train)
             or ("evaluations" in budget and counters.function_evals >= budget["evaluations"])
             or ("seconds" in budget and self.wall >= budget["seconds"])
         )
+
+    def affords(self, samples: int, evaluations: int) -> bool:
+        """Whether `samples` more training samples (`evaluations` more loss values) fit in the budget, asked
+        by a strategy during its step (seconds: whether time is left now); a refusal ends the run."""
+        budget, counters = self.budget, self.trainer.counters(0)
+        over = (
+            (
+                "epochs" in budget
+                and self.has_accuracy
+                and counters.samples_seen + samples > budget["epochs"] * self.n_train
+            )
+            or ("evaluations" in budget and counters.function_evals + evaluations > budget["evaluations"])
+            or ("seconds" in budget and self.wall + time.perf_counter() - self.step_started >= budget["seconds"])
+        )
+        self.spent = self.spent or over
+        return not over
 
     def step(self) -> None:
         before = None
@@ -163,8 +185,13 @@ class TrainingLoop:
                 before = self.trainer.snapshot()
             else:
                 self.updates.clear()  # probes see only the latest consecutive updates
-        started = time.perf_counter()
-        values = self.trainer.step()
+        started = self.step_started = time.perf_counter()
+        try:
+            values = self.trainer.step()
+        except BudgetSpent:  # nothing done: the step is not counted
+            self.wall += time.perf_counter() - started
+            self.spent = True
+            return
         self.wall += time.perf_counter() - started
         self.steps += 1
         if before is not None and self.updates is not None:
@@ -278,6 +305,14 @@ class TrainingLoop:
         return measured, None
 
     # ---- recording ----------------------------------------------------------------------------------
+    def keep_pending(self) -> None:
+        """Hand over the per-step points of a run ending FAILED or KILLED (its curve is its evidence), unless
+        that fails too: its end is recorded either way."""
+        try:
+            self.hand_over()
+        except Exception:
+            self.pending.clear()
+
     def hand_over(self) -> None:
         """Give the buffered per-step metrics to the recorders (off the timed path)."""
         if not self.pending:

@@ -117,6 +117,9 @@ class StackedTrainer:
     def counters(self, j: int) -> Counters:
         return self.shared_counters  # every row does the same work
 
+    def set_allowance(self, allowance) -> None:
+        pass  # a first-order step does a fixed amount of work, which the loop's budget check foresees
+
     def drop(self, keep: list[int]) -> None:
         index = torch.tensor(keep, device=self.device)
         self.update.keep(index, keep)

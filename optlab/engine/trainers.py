@@ -38,6 +38,9 @@ class Trainer(Protocol):
     def counters(self, j: int) -> Counters:
         """The work row j has done so far (budgets and work metrics read it)."""
 
+    def set_allowance(self, allowance) -> None:
+        """The loop's budget check (samples, evaluations) -> bool, for steps that do variable work."""
+
     def drop(self, keep: list[int]) -> None:
         """Keep only the listed live rows (the others' runs have finished); they become rows 0..len-1."""
 
@@ -69,6 +72,9 @@ class StrategyTrainer:
 
     def counters(self, j: int) -> Counters:
         return self.problem.counters
+
+    def set_allowance(self, allowance) -> None:
+        self.strategy.allowance = allowance
 
     def drop(self, keep: list[int]) -> None:
         pass  # one row: once it is done the loop stops

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -90,6 +90,15 @@ class Plan:
     max_steps: int | None  # None when only a wall-clock budget bounds the run
 
 
+class Allowance(Protocol):
+    def __call__(self, samples: int, evaluations: int) -> bool: ...
+
+
+class BudgetSpent(Exception):
+    """Raised by a strategy's step that cannot afford even its first piece of work: the run's budget is
+    used up before the step, which is then neither taken nor counted."""
+
+
 class Strategy:
     name: ClassVar[str]
     description: ClassVar[str]
@@ -104,6 +113,13 @@ class Strategy:
     def __init__(self, problem: Problem, params: torch.Tensor, config: RunConfig, plan: Plan):
         self.problem, self.config, self.plan = problem, config, plan
         self.opts = self.resolve_options(config)
+        self.allowance: Allowance | None = None  # set by the engine: what is left of the run's budget
+
+    def affords(self, samples: int, evaluations: int = 0) -> bool:
+        """Whether work on `samples` more training samples (`evaluations` of them loss values) fits in the
+        run's budget. A strategy whose step does a variable amount of work (CG iterations, line searches)
+        asks before each piece, so a step is cut short rather than run past the budget."""
+        return self.allowance is None or self.allowance(samples, evaluations)
 
     # ---- validation, and the facts the engine plans from (class level: errors come before any run) ----
     @classmethod

@@ -95,15 +95,18 @@ def abandoned_reason(tags: dict[str, str]) -> str:
 def storage_problems(status: str, params, flush, store_weights, read_back, discard_weights) -> list[str]:
     """What a run's end could not store: the last metric points (`flush()`), the weights of a FINISHED run
     (`store_weights(params)`), and for a FINISHED run what reading it back (`read_back(with_weights)`) finds
-    missing. Each a `what: why` line; empty when everything is stored. Weights stored for a run that then
-    cannot be FINISHED are removed again (`discard_weights()`): a run the store could not hold leaves none."""
+    missing. Each a `what: why` line; empty when everything is stored. Only a FINISHED run keeps weights:
+    a FAILED or KILLED run's parameters are neither a result nor something a run resumes from, so none are
+    written, and weights stored for a run that then cannot be FINISHED are removed again
+    (`discard_weights()`). Its metric points are kept (docs/guide/runs.md): the curve up to a divergence,
+    an error or an interruption is the evidence of what happened."""
     problems = []
     try:
         flush()
     except Exception as exc:
         problems.append(f"metrics: {describe(exc)}")
     stored = False
-    if params is not None and status == "FINISHED":  # a run that is not FINISHED leaves no weights
+    if params is not None and status == "FINISHED":
         try:
             store_weights(params)
             stored = True

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from optlab.errors import StoreError
-from optlab.tracking import http
+from optlab.tracking import http, sqlite_creation
 from optlab.tracking.failures import describe, quiet_store_logs
 from optlab.tracking.locking import file_lock
 from optlab.tracking.uri import is_http, mask_credentials, sqlite_path
@@ -104,13 +104,25 @@ def open_once(make_client, uri: str):
             mlflow_client = _with_retries(make)
         else:
             with _creation_lock(database):
+                if sqlite_creation.needs_creation(database):
+                    sqlite_creation.create_aside(database, _build_schema)
                 mlflow_client = make()
     except StoreError:
         raise
     except Exception as exc:
+        if database is not None and (half := sqlite_creation.half_migrated(database, exc)):
+            raise half from exc
         raise StoreError(f"cannot open the tracking store {mask_credentials(uri)}: {describe(exc)}") from exc
     _opened.add(uri)
     return mlflow_client
+
+
+def _build_schema(uri: str) -> None:
+    """Create MLflow's schema (every migration) in the SQLite database of `uri`, and close it."""
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(uri, DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH).engine.dispose()
 
 
 def _creation_lock(database: Path):

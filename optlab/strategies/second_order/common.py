@@ -24,6 +24,17 @@ class SecondOrderStrategy(Strategy):
             )
         super().validate(config, problem)
 
+    @classmethod
+    def check_plan(cls, config, problem, plan):
+        # a step's least work (samples_per_step) cannot be cut: a smaller epoch budget buys no step at all
+        least = cls.samples_per_step(config, plan.batch_size, problem)
+        epochs = config.budget.get("epochs")
+        if epochs is not None and getattr(problem, "has_accuracy", False) and epochs * problem.n_train < least:
+            raise ConfigError(
+                f"epoch budget {epochs:g} is less than one step of {cls.name!r} on {problem.name} (at least "
+                f"{least / problem.n_train:.2f} epochs); give more epochs or a smaller batch"
+            )
+
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
         self.w = params.detach().clone()
@@ -44,6 +55,10 @@ class SecondOrderStrategy(Strategy):
             return torch.randperm(n, generator=self.generator)[:size].to(self.w.device)
         return indices[:size]
 
+    def size(self, batch) -> int:
+        """The training samples one evaluation on `batch` goes through (as the problem counts them)."""
+        return batch.size if batch is not None else 1
+
     def params(self) -> torch.Tensor:
         return self.w.detach()
 
@@ -52,11 +67,14 @@ class SecondOrderStrategy(Strategy):
         return self.step_size
 
 
-def backtrack(problem, w, direction, batch, loss, slope, step=1.0, shrink=0.8, c=1e-2, max_tries=30):
+def backtrack(problem, w, direction, batch, loss, slope, step=1.0, shrink=0.8, c=1e-2, max_tries=30, affordable=None):
     """Largest step = step * shrink^k (k < max_tries) with L(w + step d) <= L + c step slope (Armijo).
+    `affordable()`, when given, is asked before each evaluation but the first (the run's budget).
     Returns (step, new_loss, first_loss): step 0.0 when none is accepted; first_loss is L at the full step."""
     first = None
-    for _ in range(max_tries):
+    for k in range(max_tries):
+        if k > 0 and affordable is not None and not affordable():
+            break
         new = float(problem.loss(w + step * direction, batch))
         first = new if first is None else first
         if new == new and new <= float(loss) + c * step * float(slope):

@@ -178,15 +178,19 @@ def conjugate_gradient(
     max_iters: int = 50,
     tol: float = 1e-4,
     progress_eps: float = 5e-4,
+    affordable=None,
 ):
     """Truncated CG for A x = b, i.e. minimizing phi(x) = x^T A x / 2 - b^T x (Martens 2010, sec. 4.4).
 
     Stops after `max_iters`, at relative residual `tol`, when the decrease of phi over the last
     k = max(10, i/10) iterations is below k * progress_eps of phi (Martens' criterion), or at a
     direction of non-positive curvature (possible with the Hessian).
+    `affordable()`, when given, is asked before each product but the first (the run's budget): the warm
+    start is dropped and the iterations stop when it says no.
     Returns (x, phi(x), products): products counts operator calls, the warm start's residual included.
     """
-    warm = x0 is not None and bool(x0.abs().sum() > 0)
+    affordable = affordable or (lambda: True)
+    warm = x0 is not None and bool(x0.abs().sum() > 0) and affordable()
     x = x0.clone() if warm else torch.zeros_like(b)
     r = b - operator(x) if warm else b.clone()
     used = int(warm)
@@ -195,6 +199,8 @@ def conjugate_gradient(
     b_norm = b.norm()
     phis = [float(-0.5 * torch.dot(x, b + r))]
     for i in range(1, max_iters + 1):
+        if i > 1 and not affordable():
+            break
         ad = operator(d)
         used += 1
         curvature = torch.dot(d, ad)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from optlab.errors import ConfigError
 from optlab.problem.network import ACTIVATIONS
-from optlab.strategies.base import Option
+from optlab.strategies.base import BudgetSpent, Option
 from optlab.strategies.registry import register
 from optlab.strategies.schedules import make_scheduler
 from optlab.strategies.second_order.common import SecondOrderStrategy
@@ -153,8 +153,13 @@ class KFAC(SecondOrderStrategy):
     def step(self) -> dict[str, float]:
         indices = self.next_indices()
         batch = self.problem.batch(indices)
+        refresh = self.steps % self.opts["factor_update_every"] == 0
+        n = self.problem.n_train if indices is None else indices.numel()
+        cost = self.size(batch) + (min(self.opts["curvature_batch"], n) if refresh else 0)
+        if self.steps > 0 and not self.affords(cost, evaluations=1 + refresh):  # a refresh is a gradient's work
+            raise BudgetSpent
         loss, grad = self.problem.loss_and_grad(self.w, batch)
-        if self.steps % self.opts["factor_update_every"] == 0:
+        if refresh:
             self.refresh(indices)
         self.steps += 1
         natural = self.precondition(grad)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from optlab.errors import ConfigError
-from optlab.strategies.base import Option
+from optlab.strategies.base import BudgetSpent, Option
 from optlab.strategies.registry import register
 from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack
 from optlab.strategies.second_order.curvature import hessian_matrix
@@ -36,6 +36,11 @@ class Newton(SecondOrderStrategy):
                 f"(> max_params {opts['max_params']}): use strategy 'newton_cg' (Hessian-free)"
             )
 
+    @classmethod
+    def samples_per_step(cls, config, batch_size, problem):
+        # a gradient, one Hessian-vector product per parameter, and the line search's first trial
+        return (problem.n_params + 2) * (batch_size or problem.n_train)
+
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
         self.damping = self.opts["damping"]
@@ -53,12 +58,24 @@ class Newton(SecondOrderStrategy):
 
     def step(self) -> dict[str, float]:
         batch = self.problem.batch(self.next_indices())
+        evaluation = self.size(batch)
+        if not self.affords((self.w.numel() + 2) * evaluation, evaluations=2):
+            raise BudgetSpent
         loss, g = self.problem.loss_and_grad(self.w, batch)
         h = hessian_matrix(self.problem, self.w, batch)
         self.problem.count_curvature(batch, self.w.numel())  # one Hessian-vector product per coordinate
         p = self.direction(h, g)
         step = self.step_size
         if self.opts["line_search"]:
-            step, _, _ = backtrack(self.problem, self.w, p, batch, loss, torch.dot(g, p), step=step)
+            step, _, _ = backtrack(
+                self.problem,
+                self.w,
+                p,
+                batch,
+                loss,
+                torch.dot(g, p),
+                step=step,
+                affordable=lambda: self.affords(evaluation, 1),
+            )
         self.w = self.w + step * p
         return {"batch_loss": float(loss), "grad_norm": float(g.norm()), "lr": step}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from optlab.errors import ConfigError
-from optlab.strategies.base import Option
+from optlab.strategies.base import BudgetSpent, Option
 from optlab.strategies.registry import register
 from optlab.strategies.second_order.common import SecondOrderStrategy, backtrack
 from optlab.strategies.second_order.curvature import conjugate_gradient, counted, make_operator
@@ -66,8 +66,14 @@ class NewtonCG(SecondOrderStrategy):
     def step(self) -> dict[str, float]:
         indices = self.next_indices()
         batch = self.problem.batch(indices)
-        loss, g = self.problem.loss_and_grad(self.w, batch)
         curvature_batch = self.problem.batch(self.subset(indices, self.opts["curvature_batch"]))
+        evaluation, product = self.size(batch), self.size(curvature_batch)
+        # the least useful step: its gradient, one curvature product and one trial of the line search
+        if not self.affords(2 * evaluation + product, evaluations=2):
+            raise BudgetSpent
+        loss, g = self.problem.loss_and_grad(self.w, batch)
+        # each further product must leave room for the line search's first trial
+        more_products = lambda: self.affords(product + evaluation, evaluations=1)
         operator = counted(
             self.problem, curvature_batch, make_operator(self.kind, self.problem, self.w, curvature_batch)
         )
@@ -79,16 +85,19 @@ class NewtonCG(SecondOrderStrategy):
             x0=self.opts["cg_decay"] * self.previous,
             max_iters=self.opts["cg_iters"],
             tol=self.opts["cg_tol"],
+            affordable=more_products,
         )
         slope = torch.dot(g, p)
         if slope >= 0:  # not a descent direction (only possible off the Gauss-Newton model): restart CG
             p, model_decrease, more = conjugate_gradient(
-                damped, -g, max_iters=self.opts["cg_iters"], tol=self.opts["cg_tol"]
+                damped, -g, max_iters=self.opts["cg_iters"], tol=self.opts["cg_tol"], affordable=more_products
             )
             products += more
             slope = torch.dot(g, p)
         alpha = self.step_size
-        step, _, full_loss = backtrack(self.problem, self.w, alpha * p, batch, loss, alpha * slope)
+        step, _, full_loss = backtrack(
+            self.problem, self.w, alpha * p, batch, loss, alpha * slope, affordable=lambda: self.affords(evaluation, 1)
+        )
         # rho: actual change at the full step over the damped model's, q(a p) = a g.p + a^2 (phi - g.p)
         predicted = alpha * float(slope) + alpha**2 * (model_decrease - float(slope))
         rho = (full_loss - float(loss)) / predicted if predicted < 0 else -1.0

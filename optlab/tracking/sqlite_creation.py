@@ -1,0 +1,85 @@
+"""A new SQLite store is created whole or not at all.
+
+MLflow creates a SQLite store by running its schema migrations one by one in the database file
+itself; a failure in the middle (a full disk) leaves a store at an intermediate revision that every
+later open refuses ("table _alembic_tmp_params already exists"). So the store is built aside, in a
+file next to it, and moved into place only once every migration has run. The caller holds the
+store's creation lock, so any file left aside by an earlier creation is stale.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from optlab.errors import StoreError
+
+ASIDE_MARK = ".tmp-"  # mlflow.db.tmp-<pid>: a store being built
+
+
+def aside_path(database: Path) -> Path:
+    return database.with_name(f"{database.name}{ASIDE_MARK}{os.getpid()}")
+
+
+def needs_creation(database: Path) -> bool:
+    """No store yet (a zero-byte file is what SQLite leaves when it could not write a single page)."""
+    try:
+        return database.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
+def create_aside(database: Path, build) -> None:
+    """Build the store with `build(uri)` in a file beside `database`, then move it into place. On any
+    failure the file aside is removed (freeing what it took on a full disk) and the error raised."""
+    remove_stale(database)
+    aside = aside_path(database)
+    try:
+        build(f"sqlite:///{aside}")
+        os.replace(aside, database)
+    except BaseException:
+        _remove(aside)
+        raise
+
+
+def remove_stale(database: Path) -> None:
+    """Remove what earlier creations left aside (a process killed while building)."""
+    for path in database.parent.glob(f"{database.name}{ASIDE_MARK}*"):
+        _remove(path)
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-journal")):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def half_migrated(database: Path, exc: BaseException) -> StoreError | None:
+    """One line saying what to do with a store that an interrupted creation or upgrade left at an
+    intermediate schema revision (made by an earlier version of optlab, or by MLflow itself)."""
+    message = str(exc)
+    if "already exists" not in message:  # e.g. "table _alembic_tmp_params already exists"
+        return None
+    runs = _count_runs(database)
+    holds = "no runs" if runs == 0 else f"{runs} runs" if runs else "an unknown number of runs"
+    what = (
+        f"delete {database} and run again"
+        if runs == 0
+        else "restore it from a backup, or move it away and run again to start a new store"
+    )
+    return StoreError(
+        f"the tracking store {database} was left half-created by an interrupted schema migration "
+        f"(e.g. a full disk) and holds {holds}: {what}"
+    )
+
+
+def _count_runs(database: Path) -> int | None:
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return None

@@ -101,3 +101,14 @@ def test_the_outcome_table_has_one_row_per_workload_with_the_tiers(best):
     assert list(table["best on validation"]) == [best]
     assert table["newer better than both baselines?"].iloc[0] == ("better" if best.startswith("po:") else "worse")
     assert "po:lion" in table["newer: worse"].iloc[0]
+
+
+def test_a_users_workload_is_described_by_its_file_not_by_the_default_hidden_layers():
+    from optlab.reports import workloads
+
+    runs = pd.DataFrame(
+        {"dataset": ["mnist5k"] * 2, "hidden": ["16,16"] * 2, "activation": ["sigmoid"] * 2, "epochs": [2, 2]}
+    )
+    assert "hidden 16,16 sigmoid" in workloads.describe(runs)
+    text = workloads.describe(runs.assign(workload_ref="examples/cnn_mnist5k.py:tiny_cnn"))
+    assert "the network of examples/cnn_mnist5k.py:tiny_cnn" in text and "hidden" not in text

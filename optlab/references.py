@@ -1,50 +1,43 @@
 """Optimizer references: a strategy named by where its class lives, `path/to/file.py:Class` or `package.module:Class`.
 
-A file reference is resolved to an absolute path once, where the user wrote it (the working directory
-for `optlab run`, the sweep file's folder for a sweep), so that spawned and Ray workers load the same
-file by path (importlib, as benchopt loads a benchmark's solvers). A module reference is imported by
-name, with the working directory on the import path (as `python -m` does).
+Files are made absolute, loaded by path and fingerprinted by optlab.user_files (the loader user workloads
+share). A module reference is imported by name, with the working directory on the import path (as
+`python -m` does). Runs show a file reference by its file name and class (`my_opt.py:MyOpt`); the full
+path and the file's SHA-256 are recorded as tags, a copy of the file as an artifact.
 
-A loaded file is fingerprinted (SHA-256 of its bytes) and its bytes are kept, so the run records the
-exact code that ran: a file changed on disk is loaded again, under its new fingerprint. Runs show a
-file reference by its file name and class (`my_opt.py:MyOpt`); the full path is recorded as a tag.
-
-Only the standard library and optlab.errors here: config, tracking and strategies all use it.
+Only the standard library, optlab.errors and optlab.user_files here: config, tracking and strategies all
+use it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import os
 import re
 import sys
 from pathlib import Path
 
+from optlab import user_files
 from optlab.errors import ConfigError
 
 REF_TAG, SHA_TAG = "optlab.strategy_ref", "optlab.strategy_sha256"
 SOURCE_FOLDER = "strategy"  # the artifact folder that holds a copy of the optimizer's file
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_loaded: dict[str, tuple[str, bytes, object]] = {}  # absolute path -> (sha256, bytes, module)
 
 
 def split(name: str) -> tuple[str, str] | None:
     """(file or module, class) of a reference, or None when `name` is not one (a registry name, `po:lion`)."""
-    if not isinstance(name, str):
+    parts = user_files.split(name)
+    if parts is None or not _CLASS.match(parts[1]):
         return None
-    where, sep, cls = name.rpartition(":")
-    if not sep or not where or not _CLASS.match(cls):
-        return None
+    where, cls = parts
     if is_file(where) or ("." in where and _MODULE.match(where)):
         return where, cls
     return None
 
 
-def is_file(where: str) -> bool:
-    return where.endswith(".py") or "/" in where or os.sep in where
+is_file = user_files.is_file
 
 
 def is_reference(name: str) -> bool:
@@ -57,10 +50,7 @@ def absolute(name: str, folder: str | os.PathLike | None = None) -> str:
     parts = split(name)
     if parts is None or not is_file(parts[0]):
         return name
-    path = Path(parts[0]).expanduser()
-    if not path.is_absolute():
-        path = Path(folder if folder is not None else os.getcwd()) / path
-    return f"{os.path.normpath(path)}:{parts[1]}"
+    return f"{user_files.absolute_path(parts[0], folder)}:{parts[1]}"
 
 
 def display(name: str) -> str:
@@ -100,28 +90,10 @@ def load_class(name: str) -> type:
 def _load_file(name: str, where: str):
     path = Path(absolute(name).rpartition(":")[0])
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"strategy {display(name)!r}: cannot read {path} ({exc.strerror or exc})") from None
-    sha = hashlib.sha256(data).hexdigest()
-    key = str(path)
-    if key in _loaded and _loaded[key][0] == sha:
-        return _loaded[key][2]
-    module_name = f"optlab_user_{hashlib.sha256(key.encode()).hexdigest()[:12]}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"strategy {display(name)!r}: {path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file: whatever it raises is one line naming it
-        sys.modules.pop(module_name, None)
-        raise ConfigError(
-            f"strategy {display(name)!r}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None
-    _loaded[key] = (sha, data, module)
-    return module
+        return user_files.load(path).module
+    except user_files.UserFileError as exc:
+        what = f"importing {path} failed: {exc.reason}" if exc.kind == "raised" else exc.reason
+        raise ConfigError(f"strategy {display(name)!r}: {what}") from None
 
 
 def _load_module(name: str, where: str):
@@ -134,7 +106,7 @@ def _load_module(name: str, where: str):
         raise ConfigError(f"strategy {name!r}: no module named {exc.name!r}") from None
     except Exception as exc:
         raise ConfigError(
-            f"strategy {name!r}: importing {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+            f"strategy {name!r}: importing {where} failed: {type(exc).__name__}: {user_files.first_line(exc)}"
         ) from None
 
 
@@ -145,14 +117,14 @@ def source(name: str) -> tuple[Path, str, bytes] | None:
     if parts is None or not is_file(parts[0]):
         return None
     path = Path(absolute(name).rpartition(":")[0])
-    if str(path) in _loaded:
-        sha, data, _ = _loaded[str(path)]
-        return path, sha, data
+    known = user_files.loaded(path)
+    if known is not None:
+        return path, known.sha256, known.data
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    return path, hashlib.sha256(data).hexdigest(), data
+    return path, user_files.fingerprint(data), data
 
 
 def provenance_tags(name: str) -> dict[str, str]:
@@ -170,8 +142,3 @@ def source_files(name: str) -> dict[str, bytes]:
     """Artifacts to store with the run: a copy of the optimizer's file, under strategy/<file name>."""
     found = source(name)
     return {f"{SOURCE_FOLDER}/{found[0].name}": found[2]} if found is not None else {}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -1,7 +1,8 @@
 """A small but complete MLflow store for the report tests: tiny real sweeps on the digits dataset, run
 exactly as `make sweep` runs the shipped experiment files — a two-workload convergence suite (tuned on
 validation, rerun on fresh seeds), a batch-size study with a fixed-lr series, and a memorization study
-with label noise, Gaussian inputs and two widths, and the sweep-more files: edge of stability (one run
+with label noise, Gaussian inputs and two widths, newer optimizers against AdamW and momentum, and the
+sweep-more files: edge of stability (one run
 diverges), per-strategy diagnostics and the lessons (a baseline and one series per change)."""
 
 from __future__ import annotations
@@ -81,6 +82,32 @@ label_noise = 0.0
 """
 
 
+# newer optimizers (pytorch-optimizer) against the two baselines, as experiments/modern.toml runs them
+MODERN = """
+name = "modern"
+[base]
+dataset = "digits"
+eval_every = 5
+[workloads.digits-modern]
+hidden = [16]
+activation = "relu"
+epochs = 2
+target = 0.8
+[grid]
+strategy = ["adamw", "momentum", "po:lion"]
+[tune]
+objective = "val_loss"
+seeds = [0]
+lr = [0.003, 0.03]
+[rerun]
+seeds = [100, 101, 102]
+[overrides.momentum]
+tune = { lr = [0.03, 0.3] }
+[overrides."po:lion"]
+tune = { lr = [0.0003, 0.003] }
+"""
+
+
 # edge of stability: two stable step sizes, one diverging (recorded FAILED)
 DYNAMICS = """
 name = "dynamics"
@@ -152,6 +179,7 @@ def build_store(folder: Path) -> None:
 
     for name, text in (
         ("convergence", CONVERGENCE),
+        ("modern", MODERN),
         ("batch_size", BATCH_SIZE),
         ("memorization", MEMORIZATION),
         ("dynamics", DYNAMICS),

@@ -70,13 +70,13 @@ def test_every_relative_link_in_the_readme_and_the_docs_resolves():
 
 def test_each_generated_block_is_in_the_docs_page_its_command_writes():
     from optlab.bench import BLOCK_BEGIN, BLOCK_END
-    from optlab.reports.markdown import BEGIN, END, MORE_BEGIN, MORE_END
+    from optlab.reports.markdown import BEGIN, END, MODERN_BEGIN, MODERN_END, MORE_BEGIN, MORE_END
 
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = dict(re.findall(r"^([\w-]+):\n(?:\t.*\n)*?\t.*--into (\S+)", makefile, flags=re.M))
     assert set(targets) == {"results", "bench-tables", "cluster-bench"}, targets
     markers = {
-        "results": [(BEGIN, END), (MORE_BEGIN, MORE_END)],
+        "results": [(BEGIN, END), (MORE_BEGIN, MORE_END), (MODERN_BEGIN, MODERN_END)],
         "bench-tables": [(BLOCK_BEGIN, BLOCK_END)],
         "cluster-bench": [("<!-- cluster-bench:begin", "<!-- cluster-bench:end -->")],
     }

@@ -16,6 +16,7 @@ from optlab.reports.model import Figure, Note, Table
 SECTION_TITLES = [
     "Convergence and final results",
     "Time to target and performance profiles",
+    "Newer optimizers against AdamW and momentum",
     "Learning-rate sensitivity",
     "Batch-size effects",
     "Random-label memorization",
@@ -58,10 +59,10 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     assert report.errors == [] and report.warnings == []
     assert [s.title for s in report.sections] == SECTION_TITLES
     by_title = {s.title: s for s in report.sections}
-    for section in report.sections[:9]:
+    for section in report.sections[:10]:
         assert not section.missing, section.title
         assert figures(section), f"{section.title} has no figure"
-    for title in SECTION_TITLES[:6]:  # figures from runs name their workload
+    for title in SECTION_TITLES[:7]:  # figures from runs name their workload
         for fig in figures(by_title[title]):
             assert "orkload" in fig.caption, fig.caption
     # convergence: one heading per workload; the reference workload has curves, a final table and a matrix;
@@ -369,6 +370,7 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
     expected = {
         "Convergence and final results": "convergence",
         "Time to target and performance profiles": "convergence",
+        "Newer optimizers against AdamW and momentum": "modern",
         "Learning-rate sensitivity": "convergence",
         "Batch-size effects": "batch_size",
         "Random-label memorization": "memorization",
@@ -379,7 +381,7 @@ def test_missing_experiments_say_not_run_yet_instead_of_failing(tmp_path, monkey
         assert any(f"SWEEP=experiments/{experiment}.toml make sweep" in n and "not run yet" in n for n in notes), title
     assert blocks(by_title["Landscapes"], Figure)  # computed live, needs no runs
     html = report.html.read_text()
-    assert html.count("not run yet") >= 6
+    assert html.count("not run yet") >= 7
     assert report.pdf.stat().st_size > 0
 
 
@@ -418,6 +420,43 @@ def test_the_sweep_more_results_go_to_their_own_block(fixture_report, tmp_path):
     # the same sentences as the report's section, computed from the same runs
     first = [b.text for b in lessons.blocks if getattr(b, "text", "").startswith("Shuffle the data.")][0]
     assert first in more and "Measured sharpness against 2/η" in more
+
+
+def test_the_modern_section_compares_the_newer_optimizers_with_both_baselines(fixture_report):
+    from optlab.reports import modern
+
+    section = [s for s in fixture_report.sections if s.title == modern.TITLE][0]
+    assert [n.text for n in blocks(section, Note) if n.kind == "heading"] == ["Workload digits-modern"]
+    tiers = [t for t in blocks(section, Table) if t.caption.startswith("Tiers on final test accuracy")][0].frame
+    assert set(tiers["strategy"]) == {"adamw", "momentum", "po:lion"}
+    assert list(tiers["vs best"]).count("best on validation") == 1
+    # the newer-vs-baselines sentence and table agree with the tiers of the same verdicts
+    best = tiers.loc[tiers["vs best"] == "best on validation", "strategy"].iloc[0]
+    sentence = [n.text for n in blocks(section, Note) if n.text.startswith("Workload digits-modern, newer vs")]
+    assert len(sentence) == 1 and f"{best}" in sentence[0]
+    summary = [t for t in blocks(section, Table) if t.caption == modern.OUTCOME_CAPTION][0].frame
+    assert list(summary["workload"]) == ["digits-modern"] and list(summary["best on validation"]) == [best]
+    assert summary["newer better than both baselines?"].iloc[0] in modern.OUTCOMES
+    assert modern.TITLE in fixture_report.html.read_text()
+
+
+def test_the_modern_results_go_to_their_own_block(fixture_report, tmp_path):
+    from optlab.cli import main
+    from optlab.reports.markdown import BEGIN, END, MODERN_BEGIN, MODERN_END
+
+    page = tmp_path / "index.md"
+    page.write_text(f"{BEGIN}\nold\n{END}\n\n## newer\n\n{MODERN_BEGIN}\nold modern\n{MODERN_END}\n")
+    home = fixture_report.html.parent.parent
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert main(["report", "--markdown", "--into", str(page), "--tracking-uri", uri]) == 0
+    text = page.read_text()
+    block = text[text.index(MODERN_BEGIN) : text.index(MODERN_END)]
+    main_block = text[: text.index(MODERN_BEGIN)]
+    assert "old modern" not in text and "**Workload `digits-modern`**" in block
+    assert "digits-modern" not in main_block  # the modern workloads stay out of the main block
+    assert "Tiers on final test accuracy, workload digits-modern" in block and "|---" in block
+    assert "Workload digits-modern, newer vs adamw and momentum on final test accuracy:" in block
+    assert "newer better than both baselines?" in block
 
 
 def test_cli_refuses_into_without_markdown(capsys):

@@ -130,23 +130,26 @@ def markdown(args) -> int:
         from optlab.errors import ConfigError
 
         raise ConfigError(f"--into {args.into!r} is not a file")
-    # each block from the runs it reads: a store with only the sweep-more runs leaves the main block alone
+    # each block from the runs it reads: a store with only the sweep-more (or modern) runs leaves the main
+    # block alone
     main_block = md.present(args.tracking_uri, md.MAIN_EXPERIMENTS) or not md.present(
-        args.tracking_uri, md.MORE_EXPERIMENTS
+        args.tracking_uri, (*md.MORE_EXPERIMENTS, *md.MODERN_EXPERIMENTS)
     )
     more = md.more_results(args.tracking_uri) if md.present(args.tracking_uri, md.MORE_EXPERIMENTS) else ""
+    modern = md.modern_results(args.tracking_uri) if md.present(args.tracking_uri, md.MODERN_EXPERIMENTS) else ""
     text = md.results(args.tracking_uri) if main_block else ""
     if args.into:
         if main_block:
             print(f"results: {md.write_block(args.into, text)}")
-        if more and md.MORE_BEGIN in Path(args.into).read_text():
-            print(f"results (sweep-more): {md.write_block(args.into, more, md.MORE_BEGIN, md.MORE_END)}")
-        elif more:
-            print(
-                f"results (sweep-more): {args.into} has no results-more block ({md.MORE_BEGIN!r} ... "
-                f"{md.MORE_END!r}); left out"
-            )
-    text = "\n".join(t for t in (text, more) if t)
+        for name, marker, block, begin, end in (
+            ("sweep-more", "results-more", more, md.MORE_BEGIN, md.MORE_END),
+            ("modern", "results-modern", modern, md.MODERN_BEGIN, md.MODERN_END),
+        ):
+            if block and begin in Path(args.into).read_text():
+                print(f"results ({name}): {md.write_block(args.into, block, begin, end)}")
+            elif block:
+                print(f"results ({name}): {args.into} has no {marker} block ({begin!r} ... {end!r}); left out")
+    text = "\n".join(t for t in (text, more, modern) if t)
     if args.markdown == "-":
         if not args.into:
             sys.stdout.write(text)

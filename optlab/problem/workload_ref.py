@@ -4,18 +4,17 @@ The reference is resolved wherever a run is built, so spawned sweep workers (whi
 optlab) load the user's file themselves. A relative file path is relative to the working directory
 (`optlab run`) or to the sweep file's folder (`absolute` is called with that folder). What is loaded
 is identified by the workload's name and the SHA-256 of the file's bytes; a run records both, the
-reference, and a copy of the file as an artifact.
+reference, and a copy of the file as an artifact. Files are made absolute, loaded by path and
+fingerprinted by optlab.user_files (the loader user optimizers share).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from optlab import user_files
 from optlab.errors import ConfigError
 from optlab.problem.workload import Workload
 
@@ -33,17 +32,14 @@ def parse(text: str, folder: str | Path | None = None) -> WorkloadReference:
     """Split `file.py:NAME` / `module:NAME` and find the file; one-line ConfigError when it cannot."""
     if not isinstance(text, str) or text.count(":") < 1:
         raise ConfigError(f"workload reference must be path/to/file.py:NAME or package.module:NAME, got {text!r}")
-    location, _, attribute = text.rpartition(":")
+    location, attribute = user_files.split(text) or ("", "")
     if not location or not attribute.isidentifier():
         raise ConfigError(
             f"workload reference must be path/to/file.py:NAME or package.module:NAME "
             f"(NAME a Python identifier), got {text!r}"
         )
-    if location.endswith(".py") or "/" in location or "\\" in location:
-        path = Path(location).expanduser()
-        if not path.is_absolute():
-            path = Path(folder or Path.cwd()) / path
-        path = path.resolve()
+    if user_files.is_file(location):
+        path = user_files.absolute_path(location, folder)
         if not path.is_file():
             raise ConfigError(f"workload file {str(path)!r} not found (reference {text!r})")
         return WorkloadReference(text, path, attribute)
@@ -60,17 +56,14 @@ def absolute(text: str, folder: str | Path | None = None) -> str:
     """The reference with its file path made absolute (relative to `folder`, else the working directory),
     so it means the same file in every process; a module reference is returned as is."""
     ref = parse(text, folder)
-    location = text.rpartition(":")[0]
-    if location.endswith(".py") or "/" in location or "\\" in location:
-        return f"{ref.path}:{ref.attribute}"
-    return text
+    return f"{ref.path}:{ref.attribute}" if user_files.is_file(text.rpartition(":")[0]) else text
 
 
 def identity(text: str) -> str:
     """NAME and the file's SHA-256: the same workload on every machine, wherever its file lies (what
     sweeps group runs by, without importing the file)."""
     ref = parse(text)
-    return f"{ref.attribute}@{hashlib.sha256(ref.path.read_bytes()).hexdigest()[:16]}"
+    return f"{ref.attribute}@{user_files.fingerprint(ref.path.read_bytes())[:16]}"
 
 
 @dataclass(frozen=True)
@@ -95,8 +88,12 @@ class LoadedWorkload:
 def load(text: str, folder: str | Path | None = None) -> LoadedWorkload:
     """Import the reference's file, call NAME() and check it returns a Workload (one-line errors)."""
     ref = parse(text, folder)
-    source = ref.path.read_bytes()
-    module = _import(ref, source)
+    try:
+        loaded = user_files.load(ref.path)
+    except user_files.UserFileError as exc:
+        what = f"failed to import: {exc.reason}" if exc.kind == "raised" else f"cannot be imported ({exc.reason})"
+        raise ConfigError(f"workload file {str(ref.path)!r} {what}") from None
+    module = loaded.module
     if not hasattr(module, ref.attribute):
         raise ConfigError(f"workload file {str(ref.path)!r} has no {ref.attribute!r}")
     target = getattr(module, ref.attribute)
@@ -118,23 +115,4 @@ def load(text: str, folder: str | Path | None = None) -> LoadedWorkload:
         raise ConfigError(
             f"{ref.attribute}() in {ref.path.name} must return an optlab.Workload, got {type(workload).__name__}"
         )
-    return LoadedWorkload(workload, text, ref.path, source, hashlib.sha256(source).hexdigest())
-
-
-def _import(ref: WorkloadReference, source: bytes):
-    """The module of the reference's file, imported once per process and version of the file."""
-    name = "optlab_user_workload_" + hashlib.sha256(str(ref.path).encode() + source).hexdigest()[:12]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ref.path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"workload file {str(ref.path)!r} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look the module up by name
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise ConfigError(f"workload file {str(ref.path)!r} failed to import: {type(exc).__name__}: {detail}") from None
-    return module
+    return LoadedWorkload(workload, text, ref.path, loaded.data, loaded.sha256)

@@ -38,8 +38,8 @@ def build_report(
     as_json: bool = False,
 ) -> Report:
     """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
-    zeroth_order); the other sections read their own (batch_size, memorization, diagnostics, dynamics,
-    lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every
+    zeroth_order); the other sections read their own (modern, batch_size, memorization, diagnostics,
+    dynamics, lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every
     pair of strategies (Holm over all pairs); `as_json`: write verdicts.json beside verdicts.csv."""
     import matplotlib.pyplot as plt
 
@@ -51,6 +51,7 @@ def build_report(
         landscapes,
         lessons,
         memorization,
+        modern,
         render,
         reproducibility,
         sensitivity,
@@ -69,14 +70,15 @@ def build_report(
     builders = [
         (1, convergence.TITLE, lambda: convergence.build(store, chosen, all_pairs)),
         (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen, all_pairs)),
-        (3, sensitivity.TITLE, lambda: sensitivity.build(store, (*chosen, "batch_size"))),
-        (4, batch_size.TITLE, lambda: batch_size.build(store)),
-        (5, memorization.TITLE, lambda: memorization.build(store)),
-        (6, inside.TITLE, lambda: inside.build(store)),
-        (7, landscapes.TITLE, lambda: landscapes.build(store)),
-        (8, dynamics.TITLE, lambda: dynamics.build(store, 8)),
-        (9, lessons.TITLE, lambda: lessons.build(store, 9)),
-        (10, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
+        (3, modern.TITLE, lambda: modern.build(store, 3, all_pairs)),
+        (4, sensitivity.TITLE, lambda: sensitivity.build(store, (*chosen, "batch_size"))),
+        (5, batch_size.TITLE, lambda: batch_size.build(store)),
+        (6, memorization.TITLE, lambda: memorization.build(store)),
+        (7, inside.TITLE, lambda: inside.build(store)),
+        (8, landscapes.TITLE, lambda: landscapes.build(store)),
+        (9, dynamics.TITLE, lambda: dynamics.build(store, 9)),
+        (10, lessons.TITLE, lambda: lessons.build(store, 10)),
+        (11, reproducibility.TITLE, lambda: reproducibility.build(store, argv)),
     ]
     sections, errors = [], []
     for number, title, make in builders:

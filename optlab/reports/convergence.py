@@ -109,7 +109,9 @@ def workload_result(runs: pd.DataFrame, trials, all_pairs: bool = False) -> Work
 
 def add_workload(
     section: Section, store: Store, runs: pd.DataFrame, trials, workload: str, all_pairs: bool = False
-) -> None:
+) -> WorkloadResult:
+    """The workload's heading, curves, final table, tiers, sentences and matrix added to `section`; its
+    numbers returned."""
     section.add(heading(f"Workload {workload}"))
     result = workload_result(runs, trials, all_pairs)
     failed = runs[runs["status"] != "FINISHED"]
@@ -127,7 +129,7 @@ def add_workload(
                 f"values are not comparable; its results are the time to target (section 2)."
             )
         )
-        return
+        return result
     hist = store.history(runs, label=f"{workload} histories")
     for chart in curves_figure(runs, hist, result.caption):
         section.add(chart)
@@ -162,6 +164,7 @@ def add_workload(
                 kind="warning",
             )
         )
+    return result
 
 
 def curves_figure(runs: pd.DataFrame, hist: pd.DataFrame, caption: str) -> list[Chart]:

@@ -66,7 +66,10 @@ def describe(runs: pd.DataFrame) -> str:
             data += f", label noise p={noise:g}"
         parts.append(data)
     hidden, activation, cost = _one(runs, "hidden"), _one(runs, "activation"), _one(runs, "cost")
-    if hidden is not None:
+    reference = _one(runs, "workload_ref")
+    if reference is not None:  # a user's workload: its network is in its file, not in hidden/activation
+        parts.append(f"the network of {reference}")
+    elif hidden is not None:
         parts.append(f"hidden {hidden} {activation or ''}".strip())
     if cost is not None:
         parts.append(str(cost).replace("_", "-"))

@@ -146,6 +146,9 @@ class TrainingLoop:
             self.keep_pending()
             self.finish_live("FAILED", f"error: {type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
+            # the strategy held the loop's `affords`: a cycle that would keep the strategy (and a Nevergrad
+            # optimizer's scipy thread, which hangs the interpreter at exit) alive until a garbage collection
+            self.trainer.set_allowance(None)
             if self.bar is not None:
                 self.bar.close()
         if self.recording_error is not None:  # the results exist, but the store does not hold them all

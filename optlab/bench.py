@@ -351,7 +351,7 @@ def bench_startup(sizes: Sizes, device: str) -> dict:
 def bench_many_runs(sizes: Sizes, device: str) -> dict:
     from optlab import textbook
     from optlab.engine import run_many
-    from optlab.problem import build_problem
+    from optlab.problem import build_network_problem
 
     lrs = [0.05 * 1.5**i for i in range(sizes.lrs)]
     configs = [
@@ -359,7 +359,7 @@ def bench_many_runs(sizes: Sizes, device: str) -> dict:
         for s in range(sizes.seeds)
         for lr in lrs
     ]
-    problem = build_problem(configs[0])
+    problem = build_network_problem(configs[0])
     data, shape = problem.dataset, problem.network.sizes
     batched_time = _median_time(lambda: run_many(configs), sizes.repeats)
 
@@ -414,12 +414,12 @@ def _network_flops(sizes_in: tuple[int, ...], n: int) -> float:
 
 def bench_full_batch(sizes: Sizes, device: str) -> dict:
     from optlab.engine import run
-    from optlab.problem import build_problem
+    from optlab.problem import build_network_problem
 
     config = _config(
         sizes, device, strategy="gd", lr=0.5, batch_size=None, steps=sizes.gd_steps, eval_every=sizes.gd_steps
     )
-    problem = build_problem(config)
+    problem = build_network_problem(config)
     flops = _network_flops(problem.network.sizes, problem.n_train) * sizes.gd_steps
     results = []
     _median_time(lambda: results.append(run(config, problem=problem)), sizes.repeats)
@@ -619,7 +619,7 @@ def verdicts(results: dict) -> dict[str, bool]:
 
 
 def table(results: dict) -> str:
-    rows = [("", "measurement", "optlab", "baseline", "ratio", "goal")]
+    rows: list[tuple[str, ...]] = [("", "measurement", "optlab", "baseline", "ratio", "goal")]
     if "a" in results:
         r = results["a"]
         rows.append(

@@ -61,13 +61,18 @@ def display(name: str) -> str:
     return f"{Path(parts[0]).name}:{parts[1]}"
 
 
+def reference_parts(name: str) -> tuple[str, str]:
+    """(file or module, class) of `name`, or a one-line ConfigError when it is not a reference."""
+    found = split(name)
+    if found is None:
+        raise ConfigError(f"strategy {name!r} is not a reference (path/to/file.py:Class or package.module:Class)")
+    return found
+
+
 def load_class(name: str) -> type:
     """The class a reference names, or a one-line ConfigError (missing file or module, an import that
     raises, a missing class). The caller checks what kind of class it must be."""
-    parts = split(name)
-    if parts is None:
-        raise ConfigError(f"strategy {name!r} is not a reference (path/to/file.py:Class or package.module:Class)")
-    where, cls_name = parts
+    where, cls_name = reference_parts(name)
     module = _load_file(name, where) if is_file(where) else _load_module(name, where)
     found = module
     for attribute in cls_name.split("."):
@@ -131,7 +136,7 @@ def provenance_tags(name: str) -> dict[str, str]:
     """The tags that trace a run to its optimizer's code: the full reference, and the file's SHA-256."""
     if not is_reference(name):
         return {}
-    tags = {REF_TAG: absolute(name) if is_file(split(name)[0]) else name}
+    tags = {REF_TAG: absolute(name) if is_file(reference_parts(name)[0]) else name}
     found = source(name)
     if found is not None:
         tags[SHA_TAG] = found[1]

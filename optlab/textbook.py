@@ -53,7 +53,12 @@ def train(
             out[f"{part}_accuracy"] = float((logits.argmax(1) == y).float().mean())
         return out
 
-    limit = steps if steps is not None else int(round(epochs * len(loader)))
+    if steps is not None:
+        limit = steps
+    elif epochs is not None:
+        limit = int(round(epochs * len(loader)))
+    else:
+        raise ValueError("train() needs `epochs` or `steps`")
     done, last = 0, evaluate()
     while done < limit:
         for xb, yb in loader:

@@ -7,8 +7,11 @@ the smallest last x: no run is extrapolated), and only then aggregated, point by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from optlab.analysis.stats import bootstrap_band
 
@@ -24,7 +27,7 @@ def spans_decades(values, decades: float = LOG_AXIS_DECADES) -> bool:
 
 
 def common_grid(
-    curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS, log: bool = False
+    curves: Sequence[tuple[ArrayLike, ArrayLike]], points: int = GRID_POINTS, log: bool = False
 ) -> np.ndarray:
     """The grid every curve covers (empty when they share no interval)."""
     usable = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves]

@@ -96,7 +96,7 @@ def add_config_arguments(p) -> dict:
         title = GROUPS.get(meta["role"])
         if title is not None and title not in groups:
             groups[title] = p.add_argument_group(title)
-        where = groups.get(title, p)
+        where = groups[title] if title is not None else p
         flags = [f"--{name.replace('_', '-')}"] if "--opt" not in meta["flags"] else []
         flags += list(meta["flags"])
         kind = _kind(hint)

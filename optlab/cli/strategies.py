@@ -60,5 +60,6 @@ def _list_po() -> None:
             print(f"  po:{name:<18} (cannot be listed: {exc})")
             continue
         options = ", ".join(f"{key}={option.default!r}" for key, option in cls.options.items()) or "none"
-        refused = f"  refused: {cls.refusal}" if cls.refusal else ""
+        refusal = getattr(cls, "refusal", None)  # a pytorch-optimizer class that cannot run here says why
+        refused = f"  refused: {refusal}" if refusal else ""
         print(f"  po:{name:<18}{_defaults(cls)}{refused}\n  {'':<21} -o {options}")

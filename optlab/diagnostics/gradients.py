@@ -92,14 +92,16 @@ def sample_moments(
     the chunk's first sample (so a parameter whose gradient is the same for every sample has deviations
     of exactly 0: no rounding residue for the GSNR to divide by), merged across chunks in float64."""
     count, mean, m2 = 0, None, None
+    if not len(indices):
+        raise ValueError("sample_moments needs at least one sample index")
     for part in indices.split(chunk):
-        blocks = per_sample_parts(problem, w, problem.batch(part))
+        blocks = per_sample_parts(problem, w, problem.data_batch(part))
         k = blocks[0].shape[0]
         shifted = [block - block[:1] for block in blocks]
         offsets = [d.mean(dim=0) for d in shifted]
         part_mean = torch.cat([block[0] + mu for block, mu in zip(blocks, offsets)]).to(torch.float64)
         part_m2 = torch.cat([d.sub_(mu).square_().sum(dim=0) for d, mu in zip(shifted, offsets)]).to(torch.float64)
-        if mean is None:
+        if mean is None or m2 is None:
             count, mean, m2 = k, part_mean, part_m2
             continue
         delta = part_mean - mean
@@ -107,6 +109,7 @@ def sample_moments(
         mean = mean + delta * (k / total)
         m2 = m2 + part_m2 + delta**2 * (count * k / total)
         count = total
+    assert mean is not None and m2 is not None  # at least one chunk (checked above)
     return count, mean, m2
 
 

@@ -60,7 +60,7 @@ def _loss_and_slope(problem: Problem, w: torch.Tensor, direction: torch.Tensor):
     set (one forward-mode pass), or the total loss and its derivative for a problem without samples."""
     batch = problem.batch()
     if batch is None:
-        value, slope = jvp(lambda v: problem.objective(v, None), (w,), (direction,))
+        value, slope = jvp(lambda v: problem.objective(v, None), (w,), (direction,))[:2]  # (no aux output)
         return value.reshape(1), slope.reshape(1)
 
     network, cost = getattr(problem, "network", None), getattr(problem, "cost", None)
@@ -85,12 +85,17 @@ def step_alpha(problem: Problem, start: torch.Tensor, end: torch.Tensor) -> floa
     if t == 0 or not math.isfinite(t):
         return math.nan
     direction = step / t
-    fs, dfs, fs_var, dfs_var = [], [], [], []
-    for point in (start.detach(), end.detach()):
+
+    def measured(point: torch.Tensor) -> tuple[float, float, float, float]:
+        """Mean loss, mean slope and the variances of those means at `point`."""
         losses, slopes = (x.to(torch.float64) for x in _loss_and_slope(problem, point, direction))
         n = losses.numel()
-        fs.append(float(losses.mean()))
-        dfs.append(float(slopes.mean()))
-        fs_var.append(float(losses.var()) / n if n > 1 else 0.0)
-        dfs_var.append(float(slopes.var()) / n if n > 1 else 0.0)
-    return alpha_from_fit(fit_quadratic(t, tuple(fs), tuple(dfs), tuple(fs_var), tuple(dfs_var)), t)
+        return (
+            float(losses.mean()),
+            float(slopes.mean()),
+            float(losses.var()) / n if n > 1 else 0.0,
+            float(slopes.var()) / n if n > 1 else 0.0,
+        )
+
+    (f0, df0, f0_var, df0_var), (f1, df1, f1_var, df1_var) = measured(start.detach()), measured(end.detach())
+    return alpha_from_fit(fit_quadratic(t, (f0, f1), (df0, df1), (f0_var, f1_var), (df0_var, df1_var)), t)

@@ -57,7 +57,7 @@ class Diagnostics:
         self.sharpness = Sharpness(seed=seed) if self.full else None
 
     def measure(self, problem: Problem, params: torch.Tensor, updates: tuple[torch.Tensor, ...]) -> dict[str, float]:
-        if self.initial is None:  # the loop's first evaluation is at step 0: the initial point
+        if self.initial is None or self.layers is None:  # the loop's first evaluation is at step 0: the initial point
             self.initial = params.clone()
             self.layers = layer_slices(problem)
         values = update_metrics(params, updates, self.initial, self.layers)
@@ -70,7 +70,7 @@ class Diagnostics:
             )
         else:
             values["grad_norm"] = float(full_gradient(problem, params).norm())
-        if self.full:
+        if self.sharpness is not None:  # the full tier's
             values.update(self.sharpness.measure(problem, params))
             if updates:
                 values["alpha"] = step_alpha(problem, params - updates[-1], params)

@@ -24,6 +24,13 @@ from optlab.strategies.schedules import Schedule
 EVALUATED = ("train", "val", "test")
 
 
+def _learning_rate(prepared: Prepared) -> float:
+    """The run's learning rate (prepare() fills in the strategy's default: a stackable rule has one)."""
+    if prepared.config.lr is None:
+        raise ValueError(f"{prepared.config.strategy}: a stacked run needs a learning rate")
+    return prepared.config.lr
+
+
 class StackedTrainer:
     """The Trainer of K compatible prepared runs; `preps` must be sorted by seed (rows of one seed
     draw the same batches, gathered once)."""
@@ -46,7 +53,7 @@ class StackedTrainer:
             stacked.split(self.spec, w), [p.config.momentum for p in preps], [p.config.weight_decay for p in preps]
         )
         self.layers = stacked.unflatten_parts(self.spec, self.update.params)
-        self.schedules = [Schedule.of(p.config, p.config.lr, plan.steps_per_epoch, plan.max_steps) for p in preps]
+        self.schedules = [Schedule.of(p.config, _learning_rate(p), plan.steps_per_epoch, plan.max_steps) for p in preps]
         self.constant = all(s.constant for s in self.schedules)
         self.lr_py = [s.base for s in self.schedules]
         self.lr_col = self._column(self.lr_py)

@@ -1,6 +1,6 @@
 """The shared problem: data, a network, a cost; the objective every strategy minimizes."""
 
-from optlab.problem.build import build_problem
+from optlab.problem.build import build_network_problem, build_problem
 from optlab.problem.data import DATASETS, Dataset, load_dataset
 from optlab.problem.network import NetworkSpec
 from optlab.problem.problem import Batch, Counters, NetworkProblem, Problem
@@ -16,6 +16,7 @@ __all__ = [
     "Problem",
     "TEST_FUNCTIONS",
     "TestFunctionProblem",
+    "build_network_problem",
     "build_problem",
     "load_dataset",
 ]

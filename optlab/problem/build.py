@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from optlab.errors import ConfigError
 from optlab.problem import workload_ref
 from optlab.problem.data import load_dataset
 from optlab.problem.module_problem import ModuleProblem
@@ -33,3 +34,11 @@ def build_problem(config) -> Problem:
     )
     network = NetworkSpec(dataset.n_features, tuple(config.hidden), dataset.n_classes, config.activation, config.init)
     return NetworkProblem(dataset, network, config.cost, dtype=dtype, device=config.device)
+
+
+def build_network_problem(config) -> NetworkProblem:
+    """The problem of `config` where the caller needs the reference kind (a network over a dataset)."""
+    problem = build_problem(config)
+    if not isinstance(problem, NetworkProblem):
+        raise ConfigError(f"{problem.name!r} is not a network over a dataset (a user workload or a test function)")
+    return problem

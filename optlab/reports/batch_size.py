@@ -44,6 +44,8 @@ def build(store: Store) -> Section:
     if runs is None:
         return section.add(not_run(EXPERIMENT))
     everything = store.runs(EXPERIMENT, include_tuning=True)
+    if everything is None:  # the experiment has runs, so it exists: only a store changed meanwhile gets here
+        return section.add(not_run(EXPERIMENT))
     trials = everything[everything["role"] == "tuning"]
     runs = runs[runs["batch_size"].notna() & runs["status"].isin(["FINISHED", "FAILED"])]
     tuned, fixed = runs[runs["series"] != "fixed_lr"], runs[runs["series"] == "fixed_lr"]

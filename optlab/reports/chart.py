@@ -167,7 +167,7 @@ class Chart:
             )
             for _, r in firsts.iterrows()
         }
-        return sorted(keys, key=keys.get)
+        return sorted(keys, key=lambda label: keys[label])
 
     # ---- the encodings of one legend entry ------------------------------------------------------
     def style(self, label) -> dict:

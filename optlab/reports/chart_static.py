@@ -76,7 +76,7 @@ def figure(chart: Chart | Matrix):
     fig, grid = plt.subplots(
         len(rows), len(cols), figsize=(PRINT_WIDTH, height), squeeze=False, sharex=chart.share_x, sharey=chart.share_y
     )
-    handles = {}
+    handles: dict[str, object] = {}  # legend label -> its artist
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
             ax = grid[i][j]

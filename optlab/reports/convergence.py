@@ -83,7 +83,7 @@ class WorkloadResult:
     values: pd.DataFrame | None = None  # seeds x strategies, the compared metric
     verdicts: verdict_tables.WorkloadVerdicts | None = None  # each strategy vs the best on validation
     sentences: list[str] = field(default_factory=list)
-    edges: pd.DataFrame | None = None  # selections at the edge of their grid
+    edges: pd.DataFrame = field(default_factory=pd.DataFrame)  # selections at the edge of their grid (none: empty)
 
     @property
     def caption(self) -> str:
@@ -130,6 +130,7 @@ def add_workload(
             )
         )
         return result
+    assert result.table is not None  # workload_result fills it for every workload whose runs do not stop
     hist = store.history(runs, label=f"{workload} histories")
     for chart in curves_figure(runs, hist, result.caption):
         section.add(chart)

@@ -45,7 +45,7 @@ def pick_run(store: Store) -> pd.Series | None:
 
 
 def build(store: Store) -> Section:
-    from optlab.problem import build_problem
+    from optlab.problem import NetworkProblem, build_problem
     from optlab.problem.data import load_dataset, standardization
     from optlab.tracking.recorder import load_config, load_params
 
@@ -71,6 +71,14 @@ def build(store: Store) -> Section:
             )
         )
     problem = build_problem(config)
+    if not isinstance(problem, NetworkProblem):
+        return section.add(
+            Note(
+                f"Run {run['run_id']} trained {problem.name!r}, a user workload or test function rather than a "
+                "network over image pixels: it has no first layer to draw and no digits to compare noise with, "
+                "so this section is skipped."
+            )
+        )
     w = w.to(problem.dtype)
     caption_run = (
         f"experiment {run['experiment']}; run {run['run_name']} ({run['run_id'][:8]}), strategy "

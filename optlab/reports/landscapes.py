@@ -8,7 +8,7 @@ when those strategies are installed; without `newton` the exact Newton step is c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from matplotlib.colors import LogNorm
 from optlab.errors import OptlabError
 from optlab.reports import style
 from optlab.reports.model import Figure, Note, Section
+
+if TYPE_CHECKING:
+    from optlab.problem import Problem
 
 TITLE = "Landscapes"
 SGD_NOISE = {"ravine": 0.04, "rosenbrock": 0.05}
@@ -74,9 +77,9 @@ def trajectory(function: str, strategy: str, settings: dict, steps: int) -> np.n
     prep = prepare(config)
     problem = prep.problem
     w0 = problem.init_params(0)
-    if strategy == "sgd":
-        problem = _JitteredProblem(problem, SGD_NOISE[function])
-    strat = prep.strategy_cls(problem, w0, prep.config, prep.plan)
+    # the jittered wrapper passes every other attribute through: to the strategy it is the problem
+    solved = cast("Problem", _JitteredProblem(problem, SGD_NOISE[function])) if strategy == "sgd" else problem
+    strat = prep.strategy_cls(solved, w0, prep.config, prep.plan)
     points = [w0.detach().clone()]
     for _ in range(prep.plan.max_steps or steps):
         strat.step()

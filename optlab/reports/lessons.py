@@ -284,7 +284,7 @@ def compare(values: pd.DataFrame, lesson: Lesson) -> pd.DataFrame:
 def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> tuple[int, int]:
     """(runs whose hidden units are still identical in every hidden layer, runs checked), from the final
     parameters of the given runs: identical units mean the initial symmetry was never broken."""
-    from optlab.problem import build_problem
+    from optlab.problem import NetworkProblem, build_problem
     from optlab.tracking.recorder import load_config, load_params
 
     kept = checked = 0
@@ -293,7 +293,10 @@ def symmetry_kept(store: Store, runs: pd.DataFrame, tolerance: float = 1e-6) -> 
             config, w = load_config(run.run_id, store.uri), load_params(run.run_id, store.uri)
         except Exception:  # a run without artifacts cannot be checked: it is left out, not guessed
             continue
-        spec = build_problem(config).network
+        problem = build_problem(config)
+        if not isinstance(problem, NetworkProblem):  # a user workload or test function: no hidden units to compare
+            continue
+        spec = problem.network
         if spec.n_params != w.numel():
             continue
         layers = spec.unflatten(w.double())[:-1]  # the hidden layers' incoming weights and biases

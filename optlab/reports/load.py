@@ -245,9 +245,9 @@ def implicit_workload(row: dict) -> str:
     """A workload name from a run's params: the experiment, the dataset, and every other workload setting
     (problem, budget, target) the run set to other than its default, so two runs share a name only when
     they share every workload setting. A setting the run did not record (older runs) is left out."""
-    defaults = {k: _param_text(v) for k, v in flatten_config(RunConfig()).items()}
+    defaults = {PARAM_COLUMNS.get(k, k): _param_text(v) for k, v in flatten_config(RunConfig()).items()}
     parts = []
-    for key in WORKLOAD_PARAMS:
+    for key in WORKLOAD_PARAMS:  # column names (a user workload's reference is `workload_ref`)
         value = _param_text(row.get(key))
         if key in LAYER_LISTS and isinstance(row.get(key), str) and not row[key]:
             value = "none"  # an empty list of layers is recorded as ''

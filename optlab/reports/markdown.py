@@ -80,6 +80,7 @@ def results(tracking_uri: str | None = None) -> str:
         ]
 
     computed = target.compute(store, EXPERIMENTS)
+    tables, verdicts = (computed.tables, computed.verdicts) if computed else ({}, {})
     for profile in computed.profiles if computed else []:
         out += [
             "",
@@ -102,13 +103,13 @@ def results(tracking_uri: str | None = None) -> str:
             "Time to each workload's validation target in gradient equivalents (full-training-set gradients; "
             "Kaplan-Meier median over seeds [95 % CI]; seeds that reached it):",
             "",
-            table(ttt_matrix(computed.tables, profile.workloads)),
+            table(ttt_matrix(tables, profile.workloads)),
         ]
         out += [
             "",
             "Verdicts on time to target (each strategy against the workload's best on validation):",
             "",
-            table(verdict_counts([computed.verdicts[w] for w in profile.workloads if w in computed.verdicts])),
+            table(verdict_counts([verdicts[w] for w in profile.workloads if w in verdicts])),
         ]
 
     runs, _ = workloads.gather(store, EXPERIMENTS)

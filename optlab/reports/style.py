@@ -34,9 +34,8 @@ def palette(labels) -> dict:
     labels = natural_sorted(set(map(str, labels)))  # "B=2" before "B=16": colours follow the numbers
     others = [label for label in labels if not _strategy_of(label)]
     colors = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "tab20", len(others))))
-    return {
-        label: _strategy_of(label) and strategy_colors.color(_strategy_of(label)) or colors[label] for label in labels
-    }
+    strategies = {label: _strategy_of(label) for label in labels}
+    return {label: strategy_colors.color(s) if s else colors[label] for label, s in strategies.items()}
 
 
 def sequential(n: int) -> list:

@@ -91,7 +91,7 @@ class TargetResults:
     tables: dict[str, tuple[pd.DataFrame, str]]  # workload -> (time-to-target table, caption)
     profiles: list[ProfileResult]
     timings: set
-    verdicts: dict = None  # workload -> verdict_tables.WorkloadVerdicts (time to target)
+    verdicts: dict = field(default_factory=dict)  # workload -> verdict_tables.WorkloadVerdicts (time to target)
     failed: dict[str, str] = field(default_factory=dict)  # workload -> the sentence naming its failed runs
 
 

@@ -44,6 +44,8 @@ class Option:
             raise ConfigError(f"{where} must be {_TYPE_NAMES.get(self.type, self.type.__name__)}, got {value!r}")
         if self.choices and value not in self.choices:
             raise ConfigError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return value  # bounds and finiteness are the numbers' (only numeric options declare bounds)
         if self.type is float and self.finite and not math.isfinite(value):
             raise ConfigError(f"{where} must be finite, got {value!r}")
         inside = (

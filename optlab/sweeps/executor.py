@@ -880,7 +880,8 @@ def read_selection(spec: SweepSpec, latest: dict) -> tuple[list[tuning.Trial], d
         if run is None or outcome_missing(run) is not None:
             unfinished.add(point.group)
             continue
-        trials.append(tuning.Trial(run.info.run_id, point.group, point.trial, run.info.status, dict(run.data.metrics)))
+        group, trial = point.tuning_key
+        trials.append(tuning.Trial(run.info.run_id, group, trial, run.info.status, dict(run.data.metrics)))
     selections = tuning.select(trials, spec.objective, spec.groups) if spec.objective else {}
     return trials, {group: s for group, s in selections.items() if group not in unfinished}
 
@@ -946,8 +947,9 @@ def summarize(
             row["missing"] += 1
         if point.group is not None:
             row["trials"] = point.trials or 0
-    for group, selection in selections.items():
-        rows[group]["selected"] = selection.text(spec.objective)
+    objective = spec.objective
+    for group, selection in selections.items():  # non-empty only for a sweep with an objective
+        rows[group]["selected"] = selection.text(objective) if objective is not None else selection.trial
         rows[group]["edge"] = "; ".join(flag.text() for flag in selection.edge)
     for name, declared in spec.groups.items():
         if declared.tuned and name in rows and name not in selections:

@@ -85,9 +85,9 @@ def tag(client, groups: dict[str, list]) -> None:
         else:
             best = verdicts.best_on(second[values.columns], larger_is_better=True)
         margin = declared_margin(next(iter(members.values())), metric.name)
-        rows = verdicts.comparisons(
-            values, metric, best, margin=margin, censored=censored.reindex_like(values).fillna(True) if stops else None
-        )
+        if censored is not None:
+            censored = censored.reindex_like(values).fillna(True)
+        rows = verdicts.comparisons(values, metric, best, margin=margin, censored=censored)
         names = {gid: client.get_run(gid).info.run_name or gid for gid in values.columns}
         for gid in values.columns:
             row = rows[rows["a"] == gid]

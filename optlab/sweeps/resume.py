@@ -168,7 +168,7 @@ def open_parent(client, experiment_id: str, spec, extra_params: dict | None = No
 def wait_for_orphan(worker: str | None, run_id: str, timeout: float = ORPHAN_WAIT) -> None:
     """Wait until the worker process named by a stale run is gone; refuse when it outlives `timeout`."""
     deadline = time.monotonic() + timeout
-    while owner_alive(worker):
+    while worker is not None and owner_alive(worker):
         if time.monotonic() >= deadline:
             raise OptlabError(
                 f"a worker of an earlier sweep ({worker}) is still training run {run_id}; "

@@ -109,6 +109,13 @@ class Point:
         text = self.config.config_hash() + "|" + (self.series or "") + ("|rerun" if self.role == "rerun" else "")
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def tuning_key(self) -> tuple[str, str]:
+        """(group, trial) of a point in a tuning group (every such point has both)."""
+        if self.group is None or self.trial is None:
+            raise ValueError(f"point {self.axes!r} is not a trial of a tuning group")
+        return self.group, self.trial
+
     def tags(self, sweep: str) -> dict[str, str]:
         tags = {
             "optlab.sweep": sweep,
@@ -118,8 +125,7 @@ class Point:
             "optlab.workload_hash": self.config.workload_hash(),
         }
         if self.group is not None:
-            tags["optlab.group"] = self.group
-            tags["optlab.trial"] = self.trial
+            tags["optlab.group"], tags["optlab.trial"] = self.tuning_key
         if self.trials is not None:
             tags["optlab.trials"] = str(self.trials)
         if self.role == "rerun":

@@ -27,6 +27,10 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optlab.tracking.point_recorder import StartedRun
 
 from optlab.errors import StoreError
 
@@ -61,10 +65,14 @@ class ProblemFacts:
         return self if self.data_fingerprint is not None else None
 
     def fingerprint(self) -> str:
+        if self.data_fingerprint is None:  # `dataset` is None then: nobody asks
+            raise RuntimeError("a problem without a dataset has no fingerprint")
         return self.data_fingerprint
 
     @property
     def split(self) -> str:
+        if self.data_split is None:
+            raise RuntimeError("a problem without a dataset has no split")
         return self.data_split
 
 
@@ -249,9 +257,12 @@ class _ParentGone(Exception):
 class _Server:
     """The child's side: one run at a time, driven by the parent's messages."""
 
-    def __init__(self, connection, tracking_uri: str | None):
+    def __init__(self, connection, tracking_uri: str):
         self.connection, self.tracking_uri = connection, tracking_uri
-        self.recorder, self.ended, self.error, self.problem = None, True, None, None
+        self.recorder: StartedRun | None = None
+        self.ended = True
+        self.error: str | None = None
+        self.problem: str | None = None
 
     def serve(self) -> None:
         try:
@@ -286,16 +297,15 @@ class _Server:
 
         self.recorder, self.ended, self.error, self.problem = None, False, None, None
         try:
-            self.recorder = _started_recorder(
-                experiment or config.experiment, self.tracking_uri, config, facts, plan, tags
-            )
+            recorder = _started_recorder(experiment or config.experiment, self.tracking_uri, config, facts, plan, tags)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
             self.error = _describe(exc, self.tracking_uri)
             self.reply(("error", self.error))
             return
+        self.recorder = recorder
         # a direct SQLite write of a few thousand points takes milliseconds: those are stored while the
         # run trains (through MLflow, or to a server, the parent keeps them: it must never wait on a send)
-        self.reply(("started", (self.recorder.run_id, isinstance(self.recorder, SqliteRunRecorder))))
+        self.reply(("started", (recorder.run_id, isinstance(recorder, SqliteRunRecorder))))
 
     def points(self, points) -> None:
         """Store points now; a failure is kept and turns the run FAILED at its end (its points are incomplete)."""
@@ -308,6 +318,8 @@ class _Server:
             self.problem = f"metrics: {_describe(exc, self.tracking_uri)}"
 
     def feed(self, points) -> None:
+        if self.recorder is None:
+            raise RuntimeError("points arrived before a run was started")
         for point in points:
             if point[0] == "log":
                 self.recorder.log(point[1], point[2])
@@ -336,7 +348,7 @@ class _Server:
         self.reply(("finished", ended))
 
 
-def _started_recorder(experiment: str, uri: str, config, facts, plan, tags):
+def _started_recorder(experiment: str, uri: str, config, facts, plan, tags) -> StartedRun:
     """The run started in the store: written directly when the store allows it (sqlite_recorder), else
     through MLflow."""
     from optlab.tracking.point_recorder import start_recorder

@@ -9,6 +9,26 @@ MLflow as before. `OPTLAB_STORE_WRITER=mlflow` always records through MLflow.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+
+class StartedRun(Protocol):
+    """What a started run's writer offers (SqliteRunRecorder and RunRecorder both)."""
+
+    run_id: str | None
+    status: str | None
+    reason: str | None
+
+    def log(self, step: int, values: dict[str, float]) -> None: ...
+
+    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def finish(self, status: str, reason: str | None, summary: dict, params) -> None: ...
+
+    def abort(self, status: str, reason: str) -> None: ...
+
 
 def start_recorder(
     uri: str,
@@ -19,7 +39,7 @@ def start_recorder(
     experiment: str | None = None,
     experiment_id: str | None = None,
     parent_run_id: str | None = None,
-):
+) -> StartedRun:
     """The run started in the store at `uri` (in `experiment`, a name, or `experiment_id`): written
     directly when the store allows it, else through MLflow."""
     from optlab.tracking.sqlite_recorder import NotDirect, SqliteRunRecorder
@@ -43,7 +63,7 @@ class PointRecorder:
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None = None):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.writer = None
+        self.writer: StartedRun | None = None
 
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> PointRecorder:
         self.writer = start_recorder(
@@ -69,17 +89,24 @@ class PointRecorder:
     def reason(self) -> str | None:
         return self.writer.reason if self.writer is not None else None
 
+    @property
+    def started(self) -> StartedRun:
+        """The writer of the started run (logging before `start` is a programming error)."""
+        if self.writer is None:
+            raise RuntimeError("PointRecorder: start() the run before logging to it")
+        return self.writer
+
     def log(self, step: int, values: dict[str, float]) -> None:
-        self.writer.log(step, values)
+        self.started.log(step, values)
 
     def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
-        self.writer.log_series(steps, columns)
+        self.started.log_series(steps, columns)
 
     def flush(self) -> None:
-        self.writer.flush()
+        self.started.flush()
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
-        self.writer.finish(status, reason, summary, params)
+        self.started.finish(status, reason, summary, params)
 
     def abort(self, status: str, reason: str) -> None:
         if self.writer is not None:

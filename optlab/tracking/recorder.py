@@ -84,7 +84,7 @@ class RunRecorder:
         self.experiment_id = experiment_id
         self.experiment_name = experiment
         self.parent_run_id = parent_run_id
-        self.run_id = None
+        self.run_id: str | None = None
         self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
         self._keys: list[str] = []
@@ -163,6 +163,8 @@ class RunRecorder:
     def _flush(self) -> None:
         from mlflow.entities import Metric
 
+        if self.run_id is None:
+            raise RuntimeError("RunRecorder: start() the run before logging to it")
         columns = self._keys, self._values, self._stamps, self._steps
         self._logged_keys.update(self._keys)
         self._keys, self._values, self._steps, self._stamps = [], [], [], []

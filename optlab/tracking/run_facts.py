@@ -150,12 +150,15 @@ def save_weights(params, path) -> None:
     """The final flat parameter vector as safetensors: a torch tensor, or a numpy array (the background
     store's process has no torch)."""
     if hasattr(params, "detach"):
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file as save_tensors
 
-        params = params.detach().cpu().contiguous()
+        tensor = params.detach().cpu().contiguous()
+        save_tensors({"params": tensor}, str(path), metadata=_weights_metadata(tensor.numel()))
     else:
-        from safetensors.numpy import save_file
-    count = params.numel() if hasattr(params, "numel") else params.size
-    save_file(
-        {"params": params}, str(path), metadata={"format": "optlab flat parameter vector", "n_params": str(count)}
-    )
+        from safetensors.numpy import save_file as save_arrays
+
+        save_arrays({"params": params}, str(path), metadata=_weights_metadata(params.size))
+
+
+def _weights_metadata(count: int) -> dict[str, str]:
+    return {"format": "optlab flat parameter vector", "n_params": str(count)}

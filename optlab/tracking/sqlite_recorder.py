@@ -135,6 +135,13 @@ class SqliteRunRecorder:
         self._n_params = 0
         self._folder: Path | None = None
 
+    @property
+    def folder(self) -> Path:
+        """The run's artifact folder; only a started run has one."""
+        if self._folder is None:
+            raise RuntimeError("the run has no artifact folder before start()")
+        return self._folder
+
     @classmethod
     def open(
         cls, uri: str, experiment: str | None = None, experiment_id: str | None = None, parent_run_id: str | None = None
@@ -144,27 +151,32 @@ class SqliteRunRecorder:
         path = database(uri)
         if path is None:
             return None
-        by_id = experiment is None
+        if experiment is not None:
+            column, key = "name", experiment
+        elif experiment_id is not None:
+            column, key = "experiment_id", experiment_id
+        else:  # neither a name nor an id: nothing to open
+            return None
         try:
             with closing(connect(path, read_only=True)) as connection:
                 found = connection.execute(
                     "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
-                    f"WHERE {'experiment_id' if by_id else 'name'} = ? AND workspace = ?",
-                    (int(experiment_id) if by_id else experiment, DEFAULT_WORKSPACE),
+                    f"WHERE {column} = ? AND workspace = ?",
+                    (int(key) if column == "experiment_id" else key, DEFAULT_WORKSPACE),
                 ).fetchall()
                 if len(found) != 1 or found[0][2] != "active" or local_folder(found[0][1]) is None:
                     return None
-                experiment_id, location, _ = found[0]
+                found_id, location, _ = found[0]
                 tags = dict(
                     connection.execute(
-                        "SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (experiment_id,)
+                        "SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (found_id,)
                     ).fetchall()
                 )
         except (sqlite3.Error, ValueError, TypeError):
             return None
         if not is_described(tags) or not (location.startswith("file:") or location.startswith("/")):
             return None
-        return cls(path, experiment_id, location, parent_run_id)
+        return cls(path, found_id, location, parent_run_id)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> SqliteRunRecorder:
@@ -203,12 +215,12 @@ class SqliteRunRecorder:
             raise StoreError(f"cannot create the run in {self.path}: {describe(exc)}") from exc
         self.run_id, self._n_params, self._folder = run_id, len(params), local_folder(artifact_uri)
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            with timed("artifacts"), open(self._folder / CONFIG, "w") as file:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with timed("artifacts"), open(self.folder / CONFIG, "w") as file:
                 json.dump(config.to_dict(), file, indent=2, default=str)
             for name, data in run_files(config, problem).items():
-                (self._folder / name).parent.mkdir(parents=True, exist_ok=True)
-                (self._folder / name).write_bytes(data)
+                (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (self.folder / name).write_bytes(data)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
             self.abort(
@@ -259,14 +271,14 @@ class SqliteRunRecorder:
     def _save_weights(self, params) -> None:
         try:
             with timed("artifacts"):
-                save_weights(params, self._folder / WEIGHTS)
+                save_weights(params, self.folder / WEIGHTS)
         except Exception:
             with suppress(OSError):  # a partial file is no weights
-                (self._folder / WEIGHTS).unlink(missing_ok=True)
+                (self.folder / WEIGHTS).unlink(missing_ok=True)
             raise
 
     def _discard_weights(self) -> None:
-        (self._folder / WEIGHTS).unlink(missing_ok=True)
+        (self.folder / WEIGHTS).unlink(missing_ok=True)
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""
@@ -351,9 +363,9 @@ class SqliteRunRecorder:
             lost = sorted(self._logged_keys - stored)
             if lost:
                 missing.append(f"metrics: {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} not stored")
-            if with_weights and not ((self._folder / WEIGHTS).is_file() and (self._folder / WEIGHTS).stat().st_size):
+            if with_weights and not ((self.folder / WEIGHTS).is_file() and (self.folder / WEIGHTS).stat().st_size):
                 missing.append(f"weights: {WEIGHTS} not stored")
-            if not (self._folder / CONFIG).is_file():
+            if not (self.folder / CONFIG).is_file():
                 missing.append(f"config: {CONFIG} not stored")
             return missing
         except (OSError, sqlite3.Error) as exc:

@@ -130,7 +130,7 @@ def _kind(annotation, default) -> tuple[str, bool, tuple]:
     return "any", nullable, choices
 
 
-def _signature(cls: type) -> dict[str, inspect.Parameter]:
+def _signature(cls: type[object]) -> dict[str, inspect.Parameter]:
     try:
         signature = inspect.signature(cls.__init__, eval_str=True)
     except Exception:  # annotations that do not evaluate here: read them as written

@@ -25,7 +25,10 @@ def _column(values: list[float], like: torch.Tensor) -> torch.Tensor:
 class UpdateRule:
     """One optimizer update in its two forms; `uses_momentum`: whether the run's momentum knob applies."""
 
-    uses_momentum = False
+    @property
+    def uses_momentum(self) -> bool:
+        return False
+
     state_names: tuple[str, ...] = ()
 
     def torch_optimizer(
@@ -125,7 +128,11 @@ class Adam(UpdateRule):
     beta2: float = 0.999
     eps: float = 1e-8
     decoupled: bool = False
-    uses_momentum = True
+
+    @property
+    def uses_momentum(self) -> bool:
+        return True
+
     state_names = ("exp_avg", "exp_avg_sq")
 
     def torch_optimizer(self, params, lr, momentum, weight_decay):
@@ -154,7 +161,11 @@ class RMSprop(UpdateRule):
 
     alpha: float = 0.99
     eps: float = 1e-8
-    uses_momentum = True
+
+    @property
+    def uses_momentum(self) -> bool:
+        return True
+
     state_names = ("square_avg", "momentum_buffer")
 
     def torch_optimizer(self, params, lr, momentum, weight_decay):

@@ -14,7 +14,7 @@ from optlab.strategies.registry import register_references
 
 def resolve_reference(name: str) -> type:
     cls = references.load_class(name)
-    where = references.split(name)[0]
+    where = references.reference_parts(name)[0]
     return strategy_class(cls, name, f"{cls.__name__} from {where}")
 
 

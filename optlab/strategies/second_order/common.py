@@ -3,6 +3,8 @@ an Armijo backtracking line search whose evaluations are counted."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from optlab.errors import ConfigError
@@ -12,7 +14,7 @@ from optlab.strategies.base import Strategy
 class SecondOrderStrategy(Strategy):
     family = "second-order"
     default_lr = 1.0
-    default_batch_size = None  # full batch unless batch_size is given
+    default_batch_size: ClassVar[int | None] = None  # full batch unless batch_size is given
     supports_schedule = False  # line searches and damping set the step; a learning-rate schedule would not
 
     @classmethod

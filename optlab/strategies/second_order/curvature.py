@@ -120,7 +120,7 @@ def make_operator(kind: str, problem: Problem, w: torch.Tensor, batch: Batch | N
     if kind == "hessian":
         return hessian_operator(problem, w, batch)
     if kind == "gauss_newton":
-        return gauss_newton_operator(problem, w, batch)
+        return gauss_newton_operator(problem, w, batch if batch is not None else problem.data_batch())
     raise ConfigError(f"unknown curvature {kind!r}; choose from gauss_newton, hessian")
 
 
@@ -165,9 +165,8 @@ def probe_curvature(
     A measurement, like evaluation: not counted as work done by the strategy."""
     batch = batch if batch is not None else problem.batch()
     operator = hessian_operator(problem, w, batch)
-    kwargs = dict(dtype=w.dtype, device=w.device, seed=seed)
-    top, used = power_iteration(operator, w.numel(), iters=iters, **kwargs)
-    trace = hutchinson_trace(operator, w.numel(), samples=samples, **kwargs)
+    top, used = power_iteration(operator, w.numel(), iters=iters, seed=seed, dtype=w.dtype, device=w.device)
+    trace = hutchinson_trace(operator, w.numel(), samples=samples, seed=seed, dtype=w.dtype, device=w.device)
     return {"hessian_top_eigenvalue": top, "hessian_trace": trace, "hessian_probe_products": used + samples}
 
 
@@ -191,7 +190,7 @@ def conjugate_gradient(
     """
     affordable = affordable or (lambda: True)
     warm = x0 is not None and bool(x0.abs().sum() > 0) and affordable()
-    x = x0.clone() if warm else torch.zeros_like(b)
+    x = x0.clone() if x0 is not None and warm else torch.zeros_like(b)
     r = b - operator(x) if warm else b.clone()
     used = int(warm)
     d = r.clone()

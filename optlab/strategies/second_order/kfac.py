@@ -107,7 +107,7 @@ class KFAC(SecondOrderStrategy):
 
     def __init__(self, problem, params, config, plan):
         super().__init__(problem, params, config, plan)
-        self.network = problem.network
+        self.network, self.cost_name = problem.network, problem.cost_name
         momentum = config.momentum if config.momentum is not None else self.default_momentum
         decay = config.weight_decay if config.weight_decay is not None else 0.0
         self.optimizer = torch.optim.SGD([self.w], lr=self.step_size, momentum=momentum, weight_decay=decay)
@@ -117,15 +117,15 @@ class KFAC(SecondOrderStrategy):
         self.steps = 0
 
     def refresh(self, indices) -> None:
-        batch = self.problem.batch(self.subset(indices, self.opts["curvature_batch"]))
+        batch = self.problem.data_batch(self.subset(indices, self.opts["curvature_batch"]))
         with torch.enable_grad():
             if self.opts["fisher"] == "true":
                 with torch.no_grad():
                     logits = self.network.forward(self.w, batch.x)
-                labels = sample_targets(logits, self.problem.cost_name, self.generator)
+                labels = sample_targets(logits, self.cost_name, self.generator)
             else:
                 labels = batch.y
-            inputs, deltas, _ = layer_statistics(self.network, self.w, batch.x, labels, self.problem.cost_name)
+            inputs, deltas, _ = layer_statistics(self.network, self.w, batch.x, labels, self.cost_name)
         # one forward and one backward pass on the statistics batch: a gradient's worth of work
         self.problem.counters.record(batch.size, gradients=1)
         new_a, new_g = kronecker_factors(inputs, deltas)

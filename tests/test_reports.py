@@ -480,7 +480,7 @@ def test_a_failing_section_is_one_warning_line_and_a_note_the_rest_is_built(tmp_
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if "failed" in line] == [
-        "optlab: warning: report section 7 (Landscapes) failed: ValueError: no such surface "
+        "optlab: warning: report section 8 (Landscapes) failed: ValueError: no such surface "
         "(--debug shows the traceback)"
     ]
     assert report.errors == ["Landscapes: ValueError: no such surface\nsecond line"]
@@ -546,5 +546,6 @@ def test_printed_report_has_no_near_empty_page_but_the_last_of_a_section(fixture
     printed = pages(render(fixture_report.sections, "sqlite:///fixture.db", printing=True, page_numbers_by_css=True))
     empty = near_empty(printed)
     assert len(printed) > 10
+    # the rule of a compact PDF: only the last page of a section may be under a quarter full (how many such
+    # pages a report has depends on its sections' lengths, not on the layout)
     assert [p for p in empty if not p.last_of_section] == [], f"under {NEAR_EMPTY:.0%} full: {empty}"
-    assert len(empty) <= 2, empty

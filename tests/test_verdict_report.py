@@ -79,6 +79,11 @@ def test_tier_table_groups_by_verdict_and_sentences_state_no_order_within_a_tier
     table = verdict_tables.tier_table(result)
     assert list(table["tier"]) == ["best", "equivalent to best", "worse"]
     assert list(table["strategy"]) == ["adam", "twin", "weak"]
+    import re
+
+    interval = r"^[+-]\S+ \[-?\d[\d.]*(×10\S+)?, -?\d[\d.]*(×10\S+)?\]$"  # a difference and its interval, as numbers
+    compared = table[table["strategy"] != "adam"]["difference [95 % CI]"]
+    assert all(re.match(interval, cell) for cell in compared), list(compared)
     text = " ".join(verdict_tables.sentences(result))
     assert "twin and adam are equivalent within 0.01" in text and "weak is worse than adam" in text
     assert "1 equivalent, 1 worse and 0 undecided of 2 comparisons" in text

@@ -369,7 +369,7 @@ def figure(
                 "high": at_target["high"],
                 "color": "#d62728",
                 "label": "B_simple at the target, 95 % CI "
-                "[{significant(at_target['low'])}, {significant(at_target['high'])}]",
+                f"[{significant(at_target['low'])}, {significant(at_target['high'])}]",
             }
         )
     colours = {strategy: palette.color(strategy), **REFERENCE_COLOURS, "B_simple": "#d62728", PER_SAMPLE: "#9467bd"}

@@ -154,7 +154,7 @@ def tier_table(result: WorkloadVerdicts) -> pd.DataFrame:
                 {
                     "vs best": c["verdict"],
                     "difference [95 % CI]": f"{significant(c['mean_diff'], sign=True)} "
-                    "[{significant(c['ci_low'])}, {significant(c['ci_high'])}]",
+                    f"[{significant(c['ci_low'])}, {significant(c['ci_high'])}]",
                     "test": verdicts.test_name(c["test"]),
                     "Holm p": f"{significant(c['p_adjusted'], 2)}",
                     "seeds needed": _need(c["seeds_needed"]),

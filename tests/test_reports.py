@@ -549,3 +549,17 @@ def test_printed_report_has_no_near_empty_page_but_the_last_of_a_section(fixture
     # the rule of a compact PDF: only the last page of a section may be under a quarter full (how many such
     # pages a report has depends on its sections' lengths, not on the layout)
     assert [p for p in empty if not p.last_of_section] == [], f"under {NEAR_EMPTY:.0%} full: {empty}"
+
+
+def test_the_printed_pdf_has_the_permissions_of_an_ordinary_file(tmp_path):
+    """The PDF is printed into a private temporary file and moved into place: it must end up readable as
+    any file the user writes (the umask's permissions), not private to its owner."""
+    import os
+
+    from optlab.reports import render
+    from optlab.reports.model import Note, Section
+
+    pdf = render.write_pdf([Section(1, "One", "intro", [Note("a note")])], tmp_path / "r.pdf", "sqlite:///x.db")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert pdf.stat().st_mode & 0o777 == 0o666 & ~umask

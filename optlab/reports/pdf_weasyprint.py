@@ -32,6 +32,9 @@ def print_pdf(html: Path, pdf: Path) -> Path:
     os.close(fd)
     try:
         weasyprint.HTML(filename=str(html)).write_pdf(partial)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # mkstemp's file is private; the report is an ordinary file
         os.replace(partial, pdf)
     except Exception as exc:
         raise PdfError(f"WeasyPrint failed to print {html}: {type(exc).__name__}: {exc}") from None

@@ -126,7 +126,11 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     driver = chromium()  # a fresh profile: a first-time visitor
     try:
         driver.get(f"{served['base']}/#/experiments/{served['experiment'].experiment_id}")
-        WebDriverWait(driver, 60).until(lambda d: "/runs" in d.current_url and "optlab.workload" in body_text(d))
+        reruns = [r.info.run_name for r in served["runs"] if r.data.tags.get("optlab.role") == "rerun"]
+        # the page shows its sort key and "0 matching runs" before the runs arrive: wait for the runs themselves
+        WebDriverWait(driver, 60).until(
+            lambda d: "/runs" in d.current_url and all(name in body_text(d) for name in reruns)
+        )
         text, url = body_text(driver), driver.current_url
         stored = driver.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')")
         errors = console_errors(driver)
@@ -134,7 +138,6 @@ def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
         driver.quit()
     assert "/overview" not in url and "workflowType=machine_learning" in url
     assert "No data available" not in text and "Token Usage" not in text
-    reruns = [r.info.run_name for r in served["runs"] if r.data.tags.get("optlab.role") == "rerun"]
     assert all(name in text for name in reruns)  # the reruns themselves, not a collapsed parent row
     assert "optlab.workload" in text and "optlab.strategy" in text and "val_accuracy" in text
     assert DESCRIPTION in text  # the experiment's description

@@ -301,16 +301,12 @@ def more_results(tracking_uri: str | None = None) -> str:
         f"{provenance.git_commit()[:12]}); the same tables and sentences as the report's Dynamics and Lessons "
         f"sections."
     ]
-    timings = sweep_timings(store)
-    timings = timings[timings["sweep"].isin(MORE_EXPERIMENTS)] if len(timings) else timings
-    if len(timings):
-        out += [
-            "",
-            "The sweeps (wall-clock time; load average over 1, 5 and 15 minutes at the start and end — a "
-            "loaded machine is slower):",
-            "",
-            table(timings),
-        ]
+    out += timings_lines(
+        store,
+        MORE_EXPERIMENTS,
+        "The sweeps (wall-clock time; load average over 1, 5 and 15 minutes at the start and end — a "
+        "loaded machine is slower):",
+    )
     for heading, section in (("Dynamics", dynamics.build(store)), ("Lessons", lessons.build(store))):
         out += ["", f"**{heading}**"]
         for block in section.blocks:
@@ -319,6 +315,13 @@ def more_results(tracking_uri: str | None = None) -> str:
             elif isinstance(block, Note):
                 out += ["", block.text]
     return _escaped(out)
+
+
+def timings_lines(store, experiments, intro: str) -> list[str]:
+    """The sweeps of `experiments` the store recorded, as an introduced table (none: no lines)."""
+    timings = sweep_timings(store)
+    timings = timings[timings["sweep"].isin(experiments)] if len(timings) else timings
+    return ["", intro, "", table(timings)] if len(timings) else []
 
 
 def modern_results(tracking_uri: str | None = None) -> str:
@@ -340,16 +343,12 @@ def modern_results(tracking_uri: str | None = None) -> str:
         f"{provenance.git_commit()[:12]}); the same tables and sentences as the report's section "
         f'"{modern.TITLE}". Every [low, high] is a 95 % bootstrap confidence interval over seeds.'
     ]
-    timings = sweep_timings(store)
-    timings = timings[timings["sweep"].isin(MODERN_EXPERIMENTS)] if len(timings) else timings
-    if len(timings):
-        out += [
-            "",
-            "The sweep (wall-clock time with `--workers` as listed; load average over 1, 5 and 15 minutes at the "
-            "start and end — a loaded machine is slower):",
-            "",
-            table(timings),
-        ]
+    out += timings_lines(
+        store,
+        MODERN_EXPERIMENTS,
+        "The sweep (wall-clock time with `--workers` as listed; load average over 1, 5 and 15 minutes at the "
+        "start and end — a loaded machine is slower):",
+    )
     runs, trials = modern.results(store)
     if runs is None:
         return _escaped(out)

@@ -149,4 +149,8 @@ thread-check:
 # run (a few minutes; nothing recorded). SWEEP=... estimates other files; exit status 1 above 15 minutes
 .PHONY: sweep-estimate
 sweep-estimate:
-	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS) glossary
+	$(PY) scripts/sweep_estimate.py $(if $(SWEEP),$(SWEEP),$(SUITE)) --workers $(WORKERS)
+
+# docs/glossary.md from the report's glossary (optlab/reports/glossary.py)
+glossary:
+	$(PY) -m optlab.reports.glossary > docs/glossary.md

@@ -123,3 +123,26 @@ def test_the_site_builds_with_strict(tmp_path):
     assert (site / "index.html").exists() and (site / "results" / "speed" / "index.html").exists()
     reference = (site / "reference" / "config" / "index.html").read_text(encoding="utf-8")
     assert "RunConfig" in reference and "from_dict" in reference  # mkdocstrings rendered the docstrings
+
+
+def test_every_declared_make_target_has_a_rule():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = {name for line in re.findall(r"^\.PHONY:(.*)$", makefile, flags=re.M) for name in line.split()}
+    assert {"install", "test", "sweep", "sweep-estimate", "glossary", "report"} <= phony
+    missing = []
+    for target in sorted(phony):
+        out = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0 or "No rule to make target" in out.stderr:
+            missing.append(f"{target}: {out.stderr.strip()}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_sweep_estimate_target_passes_only_arguments_its_script_accepts():
+    out = subprocess.run(
+        ["make", "-n", "sweep-estimate"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    args = out.stdout.strip().split("scripts/sweep_estimate.py", 1)[1].split()
+    files = [a for a in args if a.endswith(".toml")]
+    rest = [a for a in args if not a.endswith(".toml")]
+    assert files and all((ROOT / f).exists() for f in files), files
+    assert rest == ["--workers", "2"], rest

@@ -1,0 +1,113 @@
+"""`full_eval_every`: between full evaluation points a run measures validation only (the target, early stops
+and divergence still see every point); the first and last points and the target's point measure all three."""
+
+import pytest
+
+from optlab.config import RunConfig
+from optlab.engine import prepare, run
+from optlab.engine.loop import DIVERGENCE_FACTOR
+from optlab.engine.stacked_trainer import StackedTrainer
+from optlab.engine.trainers import StrategyTrainer
+from optlab.problem import stacked
+from optlab.problem.problem import NetworkProblem
+
+TRAINERS = ("reference", "stacked")
+OTHERS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def full_steps(result) -> list[int]:
+    return [p["step"] for p in result.history if "train_loss" in p]
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_points_between_full_ones_record_validation_only(trainer):
+    # 9 points (steps 0, 5, ..., 40): points 0, 3, 6 are full, and the last (point 8, step 40)
+    config = RunConfig(strategy="momentum", lr=0.1, dataset="digits", steps=40, eval_every=5, full_eval_every=3)
+    result = run(config, trainer=trainer)
+    assert result.status == "FINISHED", result.reason
+    assert [p["step"] for p in result.history] == list(range(0, 41, 5))
+    assert full_steps(result) == [0, 15, 30, 40]
+    for point in result.history:
+        assert {"val_loss", "val_accuracy"} <= set(point)
+        has = [k in point for k in OTHERS]
+        assert all(has) if point["step"] in (0, 15, 30, 40) else not any(has), point
+    assert set(OTHERS) <= set(result.final)
+    # the evaluation points measure, they do not train: validation is the same as with every point full
+    dense = run(config.with_updates(full_eval_every=1), trainer=trainer)
+    assert [p["val_loss"] for p in result.history] == [p["val_loss"] for p in dense.history]
+    assert all(set(OTHERS) <= set(p) for p in dense.history)
+    assert result.final["test_accuracy"] == dense.final["test_accuracy"]
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_a_validation_only_point_computes_only_the_validation_set(trainer, monkeypatch):
+    sizes = []
+    if trainer == "stacked":
+        original = stacked.loss_accuracy
+        monkeypatch.setattr(
+            stacked,
+            "loss_accuracy",
+            lambda spec, cost, layers, x, y: sizes.append(len(x)) or original(spec, cost, layers, x, y),
+        )
+    else:
+        original = NetworkProblem._loss_accuracy
+        monkeypatch.setattr(
+            NetworkProblem, "_loss_accuracy", lambda self, w, x, y: sizes.append(len(x)) or original(self, w, x, y)
+        )
+    prep = prepare(RunConfig(strategy="sgd", lr=0.1, dataset="digits", steps=3))
+    made = StackedTrainer([prep]) if trainer == "stacked" else StrategyTrainer(prep)
+    full = made.evaluate()
+    data = prep.problem.dataset
+    assert sizes == [data.n_train, data.n_val, data.n_test]
+    sizes.clear()
+    only = made.evaluate(("val",))
+    assert sizes == [data.n_val]
+    assert only == [{"val_loss": full[0]["val_loss"], "val_accuracy": full[0]["val_accuracy"]}]
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_the_point_a_target_is_reached_measures_all_three(trainer):
+    config = RunConfig(strategy="momentum", lr=0.1, dataset="digits", steps=60, eval_every=2)
+    dense = run(config, trainer=trainer)
+    accuracy = [p["val_accuracy"] for p in dense.history]
+    # a point between full ones (every 4th is full) where validation accuracy reaches a new high
+    at = next(i for i in range(1, len(accuracy) - 1) if i % 4 and accuracy[i] > max(accuracy[:i]))
+    target = accuracy[at]
+    for stop in (False, True):
+        result = run(config.with_updates(full_eval_every=4, target=target, stop_at_target=stop), trainer=trainer)
+        assert result.steps_to_target == dense.history[at]["step"]
+        point = next(p for p in result.history if p["step"] == result.steps_to_target)
+        assert set(OTHERS) <= set(point)
+        assert point["test_accuracy"] == dense.history[at]["test_accuracy"]
+        end = result.history[-1]["step"]
+        expected = {*range(0, end + 1, 8), result.steps_to_target, end}
+        assert set(full_steps(result)) == expected
+        assert (result.history[-1]["step"] == result.steps_to_target) == stop
+
+
+def test_the_default_measures_all_three_at_every_point():
+    result = run(RunConfig(strategy="adam", dataset="digits", steps=20, eval_every=2))
+    assert len(result.history) == 11
+    assert all(set(OTHERS) | {"val_loss", "val_accuracy"} <= set(p) for p in result.history)
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_a_divergence_between_full_points_is_caught_on_the_validation_loss(trainer):
+    # sgd at lr 1e30: the losses reach ~1e30, finite, by step 10 (a validation-only point here)
+    config = RunConfig(strategy="sgd", lr=1e30, dataset="digits", steps=40, eval_every=10, full_eval_every=100)
+    result = run(config, trainer=trainer)
+    assert result.status == "FAILED"
+    assert result.reason.startswith("diverged: validation loss ")
+    assert f"exceeds {DIVERGENCE_FACTOR:g} x its initial value" in result.reason
+    assert result.steps == 10
+    last = result.history[-1]
+    assert last["val_loss"] > DIVERGENCE_FACTOR * result.history[0]["val_loss"]
+    assert set(OTHERS) <= set(last)  # the point a run diverges at measures all three
+
+
+def test_the_setting_is_in_the_config_hash_only_when_set():
+    base = RunConfig(dataset="digits", lr=0.1)
+    assert "full_eval_every" not in base.values("evaluation")
+    assert base.with_updates(full_eval_every=1).config_hash() == base.config_hash()
+    assert base.with_updates(full_eval_every=5).config_hash() != base.config_hash()
+    assert base.with_updates(full_eval_every=5).workload_hash() == base.workload_hash()

@@ -209,9 +209,10 @@ class RunConfig:
         1,
         check="count",
         omit_default=True,
-        help="every Nth evaluation point also measures the training and test sets; the others measure "
-        "validation only (the first and the last point, and the point a target is reached, always "
-        "measure all three; default 1: every point)",
+        help="every Nth evaluation point also measures the training and test sets and takes the "
+        "in-training probes (diagnostics, noise scale); the others measure validation only (the first "
+        "and the last point, and the point a target is reached, always measure all three; default 1: "
+        "every point)",
     )
 
     # ---- construction -------------------------------------------------------------------

@@ -111,3 +111,15 @@ def test_the_setting_is_in_the_config_hash_only_when_set():
     assert base.with_updates(full_eval_every=1).config_hash() == base.config_hash()
     assert base.with_updates(full_eval_every=5).config_hash() != base.config_hash()
     assert base.with_updates(full_eval_every=5).workload_hash() == base.workload_hash()
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_the_probes_are_taken_at_full_points_only(trainer):
+    # the diagnostics measure the training set: a validation-only point takes none
+    config = RunConfig(
+        strategy="momentum", lr=0.1, dataset="digits", steps=40, eval_every=5, full_eval_every=3, diagnostics="cheap"
+    )
+    result = run(config, trainer=trainer)
+    assert result.status == "FINISHED", result.reason
+    probed = [p["step"] for p in result.history if any(k.startswith("diag/") for k in p)]
+    assert probed == full_steps(result) == [0, 15, 30, 40]

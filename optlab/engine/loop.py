@@ -9,8 +9,8 @@ evaluation cadence, and owns everything around the steps:
 - evaluation every `eval_interval` steps and at the end (train / validation / test loss and accuracy and
   the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py).
   With `full_eval_every` = N > 1 only every Nth point measures the training and test sets, the others
-  validation only; the first and the last point and a run's point of reaching its target (or diverging)
-  always measure all three;
+  validation only (and take no probes); the first and the last point and a run's point of reaching its
+  target (or diverging) always measure all three;
 - the budget (steps, epochs, function evaluations, training seconds), the target (a validation
   accuracy: steps and time to reach it, optionally stopping there);
 - divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
@@ -261,6 +261,7 @@ class TrainingLoop:
         self.hand_over()
         self.last_full = full
         points = self.trainer.evaluate(SPLITS if full else VALIDATION)
+        notable = []
         if not full:  # a run reaching its target or diverging here has all three measured at that point
             notable = [j for j, point in enumerate(points) if self.notable(self.rows[self.live[j]], point)]
             if notable:
@@ -277,7 +278,8 @@ class TrainingLoop:
             }
             if self.group > 1:
                 point["wall_time_share"] = self.wall / self.group
-            measured, failure = self.measure(row, j, "evaluations")
+            # the probes measure the training set (diagnostics, noise scale): taken at full points only
+            measured, failure = self.measure(row, j, "evaluations") if full or j in notable else ({}, None)
             row.recorder.log(steps, {**point, **measured})
             row.result.history.append({"step": steps, **point, **measured})
             if failure:
@@ -323,15 +325,19 @@ class TrainingLoop:
         return None
 
     def complete(self, rows: list[int]) -> None:
-        """Measure the training and test sets at the latest (validation-only) point of live rows `rows`,
-        recorded at its step and merged into the point."""
+        """Measure the training and test sets (and take the probes) at the latest, validation-only point of
+        live rows `rows`, recorded at its step and merged into the point."""
         with timed("evaluation"):
             others = self.trainer.evaluate(OTHER_SPLITS)
-        for j in rows:
-            row = self.rows[self.live[j]]
-            row.recorder.log(self.steps, others[j])
-            row.result.history[-1].update(others[j])
+            for j in rows:
+                row = self.rows[self.live[j]]
+                measured, failure = self.measure(row, j, "evaluations")
+                row.recorder.log(self.steps, {**others[j], **measured})
+                row.result.history[-1].update({**others[j], **measured})
+                if failure:
+                    self.finish(j, "FAILED", failure)
         self.last_full = True
+        self.drop_done()
 
     def measure(self, row: Row, j: int, at: str) -> tuple[dict[str, float], str | None]:
         """Run the row's probes taken `at` this point: their metrics, and the failure reason when one

@@ -65,8 +65,8 @@ class CurvatureProbe(Probe):
 
 
 class DiagnosticsProbe(Probe):
-    """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every evaluation
-    point, from the run's parameters and its last two updates."""
+    """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every full evaluation
+    point (every point unless `full_eval_every` is set), from the run's parameters and its last two updates."""
 
     name = "diagnostics"
     updates = 2  # the cosine of successive updates needs two; the ratios and alpha the last one

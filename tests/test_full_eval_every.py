@@ -1,6 +1,10 @@
 """`full_eval_every`: between full evaluation points a run measures validation only (the target, early stops
 and divergence still see every point); the first and last points and the target's point measure all three."""
 
+import math
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
 
 from optlab.config import RunConfig
@@ -10,6 +14,8 @@ from optlab.engine.stacked_trainer import StackedTrainer
 from optlab.engine.trainers import StrategyTrainer
 from optlab.problem import stacked
 from optlab.problem.problem import NetworkProblem
+from optlab.reports import plots
+from optlab.sweeps import seed_groups
 
 TRAINERS = ("reference", "stacked")
 OTHERS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -123,3 +129,44 @@ def test_the_probes_are_taken_at_full_points_only(trainer):
     assert result.status == "FINISHED", result.reason
     probed = [p["step"] for p in result.history if any(k.startswith("diag/") for k in p)]
     assert probed == full_steps(result) == [0, 15, 30, 40]
+
+
+def sparse_histories():
+    """Two runs evaluated at steps 0..10: validation at every step, the training loss at 0, 5 and 10."""
+    histories, runs = {}, []
+    for run_id, scale in (("a", 1.0), ("b", 2.0)):
+        runs.append(SimpleNamespace(info=SimpleNamespace(run_id=run_id)))
+        histories[(run_id, "gradient_equivalents")] = {s: float(s) for s in range(11)}
+        histories[(run_id, "val_loss")] = {s: scale * (11 - s) for s in range(11)}
+        histories[(run_id, "train_loss")] = {s: scale * (10 - s) for s in (0, 5, 10)}
+    return histories, runs
+
+
+def test_seed_group_mean_curves_cover_sparse_training_curves_end_to_end():
+    histories, runs = sparse_histories()
+    curves = seed_groups.mean_curves(histories, runs)
+    train = [v for key, _, v in curves if key == "train_loss"]
+    val = [v for key, _, v in curves if key == "val_loss"]
+    assert len(train) == len(val) == seed_groups.GRID_POINTS
+    assert train[0] == pytest.approx(1.5 * 10) and train[-1] == pytest.approx(0.0)  # first and last: full points
+    assert val[0] == pytest.approx(1.5 * 11) and val[-1] == pytest.approx(1.5)
+
+
+def test_report_bands_span_the_whole_run_when_training_points_are_sparse():
+    histories, _ = sparse_histories()
+    rows = [
+        {
+            "run_id": r,
+            "label": "adam",
+            "step": s,
+            "epoch": x,
+            "train_loss": histories[(r, "train_loss")].get(s, math.nan),
+        }
+        for (r, key), points in histories.items()
+        if key == "gradient_equivalents"
+        for s, x in points.items()
+    ]
+    band = plots.bands(pd.DataFrame(rows), "epoch", "train_loss", "label")["adam"]
+    assert band["x"].iloc[0] == 0.0 and band["x"].iloc[-1] == 10.0
+    assert band["mean"].notna().all()
+    assert band["mean"].iloc[0] == pytest.approx(15.0) and band["mean"].iloc[-1] == pytest.approx(0.0)

@@ -10,6 +10,7 @@ import pytest
 from optlab.config import RunConfig
 from optlab.engine import prepare, run
 from optlab.engine.loop import DIVERGENCE_FACTOR
+from optlab.engine.runner import group_key
 from optlab.engine.stacked_trainer import StackedTrainer
 from optlab.engine.trainers import StrategyTrainer
 from optlab.problem import stacked
@@ -170,3 +171,38 @@ def test_report_bands_span_the_whole_run_when_training_points_are_sparse():
     assert band["x"].iloc[0] == 0.0 and band["x"].iloc[-1] == 10.0
     assert band["mean"].notna().all()
     assert band["mean"].iloc[0] == pytest.approx(15.0) and band["mean"].iloc[-1] == pytest.approx(0.0)
+
+
+USER_WORKLOAD = """
+import torch
+import optlab
+
+
+def blobs():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 5, generator=g) * 3
+
+    def split(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        return centers[y] + torch.randn(n, 5, generator=g), y
+
+    model = lambda: torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    return optlab.Workload(name="blobs", model=model, train=split(200), val=split(60), test=split(60))
+"""
+
+
+def test_a_users_workload_measures_validation_only_between_full_points(tmp_path):
+    path = tmp_path / "wl.py"
+    path.write_text(USER_WORKLOAD)
+    config = {"workload": f"{path}:blobs", "strategy": "adam", "lr": 0.05, "steps": 12, "batch_size": 16}
+    result = run({**config, "eval_every": 2, "full_eval_every": 4})
+    assert result.status == "FINISHED", result.reason
+    assert full_steps(result) == [0, 8, 12]
+    assert all("val_accuracy" in p for p in result.history)
+    assert not any(k in p for p in result.history if p["step"] in (2, 4, 6, 10) for k in OTHERS)
+
+
+def test_runs_with_another_full_eval_every_never_share_a_stacked_program():
+    config = RunConfig(strategy="momentum", lr=0.1, dataset="digits", steps=10)
+    same, other = prepare(config.with_updates(seed=1)), prepare(config.with_updates(seed=2, full_eval_every=3))
+    assert group_key(prepare(config)) == group_key(same) != group_key(other)

@@ -210,9 +210,8 @@ class RunConfig:
         check="count",
         omit_default=True,
         help="every Nth evaluation point also measures the training and test sets and takes the "
-        "in-training probes (diagnostics, noise scale); the others measure validation only (the first "
-        "and the last point, and the point a target is reached, always measure all three; default 1: "
-        "every point)",
+        "diagnostics; the others measure validation only (the first and the last point, and the point "
+        "a target is reached, always measure all three; default 1: every point)",
     )
 
     # ---- construction -------------------------------------------------------------------

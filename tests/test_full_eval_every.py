@@ -121,15 +121,24 @@ def test_the_setting_is_in_the_config_hash_only_when_set():
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)
-def test_the_probes_are_taken_at_full_points_only(trainer):
-    # the diagnostics measure the training set: a validation-only point takes none
+def test_the_diagnostics_follow_the_full_points_and_the_noise_probe_its_own_schedule(trainer):
+    # the diagnostics measure the training set at full points only; the noise-scale probe keeps its doubling
+    # schedule (step 0, then the first point at or after steps 10, 20, 40)
     config = RunConfig(
-        strategy="momentum", lr=0.1, dataset="digits", steps=40, eval_every=5, full_eval_every=3, diagnostics="cheap"
+        strategy="momentum",
+        lr=0.1,
+        dataset="digits",
+        steps=40,
+        eval_every=5,
+        full_eval_every=3,
+        diagnostics="cheap",
+        probe_noise_scale=True,
     )
     result = run(config, trainer=trainer)
     assert result.status == "FINISHED", result.reason
-    probed = [p["step"] for p in result.history if any(k.startswith("diag/") for k in p)]
-    assert probed == full_steps(result) == [0, 15, 30, 40]
+    diagnosed = [p["step"] for p in result.history if any(k.startswith("diag/") for k in p)]
+    assert diagnosed == full_steps(result) == [0, 15, 30, 40]
+    assert [p["step"] for p in result.history if "noise_g2" in p] == [0, 10, 20, 40]
 
 
 def sparse_histories():

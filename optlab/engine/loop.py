@@ -9,8 +9,9 @@ evaluation cadence, and owns everything around the steps:
 - evaluation every `eval_interval` steps and at the end (train / validation / test loss and accuracy and
   the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py).
   With `full_eval_every` = N > 1 only every Nth point measures the training and test sets, the others
-  validation only (and take no probes); the first and the last point and a run's point of reaching its
-  target (or diverging) always measure all three;
+  validation only (and take only the probes at "evaluations", not those at "full_evaluations"); the
+  first and the last point and a run's point of reaching its target (or diverging) always measure all
+  three;
 - the budget (steps, epochs, function evaluations, training seconds), the target (a validation
   accuracy: steps and time to reach it, optionally stopping there);
 - divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
@@ -55,6 +56,7 @@ from optlab.tracking.accounting import timed
 DIVERGENCE_FACTOR = 100.0
 VALIDATION = ("val",)  # what a point between full points measures: the target and early stops read it
 OTHER_SPLITS = tuple(s for s in SPLITS if s not in VALIDATION)
+EVERY_POINT = ("evaluations", "full_evaluations")  # the probes a full point takes (probes.Probe.at)
 
 
 class Recorder(Protocol):
@@ -278,8 +280,7 @@ class TrainingLoop:
             }
             if self.group > 1:
                 point["wall_time_share"] = self.wall / self.group
-            # the probes measure the training set (diagnostics, noise scale): taken at full points only
-            measured, failure = self.measure(row, j, "evaluations") if full or j in notable else ({}, None)
+            measured, failure = self.measure(row, j, EVERY_POINT if full or j in notable else ("evaluations",))
             row.recorder.log(steps, {**point, **measured})
             row.result.history.append({"step": steps, **point, **measured})
             if failure:
@@ -331,7 +332,7 @@ class TrainingLoop:
             others = self.trainer.evaluate(OTHER_SPLITS)
             for j in rows:
                 row = self.rows[self.live[j]]
-                measured, failure = self.measure(row, j, "evaluations")
+                measured, failure = self.measure(row, j, ("full_evaluations",))
                 row.recorder.log(self.steps, {**others[j], **measured})
                 row.result.history[-1].update({**others[j], **measured})
                 if failure:
@@ -339,10 +340,10 @@ class TrainingLoop:
         self.last_full = True
         self.drop_done()
 
-    def measure(self, row: Row, j: int, at: str) -> tuple[dict[str, float], str | None]:
+    def measure(self, row: Row, j: int, at: tuple[str, ...]) -> tuple[dict[str, float], str | None]:
         """Run the row's probes taken `at` this point: their metrics, and the failure reason when one
         raised (the requested measurement is then missing, and the run must say so)."""
-        probes = [p for p in row.probes if p.at == at]
+        probes = [p for p in row.probes if p.at in at]
         if not probes:
             return {}, None
         params = self.trainer.params(j)
@@ -382,7 +383,7 @@ class TrainingLoop:
         """Record live row j's end; the trainer drops it at the next drop_done."""
         row = self.rows[self.live[j]]
         if status == "FINISHED":
-            measured, failure = self.measure(row, j, "end")
+            measured, failure = self.measure(row, j, ("end",))
             if measured:
                 row.recorder.log(self.steps, measured)
             if failure:

@@ -204,6 +204,15 @@ class RunConfig:
     device: str = setting("device", "cpu", help="cpu (default) | cuda")
     experiment: str = setting("identity", "default", flags=("-e",), help="MLflow experiment name (default 'default')")
     run_name: str | None = setting("identity", help="the run's display name")
+    full_eval_every: int = setting(
+        "evaluation",
+        1,
+        check="count",
+        omit_default=True,
+        help="every Nth evaluation point also measures the training and test sets and takes the "
+        "diagnostics; the others measure validation only (the first and the last point, and the point "
+        "a target is reached, always measure all three; default 1: every point)",
+    )
 
     # ---- construction -------------------------------------------------------------------
     @classmethod

@@ -7,11 +7,16 @@ evaluation cadence, and owns everything around the steps:
   per-step metrics are buffered in memory and handed to the recorders at evaluations, and each run is
   finished with its status, summary and final parameters;
 - evaluation every `eval_interval` steps and at the end (train / validation / test loss and accuracy and
-  the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py);
+  the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py).
+  With `full_eval_every` = N > 1 only every Nth point measures the training and test sets, the others
+  validation only (and take only the probes at "evaluations", not those at "full_evaluations"); the
+  first and the last point and a run's point of reaching its target (or diverging) always measure all
+  three;
 - the budget (steps, epochs, function evaluations, training seconds), the target (a validation
   accuracy: steps and time to reach it, optionally stopping there);
 - divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
-  or when the training loss at an evaluation exceeds DIVERGENCE_FACTOR times its initial value;
+  or when the training loss at an evaluation exceeds DIVERGENCE_FACTOR times its initial value; at a
+  validation-only point the validation loss is held to the same rule against its own initial value;
 - KILLED on Ctrl-C (the interrupt is re-raised after every live run is recorded) and FAILED with the
   error and its traceback when anything inside training raises. A recorder that cannot record a run's
   end does not stop the others from being recorded; its error is raised once all are done.
@@ -39,6 +44,7 @@ from optlab.engine.probes import Probe, ProbeInput, probes_for
 from optlab.engine.result import RunResult
 from optlab.engine.trainers import Column, Trainer
 from optlab.problem import Counters, Problem
+from optlab.problem.problem import SPLITS
 from optlab.strategies import Plan
 from optlab.strategies.base import BudgetSpent
 from optlab.tracking.accounting import timed
@@ -48,6 +54,9 @@ from optlab.tracking.accounting import timed
 # run that is still learning reaches; the squared-error cost is bounded (at most 10) and so only ever
 # diverges to nan or inf.
 DIVERGENCE_FACTOR = 100.0
+VALIDATION = ("val",)  # what a point between full points measures: the target and early stops read it
+OTHER_SPLITS = tuple(s for s in SPLITS if s not in VALIDATION)
+EVERY_POINT = ("evaluations", "full_evaluations")  # the probes a full point takes (probes.Probe.at)
 
 
 class Recorder(Protocol):
@@ -77,7 +86,8 @@ class Row:
     tags: dict = field(default_factory=dict)
     probes: list[Probe] = field(default_factory=list)
     result: RunResult = field(init=False, repr=False)  # set when the loop starts
-    initial_loss: float | None = None
+    initial_loss: float | None = None  # the training loss at the first evaluation
+    initial_val_loss: float | None = None  # the validation loss there (divergence at validation-only points)
     done: bool = False
 
     @classmethod
@@ -106,6 +116,9 @@ class TrainingLoop:
         self.budget = first.config.budget  # a property that builds a dict: read once, checked every step
         self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
         self.every = eval_interval(first.config, first.plan)
+        self.full_every = first.config.full_eval_every
+        self.points = 0  # evaluation points taken so far
+        self.last_full = False  # whether the latest point measured every split
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
         self.spent = False  # a strategy found the budget too small for its next piece of work
@@ -132,9 +145,11 @@ class TrainingLoop:
             while self.live and not self.budget_used():
                 self.step()
                 if self.steps % self.every == 0 and self.live:
-                    self.evaluate()
+                    self.evaluate(last=self.budget_used())
             if self.live and self.rows[self.live[0]].result.history[-1]["step"] != self.steps:
-                self.evaluate()
+                self.evaluate(last=True)
+            elif self.live and not self.last_full:  # the budget ended on a validation-only point
+                self.complete(list(range(len(self.live))))
             self.hand_over()
             for j in range(len(self.live)):
                 self.finish(j, "FINISHED", None)
@@ -239,13 +254,22 @@ class TrainingLoop:
         return out
 
     # ---- evaluation, target, divergence -----------------------------------------------------------
-    def evaluate(self) -> None:
+    def evaluate(self, last: bool = False) -> None:
         with timed("evaluation"):
-            self._evaluate()
+            self._evaluate(full=last or self.points % self.full_every == 0)
+        self.points += 1
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, full: bool) -> None:
         self.hand_over()
-        points = self.trainer.evaluate()
+        self.last_full = full
+        points = self.trainer.evaluate(SPLITS if full else VALIDATION)
+        notable = []
+        if not full:  # a run reaching its target or diverging here has all three measured at that point
+            notable = [j for j, point in enumerate(points) if self.notable(self.rows[self.live[j]], point)]
+            if notable:
+                others = self.trainer.evaluate(OTHER_SPLITS)
+                for j in notable:
+                    points[j] = {**others[j], **points[j]}
         for j, r in enumerate(self.live):
             row, steps = self.rows[r], self.steps
             point = {
@@ -256,13 +280,13 @@ class TrainingLoop:
             }
             if self.group > 1:
                 point["wall_time_share"] = self.wall / self.group
-            measured, failure = self.measure(row, j, "evaluations")
+            measured, failure = self.measure(row, j, EVERY_POINT if full or j in notable else ("evaluations",))
             row.recorder.log(steps, {**point, **measured})
             row.result.history.append({"step": steps, **point, **measured})
             if failure:
                 self.finish(j, "FAILED", failure)
                 continue
-            diverged = self.divergence(row, point.get("train_loss"))
+            diverged = self.divergence(row, point, full)
             if diverged:
                 self.finish(j, "FAILED", diverged)
             elif _reached(row.config, point) and row.result.steps_to_target is None:
@@ -274,25 +298,52 @@ class TrainingLoop:
             self.bar.set_postfix_str(_postfix(self.rows[self.live[0]].result.history[-1]), refresh=False)
         self.drop_done()
 
-    def divergence(self, row: Row, loss: float | None) -> str | None:
-        """The reason a run diverged at this evaluation, or None."""
-        if loss is None:
+    def notable(self, row: Row, point: dict[str, float]) -> bool:
+        """Whether the run first reaches its target or diverges at this validation-only point (so the point
+        measures every split). Asked before the point is recorded; it changes nothing."""
+        reached = row.result.steps_to_target is None and _reached(row.config, point)
+        return reached or self.divergence(row, point, full=False) is not None
+
+    def divergence(self, row: Row, point: dict[str, float], full: bool = True) -> str | None:
+        """The reason a run diverged at this evaluation, or None: its training loss (at a validation-only
+        point, `full` False: its validation loss) non-finite or above DIVERGENCE_FACTOR x the same loss at
+        the first point, which measures every split and sets both initial values."""
+        if row.initial_loss is None and row.initial_val_loss is None:
+            row.initial_loss, row.initial_val_loss = point.get("train_loss"), point.get("val_loss")
+        if not full and "val_loss" in point:
+            loss, name, initial = point["val_loss"], "validation", row.initial_val_loss
+        elif "train_loss" in point:
+            loss, name, initial = point["train_loss"], "train", row.initial_loss
+        else:
             return None
-        if row.initial_loss is None:
-            row.initial_loss = loss
         if not math.isfinite(loss):
-            return f"diverged: train loss became {loss} at step {self.steps}"
-        if row.initial_loss > 0 and loss > DIVERGENCE_FACTOR * row.initial_loss:
+            return f"diverged: {name} loss became {loss} at step {self.steps}"
+        if initial is not None and initial > 0 and loss > DIVERGENCE_FACTOR * initial:
             return (
-                f"diverged: train loss {significant(loss, 4)} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
-                f"{significant(row.initial_loss, 4)} at step {self.steps}"
+                f"diverged: {name} loss {significant(loss, 4)} exceeds {DIVERGENCE_FACTOR:g} x its initial value "
+                f"{significant(initial, 4)} at step {self.steps}"
             )
         return None
 
-    def measure(self, row: Row, j: int, at: str) -> tuple[dict[str, float], str | None]:
+    def complete(self, rows: list[int]) -> None:
+        """Measure the training and test sets (and take the probes) at the latest, validation-only point of
+        live rows `rows`, recorded at its step and merged into the point."""
+        with timed("evaluation"):
+            others = self.trainer.evaluate(OTHER_SPLITS)
+            for j in rows:
+                row = self.rows[self.live[j]]
+                measured, failure = self.measure(row, j, ("full_evaluations",))
+                row.recorder.log(self.steps, {**others[j], **measured})
+                row.result.history[-1].update({**others[j], **measured})
+                if failure:
+                    self.finish(j, "FAILED", failure)
+        self.last_full = True
+        self.drop_done()
+
+    def measure(self, row: Row, j: int, at: tuple[str, ...]) -> tuple[dict[str, float], str | None]:
         """Run the row's probes taken `at` this point: their metrics, and the failure reason when one
         raised (the requested measurement is then missing, and the run must say so)."""
-        probes = [p for p in row.probes if p.at == at]
+        probes = [p for p in row.probes if p.at in at]
         if not probes:
             return {}, None
         params = self.trainer.params(j)
@@ -332,7 +383,7 @@ class TrainingLoop:
         """Record live row j's end; the trainer drops it at the next drop_done."""
         row = self.rows[self.live[j]]
         if status == "FINISHED":
-            measured, failure = self.measure(row, j, "end")
+            measured, failure = self.measure(row, j, ("end",))
             if measured:
                 row.recorder.log(self.steps, measured)
             if failure:

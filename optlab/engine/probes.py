@@ -9,7 +9,9 @@ the run (a torch.optim strategy alone or a row of a stacked program).
 
 Contract (what a new probe implements):
   - `name`: a short identifier, used in failure reasons ("probe curvature: ...");
-  - `at`: "evaluations" (every evaluation point, the initial one included) or "end" (once, at the
+  - `at`: "evaluations" (every evaluation point, the initial one included), "full_evaluations" (the
+    points that also measure the training and test sets: every point unless `full_eval_every` is set;
+    for measurements of the training set whose density may follow those curves) or "end" (once, at the
     final point of a run that finishes);
   - `updates`: how many of the run's most recent parameter updates it needs (w after a step minus w
     before it, oldest first). 0 costs nothing; n > 0 makes the loop keep a copy of every live row's
@@ -44,7 +46,7 @@ class ProbeInput:
 
 class Probe:
     name: ClassVar[str]
-    at: ClassVar[str] = "evaluations"  # "evaluations" | "end"
+    at: ClassVar[str] = "evaluations"  # "evaluations" | "full_evaluations" | "end"
     updates: ClassVar[int] = 0
 
     def measure(self, run: ProbeInput) -> dict[str, float]:
@@ -65,10 +67,11 @@ class CurvatureProbe(Probe):
 
 
 class DiagnosticsProbe(Probe):
-    """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every evaluation
-    point, from the run's parameters and its last two updates."""
+    """`--diagnostics cheap|full`: the in-training diagnostics (optlab.diagnostics) at every full evaluation
+    point (every point unless `full_eval_every` is set), from the run's parameters and its last two updates."""
 
     name = "diagnostics"
+    at = "full_evaluations"
     updates = 2  # the cosine of successive updates needs two; the ratios and alpha the last one
 
     def __init__(self, config: RunConfig):

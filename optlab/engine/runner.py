@@ -57,6 +57,7 @@ def group_key(prep: Prepared) -> tuple | None:
         plan.max_steps,
         tuple(sorted(c.budget.items())),
         eval_interval(c, plan),
+        c.full_eval_every,
         c.log_every,
         prep.problem.n_train,
         c.order,

@@ -18,10 +18,8 @@ import torch
 
 from optlab.engine.planning import Prepared
 from optlab.problem import Counters, stacked
-from optlab.problem.problem import NetworkProblem, epoch_batches
+from optlab.problem.problem import SPLITS, NetworkProblem, epoch_batches
 from optlab.strategies.schedules import Schedule
-
-EVALUATED = ("train", "val", "test")
 
 
 def _learning_rate(prepared: Prepared) -> float:
@@ -102,17 +100,14 @@ class StackedTrainer:
         self.taken += 1
         return {"batch_loss": loss, "grad_norm": grad_norm, "lr": lr_now}
 
-    def evaluate(self) -> list[dict[str, float]]:
-        ds = self.data
+    def evaluate(self, splits: tuple[str, ...] = SPLITS) -> list[dict[str, float]]:
         columns: list[torch.Tensor] = []
-        for _part, x, y in (
-            ("train", ds.x_train, self.y_train),
-            ("val", ds.x_val, ds.y_val),
-            ("test", ds.x_test, ds.y_test),
-        ):
+        for split in splits:
+            x, y = self.data.part(split)
+            y = self.y_train if split == "train" else y  # the rows' own (noisy) training labels
             columns.extend(stacked.loss_accuracy(self.spec, self.cost, self.layers, x, y))
-        values = torch.stack(columns).cpu().tolist()  # (6, K)
-        names = [f"{part}_{kind}" for part in EVALUATED for kind in ("loss", "accuracy")]
+        values = torch.stack(columns).cpu().tolist()  # (2 x splits, K)
+        names = [f"{split}_{kind}" for split in splits for kind in ("loss", "accuracy")]
         return [{name: values[i][j] for i, name in enumerate(names)} for j in range(len(values[0]))]
 
     def params(self, j: int) -> torch.Tensor:

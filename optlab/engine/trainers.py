@@ -16,6 +16,7 @@ import torch
 
 from optlab.engine.planning import Prepared
 from optlab.problem import Counters
+from optlab.problem.problem import SPLITS
 
 # one value per live row: a (K,) tensor (kept on device until the loop hands metrics over) or a list
 Column = torch.Tensor | Sequence[float]
@@ -26,8 +27,9 @@ class Trainer(Protocol):
         """One optimizer step of every live row. Returns per-step metrics, one value per row:
         `batch_loss` (what divergence is checked on), `grad_norm`, `lr`, and any strategy extras."""
 
-    def evaluate(self) -> list[dict[str, float]]:
-        """Loss and accuracy on train, validation and test (uncounted), one dict per live row."""
+    def evaluate(self, splits: tuple[str, ...] = SPLITS) -> list[dict[str, float]]:
+        """Loss and accuracy on each of `splits` (train, validation, test by default; uncounted), one dict
+        per live row."""
 
     def params(self, j: int) -> torch.Tensor:
         """Row j's current parameters as a flat vector (a copy)."""
@@ -61,8 +63,8 @@ class StrategyTrainer:
             observed["lr"] = self.strategy.lr
         return {key: [value] for key, value in observed.items() if value is not None}
 
-    def evaluate(self) -> list[dict[str, float]]:
-        return [self.problem.evaluate(self.strategy.params())]
+    def evaluate(self, splits: tuple[str, ...] = SPLITS) -> list[dict[str, float]]:
+        return [self.problem.evaluate(self.strategy.params(), splits)]
 
     def params(self, j: int) -> torch.Tensor:
         return self.strategy.params().detach().clone()

@@ -61,6 +61,12 @@ class Dataset:
         """train/validation/test sizes, as recorded in the `optlab.split` tag."""
         return f"{self.n_train}/{self.n_val}/{self.n_test}"
 
+    def part(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs and labels of one split: "train", "val" or "test"."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}; choose from train, val, test")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
     def fingerprint(self) -> str:
         """Short SHA-256 over the exact tensors and split: equal fingerprints, equal data."""
         digest = hashlib.sha256()

@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from optlab.errors import ConfigError
 from optlab.problem.data import Dataset
-from optlab.problem.problem import Batch, BatchSampler, Problem, epoch_steps
+from optlab.problem.problem import SPLITS, Batch, BatchSampler, Problem, epoch_steps
 from optlab.problem.workload import Workload
 
 EVAL_CHUNK = 1000  # samples per forward pass when evaluating a whole split (bounds activation memory)
@@ -173,16 +173,13 @@ class ModuleProblem(Problem):
         n = x.shape[0]
         return total / n, (correct / n if self.classification else None)
 
-    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
-        """Loss (and accuracy, for class labels) on the training, validation and test sets (uncounted)."""
-        ds, point = self.dataset, {}
-        for part, x, y in (
-            ("train", ds.x_train, ds.y_train),
-            ("val", ds.x_val, ds.y_val),
-            ("test", ds.x_test, ds.y_test),
-        ):
-            loss, accuracy = self._loss_accuracy(w, x, y)
-            point[f"{part}_loss"] = loss
+    def evaluate(self, w: torch.Tensor, splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
+        """Loss (and accuracy, for class labels) on the training, validation and test sets, or those of
+        `splits` (uncounted)."""
+        point = {}
+        for split in splits:
+            loss, accuracy = self._loss_accuracy(w, *self.dataset.part(split))
+            point[f"{split}_loss"] = loss
             if accuracy is not None:
-                point[f"{part}_accuracy"] = accuracy
+                point[f"{split}_accuracy"] = accuracy
         return point

@@ -18,6 +18,9 @@ from optlab.problem.cost import COSTS
 from optlab.problem.data import Dataset
 from optlab.problem.network import NetworkSpec
 
+# the data splits an evaluation point measures loss and accuracy on; the loop may ask for fewer
+SPLITS = ("train", "val", "test")
+
 
 @dataclass
 class Counters:
@@ -199,7 +202,9 @@ class Problem:
             (grad,) = torch.autograd.grad(value, w)
         return value.detach(), grad
 
-    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
+    def evaluate(self, w: torch.Tensor, splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
+        """Uncounted loss (and accuracy) at w on each of `splits` (a subset of SPLITS), keyed
+        `{split}_loss` / `{split}_accuracy`."""
         raise NotImplementedError
 
 
@@ -256,16 +261,13 @@ class NetworkProblem(Problem):
         logits = self.network.forward(w, x)
         return float(self.cost(logits, y)), float((logits.argmax(dim=-1) == y).to(torch.float64).mean())
 
-    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
-        """Loss and accuracy on the training, validation and test sets (uncounted, like AlgoPerf's)."""
-        ds = self.dataset
+    def evaluate(self, w: torch.Tensor, splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
+        """Loss and accuracy on the training, validation and test sets, or those of `splits` (uncounted,
+        like AlgoPerf's)."""
         point = {}
-        for part, x, y in (
-            ("train", ds.x_train, ds.y_train),
-            ("val", ds.x_val, ds.y_val),
-            ("test", ds.x_test, ds.y_test),
-        ):
-            point[f"{part}_loss"], point[f"{part}_accuracy"] = self._loss_accuracy(w, x, y)
+        for split in splits:
+            x, y = self.dataset.part(split)
+            point[f"{split}_loss"], point[f"{split}_accuracy"] = self._loss_accuracy(w, x, y)
         return point
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from optlab.problem.problem import Batch, Problem
+from optlab.problem.problem import SPLITS, Batch, Problem
 
 
 def ravine(w: torch.Tensor) -> torch.Tensor:
@@ -65,6 +65,8 @@ class TestFunctionProblem(Problem):
     def objective_many(self, ws: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         return self.function(ws)
 
-    def evaluate(self, w: torch.Tensor) -> dict[str, float]:
+    def evaluate(self, w: torch.Tensor, splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
+        """The function's value, whatever the splits: a test function has no data to split (and no
+        validation set), so every evaluation point measures it."""
         with torch.no_grad():
             return {"train_loss": float(self.function(w))}

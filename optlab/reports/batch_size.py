@@ -188,9 +188,9 @@ def reference_batch(probe: pd.DataFrame, points: int = 4):
 
 
 def per_sample_noise(store: Store, runs: pd.DataFrame, reference) -> pd.DataFrame:
-    """B_simple from per-sample gradients (metric diag/b_simple, logged by the diagnostics at every evaluation)
-    of the reruns at one batch size (the probe's reference, else the one closest to 32): per step, the mean
-    over runs and their range."""
+    """B_simple from per-sample gradients (metric diag/b_simple, logged by the diagnostics at every full
+    evaluation point) of the reruns at one batch size (the probe's reference, else the one closest to 32): per
+    step, the mean over runs and their range."""
     columns = ["step", "b_simple", "low", "high", "runs", "batch_size"]
     sizes = runs["batch_size"].dropna().unique()
     if reference is None and len(sizes):

@@ -125,7 +125,7 @@ def programs(points, workers: int, batched: bool):
 
     problems = {}
     out = []
-    for chunk in chunk_points(points, workers):
+    for chunk in chunk_points(points, workers, batched):
         groups = defaultdict(list)
         for point in chunk:
             c = point.config

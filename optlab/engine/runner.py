@@ -19,6 +19,7 @@ from optlab.engine.trainers import StrategyTrainer
 from optlab.errors import ConfigError
 from optlab.problem import Problem, build_problem
 from optlab.problem.problem import NetworkProblem
+from optlab.strategies import resolve
 from optlab.tracking.accounting import timed
 
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
@@ -28,16 +29,17 @@ TRAINER_TAG = "optlab.trainer"  # which trainer stepped the run: "stacked" (a ba
 SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
+def may_stack(config: RunConfig) -> bool:
+    """Whether a run of this config can share a stacked program, from the config alone: its strategy
+    declares a batched form and it sets no strategy options (the problem is checked by `stackable`)."""
+    cls = resolve(config.strategy)
+    return cls.batched_rule() is not None and config.strategy == cls.name and not config.options
+
+
 def stackable(prep: Prepared) -> bool:
-    """Whether the stacked trainer can train this run: its strategy declares a batched form and the
-    problem is a network on data."""
-    cls, c = prep.strategy_cls, prep.config
-    return (
-        cls.batched_rule() is not None
-        and c.strategy == cls.name
-        and not c.options
-        and isinstance(prep.problem, NetworkProblem)
-    )
+    """Whether the stacked trainer can train this run: its config may stack and the problem is a network
+    on data."""
+    return may_stack(prep.config) and isinstance(prep.problem, NetworkProblem)
 
 
 def group_key(prep: Prepared) -> tuple | None:

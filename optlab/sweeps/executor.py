@@ -569,7 +569,7 @@ def run_phase(
                 context.threads,
                 created_at=time.time(),
             )
-            for chunk in chunk_points(pending, context.workers)
+            for chunk in chunk_points(pending, context.workers, batched)
         ]
     outcomes: list[Outcome] = []
     efficiency = context.efficiency if context.efficiency is not None else Efficiency(context.workers, 0.0)
@@ -605,18 +605,26 @@ def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
     return known + spec.reruns({g: s.trial for g, s in selections.items()})
 
 
-def chunk_points(points: list[Point], workers: int) -> list[list[Point]]:
-    """Compatible points together (same problem, strategy, batch size), at most MAX_CHUNK per
-    chunk and small enough that every worker gets work."""
-    from optlab.engine.runner import shared_problem_key
+def chunk_points(points: list[Point], workers: int, batched: bool = True) -> list[list[Point]]:
+    """The tasks of a phase. Points the engine can stack (same problem, strategy, batch size) go together,
+    at most MAX_CHUNK per task and small enough that every worker gets work. A point that trains alone (an
+    unbatched phase, or a strategy with no stacked form) is a task of its own, and those come first: a
+    chunk of them would run one after another on one worker while the others wait at the end of the
+    phase (second-order runs take seconds each)."""
+    from optlab.engine.runner import may_stack, shared_problem_key
 
     groups: dict[tuple, list[Point]] = defaultdict(list)
+    singles: list[list[Point]] = []
     for p in points:
         c = p.config
+        if not (batched and may_stack(c)):
+            singles.append([p])
+            continue
         # label noise levels share a chunk: run_many splits what it cannot batch
         groups[(c.strategy, c.batch_size, shared_problem_key(c))].append(p)
-    size = max(1, min(MAX_CHUNK, -(-len(points) // (2 * workers)) if workers > 1 else MAX_CHUNK))
-    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+    stackable = sum(len(group) for group in groups.values())
+    size = max(1, min(MAX_CHUNK, -(-stackable // (2 * workers)) if workers > 1 else MAX_CHUNK))
+    return singles + [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def _bar(total: int, progress: bool):

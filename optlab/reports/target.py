@@ -151,9 +151,12 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
 
 def tuning_trials(runs: pd.DataFrame, trials: pd.DataFrame | None) -> float:
     """Every tuning trial behind one strategy's reported runs on one workload (all its tuning groups)."""
+    known = runs.assign(
+        **{c: runs.get(c, default) for c, default in (("group", ""), ("experiment", ""), ("trials", np.nan))}
+    )
     counts = [
-        workloads.trial_count(trials, str(first["experiment"]), str(group), first.get("trials"))
-        for group, first in runs.groupby("group", sort=True).first().iterrows()
+        workloads.trial_count(trials, str(first["experiment"]), str(group), first["trials"])
+        for group, first in known.groupby("group", sort=True).first().iterrows()
     ]
     counts = [c for c in counts if pd.notna(c)]
     return float(sum(counts)) if counts else np.nan

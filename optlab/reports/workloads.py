@@ -174,11 +174,9 @@ def trial_count(trials: pd.DataFrame | None, experiment: str, group: str, tagged
     return float(tagged) if tagged is not None and pd.notna(tagged) else np.nan
 
 
-def edge_flags(
-    trials: pd.DataFrame | None, group: str, trial: str, selected: dict, experiment: str = ""
-) -> list[EdgeFlag]:
-    """The edge-of-grid flags of a selection, with its grid read back from the group's tuning trials (of
-    `experiment` when given)."""
+def edge_flags(trials: pd.DataFrame | None, group: str, trial: str, selected: dict, experiment: str) -> list[EdgeFlag]:
+    """The edge-of-grid flags of a selection, with its grid read back from the tuning trials of its group
+    in its experiment (sweep)."""
     mine = group_trials(trials, experiment, group)
     grid = {}
     for axis in tuned_axes(trial):

@@ -85,6 +85,9 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     table = pd.read_csv(report.html.parent / "verdicts.csv")
     assert set(table["scope"]) == {"vs best"} and set(table["metric"]) == {"test_accuracy", "time_to_target"}
     assert len(table[(table["workload"] == "digits-short") & (table["metric"] == "test_accuracy")]) == 2
+    # ... with the sweep of each row: the modern sweep's comparisons are there too, under their own sweep
+    assert set(table.loc[table["workload"] == "digits-short", "experiment"]) == {"convergence"}
+    assert set(table.loc[table["workload"] == "digits-modern", "experiment"]) == {"modern"}
     # every curve figure is an interactive chart, no panel with more than 8 lines, and the static figures
     # left are pictures (heatmap, weights, histogram, landscapes)
     charts = [c for s in report.sections for c in blocks(s, Chart)]

@@ -251,6 +251,10 @@ def test_gathering_two_sweeps_keeps_their_workloads_apart_and_refuses_a_pooled_c
         assert set(mine["experiment"]) == {experiment} and len(mine) == 2 * len(SEEDS)
         verdict = verdict_tables.accuracy_verdicts(mine)
         assert verdict.experiment == experiment and set(verdict.rows["experiment"]) == {experiment}
+    # a selection's grid and trials come from its own sweep: mod2's adam sits at the low edge of [0.1, 1]
+    trials, _ = workloads.gather(Store(progress=False), ("conv2", "mod2"), include_tuning=True)
+    selection = workloads.selection_table(runs[runs["workload"] == "w (sweep mod2)"], trials)
+    assert "lowest" in selection.loc["adam", "edge"] and selection.loc["adam", "trials"] == 2
     pooled = runs.assign(workload="w")
     with pytest.raises(ValueError, match="pools runs of the sweeps conv2, mod2"):
         verdict_tables.accuracy_verdicts(pooled)

@@ -40,6 +40,9 @@ sys.path.insert(0, str(HERE))
 
 from localcluster import LocalCluster, tool  # noqa: E402
 
+from optlab.errors import ConfigError  # noqa: E402
+from optlab.markdown_block import has_block, markers, write_block  # noqa: E402
+
 SPEC = """
 name = "{name}"
 [base]
@@ -128,18 +131,7 @@ def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
     }
 
 
-BEGIN = "<!-- cluster-bench:begin"
-END = "<!-- cluster-bench:end -->"
-
-
-def write_block(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    head, _, rest = text.partition(BEGIN)
-    marker_line, _, rest = rest.partition("\n")
-    _, found, tail = rest.partition(END)
-    if not found:
-        raise SystemExit(f"{path} has '{BEGIN}' but no '{END}'")
-    path.write_text(f"{head}{BEGIN}{marker_line}\n{block}\n{END}{tail}", encoding="utf-8")
+BLOCK = "cluster-bench"  # the block of docs/results/speed.md this script writes (optlab.markdown_block)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         help="write the table between PAGE's cluster-bench markers (docs/results/speed.md)",
     )
     args = parser.parse_args(argv)
-    if args.into and BEGIN not in args.into.read_text(encoding="utf-8"):
-        parser.error(f"{args.into} has no '{BEGIN}' marker")
+    if args.into:  # refused before the cluster starts, not after the measurements
+        try:
+            if not has_block(args.into, BLOCK):
+                begin, end = markers(BLOCK, "make cluster-bench")
+                parser.error(f"{args.into} has no {BLOCK} block: put the lines {begin} and {end} where it goes")
+        except ConfigError as exc:
+            parser.error(str(exc))
     work = Path(tempfile.mkdtemp(prefix="optlab-cluster-bench-"))
     load_before = load()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -212,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
             "and database share those cores, and wall-time rates move with the load."
         )
-        write_block(args.into, "\n".join(table) + "\n\n" + machine)
+        write_block(args.into, BLOCK, "\n".join(table) + "\n\n" + machine, "make cluster-bench")
         print(f"wrote the table into {args.into}")
     return 0
 

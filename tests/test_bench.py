@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from optlab.bench import BLOCK_BEGIN, BLOCK_END, update_block
+from optlab.bench import BENCH_BLOCK, BLOCK_BEGIN, BLOCK_END, saved_tables
 from optlab.cli import main
+from optlab.markdown_block import write_block
 
 
 def test_bench_quick_measures_every_row_and_saves_its_table(capsys, tmp_path):
@@ -45,7 +46,7 @@ def test_the_speed_page_shows_the_last_three_full_tables_between_its_markers(tmp
     assert [f"| row {i} |" in section for i in (2, 3, 4)] == [True] * 3
     assert section.index("row 2") < section.index("row 3") < section.index("row 4")
     assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{BLOCK_END}\nafter\n")
-    update_block(page, results)  # idempotent
+    write_block(page, BENCH_BLOCK, saved_tables(results))  # idempotent
     assert page.read_text() == text
 
 

@@ -85,6 +85,9 @@ def test_report_builds_every_section_from_the_store(fixture_report):
     table = pd.read_csv(report.html.parent / "verdicts.csv")
     assert set(table["scope"]) == {"vs best"} and set(table["metric"]) == {"test_accuracy", "time_to_target"}
     assert len(table[(table["workload"] == "digits-short") & (table["metric"] == "test_accuracy")]) == 2
+    # ... with the sweep of each row: the modern sweep's comparisons are there too, under their own sweep
+    assert set(table.loc[table["workload"] == "digits-short", "experiment"]) == {"convergence"}
+    assert set(table.loc[table["workload"] == "digits-modern", "experiment"]) == {"modern"}
     # every curve figure is an interactive chart, no panel with more than 8 lines, and the static figures
     # left are pictures (heatmap, weights, histogram, landscapes)
     charts = [c for s in report.sections for c in blocks(s, Chart)]
@@ -97,9 +100,11 @@ def test_report_builds_every_section_from_the_store(fixture_report):
         "Time to target and performance profiles",
     ):
         assert blocks(by_title[title], Chart), title
-    # time to target: every workload's table; a profile over the two workloads
+    # time to target: every workload's table, the modern sweep's included and named with its sweep; a profile
+    # over the two convergence workloads
     ttt = by_title["Time to target and performance profiles"]
-    assert len([t for t in blocks(ttt, Table) if "Kaplan-Meier" in t.caption]) == 2
+    assert len([t for t in blocks(ttt, Table) if "Kaplan-Meier" in t.caption]) == 3
+    assert "Workload digits-modern (sweep modern)" in [n.text for n in blocks(ttt, Note) if n.kind == "heading"]
     assert any("Performance profiles of 'convergence'" in f.caption for f in blocks(ttt, Chart))
     # batch size: the fixed-lr series is labelled confounded; the noise scale is measured at the same parameters
     batch = by_title["Batch-size effects"]

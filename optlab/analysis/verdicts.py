@@ -50,6 +50,7 @@ POWER = 0.8
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 TIERS = ("best", "equivalent to best", "undecided", "worse")
 COLUMNS = [
+    "experiment",  # the sweep: two sweeps may use one workload name, and their runs are never compared
     "workload",
     "metric",
     "a",
@@ -290,6 +291,7 @@ def comparisons(
     censored: pd.DataFrame | None = None,
     workload: str = "",
     alpha: float = ALPHA,
+    experiment: str = "",
 ) -> pd.DataFrame:
     """Each strategy (column of `values`, seeds x strategies) against `best` — or, with `all_pairs`, every
     pair — on the seeds both have, Holm over the comparisons made. One row per comparison (COLUMNS)."""
@@ -308,7 +310,7 @@ def comparisons(
         row = compare(
             both[a].to_numpy(float), both[b].to_numpy(float), delta, metric.larger_is_better, threshold, cx, cy
         )
-        rows.append({"workload": workload, "metric": metric.name, "a": a, "b": b, **row})
+        rows.append({"experiment": experiment, "workload": workload, "metric": metric.name, "a": a, "b": b, **row})
     rows = decide(rows, metric.larger_is_better, alpha)
     return pd.DataFrame(rows, columns=COLUMNS)
 

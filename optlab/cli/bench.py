@@ -41,7 +41,7 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from optlab.bench import PARTS, SWEEP_BLOCK, run_bench, save, sweep_block, table, update_block
+    from optlab.bench import BENCH_BLOCK, PARTS, SWEEP_BLOCK, run_bench, save, saved_tables, sweep_block, table
     from optlab.errors import ConfigError
     from optlab.markdown_block import write_block
 
@@ -55,7 +55,7 @@ def main(args) -> int:
 
     if args.into is not None:
         try:
-            update_block(args.into, args.results)
+            write_block(args.into, BENCH_BLOCK, saved_tables(args.results), "make bench-tables")
         except (OSError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         print(f"{args.into}: bench section rewritten from the last saved tables in {args.results}")

@@ -139,14 +139,16 @@ def markdown(args) -> int:
     modern = md.modern_results(args.tracking_uri) if md.present(args.tracking_uri, md.MODERN_EXPERIMENTS) else ""
     text = md.results(args.tracking_uri) if main_block else ""
     if args.into:
+        from optlab.markdown_block import has_block, write_block
+
         if main_block:
-            print(f"results: {md.write_block(args.into, text)}")
+            print(f"results: {write_block(args.into, md.RESULTS_BLOCK, text, 'make results')}")
         for name, marker, block, begin, end in (
-            ("sweep-more", "results-more", more, md.MORE_BEGIN, md.MORE_END),
-            ("modern", "results-modern", modern, md.MODERN_BEGIN, md.MODERN_END),
+            ("sweep-more", md.MORE_BLOCK, more, md.MORE_BEGIN, md.MORE_END),
+            ("modern", md.MODERN_BLOCK, modern, md.MODERN_BEGIN, md.MODERN_END),
         ):
-            if block and begin in Path(args.into).read_text():
-                print(f"results ({name}): {md.write_block(args.into, block, begin, end)}")
+            if block and has_block(args.into, marker):
+                print(f"results ({name}): {write_block(args.into, marker, block, 'make results')}")
             elif block:
                 print(f"results ({name}): {args.into} has no {marker} block ({begin!r} ... {end!r}); left out")
     text = "\n".join(t for t in (text, more, modern) if t)

@@ -144,7 +144,8 @@ def per_batch(hit: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataFrame:
         ttt = time_to_target(group["hit_step"], group["stop_step"], group["failed"])
         first = group.iloc[0]
         trial = first.get("trial", "") or ""
-        flags = workloads.edge_flags(trials, first.get("group", ""), trial, {"lr": first.get("lr")})
+        experiment = str(first.get("experiment", "") or "")
+        flags = workloads.edge_flags(trials, first.get("group", ""), trial, {"lr": first.get("lr")}, experiment)
         acc = stats.bootstrap_ci(group.loc[group["status"] == "FINISHED", "final_test_accuracy"])
         rows.append(
             {
@@ -154,7 +155,7 @@ def per_batch(hit: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataFrame:
                 "high": ttt.high,
                 "reached": f"{ttt.reached}/{ttt.n}",
                 "lr": first.get("lr"),
-                "trials": first.get("trials"),
+                "trials": workloads.trial_count(trials, experiment, first.get("group", ""), first.get("trials")),
                 "edge": "; ".join(f.text() for f in flags),
                 "ttt": ttt.text(),
                 "test_acc": acc.text(3),

@@ -37,10 +37,11 @@ def build_report(
     all_pairs: bool = False,
     as_json: bool = False,
 ) -> Report:
-    """`experiments` replaces the default experiments of sections 1-3 (convergence, second_order,
-    zeroth_order); the other sections read their own (modern, batch_size, memorization, diagnostics,
-    dynamics, lessons). `pdf_engine` is one of pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every
-    pair of strategies (Holm over all pairs); `as_json`: write verdicts.json beside verdicts.csv."""
+    """`experiments` replaces the default experiments of sections 1, 2 and 4 (convergence, second_order,
+    zeroth_order); sections 2 and 4 and verdicts.csv add the modern sweep to them; the other sections read
+    their own (modern, batch_size, memorization, diagnostics, dynamics, lessons). `pdf_engine` is one of
+    pdf.ENGINES (weasyprint, chromium). `all_pairs`: also compare every pair of strategies (Holm over all
+    pairs); `as_json`: write verdicts.json beside verdicts.csv."""
     import matplotlib.pyplot as plt
 
     from optlab.reports import (
@@ -67,11 +68,15 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     store = Store(tracking_uri, progress=progress)
     chosen = tuple(experiments) if experiments else DEFAULT_EXPERIMENTS
+    # time to target, sensitivity and verdicts.csv also cover the newer-optimizer sweep, each sweep's
+    # workloads on their own (two sweeps may use one workload name)
+    compared = tuple(dict.fromkeys((*chosen, modern.EXPERIMENT)))
+    tuned = tuple(dict.fromkeys((*chosen, "batch_size", modern.EXPERIMENT)))
     builders = [
         (1, convergence.TITLE, lambda: convergence.build(store, chosen, all_pairs)),
-        (2, time_to_target.TITLE, lambda: time_to_target.build(store, chosen, all_pairs)),
+        (2, time_to_target.TITLE, lambda: time_to_target.build(store, compared, all_pairs)),
         (3, modern.TITLE, lambda: modern.build(store, 3, all_pairs)),
-        (4, sensitivity.TITLE, lambda: sensitivity.build(store, (*chosen, "batch_size"))),
+        (4, sensitivity.TITLE, lambda: sensitivity.build(store, tuned)),
         (5, batch_size.TITLE, lambda: batch_size.build(store)),
         (6, memorization.TITLE, lambda: memorization.build(store)),
         (7, inside.TITLE, lambda: inside.build(store)),
@@ -107,7 +112,7 @@ def build_report(
         _say(progress, f"[report] {number}/{len(builders)} {title}: {state} ({time.perf_counter() - started:.1f}s)")
         sections.append(section)
     try:
-        written = verdict_tables.write(verdict_tables.collect(store, chosen, all_pairs), out, as_json)
+        written = verdict_tables.write(verdict_tables.collect(store, compared, all_pairs), out, as_json)
         _say(progress, f"[report] wrote {', '.join(map(str, written))}")
     except Exception as exc:  # the report itself must still be written
         written = []

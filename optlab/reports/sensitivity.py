@@ -15,7 +15,7 @@ from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Learning-rate sensitivity"
-EXPERIMENTS = ("convergence", "second_order", "zeroth_order", "batch_size")
+EXPERIMENTS = ("convergence", "second_order", "zeroth_order", "batch_size", "modern")
 AXIS = "lr"
 METRIC = "final_val_accuracy"
 
@@ -29,9 +29,11 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
         "per workload and tuning group, with the selected learning rate marked. A selection at the "
         "lowest or highest value of its grid is flagged: a better value may lie outside the grid. "
         "Then the tuning effort: each strategy's expected best validation accuracy after k of its "
-        "trials (Dodge et al. 2019), so a verdict that depends on how much a strategy was tuned shows.",
+        "trials (Dodge et al. 2019), so a verdict that depends on how much a strategy was tuned shows. "
+        "Each sweep's workloads are shown on their own, named with their sweep when trials of several sweeps "
+        "are shown: two sweeps with a workload of the same name tuned different strategies on different grids.",
     )
-    trials, _ = workloads.gather(store, experiments, include_tuning=True)
+    trials, _ = workloads.gather(store, experiments, include_tuning=True, by_sweep=True)
     if trials is None or not (trials["role"] == "tuning").any():
         return section.add(not_run(experiments[0]))
     tuning = trials[trials["role"] == "tuning"].copy()
@@ -75,7 +77,8 @@ def edges(trials: pd.DataFrame, selected: pd.Series) -> list[dict]:
     for setting, lr in selected.items():
         group = trials[trials["setting"] == setting]
         chosen = group[group[AXIS] == lr].iloc[0]
-        for flag in workloads.edge_flags(trials, chosen["group"], chosen["trial"], {AXIS: lr}):
+        flags = workloads.edge_flags(trials, chosen["group"], chosen["trial"], {AXIS: lr}, chosen["experiment"])
+        for flag in flags:
             rows.append({"group": chosen["group"], "selected": chosen["trial"], "flag": flag.text()})
     return rows
 

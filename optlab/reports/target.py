@@ -24,7 +24,7 @@ from optlab.reports.load import Store
 from optlab.reports.model import Note, Section, Table, heading, not_run
 
 TITLE = "Time to target and performance profiles"
-EXPERIMENTS = ("convergence", "second_order", "zeroth_order")
+EXPERIMENTS = ("convergence", "second_order", "zeroth_order", "modern")
 TABLE_AXES = [
     ("step", "steps"),
     ("epoch", "epochs"),
@@ -44,7 +44,11 @@ def build(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> Sec
         "it counted as censored (not dropped), and the fraction that did. Then, for a suite of "
         "workloads run with the same strategies, performance profiles (AlgoPerf): the fraction of "
         "workloads a strategy reaches within τ times the fastest strategy's time, τ up to 4, and "
-        "the normalized area under that curve as its score.",
+        "the normalized area under that curve as its score. The newer-optimizer sweep "
+        "(experiments/modern.toml) is included: its runs train their whole budget and record the validation "
+        "accuracy, so they answer the same question. Each workload belongs to one sweep and is named with it "
+        "when several sweeps are shown (two sweeps may use one workload name; their runs are never pooled), "
+        "and a profile is drawn per sweep.",
     )
     computed = compute(store, experiments, all_pairs)
     if computed is None:
@@ -114,10 +118,10 @@ def name_failed(runs: pd.DataFrame) -> str:
 
 def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> TargetResults | None:
     """Time to target per workload, and a profile per experiment with at least two such workloads."""
-    runs, _ = workloads.gather(store, experiments)
+    runs, _ = workloads.gather(store, experiments, by_sweep=True)
     if runs is None:
         return None
-    trials, _ = workloads.gather(store, experiments, include_tuning=True)
+    trials, _ = workloads.gather(store, experiments, include_tuning=True, by_sweep=True)
     hist = store.history(runs, label="time-to-target histories")
     hit = measures.hits(runs, hist)
     tables, per_workload, verdicts, failed = {}, {}, {}, {}
@@ -128,7 +132,7 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
         verdict = verdict_tables.time_verdicts(mine, all_pairs)
         if verdict is not None:
             verdicts[workload] = verdict
-        table, medians = ttt_table(mine)
+        table, medians = ttt_table(mine, trials)
         per_workload[workload] = medians
         tables[workload] = (table, f"Workload {workload}: {workloads.describe(mine)}; {workloads.protocol(mine)}")
         failed[workload] = name_failed(runs[runs["workload"] == workload])
@@ -145,15 +149,28 @@ def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> T
     )
 
 
-def ttt_table(hit: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def tuning_trials(runs: pd.DataFrame, trials: pd.DataFrame | None) -> float:
+    """Every tuning trial behind one strategy's reported runs on one workload (all its tuning groups)."""
+    known = runs.assign(
+        **{c: runs.get(c, default) for c, default in (("group", ""), ("experiment", ""), ("trials", np.nan))}
+    )
+    counts = [
+        workloads.trial_count(trials, str(first["experiment"]), str(group), first["trials"])
+        for group, first in known.groupby("group", sort=True).first().iterrows()
+    ]
+    counts = [c for c in counts if pd.notna(c)]
+    return float(sum(counts)) if counts else np.nan
+
+
+def ttt_table(hit: pd.DataFrame, trials: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     rows: list[dict] = []
     medians: dict[str, dict[str, float]] = {}
     axes = [(a, n) for a, n in TABLE_AXES if hit[f"stop_{a}"].notna().any()]
     if not (hit["family"] == "zeroth-order").any():
         axes = [(a, n) for a, n in axes if a != "evaluations"]
     for strategy, group in hit.groupby("strategy", sort=True):
-        trials = group["trials"].dropna() if "trials" in group else pd.Series(dtype=float)
-        row = {"strategy": strategy, "tuning trials": f"{int(trials.iloc[0])}" if len(trials) else "-"}
+        count = tuning_trials(group, trials)
+        row = {"strategy": strategy, "tuning trials": f"{int(count)}" if pd.notna(count) else "-"}
         medians[strategy] = {}
         for axis, name in axes:
             # wall time only from the runs trained alone (a batched run's clock is shared)

@@ -12,6 +12,11 @@ Metrics compared (optlab.analysis.verdicts.METRICS):
   measurements.
 
 A workload's margins are the defaults unless its runs carry `optlab.margins` (declared in the sweep file).
+
+Every comparison is within one workload of one sweep: each row of verdicts.csv names its `experiment`
+(the sweep) beside its `workload`, since two sweeps may use one workload name (experiments/convergence.toml
+and experiments/modern.toml both have `mnist5k-relu-ce` and `digits-relu-ce`); runs of two sweeps passed
+as one workload are refused.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class WorkloadVerdicts:
     declared: bool = False  # the margin was declared in the sweep file
     censored: pd.DataFrame | None = None
     tiers: dict[str, str] = field(default_factory=dict)
+    experiment: str = ""  # the sweep the runs come from
 
     @property
     def margin(self) -> float:
@@ -77,15 +83,22 @@ def _finish(
     all_pairs: bool,
     censored: pd.DataFrame | None = None,
 ) -> WorkloadVerdicts:
+    from optlab.reports.workloads import sweep_of
+
+    experiment = sweep_of(runs)
     margins = declared_margins(runs)
     margin = margins.get(metric.name)
-    rows = verdicts.comparisons(values, metric, best, margin=margin, censored=censored, workload=workload)
-    pairs = (
-        verdicts.comparisons(values, metric, best, all_pairs=True, margin=margin, censored=censored, workload=workload)
-        if all_pairs
-        else None
+
+    def compare(every_pair: bool) -> pd.DataFrame:
+        return verdicts.comparisons(
+            values, metric, best, every_pair, margin, censored, workload=workload, experiment=experiment
+        )
+
+    rows = compare(False)
+    pairs = compare(True) if all_pairs else None
+    result = WorkloadVerdicts(
+        workload, metric, best, values, rows, pairs, metric.name in margins, censored, experiment=experiment
     )
-    result = WorkloadVerdicts(workload, metric, best, values, rows, pairs, metric.name in margins, censored)
     result.tiers = verdicts.tiers(rows, best)
     return result
 
@@ -282,24 +295,26 @@ def pairs_table(result: WorkloadVerdicts) -> pd.DataFrame:
 
 
 def collect(store, experiments, all_pairs: bool = False) -> list[WorkloadVerdicts]:
-    """Every workload's verdicts in the given experiments: final test accuracy where runs do not stop at
+    """Every workload's verdicts in the given experiments, one experiment (sweep) at a time so runs of two
+    sweeps that use one workload name are never compared: final test accuracy where runs do not stop at
     the target, time to the validation target wherever there is one."""
     from optlab.reports import measures, workloads
 
-    runs, _ = workloads.gather(store, experiments)
-    if runs is None:
-        return []
-    hit = measures.hits(runs, store.history(runs, label="verdict histories"))
     out = []
-    for workload in workloads.ordered(runs):
-        mine = runs[runs["workload"] == workload]
-        if "runs stop at the target" not in workloads.describe(mine):
-            accuracy = accuracy_verdicts(mine, all_pairs)
-            if accuracy is not None:
-                out.append(accuracy)
-        mine_hit = hit[hit["workload"] == workload]
-        if not mine_hit["target"].isna().all():
-            timed = time_verdicts(mine_hit, all_pairs)
-            if timed is not None:
-                out.append(timed)
+    for experiment in dict.fromkeys(experiments):
+        runs, _ = workloads.gather(store, (experiment,))
+        if runs is None:
+            continue
+        hit = measures.hits(runs, store.history(runs, label=f"{experiment} verdict histories"))
+        for workload in workloads.ordered(runs):
+            mine = runs[runs["workload"] == workload]
+            if "runs stop at the target" not in workloads.describe(mine):
+                accuracy = accuracy_verdicts(mine, all_pairs)
+                if accuracy is not None:
+                    out.append(accuracy)
+            mine_hit = hit[hit["workload"] == workload]
+            if not mine_hit["target"].isna().all():
+                timed = time_verdicts(mine_hit, all_pairs)
+                if timed is not None:
+                    out.append(timed)
     return out

@@ -14,9 +14,16 @@ from optlab.analysis.sensitivity import EdgeFlag, edge_of_grid
 from optlab.reports.load import Store, series_labels
 
 
-def gather(store: Store, experiments, include_tuning: bool = False) -> tuple[pd.DataFrame | None, list[str]]:
+def gather(
+    store: Store, experiments, include_tuning: bool = False, by_sweep: bool = False
+) -> tuple[pd.DataFrame | None, list[str]]:
     """Runs of the given experiments that exist (reported runs unless `include_tuning`), with a `label`
-    per strategy configuration, and the names of the experiments that do not exist."""
+    per strategy configuration, and the names of the experiments that do not exist.
+
+    Runs of two sweeps are never one workload: a workload name that two of the experiments use becomes
+    'NAME (sweep EXPERIMENT)' in each (experiments/convergence.toml and experiments/modern.toml both have
+    a `mnist5k-relu-ce`); with `by_sweep` every workload is named so once the runs come from more than one
+    experiment (a section that mixes sweeps says which sweep each workload is from)."""
     frames, missing = [], []
     for name in experiments:
         runs = store.runs(name, include_tuning=include_tuning)
@@ -29,6 +36,7 @@ def gather(store: Store, experiments, include_tuning: bool = False) -> tuple[pd.
     runs = pd.concat(frames, ignore_index=True)
     runs = runs[runs["status"] != "RUNNING"].reset_index(drop=True)
     runs["family"] = runs["family"].replace("", "unknown")
+    runs["workload"] = sweep_names(runs, every=by_sweep)
     runs["label"] = ""
     for _, group in runs.groupby("workload", sort=False):
         labels = series_labels(group)
@@ -39,10 +47,35 @@ def gather(store: Store, experiments, include_tuning: bool = False) -> tuple[pd.
     return runs, missing
 
 
+def sweep_names(runs: pd.DataFrame, every: bool = False) -> pd.Series:
+    """Each run's workload name, with ' (sweep EXPERIMENT)' added where the name is used by more than one
+    experiment (or, with `every`, wherever the runs come from more than one experiment)."""
+    sweeps = runs.groupby("workload")["experiment"].nunique()
+    shared = set(sweeps.index) if every and runs["experiment"].nunique() > 1 else set(sweeps[sweeps > 1].index)
+    return pd.Series(
+        [f"{w} (sweep {e})" if w in shared else w for w, e in zip(runs["workload"], runs["experiment"])],
+        index=runs.index,
+    )
+
+
+def sweep_of(runs: pd.DataFrame) -> str:
+    """The one experiment (sweep) the runs of a comparison come from; runs of two sweeps are refused."""
+    names = sorted({str(e) for e in runs["experiment"].dropna()}) if "experiment" in runs else []
+    if len(names) > 1:
+        workload = ", ".join(sorted({str(w) for w in runs["workload"]}))
+        raise ValueError(f"workload {workload} pools runs of the sweeps {', '.join(names)}: compare within one sweep")
+    return names[0] if names else ""
+
+
 def ordered(runs: pd.DataFrame) -> list[str]:
-    """Workloads in the order their runs were started (file order for a sweep)."""
-    first = runs.groupby("workload")["start_time"].min().sort_values()
-    return list(first.index)
+    """Workloads grouped by experiment (in the order the experiments were gathered), each experiment's in
+    the order their runs were started (file order for a sweep)."""
+    if "experiment" not in runs:
+        return list(runs.groupby("workload")["start_time"].min().sort_values().index)
+    rank = {name: i for i, name in enumerate(dict.fromkeys(runs["experiment"]))}
+    first = runs.groupby("workload").agg(experiment=("experiment", "first"), start=("start_time", "min"))
+    first["sweep"] = first["experiment"].map(rank)
+    return list(first.sort_values(["sweep", "start"], kind="stable").index)
 
 
 def _one(runs: pd.DataFrame, key: str):
@@ -122,11 +155,29 @@ def tuned_axes(trial: str) -> list[str]:
     return [part.split("=", 1)[0] for part in str(trial).split() if "=" in part]
 
 
-def edge_flags(trials: pd.DataFrame | None, group: str, trial: str, selected: dict) -> list[EdgeFlag]:
-    """The edge-of-grid flags of a selection, with its grid read back from the group's tuning trials."""
+def group_trials(trials: pd.DataFrame | None, experiment: str, group: str) -> pd.DataFrame:
+    """The tuning trials of one tuning group of one sweep (a group's name is only unique within its sweep:
+    two sweeps with a workload of the same name have groups of the same name)."""
     if trials is None or not group:
-        return []
+        return pd.DataFrame(columns=["group", "trial", "role"])
     mine = trials[(trials["group"] == group) & (trials["role"] == "tuning")]
+    return mine[mine["experiment"] == experiment] if experiment and "experiment" in mine else mine
+
+
+def trial_count(trials: pd.DataFrame | None, experiment: str, group: str, tagged=None) -> float:
+    """Every trial the group ran: its distinct trial settings in the store, so a grid widened by a later
+    sweep counts the added values too (the reruns' `optlab.trials` tag keeps the first pass's count when
+    the selection did not change). Without tuning trials in the store, the `tagged` count."""
+    mine = group_trials(trials, experiment, group)
+    if len(mine):
+        return float(mine["trial"].nunique())
+    return float(tagged) if tagged is not None and pd.notna(tagged) else np.nan
+
+
+def edge_flags(trials: pd.DataFrame | None, group: str, trial: str, selected: dict, experiment: str) -> list[EdgeFlag]:
+    """The edge-of-grid flags of a selection, with its grid read back from the tuning trials of its group
+    in its experiment (sweep)."""
+    mine = group_trials(trials, experiment, group)
     grid = {}
     for axis in tuned_axes(trial):
         if axis in mine:
@@ -137,15 +188,16 @@ def edge_flags(trials: pd.DataFrame | None, group: str, trial: str, selected: di
 
 
 def selection_table(runs: pd.DataFrame, trials: pd.DataFrame | None) -> pd.DataFrame:
-    """Per label: the selected values, the tuning budget (trials) and edge-of-grid flags."""
+    """Per label: the selected values, the tuning budget (every trial its group ran) and edge-of-grid flags."""
     rows = []
     for label, group in runs.groupby("label", sort=True):
         first = group.iloc[0]
         trial = first.get("trial", "") or ""
         axes = tuned_axes(trial)
         selected = {axis: first.get(axis) for axis in axes}
-        flags = edge_flags(trials, first.get("group", ""), trial, selected)
-        n_trials = first.get("trials")
+        experiment = str(first.get("experiment", "") or "")
+        flags = edge_flags(trials, first.get("group", ""), trial, selected, experiment)
+        n_trials = trial_count(trials, experiment, first.get("group", ""), first.get("trials"))
         rows.append(
             {
                 "label": label,

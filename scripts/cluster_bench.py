@@ -9,14 +9,19 @@ under a fresh experiment name so nothing is skipped, as:
   ray-server     optlab sweep --backend ray --address ... MLFLOW_TRACKING_URI=http://<mlflow server>
   ray-postgres   optlab sweep --backend ray --address ... MLFLOW_TRACKING_URI=postgresql://...
 
-and reports points per minute (the sweep's own clock, from its last line) and, for the HTTP rows,
+and reports points per minute (the sweep's own clock, from its last line), the metric points the
+sweep's runs stored (read back from the store: every configuration stores the same), and, for the HTTP rows,
 every request the sweep and its workers made (scripts/http_trace times them): calls, seconds, and
 their share of the workers' capacity (2 worker slots x the sweep's wall time). The cluster is the
 one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). On 2 shared cores
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 
-    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--into docs/results/speed.md]
+    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--log-every 1] [--configs a,b]
+                                    [--into docs/results/speed.md]
+
+--log-every N records the per-step series every N steps (the sweep's `log_every`) in every
+configuration alike; the stored-points column says what that leaves.
 
 With --into the table, the machine and its load replace the page's text between the
 `cluster-bench:begin` and `cluster-bench:end` markers (so the numbers there are never typed).
@@ -28,6 +33,7 @@ import argparse
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,6 +57,7 @@ hidden = [16]
 activation = "relu"
 epochs = 20
 eval_every = 20
+log_every = {log_every}
 [grid]
 strategy = ["minibatch", "adam"]
 lr = [0.003, 0.03]
@@ -64,10 +71,10 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attempt: int) -> dict:
+def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attempt: int, log_every: int = 1) -> dict:
     name = f"bench_{config.replace('-', '_')}_{attempt}_{int(time.time())}"
     spec = work / f"{name}.toml"
-    spec.write_text(SPEC.format(name=name, seeds=list(range(seeds))))
+    spec.write_text(SPEC.format(name=name, seeds=list(range(seeds)), log_every=log_every))
     trace = work / f"trace-{name}"
     trace.mkdir()
     uri = {
@@ -100,6 +107,7 @@ def run_config(config: str, cluster: LocalCluster, work: Path, seeds: int, attem
     return {
         "config": config,
         "points": points,
+        "stored": stored_points(cluster, work, name, uri is None),
         "seconds": seconds,
         "wall": wall,
         "load": f"{before} -> {load()}",
@@ -134,10 +142,36 @@ def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
 BLOCK = "cluster-bench"  # the block of docs/results/speed.md this script writes (optlab.markdown_block)
 
 
+STORED_POINTS = (
+    "SELECT count(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+    "JOIN experiments e ON e.experiment_id = r.experiment_id "
+    "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'optlab.point_hash' "
+    "WHERE e.name = {mark} AND r.status = 'FINISHED'"
+)
+
+
+def stored_points(cluster: LocalCluster, work: Path, name: str, local: bool) -> int:
+    """Metric points (rows of MLflow's metrics table) of the sweep's FINISHED point runs, read from the
+    database itself: the local SQLite store, or the PostgreSQL behind the server."""
+    if local:
+        with sqlite3.connect(work / "home" / "mlruns" / "mlflow.db") as db:
+            return db.execute(STORED_POINTS.format(mark="?"), (name,)).fetchone()[0]
+    with cluster.postgres.connect() as db:
+        return db.execute(STORED_POINTS.format(mark="%s"), (name,)).fetchone()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
+    parser.add_argument(
+        "--log-every", type=int, default=1, metavar="N", help="record the per-step series every N steps (default 1)"
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated configurations to measure, in this order (default {','.join(CONFIGS)})",
+    )
     parser.add_argument(
         "--into",
         type=Path,
@@ -145,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         help="write the table between PAGE's cluster-bench markers (docs/results/speed.md)",
     )
     args = parser.parse_args(argv)
+    configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown or not configs:
+        parser.error(f"--configs: unknown configuration {unknown[0] if unknown else '(none)'!r}; choose from {CONFIGS}")
+    if args.log_every < 1:
+        parser.error(f"--log-every must be a positive integer, got {args.log_every}")
     if args.into:  # refused before the cluster starts, not after the measurements
         try:
             if not has_block(args.into, BLOCK):
@@ -166,26 +206,28 @@ def main(argv: list[str] | None = None) -> int:
         run_config("ray-server", cluster, work, 1, 0)
         rows = []
         for attempt in range(1, args.repeat + 1):
-            for config in CONFIGS:
-                row = run_config(config, cluster, work, args.seeds, attempt)
+            for config in configs:
+                row = run_config(config, cluster, work, args.seeds, attempt, args.log_every)
                 rows.append(row)
                 print(
-                    f"  {config:<13} {row['points']} points in {row['seconds']:6.1f} s "
+                    f"  {config:<13} {row['points']} points ({row['stored']} metric points stored) "
+                    f"in {row['seconds']:6.1f} s "
                     f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})",
                     flush=True,
                 )
     table = [
-        "| configuration | points | sweep s | points/min | vs local-sqlite | HTTP calls (workers) | "
-        "HTTP s (workers) | share of 2 worker slots | load before -> after |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| configuration | points | metric points stored | sweep s | points/min | vs {configs[0]} | "
+        "HTTP calls (workers) | HTTP s (workers) | share of 2 worker slots | load before -> after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, row in enumerate(rows):
-        reference = rows[(i // len(CONFIGS)) * len(CONFIGS)]
+        reference = rows[(i // len(configs)) * len(configs)]
         rate = 60 * row["points"] / row["seconds"]
         ratio = reference["seconds"] / row["seconds"]
         share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
         table.append(
-            f"| {row['config']} | {row['points']} | {row['seconds']:.1f} | {rate:.1f} | {ratio:.2f}x | "
+            f"| {row['config']} | {row['points']} | {row['stored']} | {row['seconds']:.1f} | {rate:.1f} | "
+            f"{ratio:.2f}x | "
             f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
             f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |"
         )
@@ -205,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     if args.into:
         machine = (
-            f"Measured by `make cluster-bench` on {started}: {os.cpu_count()} cores, load average "
+            f"Measured by `make cluster-bench` on {started} ({args.seeds} seeds, log_every {args.log_every}): "
+            f"{os.cpu_count()} cores, load average "
             f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
             "and database share those cores, and wall-time rates move with the load."
         )

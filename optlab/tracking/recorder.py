@@ -10,10 +10,18 @@ FAILED stays RUNNING in the store; the next sweep start marks it KILLED.
 A single `log_metric` call costs ~3 ms on SQLite here, about three training steps of the reference
 net, so metric points are appended to in-memory lists (~1 us each) and flushed in chunks of up to
 1,000 with one `log_batch` call each.
+
+On a tracking server every call is a round trip, so a run makes the fewest MLflow allows
+(docs/guide/cluster.md): create_run with its tags, one log_batch per 100 params, the config file, one
+log_batch per 1,000 metric points (the last one also carrying the end tags), the weights file, and
+set_terminated. Artifacts go straight to the run's artifact location (create_run names it; MLflow's
+client would ask the server for the run first), and a FINISHED run is not read back: every call was
+acknowledged by the server, which answers only once its transaction is committed or its file written.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +48,7 @@ from optlab.tracking.run_facts import (
 )
 from optlab.tracking.store import client as make_client
 from optlab.tracking.store import ensure_experiment
+from optlab.tracking.uri import is_http
 
 if TYPE_CHECKING:  # torch is imported where tensors are made; the store process never needs it
     import torch
@@ -47,6 +56,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made; the store process
 _checked: set[tuple[str, str]] = set()  # (tracking URI, experiment id) whose artifact folder was checked here
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+MLFLOW_TAGS = 100  # ... of tags per log_batch call
 
 
 class NullRecorder:
@@ -93,6 +103,8 @@ class RunRecorder:
         self._stamps: list[int] = []
         self._logged_keys: set[str] = set()
         self._n_params = 0
+        self.remote = is_http(self.client.tracking_uri)  # a tracking server: every call is a round trip
+        self._artifacts = None  # the run's artifact repository, on a tracking server
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> RunRecorder:
@@ -114,6 +126,10 @@ class RunRecorder:
             close_abandoned_runs(self.client, self.experiment_id)
         run = self.client.create_run(self.experiment_id, run_name=config.run_name or config.label(), tags=tags)
         self.run_id = run.info.run_id
+        if self.remote:
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+            self._artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.client.tracking_uri)
         params = run_params(config, problem, plan)
         items = [Param(k, v) for k, v in params.items()]
         self._n_params = len(items)
@@ -121,8 +137,9 @@ class RunRecorder:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i : i + 100])
             with timed("artifacts"):
-                self.client.log_dict(self.run_id, config.to_dict(), CONFIG)
-                self._log_files(run_files(config, problem))
+                # what MlflowClient.log_dict writes, byte for byte
+                config_file = json.dumps(config.to_dict(), indent=2, default=str).encode()
+                self._log_files({CONFIG: config_file, **run_files(config, problem)})
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"storage: {describe(exc)}"
             self.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", reason)
@@ -160,7 +177,9 @@ class RunRecorder:
         with timed("metric writes"):
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, keep: int = 0) -> list:
+        """Store the buffered points; `keep` > 0 holds back the last points that share a log_batch call
+        with up to `keep` tags and returns them (as Metric entities) for that call."""
         from mlflow.entities import Metric
 
         if self.run_id is None:
@@ -168,11 +187,17 @@ class RunRecorder:
         columns = self._keys, self._values, self._stamps, self._steps
         self._logged_keys.update(self._keys)
         self._keys, self._values, self._steps, self._stamps = [], [], [], []
-        if log_columns_fast(self.client, self.run_id, *columns):
-            return
+        if not keep and log_columns_fast(self.client, self.run_id, *columns):
+            return []
         metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
+        held: list = []
+        if keep:  # the last call holds what is left after full calls, if it fits beside the tags
+            rest = len(metrics) % MLFLOW_BATCH
+            if 0 < rest <= MLFLOW_BATCH - keep:
+                metrics, held = metrics[: len(metrics) - rest], metrics[len(metrics) - rest :]
         for i in range(0, len(metrics), MLFLOW_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[i : i + MLFLOW_BATCH])
+        return held
 
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None) -> None:
         """Store what is left and end the run. FINISHED only when everything is stored; a storage
@@ -181,13 +206,26 @@ class RunRecorder:
         from mlflow.entities import RunTag
 
         with timed("run end"):
+            held: list = []  # on a server: the last metric points, sent with the end tags in one call
+            most_tags = min(len(end_tags("FAILED", "reason", summary)), MLFLOW_TAGS)  # with or without a reason
+
+            def flush() -> None:
+                if self.remote and self._keys:
+                    with timed("metric writes"):
+                        held.extend(self._flush(keep=most_tags))
+                else:
+                    self.flush()
+
+            # on a server every call was acknowledged once stored: nothing to read back
+            read_back = (lambda with_weights: []) if self.remote else self._missing
             problems = storage_problems(
-                status, params, self.flush, self._log_params_artifact, self._missing, self._discard_weights
+                status, params, flush, self._log_params_artifact, read_back, self._discard_weights
             )
             status, reason = end_status(status, reason, problems)
             tags = [RunTag(k, v) for k, v in end_tags(status, reason, summary).items()]
             try:
-                self.client.log_batch(self.run_id, tags=tags)
+                for i in range(0, max(len(tags), 1), MLFLOW_TAGS):  # the held points go with the first tags
+                    self.client.log_batch(self.run_id, metrics=held if i == 0 else [], tags=tags[i : i + MLFLOW_TAGS])
             except Exception as exc:
                 if status == "FINISHED":  # no status tag: not everything is stored
                     status, reason = "FAILED", f"storage: status tag: {describe(exc)}"
@@ -243,20 +281,28 @@ class RunRecorder:
     def _discard_weights(self) -> None:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        get_artifact_repository(self.client.get_run(self.run_id).info.artifact_uri).delete_artifacts(WEIGHTS)
+        repository = self._artifacts or get_artifact_repository(self.client.get_run(self.run_id).info.artifact_uri)
+        repository.delete_artifacts(WEIGHTS)
 
     def _log_files(self, files: dict[str, bytes]) -> None:
         for name, data in files.items():
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / Path(name).name
                 path.write_bytes(data)
-                self.client.log_artifact(self.run_id, str(path), str(Path(name).parent))
+                folder = str(Path(name).parent)
+                self._log_artifact(str(path), None if folder == "." else folder)
+
+    def _log_artifact(self, path: str, folder: str | None = None) -> None:
+        if self._artifacts is not None:
+            self._artifacts.log_artifact(path, folder)
+        else:
+            self.client.log_artifact(self.run_id, path, folder)
 
     def _log_params_artifact(self, params) -> None:
         with timed("artifacts"), tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / WEIGHTS
             save_weights(params, path)
-            self.client.log_artifact(self.run_id, str(path))
+            self._log_artifact(str(path))
 
 
 def close_abandoned_runs(client, experiment_id: str) -> int:

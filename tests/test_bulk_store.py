@@ -2,6 +2,7 @@
 client writes and fall back to it on a store of another layout; curves of many runs are read in one query
 per metric; resume and selection on a store with thousands of runs read it a fixed number of times."""
 
+import math
 import sqlite3
 
 import pytest
@@ -125,13 +126,18 @@ def test_curves_of_many_runs_are_read_in_one_query_per_metric_and_equal_mlflows_
     monkeypatch.setattr(store, "get_metric_history_bulk", lambda *a, **k: bulk_calls.append(1) or bulk(*a, **k))
     single = mlflow_client.get_metric_history
     monkeypatch.setattr(mlflow_client, "get_metric_history", lambda *a: single_calls.append(1) or single(*a))
-    read = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
+    keys = ["val_loss", "epoch", "missing"]
+    direct = bulk_reads.metric_histories(mlflow_client, ids, keys)  # SQLite of the checked layout: plain SQL
+    assert bulk_calls == [] and single_calls == []
+    monkeypatch.setattr(bulk_reads, "database", lambda uri: None)  # another SQL store: MLflow's bulk read
+    read = bulk_reads.metric_histories(mlflow_client, ids, keys)
     assert len(bulk_calls) == 3 and single_calls == []
     monkeypatch.setattr(bulk_reads, "_bulk_reader", lambda c: None)  # a tracking server: per-run calls
-    again = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
-    assert repr(sorted(again.items())) == repr(sorted(read.items()))  # repr: NaN equals NaN
+    again = bulk_reads.metric_histories(mlflow_client, ids, keys)
+    assert repr(sorted(again.items())) == repr(sorted(read.items())) == repr(sorted(direct.items()))  # NaN == NaN
     assert len(single_calls) == 15
     assert read[(ids[0], "val_loss")] == {0: 0.9, 1: 0.7, 2: 0.6} and (ids[0], "missing") not in read
+    assert math.isnan(direct[(ids[0], "epoch")][0])
 
 
 def _synthetic_sweep(tmp_path, n_seeds: int):
@@ -234,3 +240,64 @@ def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifa
         run.finish("FINISHED", None, {}, None)
         assert run.status == "FINISHED"
     assert calls == {"log_batch metrics": 6, "get_experiment": 1}
+
+
+def _reruns(experiment_id: str, mlflow_client, configurations: int, seeds: int = 3) -> None:
+    """`configurations` x `seeds` finished reruns of one workload, with curves, recorded in bulk."""
+    rows = []
+    for c in range(configurations):
+        for seed in range(seeds):
+            accuracy = 0.5 + 0.01 * c + 0.001 * seed
+            rows.append(
+                RunRows(
+                    f"adam lr={c} rerun seed={seed}",
+                    {
+                        "optlab.sweep": "many",
+                        "optlab.role": "rerun",
+                        "optlab.strategy": "adam",
+                        "optlab.workload": "w",
+                        "mlflow.parentRunId": "parent",
+                    },
+                    {"lr": str(c), "seed": str(seed)},
+                    [("val_accuracy", accuracy, 2), ("test_accuracy", accuracy, 2)]
+                    + [
+                        (k, v, s)
+                        for s in range(3)
+                        for k, v in (("gradient_equivalents", 1.0 + s), ("val_loss", 1 / (1 + s + c)))
+                    ],
+                )
+            )
+    write_runs(mlflow_client, experiment_id, rows)
+
+
+@pytest.mark.parametrize("configurations", [2, 40])
+def test_seed_groups_read_and_write_the_store_a_fixed_number_of_times_whatever_their_number(
+    home, monkeypatch, configurations
+):
+    from optlab.sweeps import seed_groups
+
+    mlflow_client, experiment_id = _experiment("many")
+    _reruns(experiment_id, mlflow_client, configurations)
+    calls = []
+    for name in (
+        "search_runs",
+        "get_run",
+        "get_metric_history",
+        "set_tag",
+        "create_run",
+        "log_batch",
+        "set_terminated",
+    ):
+        original = getattr(mlflow_client, name)
+        monkeypatch.setattr(mlflow_client, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    store = mlflow_client._tracking_client.store
+    original_bulk = store.get_metric_history_bulk
+    monkeypatch.setattr(
+        store, "get_metric_history_bulk", lambda *a, **k: calls.append("bulk") or original_bulk(*a, **k)
+    )
+    groups = seed_groups.record(mlflow_client, experiment_id, "parent", "many")
+    assert len(groups) == configurations
+    assert calls == ["search_runs", "search_runs"]  # the sweep's runs, its group runs: no call per group
+    recorded = [mlflow_client.get_run(g) for g in groups]
+    assert {r.data.tags["optlab.verdict"] for r in recorded} >= {"best"}
+    assert all(len(mlflow_client.get_metric_history(g, "val_loss")) == seed_groups.GRID_POINTS for g in groups)

@@ -184,26 +184,74 @@ def _synthetic_sweep(tmp_path, n_seeds: int):
     return spec, mlflow_client, experiment_id
 
 
-def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(home, tmp_path, monkeypatch):
+@pytest.mark.parametrize("writer", ["direct", "mlflow"])
+def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(
+    home, tmp_path, monkeypatch, writer
+):
+    """Each phase reads the sweep's runs once: one SQLite snapshot (sqlite_search.py), or through MLflow
+    (a store of another layout, a tracking server) its pages of 1,000 runs."""
+    from optlab.tracking import sqlite_search
+
     spec, mlflow_client, experiment_id = _synthetic_sweep(tmp_path, 500)  # 2,000 finished trials
     assert len(spec.points) == 2000
+    monkeypatch.setenv(sqlite_recorder.WRITER_ENV, writer)
     searches = []
     original = mlflow_client.search_runs
     monkeypatch.setattr(mlflow_client, "search_runs", lambda *a, **k: searches.append(1) or original(*a, **k))
+    direct = sqlite_search.runs_with_tags
+    monkeypatch.setattr(sqlite_search, "runs_with_tags", lambda *a: searches.append(1) or direct(*a))
+    per_phase = 1 + 2 * (writer == "mlflow")  # the direct attempt, then MLflow's two pages
     forbidden = lambda *a, **k: pytest.fail("a per-run read")  # noqa: E731
     monkeypatch.setattr(mlflow_client, "get_run", forbidden)
     monkeypatch.setattr(mlflow_client, "get_metric_history", forbidden)
     state = resume.reconcile(mlflow_client, experiment_id, spec.name)
-    assert len(state.finished) == 2000 and len(searches) == 2  # pages of 1,000 runs
+    assert len(state.finished) == 2000 and len(searches) == per_phase
     searches.clear()
     reruns = reported_points(spec, mlflow_client, experiment_id)
-    assert len(reruns) == 4 and len(searches) == 2
+    assert len(reruns) == 4 and len(searches) == per_phase
     searches.clear()
     runs = resume.children(mlflow_client, experiment_id, spec.name)
     report = summarize(mlflow_client, experiment_id, spec, "parent", False, set(state.finished), runs)
-    assert report.counts["skipped"] == 2000 and len(searches) == 2
+    assert report.counts["skipped"] == 2000 and len(searches) == per_phase
     _, selections = read_selection(spec, latest_runs(mlflow_client, experiment_id, spec, runs))
     assert set(selections) == {g for g in spec.groups}
+
+
+def test_runs_read_directly_are_the_runs_mlflows_search_returns(home, monkeypatch):
+    """Same runs, order, info, tags, params and latest metrics (NaN included) as MlflowClient.search_runs;
+    deleted runs, other experiments and other tag values are left out; a run with a dataset input is
+    left to MLflow."""
+    from optlab.tracking import sqlite_search
+
+    mlflow_client, experiment_id = _experiment("e")
+    _, other = _experiment("other")
+    ids = write_runs(mlflow_client, experiment_id, [RUN] * 3)
+    write_runs(mlflow_client, other, [RUN])
+    by_mlflow = mlflow_client.create_run(experiment_id, tags={"optlab.sweep": "e", "optlab.role": "group"})
+    mlflow_client.log_metric(by_mlflow.info.run_id, "m", float("nan"), step=3)
+    mlflow_client.log_param(by_mlflow.info.run_id, "p", "1")
+    mlflow_client.create_run(experiment_id, tags={"optlab.sweep": "E", "optlab.role": "group"})  # another value
+    mlflow_client.delete_run(ids[2])
+    wanted = {"optlab.sweep": "e", "optlab.role": "group"}
+    direct = sqlite_search.runs_with_tags(mlflow_client.tracking_uri, experiment_id, wanted)
+    through_mlflow = mlflow_client.search_runs(
+        [experiment_id], "tags.`optlab.sweep` = 'e' and tags.`optlab.role` = 'group'"
+    )
+
+    def shown(runs):
+        return [
+            repr({**r.to_dictionary(), "data": {k: sorted(v.items()) for k, v in r.to_dictionary()["data"].items()}})
+            for r in runs
+        ]
+
+    assert len(direct) == 3 and shown(direct) == shown(through_mlflow)
+    assert [r.info.run_id for r in direct] == [
+        r.info.run_id for r in resume.search_tags(mlflow_client, experiment_id, wanted)
+    ]
+    from mlflow.entities import Dataset, DatasetInput
+
+    mlflow_client.log_inputs(ids[0], [DatasetInput(Dataset("d", "h", "s", "src"))])
+    assert sqlite_search.runs_with_tags(mlflow_client.tracking_uri, experiment_id, wanted) is None
 
 
 def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifact_folder_once(home, monkeypatch):

@@ -323,6 +323,7 @@ def test_seed_groups_read_and_write_the_store_a_fixed_number_of_times_whatever_t
     home, monkeypatch, configurations
 ):
     from optlab.sweeps import seed_groups
+    from optlab.tracking import sqlite_search
 
     mlflow_client, experiment_id = _experiment("many")
     _reruns(experiment_id, mlflow_client, configurations)
@@ -343,9 +344,11 @@ def test_seed_groups_read_and_write_the_store_a_fixed_number_of_times_whatever_t
     monkeypatch.setattr(
         store, "get_metric_history_bulk", lambda *a, **k: calls.append("bulk") or original_bulk(*a, **k)
     )
+    direct = sqlite_search.runs_with_tags
+    monkeypatch.setattr(sqlite_search, "runs_with_tags", lambda *a: calls.append("read runs") or direct(*a))
     groups = seed_groups.record(mlflow_client, experiment_id, "parent", "many")
     assert len(groups) == configurations
-    assert calls == ["search_runs", "search_runs"]  # the sweep's runs, its group runs: no call per group
+    assert calls == ["read runs", "read runs"]  # the sweep's runs, its group runs: no call per group
     recorded = [mlflow_client.get_run(g) for g in groups]
     assert {r.data.tags["optlab.verdict"] for r in recorded} >= {"best"}
     assert all(len(mlflow_client.get_metric_history(g, "val_loss")) == seed_groups.GRID_POINTS for g in groups)

@@ -2,6 +2,7 @@
 client writes and fall back to it on a store of another layout; curves of many runs are read in one query
 per metric; resume and selection on a store with thousands of runs read it a fixed number of times."""
 
+import math
 import sqlite3
 
 import pytest
@@ -125,13 +126,18 @@ def test_curves_of_many_runs_are_read_in_one_query_per_metric_and_equal_mlflows_
     monkeypatch.setattr(store, "get_metric_history_bulk", lambda *a, **k: bulk_calls.append(1) or bulk(*a, **k))
     single = mlflow_client.get_metric_history
     monkeypatch.setattr(mlflow_client, "get_metric_history", lambda *a: single_calls.append(1) or single(*a))
-    read = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
+    keys = ["val_loss", "epoch", "missing"]
+    direct = bulk_reads.metric_histories(mlflow_client, ids, keys)  # SQLite of the checked layout: plain SQL
+    assert bulk_calls == [] and single_calls == []
+    monkeypatch.setattr(bulk_reads, "database", lambda uri: None)  # another SQL store: MLflow's bulk read
+    read = bulk_reads.metric_histories(mlflow_client, ids, keys)
     assert len(bulk_calls) == 3 and single_calls == []
     monkeypatch.setattr(bulk_reads, "_bulk_reader", lambda c: None)  # a tracking server: per-run calls
-    again = bulk_reads.metric_histories(mlflow_client, ids, ["val_loss", "epoch", "missing"])
-    assert repr(sorted(again.items())) == repr(sorted(read.items()))  # repr: NaN equals NaN
+    again = bulk_reads.metric_histories(mlflow_client, ids, keys)
+    assert repr(sorted(again.items())) == repr(sorted(read.items())) == repr(sorted(direct.items()))  # NaN == NaN
     assert len(single_calls) == 15
     assert read[(ids[0], "val_loss")] == {0: 0.9, 1: 0.7, 2: 0.6} and (ids[0], "missing") not in read
+    assert math.isnan(direct[(ids[0], "epoch")][0])
 
 
 def _synthetic_sweep(tmp_path, n_seeds: int):
@@ -178,26 +184,74 @@ def _synthetic_sweep(tmp_path, n_seeds: int):
     return spec, mlflow_client, experiment_id
 
 
-def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(home, tmp_path, monkeypatch):
+@pytest.mark.parametrize("writer", ["direct", "mlflow"])
+def test_resume_and_selection_on_thousands_of_runs_read_the_store_a_fixed_number_of_times(
+    home, tmp_path, monkeypatch, writer
+):
+    """Each phase reads the sweep's runs once: one SQLite snapshot (sqlite_search.py), or through MLflow
+    (a store of another layout, a tracking server) its pages of 1,000 runs."""
+    from optlab.tracking import sqlite_search
+
     spec, mlflow_client, experiment_id = _synthetic_sweep(tmp_path, 500)  # 2,000 finished trials
     assert len(spec.points) == 2000
+    monkeypatch.setenv(sqlite_recorder.WRITER_ENV, writer)
     searches = []
     original = mlflow_client.search_runs
     monkeypatch.setattr(mlflow_client, "search_runs", lambda *a, **k: searches.append(1) or original(*a, **k))
+    direct = sqlite_search.runs_with_tags
+    monkeypatch.setattr(sqlite_search, "runs_with_tags", lambda *a: searches.append(1) or direct(*a))
+    per_phase = 1 + 2 * (writer == "mlflow")  # the direct attempt, then MLflow's two pages
     forbidden = lambda *a, **k: pytest.fail("a per-run read")  # noqa: E731
     monkeypatch.setattr(mlflow_client, "get_run", forbidden)
     monkeypatch.setattr(mlflow_client, "get_metric_history", forbidden)
     state = resume.reconcile(mlflow_client, experiment_id, spec.name)
-    assert len(state.finished) == 2000 and len(searches) == 2  # pages of 1,000 runs
+    assert len(state.finished) == 2000 and len(searches) == per_phase
     searches.clear()
     reruns = reported_points(spec, mlflow_client, experiment_id)
-    assert len(reruns) == 4 and len(searches) == 2
+    assert len(reruns) == 4 and len(searches) == per_phase
     searches.clear()
     runs = resume.children(mlflow_client, experiment_id, spec.name)
     report = summarize(mlflow_client, experiment_id, spec, "parent", False, set(state.finished), runs)
-    assert report.counts["skipped"] == 2000 and len(searches) == 2
+    assert report.counts["skipped"] == 2000 and len(searches) == per_phase
     _, selections = read_selection(spec, latest_runs(mlflow_client, experiment_id, spec, runs))
     assert set(selections) == {g for g in spec.groups}
+
+
+def test_runs_read_directly_are_the_runs_mlflows_search_returns(home, monkeypatch):
+    """Same runs, order, info, tags, params and latest metrics (NaN included) as MlflowClient.search_runs;
+    deleted runs, other experiments and other tag values are left out; a run with a dataset input is
+    left to MLflow."""
+    from optlab.tracking import sqlite_search
+
+    mlflow_client, experiment_id = _experiment("e")
+    _, other = _experiment("other")
+    ids = write_runs(mlflow_client, experiment_id, [RUN] * 3)
+    write_runs(mlflow_client, other, [RUN])
+    by_mlflow = mlflow_client.create_run(experiment_id, tags={"optlab.sweep": "e", "optlab.role": "group"})
+    mlflow_client.log_metric(by_mlflow.info.run_id, "m", float("nan"), step=3)
+    mlflow_client.log_param(by_mlflow.info.run_id, "p", "1")
+    mlflow_client.create_run(experiment_id, tags={"optlab.sweep": "E", "optlab.role": "group"})  # another value
+    mlflow_client.delete_run(ids[2])
+    wanted = {"optlab.sweep": "e", "optlab.role": "group"}
+    direct = sqlite_search.runs_with_tags(mlflow_client.tracking_uri, experiment_id, wanted)
+    through_mlflow = mlflow_client.search_runs(
+        [experiment_id], "tags.`optlab.sweep` = 'e' and tags.`optlab.role` = 'group'"
+    )
+
+    def shown(runs):
+        return [
+            repr({**r.to_dictionary(), "data": {k: sorted(v.items()) for k, v in r.to_dictionary()["data"].items()}})
+            for r in runs
+        ]
+
+    assert len(direct) == 3 and shown(direct) == shown(through_mlflow)
+    assert [r.info.run_id for r in direct] == [
+        r.info.run_id for r in resume.search_tags(mlflow_client, experiment_id, wanted)
+    ]
+    from mlflow.entities import Dataset, DatasetInput
+
+    mlflow_client.log_inputs(ids[0], [DatasetInput(Dataset("d", "h", "s", "src"))])
+    assert sqlite_search.runs_with_tags(mlflow_client.tracking_uri, experiment_id, wanted) is None
 
 
 def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifact_folder_once(home, monkeypatch):
@@ -234,3 +288,67 @@ def test_points_recorded_through_mlflow_batch_their_metrics_and_check_the_artifa
         run.finish("FINISHED", None, {}, None)
         assert run.status == "FINISHED"
     assert calls == {"log_batch metrics": 6, "get_experiment": 1}
+
+
+def _reruns(experiment_id: str, mlflow_client, configurations: int, seeds: int = 3) -> None:
+    """`configurations` x `seeds` finished reruns of one workload, with curves, recorded in bulk."""
+    rows = []
+    for c in range(configurations):
+        for seed in range(seeds):
+            accuracy = 0.5 + 0.01 * c + 0.001 * seed
+            rows.append(
+                RunRows(
+                    f"adam lr={c} rerun seed={seed}",
+                    {
+                        "optlab.sweep": "many",
+                        "optlab.role": "rerun",
+                        "optlab.strategy": "adam",
+                        "optlab.workload": "w",
+                        "mlflow.parentRunId": "parent",
+                    },
+                    {"lr": str(c), "seed": str(seed)},
+                    [("val_accuracy", accuracy, 2), ("test_accuracy", accuracy, 2)]
+                    + [
+                        (k, v, s)
+                        for s in range(3)
+                        for k, v in (("gradient_equivalents", 1.0 + s), ("val_loss", 1 / (1 + s + c)))
+                    ],
+                )
+            )
+    write_runs(mlflow_client, experiment_id, rows)
+
+
+@pytest.mark.parametrize("configurations", [2, 40])
+def test_seed_groups_read_and_write_the_store_a_fixed_number_of_times_whatever_their_number(
+    home, monkeypatch, configurations
+):
+    from optlab.sweeps import seed_groups
+    from optlab.tracking import sqlite_search
+
+    mlflow_client, experiment_id = _experiment("many")
+    _reruns(experiment_id, mlflow_client, configurations)
+    calls = []
+    for name in (
+        "search_runs",
+        "get_run",
+        "get_metric_history",
+        "set_tag",
+        "create_run",
+        "log_batch",
+        "set_terminated",
+    ):
+        original = getattr(mlflow_client, name)
+        monkeypatch.setattr(mlflow_client, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    store = mlflow_client._tracking_client.store
+    original_bulk = store.get_metric_history_bulk
+    monkeypatch.setattr(
+        store, "get_metric_history_bulk", lambda *a, **k: calls.append("bulk") or original_bulk(*a, **k)
+    )
+    direct = sqlite_search.runs_with_tags
+    monkeypatch.setattr(sqlite_search, "runs_with_tags", lambda *a: calls.append("read runs") or direct(*a))
+    groups = seed_groups.record(mlflow_client, experiment_id, "parent", "many")
+    assert len(groups) == configurations
+    assert calls == ["read runs", "read runs"]  # the sweep's runs, its group runs: no call per group
+    recorded = [mlflow_client.get_run(g) for g in groups]
+    assert {r.data.tags["optlab.verdict"] for r in recorded} >= {"best"}
+    assert all(len(mlflow_client.get_metric_history(g, "val_loss")) == seed_groups.GRID_POINTS for g in groups)

@@ -15,6 +15,7 @@ The report's numbers come from the store, not from these tags; the tags are a vi
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections import defaultdict
@@ -60,9 +61,14 @@ def workload_frames(members: dict[str, list], stops: bool) -> tuple[pd.DataFrame
     return frame(values), frame(second), (pd.DataFrame(censored).fillna(True).astype(bool) if stops else None)
 
 
-def tag(client, groups: dict[str, list]) -> None:
-    """`groups`: group run id -> its member runs (seeds of one configuration). Tags every group run of a
-    workload with two or more groups."""
+def tag(client, groups: dict[str, list], run_names: dict[str, str] | None = None) -> None:
+    """`groups`: group run id -> its member runs (seeds of one configuration); `run_names`: group run id -> its
+    run name, where the caller knows them (else each is read from the store). Tags every group run of a
+    workload with two or more groups.
+
+    The comparisons run with the objects already in memory frozen out of the garbage collector
+    (`gc.freeze`): statsmodels' Holm correction calls `gc.collect()`, which otherwise walks every run
+    entity of the sweep, seconds per workload on a sweep of two thousand runs."""
     from optlab.analysis import verdicts
     from optlab.tracking.bulk_runs import set_tags
 
@@ -87,8 +93,15 @@ def tag(client, groups: dict[str, list]) -> None:
         margin = declared_margin(next(iter(members.values())), metric.name)
         if censored is not None:
             censored = censored.reindex_like(values).fillna(True)
-        rows = verdicts.comparisons(values, metric, best, margin=margin, censored=censored)
-        names = {gid: client.get_run(gid).info.run_name or gid for gid in values.columns}
+        gc.freeze()
+        try:
+            rows = verdicts.comparisons(values, metric, best, margin=margin, censored=censored)
+        finally:
+            gc.unfreeze()
+        known = run_names or {}
+        names = {
+            gid: (known[gid] if gid in known else client.get_run(gid).info.run_name) or gid for gid in values.columns
+        }
         for gid in values.columns:
             row = rows[rows["a"] == gid]
             verdict = "best" if gid == best else (row["verdict"].iloc[0] if len(row) else "undecided")

@@ -6,9 +6,12 @@ group, or a point of an untuned sweep) × its series; its reported runs differ o
 group run (tag `optlab.role=group`, a child of the sweep's parent) carries
 
 - `final/<metric>/mean`, `/ci_low`, `/ci_high`: the mean over seeds of each final metric every finished
-  member recorded, with its 95 % bootstrap interval (`optlab.analysis.stats.bootstrap_ci`), to
-  `SIGNIFICANT_DIGITS` significant digits (they are read in the UI's table; the report computes its own);
-  metrics only
+  member recorded, with its 95 % BCa bootstrap interval, to `SIGNIFICANT_DIGITS` significant digits (they
+  are read in the UI's table; the report computes its own). The intervals of a group's metrics come from
+  one vectorized scipy.stats.bootstrap (`optlab.analysis.stats.bootstrap_band`: same method, resample
+  count and seed as `bootstrap_ci`, but resamples drawn for all the metrics at once, so a bound can differ
+  from a per-metric `bootstrap_ci` in its last digits); a metric with a non-finite value gets
+  `bootstrap_ci` of its finite values. Metrics only
   some members reached (steps to a target) are left to the report, which counts the misses;
 - the mean curves on the configuration's work grid: every evaluation metric (losses, accuracies, and the
   other cost axes: epoch, samples seen, evaluations, wall time) interpolated at `GRID_POINTS` values of
@@ -138,7 +141,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         if r.info.status == "FINISHED"
     ]
     histories = metric_histories(client, new, [X_KEY, *CURVE_KEYS]) if new else {}
-    group_of, new = {}, []
+    group_of, names, new = {}, {}, []
     for key, (_runs, signature) in wanted.items():
         olds = existing.pop(key, [])
         keep = next((g for g in olds if g.data.tags.get(MEMBERS_TAG) == signature), None)
@@ -147,14 +150,13 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
                 retire(client, old)
         if keep is not None:
             group_of[key] = keep.info.run_id
+            names[keep.info.run_id] = keep.info.run_name
         else:
             new.append(key)
-    created = write_runs(
-        client,
-        experiment_id,
-        [group_rows(parent_run_id, key, wanted[key][1], wanted[key][0], histories) for key in new],
-    )
+    rows = [group_rows(parent_run_id, key, wanted[key][1], wanted[key][0], histories) for key in new]
+    created = write_runs(client, experiment_id, rows)
     group_of.update(zip(new, created))
+    names.update({run_id: row.name for run_id, row in zip(created, rows)})
     parents = [
         (run.info.run_id, "mlflow.parentRunId", group_of[key])
         for key, (runs, _) in wanted.items()
@@ -171,7 +173,7 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
     for olds in existing.values():
         for old in olds:
             retire(client, old)
-    group_verdicts.tag(client, {group_of[key]: runs for key, (runs, _) in wanted.items()})
+    group_verdicts.tag(client, {group_of[key]: runs for key, (runs, _) in wanted.items()}, names)
     return [group_of[key] for key in wanted]
 
 
@@ -236,16 +238,27 @@ def group_rows(parent_run_id: str, key: str, signature: str, runs: list, histori
 
 
 def final_metrics(runs: list) -> dict[str, float]:
-    """final/<key>/mean, /ci_low, /ci_high for every key all `runs` recorded (finite bounds only)."""
-    from optlab.analysis.stats import bootstrap_ci
+    """final/<key>/mean, /ci_low, /ci_high for every key all `runs` recorded (finite bounds only). The keys
+    whose values are all finite share one vectorized bootstrap (`bootstrap_band`), the others get
+    `bootstrap_ci` of their finite values; see the module's docstring."""
+    from optlab.analysis.stats import bootstrap_band, bootstrap_ci
 
-    out = {}
+    recorded = {}
     for key in FINAL_KEYS:
         values = [r.data.metrics.get(key) for r in runs]
-        if not runs or any(v is None for v in values):
-            continue
-        ci = bootstrap_ci(np.asarray(values, dtype=float))
-        for part, value in (("mean", ci.estimate), ("ci_low", ci.low), ("ci_high", ci.high)):
+        if runs and not any(v is None for v in values):
+            recorded[key] = np.sort(np.asarray(values, dtype=float))
+    finite = [key for key, values in recorded.items() if np.isfinite(values).all()]
+    intervals = {}
+    if finite:
+        _, low, high = bootstrap_band(np.stack([recorded[key] for key in finite], axis=1))
+        intervals = {key: (float(np.mean(recorded[key])), low[i], high[i]) for i, key in enumerate(finite)}
+    for key in recorded.keys() - intervals.keys():
+        ci = bootstrap_ci(recorded[key])
+        intervals[key] = (ci.estimate, ci.low, ci.high)
+    out = {}
+    for key in recorded:
+        for part, value in zip(("mean", "ci_low", "ci_high"), intervals[key]):
             if math.isfinite(value):
                 out[f"final/{key}/{part}"] = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
     return out

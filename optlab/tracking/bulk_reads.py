@@ -8,9 +8,19 @@ request on the route its own UI reads curves from (`/ajax-api/2.0/mlflow/metrics
 25,000 points a request): one request per key and 100 runs instead of one per key and run. Any other
 store, or any surprise (a server without that route, a chunk that may have been cut at the server's
 limit), falls back to the per-run calls. All give the same points.
+
+On a SQLite store with the layout the direct writer was checked against (`sqlite_recorder.database`),
+the points are read with one plain SQL query per CHUNK runs instead: MLflow's bulk read builds an ORM
+object per point, about 20 s for the convergence sweep's 560,000 points against well under a second.
 """
 
 from __future__ import annotations
+
+import math
+import sqlite3
+from contextlib import closing
+
+from optlab.tracking.sqlite_recorder import connect, database
 
 CHUNK = 500  # run ids per query (SQLite's bound-parameter limit is far above)
 MAX_POINTS = 10**9
@@ -21,6 +31,12 @@ SERVER_ROUTE = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
 def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:
     """{(run_id, key): {step: value}} for every run and key that has points (the last value logged at a step
     wins, as in MLflow's history order)."""
+    path = database(client.tracking_uri)
+    if path is not None:
+        try:
+            return _read_sqlite(path, run_ids, keys)
+        except sqlite3.Error:
+            pass  # read through MLflow below
     bulk = _bulk_reader(client)
     if bulk is not None:
         try:
@@ -77,6 +93,27 @@ def _server_reader(client):
         return [(m["run_id"], Metric(m["key"], float(m["value"]), int(m["timestamp"]), int(m["step"]))) for m in found]
 
     return read
+
+
+def _read_sqlite(path, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:
+    """MLflow's rows as its bulk read orders them (run, timestamp, step, value); NaN is stored as
+    `is_nan`, as MLflow's own entity conversion reads it."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    if not run_ids or not keys:
+        return out
+    key_marks = ", ".join("?" * len(keys))
+    with closing(connect(path, read_only=True)) as connection:
+        for start in range(0, len(run_ids), CHUNK):
+            chunk = run_ids[start : start + CHUNK]
+            rows = connection.execute(
+                f"SELECT run_uuid, key, step, value, is_nan FROM metrics WHERE run_uuid IN "
+                f"({', '.join('?' * len(chunk))}) AND key IN ({key_marks}) "
+                f"ORDER BY run_uuid, key, timestamp, step, value",
+                [*chunk, *keys],
+            )
+            for run_id, key, step, value, is_nan in rows:
+                out.setdefault((run_id, key), {})[step] = math.nan if is_nan else float(value)
+    return out
 
 
 def _bulk_reader(client):

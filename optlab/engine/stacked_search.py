@@ -1,0 +1,68 @@
+"""K runs of one candidate search (a zeroth-order strategy with an ask/tell step) in lock-step.
+
+The runs share a strategy, its options, the problem, budget and cadences and differ only in seed
+(`runner.group_key`). Each row is the strategy object its run alone would build (same initial
+weights, same seeded optimizer: Nevergrad draws from the parametrization's own random state, never
+numpy's global one), so each row asks exactly the candidates it would ask alone. Every step all rows
+ask, all candidates are scored in one batched forward pass (`problem.losses`: one GEMM over the
+shared training set), and each row is told its own losses. Each row's counters record the work its
+run alone would do (the last round asks only what the budget has left, per row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from optlab.engine.planning import Prepared
+from optlab.engine.trainers import Column
+from optlab.problem import Counters
+
+
+class StackedSearchTrainer:
+    """The Trainer of K prepared runs of one candidate-search configuration (see module doc)."""
+
+    def __init__(self, preps: list[Prepared]):
+        self.problem = preps[0].problem
+        # each a Strategy and a CandidateSearch (runner.search_stackable)
+        self.searches: list[Any] = [
+            p.strategy_cls(p.problem, p.problem.init_params(p.config.seed), p.config, p.plan) for p in preps
+        ]
+        self.row_counters = [Counters() for _ in preps]
+        self.size = self.problem.n_train if self.problem.has_accuracy else 1  # samples per evaluation (full set)
+
+    def step(self) -> dict[str, Column]:
+        asked = [search.ask() for search in self.searches]
+        losses = self.problem.losses(torch.cat(asked)).double().cpu().numpy()
+        best: list[float | None] = []
+        start = 0
+        for search, ws, counters in zip(self.searches, asked, self.row_counters):
+            n = ws.shape[0]
+            counters.record(self.size, evaluations=n)
+            best.append(search.tell(losses[start : start + n]).get("batch_loss"))
+            start += n
+        # A round whose candidates all cost inf has no batch loss (alone: no point, not a divergence). The
+        # loop takes one column for all rows, so such a round records no batch loss for any row.
+        finite = [value for value in best if value is not None]
+        return {"batch_loss": finite} if len(finite) == len(best) else {}
+
+    def evaluate(self) -> list[dict[str, float]]:
+        return [self.problem.evaluate(search.params()) for search in self.searches]
+
+    def params(self, j: int) -> torch.Tensor:
+        return self.searches[j].params().detach().clone()
+
+    def snapshot(self) -> torch.Tensor:
+        return torch.stack([search.params() for search in self.searches])
+
+    def counters(self, j: int) -> Counters:
+        return self.row_counters[j]
+
+    def set_allowance(self, allowance) -> None:
+        for search in self.searches:
+            search.allowance = allowance
+
+    def drop(self, keep: list[int]) -> None:
+        self.searches = [self.searches[j] for j in keep]
+        self.row_counters = [self.row_counters[j] for j in keep]

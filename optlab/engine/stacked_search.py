@@ -5,7 +5,8 @@ The runs share a strategy, its options, the problem, budget and cadences and dif
 weights, same seeded optimizer: Nevergrad draws from the parametrization's own random state, never
 numpy's global one), so each row asks exactly the candidates it would ask alone. Every step all rows
 ask, all candidates are scored in one batched forward pass (`problem.losses`: one GEMM over the
-shared training set), and each row is told its own losses. Each row's counters record the work its
+shared training set), and each row is told its own losses. Evaluation scores every row's recommendation
+in one batched pass per data set. Each row's counters record the work its
 run alone would do (the last round asks only what the budget has left, per row).
 """
 
@@ -16,8 +17,10 @@ from typing import Any
 import torch
 
 from optlab.engine.planning import Prepared
+from optlab.engine.stacked_trainer import EVALUATED
 from optlab.engine.trainers import Column
-from optlab.problem import Counters
+from optlab.problem import Counters, stacked
+from optlab.problem.problem import NetworkProblem
 
 
 class StackedSearchTrainer:
@@ -48,7 +51,17 @@ class StackedSearchTrainer:
         return {"batch_loss": finite} if len(finite) == len(best) else {}
 
     def evaluate(self) -> list[dict[str, float]]:
-        return [self.problem.evaluate(search.params()) for search in self.searches]
+        if not isinstance(self.problem, NetworkProblem):
+            return [self.problem.evaluate(search.params()) for search in self.searches]
+        # every row's recommendation in one batched pass per data set, as the stacked trainer evaluates
+        spec, cost, data = self.problem.network, self.problem.cost_name, self.problem.dataset
+        layers = stacked.unflatten_parts(spec, stacked.split(spec, self.snapshot()))
+        columns: list[torch.Tensor] = []
+        for x, y in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)):
+            columns.extend(stacked.loss_accuracy(spec, cost, layers, x, y))
+        values = torch.stack(columns).cpu().tolist()  # (6, K)
+        names = [f"{part}_{kind}" for part in EVALUATED for kind in ("loss", "accuracy")]
+        return [{name: values[i][j] for i, name in enumerate(names)} for j in range(len(self.searches))]
 
     def params(self, j: int) -> torch.Tensor:
         return self.searches[j].params().detach().clone()

@@ -123,3 +123,8 @@ def test_stacked_runs_are_tagged_with_the_search_trainer(tmp_path, monkeypatch):
         assert run_.data.tags[TRAINER_TAG] == "search"
         assert run_.data.tags["optlab.timing"] == "batched:2"
         assert run_.info.status == "FINISHED"
+
+
+def test_seeds_with_different_label_noise_draws_do_not_share_one_scoring():
+    noisy = {**TINY, "strategy": "ng:OnePlusOne", "label_noise": 0.2}
+    assert group_key(prepare({**noisy, "noise_seed": 1})) != group_key(prepare({**noisy, "noise_seed": 2}))

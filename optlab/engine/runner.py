@@ -71,7 +71,8 @@ def group_key(prep: Prepared) -> tuple | None:
     labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None
     return (
         c.strategy,
-        shared_problem_key(c),
+        # a stacked rule holds labels per row; a search's rows score candidates on one problem, labels included
+        shared_problem_key(c) if stackable(prep) else c.problem_key(),
         plan.batch_size,
         plan.max_steps,
         tuple(sorted(c.budget.items())),

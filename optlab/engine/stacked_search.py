@@ -33,7 +33,8 @@ class StackedSearchTrainer:
             p.strategy_cls(p.problem, p.problem.init_params(p.config.seed), p.config, p.plan) for p in preps
         ]
         self.row_counters = [Counters() for _ in preps]
-        self.size = self.problem.n_train if self.problem.has_accuracy else 1  # samples per evaluation (full set)
+        batch = self.problem.batch()  # what problem.losses scores on (None: a test function, one "sample")
+        self.size = batch.size if batch is not None else 1
 
     def step(self) -> dict[str, Column]:
         asked = [search.ask() for search in self.searches]

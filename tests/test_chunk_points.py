@@ -30,3 +30,8 @@ def test_an_unbatched_phase_sends_every_point_alone():
 def test_options_make_a_first_order_run_train_alone():
     tasks = chunk_points(points("momentum", range(4), lr=0.1, options={"momentum": 0.5}), workers=2)
     assert [len(t) for t in tasks] == [1] * 4
+
+
+def test_seeds_of_a_nevergrad_search_share_a_task_so_they_can_step_together():
+    tasks = chunk_points(points("ng:OnePlusOne", range(6), evaluations=50), workers=2)
+    assert len(tasks) < 6 and sum(len(t) for t in tasks) == 6

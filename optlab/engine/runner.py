@@ -1,9 +1,10 @@
 """Run one config, or many: validate and plan everything first, pick a trainer, hand it to the loop.
 
 Flow: `prepare` (validation phase; nothing recorded yet) -> a trainer: the stacked trainer for a
-strategy with a batched form (K compatible runs together, or K = 1), else the strategy itself stepped
-by the reference trainer -> `TrainingLoop.run` (recording, evaluation, budget, target, divergence,
-probes) -> one RunResult per run.
+strategy with a batched form (K compatible runs together, or K = 1); the stacked search trainer for
+K > 1 compatible runs of a candidate search on a shared objective (a zeroth-order ask/tell strategy);
+else the strategy itself stepped by the reference trainer -> `TrainingLoop.run` (recording,
+evaluation, budget, target, divergence, probes) -> one RunResult per run.
 """
 
 from __future__ import annotations
@@ -14,32 +15,57 @@ from optlab.config import RunConfig
 from optlab.engine.loop import Row, TrainingLoop
 from optlab.engine.planning import Prepared, eval_interval, prepare
 from optlab.engine.result import RunResult
+from optlab.engine.stacked_search import StackedSearchTrainer
 from optlab.engine.stacked_trainer import StackedTrainer
-from optlab.engine.trainers import StrategyTrainer
+from optlab.engine.trainers import StrategyTrainer, Trainer
 from optlab.errors import ConfigError
 from optlab.problem import Problem, build_problem
 from optlab.problem.problem import NetworkProblem
 from optlab.strategies import resolve
+from optlab.strategies.zeroth_order.common import CandidateSearch
 from optlab.tracking.accounting import timed
 
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
 TRAINERS = ("auto", "stacked", "reference")
-TRAINER_TAG = "optlab.trainer"  # which trainer stepped the run: "stacked" (a batched form) or "reference"
+# which trainer stepped the run: "stacked" (a batched form), "search" (candidate searches in lock-step) or "reference"
+TRAINER_TAG = "optlab.trainer"
 SMALL_STEP = 15_000_000  # samples per step x parameters (~ multiply-adds of a forward pass): below, one thread wins
 
 
-def may_stack(config: RunConfig) -> bool:
-    """Whether a run of this config can share a stacked program, from the config alone: its strategy
-    declares a batched form and it sets no strategy options (the problem is checked by `stackable`)."""
+def has_stacked_form(config: RunConfig) -> bool:
+    """Whether the stacked trainer's kernels cover this config: its strategy declares a batched form and it
+    sets no strategy options."""
     cls = resolve(config.strategy)
     return cls.batched_rule() is not None and config.strategy == cls.name and not config.options
 
 
+def may_stack(config: RunConfig) -> bool:
+    """Whether a run of this config may share a program with other seeds, from the config alone: it has
+    a stacked form, or it is a candidate search (the problem and the objective are checked by `stackable`
+    and `search_stackable`)."""
+    return has_stacked_form(config) or issubclass(resolve(config.strategy), CandidateSearch)
+
+
 def stackable(prep: Prepared) -> bool:
-    """Whether the stacked trainer can train this run: its config may stack and the problem is a network
+    """Whether the stacked trainer can train this run: it has a stacked form and the problem is a network
     on data."""
-    return may_stack(prep.config) and isinstance(prep.problem, NetworkProblem)
+    return has_stacked_form(prep.config) and isinstance(prep.problem, NetworkProblem)
+
+
+def search_stackable(prep: Prepared) -> bool:
+    """Whether runs of this config can step in lock-step with one batched scoring of all their candidates:
+    a candidate search (ask/tell) scored on the objective every seed shares (not its own mini-batches)."""
+    cls = prep.strategy_cls
+    return issubclass(cls, CandidateSearch) and cls.shares_objective(prep.config, prep.plan)
+
+
+def trainer_kind(prep: Prepared, size: int) -> str:
+    """The trainer of a chunk of `size` runs of this config: "stacked", "search" (K > 1 candidate searches
+    in lock-step) or "reference"."""
+    if stackable(prep):
+        return "stacked"
+    return "search" if size > 1 and search_stackable(prep) else "reference"
 
 
 def group_key(prep: Prepared) -> tuple | None:
@@ -48,13 +74,14 @@ def group_key(prep: Prepared) -> tuple | None:
     with full diagnostics train alone too: their Hessian products, not their steps, take the time, and
     a group's probes run one row after another in one process, where alone they spread over workers."""
     c, plan = prep.config, prep.plan
-    if not stackable(prep) or "seconds" in c.budget or c.diagnostics == "full":
+    if not (stackable(prep) or search_stackable(prep)) or "seconds" in c.budget or c.diagnostics == "full":
         return None
     # an order that reads the labels cuts batches by them: such rows must share their labels
     labels = (c.label_noise, c.noise_seed) if c.order != "shuffled" else None
     return (
         c.strategy,
-        shared_problem_key(c),
+        # a stacked rule holds labels per row; a search's rows score candidates on one problem, labels included
+        shared_problem_key(c) if stackable(prep) else c.problem_key(),
         plan.batch_size,
         plan.max_steps,
         tuple(sorted(c.budget.items())),
@@ -64,6 +91,7 @@ def group_key(prep: Prepared) -> tuple | None:
         prep.problem.n_train,
         c.order,
         labels,
+        tuple(sorted(c.options.items())),  # empty for a stacked rule (stackable); a search's settings
     )
 
 
@@ -101,7 +129,7 @@ def run(
     use_stacked = trainer == "stacked" or (trainer == "auto" and stackable(prep))
     if use_stacked and not stackable(prep):
         raise ConfigError(f"strategy {prep.config.strategy!r} has no batched form on {prep.problem.name}")
-    return _train([prep], [recorder], [extra_tags], progress, stacked=use_stacked)[0]
+    return _train([prep], [recorder], [extra_tags], progress, "stacked" if use_stacked else "reference")[0]
 
 
 def run_many(
@@ -143,7 +171,8 @@ def run_many(
     for chunk in chunks:
         recorders = [make_recorder(configs[i]) if make_recorder is not None else None for i in chunk]
         tags = [extra_tags[i] if extra_tags else None for i in chunk]
-        outs = _train([preps[i] for i in chunk], recorders, tags, progress, stacked=stackable(preps[chunk[0]]))
+        kind = trainer_kind(preps[chunk[0]], len(chunk))
+        outs = _train([preps[i] for i in chunk], recorders, tags, progress, kind)
         for i, out in zip(chunk, outs):
             results[i] = out
     return cast(list[RunResult], results)  # every index filled: the chunks cover all configs
@@ -162,7 +191,11 @@ def train_together(
     recorders = recorders or [None] * len(preps)
     extra_tags = extra_tags or [None] * len(preps)
     outs = _train(
-        [preps[i] for i in order], [recorders[i] for i in order], [extra_tags[i] for i in order], progress, stacked=True
+        [preps[i] for i in order],
+        [recorders[i] for i in order],
+        [extra_tags[i] for i in order],
+        progress,
+        "stacked" if stackable(preps[0]) else "search",
     )
     results: list[RunResult | None] = [None] * len(preps)
     for i, out in zip(order, outs):
@@ -170,9 +203,15 @@ def train_together(
     return cast(list[RunResult], results)  # every index filled: order is a permutation
 
 
-def _train(preps: list[Prepared], recorders: list, extra_tags: list, progress: bool, stacked: bool) -> list[RunResult]:
-    trainer = StackedTrainer(preps) if stacked else StrategyTrainer(preps[0])
-    used = {TRAINER_TAG: "stacked" if stacked else "reference"}  # with optlab.timing: alone or batched:K
+def _train(preps: list[Prepared], recorders: list, extra_tags: list, progress: bool, kind: str) -> list[RunResult]:
+    trainer: Trainer
+    if kind == "stacked":
+        trainer = StackedTrainer(preps)
+    elif kind == "search":
+        trainer = StackedSearchTrainer(preps)
+    else:
+        trainer = StrategyTrainer(preps[0])
+    used = {TRAINER_TAG: kind}  # with optlab.timing: alone or batched:K
     rows = [
         Row.of(prep, recorder, {**(tags or {}), **used}) for prep, recorder, tags in zip(preps, recorders, extra_tags)
     ]

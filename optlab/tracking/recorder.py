@@ -25,7 +25,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
@@ -104,7 +104,7 @@ class RunRecorder:
         self._logged_keys: set[str] = set()
         self._n_params = 0
         self.remote = is_http(self.client.tracking_uri)  # a tracking server: every call is a round trip
-        self._artifacts = None  # the run's artifact repository, on a tracking server
+        self._artifacts: Any = None  # the run's artifact repository, on a tracking server
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, config, problem, plan, extra_tags: dict | None = None) -> RunRecorder:

@@ -26,7 +26,7 @@ import torch
 from optlab.errors import ConfigError
 from optlab.strategies.base import Option, Strategy
 from optlab.strategies.registry import register, register_prefix
-from optlab.strategies.zeroth_order.common import Infeasible
+from optlab.strategies.zeroth_order.common import CandidateSearch, Infeasible
 
 FULL_COVARIANCE_MAX_DIM = 2_000  # a d x d covariance above this is too slow and too big here
 NOISY_BATCH_SIZE = 100  # default mini-batch of objective=batch
@@ -41,7 +41,7 @@ CURATED = {
 }
 
 
-class NevergradStrategy(Strategy):
+class NevergradStrategy(CandidateSearch, Strategy):
     family = "zeroth-order"
     default_batch_size = None
     optimizer_name: ClassVar[str]
@@ -156,18 +156,29 @@ class NevergradStrategy(Strategy):
         budget = config.budget.get("evaluations")
         self.max_evaluations = int(budget) if budget is not None else None
         self._told = 0
+        self._asked: list = []  # the candidates of the round awaiting their losses
+
+    @classmethod
+    def shares_objective(cls, config, plan) -> bool:
+        return plan.batch_size is None  # objective=batch draws its own mini-batches per seed
 
     def step(self) -> dict[str, float]:
+        ws = self.ask()
+        batch = self.problem.batch(self.sampler.next_indices()) if self.sampler is not None else None
+        return self.tell(self.problem.losses(ws, batch).double().cpu().numpy())
+
+    def ask(self) -> torch.Tensor:
         count = self.workers
         if self.max_evaluations is not None:  # the last round asks only what the budget has left
             count = max(1, min(count, self.max_evaluations - self._told))
-        candidates = [self.optimizer.ask() for _ in range(count)]
-        ws = torch.from_numpy(np.stack([c.value for c in candidates])).to(dtype=self.dtype, device=self.device)
-        batch = self.problem.batch(self.sampler.next_indices()) if self.sampler is not None else None
-        losses = self.problem.losses(ws, batch).double().cpu().numpy()
-        for candidate, loss in zip(candidates, losses):
+        self._asked = [self.optimizer.ask() for _ in range(count)]
+        return torch.from_numpy(np.stack([c.value for c in self._asked])).to(dtype=self.dtype, device=self.device)
+
+    def tell(self, losses: np.ndarray) -> dict[str, float]:
+        for candidate, loss in zip(self._asked, losses):
             self.optimizer.tell(candidate, float(loss))
-        self._told += count
+        self._told += len(self._asked)
+        self._asked = []
         # A candidate far out (PSO samples the whole space) may cost inf: that is not a divergence
         # of the search, whose recommendation the engine still checks at every evaluation point.
         finite = losses[np.isfinite(losses)]

@@ -14,7 +14,9 @@ themselves are in ui_state.py).
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),
-  the same as in the report.
+  the same as in the report. A group of runs (the workload views' run grouping) takes its colour from
+  the browser's colour map instead (ui_state.py); `optlab.groupColors` on the experiment lists each
+  group's strategy colour and the `optlab` server app adds them to that map (ui_server.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"
 RUN_COLOR_TAG = "mlflow.runColor"
+GROUP_COLORS_TAG = "optlab.groupColors"
+MAX_TAG_VALUE = 20000  # MLflow's limit on an experiment tag's value
 DEFAULT_VIEW_ID = "optlab-reruns"
 DEFAULT_VIEW_NAME = "optlab: reruns"
 WORKLOAD_VIEW_NAME = "optlab: {workload}"
@@ -98,6 +102,7 @@ class Workloads:
         self.axes = {}
         self.series = {}
         self.log_x = {}
+        self.group_colors: dict[str, str] = {}  # the UI's group id -> the strategy's colour
         reported = defaultdict(list)
         for run in runs:
             tags = run.data.tags
@@ -117,6 +122,16 @@ class Workloads:
             self.series[workload] = any(r.data.tags.get("optlab.series") for r in members)
             found = (histories or {}).get(workload, {})
             self.log_x[workload] = {x: spans_decades(found.get(x, [])) for x in WORK_AXES}
+            tag_keys, param_keys = self.grouping(workload)
+            for run in members:
+                values = [("tag", k, run.data.tags.get(k)) for k in tag_keys]
+                values += [("param", k, run.data.params.get(k)) for k in param_keys]
+                self.group_colors[ui_state.group_id(values)] = palette.color(run.data.tags.get("optlab.strategy", ""))
+
+    def grouping(self, workload: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The tags and params a workload view groups its runs by: strategy, series, grid axes."""
+        series = ("optlab.series",) if self.series.get(workload) else ()
+        return ("optlab.strategy", *series), self.axes.get(workload, ())
 
     @property
     def names(self) -> list[str]:
@@ -245,7 +260,7 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
         + [column("metrics", m) for m in COLUMN_METRICS]
         + [column("params", p) for p in ("lr", "seed") if p not in axes]
     )
-    grouping = ui_state.group_by(("optlab.strategy", *series), axes)
+    grouping = ui_state.group_by(*workloads.grouping(workload))
     return _state(
         reported_filter(workloads.role.get(workload), workload),
         column("tags", "optlab.strategy"),
@@ -329,7 +344,11 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
         if found and found.get("createdAt") == found.get("updatedAt"):
             client.delete_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id)
     written = {}
-    for view_id, (name, state) in views(read_workloads(client, experiment_id)).items():
+    workloads = read_workloads(client, experiment_id)
+    colors = ui_state.pack(workloads.group_colors)
+    if workloads.group_colors and len(colors) <= MAX_TAG_VALUE and tags.get(GROUP_COLORS_TAG) != colors:
+        client.set_experiment_tag(experiment_id, GROUP_COLORS_TAG, colors)
+    for view_id, (name, state) in views(workloads).items():
         key = VIEW_TAG_PREFIX + view_id
         if key in tags:
             found = ui_state.read_envelope(tags[key])

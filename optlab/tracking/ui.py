@@ -9,8 +9,9 @@ themselves are in ui_state.py).
 - Saved views (the runs page's "Views" menu; `?viewStateShareKey=<id>` opens one), per experiment:
   *optlab: reruns* (the reported runs of every workload with their workload and strategy as columns,
   also the page the experiment opens on: ui_server.py), and per workload *optlab: <workload>* (that
-  workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy with
-  its min-max band over seeds) and *optlab: <workload> · configurations* (its seed-group runs, one per
+  workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy (and
+  grid point) with its min-max band over seeds; the groups are named by the runs' `optlab.config` tag,
+  the strategy and what else tells configurations apart, which save_views sets) and *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),
@@ -36,6 +37,7 @@ MODEL_TRAINING = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"
 RUN_COLOR_TAG = "mlflow.runColor"
 GROUP_COLORS_TAG = "optlab.groupColors"
+CONFIG_TAG = "optlab.config"  # a reported run's configuration in short: what the workload view groups by
 MAX_TAG_VALUE = 20000  # MLflow's limit on an experiment tag's value
 DEFAULT_VIEW_ID = "optlab-reruns"
 DEFAULT_VIEW_NAME = "optlab: reruns"
@@ -103,6 +105,7 @@ class Workloads:
         self.series = {}
         self.log_x = {}
         self.group_colors: dict[str, str] = {}  # the UI's group id -> the strategy's colour
+        self.labels: dict[str, tuple[str, str | None]] = {}  # reported run id -> (configuration, its tag now)
         reported = defaultdict(list)
         for run in runs:
             tags = run.data.tags
@@ -122,16 +125,21 @@ class Workloads:
             self.series[workload] = any(r.data.tags.get("optlab.series") for r in members)
             found = (histories or {}).get(workload, {})
             self.log_x[workload] = {x: spans_decades(found.get(x, [])) for x in WORK_AXES}
-            tag_keys, param_keys = self.grouping(workload)
             for run in members:
-                values = [("tag", k, run.data.tags.get(k)) for k in tag_keys]
-                values += [("param", k, run.data.params.get(k)) for k in param_keys]
-                self.group_colors[ui_state.group_id(values)] = palette.color(run.data.tags.get("optlab.strategy", ""))
+                label = self.configuration(run)
+                self.labels[run.info.run_id] = (label, run.data.tags.get(CONFIG_TAG))
+                color = palette.color(run.data.tags.get("optlab.strategy", ""))
+                self.group_colors[ui_state.group_id([("tag", CONFIG_TAG, label)])] = color
 
-    def grouping(self, workload: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The tags and params a workload view groups its runs by: strategy, series, grid axes."""
-        series = ("optlab.series",) if self.series.get(workload) else ()
-        return ("optlab.strategy", *series), self.axes.get(workload, ())
+    def configuration(self, run) -> str:
+        """The run's configuration as the UI names its group (the legend entry): the strategy first, then
+        its series and grid-axis values, e.g. `minibatch fixed_lr batch_size=512`."""
+        tags, workload = run.data.tags, run.data.tags.get("optlab.workload")
+        parts = [tags.get("optlab.strategy", "?")]
+        if self.series.get(workload) and tags.get("optlab.series"):
+            parts.append(tags["optlab.series"])
+        parts += [f"{k}={run.data.params.get(k, '-')}" for k in self.axes.get(workload, ())]
+        return " ".join(parts)
 
     @property
     def names(self) -> list[str]:
@@ -250,17 +258,17 @@ def default_state(workloads: Workloads) -> dict:
 
 def workload_state(workloads: Workloads, workload: str) -> dict:
     """One workload's reported runs, grouped by configuration (strategy, series, grid axes): each chart
-    draws one line per configuration, the mean over seeds with its min-max band."""
+    draws one line per configuration, the mean over seeds with its min-max band. The table shows what
+    tells the runs apart, no metric: the UI prints a run's metric, and a group's average, with every
+    digit stored; the configurations view has them (mean and interval) to 4 significant digits."""
     axes = workloads.axes.get(workload, ())
     series = ("optlab.series",) if workloads.series.get(workload) else ()
     columns = (
-        [column("tags", "optlab.strategy")]
-        + [column("tags", s) for s in series]
+        [column("tags", t) for t in ("optlab.strategy", *series)]
         + [column("params", p) for p in axes]
-        + [column("metrics", m) for m in COLUMN_METRICS]
         + [column("params", p) for p in ("lr", "seed") if p not in axes]
     )
-    grouping = ui_state.group_by(*workloads.grouping(workload))
+    grouping = ui_state.group_by((CONFIG_TAG,))
     return _state(
         reported_filter(workloads.role.get(workload), workload),
         column("tags", "optlab.strategy"),
@@ -345,6 +353,9 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
             client.delete_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id)
     written = {}
     workloads = read_workloads(client, experiment_id)
+    for run_id, (label, tagged) in workloads.labels.items():
+        if label != tagged:
+            client.set_tag(run_id, CONFIG_TAG, label)
     colors = ui_state.pack(workloads.group_colors)
     if workloads.group_colors and len(colors) <= MAX_TAG_VALUE and tags.get(GROUP_COLORS_TAG) != colors:
         client.set_experiment_tag(experiment_id, GROUP_COLORS_TAG, colors)

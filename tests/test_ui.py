@@ -70,7 +70,11 @@ def test_each_run_group_of_a_workload_view_is_coloured_as_its_strategy(swept):
     keys = ui.read_view(tags[ui.VIEW_TAG_PREFIX + f"optlab-{ui.slug(workload)}"])["groupBy"]["groupByKeys"]
     for run in reruns:  # the id the UI gives the run's group, from the view's own grouping keys
         values = [
-            (k["mode"], k["groupByData"], (run.data.tags if k["mode"] == "tag" else run.data.params).get(k["groupByData"]))
+            (
+                k["mode"],
+                k["groupByData"],
+                (run.data.tags if k["mode"] == "tag" else run.data.params).get(k["groupByData"]),
+            )
             for k in keys
         ]
         assert colors[ui_state.group_id(values)] == palette.color(run.data.tags["optlab.strategy"])
@@ -154,15 +158,18 @@ def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):
 def test_the_injected_script_adds_group_colours_and_keeps_the_users(tmp_path):
     from optlab.tracking.ui_state import RUN_COLORS_KEY
 
-    script = ui_server.defaults_script(colors={"tag.optlab.strategy.adam": "#D55E00", "tag.optlab.strategy.sgd": "#E69F00"})
+    script = ui_server.defaults_script(
+        colors={"tag.optlab.strategy.adam": "#D55E00", "tag.optlab.strategy.sgd": "#E69F00"}
+    )
     body = script.split(">", 1)[1].rsplit("</script>", 1)[0]
     user = json.dumps({"tag.optlab.strategy.sgd": "#123456", "some-run-id": "#abcdef"})
     program = tmp_path / "run.js"
-    program.write_text(
-        "var store={%s:%s};var window={localStorage:{getItem:function(k){return k in store?store[k]:null;},"
-        "setItem:function(k,v){store[k]=String(v);}}};%s\nconsole.log(store[%s]);"
-        % (json.dumps(RUN_COLORS_KEY), json.dumps(user), body, json.dumps(RUN_COLORS_KEY))
+    key = json.dumps(RUN_COLORS_KEY)
+    storage = (
+        "var window={localStorage:{getItem:function(k){return k in store?store[k]:null;},"
+        "setItem:function(k,v){store[k]=String(v);}}};"
     )
+    program.write_text(f"var store={{{key}:{json.dumps(user)}}};{storage}{body}\nconsole.log(store[{key}]);")
     result = subprocess.run(["node", str(program)], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == {
         "tag.optlab.strategy.sgd": "#123456",  # the user's pick is kept

@@ -109,7 +109,10 @@ def test_each_workload_has_a_view_of_its_reported_runs_and_one_of_its_configurat
 
 def test_a_workload_view_draws_one_line_per_strategy_with_its_band(store):
     state = view(store, "optlab-wide")
-    assert state["groupBy"] == {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": ui.CONFIG_TAG}]}
+    assert state["groupBy"] == {
+        "aggregateFunction": "average",
+        "groupByKeys": [{"mode": "tag", "groupByData": ui.CONFIG_TAG}],
+    }
     assert state["useGroupedValuesInCharts"] is True and state["runsHiddenMode"] == "SHOW_ALL"
     runs = matching(store, state)
     lines = {r.data.tags[ui.CONFIG_TAG] for r in runs}

@@ -11,7 +11,8 @@ themselves are in ui_state.py).
   also the page the experiment opens on: ui_server.py), and per workload *optlab: <workload>* (that
   workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy (and
   grid point) with its min-max band over seeds; the groups are named by the runs' `optlab.config` tag,
-  the strategy and what else tells configurations apart, which save_views sets) and *optlab: <workload> · configurations* (its seed-group runs, one per
+  the strategy and what else tells configurations apart, which save_views sets) and
+  *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),

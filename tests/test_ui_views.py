@@ -242,3 +242,23 @@ def test_the_pinned_view_format_matches_the_installed_mlflow_ui():
     ):
         assert fragment in bundle, f"{fragment!r} not in the UI bundle. {REFRESH}"
     assert ui_state.VIEW_TAG_PREFIX == "mlflow.sharedViewState." and ui_state.COMPRESSED == "deflate;"
+
+
+def test_a_workload_too_big_for_the_uis_first_page_shows_its_runs_timed_alone():
+    from types import SimpleNamespace
+
+    def rerun(strategy, seed):
+        tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": strategy}
+        if seed < 5:
+            tags[ui.TIMING_TAG] = "alone"
+        return SimpleNamespace(
+            info=SimpleNamespace(run_id=f"{strategy}{seed}"),
+            data=SimpleNamespace(tags=tags, params={"seed": str(seed)}),
+        )
+
+    big = ui.Workloads(
+        [rerun(s, seed) for s in ("sgd", "adam", "gd", "adamw", "nesterov", "rmsprop") for seed in range(20)]
+    )
+    assert "tags.`optlab.timing` = 'alone'" in ui.workload_state(big, "w")["searchFilter"]
+    small = ui.Workloads([rerun(s, seed) for s in ("sgd", "adam") for seed in range(20)])
+    assert "optlab.timing" not in ui.workload_state(small, "w")["searchFilter"]  # 40 runs: all of them

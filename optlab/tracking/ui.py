@@ -63,6 +63,8 @@ COUNTERS = ("epoch", "samples_seen", "evaluations", "gradient_evaluations", "gra
 WORK_AXES = ("gradient_equivalents", "wall_time")
 NOT_AXES = ("seed", "run_name", "experiment")  # params that never tell configurations apart
 PIXELS_PER_CHARACTER = 7.5
+UI_PAGE = 100  # the runs the UI loads before its "Load more": a view's groups beyond them are not drawn
+TIMING_TAG = "optlab.timing"
 
 
 def run_tags(strategy: str) -> dict[str, str]:
@@ -107,6 +109,7 @@ class Workloads:
         self.log_x = {}
         self.group_colors: dict[str, str] = {}  # the UI's group id -> the strategy's colour
         self.labels: dict[str, tuple[str, str | None]] = {}  # reported run id -> (configuration, its tag now)
+        self.alone_only: dict[str, bool] = {}  # the view shows only the runs timed alone (all fit one page)
         reported = defaultdict(list)
         for run in runs:
             tags = run.data.tags
@@ -131,6 +134,12 @@ class Workloads:
                 self.labels[run.info.run_id] = (label, run.data.tags.get(CONFIG_TAG))
                 color = palette.color(run.data.tags.get("optlab.strategy", ""))
                 self.group_colors[ui_state.group_id([("tag", CONFIG_TAG, label)])] = color
+            alone = [r for r in members if r.data.tags.get(TIMING_TAG) == "alone"]
+            self.alone_only[workload] = (
+                len(members) > UI_PAGE
+                and len(alone) <= UI_PAGE
+                and {self.configuration(r) for r in alone} == {self.configuration(r) for r in members}
+            )
 
     def configuration(self, run) -> str:
         """The run's configuration as the UI names its group (the legend entry): the strategy first, then
@@ -259,7 +268,9 @@ def default_state(workloads: Workloads) -> dict:
 
 def workload_state(workloads: Workloads, workload: str) -> dict:
     """One workload's reported runs, grouped by configuration (strategy, series, grid axes): each chart
-    draws one line per configuration, the mean over seeds with its min-max band. The table shows what
+    draws one line per configuration, the mean over seeds with its min-max band. When its runs would not
+    fit the UI's first page (some configurations then not drawn), only those timed alone are shown, if
+    they cover every configuration. The table shows what
     tells the runs apart, no metric: the UI prints a run's metric, and a group's average, with every
     digit stored; the configurations view has them (mean and interval) to 4 significant digits."""
     axes = workloads.axes.get(workload, ())
@@ -270,8 +281,11 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
         + [column("params", p) for p in ("lr", "seed") if p not in axes]
     )
     grouping = ui_state.group_by((CONFIG_TAG,))
+    search = reported_filter(workloads.role.get(workload), workload)
+    if workloads.alone_only.get(workload):  # every configuration, each over its seeds timed alone
+        search += f" AND tags.`{TIMING_TAG}` = 'alone'"
     return _state(
-        reported_filter(workloads.role.get(workload), workload),
+        search,
         column("tags", "optlab.strategy"),
         True,
         columns,

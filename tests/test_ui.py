@@ -4,13 +4,15 @@ the sweep parent's description, and the `optlab` server app that opens the UI on
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from importlib.metadata import entry_points
 
 import pytest
 from sweep_helpers import TUNED_PAIR, write_spec
 
 from optlab import palette
-from optlab.tracking import ui, ui_server
+from optlab.tracking import ui, ui_server, ui_state
 
 DESCRIPTION = "minibatch vs adam on digits, lr tuned per strategy"
 
@@ -44,15 +46,39 @@ def test_a_sweep_experiment_is_model_training_described_and_has_its_views(swept)
     assert "metrics.`final/val_accuracy/ci_low`" in groups["selectedColumns"]
     state = ui.read_view(tags[ui.VIEW_TAG_PREFIX + f"optlab-{ui.slug(workload)}"])
     assert state["runsHiddenMode"] == "SHOW_ALL"  # every run drawn, not the first 10
-    assert "metrics.`val_accuracy`" in state["selectedColumns"]
+    # no metric column: the UI would print every stored digit (the configurations view has 4 significant)
+    assert state["selectedColumns"][0] == "tags.`optlab.strategy`"
+    assert not any(c.startswith("metrics.") for c in state["selectedColumns"])
+    # grouped by the runs' short configuration name: the legend says the strategy, nothing else here
+    assert state["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": ui.CONFIG_TAG}]
     shown = swept["client"].search_runs([swept["experiment"].experiment_id], state["searchFilter"])
     assert len(shown) == 4 and {r.data.tags["optlab.role"] for r in shown} == {"rerun"}
+    assert {r.data.tags[ui.CONFIG_TAG] for r in shown} == {"minibatch", "adam"}
     sections = {s["uuid"]: s for s in state["compareRunSections"]}
     counters = [c for c in state["compareRunCharts"] if c["metricKey"] in ui.COUNTERS and c["xAxisKey"] == "step"]
     assert counters and {sections[c["metricSectionId"]]["display"] for c in counters} == {False}
     leading = [c for c in state["compareRunCharts"] if sections[c["metricSectionId"]]["display"]]
     assert {c["metricKey"] for c in leading} <= {"val_accuracy", "train_loss"}
     assert {c["selectedXAxisMetricKey"] for c in leading} == {"gradient_equivalents", "wall_time"}
+
+
+def test_each_run_group_of_a_workload_view_is_coloured_as_its_strategy(swept):
+    tags = swept["client"].get_experiment(swept["experiment"].experiment_id).tags
+    colors = ui_state.unpack(tags[ui.GROUP_COLORS_TAG])
+    reruns = [r for r in swept["runs"] if r.data.tags.get("optlab.role") == "rerun"]
+    workload = reruns[0].data.tags["optlab.workload"]
+    keys = ui.read_view(tags[ui.VIEW_TAG_PREFIX + f"optlab-{ui.slug(workload)}"])["groupBy"]["groupByKeys"]
+    for run in reruns:  # the id the UI gives the run's group, from the view's own grouping keys
+        values = [
+            (
+                k["mode"],
+                k["groupByData"],
+                (run.data.tags if k["mode"] == "tag" else run.data.params).get(k["groupByData"]),
+            )
+            for k in keys
+        ]
+        assert colors[ui_state.group_id(values)] == palette.color(run.data.tags["optlab.strategy"])
+    assert len(colors) == 2  # minibatch and adam
 
 
 def test_the_parent_run_says_what_the_sweep_compares_and_how_to_read_it(swept):
@@ -126,3 +152,27 @@ def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):
     assert err.startswith("optlab: error:") and "--app-name optlab" in err and err.count("\n") == 1
     assert main(["ui", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the injected script")
+def test_the_injected_script_adds_group_colours_and_keeps_the_users(tmp_path):
+    from optlab.tracking.ui_state import RUN_COLORS_KEY
+
+    script = ui_server.defaults_script(
+        colors={"tag.optlab.strategy.adam": "#D55E00", "tag.optlab.strategy.sgd": "#E69F00"}
+    )
+    body = script.split(">", 1)[1].rsplit("</script>", 1)[0]
+    user = json.dumps({"tag.optlab.strategy.sgd": "#123456", "some-run-id": "#abcdef"})
+    program = tmp_path / "run.js"
+    key = json.dumps(RUN_COLORS_KEY)
+    storage = (
+        "var window={localStorage:{getItem:function(k){return k in store?store[k]:null;},"
+        "setItem:function(k,v){store[k]=String(v);}}};"
+    )
+    program.write_text(f"var store={{{key}:{json.dumps(user)}}};{storage}{body}\nconsole.log(store[{key}]);")
+    result = subprocess.run(["node", str(program)], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout) == {
+        "tag.optlab.strategy.sgd": "#123456",  # the user's pick is kept
+        "some-run-id": "#abcdef",
+        "tag.optlab.strategy.adam": "#D55E00",  # optlab's added
+    }

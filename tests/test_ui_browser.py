@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sweep_helpers import TUNED_PAIR, write_spec
 
+from optlab import palette
 from optlab.tracking import ui
 
 # a real MLflow server (tens of seconds to start): `make test-slow`; headless Chromium with its driver
@@ -120,6 +121,12 @@ def body_text(driver) -> str:
     return driver.find_element(By.TAG_NAME, "body").text
 
 
+def rgb(hex_color: str) -> str:
+    """A colour as the browser reports an SVG stroke."""
+    r, g, b = (int(hex_color.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
 def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -171,8 +178,12 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
         WebDriverWait(driver, 60).until(
             lambda d: "Learning curves against work" in body_text(d) and "gradient_equivalents" in body_text(d)
         )
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "path.js-line"))
         charts = body_text(driver)
         legend = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".legendtext")]
+        strokes = driver.execute_script(
+            "return Array.from(document.querySelectorAll('path.js-line')).map(p => p.style.stroke)"
+        )
         errors = console_errors(driver)
     finally:
         driver.quit()
@@ -181,4 +192,10 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
     assert ui.GROUPS_VIEW_NAME.format(workload=workload) in groups_text and "final/val_accuracy/ci_low" in groups_text
     assert not any(t in groups_text for t in trials)
     assert "Work counters" in charts and len(set(legend)) <= 2  # one line per strategy
+    reruns = [r for r in served["runs"] if role[r.info.run_id] == "rerun"]
+    assert {r.data.tags["optlab.workload"] for r in reruns} == {workload}  # one workload in the view
+    strategies = {r.data.tags["optlab.strategy"] for r in reruns}
+    # each group's line in its strategy's palette colour (not the UI's hashed one); none other
+    assert {rgb(palette.color(s)) for s in strategies} <= set(strokes)
+    assert set(strokes) - {rgb(palette.color(s)) for s in strategies} <= {"rgb(0, 0, 0)"}  # markers' outline
     assert errors == []

@@ -13,6 +13,7 @@ import mlflow
 import pytest
 from synthetic_store import add_run
 
+from optlab import palette
 from optlab.tracking import ui, ui_server, ui_state
 
 SAMPLE = Path(__file__).parent / "data" / "mlflow_ui_state_sample.json"
@@ -110,21 +111,26 @@ def test_a_workload_view_draws_one_line_per_strategy_with_its_band(store):
     state = view(store, "optlab-wide")
     assert state["groupBy"] == {
         "aggregateFunction": "average",
-        "groupByKeys": [{"mode": "tag", "groupByData": "optlab.strategy"}],
+        "groupByKeys": [{"mode": "tag", "groupByData": ui.CONFIG_TAG}],
     }
     assert state["useGroupedValuesInCharts"] is True and state["runsHiddenMode"] == "SHOW_ALL"
     runs = matching(store, state)
-    lines = {tuple(r.data.tags[k["groupByData"]] for k in state["groupBy"]["groupByKeys"]) for r in runs}
-    assert lines == {("sgd",), ("adam",)}
+    lines = {r.data.tags[ui.CONFIG_TAG] for r in runs}
+    assert lines == {"sgd", "adam"}  # a group's name in the legend is the strategy alone
+    colors = ui_state.unpack(store["tags"][ui.GROUP_COLORS_TAG])
+    for line in lines:  # each group in its strategy's palette colour, under the id the UI gives the group
+        assert colors[ui_state.group_id([("tag", ui.CONFIG_TAG, line)])] == palette.color(line)
 
 
-def test_a_grid_axis_is_a_grouping_key_and_what_follows_from_it_is_not(store):
+def test_a_grid_axis_names_the_groups_and_what_follows_from_it_does_not(store):
     state = view(store, "optlab-batches")
-    keys = [(k["mode"], k["groupByData"]) for k in state["groupBy"]["groupByKeys"]]
-    # batch_size tells configurations apart; eval_every is set per batch size and lr is the tuned value
-    assert keys == [("tag", "optlab.strategy"), ("param", "batch_size")]
     runs = matching(store, state)
-    assert len({(r.data.tags["optlab.strategy"], r.data.params["batch_size"]) for r in runs}) == 3
+    # batch_size tells configurations apart; eval_every is set per batch size and lr is the tuned value
+    names = {r.data.tags[ui.CONFIG_TAG] for r in runs}
+    assert len(names) == 3 and all(n.startswith("minibatch batch_size=") for n in names)
+    assert not any("eval_every" in n or "lr=" in n for n in names)
+    assert "params.`batch_size`" in state["selectedColumns"]
+    assert not any(c.startswith("metrics.") for c in state["selectedColumns"])  # the UI prints every digit
 
 
 def test_the_configurations_view_shows_mean_ci_low_ci_high_in_that_order_with_whole_headers(store):
@@ -236,3 +242,23 @@ def test_the_pinned_view_format_matches_the_installed_mlflow_ui():
     ):
         assert fragment in bundle, f"{fragment!r} not in the UI bundle. {REFRESH}"
     assert ui_state.VIEW_TAG_PREFIX == "mlflow.sharedViewState." and ui_state.COMPRESSED == "deflate;"
+
+
+def test_a_workload_too_big_for_the_uis_first_page_shows_its_runs_timed_alone():
+    from types import SimpleNamespace
+
+    def rerun(strategy, seed):
+        tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": strategy}
+        if seed < 5:
+            tags[ui.TIMING_TAG] = "alone"
+        return SimpleNamespace(
+            info=SimpleNamespace(run_id=f"{strategy}{seed}"),
+            data=SimpleNamespace(tags=tags, params={"seed": str(seed)}),
+        )
+
+    big = ui.Workloads(
+        [rerun(s, seed) for s in ("sgd", "adam", "gd", "adamw", "nesterov", "rmsprop") for seed in range(20)]
+    )
+    assert "tags.`optlab.timing` = 'alone'" in ui.workload_state(big, "w")["searchFilter"]
+    small = ui.Workloads([rerun(s, seed) for s in ("sgd", "adam") for seed in range(20)])
+    assert "optlab.timing" not in ui.workload_state(small, "w")["searchFilter"]  # 40 runs: all of them

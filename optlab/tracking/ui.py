@@ -9,12 +9,16 @@ themselves are in ui_state.py).
 - Saved views (the runs page's "Views" menu; `?viewStateShareKey=<id>` opens one), per experiment:
   *optlab: reruns* (the reported runs of every workload with their workload and strategy as columns,
   also the page the experiment opens on: ui_server.py), and per workload *optlab: <workload>* (that
-  workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy with
-  its min-max band over seeds) and *optlab: <workload> · configurations* (its seed-group runs, one per
+  workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy (and
+  grid point) with its min-max band over seeds; the groups are named by the runs' `optlab.config` tag,
+  the strategy and what else tells configurations apart, which save_views sets) and
+  *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),
-  the same as in the report.
+  the same as in the report. A group of runs (the workload views' run grouping) takes its colour from
+  the browser's colour map instead (ui_state.py); `optlab.groupColors` on the experiment lists each
+  group's strategy colour and the `optlab` server app adds them to that map (ui_server.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"
 RUN_COLOR_TAG = "mlflow.runColor"
+GROUP_COLORS_TAG = "optlab.groupColors"
+CONFIG_TAG = "optlab.config"  # a reported run's configuration in short: what the workload view groups by
+MAX_TAG_VALUE = 20000  # MLflow's limit on an experiment tag's value
 DEFAULT_VIEW_ID = "optlab-reruns"
 DEFAULT_VIEW_NAME = "optlab: reruns"
 WORKLOAD_VIEW_NAME = "optlab: {workload}"
@@ -56,6 +63,8 @@ COUNTERS = ("epoch", "samples_seen", "evaluations", "gradient_evaluations", "gra
 WORK_AXES = ("gradient_equivalents", "wall_time")
 NOT_AXES = ("seed", "run_name", "experiment")  # params that never tell configurations apart
 PIXELS_PER_CHARACTER = 7.5
+UI_PAGE = 100  # the runs the UI loads before its "Load more": a view's groups beyond them are not drawn
+TIMING_TAG = "optlab.timing"
 
 
 def run_tags(strategy: str) -> dict[str, str]:
@@ -98,6 +107,9 @@ class Workloads:
         self.axes = {}
         self.series = {}
         self.log_x = {}
+        self.group_colors: dict[str, str] = {}  # the UI's group id -> the strategy's colour
+        self.labels: dict[str, tuple[str, str | None]] = {}  # reported run id -> (configuration, its tag now)
+        self.alone_only: dict[str, bool] = {}  # the view shows only the runs timed alone (all fit one page)
         reported = defaultdict(list)
         for run in runs:
             tags = run.data.tags
@@ -117,6 +129,27 @@ class Workloads:
             self.series[workload] = any(r.data.tags.get("optlab.series") for r in members)
             found = (histories or {}).get(workload, {})
             self.log_x[workload] = {x: spans_decades(found.get(x, [])) for x in WORK_AXES}
+            for run in members:
+                label = self.configuration(run)
+                self.labels[run.info.run_id] = (label, run.data.tags.get(CONFIG_TAG))
+                color = palette.color(run.data.tags.get("optlab.strategy", ""))
+                self.group_colors[ui_state.group_id([("tag", CONFIG_TAG, label)])] = color
+            alone = [r for r in members if r.data.tags.get(TIMING_TAG) == "alone"]
+            self.alone_only[workload] = (
+                len(members) > UI_PAGE
+                and len(alone) <= UI_PAGE
+                and {self.configuration(r) for r in alone} == {self.configuration(r) for r in members}
+            )
+
+    def configuration(self, run) -> str:
+        """The run's configuration as the UI names its group (the legend entry): the strategy first, then
+        its series and grid-axis values, e.g. `minibatch fixed_lr batch_size=512`."""
+        tags, workload = run.data.tags, run.data.tags.get("optlab.workload")
+        parts = [tags.get("optlab.strategy", "?")]
+        if self.series.get(workload) and tags.get("optlab.series"):
+            parts.append(tags["optlab.series"])
+        parts += [f"{k}={run.data.params.get(k, '-')}" for k in self.axes.get(workload, ())]
+        return " ".join(parts)
 
     @property
     def names(self) -> list[str]:
@@ -235,19 +268,24 @@ def default_state(workloads: Workloads) -> dict:
 
 def workload_state(workloads: Workloads, workload: str) -> dict:
     """One workload's reported runs, grouped by configuration (strategy, series, grid axes): each chart
-    draws one line per configuration, the mean over seeds with its min-max band."""
+    draws one line per configuration, the mean over seeds with its min-max band. When its runs would not
+    fit the UI's first page (some configurations then not drawn), only those timed alone are shown, if
+    they cover every configuration. The table shows what
+    tells the runs apart, no metric: the UI prints a run's metric, and a group's average, with every
+    digit stored; the configurations view has them (mean and interval) to 4 significant digits."""
     axes = workloads.axes.get(workload, ())
     series = ("optlab.series",) if workloads.series.get(workload) else ()
     columns = (
-        [column("tags", "optlab.strategy")]
-        + [column("tags", s) for s in series]
+        [column("tags", t) for t in ("optlab.strategy", *series)]
         + [column("params", p) for p in axes]
-        + [column("metrics", m) for m in COLUMN_METRICS]
         + [column("params", p) for p in ("lr", "seed") if p not in axes]
     )
-    grouping = ui_state.group_by(("optlab.strategy", *series), axes)
+    grouping = ui_state.group_by((CONFIG_TAG,))
+    search = reported_filter(workloads.role.get(workload), workload)
+    if workloads.alone_only.get(workload):  # every configuration, each over its seeds timed alone
+        search += f" AND tags.`{TIMING_TAG}` = 'alone'"
     return _state(
-        reported_filter(workloads.role.get(workload), workload),
+        search,
         column("tags", "optlab.strategy"),
         True,
         columns,
@@ -329,7 +367,14 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
         if found and found.get("createdAt") == found.get("updatedAt"):
             client.delete_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id)
     written = {}
-    for view_id, (name, state) in views(read_workloads(client, experiment_id)).items():
+    workloads = read_workloads(client, experiment_id)
+    for run_id, (label, tagged) in workloads.labels.items():
+        if label != tagged:
+            client.set_tag(run_id, CONFIG_TAG, label)
+    colors = ui_state.pack(workloads.group_colors)
+    if workloads.group_colors and len(colors) <= MAX_TAG_VALUE and tags.get(GROUP_COLORS_TAG) != colors:
+        client.set_experiment_tag(experiment_id, GROUP_COLORS_TAG, colors)
+    for view_id, (name, state) in views(workloads).items():
         key = VIEW_TAG_PREFIX + view_id
         if key in tags:
             found = ui_state.read_envelope(tags[key])

@@ -5,7 +5,9 @@ switch (localStorage `mlflow.workflowType_v1`, GenAI until the user flips it); a
 `mlflow.experimentKind` tag does not override it. This app is MLflow's server with one addition:
 the page that loads the UI carries a few lines of script that set that switch to *Model training*
 (and keep MLflow's assistant panel from opening over the runs) when the browser has no choice of its
-own yet. A choice the user makes later in the UI is kept. It also gives every optlab experiment the
+own yet. A choice the user makes later in the UI is kept. It adds the colours of optlab's run groups
+(each strategy's palette colour, tracking/ui.py) to the UI's colour map, keeping any colour the user
+picked for a group. It also gives every optlab experiment the
 runs page it opens on when clicked (the UI keeps that page per browser in localStorage): optlab's
 default view (tracking/ui.py: the reported runs with workload, strategy and metric columns), again only
 where the browser has no page of its own for that experiment yet. Nothing else is changed.
@@ -29,6 +31,22 @@ BROWSER_DEFAULTS = {
 MARKER = "optlab-ui-defaults"
 
 
+def group_colors(client) -> dict[str, str]:
+    """The UI's colour map entries of every optlab experiment's run groups (group id -> colour)."""
+    from optlab.tracking import ui_state
+    from optlab.tracking.ui import GROUP_COLORS_TAG
+
+    colors = {}
+    for experiment in client.search_experiments():
+        value = (experiment.tags or {}).get(GROUP_COLORS_TAG)
+        if value:
+            try:
+                colors.update(ui_state.unpack(value))
+            except (ValueError, TypeError):
+                continue  # not a map optlab wrote
+    return colors
+
+
 def experiment_pages(client) -> dict[str, str]:
     """localStorage entries of the runs page each optlab experiment opens on (its default view's state)."""
     from optlab.tracking import ui_state
@@ -46,30 +64,38 @@ def experiment_pages(client) -> dict[str, str]:
     return pages
 
 
-def defaults_script(extra: dict[str, str] | None = None) -> str:
+def defaults_script(extra: dict[str, str] | None = None, colors: dict[str, str] | None = None) -> str:
+    """The script setting absent localStorage entries and adding `colors` to the UI's colour map (a
+    colour already in the map, the user's, is kept)."""
+    from optlab.tracking.ui_state import RUN_COLORS_KEY
+
     entries = json.dumps({**BROWSER_DEFAULTS, **(extra or {})}).replace("</", "<\\/")  # no early </script>
+    added = json.dumps(colors or {}).replace("</", "<\\/")
     return (
         f'<script id="{MARKER}">(function(){{try{{var d={entries};for(var k in d)'
-        f"{{if(window.localStorage.getItem(k)===null)window.localStorage.setItem(k,d[k]);}}}}"
+        f"{{if(window.localStorage.getItem(k)===null)window.localStorage.setItem(k,d[k]);}}"
+        f"var c={added},s=window.localStorage,m={{}};try{{m=JSON.parse(s.getItem('{RUN_COLORS_KEY}'))||{{}};}}"
+        f"catch(e){{}}for(var g in c){{if(!(g in m))m[g]=c[g];}}s.setItem('{RUN_COLORS_KEY}',JSON.stringify(m));}}"
         f"catch(e){{}}}})();</script>"
     )
 
 
-def inject(page: str, extra: dict[str, str] | None = None) -> str:
-    """The UI's index page with the defaults script (and `extra` localStorage entries) as the first thing
-    in <head> (before MLflow's own script reads the storage). Idempotent."""
+def inject(page: str, extra: dict[str, str] | None = None, colors: dict[str, str] | None = None) -> str:
+    """The UI's index page with the defaults script (`extra` localStorage entries, `colors` for the colour
+    map) as the first thing in <head> (before MLflow's own script reads the storage). Idempotent."""
     if MARKER in page or "<head>" not in page:
         return page
-    return page.replace("<head>", "<head>" + defaults_script(extra), 1)
+    return page.replace("<head>", "<head>" + defaults_script(extra, colors), 1)
 
 
-def _store_pages() -> dict[str, str]:
+def _store_defaults() -> tuple[dict[str, str], dict[str, str]]:
     from mlflow import MlflowClient
 
     try:
-        return experiment_pages(MlflowClient(os.environ.get("MLFLOW_TRACKING_URI")))
+        client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI"))
+        return experiment_pages(client), group_colors(client)
     except Exception:  # noqa: BLE001 - a store that cannot be read leaves the UI's own defaults
-        return {}
+        return {}, {}
 
 
 def _add_defaults(response):
@@ -78,7 +104,7 @@ def _add_defaults(response):
     # "serve" is MLflow's view for the UI's index page (the only HTML page it serves)
     if request.endpoint == "serve" and response.status_code == 200 and response.mimetype == "text/html":
         response.direct_passthrough = False
-        response.set_data(inject(response.get_data(as_text=True), _store_pages()))
+        response.set_data(inject(response.get_data(as_text=True), *_store_defaults()))
     return response
 
 

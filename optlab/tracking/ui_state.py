@@ -14,6 +14,11 @@ to refresh the sample when MLflow changes).
 - Run grouping (`groupBy`) is {"aggregateFunction": "average" | "min" | "max", "groupByKeys":
   [{"mode": "tag" | "param" | "dataset", "groupByData": <key>}]}; grouped line charts draw the
   aggregate line with a min-max band.
+- A group of runs is known to the UI by its id, "<mode>.<key>.<value>" per grouping key joined by ",".
+  Its colour is not `mlflow.runColor` (a run tag) but the UI's colour map, localStorage
+  `experimentRunColors` ({run or group id: colour}, one map for every experiment), which the UI reads
+  when the runs page opens and writes when the user picks a group's colour; a group missing from it gets
+  a colour hashed from its id.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import zlib
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 COMPRESSED = "deflate;"
+RUN_COLORS_KEY = "experimentRunColors"
 BROWSER_STATE_KEY = "MLflowLocalStorage-1.1-ExperimentPage-{ids}-ReactComponentState"
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 
@@ -64,6 +70,24 @@ def group_by(tags: tuple[str, ...] = (), params: tuple[str, ...] = (), aggregate
     """Run grouping by the values of these tags and params (None: no grouping)."""
     keys = [{"mode": "tag", "groupByData": t} for t in tags] + [{"mode": "param", "groupByData": p} for p in params]
     return {"aggregateFunction": aggregate, "groupByKeys": keys} if keys else None
+
+
+def group_id(values: list[tuple[str, str, str | None]]) -> str:
+    """The UI's id of the group of runs with these (mode, key, value) grouping values, in groupBy's order
+    (a run without the key has the value None)."""
+    return ",".join(f"{mode}.{key}.{value if value else 'null'}" for mode, key, value in values)
+
+
+def pack(data) -> str:
+    """JSON compressed as the UI compresses saved views ("deflate;" + base64(zlib(JSON)))."""
+    return COMPRESSED + base64.b64encode(zlib.compress(json.dumps(data).encode())).decode("ascii")
+
+
+def unpack(value: str):
+    """What pack (or plain JSON) holds."""
+    if value.startswith(COMPRESSED):
+        value = zlib.decompress(base64.b64decode(value[len(COMPRESSED) :])).decode()
+    return json.loads(value)
 
 
 def line_chart(
@@ -146,8 +170,7 @@ def envelope(name: str, state: dict, now_ms: int, marker: dict | None = None) ->
     """A saved-view tag value, its state compressed as the UI compresses the views it saves. `marker`
     (extra envelope keys) lets the writer recognise its own views; the UI ignores them and does not keep
     them when the user overrides the view."""
-    packed = COMPRESSED + base64.b64encode(zlib.compress(json.dumps(state).encode())).decode("ascii")
-    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": packed, **(marker or {})})
+    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": pack(state), **(marker or {})})
 
 
 def read_envelope(value: str) -> dict:
@@ -161,10 +184,7 @@ def read_envelope(value: str) -> dict:
 
 def read_state(value: str) -> dict:
     """The runs page state inside a saved-view tag value (either form the UI accepts)."""
-    state = json.loads(value)["state"]
-    if state.startswith(COMPRESSED):
-        state = zlib.decompress(base64.b64decode(state[len(COMPRESSED) :])).decode()
-    return json.loads(state)
+    return unpack(json.loads(value)["state"])
 
 
 def browser_state_key(experiment_id: str) -> str:

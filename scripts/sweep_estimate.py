@@ -85,10 +85,19 @@ class Costs:
         if config.seconds:  # a time budget: its cost is the budget
             return float(config.seconds), 0.0
         if key not in self.cache:
+            from optlab.errors import ConfigError
+
             f = self.fraction
-            small, double = scaled(config, f), scaled(config, 2 * f)
-            one = cpu_seconds([small])
-            two = cpu_seconds([double])
+            while True:  # a strategy may refuse a budget below one of its steps (newton_cg): measure more
+                small, double = scaled(config, f), scaled(config, 2 * f)
+                try:
+                    one = cpu_seconds([small])
+                    two = cpu_seconds([double])
+                    break
+                except ConfigError:
+                    if f >= 0.5:
+                        raise
+                    f = min(0.5, 2 * f)
             slope = max(two - one, 0.0) / f
             self.cache[key] = {"alone": one + slope * (1 - f), "one": one, "small": small, "shared": None}
             self.report(config, f"{self.cache[key]['alone']:.2f} s alone")

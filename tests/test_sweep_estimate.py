@@ -84,3 +84,28 @@ def test_a_kind_first_measured_alone_still_gets_its_stack_share_when_batched(mon
     assert costs.of(config, stackable=False) == (1.0, 0.0)  # the timed reruns, alone
     alone, shared = costs.of(config.with_updates(seed=7), stackable=True)  # the other reruns of that kind, stacked
     assert alone == 1.0 and shared == (module.STACK - 4.0) / (module.STACK - 1)
+
+
+def test_a_kind_that_refuses_a_small_budget_is_measured_on_a_larger_one(monkeypatch):
+    import importlib.util
+
+    from optlab.config import RunConfig
+    from optlab.errors import ConfigError
+
+    spec = importlib.util.spec_from_file_location("sweep_estimate", ROOT / "scripts" / "sweep_estimate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    measured = []
+
+    def cpu_seconds(configs):  # like newton_cg: below 2 epochs there is not one step to take
+        epochs = configs[0].epochs
+        if epochs < 2:
+            raise ConfigError(f"epoch budget {epochs} is less than one step")
+        measured.append(epochs)
+        return epochs
+
+    monkeypatch.setattr(module, "cpu_seconds", cpu_seconds)
+    config = RunConfig.from_dict({"strategy": "gd", "dataset": "digits", "hidden": [8], "epochs": 20})
+    alone, _ = module.Costs(0.03, progress=False).of(config, stackable=False)
+    assert measured and min(measured) >= 2  # measured at a fraction the strategy accepts
+    assert alone == 20  # the cost per epoch extrapolated to the whole budget (1 s per epoch here)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from optlab.config import RunConfig
 from optlab.engine import prepare, run, run_many
 from optlab.engine.runner import TRAINER_TAG, group_key, train_together
 from optlab.strategies.zeroth_order.nevergrad_adapter import NevergradStrategy
@@ -128,3 +129,26 @@ def test_stacked_runs_are_tagged_with_the_search_trainer(tmp_path, monkeypatch):
 def test_seeds_with_different_label_noise_draws_do_not_share_one_scoring():
     noisy = {**TINY, "strategy": "ng:OnePlusOne", "label_noise": 0.2}
     assert group_key(prepare({**noisy, "noise_seed": 1})) != group_key(prepare({**noisy, "noise_seed": 2}))
+
+
+def test_a_search_stack_holds_no_more_archives_than_its_memory_allows(monkeypatch):
+    from optlab.engine import runner
+
+    sizes = []
+    real = runner._train
+
+    def spy(preps, recorders, extra_tags, progress, kind):
+        sizes.append((len(preps), kind))
+        return real(preps, recorders, extra_tags, progress, kind)
+
+    monkeypatch.setattr(runner, "_train", spy)
+    configs = [
+        RunConfig.from_dict(dict(strategy="ng:OnePlusOne", dataset="digits", hidden=[8], evaluations=20, seed=s))
+        for s in range(5)
+    ]
+    prep = runner.prepare(configs[0])
+    per_run = prep.strategy_cls.memory_bytes(prep.config, prep.problem)
+    assert per_run > 0  # Nevergrad's archive is counted
+    monkeypatch.setattr(runner, "SEARCH_MEMORY", 2 * per_run)
+    runner.run_many(configs, batched=True)
+    assert sorted(sizes) == [(1, "reference"), (2, "search"), (2, "search")]

@@ -27,6 +27,7 @@ from optlab.tracking.accounting import timed
 
 MAX_GROUP = 64  # rows per stacked program: bounds memory (K * batch * 784 gathered inputs)
 MAX_STACKED = 1 << 24  # parameters per stacked program (K * d): ~64 MB a copy in float32
+SEARCH_MEMORY = 1 << 30  # bytes of search state (archives) per stacked search: K runs keep K archives
 TRAINERS = ("auto", "stacked", "reference")
 # which trainer stepped the run: "stacked" (a batched form), "search" (candidate searches in lock-step) or "reference"
 TRAINER_TAG = "optlab.trainer"
@@ -163,7 +164,12 @@ def run_many(
         else:
             groups.setdefault(key, []).append(i)
     for members in groups.values():
-        size = max(1, min(max_group, MAX_STACKED // preps[members[0]].problem.n_params))
+        first = preps[members[0]]
+        size = max(1, min(max_group, MAX_STACKED // first.problem.n_params))
+        search = first.strategy_cls
+        if issubclass(search, CandidateSearch) and search_stackable(first):
+            per_run = search.memory_bytes(first.config, first.problem)
+            size = max(1, min(size, SEARCH_MEMORY // max(per_run, 1)))
         members = sorted(members, key=lambda i: preps[i].config.seed)  # one batch stream per seed
         chunks.extend(members[start : start + size] for start in range(0, len(members), size))
     chunks.extend(alone)

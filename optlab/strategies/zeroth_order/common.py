@@ -25,6 +25,12 @@ class CandidateSearch:
         """Whether candidates are scored on the full training loss (the same function in every run)."""
         return False
 
+    @classmethod
+    def memory_bytes(cls, config, problem) -> int:
+        """What one run keeps in memory beyond the problem (its search state and archive): a stack of K
+        runs keeps K times this, so the engine sizes search stacks by it."""
+        return 0
+
     def ask(self) -> torch.Tensor:
         """This round's candidates as an (n, d) tensor; n stays within what the budget has left."""
         raise NotImplementedError

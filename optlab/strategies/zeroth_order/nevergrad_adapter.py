@@ -104,6 +104,16 @@ class NevergradStrategy(CandidateSearch, Strategy):
         return size
 
     @classmethod
+    def memory_bytes(cls, config, problem):
+        # Nevergrad's archive of evaluated points: up to its pruning's max_len points of d float64s, stored
+        # twice (as key and as Parameter); ~210 MB for 784-16-16-10 (ng.optimization.utils.Pruning)
+        from nevergrad.optimization.utils import Pruning
+
+        opts = cls.resolve_options(config)
+        pruning = Pruning.sensible_default(num_workers=opts["num_workers"], dimension=problem.n_params)
+        return int(pruning.max_len) * problem.n_params * 8 * 2
+
+    @classmethod
     def evaluations_per_step(cls, config):
         return float(config.options.get("num_workers", cls.options["num_workers"].default))
 

@@ -125,13 +125,20 @@ def test_the_site_builds_with_strict(tmp_path):
     assert "RunConfig" in reference and "from_dict" in reference  # mkdocstrings rendered the docstrings
 
 
+# a dry run as a user's shell would do it, also when the suite itself runs under `make test`
+MAKE_DRY_RUN = ["make", "--no-print-directory", "-n"]
+PLAIN_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+
 def test_every_declared_make_target_has_a_rule():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     phony = {name for line in re.findall(r"^\.PHONY:(.*)$", makefile, flags=re.M) for name in line.split()}
     assert {"install", "test", "sweep", "sweep-estimate", "glossary", "report"} <= phony
     missing = []
     for target in sorted(phony):
-        out = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            MAKE_DRY_RUN + [target], cwd=ROOT, capture_output=True, text=True, timeout=60, env=PLAIN_ENV
+        )
         if out.returncode != 0 or "No rule to make target" in out.stderr:
             missing.append(f"{target}: {out.stderr.strip()}")
     assert not missing, "\n".join(missing)
@@ -139,7 +146,13 @@ def test_every_declared_make_target_has_a_rule():
 
 def test_the_sweep_estimate_target_passes_only_arguments_its_script_accepts():
     out = subprocess.run(
-        ["make", "-n", "sweep-estimate"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        MAKE_DRY_RUN + ["sweep-estimate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=PLAIN_ENV,
     )
     args = out.stdout.strip().split("scripts/sweep_estimate.py", 1)[1].split()
     files = [a for a in args if a.endswith(".toml")]

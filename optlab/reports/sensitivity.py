@@ -33,7 +33,7 @@ def build(store: Store, experiments=EXPERIMENTS) -> Section:
         "Each sweep's workloads are shown on their own, named with their sweep when trials of several sweeps "
         "are shown: two sweeps with a workload of the same name tuned different strategies on different grids.",
     )
-    trials, _ = workloads.gather(store, experiments, include_tuning=True, by_sweep=True)
+    trials, _ = workloads.gather(store, experiments, include_tuning=True)
     if trials is None or not (trials["role"] == "tuning").any():
         return section.add(not_run(experiments[0]))
     tuning = trials[trials["role"] == "tuning"].copy()

@@ -118,10 +118,10 @@ def name_failed(runs: pd.DataFrame) -> str:
 
 def compute(store: Store, experiments=EXPERIMENTS, all_pairs: bool = False) -> TargetResults | None:
     """Time to target per workload, and a profile per experiment with at least two such workloads."""
-    runs, _ = workloads.gather(store, experiments, by_sweep=True)
+    runs, _ = workloads.gather(store, experiments)
     if runs is None:
         return None
-    trials, _ = workloads.gather(store, experiments, include_tuning=True, by_sweep=True)
+    trials, _ = workloads.gather(store, experiments, include_tuning=True)
     hist = store.history(runs, label="time-to-target histories")
     hit = measures.hits(runs, hist)
     tables, per_workload, verdicts, failed = {}, {}, {}, {}

@@ -14,16 +14,13 @@ from optlab.analysis.sensitivity import EdgeFlag, edge_of_grid
 from optlab.reports.load import Store, series_labels
 
 
-def gather(
-    store: Store, experiments, include_tuning: bool = False, by_sweep: bool = False
-) -> tuple[pd.DataFrame | None, list[str]]:
+def gather(store: Store, experiments, include_tuning: bool = False) -> tuple[pd.DataFrame | None, list[str]]:
     """Runs of the given experiments that exist (reported runs unless `include_tuning`), with a `label`
     per strategy configuration, and the names of the experiments that do not exist.
 
     Runs of two sweeps are never one workload: a workload name that two of the experiments use becomes
     'NAME (sweep EXPERIMENT)' in each (experiments/convergence.toml and experiments/modern.toml both have
-    a `mnist5k-relu-ce`); with `by_sweep` every workload is named so once the runs come from more than one
-    experiment (a section that mixes sweeps says which sweep each workload is from)."""
+    a `mnist5k-relu-ce`); a name only one experiment uses is left as it is."""
     frames, missing = [], []
     for name in experiments:
         runs = store.runs(name, include_tuning=include_tuning)
@@ -36,7 +33,7 @@ def gather(
     runs = pd.concat(frames, ignore_index=True)
     runs = runs[runs["status"] != "RUNNING"].reset_index(drop=True)
     runs["family"] = runs["family"].replace("", "unknown")
-    runs["workload"] = sweep_names(runs, every=by_sweep)
+    runs["workload"] = sweep_names(runs)
     runs["label"] = ""
     for _, group in runs.groupby("workload", sort=False):
         labels = series_labels(group)
@@ -47,11 +44,11 @@ def gather(
     return runs, missing
 
 
-def sweep_names(runs: pd.DataFrame, every: bool = False) -> pd.Series:
+def sweep_names(runs: pd.DataFrame) -> pd.Series:
     """Each run's workload name, with ' (sweep EXPERIMENT)' added where the name is used by more than one
-    experiment (or, with `every`, wherever the runs come from more than one experiment)."""
+    experiment."""
     sweeps = runs.groupby("workload")["experiment"].nunique()
-    shared = set(sweeps.index) if every and runs["experiment"].nunique() > 1 else set(sweeps[sweeps > 1].index)
+    shared = set(sweeps[sweeps > 1].index)
     return pd.Series(
         [f"{w} (sweep {e})" if w in shared else w for w, e in zip(runs["workload"], runs["experiment"])],
         index=runs.index,

@@ -33,18 +33,35 @@ def statuses(cluster, name: str) -> list:
 
 def mid_sweep(cluster, name: str, node: str | None = None):
     """Wait until at least one point is FINISHED and another is being trained; with `node`, until a run
-    is being trained on that node (as soon as it starts: the widest window for a fault to land in it)."""
+    is being trained on that node (as soon as it starts: the widest window for a fault to land in it; a
+    run on a tracking server lasts about a second here, so the store is asked every 0.05 s)."""
+    if node is not None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(cluster.postgres.uri)
+        query = sa.text(
+            "select count(*) from runs r join experiments e on e.experiment_id = r.experiment_id "
+            "join tags t on t.run_uuid = r.run_uuid and t.key = 'optlab.node' and t.value = :node "
+            "where e.name = :n and r.status = 'RUNNING'"
+        )
+        try:
+            with engine.connect() as db:
+                wait_until(
+                    lambda: db.execute(query, {"n": name, "node": node}).scalar() > 0,
+                    180,
+                    f"sweep {name} to train a run on node {node}",
+                    interval=0.05,
+                )
+        finally:
+            engine.dispose()
+        return
 
     def check():
         runs = statuses(cluster, name)
-        if node is not None:
-            return any(r.status == "RUNNING" and r.tags.get("optlab.node") == node for r in runs)
         finished = any(r.status == "FINISHED" for r in runs)
         return finished and any(r.status == "RUNNING" for r in runs)
 
-    wait_until(
-        check, 180, f"sweep {name} to be half-way" + (f" with a run on node {node}" if node else ""), interval=0.5
-    )
+    wait_until(check, 180, f"sweep {name} to be half-way", interval=0.5)
 
 
 def mid_flush(cluster, name: str):
@@ -83,18 +100,27 @@ def finish(cluster, spec, work, sweep, first_code, name):
 
 
 def test_ray_worker_node_killed_mid_sweep(live_cluster, reference, tmp_path):
-    cluster, name = live_cluster, "fault_node"
-    spec = write_spec(tmp_path, name)
-    worker_id = cluster.node_ids()["worker1"]
-    sweep = start_sweep(spec, cluster, tmp_path, "sweep")
-    mid_sweep(cluster, name, node=worker_id)
-    cluster.workers[0].kill()  # raylet, agents and its workers: SIGKILL
-    code = sweep.wait()
-    rerun = finish(cluster, spec, tmp_path, sweep, code, name)
-    runs = read_store(cluster.postgres.uri, name)
-    assert_sweep_complete(runs, point_hashes(spec), reference)
-    lost = [r for r in children(runs) if r.status == "KILLED"]
-    assert lost, "the kill landed between runs: no run was interrupted"
+    cluster = live_cluster
+    # the kill must land while a run trains on that node; a run there lasts about a second, so a kill that
+    # lands between runs (the node's runs all ended before its processes died) is tried again on a new node
+    for attempt in range(3):
+        for node in list(cluster.workers):
+            if not node.alive():
+                cluster.restart_worker(node)
+        name = f"fault_node{attempt}"
+        spec = write_spec(tmp_path, name)
+        worker_id = cluster.node_ids()["worker1"]
+        sweep = start_sweep(spec, cluster, tmp_path, f"sweep{attempt}")
+        mid_sweep(cluster, name, node=worker_id)
+        cluster.workers[0].kill()  # raylet, agents and its workers: SIGKILL
+        code = sweep.wait()
+        rerun = finish(cluster, spec, tmp_path, sweep, code, name)
+        runs = read_store(cluster.postgres.uri, name)
+        assert_sweep_complete(runs, point_hashes(spec), reference)
+        lost = [r for r in children(runs) if r.status == "KILLED"]
+        if lost:
+            break
+    assert lost, "the kill landed between runs three times: no run was interrupted"
     for run in lost:
         assert run.tags["optlab.node"] == worker_id
         assert "Ray worker on node" in run.tags["optlab.failure_reason"], run.tags["optlab.failure_reason"]

@@ -213,6 +213,14 @@ class RunConfig:
         "diagnostics; the others measure validation only (the first and the last point, and the point "
         "a target is reached, always measure all three; default 1: every point)",
     )
+    target_resolution: float | None = setting(
+        "evaluation",
+        omit_default=True,
+        help="with a target: between evaluation points the validation accuracy is also checked (not "
+        "recorded) each time the steps have grown by this fraction, so the step the target is reached "
+        "at is known to within that fraction (e.g. 0.02); that step becomes an evaluation point measuring every "
+        "split. Default: the target is checked at evaluation points only",
+    )
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -316,6 +324,8 @@ class RunConfig:
                         f"{source}: {key} = {getattr(self, key)!r} does not apply to workload "
                         f"{self.workload!r} (its file defines the data, the model and the loss)"
                     )
+        if self.target_resolution is not None and not (finite("target_resolution") and 0 < self.target_resolution <= 1):
+            bad("target_resolution", "a fraction in (0, 1]")
         if self.stop_at_target and self.target is None:
             raise ConfigError(f"{source}: stop_at_target needs a target accuracy")
         _check_names(self, source)

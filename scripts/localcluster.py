@@ -461,13 +461,15 @@ class RayNode:
 NODE_IDS_SCRIPT = """
 import json, sys, time, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False, configure_logging=False)
-want, deadline = int(sys.argv[2]), time.time() + float(sys.argv[3])
+# a SIGKILLed node stays "Alive" on the head until its health checks fail: wait for the ports asked for,
+# never for a count of nodes
+want, deadline = set(json.loads(sys.argv[2])), time.time() + float(sys.argv[3])
 while True:
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    if len(nodes) >= want or time.time() > deadline:
+    if want <= {str(n["NodeManagerPort"]) for n in nodes} or time.time() > deadline:
         break
     time.sleep(0.5)
-print(json.dumps({str(n["NodeManagerPort"]): n["NodeID"] for n in nodes}))
+print("NODES " + json.dumps({str(n["NodeManagerPort"]): n["NodeID"] for n in nodes}))
 """
 
 
@@ -536,6 +538,17 @@ class LocalCluster:
         self.node_ids(wait_for_all=True)
         return new
 
+    def replace_dead_workers(self, progress=print) -> None:
+        """A fresh node for each dead worker; if one does not register with the head in time (seen on a
+        loaded machine), every Ray node is restarted instead, so the cluster is never left half."""
+        try:
+            for node in list(self.workers):
+                if not node.alive():
+                    self.restart_worker(node)
+        except ClusterError as error:
+            progress(f"Ray worker did not rejoin; restarting every Ray node: {str(error).splitlines()[0]}")
+            self.restart_ray()
+
     def restart_ray(self) -> None:
         """Every Ray node stopped and started afresh (new head port): for a node that will not rejoin."""
         stop_all([n.service for n in [*self.workers, self.head] if n is not None])
@@ -581,9 +594,12 @@ class LocalCluster:
 
     def node_ids(self, wait_for_all: bool = False, timeout: float = 60) -> dict[str, str]:
         """Ray node id of each alive node, by node name ('head', 'worker1', ...)."""
-        want = 1 + len(self.workers) if wait_for_all else 1
+        import json
+
+        nodes = {n.name: n for n in [self.head, *self.workers]}
+        want = [str(n.node_manager_port) for n in (nodes.values() if wait_for_all else [self.head])]
         done = subprocess.run(
-            [sys.executable, "-c", NODE_IDS_SCRIPT, self.ray_address, str(want), str(timeout)],
+            [sys.executable, "-c", NODE_IDS_SCRIPT, self.ray_address, json.dumps(want), str(timeout)],
             capture_output=True,
             text=True,
             env={**os.environ, **self.ray_env},
@@ -591,10 +607,10 @@ class LocalCluster:
         )
         if done.returncode != 0:
             raise ClusterError(f"could not list the Ray nodes: {done.stderr.strip()[-2000:]}")
-        import json
-
-        by_port = json.loads(done.stdout.strip().splitlines()[-1])
-        nodes = {n.name: n for n in [self.head, *self.workers]}
+        lines = [line for line in done.stdout.splitlines() if line.startswith("NODES ")]
+        if not lines:
+            raise ClusterError(f"could not list the Ray nodes: {(done.stdout + done.stderr).strip()[-2000:]}")
+        by_port = json.loads(lines[-1].removeprefix("NODES "))
         found = {
             name: by_port[str(n.node_manager_port)] for name, n in nodes.items() if str(n.node_manager_port) in by_port
         }

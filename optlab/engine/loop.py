@@ -12,6 +12,11 @@ evaluation cadence, and owns everything around the steps:
   validation only (and take only the probes at "evaluations", not those at "full_evaluations"); the
   first and the last point and a run's point of reaching its target (or diverging) always measure all
   three;
+- with `target_resolution` = r (and a target), checks of the validation accuracy between evaluation points,
+  each time the steps have grown by the fraction r since the last check or point (every step at first):
+  nothing is recorded unless a run reaches its target there, when the step becomes an evaluation point
+  (every split measured for that run). The time to target is then known to within r of itself, finer
+  than a comparison's margin on it, without storing a denser curve;
 - the budget (steps, epochs, function evaluations, training seconds), the target (a validation
   accuracy: steps and time to reach it, optionally stopping there);
 - divergence: a run is FAILED "diverged: ..." when a batch loss or the training loss becomes non-finite,
@@ -117,7 +122,10 @@ class TrainingLoop:
         self.n_train, self.has_accuracy = first.problem.n_train, first.problem.has_accuracy
         self.every = eval_interval(first.config, first.plan)
         self.full_every = first.config.full_eval_every
-        self.points = 0  # evaluation points taken so far
+        self.points = 0  # evaluation points on the grid taken so far
+        # between grid points, checks of the target each time the steps grow by this fraction (None: never)
+        self.resolution = first.config.target_resolution if first.config.target is not None else None
+        self.next_check = 1
         self.last_full = False  # whether the latest point measured every split
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
@@ -146,6 +154,8 @@ class TrainingLoop:
                 self.step()
                 if self.steps % self.every == 0 and self.live:
                     self.evaluate(last=self.budget_used())
+                elif self.resolution is not None and self.live and self.steps >= self.next_check:
+                    self.check_target()
             if self.live and self.rows[self.live[0]].result.history[-1]["step"] != self.steps:
                 self.evaluate(last=True)
             elif self.live and not self.last_full:  # the budget ended on a validation-only point
@@ -234,6 +244,8 @@ class TrainingLoop:
         (so its update is copied only then). A run whose end cannot be foreseen (a time or evaluation
         budget) copies every update."""
         assert self.updates is not None and self.updates.maxlen is not None  # asked only when probes keep updates
+        if self.resolution is not None:  # a target check may become a point at any step
+            return True
         n, upcoming = self.updates.maxlen, self.steps + 1
         if -(-upcoming // self.every) * self.every - upcoming < n:
             return True
@@ -254,10 +266,29 @@ class TrainingLoop:
         return out
 
     # ---- evaluation, target, divergence -----------------------------------------------------------
-    def evaluate(self, last: bool = False) -> None:
+    def evaluate(self, last: bool = False, on_grid: bool = True) -> None:
+        """An evaluation point: on the grid (every `self.every` steps, counted for `full_eval_every`), or
+        off it where a target check found a run reaching its target (full only when every point is)."""
+        full = last or (self.points % self.full_every == 0 if on_grid else self.full_every == 1)
         with timed("evaluation"):
-            self._evaluate(full=last or self.points % self.full_every == 0)
-        self.points += 1
+            self._evaluate(full=full)
+        self.points += on_grid
+        if self.resolution is not None:
+            self.next_check = max(self.steps + 1, math.ceil(self.steps * (1 + self.resolution)))
+
+    def check_target(self) -> None:
+        """Validation accuracy between grid points (not recorded): where a run first reaches its target,
+        the step becomes an evaluation point. Once every live run has reached it, checks stop."""
+        assert self.resolution is not None  # asked only while checks are on
+        self.next_check = max(self.steps + 1, math.ceil(self.steps * (1 + self.resolution)))
+        waiting = [j for j, r in enumerate(self.live) if self.rows[r].result.steps_to_target is None]
+        if not waiting:
+            self.resolution = None
+            return
+        with timed("evaluation"):
+            points = self.trainer.evaluate(VALIDATION)
+        if any(_reached(self.rows[self.live[j]].config, points[j]) for j in waiting):
+            self.evaluate(last=self.budget_used(), on_grid=False)
 
     def _evaluate(self, full: bool) -> None:
         self.hand_over()

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import cluster_checks  # noqa: E402
-from localcluster import ClusterError, LocalCluster  # noqa: E402
+from localcluster import LocalCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +29,7 @@ def heal(local: LocalCluster) -> None:
     if local.server.service.proc is None or local.server.service.exited():
         local.server.stop()
         local.server.start()
-    if all(node.alive() for node in local.workers):
-        return
-    try:
-        for node in list(local.workers):
-            if not node.alive():
-                local.restart_worker(node)
-    except ClusterError as error:
-        # a replacement node that does not register with the head in time (seen on a loaded machine):
-        # the next test gets a whole new Ray cluster instead of a half one
-        print(f"Ray worker did not rejoin; restarting every Ray node: {str(error).splitlines()[0]}")
-        local.restart_ray()
+    local.replace_dead_workers()
 
 
 @pytest.fixture

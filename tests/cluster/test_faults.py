@@ -104,9 +104,7 @@ def test_ray_worker_node_killed_mid_sweep(live_cluster, reference, tmp_path):
     # the kill must land while a run trains on that node; a run there lasts about a second, so a kill that
     # lands between runs (the node's runs all ended before its processes died) is tried again on a new node
     for attempt in range(3):
-        for node in list(cluster.workers):
-            if not node.alive():
-                cluster.restart_worker(node)
+        cluster.replace_dead_workers()
         name = f"fault_node{attempt}"
         spec = write_spec(tmp_path, name)
         worker_id = cluster.node_ids()["worker1"]

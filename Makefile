@@ -35,7 +35,7 @@ lock:
 	  --output-file requirements.lock --quiet; status=$$?; rm -f $$constraint; exit $$status
 	@echo "requirements.lock: $$(grep -c '^[a-z0-9].*==' requirements.lock) packages pinned with hashes (torch: $(TORCH), installed first)"
 
-# the quick suite; test-slow: the fault tests that take more than ~30 s each (CI runs both)
+# the quick suite; test-slow: the tests that take more than ~15 s each (fault tests, whole reports and pages; CI runs both)
 test:
 	$(PY) -m pytest -q
 

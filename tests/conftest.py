@@ -61,3 +61,13 @@ def shared_store(tmp_path_factory):
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def one_intra_op_thread():
+    """One intra-op thread for a whole module, whatever an earlier test left set (tiny tensors: faster and
+    steadier on a shared machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from optlab.problem import build_problem, stacked
 SKIP = {"wall_time", "wall_time_share"}  # timings, and the batched-only share of the group's time
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and steadier on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 @pytest.fixture

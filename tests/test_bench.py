@@ -9,6 +9,7 @@ from optlab.cli import main
 from optlab.markdown_block import write_block
 
 
+@pytest.mark.slow
 def test_bench_quick_measures_every_row_and_saves_its_table(capsys, tmp_path):
     assert main(["bench", "--quick", "--threads", "1", "--save", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "extending" / "optimizers.md"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 TINY = [("epochs = 2", "steps = 20"), ("--epochs 1", "--steps 20")]
@@ -25,6 +27,7 @@ def _tiny(text: str) -> str:
     return text
 
 
+@pytest.mark.slow
 def test_the_compare_your_own_optimizer_page_runs_from_a_fresh_folder(tmp_path):
     folder, home = tmp_path / "research", tmp_path / "home"
     folder.mkdir()

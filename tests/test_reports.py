@@ -410,6 +410,7 @@ def test_markdown_results_come_from_the_store_and_replace_only_the_results_block
     assert "has no results-more block" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_sweep_more_results_go_to_their_own_block(fixture_report, tmp_path):
     from optlab.cli import main
     from optlab.reports.markdown import BEGIN, END, MORE_BEGIN, MORE_END
@@ -446,6 +447,7 @@ def test_the_modern_section_compares_the_newer_optimizers_with_both_baselines(fi
     assert modern.TITLE in fixture_report.html.read_text()
 
 
+@pytest.mark.slow
 def test_the_modern_results_go_to_their_own_block(fixture_report, tmp_path):
     from optlab.cli import main
     from optlab.reports.markdown import BEGIN, END, MODERN_BEGIN, MODERN_END

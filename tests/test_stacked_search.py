@@ -15,12 +15,7 @@ SKIP = {"wall_time", "wall_time_share"}  # timings, and the batched-only share o
 TINY = {"dataset": "digits", "hidden": [8], "evaluations": 60, "eval_every": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ def sweep(path, env, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun(tmp_path, env):
     # every point trains for 0.8 s of wall time (the minibatch trials first), so the kill lands inside
     # a momentum trial, and the rerun phase has not started

@@ -90,6 +90,7 @@ def test_tier_table_groups_by_verdict_and_sentences_state_no_order_within_a_tier
     assert "1 equivalent, 1 worse and 0 undecided of 2 comparisons" in text
 
 
+@pytest.mark.slow
 def test_report_cli_writes_verdicts_for_all_pairs_and_json(finals, tmp_path, capsys):
     from optlab.cli import main
 

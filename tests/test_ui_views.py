@@ -372,3 +372,19 @@ def test_more_configurations_than_the_uis_page_show_one_seed_each_and_the_name_s
     # the UI draws the first page in the view's order: the smallest batch sizes, as numbers
     first = sorted(sampled, key=lambda i: sampled[i][ui.ORDER_TAG])[: ui.UI_PAGE]
     assert [int(i.split("-")[0]) for i in first] == list(batches)[: ui.UI_PAGE]
+
+
+def test_a_work_axis_is_log_when_the_configurations_of_one_strategy_span_decades_together(tmp_path, monkeypatch):
+    from optlab.tracking.store import client, ensure_experiment
+
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    c = client()
+    experiment_id = ensure_experiment(c, "spread", "batch sizes")
+    # each batch size's curve spans less than two decades of work; the two together span more
+    for batch, curve in ((1, [(0.01, 0.3), (0.05, 0.8)]), (2048, [(5.0, 0.3), (20.0, 0.8)])):
+        add_run("spread", "w", "minibatch", 100, curve, 0.8, params={"batch_size": batch})
+    ui.save_views(c, experiment_id)
+    state = ui.read_view(c.get_experiment(experiment_id).tags[ui_state.VIEW_TAG_PREFIX + "optlab-w"])
+    scales = {card["selectedXAxisMetricKey"]: card["xAxisScaleType"] for card in state["compareRunCharts"]}
+    assert scales["gradient_equivalents"] == "log"

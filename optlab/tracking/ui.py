@@ -407,8 +407,8 @@ def views(workloads: Workloads) -> dict[str, tuple[str, dict]]:
 
 
 def read_workloads(client, experiment_id: str) -> Workloads:
-    """The experiment's workloads as its runs say (one metric history per strategy and workload tells
-    whether a work axis spans decades)."""
+    """The experiment's workloads as its runs say (one metric history per configuration of a workload
+    tells whether a work axis spans decades: the batch sizes of one strategy may span them together)."""
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], "tags.`optlab.role` != 'parent'", max_results=1000, page_token=token)
@@ -422,8 +422,10 @@ def read_workloads(client, experiment_id: str) -> Workloads:
     for run in runs:
         tags = run.data.tags
         workload = tags.get("optlab.workload")
-        key = (workload, tags.get("optlab.strategy"))
-        if workload not in workloads.role or tags.get("optlab.role") != workloads.role[workload] or key in sampled:
+        if workload not in workloads.role or tags.get("optlab.role") != workloads.role[workload]:
+            continue
+        key = (workload, workloads.configuration(run))
+        if key in sampled:
             continue
         sampled.add(key)
         for x in WORK_AXES:

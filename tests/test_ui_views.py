@@ -1,7 +1,9 @@
 """optlab's saved views of the MLflow UI, from a small synthetic store: one view per workload showing only
 that workload's reported runs, grouped by configuration (one line per strategy with its band), the
 configurations view with its intervals in order, the default page every experiment opens on, and the
-MLflow-internal format they are written in, pinned against the installed MLflow UI."""
+MLflow-internal format they are written in, pinned against the installed MLflow UI. A workload with more
+runs than the UI's first page shows an equal sample of every configuration; the configurations of one
+strategy are listed and coloured in numeric order along the report's ordered scale."""
 
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ colours from here, so adam is the same vermillion in every panel, every section 
 the UI. The table is fixed rather than assigned by sort order: adding a strategy to a sweep never
 changes the colour of the others. Strategies compared in one panel (the first-order optimizers of
 one kind, the second-order and the gradient-free ones with their first-order baselines) get hues
-that stay apart; families are told apart by the line style as well.
+that stay apart; families are told apart by the line style as well. Lines that are configurations
+of one strategy (batch sizes, noise levels) take colours along an ordered scale instead
+(`sequential`, `configuration_colors`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,29 @@ def color(strategy: str) -> str:
         return STRATEGY_COLORS[strategy]
     digest = hashlib.sha256(strategy.encode()).digest()
     return FALLBACK_COLORS[digest[0] % len(FALLBACK_COLORS)]
+
+
+def sequential(n: int) -> list[str]:
+    """n colours (#RRGGBB) along an ordered scale, dark to light: viridis without its pale yellow end (the
+    samples seaborn's `color_palette("viridis", n + 1)[:n]` takes), for ordered lines such as batch sizes."""
+    if n <= 0:
+        return []
+    import numpy as np
+    from matplotlib import colormaps
+
+    scale = colormaps["viridis"]
+    return [
+        "#" + "".join(f"{round(255 * float(c)):02X}" for c in scale(x)[:3]) for x in np.linspace(0, 1, n + 3)[1:-1][:n]
+    ]
+
+
+def configuration_colors(strategies: dict[str, str]) -> dict[str, str]:
+    """The colours of compared configurations (label -> its strategy, in their order): each its strategy's
+    colour when every configuration is a different strategy, else one colour each along the ordered scale
+    in the given order (the configurations of one strategy would otherwise share one colour)."""
+    if len(set(strategies.values())) == len(strategies):
+        return {label: color(strategy) for label, strategy in strategies.items()}
+    return dict(zip(strategies, sequential(len(strategies))))
 
 
 def dash(family: str | None) -> str:

@@ -158,21 +158,26 @@ def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):
 def test_the_injected_script_adds_group_colours_and_keeps_the_users(tmp_path):
     from optlab.tracking.ui_state import RUN_COLORS_KEY
 
-    script = ui_server.defaults_script(
-        colors={"tag.optlab.strategy.adam": "#D55E00", "tag.optlab.strategy.sgd": "#E69F00"}
-    )
-    body = script.split(">", 1)[1].rsplit("</script>", 1)[0]
-    user = json.dumps({"tag.optlab.strategy.sgd": "#123456", "some-run-id": "#abcdef"})
-    program = tmp_path / "run.js"
-    key = json.dumps(RUN_COLORS_KEY)
-    storage = (
-        "var window={localStorage:{getItem:function(k){return k in store?store[k]:null;},"
-        "setItem:function(k,v){store[k]=String(v);}}};"
-    )
-    program.write_text(f"var store={{{key}:{json.dumps(user)}}};{storage}{body}\nconsole.log(store[{key}]);")
-    result = subprocess.run(["node", str(program)], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(result.stdout) == {
+    def run_script(store: dict, colors: dict) -> dict:
+        body = ui_server.defaults_script(colors=colors).split(">", 1)[1].rsplit("</script>", 1)[0]
+        storage = (
+            "var window={localStorage:{getItem:function(k){return k in store?store[k]:null;},"
+            "setItem:function(k,v){store[k]=String(v);}}};"
+        )
+        program = tmp_path / "run.js"
+        program.write_text(f"var store={json.dumps(store)};{storage}{body}\nconsole.log(JSON.stringify(store));")
+        result = subprocess.run(["node", str(program)], capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(result.stdout)
+
+    user = {"tag.optlab.strategy.sgd": "#123456", "some-run-id": "#abcdef"}
+    first = {"tag.optlab.strategy.adam": "#D55E00", "tag.optlab.strategy.sgd": "#E69F00"}
+    store = run_script({RUN_COLORS_KEY: json.dumps(user)}, first)
+    assert json.loads(store[RUN_COLORS_KEY]) == {
         "tag.optlab.strategy.sgd": "#123456",  # the user's pick is kept
         "some-run-id": "#abcdef",
         "tag.optlab.strategy.adam": "#D55E00",  # optlab's added
     }
+    # the store's colours change (views rewritten): optlab's earlier colour is replaced, the user's still kept
+    store = run_script(store, {"tag.optlab.strategy.adam": "#414487", "tag.optlab.strategy.sgd": "#2A788E"})
+    colors = json.loads(store[RUN_COLORS_KEY])
+    assert colors["tag.optlab.strategy.adam"] == "#414487" and colors["tag.optlab.strategy.sgd"] == "#123456"

@@ -5,7 +5,9 @@ one line per strategy; its configurations view shows the seed groups with their 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +54,13 @@ def served(tmp_path_factory):
         c = client()
         experiment = c.get_experiment_by_name("desk_ui")
         runs = c.search_runs([experiment.experiment_id])
+    with optlab_ui(env) as base:
+        yield {"base": base, "experiment": experiment, "runs": runs}
+
+
+@contextlib.contextmanager
+def optlab_ui(env: dict):
+    """`optlab ui` over the store env names, up (its base URL) until the block ends."""
     port = free_port()
     optlab = Path(sys.executable).with_name("optlab")
     server = subprocess.Popen(
@@ -73,7 +82,7 @@ def served(tmp_path_factory):
                 if server.poll() is not None or time.time() > deadline:
                     pytest.fail(f"optlab ui did not come up: {server.stdout.read()[-2000:]}")
                 time.sleep(0.5)
-        yield {"base": base, "experiment": experiment, "runs": runs}
+        yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -198,4 +207,55 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
     # each group's line in its strategy's palette colour (not the UI's hashed one); none other
     assert {rgb(palette.color(s)) for s in strategies} <= set(strokes)
     assert set(strokes) - {rgb(palette.color(s)) for s in strategies} <= {"rgb(0, 0, 0)"}  # markers' outline
+    assert errors == []
+
+
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)  # 120 reruns: more than the UI's first page
+
+
+def test_a_crowded_workload_view_draws_every_batch_size_in_numeric_order_along_the_scale(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from synthetic_store import add_run
+
+    from optlab.tracking.store import client
+
+    home = tmp_path / "home"
+    env = {**os.environ, "OPTLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for batch in BATCHES:
+            for seed in range(100, 110):
+                add_run(
+                    "crowded",
+                    "steps",
+                    "minibatch",
+                    seed,
+                    [(1.0, 0.3), (2.0, 0.6 + batch / 10000)],
+                    0.8,
+                    params={"batch_size": batch},
+                    tags={"optlab.config_hash": f"b{batch}"},  # what `optlab ui` recognises as optlab's runs
+                )
+        experiment_id = client().get_experiment_by_name("crowded").experiment_id
+    each = ui.UI_PAGE // len(BATCHES)
+    with optlab_ui(env) as base:
+        driver = chromium()
+        try:
+            driver.get(ui.view_url(base, experiment_id, "optlab-steps") + "&compareRunsMode=CHART")
+            WebDriverWait(driver, 60).until(lambda d: f"{each * len(BATCHES)} matching runs" in body_text(d))
+            WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "path.js-line"))
+            text = body_text(driver)
+            strokes = driver.execute_script(
+                "return Array.from(document.querySelectorAll('path.js-line')).map(p => p.style.stroke)"
+            )
+            errors = console_errors(driver)
+        finally:
+            driver.quit()
+    assert f"{each} seeds per configuration" in text
+    groups = re.findall(r"minibatch batch_size=(\d+)", text)
+    assert list(dict.fromkeys(int(b) for b in groups)) == list(BATCHES)  # every batch size, as numbers
+    assert {rgb(c) for c in palette.sequential(len(BATCHES))} <= set(strokes)  # one scale colour each
+    assert rgb(palette.color("minibatch")) not in strokes
     assert errors == []

@@ -1,7 +1,9 @@
 """optlab's saved views of the MLflow UI, from a small synthetic store: one view per workload showing only
 that workload's reported runs, grouped by configuration (one line per strategy with its band), the
 configurations view with its intervals in order, the default page every experiment opens on, and the
-MLflow-internal format they are written in, pinned against the installed MLflow UI."""
+MLflow-internal format they are written in, pinned against the installed MLflow UI. A workload with more
+runs than the UI's first page shows an equal sample of every configuration; the configurations of one
+strategy are listed and coloured in numeric order along the report's ordered scale."""
 
 from __future__ import annotations
 
@@ -244,21 +246,147 @@ def test_the_pinned_view_format_matches_the_installed_mlflow_ui():
     assert ui_state.VIEW_TAG_PREFIX == "mlflow.sharedViewState." and ui_state.COMPRESSED == "deflate;"
 
 
-def test_a_workload_too_big_for_the_uis_first_page_shows_its_runs_timed_alone():
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)  # text order would put 1024 before 128 before 16
+MORE_BATCHES = (3500, 4096)
+
+
+def add_batch_size(batch: int) -> set[str]:
+    """Ten reruns of one batch size, the odd seeds timed alone (so preferring them differs from the lowest
+    seeds first)."""
+    return {
+        add_run(
+            "crowded",
+            "steps",
+            "minibatch",
+            seed,
+            NARROW[:2],
+            0.8,
+            params={"batch_size": batch},
+            timing="alone" if seed % 2 else "batched:2",
+        )
+        for seed in range(100, 110)
+    }
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory):
+    """One strategy at many batch sizes with more reruns than the UI's first page holds."""
+    from optlab.tracking.store import client, ensure_experiment
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(tmp_path_factory.mktemp("crowded")))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        c = client()
+        experiment_id = ensure_experiment(c, "crowded", "batch sizes")
+        for batch in BATCHES:
+            add_batch_size(batch)
+        yield {"client": c, "experiment_id": experiment_id, "add": add_batch_size}
+
+
+def workload_view(c, experiment_id: str) -> tuple[str, list]:
+    """The workload view's name and the runs its filter finds, in the view's order."""
+    found = ui_state.read_envelope(c.get_experiment(experiment_id).tags[ui_state.VIEW_TAG_PREFIX + "optlab-steps"])
+    state = ui_state.unpack(found["state"])
+    order = state["orderByKey"].split("`")[1]
+    runs = c.search_runs([experiment_id], state["searchFilter"], max_results=1000, order_by=[f"tags.`{order}` ASC"])
+    return found["name"], runs
+
+
+def test_a_workload_too_big_for_the_uis_first_page_shows_every_configuration_equally(crowded):
+    from collections import Counter
+
+    c, experiment_id = crowded["client"], crowded["experiment_id"]
+    reruns = c.search_runs([experiment_id], "tags.`optlab.role` = 'rerun'", max_results=1000)
+    assert len(reruns) > ui.UI_PAGE
+    ui.save_views(c, experiment_id)
+    name, shown = workload_view(c, experiment_id)
+    per_configuration = Counter(r.data.params["batch_size"] for r in shown)
+    assert set(per_configuration) == {str(b) for b in BATCHES}  # every configuration drawn
+    assert len(set(per_configuration.values())) == 1 and len(shown) <= ui.UI_PAGE
+    each = per_configuration["1"]
+    assert each == ui.UI_PAGE // len(BATCHES) and f"{each} seeds per configuration" in name
+    for batch in BATCHES:  # the runs timed alone first, then the lowest seeds
+        runs = [r for r in reruns if r.data.params["batch_size"] == str(batch)]
+        alone = sorted(int(r.data.params["seed"]) for r in runs if r.data.tags["optlab.timing"] == "alone")
+        others = sorted(int(r.data.params["seed"]) for r in runs if r.data.tags["optlab.timing"] != "alone")
+        expected = (alone + others)[:each]
+        assert sorted(int(r.data.params["seed"]) for r in shown if r.data.params["batch_size"] == str(batch)) == sorted(
+            expected
+        )
+    # the groups come in numeric order of batch size (the UI lists them as the runs come)
+    assert list(dict.fromkeys(int(r.data.params["batch_size"]) for r in shown)) == sorted(BATCHES)
+
+    for batch in MORE_BATCHES:  # more configurations: fewer runs of each fit, the dropped ones lose the tag
+        crowded["add"](batch)
+    ui.save_views(c, experiment_id)
+    name, again = workload_view(c, experiment_id)
+    per_configuration = Counter(r.data.params["batch_size"] for r in again)
+    assert set(per_configuration) == {str(b) for b in BATCHES + MORE_BATCHES}
+    assert len(set(per_configuration.values())) == 1 and len(again) <= ui.UI_PAGE
+    assert per_configuration["1"] < each and f"{per_configuration['1']} seeds per configuration" in name
+    tagged = c.search_runs([experiment_id], f"tags.`{ui.IN_VIEW_TAG}` = 'true'", max_results=1000)
+    assert {r.info.run_id for r in tagged} == {r.info.run_id for r in again}
+    dropped = {r.info.run_id for r in shown} - {r.info.run_id for r in again}
+    assert dropped and not any(ui.IN_VIEW_TAG in c.get_run(i).data.tags for i in dropped)
+
+
+def test_groups_of_one_strategy_are_coloured_along_an_ordered_scale_in_numeric_order(crowded):
+    c, experiment_id = crowded["client"], crowded["experiment_id"]
+    ui.save_views(c, experiment_id)
+    colors = ui_state.unpack(c.get_experiment(experiment_id).tags[ui.GROUP_COLORS_TAG])
+    reruns = c.search_runs([experiment_id], "tags.`optlab.role` = 'rerun'", max_results=1000)
+    label = {int(r.data.params["batch_size"]): r.data.tags[ui.CONFIG_TAG] for r in reruns}
+    ordered = [colors[ui_state.group_id([("tag", ui.CONFIG_TAG, label[b])])] for b in sorted(label)]
+    assert len(set(ordered)) == len(label)  # one colour per batch size, not the strategy's for all
+    assert ordered == palette.sequential(len(label))  # dark to light as the batch size grows
+    assert palette.color("minibatch") not in ordered
+
+
+def test_the_ordered_scale_is_the_one_the_report_drew_with_seaborn():
+    import seaborn as sns
+
+    def hex_of(rgb) -> str:
+        return "#" + "".join(f"{round(255 * float(c)):02X}" for c in rgb)
+
+    assert palette.sequential(13) == [hex_of(c) for c in sns.color_palette("viridis", 14)[:13]]
+    assert palette.configuration_colors({"sgd": "sgd", "adam": "adam"}) == {
+        "sgd": palette.color("sgd"),
+        "adam": palette.color("adam"),
+    }
+
+
+def test_more_configurations_than_the_uis_page_show_one_seed_each_and_the_name_says_so():
     from types import SimpleNamespace
 
-    def rerun(strategy, seed):
-        tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": strategy}
-        if seed < 5:
-            tags[ui.TIMING_TAG] = "alone"
+    def rerun(batch, seed):
+        tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": "sgd"}
         return SimpleNamespace(
-            info=SimpleNamespace(run_id=f"{strategy}{seed}"),
-            data=SimpleNamespace(tags=tags, params={"seed": str(seed)}),
+            info=SimpleNamespace(run_id=f"{batch}-{seed}"),
+            data=SimpleNamespace(tags=tags, params={"seed": str(seed), "batch_size": str(batch)}),
         )
 
-    big = ui.Workloads(
-        [rerun(s, seed) for s in ("sgd", "adam", "gd", "adamw", "nesterov", "rmsprop") for seed in range(20)]
-    )
-    assert "tags.`optlab.timing` = 'alone'" in ui.workload_state(big, "w")["searchFilter"]
-    small = ui.Workloads([rerun(s, seed) for s in ("sgd", "adam") for seed in range(20)])
-    assert "optlab.timing" not in ui.workload_state(small, "w")["searchFilter"]  # 40 runs: all of them
+    batches = range(1, ui.UI_PAGE + 21)
+    workloads = ui.Workloads([rerun(b, seed) for b in batches for seed in (7, 3)])
+    name = ui.views(workloads)["optlab-w"][0]
+    assert "1 seed per configuration" in name and f"{ui.UI_PAGE} of {len(batches)} configurations" in name
+    sampled = {i: t for i, t in workloads.tag_changes.items() if t.get(ui.IN_VIEW_TAG) == "true"}
+    assert sorted(sampled) == sorted(f"{b}-3" for b in batches)  # one each, the lowest seed
+    # the UI draws the first page in the view's order: the smallest batch sizes, as numbers
+    first = sorted(sampled, key=lambda i: sampled[i][ui.ORDER_TAG])[: ui.UI_PAGE]
+    assert [int(i.split("-")[0]) for i in first] == list(batches)[: ui.UI_PAGE]
+
+
+def test_a_work_axis_is_log_when_the_configurations_of_one_strategy_span_decades_together(tmp_path, monkeypatch):
+    from optlab.tracking.store import client, ensure_experiment
+
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    c = client()
+    experiment_id = ensure_experiment(c, "spread", "batch sizes")
+    # each batch size's curve spans less than two decades of work; the two together span more
+    for batch, curve in ((1, [(0.01, 0.3), (0.05, 0.8)]), (2048, [(5.0, 0.3), (20.0, 0.8)])):
+        add_run("spread", "w", "minibatch", 100, curve, 0.8, params={"batch_size": batch})
+    ui.save_views(c, experiment_id)
+    state = ui.read_view(c.get_experiment(experiment_id).tags[ui_state.VIEW_TAG_PREFIX + "optlab-w"])
+    scales = {card["selectedXAxisMetricKey"]: card["xAxisScaleType"] for card in state["compareRunCharts"]}
+    assert scales["gradient_equivalents"] == "log"

@@ -38,10 +38,10 @@ def palette(labels) -> dict:
     return {label: strategy_colors.color(s) if s else colors[label] for label, s in strategies.items()}
 
 
-def sequential(n: int) -> list:
-    """n colours along an ordered scale (viridis without its pale yellow end), for ordered lines such as
-    label-noise levels or batch sizes."""
-    return [tuple(c) for c in sns.color_palette("viridis", n + 1)[:n]] if n else []
+def sequential(n: int) -> list[str]:
+    """n colours along an ordered scale (optlab.palette.sequential, the MLflow UI's too), for ordered lines
+    such as label-noise levels or batch sizes."""
+    return strategy_colors.sequential(n)
 
 
 def _strategy_of(label: str) -> str | None:

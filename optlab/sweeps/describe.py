@@ -99,10 +99,11 @@ def parent_description(spec) -> str:
         f"curves. In this experiment's *Views* menu, *{DEFAULT_VIEW_NAME}* lists the reported runs of every "
         "workload with their workload, strategy and final metrics; "
         f"*{WORKLOAD_VIEW_NAME.format(workload='<workload>')}* shows one workload's runs grouped by "
-        "configuration (each chart draws one line per strategy, the mean over seeds with its min-max band), "
+        "configuration (each chart draws one line per configuration, the mean over seeds with its min-max "
+        "band; when its runs exceed the 100 the UI loads, as many seeds of each as fit, as its name says), "
         f"*{GROUPS_VIEW_NAME.format(workload='<workload>')}* its seed groups with the mean and 95 % interval "
         "of the final accuracies; the charts draw the learning curves against gradient-equivalents and wall "
-        "time, one colour per strategy. "
+        "time, one colour per strategy (per configuration along an ordered scale where a strategy has several). "
         "`optlab report` draws the same runs with bands over seeds.",
     ]
     return "\n".join(lines)

@@ -11,14 +11,22 @@ themselves are in ui_state.py).
   also the page the experiment opens on: ui_server.py), and per workload *optlab: <workload>* (that
   workload's reported runs grouped by configuration, MLflow's run grouping: one line per strategy (and
   grid point) with its min-max band over seeds; the groups are named by the runs' `optlab.config` tag,
-  the strategy and what else tells configurations apart, which save_views sets) and
+  the strategy and what else tells configurations apart, and listed in the order of their
+  `optlab.config_order` tag (numeric grid values in numeric order), both set by save_views) and
   *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are.
+- The UI loads a view's first UI_PAGE runs only, and its search has no OR nor IN to pick seeds: a
+  workload whose reported runs do not fit shows a sample that does, the same number of runs of every
+  configuration (those timed alone first, then the lowest seeds), marked by the run tag
+  `optlab.in_view` (save_views moves it as the runs change); the view's name says how many per
+  configuration.
 - `mlflow.runColor` on a run is its colour in the UI's charts: the strategy's colour (palette.py),
   the same as in the report. A group of runs (the workload views' run grouping) takes its colour from
   the browser's colour map instead (ui_state.py); `optlab.groupColors` on the experiment lists each
-  group's strategy colour and the `optlab` server app adds them to that map (ui_server.py).
+  group's colour (its strategy's, or where a strategy has several configurations one colour each along
+  an ordered scale: palette.configuration_colors) and the `optlab` server app adds them to that map
+  (ui_server.py).
 """
 
 from __future__ import annotations
@@ -39,10 +47,14 @@ NOTE_TAG = "mlflow.note.content"
 RUN_COLOR_TAG = "mlflow.runColor"
 GROUP_COLORS_TAG = "optlab.groupColors"
 CONFIG_TAG = "optlab.config"  # a reported run's configuration in short: what the workload view groups by
+ORDER_TAG = "optlab.config_order"  # its configuration's place in the workload (zero-padded): the view's sort
+IN_VIEW_TAG = "optlab.in_view"  # 'true' on the runs a workload view samples when not all fit the UI's page
 MAX_TAG_VALUE = 20000  # MLflow's limit on an experiment tag's value
 DEFAULT_VIEW_ID = "optlab-reruns"
 DEFAULT_VIEW_NAME = "optlab: reruns"
 WORKLOAD_VIEW_NAME = "optlab: {workload}"
+SAMPLED_VIEW_NAME = WORKLOAD_VIEW_NAME + " · {seeds} per configuration"
+CLIPPED_VIEW_NAME = SAMPLED_VIEW_NAME + ", the first {page} of {configurations} configurations"
 GROUPS_VIEW_NAME = "optlab: {workload} · configurations"
 LEGACY_VIEW_IDS = ("optlab-compare", "optlab-configurations")  # one view over every workload: replaced
 LAYOUT = 2  # the version of the views below; optlab rewrites its own views of an older layout
@@ -107,10 +119,12 @@ class Workloads:
         self.axes = {}
         self.series = {}
         self.log_x = {}
-        self.group_colors: dict[str, str] = {}  # the UI's group id -> the strategy's colour
-        self.labels: dict[str, tuple[str, str | None]] = {}  # reported run id -> (configuration, its tag now)
-        self.alone_only: dict[str, bool] = {}  # the view shows only the runs timed alone (all fit one page)
+        self.group_colors: dict[str, str] = {}  # the UI's group id -> its colour
+        self.configurations: dict[str, int] = {}
+        self.per_configuration: dict[str, int] = {}  # workload -> runs per configuration its view samples
+        self.tag_changes: dict[str, dict[str, str | None]] = {}  # run id -> tags to set (None: to delete)
         reported = defaultdict(list)
+        runs = list(runs)
         for run in runs:
             tags = run.data.tags
             workload, role = tags.get("optlab.workload"), tags.get("optlab.role")
@@ -129,17 +143,50 @@ class Workloads:
             self.series[workload] = any(r.data.tags.get("optlab.series") for r in members)
             found = (histories or {}).get(workload, {})
             self.log_x[workload] = {x: spans_decades(found.get(x, [])) for x in WORK_AXES}
-            for run in members:
-                label = self.configuration(run)
-                self.labels[run.info.run_id] = (label, run.data.tags.get(CONFIG_TAG))
-                color = palette.color(run.data.tags.get("optlab.strategy", ""))
-                self.group_colors[ui_state.group_id([("tag", CONFIG_TAG, label)])] = color
-            alone = [r for r in members if r.data.tags.get(TIMING_TAG) == "alone"]
-            self.alone_only[workload] = (
-                len(members) > UI_PAGE
-                and len(alone) <= UI_PAGE
-                and {self.configuration(r) for r in alone} == {self.configuration(r) for r in members}
-            )
+        wanted = {}
+        for workload, members in reported.items():
+            wanted.update(self.mark(workload, members))
+        for run in runs:
+            tags, want = run.data.tags, wanted.get(run.info.run_id, {})
+            changes = {key: value for key, value in want.items() if tags.get(key) != value}
+            if IN_VIEW_TAG in tags and IN_VIEW_TAG not in want:
+                changes[IN_VIEW_TAG] = None
+            if changes:
+                self.tag_changes[run.info.run_id] = changes
+
+    def mark(self, workload: str, members: list) -> dict[str, dict[str, str]]:
+        """The tags the workload's reported runs should carry (run id -> tags): their configuration's name
+        and place, and, when they do not all fit the UI's first page, the sample its view shows. Sets the
+        groups' colours."""
+        runs_of = defaultdict(list)
+        for run in members:
+            runs_of[self.configuration(run)].append(run)
+        ordered = sorted(runs_of, key=lambda label: self.configuration_order(runs_of[label][0]))
+        self.configurations[workload] = len(ordered)
+        colors = palette.configuration_colors(
+            {label: runs_of[label][0].data.tags.get("optlab.strategy", "") for label in ordered}
+        )
+        sampled = None
+        if len(members) > UI_PAGE:
+            each = max(1, UI_PAGE // len(ordered))
+            self.per_configuration[workload] = each
+            sampled = {r.info.run_id for label in ordered for r in sorted(runs_of[label], key=sample_order)[:each]}
+        width = len(str(len(ordered)))
+        wanted = {}
+        for place, label in enumerate(ordered):
+            self.group_colors[ui_state.group_id([("tag", CONFIG_TAG, label)])] = colors[label]
+            for run in runs_of[label]:
+                wanted[run.info.run_id] = {CONFIG_TAG: label, ORDER_TAG: f"{place:0{width}d}"}
+                if sampled is not None and run.info.run_id in sampled:
+                    wanted[run.info.run_id][IN_VIEW_TAG] = "true"
+        return wanted
+
+    def configuration_order(self, run) -> tuple:
+        """Sort key of the run's configuration: the strategy (the palette's order), the series, then the
+        grid values, numbers as numbers (batch_size=2 before 16 before 128)."""
+        tags, workload = run.data.tags, run.data.tags.get("optlab.workload")
+        values = tuple(numeric_order(run.data.params.get(k, "")) for k in self.axes.get(workload, ()))
+        return (palette.strategy_order(tags.get("optlab.strategy", "")), tags.get("optlab.series", ""), values)
 
     def configuration(self, run) -> str:
         """The run's configuration as the UI names its group (the legend entry): the strategy first, then
@@ -159,6 +206,23 @@ class Workloads:
     def any_role(self) -> str | None:
         roles = set(self.role.values())
         return "rerun" if "rerun" in roles else ("point" if roles else None)
+
+
+def numeric_order(value: str) -> tuple:
+    """Numbers first, as numbers; other values after them, as text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def sample_order(run) -> tuple:
+    """Which of a configuration's runs a sampled view shows first: those timed alone, then the lowest seeds."""
+    return (
+        run.data.tags.get(TIMING_TAG) != "alone",
+        numeric_order(run.data.params.get("seed", "")),
+        run.info.run_id,
+    )
 
 
 def configuration_axes(runs) -> tuple[str, ...]:
@@ -267,12 +331,12 @@ def default_state(workloads: Workloads) -> dict:
 
 
 def workload_state(workloads: Workloads, workload: str) -> dict:
-    """One workload's reported runs, grouped by configuration (strategy, series, grid axes): each chart
-    draws one line per configuration, the mean over seeds with its min-max band. When its runs would not
-    fit the UI's first page (some configurations then not drawn), only those timed alone are shown, if
-    they cover every configuration. The table shows what
-    tells the runs apart, no metric: the UI prints a run's metric, and a group's average, with every
-    digit stored; the configurations view has them (mean and interval) to 4 significant digits."""
+    """One workload's reported runs, grouped by configuration (strategy, series, grid axes) in their order:
+    each chart draws one line per configuration, the mean over seeds with its min-max band. When its runs
+    would not fit the UI's first page (some configurations then not drawn), the sample save_views marks
+    (as many runs of each configuration). The table shows what tells the runs apart, no metric: the UI
+    prints a run's metric, and a group's average, with every digit stored; the configurations view has
+    them (mean and interval) to 4 significant digits."""
     axes = workloads.axes.get(workload, ())
     series = ("optlab.series",) if workloads.series.get(workload) else ()
     columns = (
@@ -282,11 +346,11 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
     )
     grouping = ui_state.group_by((CONFIG_TAG,))
     search = reported_filter(workloads.role.get(workload), workload)
-    if workloads.alone_only.get(workload):  # every configuration, each over its seeds timed alone
-        search += f" AND tags.`{TIMING_TAG}` = 'alone'"
+    if workload in workloads.per_configuration:
+        search += f" AND tags.`{IN_VIEW_TAG}` = 'true'"
     return _state(
         search,
-        column("tags", "optlab.strategy"),
+        column("tags", ORDER_TAG),
         True,
         columns,
         workloads.log_x.get(workload, {}),
@@ -312,6 +376,19 @@ def groups_state(workloads: Workloads, workload: str) -> dict:
     )
 
 
+def workload_view_name(workloads: Workloads, workload: str) -> str:
+    """The workload view's name: says when it shows a sample of the runs, and when even one run per
+    configuration is more than the UI draws (it draws the first UI_PAGE configurations in order)."""
+    each = workloads.per_configuration.get(workload)
+    if each is None:
+        return WORKLOAD_VIEW_NAME.format(workload=workload)
+    seeds = f"{each} seed" + ("s" if each > 1 else "")
+    configurations = workloads.configurations[workload]
+    if configurations > UI_PAGE:
+        return CLIPPED_VIEW_NAME.format(workload=workload, seeds=seeds, page=UI_PAGE, configurations=configurations)
+    return SAMPLED_VIEW_NAME.format(workload=workload, seeds=seeds)
+
+
 def slug(workload: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", workload).strip("-") or "workload"
 
@@ -320,10 +397,8 @@ def views(workloads: Workloads) -> dict[str, tuple[str, dict]]:
     """view id -> (name, runs page state) of every optlab view of an experiment with these workloads."""
     found = {DEFAULT_VIEW_ID: (DEFAULT_VIEW_NAME, default_state(workloads))}
     for workload in workloads.names:
-        found[f"optlab-{slug(workload)}"] = (
-            WORKLOAD_VIEW_NAME.format(workload=workload),
-            workload_state(workloads, workload),
-        )
+        name = workload_view_name(workloads, workload)
+        found[f"optlab-{slug(workload)}"] = (name, workload_state(workloads, workload))
         found[f"optlab-{slug(workload)}-configurations"] = (
             GROUPS_VIEW_NAME.format(workload=workload),
             groups_state(workloads, workload),
@@ -332,8 +407,8 @@ def views(workloads: Workloads) -> dict[str, tuple[str, dict]]:
 
 
 def read_workloads(client, experiment_id: str) -> Workloads:
-    """The experiment's workloads as its runs say (one metric history per strategy and workload tells
-    whether a work axis spans decades)."""
+    """The experiment's workloads as its runs say (one metric history per configuration of a workload
+    tells whether a work axis spans decades: the batch sizes of one strategy may span them together)."""
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], "tags.`optlab.role` != 'parent'", max_results=1000, page_token=token)
@@ -347,8 +422,10 @@ def read_workloads(client, experiment_id: str) -> Workloads:
     for run in runs:
         tags = run.data.tags
         workload = tags.get("optlab.workload")
-        key = (workload, tags.get("optlab.strategy"))
-        if workload not in workloads.role or tags.get("optlab.role") != workloads.role[workload] or key in sampled:
+        if workload not in workloads.role or tags.get("optlab.role") != workloads.role[workload]:
+            continue
+        key = (workload, workloads.configuration(run))
+        if key in sampled:
             continue
         sampled.add(key)
         for x in WORK_AXES:
@@ -368,9 +445,7 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
             client.delete_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id)
     written = {}
     workloads = read_workloads(client, experiment_id)
-    for run_id, (label, tagged) in workloads.labels.items():
-        if label != tagged:
-            client.set_tag(run_id, CONFIG_TAG, label)
+    write_run_tags(client, workloads.tag_changes)
     colors = ui_state.pack(workloads.group_colors)
     if workloads.group_colors and len(colors) <= MAX_TAG_VALUE and tags.get(GROUP_COLORS_TAG) != colors:
         client.set_experiment_tag(experiment_id, GROUP_COLORS_TAG, colors)
@@ -386,6 +461,18 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
         client.set_experiment_tag(experiment_id, key, saved_view(name, state, now_ms))
         written[view_id] = name
     return written
+
+
+def write_run_tags(client, changes: dict[str, dict[str, str | None]]) -> None:
+    """Set (or, where the value is None, delete) these tags of these runs: one call per run to set."""
+    from mlflow.entities import RunTag
+
+    for run_id, tags in changes.items():
+        kept = [RunTag(key, value) for key, value in tags.items() if value is not None]
+        if kept:
+            client.log_batch(run_id, tags=kept)
+        for key in (key for key, value in tags.items() if value is None):
+            client.delete_tag(run_id, key)
 
 
 def saved_view(name: str, state: dict, now_ms: int | None = None) -> str:

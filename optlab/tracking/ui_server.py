@@ -6,8 +6,9 @@ switch (localStorage `mlflow.workflowType_v1`, GenAI until the user flips it); a
 the page that loads the UI carries a few lines of script that set that switch to *Model training*
 (and keep MLflow's assistant panel from opening over the runs) when the browser has no choice of its
 own yet. A choice the user makes later in the UI is kept. It adds the colours of optlab's run groups
-(each strategy's palette colour, tracking/ui.py) to the UI's colour map, keeping any colour the user
-picked for a group. It also gives every optlab experiment the
+(tracking/ui.py) to the UI's colour map, keeping any colour the user picked for a group: it remembers
+the colours it set last (localStorage `optlab.groupColors`) and replaces only those still unchanged.
+It also gives every optlab experiment the
 runs page it opens on when clicked (the UI keeps that page per browser in localStorage): optlab's
 default view (tracking/ui.py: the reported runs with workload, strategy and metric columns), again only
 where the browser has no page of its own for that experiment yet. Nothing else is changed.
@@ -29,6 +30,7 @@ BROWSER_DEFAULTS = {
     "mlflow.assistant.panelOpen_v1": "false",
 }
 MARKER = "optlab-ui-defaults"
+SET_COLORS_KEY = "optlab.groupColors"  # localStorage: the group colours this script set last
 
 
 def group_colors(client) -> dict[str, str]:
@@ -66,7 +68,7 @@ def experiment_pages(client) -> dict[str, str]:
 
 def defaults_script(extra: dict[str, str] | None = None, colors: dict[str, str] | None = None) -> str:
     """The script setting absent localStorage entries and adding `colors` to the UI's colour map (a
-    colour already in the map, the user's, is kept)."""
+    colour already in the map is kept when the user picked it, replaced when this script set it)."""
     from optlab.tracking.ui_state import RUN_COLORS_KEY
 
     entries = json.dumps({**BROWSER_DEFAULTS, **(extra or {})}).replace("</", "<\\/")  # no early </script>
@@ -74,8 +76,11 @@ def defaults_script(extra: dict[str, str] | None = None, colors: dict[str, str] 
     return (
         f'<script id="{MARKER}">(function(){{try{{var d={entries};for(var k in d)'
         f"{{if(window.localStorage.getItem(k)===null)window.localStorage.setItem(k,d[k]);}}"
-        f"var c={added},s=window.localStorage,m={{}};try{{m=JSON.parse(s.getItem('{RUN_COLORS_KEY}'))||{{}};}}"
-        f"catch(e){{}}for(var g in c){{if(!(g in m))m[g]=c[g];}}s.setItem('{RUN_COLORS_KEY}',JSON.stringify(m));}}"
+        f"var c={added},s=window.localStorage,m={{}},o={{}};"
+        f"try{{m=JSON.parse(s.getItem('{RUN_COLORS_KEY}'))||{{}};}}catch(e){{}}"
+        f"try{{o=JSON.parse(s.getItem('{SET_COLORS_KEY}'))||{{}};}}catch(e){{}}"
+        f"for(var g in c){{if(!(g in m)||m[g]===o[g])m[g]=c[g];o[g]=c[g];}}"
+        f"s.setItem('{RUN_COLORS_KEY}',JSON.stringify(m));s.setItem('{SET_COLORS_KEY}',JSON.stringify(o));}}"
         f"catch(e){{}}}})();</script>"
     )
 

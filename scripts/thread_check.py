@@ -85,7 +85,14 @@ def verdicts_of(frame):
 
 
 def summary(
-    experiment: str, n_runs: int, threads: list[int], verdicts: dict, bests: dict, seconds: float, seeds: int | None
+    experiment: str,
+    n_runs: int,
+    threads: list[int],
+    verdicts: dict,
+    bests: dict,
+    seconds: float,
+    seeds: int | None,
+    load: str = "load average unknown",
 ) -> str:
     from optlab.tracking import provenance
 
@@ -100,7 +107,7 @@ def summary(
     lines = [
         f"Generated {now} by `make thread-check` on {provenance.machine()}: the {n_runs} reported reruns of "
         f"`{experiment}` ({scope}) retrained with {first} and with {second} intra-op thread(s) "
-        f"({seconds:.0f} s).",
+        f"({seconds:.0f} s; {load} at the start).",
         "",
         f"**{len(same)} of {len(keys)} verdicts agree**; the best on validation is the same in {best_same} of "
         f"{len(bkeys)} workload/metric pairs.",
@@ -136,6 +143,7 @@ def main(argv=None) -> int:
     if args.seeds is not None and args.seeds < 2:
         parser.error(f"--seeds must be at least 2 (a paired test needs two seeds), got {args.seeds}")
 
+    from optlab.bench import load as machine_load
     from optlab.errors import ConfigError
     from optlab.markdown_block import write_block
     from optlab.reports.load import Store
@@ -144,12 +152,13 @@ def main(argv=None) -> int:
     store = Store(args.tracking_uri, progress=False)
     runs = reported_runs(store, args.experiment, args.seeds)
     configs = [load_config(run_id, store.uri) for run_id in runs["run_id"]]
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), machine_load()
     verdicts, bests = {}, {}
     for n in threads:
         print(f"thread-check: retraining {len(configs)} runs with {n} thread(s) ...", file=sys.stderr, flush=True)
         verdicts[n], bests[n] = verdicts_of(retrain(runs, configs, n))
-    text = summary(args.experiment, len(runs), threads, verdicts, bests, time.perf_counter() - started, args.seeds)
+    seconds = time.perf_counter() - started
+    text = summary(args.experiment, len(runs), threads, verdicts, bests, seconds, args.seeds, load_at_start)
     print(text, end="")
     if args.docs != "-":
         try:

@@ -149,6 +149,9 @@ def test_ctrl_c_records_the_run_killed_and_exits_130(tmp_path, kind, monkeypatch
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored,
+        # and a process that starts with SIGINT ignored rightly keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_for(lambda: _statuses(tmp_path) == ["RUNNING"], what="the run to start")

@@ -361,7 +361,7 @@ def test_more_configurations_than_the_uis_page_show_one_seed_each_and_the_name_s
     def rerun(batch, seed):
         tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": "sgd"}
         return SimpleNamespace(
-            info=SimpleNamespace(run_id=f"{batch}-{seed}"),
+            info=SimpleNamespace(run_id=f"{batch}-{seed}", run_name=f"sgd batch_size={batch} seed={seed}"),
             data=SimpleNamespace(tags=tags, params={"seed": str(seed), "batch_size": str(batch)}),
         )
 

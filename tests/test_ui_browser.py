@@ -259,3 +259,74 @@ def test_a_crowded_workload_view_draws_every_batch_size_in_numeric_order_along_t
     assert {rgb(c) for c in palette.sequential(len(BATCHES))} <= set(strokes)  # one scale colour each
     assert rgb(palette.color("minibatch")) not in strokes
     assert errors == []
+
+
+# the run-name column's cells whose name (a run's link or a group's "Group: <name>") the column cuts
+CLIPPED_NAMES = """
+return Array.from(document.querySelectorAll('.ag-cell[col-id="attributes.`Run Name`"]')).map(cell => {
+  const right = cell.getBoundingClientRect().right;
+  const texts = Array.from(cell.querySelectorAll('span, a, div'))
+    .filter(e => e.children.length === 0 && e.textContent.trim() && !/^#[0-9A-Fa-f]{6}$/.test(e.textContent.trim()));
+  return {text: cell.innerText, clipped: texts.filter(
+    e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > right + 1).map(e => e.textContent)};
+});
+"""
+
+
+def test_long_run_and_group_names_are_shown_whole_in_the_views_and_the_default_page(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from synthetic_store import add_run
+
+    from optlab.tracking.store import client
+
+    home = tmp_path / "home"
+    env = {**os.environ, "OPTLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    names = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for series in ("", "fixed_lr"):
+            for batch in (16, 512, 2048):
+                for seed in (101, 102):
+                    lr = 0.03 if series else 0.3
+                    name = f"minibatch lr={lr} B={batch}{f' [{series}]' if series else ''} rerun seed={seed}"
+                    names.append(name)
+                    add_run(
+                        "names",
+                        "mnist5k-relu-ce-steps",
+                        "minibatch",
+                        seed,
+                        [(1.0, 0.3), (2.0, 0.6)],
+                        0.8,
+                        trial=f"lr={lr}",
+                        params={"batch_size": batch},
+                        tags={
+                            "mlflow.runName": name,
+                            "optlab.series": series,
+                            "optlab.config_hash": f"{series}{batch}",
+                        },
+                    )
+        experiment_id = client().get_experiment_by_name("names").experiment_id
+    name_cells = (By.CSS_SELECTOR, '.ag-cell[col-id="attributes.`Run Name`"]')
+    seen = {}
+    with optlab_ui(env) as base:
+        driver = chromium()
+        try:
+            for page, url in (
+                ("view", ui.view_url(base, experiment_id, "optlab-mnist5k-relu-ce-steps")),
+                ("default", f"{base}/#/experiments/{experiment_id}"),
+            ):
+                driver.get(url)
+                WebDriverWait(driver, 60).until(lambda d: all(n in body_text(d) for n in names))
+                WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(*name_cells)) >= len(names))
+                seen[page] = driver.execute_script(CLIPPED_NAMES)
+            errors = console_errors(driver)
+        finally:
+            driver.quit()
+    groups = [c["text"] for c in seen["view"] if "Group: " in c["text"]]
+    assert any("minibatch fixed_lr batch_size=2048" in g for g in groups)  # the grouped view's group rows
+    for page, cells in seen.items():
+        assert len(cells) >= len(names) and [c for c in cells if c["clipped"]] == [], page
+    assert errors == []

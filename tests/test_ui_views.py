@@ -361,7 +361,7 @@ def test_more_configurations_than_the_uis_page_show_one_seed_each_and_the_name_s
     def rerun(batch, seed):
         tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": "sgd"}
         return SimpleNamespace(
-            info=SimpleNamespace(run_id=f"{batch}-{seed}"),
+            info=SimpleNamespace(run_id=f"{batch}-{seed}", run_name=f"sgd batch_size={batch} seed={seed}"),
             data=SimpleNamespace(tags=tags, params={"seed": str(seed), "batch_size": str(batch)}),
         )
 
@@ -390,3 +390,57 @@ def test_a_work_axis_is_log_when_the_configurations_of_one_strategy_span_decades
     state = ui.read_view(c.get_experiment(experiment_id).tags[ui_state.VIEW_TAG_PREFIX + "optlab-w"])
     scales = {card["selectedXAxisMetricKey"]: card["xAxisScaleType"] for card in state["compareRunCharts"]}
     assert scales["gradient_equivalents"] == "log"
+
+
+def test_every_view_fits_the_longest_run_and_group_name_it_lists_in_its_name_column(store):
+    widths = {}
+    for view_id in store["saved"]:
+        state = view(store, view_id)
+        runs = matching(store, state)
+        width = widths[view_id] = state["columnWidths"][ui_state.RUN_NAME_COLUMN]
+        assert state["columnOrder"][0] == ui_state.RUN_NAME_COLUMN  # the UI sizes the columns columnOrder lists
+        needed = [ui.PIXELS_PER_CHARACTER * len(r.info.run_name) for r in runs]
+        if state["groupBy"]:
+            needed += [ui.PIXELS_PER_CHARACTER * len("Group: " + r.data.tags[ui.CONFIG_TAG]) for r in runs]
+        assert ui_state.RUN_NAME_WIDTH <= width <= ui.NAME_WIDTH_MAX, view_id
+        assert width >= max(needed, default=0), view_id
+    # groups named `minibatch batch_size=16` do not fit the UI's own 190 pixels; no name at all keeps them
+    assert widths["optlab-batches"] > ui_state.RUN_NAME_WIDTH
+    assert widths["optlab-batches-configurations"] == ui_state.RUN_NAME_WIDTH
+    # the page a browser opens the experiment on is the default view, with its width
+    pages = ui_server.experiment_pages(store["client"])
+    opened = json.loads(pages[ui_state.browser_state_key(store["experiment_id"])])
+    assert opened["columnWidths"][ui_state.RUN_NAME_COLUMN] == widths[ui.DEFAULT_VIEW_ID]
+
+
+def test_the_name_column_grows_with_the_longest_name_up_to_a_bound():
+    run = "minibatch lr=0.03 B=3500 [fixed_lr] rerun seed=109"
+    assert ui.name_width() == ui_state.RUN_NAME_WIDTH
+    assert ui.name_width(["a"]) == ui_state.RUN_NAME_WIDTH  # never narrower than the UI's own width
+    assert ui.name_width([run]) >= ui.PIXELS_PER_CHARACTER * len(run) > ui_state.RUN_NAME_WIDTH
+    assert ui.name_width([run, run + "-longer"]) > ui.name_width([run])
+    assert ui.name_width(group_names=[run]) > ui.name_width([run])  # "Group: ", expander and run count
+    assert ui.name_width(["x" * 500]) == ui.NAME_WIDTH_MAX  # a runaway name does not push every column away
+
+
+def test_the_run_name_column_width_is_set_as_the_installed_mlflow_ui_reads_it():
+    bundle = "\n".join(
+        p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
+    )
+    # the column's id: `attributes.\`Run Name\``, the format column() writes
+    assert '(e,t)=>e+".`"+t+"`"' in bundle, REFRESH
+    assert re.search(r'[\w$.]+\.RUN_NAME\]:\(0,[\w$]+\.GF\)\([\w$.]+\.ATTRIBUTES,"Run Name"\)', bundle), REFRESH
+    assert ui_state.RUN_NAME_COLUMN == ui_state.column("attributes", "Run Name")
+    # its own width (what optlab's widths replace), resizable with no maximum
+    definition = re.search(
+        r'headerName:[\w$.]+\.RUN_NAME,colId:[^{}]{0,200}cellRenderer:"RunNameCellRenderer".{0,600}?'
+        r"initialWidth:[\w$]+\?void 0:(\d+),",
+        bundle,
+    )
+    assert definition and int(definition.group(1)) == ui_state.RUN_NAME_WIDTH, REFRESH
+    assert "maxWidth" not in definition.group(0), REFRESH
+    # the page state's columnWidths applied to every column its columnOrder lists
+    applied = re.search(r"columnOrder:([\w$]+),columnWidths:([\w$]+)\}=[\w$]+\.current;.{0,200}", bundle)
+    assert applied, REFRESH
+    assert re.search(r"\{colId:([\w$]+),width:[\w$]+\[\1\]\}", applied.group(0)), REFRESH
+    assert re.search(r"applyColumnState\(\{state:[\w$]+,applyOrder:!0\}\)", applied.group(0)), REFRESH

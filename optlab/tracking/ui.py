@@ -15,7 +15,9 @@ themselves are in ui_state.py).
   `optlab.config_order` tag (numeric grid values in numeric order), both set by save_views) and
   *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
-  learning curves against work and wall time, log-scaled where the report's are.
+  learning curves against work and wall time, log-scaled where the report's are. Every view's run-name
+  column is made wide enough for the longest run and group name it lists (name_width), not the UI's
+  190 pixels that cut `minibatch lr=0.03 B=3500 [fixed_lr] rerun seed=109` before what tells runs apart.
 - The UI loads a view's first UI_PAGE runs only, and its search has no OR nor IN to pick seeds: a
   workload whose reported runs do not fit shows a sample that does, the same number of runs of every
   configuration (those timed alone first, then the lowest seeds), marked by the run tag
@@ -75,6 +77,13 @@ COUNTERS = ("epoch", "samples_seen", "evaluations", "gradient_evaluations", "gra
 WORK_AXES = ("gradient_equivalents", "wall_time")
 NOT_AXES = ("seed", "run_name", "experiment")  # params that never tell configurations apart
 PIXELS_PER_CHARACTER = 7.5
+# the run-name column: what its cells show besides the name (a run's indent under its group and colour dot;
+# a group's expander, colour dot, "Group: " and run count) and the widest it is made (names longer than
+# that are cut, as the UI cuts them, rather than pushing every other column off the screen)
+RUN_NAME_PADDING = 60
+GROUP_NAME_PADDING = 110
+GROUP_NAME_PREFIX = "Group: "
+NAME_WIDTH_MAX = 640
 UI_PAGE = 100  # the runs the UI loads before its "Load more": a view's groups beyond them are not drawn
 TIMING_TAG = "optlab.timing"
 
@@ -123,11 +132,18 @@ class Workloads:
         self.configurations: dict[str, int] = {}
         self.per_configuration: dict[str, int] = {}  # workload -> runs per configuration its view samples
         self.tag_changes: dict[str, dict[str, str | None]] = {}  # run id -> tags to set (None: to delete)
+        # the names each view lists, which its run-name column must fit
+        self.reported_names: list[str] = []  # every reported run: the default view
+        self.run_names: dict[str, list[str]] = {}  # workload -> the runs its view lists
+        self.configuration_names: dict[str, list[str]] = {}  # workload -> its view's groups
+        self.group_run_names: dict[str, list[str]] = defaultdict(list)  # workload -> its seed-group runs
         reported = defaultdict(list)
         runs = list(runs)
         for run in runs:
             tags = run.data.tags
             workload, role = tags.get("optlab.workload"), tags.get("optlab.role")
+            if workload and role == "group":
+                self.group_run_names[workload].append(run.info.run_name or "")
             if not workload or role not in ("rerun", "point"):
                 continue
             if role == "rerun" and tags.get("optlab.selected") != "true":
@@ -146,6 +162,12 @@ class Workloads:
         wanted = {}
         for workload, members in reported.items():
             wanted.update(self.mark(workload, members))
+            self.reported_names += [r.info.run_name or "" for r in members]
+            self.run_names[workload] = [
+                r.info.run_name or ""
+                for r in members
+                if workload not in self.per_configuration or wanted[r.info.run_id].get(IN_VIEW_TAG) == "true"
+            ]
         for run in runs:
             tags, want = run.data.tags, wanted.get(run.info.run_id, {})
             changes = {key: value for key, value in want.items() if tags.get(key) != value}
@@ -163,6 +185,7 @@ class Workloads:
             runs_of[self.configuration(run)].append(run)
         ordered = sorted(runs_of, key=lambda label: self.configuration_order(runs_of[label][0]))
         self.configurations[workload] = len(ordered)
+        self.configuration_names[workload] = ordered
         colors = palette.configuration_colors(
             {label: runs_of[label][0].data.tags.get("optlab.strategy", "") for label in ordered}
         )
@@ -269,6 +292,14 @@ def quote(value: str) -> str:
     return '"' + value + '"' if "'" in value else "'" + value + "'"
 
 
+def name_width(run_names=(), group_names=()) -> int:
+    """The run-name column wide enough for the longest run name and group name it lists, from the UI's own
+    width up to NAME_WIDTH_MAX."""
+    needed = [RUN_NAME_PADDING + PIXELS_PER_CHARACTER * len(n) for n in run_names]
+    needed += [GROUP_NAME_PADDING + PIXELS_PER_CHARACTER * len(GROUP_NAME_PREFIX + n) for n in group_names]
+    return int(min(NAME_WIDTH_MAX, max([ui_state.RUN_NAME_WIDTH, *needed])))
+
+
 def header_width(column_id: str) -> int:
     """A column wide enough to show its whole header (the UI cuts headers at its default width)."""
     key = column_id.split("`", 1)[1].rstrip("`") if "`" in column_id else column_id
@@ -310,12 +341,12 @@ def _state(
     ascending: bool,
     columns: list[str],
     log_x: dict[str, bool],
+    names_width: int,
     grouping: dict | None = None,
 ) -> dict:
     cards, sections = charts(log_x)
-    return ui_state.runs_page_state(
-        search_filter, order_by, ascending, columns, {c: header_width(c) for c in columns}, cards, sections, grouping
-    )
+    widths = {ui_state.RUN_NAME_COLUMN: names_width, **{c: header_width(c) for c in columns}}
+    return ui_state.runs_page_state(search_filter, order_by, ascending, columns, widths, cards, sections, grouping)
 
 
 def default_state(workloads: Workloads) -> dict:
@@ -327,7 +358,14 @@ def default_state(workloads: Workloads) -> dict:
         + [column("params", p) for p in ("lr", "batch_size", "seed")]
     )
     log_x = {x: any(w.get(x, False) for w in workloads.log_x.values()) for x in WORK_AXES}
-    return _state(reported_filter(workloads.any_role), column("tags", "optlab.workload"), True, columns, log_x)
+    return _state(
+        reported_filter(workloads.any_role),
+        column("tags", "optlab.workload"),
+        True,
+        columns,
+        log_x,
+        name_width(workloads.reported_names),
+    )
 
 
 def workload_state(workloads: Workloads, workload: str) -> dict:
@@ -354,6 +392,7 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
         True,
         columns,
         workloads.log_x.get(workload, {}),
+        name_width(workloads.run_names.get(workload, ()), workloads.configuration_names.get(workload, ())),
         grouping,
     )
 
@@ -372,7 +411,12 @@ def groups_state(workloads: Workloads, workload: str) -> dict:
     )
     search = f"tags.`optlab.workload` = {quote(workload)} AND tags.`optlab.role` = 'group'"
     return _state(
-        search, column("metrics", "final/val_accuracy/mean"), False, columns, workloads.log_x.get(workload, {})
+        search,
+        column("metrics", "final/val_accuracy/mean"),
+        False,
+        columns,
+        workloads.log_x.get(workload, {}),
+        name_width(workloads.group_run_names.get(workload, ())),
     )
 
 

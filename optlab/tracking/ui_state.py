@@ -11,6 +11,9 @@ to refresh the sample when MLflow changes).
   localStorage key `MLflowLocalStorage-1.1-ExperimentPage-["<experiment id>"]-ReactComponentState`.
 - Columns are named `<kind>.\\`<key>\\`` (kind: attributes, metrics, params, tags) in selectedColumns,
   columnOrder, columnWidths and orderByKey.
+- The run-name column (RUN_NAME_COLUMN) also shows a group's name ("Group: <name>") when runs are grouped.
+  It opens RUN_NAME_WIDTH pixels wide; a width under its id in columnWidths replaces that (the UI applies
+  columnWidths to every column listed in columnOrder).
 - Run grouping (`groupBy`) is {"aggregateFunction": "average" | "min" | "max", "groupByKeys":
   [{"mode": "tag" | "param" | "dataset", "groupByData": <key>}]}; grouped line charts draw the
   aggregate line with a min-max band.
@@ -32,6 +35,7 @@ COMPRESSED = "deflate;"
 RUN_COLORS_KEY = "experimentRunColors"
 BROWSER_STATE_KEY = "MLflowLocalStorage-1.1-ExperimentPage-{ids}-ReactComponentState"
 RUN_NAME_COLUMN = "attributes.`Run Name`"
+RUN_NAME_WIDTH = 190  # the run-name column's own initial width (pixels)
 
 SEARCH_FACET_KEYS = (
     "searchFilter",
@@ -200,7 +204,7 @@ def sample() -> dict:
         column("metrics", "val_accuracy"),
         False,
         [column("tags", "optlab.strategy"), column("metrics", "val_accuracy")],
-        {column("metrics", "val_accuracy"): 120},
+        {RUN_NAME_COLUMN: 400, column("metrics", "val_accuracy"): 120},
         [line_chart("chart", "section", "val_accuracy", "gradient_equivalents", x_log=True)],
         [chart_section("section", "Learning curves", True)],
         group_by(("optlab.strategy",), ("batch_size",)),

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from user_workload_files import BLOBS
 
 from optlab.config import RunConfig
 from optlab.engine import prepare, run
@@ -182,27 +183,9 @@ def test_report_bands_span_the_whole_run_when_training_points_are_sparse():
     assert band["mean"].iloc[0] == pytest.approx(15.0) and band["mean"].iloc[-1] == pytest.approx(0.0)
 
 
-USER_WORKLOAD = """
-import torch
-import optlab
-
-
-def blobs():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(3, 5, generator=g) * 3
-
-    def split(n):
-        y = torch.randint(0, 3, (n,), generator=g)
-        return centers[y] + torch.randn(n, 5, generator=g), y
-
-    model = lambda: torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    return optlab.Workload(name="blobs", model=model, train=split(200), val=split(60), test=split(60))
-"""
-
-
 def test_a_users_workload_measures_validation_only_between_full_points(tmp_path):
     path = tmp_path / "wl.py"
-    path.write_text(USER_WORKLOAD)
+    path.write_text(BLOBS)
     config = {"workload": f"{path}:blobs", "strategy": "adam", "lr": 0.05, "steps": 12, "batch_size": 16}
     result = run({**config, "eval_every": 2, "full_eval_every": 4})
     assert result.status == "FINISHED", result.reason

@@ -9,28 +9,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from user_workload_files import BLOBS
 
 from optlab.reports import inside
 from optlab.reports.load import Store
 from optlab.reports.model import Note
-
-# a workload file as a user writes it: three Gaussian blobs, a small tanh network (no image pixels)
-BLOBS = """
-import torch
-import optlab
-
-
-def blobs():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(3, 5, generator=g) * 3
-
-    def split(n):
-        y = torch.randint(0, 3, (n,), generator=g)
-        return centers[y] + torch.randn(n, 5, generator=g), y
-
-    model = lambda: torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    return optlab.Workload(name="blobs", model=model, train=split(200), val=split(60), test=split(60))
-"""
 
 
 def _user_workload_store(tmp_path: Path) -> Store:

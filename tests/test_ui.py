@@ -12,7 +12,7 @@ import pytest
 from sweep_helpers import TUNED_PAIR, write_spec
 
 from optlab import palette
-from optlab.tracking import ui, ui_server, ui_state
+from optlab.tracking import saved_views, ui, ui_server, ui_state
 
 DESCRIPTION = "minibatch vs adam on digits, lr tuned per strategy"
 
@@ -107,7 +107,7 @@ def test_a_view_the_user_changed_is_kept_and_the_description_follows_the_file(sw
     c, experiment_id = swept["client"], swept["experiment"].experiment_id
     c.set_experiment_tag(experiment_id, ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID, '{"name": "mine"}')
     ui.describe_experiment(c, experiment_id, "a new description")
-    ui.save_views(c, experiment_id)
+    saved_views.save_views(c, experiment_id)
     tags = c.get_experiment(experiment_id).tags
     assert tags[ui.VIEW_TAG_PREFIX + ui.DEFAULT_VIEW_ID] == '{"name": "mine"}'
     assert tags[ui.NOTE_TAG] == "a new description"

@@ -16,7 +16,7 @@ import pytest
 from synthetic_store import add_run
 
 from optlab import palette
-from optlab.tracking import ui, ui_server, ui_state
+from optlab.tracking import saved_views, ui, ui_server, ui_state
 
 SAMPLE = Path(__file__).parent / "data" / "mlflow_ui_state_sample.json"
 REFRESH = (
@@ -72,7 +72,7 @@ def store(tmp_path_factory):
                 "final/val_accuracy/ci_high": 0.95,
             },
         )
-        saved = ui.save_views(c, experiment_id, now_ms=1)
+        saved = saved_views.save_views(c, experiment_id, now_ms=1)
         tags = c.get_experiment(experiment_id).tags
         yield {
             "client": c,
@@ -189,7 +189,7 @@ def test_a_view_the_user_saved_over_is_kept_and_optlabs_own_are_refreshed(store)
     )
     legacy = json.dumps({"name": "optlab: compare runs", "createdAt": 1, "updatedAt": 1, "state": "{}"})
     c.set_experiment_tag(experiment_id, ui_state.VIEW_TAG_PREFIX + "optlab-compare", legacy)
-    saved = ui.save_views(c, experiment_id)
+    saved = saved_views.save_views(c, experiment_id)
     tags = c.get_experiment(experiment_id).tags
     assert tags[ui_state.VIEW_TAG_PREFIX + "optlab-wide"] == mine and "optlab-wide" not in saved
     assert ui.read_view(tags[ui_state.VIEW_TAG_PREFIX + "optlab-batches"]) == view(store, "optlab-batches")
@@ -298,7 +298,7 @@ def test_a_workload_too_big_for_the_uis_first_page_shows_every_configuration_equ
     c, experiment_id = crowded["client"], crowded["experiment_id"]
     reruns = c.search_runs([experiment_id], "tags.`optlab.role` = 'rerun'", max_results=1000)
     assert len(reruns) > ui.UI_PAGE
-    ui.save_views(c, experiment_id)
+    saved_views.save_views(c, experiment_id)
     name, shown = workload_view(c, experiment_id)
     per_configuration = Counter(r.data.params["batch_size"] for r in shown)
     assert set(per_configuration) == {str(b) for b in BATCHES}  # every configuration drawn
@@ -318,7 +318,7 @@ def test_a_workload_too_big_for_the_uis_first_page_shows_every_configuration_equ
 
     for batch in MORE_BATCHES:  # more configurations: fewer runs of each fit, the dropped ones lose the tag
         crowded["add"](batch)
-    ui.save_views(c, experiment_id)
+    saved_views.save_views(c, experiment_id)
     name, again = workload_view(c, experiment_id)
     per_configuration = Counter(r.data.params["batch_size"] for r in again)
     assert set(per_configuration) == {str(b) for b in BATCHES + MORE_BATCHES}
@@ -332,7 +332,7 @@ def test_a_workload_too_big_for_the_uis_first_page_shows_every_configuration_equ
 
 def test_groups_of_one_strategy_are_coloured_along_an_ordered_scale_in_numeric_order(crowded):
     c, experiment_id = crowded["client"], crowded["experiment_id"]
-    ui.save_views(c, experiment_id)
+    saved_views.save_views(c, experiment_id)
     colors = ui_state.unpack(c.get_experiment(experiment_id).tags[ui.GROUP_COLORS_TAG])
     reruns = c.search_runs([experiment_id], "tags.`optlab.role` = 'rerun'", max_results=1000)
     label = {int(r.data.params["batch_size"]): r.data.tags[ui.CONFIG_TAG] for r in reruns}
@@ -386,7 +386,7 @@ def test_a_work_axis_is_log_when_the_configurations_of_one_strategy_span_decades
     # each batch size's curve spans less than two decades of work; the two together span more
     for batch, curve in ((1, [(0.01, 0.3), (0.05, 0.8)]), (2048, [(5.0, 0.3), (20.0, 0.8)])):
         add_run("spread", "w", "minibatch", 100, curve, 0.8, params={"batch_size": batch})
-    ui.save_views(c, experiment_id)
+    saved_views.save_views(c, experiment_id)
     state = ui.read_view(c.get_experiment(experiment_id).tags[ui_state.VIEW_TAG_PREFIX + "optlab-w"])
     scales = {card["selectedXAxisMetricKey"]: card["xAxisScaleType"] for card in state["compareRunCharts"]}
     assert scales["gradient_equivalents"] == "log"
@@ -444,3 +444,24 @@ def test_the_run_name_column_width_is_set_as_the_installed_mlflow_ui_reads_it():
     assert applied, REFRESH
     assert re.search(r"\{colId:([\w$]+),width:[\w$]+\[\1\]\}", applied.group(0)), REFRESH
     assert re.search(r"applyColumnState\(\{state:[\w$]+,applyOrder:!0\}\)", applied.group(0)), REFRESH
+
+
+def test_the_views_read_in_bulk_are_the_ones_mlflows_client_reads(store, monkeypatch):
+    """On SQLite the runs and work-axis histories come from plain queries, with no per-run history call;
+    through MLflow's client (any other store) the views are the same."""
+    from optlab.tracking import bulk_reads
+
+    c, experiment_id = store["client"], store["experiment_id"]
+    calls = []
+    monkeypatch.setattr(c, "get_metric_history", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(c, "search_runs", lambda *a, **k: calls.append(a) or [])
+    bulk = ui.views(saved_views.read_workloads(c, experiment_id))
+    assert calls == []
+    monkeypatch.undo()
+    monkeypatch.setattr(saved_views, "runs_with_tags", lambda *a: None)
+    monkeypatch.setattr(bulk_reads, "database", lambda uri: None)
+    through_mlflow = ui.views(saved_views.read_workloads(c, experiment_id))
+    assert bulk == through_mlflow
+    assert bulk["optlab-wide"][1] == view(store, "optlab-wide")
+    scales = {c["xAxisScaleType"] for c in bulk["optlab-wide"][1]["compareRunCharts"] if c["selectedXAxisMetricKey"]}
+    assert scales == {"log"}  # the histories were read: work spans three decades

@@ -49,8 +49,9 @@ def server_command(uri: str, host: str, port: int, workers: int) -> list[str]:
 
 def main(args) -> int:
     from optlab.errors import ConfigError
+    from optlab.tracking.saved_views import save_views
     from optlab.tracking.store import client, tracking_uri
-    from optlab.tracking.ui import DEFAULT_VIEW_ID, describe_experiment, save_views, view_url
+    from optlab.tracking.ui import DEFAULT_VIEW_ID, describe_experiment, view_url
     from optlab.tracking.uri import mask_credentials
 
     if not 0 < args.port < 65536:

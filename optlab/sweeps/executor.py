@@ -39,7 +39,7 @@ from optlab.sweeps import naming, resume, seed_groups
 from optlab.sweeps.efficiency import Efficiency, training_seconds
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
-from optlab.tracking import accounting, ui
+from optlab.tracking import accounting, saved_views
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe, is_storage_failure
 
@@ -511,7 +511,7 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
     if progress and groups:
         print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
     try:
-        ui.save_views(client, experiment_id)
+        saved_views.save_views(client, experiment_id)
     except Exception as exc:  # noqa: BLE001 - the UI's views must never cost the recorded runs
         if is_storage_failure(exc):
             raise

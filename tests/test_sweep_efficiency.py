@@ -105,3 +105,21 @@ def test_evaluation_is_the_runs_work_but_not_their_training_time():
     assert eff.ratio == 0.3 and eff.work_ratio == 0.75
     assert eff.summary()["efficiency_with_evaluation"] == "0.7500"
     assert "with the runs' evaluations (untimed) 75 %" in eff.text()
+
+
+def test_with_one_worker_the_sweep_process_evaluations_count_as_the_runs_work():
+    eff = Efficiency(workers=1, wall=10.0, training=5.0, runs=2)
+    eff.add({"evaluation": (2.0, 8), "run creation": (1.0, 2)}, in_workers=False)
+    assert eff.ratio == 0.5 and eff.work_ratio == 0.7
+
+
+def test_the_end_of_run_curvature_probe_is_timed_as_evaluation_not_left_idle():
+    from optlab.engine import run
+    from optlab.config import RunConfig
+
+    def evaluation_calls(probe: bool) -> int:
+        accounting.take()
+        run(RunConfig(strategy="gd", dataset="digits", hidden=(8,), steps=4, eval_every=2, probe_curvature=probe))
+        return accounting.take()["evaluation"][1]
+
+    assert evaluation_calls(True) == evaluation_calls(False) + 1

@@ -380,12 +380,13 @@ class TrainingLoop:
         params = self.trainer.params(j)
         updates = tuple(u[j] for u in self.updates) if self.updates is not None else ()
         measured = {}
-        for probe in probes:
-            recent = updates[len(updates) - probe.updates :] if probe.updates else ()
-            try:
-                measured.update(probe.measure(ProbeInput(row.problem, row.config, self.steps, params, recent)))
-            except Exception as exc:
-                return measured, f"probe {probe.name}: {type(exc).__name__}: {exc}"
+        with timed("evaluation"):  # measurement, also at the run's end (curvature), not training nor idle
+            for probe in probes:
+                recent = updates[len(updates) - probe.updates :] if probe.updates else ()
+                try:
+                    measured.update(probe.measure(ProbeInput(row.problem, row.config, self.steps, params, recent)))
+                except Exception as exc:
+                    return measured, f"probe {probe.name}: {type(exc).__name__}: {exc}"
         row.result.probes.update(measured)
         return measured, None
 

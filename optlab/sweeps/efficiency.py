@@ -65,7 +65,8 @@ class Efficiency:
     @property
     def work_ratio(self) -> float:
         """(recorded training + the runs' evaluation time) over the capacity: 1 - this is bookkeeping and idle."""
-        work = self.training + self.worker.get(EVALUATION, 0.0)
+        # with one worker the sweep process trains (and evaluates) its chunks itself
+        work = self.training + self.worker.get(EVALUATION, 0.0) + self.sweep.get(EVALUATION, 0.0) * self.workers
         return work / self.capacity if self.capacity > 0 else 0.0
 
     def breakdown(self) -> list[tuple[str, float]]:

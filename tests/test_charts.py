@@ -186,3 +186,57 @@ def test_long_panel_titles_wrap_to_their_column_escaped_and_the_figure_makes_roo
         )
     )
     assert wide.layout.margin.t > short.layout.margin.t and wide.layout.height > short.layout.height
+
+
+def many_lines(n: int) -> Chart:
+    rows = [{"label": f"B={2**k}", "x": float(x), "y": 1.0 / x + k} for k in range(n) for x in range(1, 6)]
+    colours = {f"B={2**k}": palette.sequential(n)[k] for k in range(n)}
+    return Chart(pd.DataFrame(rows), x="x", y="y", color="label", colors=colours, dash=None, caption="c")
+
+
+def test_a_figure_grows_to_fit_its_legend_and_a_short_legend_leaves_it_as_it_was():
+    heights = {n: chart_plotly.figure(many_lines(n)).layout.height for n in (3, 6, 9, 13, 20)}
+    assert heights[3] == heights[6]  # the panel is taller than six entries
+    assert heights[9] < heights[13] < heights[20]
+    fig = chart_plotly.figure(many_lines(20))
+    plot_area = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert plot_area >= chart_plotly.LEGEND_TITLE + chart_plotly.LEGEND_ENTRY * 20
+
+
+@pytest.mark.browser(driver=False)
+def test_no_legend_scrolls_in_chromium(tmp_path):
+    """Plotly hides legend entries behind a scroll bar when the legend is taller than the plot."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    counts = (3, 9, 13, 20)
+    probe = """<script>window.addEventListener('load', () => setTimeout(() => {
+      const found = Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {
+        const bar = g.querySelector('.legend .scrollbar');
+        return [g.querySelectorAll('.legend .traces').length, bar ? Number(bar.getAttribute('height')) : 0];
+      });
+      const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(found);
+      document.body.appendChild(pre);
+    }, 1000));</script>"""
+    body = "".join(chart_plotly.to_html(many_lines(n), f"c{n}") for n in counts)
+    page = tmp_path / "legends.html"
+    page.write_text(f"<html><head><script>{chart_plotly.plotly_js()}</script></head><body>{body}{probe}</body></html>")
+    dom = subprocess.run(
+        [
+            os.environ.get("OPTLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    found = json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
+    assert found == [[n, 0] for n in counts]  # every entry drawn, no scroll bar

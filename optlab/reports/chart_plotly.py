@@ -16,6 +16,9 @@ from optlab.reports.chart import Chart, Matrix, log_ticks
 PANEL_HEIGHT = 270  # px per facet row
 TITLE_CHARS = 120  # characters of panel title across the figure's width, shared by its columns
 TITLE_LINE = 16  # px of top margin per extra line of a wrapped panel title
+# Plotly scrolls a legend taller than the plot area, hiding entries: the figure grows to fit its legend
+# (measured in Chromium: about 29 px per entry at font size 12, plus the legend's title)
+LEGEND_ENTRY, LEGEND_TITLE = 30, 24
 CONFIG = {
     "displaylogo": False,
     "responsive": True,
@@ -172,10 +175,12 @@ def figure(chart: Chart):
                 gridcolor="#e6e6e6",
                 zeroline=False,
             )
+    top, bottom = (50 if chart.title else 36) + TITLE_LINE * extra_lines, 50
+    panels = 80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines
     fig.update_layout(
         template="simple_white",
-        height=80 + PANEL_HEIGHT * len(rows) + TITLE_LINE * extra_lines,
-        margin={"l": 60, "r": 20, "t": (50 if chart.title else 36) + TITLE_LINE * extra_lines, "b": 50},
+        height=max(panels, top + bottom + LEGEND_TITLE + LEGEND_ENTRY * len(shown)),
+        margin={"l": 60, "r": 20, "t": top, "b": bottom},
         title={"text": chart.title} if chart.title else None,
         legend={
             "title": {"text": "click: hide · double click: isolate"},

@@ -114,8 +114,8 @@ def test_with_one_worker_the_sweep_process_evaluations_count_as_the_runs_work():
 
 
 def test_the_end_of_run_curvature_probe_is_timed_as_evaluation_not_left_idle():
-    from optlab.engine import run
     from optlab.config import RunConfig
+    from optlab.engine import run
 
     def evaluation_calls(probe: bool) -> int:
         accounting.take()

@@ -4,7 +4,7 @@ measurements, without running the sweep.
 For every sweep file: its points are counted by phase as the executor runs them — tuning trials (or the
 points of an untuned sweep) batched, reruns of each tuning group on every rerun seed (the first
 `timed_alone` alone, the rest batched) — and grouped into the programs the engine would train together
-(sweeps.executor.chunk_points, then engine.runner.group_key). Each distinct kind of run (strategy,
+(sweeps.scheduling.chunk_points, then engine.runner.group_key). Each distinct kind of run (strategy,
 problem, batch size, budget) is measured once: its CPU time with one thread at two small fractions of its
 budget (extrapolated linearly to the whole budget), and, when the engine can stack it, a stack of K copies
 (how much of a run's cost a stack shares). A fixed recording cost per run is measured on tiny runs written
@@ -130,7 +130,7 @@ def programs(points, workers: int, batched: bool):
     from optlab.engine.planning import prepare
     from optlab.engine.runner import group_key
     from optlab.problem import build_problem
-    from optlab.sweeps.executor import chunk_points
+    from optlab.sweeps.scheduling import chunk_points
 
     problems = {}
     out = []

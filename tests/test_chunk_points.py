@@ -1,7 +1,7 @@
 """How a sweep phase is cut into worker tasks: stackable points together, the rest one per task, first."""
 
 from optlab.config import RunConfig
-from optlab.sweeps.executor import MAX_CHUNK, chunk_points
+from optlab.sweeps.scheduling import MAX_CHUNK, chunk_points, longest_first, seconds_per_run
 from optlab.sweeps.spec import Point
 
 
@@ -35,3 +35,49 @@ def test_options_make_a_first_order_run_train_alone():
 def test_seeds_of_a_nevergrad_search_share_a_task_so_they_can_step_together():
     tasks = chunk_points(points("ng:OnePlusOne", range(6), evaluations=50), workers=2)
     assert len(tasks) < 6 and sum(len(t) for t in tasks) == 6
+
+
+def test_a_group_is_cut_into_chunks_of_equal_size():
+    tasks = chunk_points(points("adam", range(15), lr=0.01) + points("sgd", range(30), lr=0.1), workers=2)
+    sizes = {s: sorted(len(t) for t in tasks if t[0].config.strategy == s) for s in ("adam", "sgd")}
+    assert sizes == {"adam": [7, 8], "sgd": [10, 10, 10]}  # at most 12 a task: not 12 + 3 for adam's fifteen
+
+
+def test_points_that_must_train_alone_are_tasks_of_their_own_in_a_batched_phase():
+    reruns = points("adam", range(8), lr=0.01)
+    timed = {p.point_hash for p in reruns[:3]}
+    tasks = chunk_points(reruns, workers=2, batched=True, alone=lambda p: p.point_hash in timed)
+    alone = [t[0].point_hash for t in tasks if len(t) == 1]
+    assert timed <= set(alone) and len(alone) == len(set(alone))
+    assert not any(p.point_hash in timed for t in tasks if len(t) > 1 for p in t)
+    assert sum(len(t) for t in tasks) == 8 and any(len(t) > 1 for t in tasks)
+
+
+class Run:
+    def __init__(self, group, status="FINISHED", **tags):
+        self.info = type("Info", (), {"status": status})()
+        tags = {f"optlab.summary.{k}": str(v) for k, v in tags.items()}
+        self.data = type("Data", (), {"tags": {"optlab.role": "tuning", "optlab.group": group, **tags}})()
+
+
+def test_seconds_per_run_are_the_tuning_trials_recorded_training_time():
+    runs = [
+        Run("a", wall_time=2.0, wall_time_share=0.5),  # stacked: its share counts
+        Run("a", wall_time=1.5),  # alone: its own
+        Run("b", wall_time=3.0),
+        Run("b", status="FAILED", wall_time=100.0),  # a diverged trial stopped early: not a measure
+    ]
+    assert seconds_per_run(runs) == {"a": 1.0, "b": 3.0}
+
+
+def test_tasks_go_out_longest_first_and_those_without_an_estimate_before_all():
+    def trial(strategy, seed, group):
+        config = RunConfig.from_dict(dict(strategy=strategy, dataset="digits", hidden=[8], epochs=1, seed=seed))
+        return Point(config, role="rerun", group=group, trial="lr=0.1")
+
+    short = [trial("sgd", s, "short") for s in range(4)]
+    long = [trial("adam", s, "long") for s in range(2)]
+    unknown = [Point(RunConfig.from_dict(dict(strategy="lbfgs", dataset="digits", hidden=[8], epochs=1)), "rerun")]
+    order = longest_first([short, long, unknown], {"short": 0.1, "long": 1.0})
+    assert order == [unknown, long, short]  # 2 x 1.0 s before 4 x 0.1 s
+    assert longest_first([short, long], {}) == [short, long]  # nothing measured yet: as given

@@ -3,8 +3,9 @@
 Protocol (tune, then rerun): phase 1 runs the tuning trials (and the points of an untuned sweep),
 batched where the engine can; the selection is read back from the store; phase 2 runs the reported
 runs — the selected configuration of every group on the fresh rerun seeds, strategies run as given,
-and series — one at a time (`batched=False`), so each reported run's wall time is its own; with
-`[rerun] timed_alone = N` only the first N rerun seeds do, the others train batched afterwards.
+and series — each trained alone, so its wall time is its own; with `[rerun] timed_alone = N` only the
+first N rerun seeds do, the others train batched, in the same queue. Tasks go out longest first
+(sweeps/scheduling.py).
 
 The parent process creates the store, the experiment and the parent run before any worker starts
 (several processes creating a fresh SQLite store at once crash); workers get the tracking URI, the
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from optlab.errors import ConfigError, OptlabError, StoreError
-from optlab.sweeps import naming, resume, seed_groups
+from optlab.sweeps import naming, resume, scheduling, seed_groups
 from optlab.sweeps.efficiency import Efficiency, training_seconds
 from optlab.sweeps.lease import Lease
 from optlab.sweeps.spec import Point, SweepSpec
@@ -50,7 +51,6 @@ if TYPE_CHECKING:  # selection needs scipy, mlflow is slow to import: imported w
     from optlab.sweeps import tuning
 
 BACKENDS = ("local", "ray")
-MAX_CHUNK = 16
 MAX_WORKERS = 10_000  # Ray tasks in flight at once
 
 
@@ -375,18 +375,18 @@ def _execute(
         phases["tuning" if spec.objective else "points"] = time.perf_counter() - phase_started
         if spec.objective:
             phase_started = time.perf_counter()
-            reported = reported_points(spec, client, experiment_id)
-            alone = [p for p in reported if p.alone]
-            outcomes += run_phase(spec, alone, set(state.finished), context, batched=False, label="reruns")
-            if len(alone) < len(reported):  # the rerun seeds past `timed_alone`: batched where the engine can
-                outcomes += run_phase(
-                    spec,
-                    [p for p in reported if not p.alone],
-                    set(state.finished),
-                    context,
-                    batched=batched,
-                    label="reruns (batched)",
-                )
+            reported, per_run = rerun_plan(spec, client, experiment_id)
+            # the rerun seeds past `timed_alone` train batched where the engine can, in the same queue
+            outcomes += run_phase(
+                spec,
+                reported,
+                set(state.finished),
+                context,
+                batched=batched,
+                label="reruns",
+                alone=lambda p: p.alone,
+                per_run=per_run,
+            )
             phases["reruns"] = time.perf_counter() - phase_started
         training.clear()
         lease.check()
@@ -540,15 +540,26 @@ class _Context:
 
 
 def run_phase(
-    spec: SweepSpec, points: list[Point], finished: set[str], context: _Context, batched: bool, label: str
+    spec: SweepSpec,
+    points: list[Point],
+    finished: set[str],
+    context: _Context,
+    batched: bool,
+    label: str,
+    alone=lambda point: False,
+    per_run: dict[str, float] | None = None,
 ) -> list[Outcome]:
     """Run the points of one phase that are not finished yet; `batched` lets the engine train
-    compatible points together (tuning), or not (reported runs, timed alone)."""
+    compatible points together, except the points `alone` says train alone (reported runs timed alone);
+    `per_run`: seconds per run measured in each tuning group, to hand out the longest tasks first."""
     pending = [p for p in points if p.point_hash not in finished]
     if context.progress and points:
+        trained_alone = sum(1 for p in pending if not batched or alone(p))
         print(
             f"sweep {spec.name} {label}: {len(points)} points, {len(points) - len(pending)} already finished, "
-            f"{len(pending)} to run" + ("" if batched else " (each trained alone)"),
+            f"{len(pending)} to run"
+            + (f" ({trained_alone} each trained alone)" if trained_alone and trained_alone < len(pending) else "")
+            + (" (each trained alone)" if pending and trained_alone == len(pending) else ""),
             file=sys.stderr,
         )
     with timed("planning"):
@@ -569,7 +580,9 @@ def run_phase(
                 context.threads,
                 created_at=time.time(),
             )
-            for chunk in chunk_points(pending, context.workers, batched)
+            for chunk in scheduling.longest_first(
+                scheduling.chunk_points(pending, context.workers, batched, alone), per_run or {}
+            )
         ]
     outcomes: list[Outcome] = []
     efficiency = context.efficiency if context.efficiency is not None else Efficiency(context.workers, 0.0)
@@ -597,34 +610,19 @@ def add_result(efficiency: Efficiency, result: TaskResult) -> list[Outcome]:
 def reported_points(spec: SweepSpec, client, experiment_id: str) -> list[Point]:
     """Phase 2's points: strategies run as given and series (known up front), and the reruns of each
     group's selected trial as the store now says (a failed group reruns nothing)."""
+    return rerun_plan(spec, client, experiment_id)[0]
+
+
+def rerun_plan(spec: SweepSpec, client, experiment_id: str) -> tuple[list[Point], dict[str, float]]:
+    """The reported points (reported_points) and the training seconds per run each tuning group measured
+    (to hand out the longest tasks first), from one read of the store."""
     with timed("store reads"):
         latest = latest_runs(client, experiment_id, spec)
     with timed("selection"):
         _, selections = read_selection(spec, latest)
     known = [p for p in spec.points if p.role == "rerun"]
-    return known + spec.reruns({g: s.trial for g, s in selections.items()})
-
-
-def chunk_points(points: list[Point], workers: int, batched: bool = True) -> list[list[Point]]:
-    """The tasks of a phase. Points the engine can stack (same problem, strategy, batch size) go together,
-    at most MAX_CHUNK per task and small enough that every worker gets work. A point that trains alone (an
-    unbatched phase, or a strategy with no stacked form) is a task of its own, and those come first: a
-    chunk of them would run one after another on one worker while the others wait at the end of the
-    phase (second-order runs take seconds each)."""
-    from optlab.engine.runner import may_stack, shared_problem_key
-
-    groups: dict[tuple, list[Point]] = defaultdict(list)
-    singles: list[list[Point]] = []
-    for p in points:
-        c = p.config
-        if not (batched and may_stack(c)):
-            singles.append([p])
-            continue
-        # label noise levels share a chunk: run_many splits what it cannot batch
-        groups[(c.strategy, c.batch_size, shared_problem_key(c))].append(p)
-    stackable = sum(len(group) for group in groups.values())
-    size = max(1, min(MAX_CHUNK, -(-stackable // (2 * workers)) if workers > 1 else MAX_CHUNK))
-    return singles + [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+    reported = known + spec.reruns({g: s.trial for g, s in selections.items()})
+    return reported, scheduling.seconds_per_run(latest.values())
 
 
 def _bar(total: int, progress: bool):

@@ -1,7 +1,7 @@
 """How a sweep phase is cut into worker tasks: stackable points together, the rest one per task, first."""
 
 from optlab.config import RunConfig
-from optlab.sweeps.scheduling import MAX_CHUNK, chunk_points, longest_first, seconds_per_run
+from optlab.sweeps.scheduling import MAX_CHUNK, chunk_points, longest_first, measured, seconds_per_run
 from optlab.sweeps.spec import Point
 
 
@@ -78,6 +78,25 @@ def test_tasks_go_out_longest_first_and_those_without_an_estimate_before_all():
     short = [trial("sgd", s, "short") for s in range(4)]
     long = [trial("adam", s, "long") for s in range(2)]
     unknown = [Point(RunConfig.from_dict(dict(strategy="lbfgs", dataset="digits", hidden=[8], epochs=1)), "rerun")]
-    order = longest_first([short, long, unknown], {"short": 0.1, "long": 1.0})
+    order = longest_first([short, long, unknown], measured({"short": 0.1, "long": 1.0}))
     assert order == [unknown, long, short]  # 2 x 1.0 s before 4 x 0.1 s
-    assert longest_first([short, long], {}) == [short, long]  # nothing measured yet: as given
+    assert longest_first([short, long], measured({})) == [short, long]  # nothing measured: as given
+
+
+def test_before_anything_is_measured_the_longest_planned_work_goes_first(tmp_path):
+    from sweep_helpers import write_spec
+
+    from optlab.sweeps import load
+    from optlab.sweeps.scheduling import planned
+
+    body = """
+[grid]
+strategy = ["gd", "sgd", "minibatch"]
+"""
+    spec = load(write_spec(tmp_path, body, name="order", steps=50))
+    assert set(spec.work) == {p.point_hash for p in spec.points}
+    work = {p.config.strategy: spec.work[p.point_hash] for p in spec.points}
+    # the same 50 steps: a full-batch step does the most arithmetic, one sample the least
+    assert work["gd"] > work["minibatch"] > work["sgd"]
+    order = longest_first([[p] for p in spec.points], planned(spec.work))
+    assert [c[0].config.strategy for c in order] == ["gd", "minibatch", "sgd"]

@@ -385,7 +385,7 @@ def _execute(
                 batched=batched,
                 label="reruns",
                 alone=lambda p: p.alone,
-                per_run=per_run,
+                estimate=scheduling.measured(per_run),
             )
             phases["reruns"] = time.perf_counter() - phase_started
         training.clear()
@@ -547,11 +547,12 @@ def run_phase(
     batched: bool,
     label: str,
     alone=lambda point: False,
-    per_run: dict[str, float] | None = None,
+    estimate=None,
 ) -> list[Outcome]:
     """Run the points of one phase that are not finished yet; `batched` lets the engine train
     compatible points together, except the points `alone` says train alone (reported runs timed alone);
-    `per_run`: seconds per run measured in each tuning group, to hand out the longest tasks first."""
+    `estimate(point)`: its length, to hand out the longest tasks first (default: its planned work)."""
+    estimate = estimate or scheduling.planned(spec.work)
     pending = [p for p in points if p.point_hash not in finished]
     if context.progress and points:
         trained_alone = sum(1 for p in pending if not batched or alone(p))
@@ -581,7 +582,7 @@ def run_phase(
                 created_at=time.time(),
             )
             for chunk in scheduling.longest_first(
-                scheduling.chunk_points(pending, context.workers, batched, alone), per_run or {}
+                scheduling.chunk_points(pending, context.workers, batched, alone), estimate
             )
         ]
     outcomes: list[Outcome] = []

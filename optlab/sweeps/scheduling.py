@@ -5,10 +5,11 @@ in chunks of equal size small enough that every worker gets work. A point that t
 phase, a rerun seed timed alone, or a strategy with no stacked form) is a task of its own.
 
 Order: longest first (the LPT rule), so a phase does not end with one worker on a long task while the
-others wait. A task's length is estimated from what the sweep already measured: the training seconds its
-group's tuning trials recorded, per run. A task with no estimate (a strategy run as given, a tuning trial)
-counts as long: such runs (second-order, gradient-free) take seconds each, and a chunk of them run one
-after another would hold one worker while the others wait at the end of the phase.
+others wait. A rerun's length is what the sweep measured: the training seconds its group's tuning trials
+recorded, per run. Before anything is measured (tuning, an untuned sweep) it is the planned work: steps
+times (1 + batch size x weights / STEP_OVERHEAD), a step of a small net costing about as much in overhead
+as in arithmetic. A task with no estimate (a strategy run as given among measured reruns) counts as long:
+such runs (second-order, gradient-free) take seconds each.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def chunk_points(
     return singles + chunks
 
 
+# batch size x weights whose forward and backward pass cost about what a step's fixed overhead does
+# (~40 us of dispatch on one CPU thread, at ~10 GFLOP/s for 6 FLOPs per sample and weight)
+STEP_OVERHEAD = 65_000
+
+
+def planned_work(plan, problem) -> float:
+    """A run's work in step-overheads, from its plan: infinite when only a wall-clock budget bounds it."""
+    if plan.max_steps is None:
+        return math.inf
+    batch = plan.batch_size or problem.n_train
+    return plan.max_steps * (1 + batch * problem.n_params / STEP_OVERHEAD)
+
+
 def seconds_per_run(runs) -> dict[str, float]:
     """Tuning group -> the mean training seconds its finished trials recorded per run (a stacked trial's
     share of its chunk's time; a run trained alone its own)."""
@@ -62,14 +76,22 @@ def seconds_per_run(runs) -> dict[str, float]:
     return {group: sum(values) / len(values) for group, values in found.items()}
 
 
-def longest_first(chunks: list[list[Point]], per_run: dict[str, float]) -> list[list[Point]]:
-    """The chunks in the order to hand out: estimated longest first, those without an estimate before
-    all (stable: equal estimates keep their order)."""
+def longest_first(chunks: list[list[Point]], estimate: Callable[[Point], float | None]) -> list[list[Point]]:
+    """The chunks in the order to hand out: estimated longest first (a chunk's estimate is the sum of its
+    points'), those with a point without an estimate before all (stable: equal estimates keep their order)."""
 
-    def estimate(chunk: list[Point]) -> float:
-        seconds = [per_run.get(p.group) if p.group is not None else None for p in chunk]
-        if any(s is None for s in seconds):
-            return math.inf
-        return sum(seconds)
+    def length(chunk: list[Point]) -> float:
+        each = [estimate(p) for p in chunk]
+        return math.inf if any(e is None for e in each) else sum(each)  # type: ignore[misc]
 
-    return sorted(chunks, key=estimate, reverse=True)
+    return sorted(chunks, key=length, reverse=True)
+
+
+def planned(work: dict[str, float]) -> Callable[[Point], float | None]:
+    """A point's estimate from its planned work (point hash -> planned_work; SweepSpec.work)."""
+    return lambda point: work.get(point.point_hash)
+
+
+def measured(per_run: dict[str, float]) -> Callable[[Point], float | None]:
+    """A point's estimate from its tuning group's measured seconds per run (seconds_per_run)."""
+    return lambda point: per_run.get(point.group) if point.group is not None else None

@@ -164,6 +164,7 @@ class SweepSpec:
     rerun_settings: dict = field(default_factory=dict)  # measurement settings of the reported runs
     timed_alone: int | None = None  # rerun seeds trained alone (the first N); None: every one
     margins: dict[str, str] = field(default_factory=dict)  # workload id -> its margins (JSON) when declared
+    work: dict[str, float] = field(default_factory=dict)  # point hash -> its planned work (scheduling.planned_work)
 
     @property
     def spec_hash(self) -> str:
@@ -223,7 +224,7 @@ def load(path: str | Path, check_plans: bool = True, max_points: int = MAX_POINT
     spec = parse(absolute_references(data, path.resolve().parent), where, max_points, folder=path.parent)
     spec.path, spec.text = path, text
     if check_plans:
-        check_feasible(spec.points, where)
+        spec.work = check_feasible(spec.points, where)
     return spec
 
 
@@ -439,12 +440,14 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
             spec.points[i] = replace(point, trials=len(spec.groups[point.group].trials))
 
 
-def check_feasible(points: list[Point], where: str) -> None:
-    """Plan every point (batch size vs training-set size, strategy options, infeasible sizes)."""
+def check_feasible(points: list[Point], where: str) -> dict[str, float]:
+    """Plan every point (batch size vs training-set size, strategy options, infeasible sizes); returns each
+    point's planned work (to hand out the longest tasks first)."""
     from optlab.engine.runner import prepare
     from optlab.problem import build_problem
+    from optlab.sweeps.scheduling import planned_work
 
-    problems = {}
+    problems, work = {}, {}
     for point in points:
         c = point.config
         key = c.problem_key()
@@ -454,9 +457,11 @@ def check_feasible(points: list[Point], where: str) -> None:
             except ConfigError as exc:
                 raise ConfigError(f"{where}: point {c.label()}: {exc}") from None
         try:
-            prepare(c, problems[key])
+            prepared = prepare(c, problems[key])
         except ConfigError as exc:
             raise ConfigError(f"{where}: point {c.label()}: {exc}") from None
+        work[point.point_hash] = planned_work(prepared.plan, prepared.problem)
+    return work
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). O
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 
-    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--log-every 1] [--configs a,b]
+    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--log-every 1,10] [--configs a,b]
                                     [--into docs/results/speed.md]
 
---log-every N records the per-step series every N steps (the sweep's `log_every`) in every
-configuration alike; the stored-points column says what that leaves.
+--log-every N[,M...] records the per-step series every N steps (the sweep's `log_every`) in every
+configuration alike, each value in turn (default 1 and 10: every step, and the resolution of the default
+suite's sweeps); the stored-points column says what each leaves.
 
 With --into the table, the machine and its load replace the page's text between the
 `cluster-bench:begin` and `cluster-bench:end` markers (so the numbers there are never typed).
@@ -165,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
     parser.add_argument(
-        "--log-every", type=int, default=1, metavar="N", help="record the per-step series every N steps (default 1)"
+        "--log-every",
+        default="1,10",
+        metavar="N[,M...]",
+        help="record the per-step series every N steps, each value in turn (default 1,10)",
     )
     parser.add_argument(
         "--configs",
@@ -183,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown or not configs:
         parser.error(f"--configs: unknown configuration {unknown[0] if unknown else '(none)'!r}; choose from {CONFIGS}")
-    if args.log_every < 1:
-        parser.error(f"--log-every must be a positive integer, got {args.log_every}")
+    try:
+        log_everys = [int(v) for v in args.log_every.split(",")]
+    except ValueError:
+        log_everys = []
+    if not log_everys or min(log_everys) < 1:
+        parser.error(f"--log-every must be positive integers separated by commas, got {args.log_every!r}")
     if args.into:  # refused before the cluster starts, not after the measurements
         try:
             if not has_block(args.into, BLOCK):
@@ -206,27 +214,29 @@ def main(argv: list[str] | None = None) -> int:
         run_config("ray-server", cluster, work, 1, 0)
         rows = []
         for attempt in range(1, args.repeat + 1):
-            for config in configs:
-                row = run_config(config, cluster, work, args.seeds, attempt, args.log_every)
+            for log_every, config in ((n, c) for n in log_everys for c in configs):
+                row = {**run_config(config, cluster, work, args.seeds, attempt, log_every), "log_every": log_every}
                 rows.append(row)
                 print(
-                    f"  {config:<13} {row['points']} points ({row['stored']} metric points stored) "
+                    f"  {config:<13} log_every {log_every}: {row['points']} points "
+                    f"({row['stored']} metric points stored) "
                     f"in {row['seconds']:6.1f} s "
                     f"({60 * row['points'] / row['seconds']:6.1f} points/min; load {row['load']})",
                     flush=True,
                 )
     table = [
-        f"| configuration | points | metric points stored | sweep s | points/min | vs {configs[0]} | "
+        f"| configuration | log_every | points | metric points stored | sweep s | points/min | vs {configs[0]} | "
         "HTTP calls (workers) | HTTP s (workers) | share of 2 worker slots | load before -> after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, row in enumerate(rows):
-        reference = rows[(i // len(configs)) * len(configs)]
+        reference = rows[(i // len(configs)) * len(configs)]  # the same attempt and log_every
         rate = 60 * row["points"] / row["seconds"]
         ratio = reference["seconds"] / row["seconds"]
         share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
         table.append(
-            f"| {row['config']} | {row['points']} | {row['stored']} | {row['seconds']:.1f} | {rate:.1f} | "
+            f"| {row['config']} | {row['log_every']} | {row['points']} | {row['stored']} | "
+            f"{row['seconds']:.1f} | {rate:.1f} | "
             f"{ratio:.2f}x | "
             f"{row['http_calls'] or '-'} | {row['http_seconds']:.1f} | "
             f"{f'{100 * share:.1f} %' if share is not None else '-'} | {row['load']} |"
@@ -247,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     if args.into:
         machine = (
-            f"Measured by `make cluster-bench` on {started} ({args.seeds} seeds, log_every {args.log_every}): "
+            f"Measured by `make cluster-bench` on {started} ({args.seeds} seeds, log_every "
+            f"{' and '.join(map(str, log_everys))}): "
             f"{os.cpu_count()} cores, load average "
             f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "
             "and database share those cores, and wall-time rates move with the load."

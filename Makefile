@@ -6,7 +6,7 @@ OPTLAB := $(VENV)/bin/optlab
 PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns/mlflow.db)
 
-.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final cluster-demo cluster-bench docs lint glossary
+.PHONY: install test test-slow test-all test-cluster demo ui clean report bench bench-tables bench-final sweep-efficiency-docs cluster-demo cluster-bench docs lint glossary
 
 # install: the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then every other
 # package at the version and hash requirements.lock pins (Python 3.11, Linux x86_64), then optlab itself.
@@ -93,6 +93,11 @@ bench-docs:
 .PHONY: bench-store-scale
 bench-store-scale:
 	$(PY) scripts/store_scale.py --markdown $(SPEED_PAGE)
+
+# the default suite's efficiency per sweep (its last finished runs in the store) between the
+# <!-- suite-efficiency:begin --> and <!-- suite-efficiency:end --> markers of SPEED_PAGE
+sweep-efficiency-docs:
+	$(PY) scripts/suite_efficiency.py --markdown $(SPEED_PAGE)
 
 # the three consecutive runs docs/results/speed.md quotes (on an idle machine), then that page's block
 bench-final:

@@ -1,0 +1,57 @@
+"""scripts/suite_efficiency.py: the suite's efficiency table is read from the sweeps' parent runs, never typed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from sweep_helpers import TUNED_PAIR, write_spec
+
+from optlab.sweeps import load, run_sweep
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "suite_efficiency.py"
+
+
+def script():
+    spec = importlib.util.spec_from_file_location("suite_efficiency", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_table_states_what_each_sweep_recorded_and_goes_between_its_markers(store, tmp_path, capsys):
+    suite = script()
+    reports = {}
+    for name in ("first", "second"):
+        reports[name] = run_sweep(
+            load(write_spec(tmp_path, TUNED_PAIR, name=name, steps=20)), workers=1, progress=False
+        )
+    page = tmp_path / "speed.md"
+    page.write_text("intro\n<!-- suite-efficiency:begin -->\nold\n<!-- suite-efficiency:end -->\nafter\n")
+    assert suite.main(["--sweeps", "second,first", "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| second") or line.startswith("| first")]
+    assert [r.split(" | ")[0] for r in rows] == ["| second", "| first"]  # the order asked for
+    for row in rows:
+        name = row.split(" | ")[0][2:]
+        eff = reports[name].efficiency
+        cells = row.split(" | ")
+        assert cells[1] == str(reports[name].counts["points"])
+        assert cells[2] == f"{reports[name].seconds:.1f}"
+        assert cells[3] == f"{100 * eff.ratio:.0f} %" and cells[4] == f"{100 * eff.work_ratio:.0f} %"
+    assert "2 sweeps" in text
+
+
+def test_a_sweep_missing_from_the_store_is_named_and_nothing_is_written(store, tmp_path, capsys):
+    page = tmp_path / "speed.md"
+    page.write_text("<!-- suite-efficiency:begin -->\nold\n<!-- suite-efficiency:end -->\n")
+    assert script().main(["--sweeps", "nowhere", "--markdown", str(page)]) == 1
+    assert "nowhere" in capsys.readouterr().err and "old" in page.read_text()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -18,6 +18,9 @@ from optlab.problem import Problem, build_problem
 from optlab.strategies import Plan, Strategy, resolve
 
 EVAL_POINTS = 50  # evaluations per run when eval_every is not given
+# batch size x weights whose forward and backward pass cost about what a step's fixed overhead does
+# (~40 us of dispatch on one CPU thread, at ~10 GFLOP/s for 6 FLOPs per sample and weight)
+STEP_OVERHEAD = 65_000
 
 
 @dataclass
@@ -97,3 +100,13 @@ def eval_interval(config: RunConfig, plan: Plan) -> int:
     if plan.max_steps is not None:
         return max(1, plan.max_steps // EVAL_POINTS)
     return max(1, round(plan.steps_per_epoch / 4))
+
+
+def planned_work(plan: Plan, problem: Problem) -> float:
+    """A run's work in step-overheads, from its plan: steps x (1 + batch size x weights / STEP_OVERHEAD), a step
+    of a small net costing about as much in overhead as in arithmetic; infinite when only a wall-clock
+    budget bounds the run. Used to hand out the longest tasks of a sweep first."""
+    if plan.max_steps is None:
+        return math.inf
+    batch = plan.batch_size or problem.n_train
+    return plan.max_steps * (1 + batch * problem.n_params / STEP_OVERHEAD)

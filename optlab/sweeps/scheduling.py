@@ -6,10 +6,10 @@ phase, a rerun seed timed alone, or a strategy with no stacked form) is a task o
 
 Order: longest first (the LPT rule), so a phase does not end with one worker on a long task while the
 others wait. A rerun's length is what the sweep measured: the training seconds its group's tuning trials
-recorded, per run. Before anything is measured (tuning, an untuned sweep) it is the planned work: steps
-times (1 + batch size x weights / STEP_OVERHEAD), a step of a small net costing about as much in overhead
-as in arithmetic. A task with no estimate (a strategy run as given among measured reruns) counts as long:
-such runs (second-order, gradient-free) take seconds each.
+recorded, per run. Before anything is measured (tuning, an untuned sweep) it is the planned work
+(engine.planning.planned_work, worked out where the spec is planned). A task with no estimate (a strategy
+run as given among measured reruns) counts as long: such runs (second-order, gradient-free) take seconds
+each.
 """
 
 from __future__ import annotations
@@ -49,19 +49,6 @@ def chunk_points(
     return singles + chunks
 
 
-# batch size x weights whose forward and backward pass cost about what a step's fixed overhead does
-# (~40 us of dispatch on one CPU thread, at ~10 GFLOP/s for 6 FLOPs per sample and weight)
-STEP_OVERHEAD = 65_000
-
-
-def planned_work(plan, problem) -> float:
-    """A run's work in step-overheads, from its plan: infinite when only a wall-clock budget bounds it."""
-    if plan.max_steps is None:
-        return math.inf
-    batch = plan.batch_size or problem.n_train
-    return plan.max_steps * (1 + batch * problem.n_params / STEP_OVERHEAD)
-
-
 def seconds_per_run(runs) -> dict[str, float]:
     """Tuning group -> the mean training seconds its finished trials recorded per run (a stacked trial's
     share of its chunk's time; a run trained alone its own)."""
@@ -81,8 +68,13 @@ def longest_first(chunks: list[list[Point]], estimate: Callable[[Point], float |
     points'), those with a point without an estimate before all (stable: equal estimates keep their order)."""
 
     def length(chunk: list[Point]) -> float:
-        each = [estimate(p) for p in chunk]
-        return math.inf if any(e is None for e in each) else sum(each)  # type: ignore[misc]
+        total = 0.0
+        for point in chunk:
+            seconds = estimate(point)
+            if seconds is None:
+                return math.inf
+            total += seconds
+        return total
 
     return sorted(chunks, key=length, reverse=True)
 

@@ -443,9 +443,9 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
 def check_feasible(points: list[Point], where: str) -> dict[str, float]:
     """Plan every point (batch size vs training-set size, strategy options, infeasible sizes); returns each
     point's planned work (to hand out the longest tasks first)."""
+    from optlab.engine.planning import planned_work
     from optlab.engine.runner import prepare
     from optlab.problem import build_problem
-    from optlab.sweeps.scheduling import planned_work
 
     problems, work = {}, {}
     for point in points:

@@ -287,3 +287,21 @@ def test_runs_started_at_once_on_an_existing_store_in_an_odd_folder_are_all_stor
             run_id=run_id, artifact_path="params.safetensors", dst_path=str(tmp_path / run_id)
         )
         assert load_file(path)["params"].ndim == 1
+
+
+def test_optlab_run_loads_no_plotting_or_statistics_library(tmp_path):
+    """A run's process needs torch and a store, not what reports and analyses use: importing pandas, scipy
+    and seaborn cost `optlab run` about a second of start-up (the UI's views pulled them in once)."""
+    code = (
+        "import sys\n"
+        "from optlab.cli import main\n"
+        "try:\n"
+        "    main(['run', '-s', 'adam', '--lr', '0.01', '-d', 'digits', '--epochs', '1', '--device', 'cpu'])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('pandas', 'scipy', 'seaborn', 'matplotlib', 'plotly') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

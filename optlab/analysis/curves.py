@@ -16,14 +16,6 @@ from numpy.typing import ArrayLike
 from optlab.analysis.stats import bootstrap_band
 
 GRID_POINTS = 60
-LOG_AXIS_DECADES = 2.0  # an x axis whose positive values span more than this many decades is drawn log
-
-
-def spans_decades(values, decades: float = LOG_AXIS_DECADES) -> bool:
-    """The positive values span more than `decades` decades (the report and the UI draw such axes log)."""
-    v = np.asarray(values, dtype=float)
-    positive = v[np.isfinite(v) & (v > 0)]
-    return len(positive) > 1 and positive.max() / positive.min() > 10**decades
 
 
 def common_grid(

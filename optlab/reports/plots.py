@@ -11,6 +11,7 @@ import pandas as pd
 
 from optlab import palette
 from optlab.analysis import curves
+from optlab.analysis.axes import spans_decades
 from optlab.reports.chart import MAX_LINES, Chart
 
 GRID_POINTS = 60  # curves are resampled to this many x values: long histories stay cheap to draw
@@ -77,7 +78,7 @@ def band_frame(runs: pd.DataFrame, hist: pd.DataFrame, axes, metrics, hue: str =
     whether its x is drawn on a log scale."""
     frames, log_x = [], {}
     for x, x_label in axes:
-        logx = x != "epoch" and curves.spans_decades(hist[x])
+        logx = x != "epoch" and spans_decades(hist[x])
         log_x[x_label] = logx
         for metric, metric_label in metrics:
             if metric not in hist:

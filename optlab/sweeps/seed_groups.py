@@ -267,7 +267,8 @@ def final_metrics(runs: list) -> dict[str, float]:
 def mean_curves(histories: dict, runs: list) -> list[tuple[str, int, float]]:
     """(metric, step, value): the members' curves averaged on the work grid every member covers.
     `histories`: {(run_id, key): {step: value}} (bulk_reads.metric_histories)."""
-    from optlab.analysis.curves import common_grid, on_grid, spans_decades
+    from optlab.analysis.axes import spans_decades
+    from optlab.analysis.curves import common_grid, on_grid
 
     if len(runs) < 1:
         return []

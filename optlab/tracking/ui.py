@@ -39,7 +39,7 @@ from collections import defaultdict
 from urllib.parse import urlencode
 
 from optlab import palette
-from optlab.analysis.curves import spans_decades
+from optlab.analysis.axes import spans_decades
 from optlab.tracking import ui_state
 from optlab.tracking.ui_state import VIEW_TAG_PREFIX, column
 

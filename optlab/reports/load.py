@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from optlab.config import RunConfig
-from optlab.sweeps.spec import MARGINS_TAG
+from optlab.sweeps.spec import MARGINS_TAG, WORKLOAD_ORDER_TAG
 from optlab.tracking.run_facts import flatten_config
 
 EVAL_KEYS = (
@@ -60,6 +60,7 @@ TAGS = {
     "batched_tag": "optlab.batched",
     "split": "optlab.split",
     "margins": MARGINS_TAG,
+    "workload_order": WORKLOAD_ORDER_TAG,
 }
 # what names a workload when a run carries no optlab.workload tag (a run recorded outside a sweep)
 # params whose column name a tag already holds: the `workload` param (a user workload's file:NAME) is

@@ -66,13 +66,23 @@ def sweep_of(runs: pd.DataFrame) -> str:
 
 def ordered(runs: pd.DataFrame) -> list[str]:
     """Workloads grouped by experiment (in the order the experiments were gathered), each experiment's in
-    the order their runs were started (file order for a sweep)."""
+    the order of its sweep file (the runs' `optlab.workload_order`; a sweep hands out its longest tasks
+    first, so runs start out of that order), else in the order their runs were started."""
     if "experiment" not in runs:
         return list(runs.groupby("workload")["start_time"].min().sort_values().index)
     rank = {name: i for i, name in enumerate(dict.fromkeys(runs["experiment"]))}
-    first = runs.groupby("workload").agg(experiment=("experiment", "first"), start=("start_time", "min"))
+    place = (
+        pd.to_numeric(runs["workload_order"], errors="coerce")
+        if "workload_order" in runs
+        else pd.Series(float("nan"), index=runs.index)
+    )
+    first = (
+        runs.assign(place=place)
+        .groupby("workload")
+        .agg(experiment=("experiment", "first"), place=("place", "min"), start=("start_time", "min"))
+    )
     first["sweep"] = first["experiment"].map(rank)
-    return list(first.sort_values(["sweep", "start"], kind="stable").index)
+    return list(first.sort_values(["sweep", "place", "start"], kind="stable", na_position="last").index)
 
 
 def _one(runs: pd.DataFrame, key: str):

@@ -83,6 +83,7 @@ OBJECTIVES = {
 TUNE_KEYS = ("objective", "by", "seeds")
 RERUN_KEYS = ("seeds", "timed_alone") + WORKLOAD_EXTRA_KEYS  # measurement settings may apply to the reported runs only
 MARGINS_TAG = "optlab.margins"  # a run's workload's equivalence margins (JSON), when the sweep file declares any
+WORKLOAD_ORDER_TAG = "optlab.workload_order"  # its workload's place in the sweep file (0, 1, ...)
 ROLES = ("point", "tuning", "rerun")
 MAX_POINTS = 10_000  # points a sweep file may expand to unless the caller raises the cap
 
@@ -101,6 +102,7 @@ class Point:
     trials: int | None = None  # the tuning budget of its group (number of trials), for reruns and trials
     alone: bool = True  # a reported run trained alone (its wall time is its own), or batched
     margins: str = ""  # its workload's declared equivalence margins (JSON), "" for the defaults
+    workload_order: int = 0  # its workload's place in the sweep file (the report's order; runs start out of it)
 
     @property
     def point_hash(self) -> str:
@@ -134,6 +136,7 @@ class Point:
             tags["optlab.series"] = self.series
         if self.margins:
             tags[MARGINS_TAG] = self.margins
+        tags[WORKLOAD_ORDER_TAG] = str(self.workload_order)
         return tags
 
 
@@ -190,6 +193,7 @@ class SweepSpec:
                         trials=len(group.trials),
                         alone=self.trained_alone(i),
                         margins=self.margins.get(group.workload, ""),
+                        workload_order=self.workloads.index(group.workload),
                     )
                 )
         return points
@@ -436,8 +440,8 @@ def _finish(spec: SweepSpec, drafts: list, workloads: dict) -> None:
         group.trials.setdefault(point.trial, point.config)  # the seed is replaced when it is rerun
         spec.points.append(replace(point, workload=workload, group=group_name))
     for i, point in enumerate(spec.points):
-        if point.group is not None:
-            spec.points[i] = replace(point, trials=len(spec.groups[point.group].trials))
+        trials = len(spec.groups[point.group].trials) if point.group is not None else point.trials
+        spec.points[i] = replace(point, trials=trials, workload_order=spec.workloads.index(point.workload))
 
 
 def check_feasible(points: list[Point], where: str) -> dict[str, float]:

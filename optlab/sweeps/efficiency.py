@@ -29,12 +29,18 @@ def training_seconds(runs, owner: str, since_ms: int = 0) -> tuple[float, int]:
         tags = run.data.tags
         if tags.get(OWNER_TAG) != owner or (run.info.start_time or 0) < since_ms:
             continue
-        value = tags.get(SHARE_TAG, tags.get(WALL_TAG))
+        value = recorded_training(tags)
         if value is None:
             continue
-        total += float(value)
+        total += value
         count += 1
     return total, count
+
+
+def recorded_training(tags: dict) -> float | None:
+    """The training seconds a run recorded: its share of a stack's time, or its own when trained alone."""
+    value = tags.get(SHARE_TAG, tags.get(WALL_TAG))
+    return None if value is None else float(value)
 
 
 @dataclass

@@ -18,10 +18,10 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 
+from optlab.sweeps.efficiency import recorded_training
 from optlab.sweeps.spec import Point
 
 MAX_CHUNK = 16
-SHARE_TAG, WALL_TAG = "optlab.summary.wall_time_share", "optlab.summary.wall_time"
 
 
 def chunk_points(
@@ -57,9 +57,9 @@ def seconds_per_run(runs) -> dict[str, float]:
         tags = run.data.tags
         if tags.get("optlab.role") != "tuning" or run.info.status != "FINISHED" or "optlab.group" not in tags:
             continue
-        value = tags.get(SHARE_TAG, tags.get(WALL_TAG))
+        value = recorded_training(tags)
         if value is not None:
-            found[tags["optlab.group"]].append(float(value))
+            found[tags["optlab.group"]].append(value)
     return {group: sum(values) / len(values) for group, values in found.items()}
 
 

@@ -71,3 +71,23 @@ def test_the_page_fill_check_tells_a_near_empty_page_from_a_full_one():
     # the line alone on its page, then the section goes on on the next: a near-empty page inside a section
     alone = pages(html.replace("one line alone</p>", 'one line alone</p><p style="break-before: page">next</p>'))
     assert [(p.number, p.last_of_section) for p in near_empty(alone)] == [(2, False), (4, True)]
+
+
+def test_a_first_table_under_a_heading_taller_than_a_page_starts_under_it_not_on_the_next_page():
+    pytest.importorskip("weasyprint", reason="WeasyPrint not installed")
+    from page_fill import near_empty, pages
+
+    # 16 rows (a "short" table by row count) whose cells wrap to several lines: taller than a page
+    wrapping = pd.DataFrame(
+        {
+            f"column {c}": [f"hidden 16,16 (13,002 params) row {r} 0.911 [0.908, 0.914] " * 3 for r in range(16)]
+            for c in range(6)
+        }
+    )
+    tall = [Section(1, "Ran", "intro", [Table(wrapping, "a tall table")])]
+    page = render(tall, "sqlite:///x.db", printing=True)
+    assert re.search(r'<div class="tablewrap short" id="tA1">', page)  # kept whole by its row count ...
+    printed = pages(page)
+    appendix = [p for p in printed if p.section == "appendix"]
+    assert len(appendix) >= 2  # ... yet taller than a page: it breaks, starting right under the heading
+    assert not [p for p in near_empty(printed) if not p.last_of_section]

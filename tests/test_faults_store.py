@@ -387,6 +387,32 @@ def test_a_new_store_that_fails_midway_through_creation_leaves_nothing_and_the_n
     assert [r.info.status for r in runs_of("fresh")] == ["FINISHED"]
 
 
+def test_a_new_store_is_in_write_ahead_log_mode_so_readers_never_wait_for_a_writer(home):
+    import sqlite3
+    from contextlib import closing
+
+    done = optlab(TINY_RUN, env_for(home))
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    store = home / "mlruns" / "mlflow.db"
+    copy = home / "copy.db"
+    shutil.copy(store, copy)  # the file alone, as a user copies a store once the command is done
+    with closing(sqlite3.connect(copy)) as copied:
+        assert copied.execute("SELECT status FROM runs").fetchall() == [("FINISHED",)]
+    writer = sqlite3.connect(store, isolation_level=None)
+    reader = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0)
+    try:
+        assert writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        writer.execute("BEGIN EXCLUSIVE")  # with a rollback journal this shuts every reader out
+        writer.execute("UPDATE runs SET name = 'renamed'")
+        assert reader.execute("SELECT name FROM runs").fetchall() != [("renamed",)]  # read at once, committed state
+        writer.execute("COMMIT")
+        assert reader.execute("SELECT name FROM runs").fetchall() == [("renamed",)]
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_real_full_disk_while_a_new_store_is_created_then_freed_lets_the_next_run_finish(tmp_path):
     with tmpfs(tmp_path / "small", "3m") as disk:
         home = disk / "home"

@@ -234,8 +234,9 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
 
     # the run's git commit comes from two git processes: ask them while MLflow is imported (cached)
     threading.Thread(target=provenance.git_commit, daemon=True).start()
-    from optlab.tracking import sqlite_recorder
+    from optlab.tracking import sqlite_creation, sqlite_recorder
     from optlab.tracking.store import tracking_uri as current_uri
+    from optlab.tracking.uri import sqlite_path
 
     tracking_uri = tracking_uri or current_uri()
     # what the run's end needs, imported while the parent loads torch and the data: numpy and safetensors
@@ -247,7 +248,11 @@ def _serve(connection, parent_end, tracking_uri: str | None) -> None:
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the heavy part
         except Exception:  # noqa: BLE001 - another store type; the client reports any real problem below
             pass
-    _Server(connection, tracking_uri).serve()
+    try:
+        _Server(connection, tracking_uri).serve()
+    finally:  # this process ends without running exit handlers: the store's log is folded here
+        if (database := sqlite_path(tracking_uri)) is not None:
+            sqlite_creation.fold_log(database)
 
 
 class _ParentGone(Exception):

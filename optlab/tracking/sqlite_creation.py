@@ -38,10 +38,35 @@ def create_aside(database: Path, build) -> None:
     aside = aside_path(database)
     try:
         build(f"sqlite:///{aside}")
+        write_ahead_log(aside)
         os.replace(aside, database)
     except BaseException:
         _remove(aside)
         raise
+
+
+def write_ahead_log(database: Path) -> None:
+    """Put the store in SQLite's write-ahead-log mode (kept in the file: every later connection, MLflow's
+    too, uses it). A commit then appends to the log instead of copying pages to a rollback journal first,
+    and readers (resume, the UI) no longer wait for writers: the sweep's workers share one store. Still
+    one file to copy once no optlab command has it open (`fold_log` at each command's exit)."""
+    with closing(sqlite3.connect(database)) as connection:
+        (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+    if mode != "wal":
+        raise StoreError(f"cannot put the new store {database} in write-ahead-log mode (SQLite answered {mode!r})")
+
+
+def fold_log(database: Path) -> None:
+    """Copy what the write-ahead log holds into the database file and empty the log, so the file alone
+    holds every committed run (a process that exits without closing its connections, as MLflow's pooled
+    ones do, leaves the log beside it otherwise). Run at the exit of every command that opened the store;
+    never raises (a store in use elsewhere is folded by the last command to finish)."""
+    try:
+        target = f"{Path(database).resolve().as_uri()}?mode=rw"  # never creates a file that is gone
+        with closing(sqlite3.connect(target, uri=True, timeout=5)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass
 
 
 def remove_stale(database: Path) -> None:
@@ -51,7 +76,7 @@ def remove_stale(database: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    for leftover in (path, path.with_name(path.name + "-journal")):
+    for leftover in (path, *(path.with_name(path.name + end) for end in ("-journal", "-wal", "-shm"))):
         try:
             leftover.unlink()
         except FileNotFoundError:

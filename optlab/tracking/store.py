@@ -7,6 +7,7 @@ working directory of a worker process.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import time
@@ -114,6 +115,8 @@ def open_once(make_client, uri: str):
             raise half from exc
         raise StoreError(f"cannot open the tracking store {mask_credentials(uri)}: {describe(exc)}") from exc
     _opened.add(uri)
+    if database is not None:
+        atexit.register(sqlite_creation.fold_log, database)
     return mlflow_client
 
 

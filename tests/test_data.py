@@ -25,6 +25,17 @@ def test_mnist5k_is_a_stratified_3500_500_1000_split_in_unit_range():
     assert not (train & val) and not (train & test) and not (val & test)
 
 
+def test_the_fingerprint_is_of_the_exact_data_and_a_changed_copy_has_its_own():
+    from dataclasses import replace
+
+    ds = load_dataset("digits")
+    first = ds.fingerprint()
+    assert ds.fingerprint() == first  # computed once, asked for by every run
+    swapped = replace(ds, y_train=ds.y_train.roll(1))  # the same labels in another order: other data
+    assert swapped.fingerprint() != first
+    assert replace(ds, y_train=ds.y_train.clone()).fingerprint() == first  # equal tensors, equal fingerprint
+
+
 def test_split_indices_are_disjoint_exact_and_stratified_in_every_prefix():
     y = np.repeat(np.arange(4), [100, 50, 30, 20])
     train, val, test = split_indices(y, n_val=40, n_test=20, seed=3)

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,13 @@ class Dataset:
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
     def fingerprint(self) -> str:
-        """Short SHA-256 over the exact tensors and split: equal fingerprints, equal data."""
+        """Short SHA-256 over the exact tensors and split: equal fingerprints, equal data. Computed once per
+        dataset (nothing changes its tensors in place; a changed copy is a new dataset): a sweep's runs
+        share one, and hashing mnist5k's 22 MB took longer than creating the run."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
         digest = hashlib.sha256()
         for tensor in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):
             digest.update(str(tuple(tensor.shape)).encode())

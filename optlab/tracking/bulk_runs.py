@@ -30,7 +30,7 @@ from optlab.tracking.sqlite_recorder import (
     sanitized,
 )
 
-MLFLOW_PARAMS, MLFLOW_METRICS = 100, 1000  # MLflow's limits per log_batch call
+MLFLOW_PARAMS, MLFLOW_TAGS, MLFLOW_METRICS = 100, 100, 1000  # MLflow's limits per log_batch call
 
 
 @dataclass
@@ -53,7 +53,8 @@ def write_runs(client, experiment_id: str, runs: list[RunRows]) -> list[str]:
 
 
 def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
-    """Set (run_id, key, value) tags, in one transaction where the store allows it."""
+    """Set (run_id, key, value) tags, in one transaction where the store allows it (else a log_batch call per
+    run, up to MLflow's 100 tags a call)."""
     path = database(client.tracking_uri)
     if path is not None and all(len(k) <= MAX_KEY and len(v) <= MAX_TAG_VALUE for _, k, v in tags):
         with closing(connect(path)) as connection, Transaction(connection) as db:
@@ -62,8 +63,14 @@ def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
                 [(k, v, run_id) for run_id, k, v in tags],
             )
         return
+    from mlflow.entities import RunTag
+
+    per_run: dict[str, list] = {}
     for run_id, key, value in tags:
-        client.set_tag(run_id, key, value)
+        per_run.setdefault(run_id, []).append(RunTag(key, value))
+    for run_id, run_tags in per_run.items():
+        for i in range(0, len(run_tags), MLFLOW_TAGS):
+            client.log_batch(run_id, tags=run_tags[i : i + MLFLOW_TAGS])
 
 
 def _direct_target(uri: str, experiment_id: str) -> tuple | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from optlab.tracking import ui, ui_state
+from optlab.tracking import bulk_runs, ui, ui_state
 from optlab.tracking.bulk_reads import metric_histories
 from optlab.tracking.sqlite_search import runs_with_tags
 
@@ -86,12 +86,12 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
 
 
 def write_run_tags(client, changes: dict[str, dict[str, str | None]]) -> None:
-    """Set (or, where the value is None, delete) these tags of these runs: one call per run to set."""
-    from mlflow.entities import RunTag
-
+    """Set (or, where the value is None, delete) these tags of these runs: the sets in one transaction where
+    the store allows it (bulk_runs.set_tags; a call per tag through MLflow otherwise)."""
+    bulk_runs.set_tags(
+        client,
+        [(run_id, key, value) for run_id, tags in changes.items() for key, value in tags.items() if value is not None],
+    )
     for run_id, tags in changes.items():
-        kept = [RunTag(key, value) for key, value in tags.items() if value is not None]
-        if kept:
-            client.log_batch(run_id, tags=kept)
         for key in (key for key, value in tags.items() if value is None):
             client.delete_tag(run_id, key)

@@ -136,7 +136,14 @@ def line_chart(
 
 def chart_section(uuid: str, name: str, shown: bool, columns: int | None = None) -> dict:
     """A section of chart cards; `columns`: cards per row (the UI's own default is 3)."""
-    section = {"uuid": uuid, "name": name, "display": shown, "isReordered": False, "deleted": False, "isGenerated": False}
+    section = {
+        "uuid": uuid,
+        "name": name,
+        "display": shown,
+        "isReordered": False,
+        "deleted": False,
+        "isGenerated": False,
+    }
     return section if columns is None else {**section, "columns": columns}
 
 

@@ -499,3 +499,38 @@ def test_the_chart_layout_is_set_as_the_installed_mlflow_ui_reads_it():
     )
     assert legend and legend.group(3) == "32", REFRESH
     assert re.search(r'\{display:"flex",flexWrap:"wrap",height:[\w$]+,[^}]{0,120}overflowY:"auto"', bundle), REFRESH
+
+
+def test_the_installed_mlflow_ui_prints_metric_cells_unformatted():
+    """Why the workload views list no metric column: the runs table takes a metric column's formatter from a
+    table of known metrics that MLflow's open-source UI leaves empty, and copies each value into its row as
+    stored; no saved state or setting rounds them (the configurations view shows the rounded summaries)."""
+    changed = (
+        "MLflow's runs table may format metric cells now: read the metric column's definition in the UI bundle "
+        '(headerName:"Metrics"); if it rounds, the workload views can list metric columns (tracking/ui.py)'
+    )
+    chunks = [
+        p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
+    ]
+    pattern = r'headerName:"Metrics",groupId:[\w$.]+\.METRICS,.{0,200}?,([\w$]+)=([\w$]+)\.g\[e\]'
+    chunk, metrics = next(((c, m) for c in chunks if (m := re.search(pattern, c))), (None, None))
+    assert metrics, changed
+    formatter, table = metrics.groups()
+    column_def = chunk[metrics.start() : metrics.start() + 1200]
+    assert f"valueFormatter:null==={formatter}||void 0==={formatter}?void 0:{formatter}.valueFormatter" in column_def, (
+        changed
+    )
+    # the table's module, imported in the same module as the column (the nearest import under that name)
+    imports = [
+        (abs(m.start() - metrics.start()), m.group(1))
+        for m in re.finditer(rf"[,\s]{re.escape(table)}=[\w$]+\((\d+)\)", chunk)
+    ]
+    assert imports, changed
+    module = min(imports)[1]
+    assert any(f'{module}(e,t,n){{"use strict";n.d(t,{{g:()=>r}});const r={{}}}}' in c for c in chunks), changed
+    # each run's metric value goes into its row as it is
+    stored = (
+        r"for\(const\{key:([\w$]+),value:([\w$]+)\}of [\w$]+\)\(\2\|\|\(0,[\w$]+\.isNumber\)\(\2\)\)"
+        r"&&\([\w$]+\[`\$\{[\w$]+\}-\$\{\1\}`\]=\2\)"
+    )
+    assert any(re.search(stored, c) for c in chunks), changed

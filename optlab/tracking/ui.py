@@ -16,8 +16,9 @@ themselves are in ui_state.py).
   *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
   learning curves against work and wall time, log-scaled where the report's are; the per-workload views
-  lay them one per row (CHARTS_PER_ROW), so the legend under a chart lists nine strategies without
-  scrolling (the UI's legend box has a fixed height: ui_state.py). Every view's run-name
+  lay them one per row (CHARTS_PER_ROW): the UI's legend box under a chart has a fixed height
+  (ui_state.py), and a workload view's nine strategies then fit it in a window about 1,400 px wide or
+  more (the configurations view's long run names, about two per legend line, still scroll). Every view's run-name
   column is made wide enough for the longest run and group name it lists (name_width), not the UI's
   190 pixels that cut `minibatch lr=0.03 B=3500 [fixed_lr] rerun seed=109` before what tells runs apart.
 - The UI loads a view's first UI_PAGE runs only, and its search has no OR nor IN to pick seeds: a
@@ -88,7 +89,7 @@ GROUP_NAME_PREFIX = "Group: "
 NAME_WIDTH_MAX = 640
 UI_PAGE = 100  # the runs the UI loads before its "Load more": a view's groups beyond them are not drawn
 # charts per row in the views that draw one line per configuration: a card as wide as the charts pane, whose
-# legend (two lines of entries under the chart, a box of fixed height that scrolls) then holds nine strategies
+# legend (two lines of entries under the chart, a box of fixed height that scrolls) then holds nine strategy names
 CHARTS_PER_ROW = 1
 TIMING_TAG = "optlab.timing"
 

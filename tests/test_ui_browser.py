@@ -136,6 +136,24 @@ def rgb(hex_color: str) -> str:
     return f"rgb({r}, {g}, {b})"
 
 
+# the legend box under each line chart the page draws (MLflow's: entries with a line swatch in a wrapping box
+# of fixed height that scrolls): its entries, and those shown whole without scrolling it
+LEGENDS = """
+return Array.from(document.querySelectorAll('div')).filter(e => {
+  const s = getComputedStyle(e);
+  return s.flexWrap === 'wrap' && s.overflowY === 'auto' && e.querySelector(':scope > div > svg > path');
+}).map(box => {
+  const r = box.getBoundingClientRect();
+  const entries = Array.from(box.children);
+  const shown = entries.filter(e => {
+    const b = e.getBoundingClientRect();
+    return b.top >= r.top - 0.5 && b.bottom <= r.bottom + 0.5 && b.left >= r.left - 0.5 && b.right <= r.right + 0.5;
+  });
+  return {entries: entries.map(e => e.innerText), shown: shown.map(e => e.innerText)};
+});
+"""
+
+
 def test_an_experiment_opens_on_its_runs_table_not_the_genai_overview(served):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -189,7 +207,7 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
         )
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "path.js-line"))
         charts = body_text(driver)
-        legend = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".legendtext")]
+        legend = {entry.rsplit(" (", 1)[0] for box in driver.execute_script(LEGENDS) for entry in box["entries"]}
         strokes = driver.execute_script(
             "return Array.from(document.querySelectorAll('path.js-line')).map(p => p.style.stroke)"
         )
@@ -200,10 +218,10 @@ def test_a_workload_view_lists_its_reruns_once_grouped_by_strategy_and_its_confi
     assert not any(t in runs_text for t in trials)
     assert ui.GROUPS_VIEW_NAME.format(workload=workload) in groups_text and "final/val_accuracy/ci_low" in groups_text
     assert not any(t in groups_text for t in trials)
-    assert "Work counters" in charts and len(set(legend)) <= 2  # one line per strategy
     reruns = [r for r in served["runs"] if role[r.info.run_id] == "rerun"]
     assert {r.data.tags["optlab.workload"] for r in reruns} == {workload}  # one workload in the view
     strategies = {r.data.tags["optlab.strategy"] for r in reruns}
+    assert "Work counters" in charts and legend == strategies  # one line per strategy, named by it
     # each group's line in its strategy's palette colour (not the UI's hashed one); none other
     assert {rgb(palette.color(s)) for s in strategies} <= set(strokes)
     assert set(strokes) - {rgb(palette.color(s)) for s in strategies} <= {"rgb(0, 0, 0)"}  # markers' outline
@@ -330,3 +348,56 @@ def test_long_run_and_group_names_are_shown_whole_in_the_views_and_the_default_p
     for page, cells in seen.items():
         assert len(cells) >= len(names) and [c for c in cells if c["clipped"]] == [], page
     assert errors == []
+
+
+NINE = ("minibatch", "sgd", "gd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+
+
+def test_a_chart_of_nine_strategies_shows_its_whole_legend_without_scrolling(tmp_path):
+    """At 1600 px wide, one chart per row: the legend's two lines hold nine strategies (at the UI's own three
+    per row, three of them)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from synthetic_store import add_run
+
+    from optlab.tracking import ui_state
+    from optlab.tracking.store import client
+
+    home = tmp_path / "home"
+    env = {**os.environ, "OPTLAB_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPTLAB_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for place, strategy in enumerate(NINE):
+            curve = [(0.01, 0.2), (0.1, 0.5 + place / 100), (1.0, 0.8 + place / 100)]
+            for seed in (100, 101):
+                add_run("nine", "digits", strategy, seed, curve, 0.8, tags={"optlab.config_hash": strategy})
+        c = client()
+        experiment_id = c.get_experiment_by_name("nine").experiment_id
+
+    def legends(base) -> list:
+        driver = chromium()  # a fresh page each time: the view is read when the page loads
+        try:
+            driver.get(ui.view_url(base, experiment_id, "optlab-digits") + "&compareRunsMode=CHART")
+            WebDriverWait(driver, 60).until(
+                lambda d: (found := d.execute_script(LEGENDS)) and all(len(f["entries"]) == len(NINE) for f in found)
+            )
+            return driver.execute_script(LEGENDS), console_errors(driver)
+        finally:
+            driver.quit()
+
+    with optlab_ui(env) as base:
+        seen, errors = legends(base)
+        # the same view at the UI's own layout (three charts per row): what the layout is for
+        key = ui_state.VIEW_TAG_PREFIX + "optlab-digits"
+        state = ui.read_view(c.get_experiment(experiment_id).tags[key])
+        for section in state["compareRunSections"]:
+            del section["columns"]
+        c.set_experiment_tag(experiment_id, key, ui.saved_view("optlab: digits", state))
+        crowded, _ = legends(base)
+    assert seen and errors == []
+    for legend in seen:  # one entry per strategy, every one in sight
+        metric = legend["entries"][0].rsplit(" (", 1)[1]
+        assert sorted(legend["entries"]) == sorted(f"{s} ({metric}" for s in NINE)
+        assert legend["shown"] == legend["entries"]
+    assert crowded and all(len(legend["shown"]) < len(NINE) for legend in crowded)

@@ -465,3 +465,72 @@ def test_the_views_read_in_bulk_are_the_ones_mlflows_client_reads(store, monkeyp
     assert bulk["optlab-wide"][1] == view(store, "optlab-wide")
     scales = {c["xAxisScaleType"] for c in bulk["optlab-wide"][1]["compareRunCharts"] if c["selectedXAxisMetricKey"]}
     assert scales == {"log"}  # the histories were read: work spans three decades
+
+
+def test_views_with_a_line_per_configuration_lay_one_chart_per_row_the_default_view_the_uis_own(store):
+    for view_id in ("optlab-wide", "optlab-wide-configurations", "optlab-batches", "optlab-batches-configurations"):
+        sections = view(store, view_id)["compareRunSections"]
+        assert sections and {s.get("columns") for s in sections} == {ui.CHARTS_PER_ROW}, view_id
+    # one line per run: no layout fits a hundred legend entries, the UI keeps its three charts per row
+    assert all("columns" not in s for s in view(store, ui.DEFAULT_VIEW_ID)["compareRunSections"])
+
+
+def test_the_chart_layout_is_set_as_the_installed_mlflow_ui_reads_it():
+    bundle = "\n".join(
+        p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
+    )
+    # a section's cards per row and height: `columns` (3 when absent) and `cardHeight` (360)
+    layout = re.search(
+        r"\?1:null!==\(([\w$]+)=[\w$]+\.columns\)&&void 0!==\1\?\1:(\d+),"
+        r"[\w$]+=null!==\(([\w$]+)=[\w$]+\.cardHeight\)&&void 0!==\3\?\3:(\d+)",
+        bundle,
+    )
+    assert layout and layout.group(2) == "3", REFRESH
+    # kept in the section's entry of compareRunSections (what a view saves), 1 to 5 per row as the UI sets it
+    assert re.search(r"compareRunSections:[^;]{0,120}\.map\(([\w$]+)=>\1\.uuid===[\w$]+\?\{\.\.\.\1,columns:", bundle)
+    assert re.search(r"\[1,2,3,4,5\]\.map\(([\w$]+)=>\(\{cols:\1,", bundle), REFRESH
+    assert 1 <= ui.CHARTS_PER_ROW <= 5
+    card = json.loads(SAMPLE.read_text())["state"]["compareRunSections"][0]
+    assert card["columns"] == 1, REFRESH
+    # why fewer per row: the legend box under a chart is a fixed height (32 px; 100 full screen) that wraps
+    # its entries and scrolls, whatever the card's height; a wider card fits more entries in its two lines
+    legend = re.search(
+        r"\(\{labelData:[\w$]+,fullScreen:([\w$]+),children:[\w$]+\}\)=>\{[^;]{0,40},([\w$]+)=\1\?100:(\d+),", bundle
+    )
+    assert legend and legend.group(3) == "32", REFRESH
+    assert re.search(r'\{display:"flex",flexWrap:"wrap",height:[\w$]+,[^}]{0,120}overflowY:"auto"', bundle), REFRESH
+
+
+def test_the_installed_mlflow_ui_prints_metric_cells_unformatted():
+    """Why the workload views list no metric column: the runs table takes a metric column's formatter from a
+    table of known metrics that MLflow's open-source UI leaves empty, and copies each value into its row as
+    stored; no saved state or setting rounds them (the configurations view shows the rounded summaries)."""
+    changed = (
+        "MLflow's runs table may format metric cells now: read the metric column's definition in the UI bundle "
+        '(headerName:"Metrics"); if it rounds, the workload views can list metric columns (tracking/ui.py)'
+    )
+    chunks = [
+        p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
+    ]
+    pattern = r'headerName:"Metrics",groupId:[\w$.]+\.METRICS,.{0,200}?,([\w$]+)=([\w$]+)\.g\[e\]'
+    chunk, metrics = next(((c, m) for c in chunks if (m := re.search(pattern, c))), (None, None))
+    assert metrics, changed
+    formatter, table = metrics.groups()
+    column_def = chunk[metrics.start() : metrics.start() + 1200]
+    assert f"valueFormatter:null==={formatter}||void 0==={formatter}?void 0:{formatter}.valueFormatter" in column_def, (
+        changed
+    )
+    # the table's module, imported in the same module as the column (the nearest import under that name)
+    imports = [
+        (abs(m.start() - metrics.start()), m.group(1))
+        for m in re.finditer(rf"[,\s]{re.escape(table)}=[\w$]+\((\d+)\)", chunk)
+    ]
+    assert imports, changed
+    module = min(imports)[1]
+    assert any(f'{module}(e,t,n){{"use strict";n.d(t,{{g:()=>r}});const r={{}}}}' in c for c in chunks), changed
+    # each run's metric value goes into its row as it is
+    stored = (
+        r"for\(const\{key:([\w$]+),value:([\w$]+)\}of [\w$]+\)\(\2\|\|\(0,[\w$]+\.isNumber\)\(\2\)\)"
+        r"&&\([\w$]+\[`\$\{[\w$]+\}-\$\{\1\}`\]=\2\)"
+    )
+    assert any(re.search(stored, c) for c in chunks), changed

@@ -15,7 +15,10 @@ themselves are in ui_state.py).
   `optlab.config_order` tag (numeric grid values in numeric order), both set by save_views) and
   *optlab: <workload> · configurations* (its seed-group runs, one per
   compared configuration, with the mean and 95 % interval of the final metrics). Their charts draw the
-  learning curves against work and wall time, log-scaled where the report's are. Every view's run-name
+  learning curves against work and wall time, log-scaled where the report's are; the per-workload views
+  lay them one per row (CHARTS_PER_ROW): the UI's legend box under a chart has a fixed height
+  (ui_state.py), and a workload view's nine strategies then fit it in a window about 1,400 px wide or
+  more (the configurations view's long run names, about two per legend line, still scroll). Every view's run-name
   column is made wide enough for the longest run and group name it lists (name_width), not the UI's
   190 pixels that cut `minibatch lr=0.03 B=3500 [fixed_lr] rerun seed=109` before what tells runs apart.
 - The UI loads a view's first UI_PAGE runs only, and its search has no OR nor IN to pick seeds: a
@@ -85,6 +88,9 @@ GROUP_NAME_PADDING = 110
 GROUP_NAME_PREFIX = "Group: "
 NAME_WIDTH_MAX = 640
 UI_PAGE = 100  # the runs the UI loads before its "Load more": a view's groups beyond them are not drawn
+# charts per row in the views that draw one line per configuration: a card as wide as the charts pane, whose
+# legend (two lines of entries under the chart, a box of fixed height that scrolls) then holds nine strategy names
+CHARTS_PER_ROW = 1
 TIMING_TAG = "optlab.timing"
 
 
@@ -306,15 +312,19 @@ def header_width(column_id: str) -> int:
     return int(max(90, 30 + PIXELS_PER_CHARACTER * len(key)))
 
 
-def charts(log_x: dict[str, bool]) -> tuple[list[dict], list[dict]]:
-    """The chart cards and their sections: learning curves against work and wall time shown first,
-    the rest (against steps, per step, the work counters) in collapsed sections."""
+def charts(log_x: dict[str, bool], per_row: int | None = None) -> tuple[list[dict], list[dict]]:
+    """The chart cards and their sections (`per_row` cards per row; None: the UI's default): learning
+    curves against work and wall time shown first, the rest (against steps, per step, the work counters)
+    in collapsed sections."""
     sections = [
-        ui_state.chart_section("work", "Learning curves against work (gradient equivalents)", True),
-        ui_state.chart_section("time", "Learning curves against wall time (training only)", True),
-        ui_state.chart_section("steps", "Learning curves against steps", False),
-        ui_state.chart_section("per-step", "Per step: batch loss, gradient norm, learning rate", False),
-        ui_state.chart_section("counters", "Work counters (straight lines by construction)", False),
+        ui_state.chart_section(uuid, name, shown, per_row)
+        for uuid, name, shown in (
+            ("work", "Learning curves against work (gradient equivalents)", True),
+            ("time", "Learning curves against wall time (training only)", True),
+            ("steps", "Learning curves against steps", False),
+            ("per-step", "Per step: batch loss, gradient norm, learning rate", False),
+            ("counters", "Work counters (straight lines by construction)", False),
+        )
     ]
     cards = []
     for metric in CURVES[:2]:
@@ -343,8 +353,9 @@ def _state(
     log_x: dict[str, bool],
     names_width: int,
     grouping: dict | None = None,
+    per_row: int | None = None,
 ) -> dict:
-    cards, sections = charts(log_x)
+    cards, sections = charts(log_x, per_row)
     widths = {ui_state.RUN_NAME_COLUMN: names_width, **{c: header_width(c) for c in columns}}
     return ui_state.runs_page_state(search_filter, order_by, ascending, columns, widths, cards, sections, grouping)
 
@@ -394,6 +405,7 @@ def workload_state(workloads: Workloads, workload: str) -> dict:
         workloads.log_x.get(workload, {}),
         name_width(workloads.run_names.get(workload, ()), workloads.configuration_names.get(workload, ())),
         grouping,
+        CHARTS_PER_ROW,
     )
 
 
@@ -417,6 +429,7 @@ def groups_state(workloads: Workloads, workload: str) -> dict:
         columns,
         workloads.log_x.get(workload, {}),
         name_width(workloads.group_run_names.get(workload, ())),
+        per_row=CHARTS_PER_ROW,
     )
 
 

@@ -14,6 +14,11 @@ to refresh the sample when MLflow changes).
 - The run-name column (RUN_NAME_COLUMN) also shows a group's name ("Group: <name>") when runs are grouped.
   It opens RUN_NAME_WIDTH pixels wide; a width under its id in columnWidths replaces that (the UI applies
   columnWidths to every column listed in columnOrder).
+- A chart section (compareRunSections) lays its cards out `columns` per row (1 to 5, 3 when absent;
+  one on a narrow screen) and `cardHeight` pixels high (360 when absent). Under each line chart the UI
+  draws its legend, one entry per line, in a box of a fixed height (32 pixels, two lines of entries;
+  100 in the full-screen view) that scrolls when the entries do not fit: only a wider card (fewer
+  columns) shows more of them, a taller one does not.
 - Run grouping (`groupBy`) is {"aggregateFunction": "average" | "min" | "max", "groupByKeys":
   [{"mode": "tag" | "param" | "dataset", "groupByData": <key>}]}; grouped line charts draw the
   aggregate line with a min-max band.
@@ -129,8 +134,17 @@ def line_chart(
     }
 
 
-def chart_section(uuid: str, name: str, shown: bool) -> dict:
-    return {"uuid": uuid, "name": name, "display": shown, "isReordered": False, "deleted": False, "isGenerated": False}
+def chart_section(uuid: str, name: str, shown: bool, columns: int | None = None) -> dict:
+    """A section of chart cards; `columns`: cards per row (the UI's own default is 3)."""
+    section = {
+        "uuid": uuid,
+        "name": name,
+        "display": shown,
+        "isReordered": False,
+        "deleted": False,
+        "isGenerated": False,
+    }
+    return section if columns is None else {**section, "columns": columns}
 
 
 def runs_page_state(
@@ -206,7 +220,7 @@ def sample() -> dict:
         [column("tags", "optlab.strategy"), column("metrics", "val_accuracy")],
         {RUN_NAME_COLUMN: 400, column("metrics", "val_accuracy"): 120},
         [line_chart("chart", "section", "val_accuracy", "gradient_equivalents", x_log=True)],
-        [chart_section("section", "Learning curves", True)],
+        [chart_section("section", "Learning curves", True, columns=1)],
         group_by(("optlab.strategy",), ("batch_size",)),
     )
     return {"name": "a view", "createdAt": 0, "updatedAt": 0, "state": state}

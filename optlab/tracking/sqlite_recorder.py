@@ -47,7 +47,7 @@ from optlab.tracking.run_facts import (
     save_weights,
     storage_problems,
 )
-from optlab.tracking.ui import is_described
+from optlab.tracking.ui import DESCRIBED_BY, is_described
 from optlab.tracking.uri import sqlite_path
 
 SCHEMA_REVISION = "dc11669786a5"  # MLflow 3.17's alembic head, the layout written here
@@ -155,6 +155,13 @@ class SqliteRunRecorder:
     ) -> SqliteRunRecorder | None:
         """A recorder for `experiment` (a name, or `experiment_id`) in the store at `uri`, or None when MLflow
         must record instead. `parent_run_id`: the runs are nested under it (a sweep's points)."""
+        with timed("run creation"):
+            return cls._open(uri, experiment, experiment_id, parent_run_id)
+
+    @classmethod
+    def _open(
+        cls, uri: str, experiment: str | None, experiment_id: str | None, parent_run_id: str | None
+    ) -> SqliteRunRecorder | None:
         path = database(uri)
         if path is None:
             return None
@@ -174,9 +181,10 @@ class SqliteRunRecorder:
                 if len(found) != 1 or found[0][2] != "active" or local_folder(found[0][1]) is None:
                     return None
                 found_id, location, _ = found[0]
-                tags = dict(
+                tags = dict(  # only those is_described reads (the saved views' tags are large)
                     connection.execute(
-                        "SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (found_id,)
+                        "SELECT key, value FROM experiment_tags WHERE experiment_id = ? AND key IN (?, ?, ?)",
+                        (found_id, *DESCRIBED_BY),
                     ).fetchall()
                 )
         except (sqlite3.Error, ValueError, TypeError):

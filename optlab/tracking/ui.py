@@ -56,6 +56,7 @@ ORDER_TAG = "optlab.config_order"  # its configuration's place in the workload (
 IN_VIEW_TAG = "optlab.in_view"  # 'true' on the runs a workload view samples when not all fit the UI's page
 MAX_TAG_VALUE = 20000  # MLflow's limit on an experiment tag's value
 DEFAULT_VIEW_ID = "optlab-reruns"
+DESCRIBED_BY = (EXPERIMENT_KIND_TAG, NOTE_TAG, VIEW_TAG_PREFIX + DEFAULT_VIEW_ID)  # the tags is_described reads
 DEFAULT_VIEW_NAME = "optlab: reruns"
 WORKLOAD_VIEW_NAME = "optlab: {workload}"
 SAMPLED_VIEW_NAME = WORKLOAD_VIEW_NAME + " · {seeds} per configuration"
@@ -100,11 +101,10 @@ def run_tags(strategy: str) -> dict[str, str]:
 
 
 def is_described(tags: dict[str, str], description: str | None = None) -> bool:
-    """The experiment's tags already say what describe_experiment would write."""
+    """The experiment's tags already say what describe_experiment would write (it reads DESCRIBED_BY)."""
+    kind, note, default_view = DESCRIBED_BY
     return (
-        tags.get(EXPERIMENT_KIND_TAG) == MODEL_TRAINING
-        and (not description or tags.get(NOTE_TAG) == description)
-        and VIEW_TAG_PREFIX + DEFAULT_VIEW_ID in tags
+        tags.get(kind) == MODEL_TRAINING and (not description or tags.get(note) == description) and default_view in tags
     )
 
 

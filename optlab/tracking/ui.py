@@ -354,15 +354,19 @@ def _state(
     names_width: int,
     grouping: dict | None = None,
     per_row: int | None = None,
+    drawn: bool = True,
 ) -> dict:
     cards, sections = charts(log_x, per_row)
     widths = {ui_state.RUN_NAME_COLUMN: names_width, **{c: header_width(c) for c in columns}}
-    return ui_state.runs_page_state(search_filter, order_by, ascending, columns, widths, cards, sections, grouping)
+    return ui_state.runs_page_state(
+        search_filter, order_by, ascending, columns, widths, cards, sections, grouping, drawn
+    )
 
 
 def default_state(workloads: Workloads) -> dict:
     """The experiment's runs page: every reported run (every run before any is reported), one row each
-    with its workload and strategy and final metrics, sorted by workload."""
+    with its workload and strategy and final metrics, sorted by workload. Over several workloads its
+    charts draw no run until the user ticks some: each workload's own view draws its curves."""
     columns = (
         [column("tags", t) for t in RUN_TAGS]
         + [column("metrics", m) for m in COLUMN_METRICS]
@@ -376,6 +380,7 @@ def default_state(workloads: Workloads) -> dict:
         columns,
         log_x,
         name_width(workloads.reported_names),
+        drawn=len(workloads.names) <= 1,  # curves of several workloads in one chart compare nothing
     )
 
 

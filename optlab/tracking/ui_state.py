@@ -156,9 +156,11 @@ def runs_page_state(
     charts: list[dict],
     sections: list[dict],
     grouping: dict | None,
+    drawn: bool = True,
 ) -> dict:
     """The whole runs page state (search facets + UI state): `columns` are shown in this order after the
-    run name; every matching run is drawn (not the UI's default first 10)."""
+    run name; every matching run is drawn (not the UI's default first 10), or, with `drawn` False, none
+    until the user ticks them (the charts of a page that lists runs of several workloads)."""
     return {
         "searchFilter": search_filter,
         "orderByKey": order_by,
@@ -170,7 +172,7 @@ def runs_page_state(
         "selectedColumns": list(columns),
         "columnOrder": [RUN_NAME_COLUMN, *columns],
         "columnWidths": dict(column_widths),
-        "runsHiddenMode": "SHOW_ALL",
+        "runsHiddenMode": "SHOW_ALL" if drawn else "HIDE_ALL",
         "compareRunCharts": charts,
         "compareRunSections": sections,
         "viewMaximized": False,

@@ -475,22 +475,12 @@ def test_views_with_a_line_per_configuration_lay_one_chart_per_row_the_default_v
     assert all("columns" not in s for s in view(store, ui.DEFAULT_VIEW_ID)["compareRunSections"])
 
 
-def test_the_default_view_over_several_workloads_draws_no_run_until_ticked_a_workload_view_all(store):
-    assert view(store, ui.DEFAULT_VIEW_ID)["runsHiddenMode"] == "HIDE_ALL"  # its charts would mix workloads
+def test_the_default_view_draws_no_run_until_ticked_a_workload_view_one_line_per_configuration(store):
+    # a line per run, of several workloads in one chart: the workload views draw the curves
+    assert view(store, ui.DEFAULT_VIEW_ID)["runsHiddenMode"] == "HIDE_ALL"
     for view_id in ("optlab-wide", "optlab-batches"):
-        assert view(store, view_id)["runsHiddenMode"] == "SHOW_ALL", view_id
-    from types import SimpleNamespace
-
-    tags = {"optlab.workload": "w", "optlab.role": "rerun", "optlab.selected": "true", "optlab.strategy": "sgd"}
-    runs = [
-        SimpleNamespace(
-            info=SimpleNamespace(run_id=str(s), run_name=f"sgd seed={s}"),
-            data=SimpleNamespace(tags=tags, params={"seed": str(s)}),
-        )
-        for s in (7, 3)
-    ]
-    one = ui.Workloads(runs)  # one workload: its curves compare
-    assert ui.default_state(one)["runsHiddenMode"] == "SHOW_ALL"
+        state = view(store, view_id)
+        assert state["runsHiddenMode"] == "SHOW_ALL" and state["useGroupedValuesInCharts"] is True, view_id
     bundle = "\n".join(
         p.read_text(errors="replace") for p in (Path(mlflow.__file__).parent / "server/js/build/static/js").glob("*.js")
     )

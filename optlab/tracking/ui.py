@@ -365,8 +365,8 @@ def _state(
 
 def default_state(workloads: Workloads) -> dict:
     """The experiment's runs page: every reported run (every run before any is reported), one row each
-    with its workload and strategy and final metrics, sorted by workload. Over several workloads its
-    charts draw no run until the user ticks some: each workload's own view draws its curves."""
+    with its workload and strategy and final metrics, sorted by workload. Its charts draw no run until the user
+    ticks some: each workload's own view draws the curves, one line per configuration with its band."""
     columns = (
         [column("tags", t) for t in RUN_TAGS]
         + [column("metrics", m) for m in COLUMN_METRICS]
@@ -380,7 +380,7 @@ def default_state(workloads: Workloads) -> dict:
         columns,
         log_x,
         name_width(workloads.reported_names),
-        drawn=len(workloads.names) <= 1,  # curves of several workloads in one chart compare nothing
+        drawn=False,  # a line per run, of every workload: the workload views draw one per configuration
     )
 
 

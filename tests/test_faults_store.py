@@ -413,6 +413,30 @@ def test_a_new_store_is_in_write_ahead_log_mode_so_readers_never_wait_for_a_writ
         writer.close()
 
 
+def test_the_write_ahead_log_stays_near_a_megabyte_however_many_commits_a_process_makes(home):
+    """SQLite's own bound (1,000 pages: 4 MB) is more than a nearly full disk has: a rerun after freeing a
+    couple of megabytes failed on the log alone. MLflow's connections and optlab's direct writer both fold
+    it after 128 pages and cut it back to 1 MB."""
+    from contextlib import closing
+
+    from optlab.tracking import sqlite_recorder
+    from optlab.tracking.sqlite_creation import LOG_FOLD_PAGES, LOG_KEPT_BYTES
+    from optlab.tracking.store import client, ensure_experiment
+
+    mlflow_client = client()
+    store = home / "mlruns" / "mlflow.db"
+    run = mlflow_client.create_run(ensure_experiment(mlflow_client, "log"))
+    largest = 0
+    for step in range(400):  # each commit appends its pages (~5) to the log: ~8 MB unbounded
+        mlflow_client.log_param(run.info.run_id, f"p{step}", "x" * 200)
+        largest = max(largest, (home / "mlruns" / "mlflow.db-wal").stat().st_size)
+    assert largest > LOG_FOLD_PAGES * 4096 / 2  # the loop did write a log worth bounding ...
+    assert largest <= LOG_KEPT_BYTES + 4 * LOG_FOLD_PAGES * 4096, largest  # ... and it stayed bounded
+    with closing(sqlite_recorder.connect(store)) as direct:
+        assert direct.execute("PRAGMA wal_autocheckpoint").fetchone() == (LOG_FOLD_PAGES,)
+        assert direct.execute("PRAGMA journal_size_limit").fetchone() == (LOG_KEPT_BYTES,)
+
+
 def test_a_real_full_disk_while_a_new_store_is_created_then_freed_lets_the_next_run_finish(tmp_path):
     with tmpfs(tmp_path / "small", "3m") as disk:
         home = disk / "home"

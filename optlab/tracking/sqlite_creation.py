@@ -56,6 +56,34 @@ def write_ahead_log(database: Path) -> None:
         raise StoreError(f"cannot put the new store {database} in write-ahead-log mode (SQLite answered {mode!r})")
 
 
+# SQLite folds the log into the database after a commit that leaves it this long (its default, 1000
+# pages, is 4 MB) and cuts the file back to the second size after a fold: a store near a full disk then
+# needs ~1 MB beside it to record, as it did with a rollback journal. Set on every connection (not kept
+# in the file): optlab's own (sqlite_recorder) and MLflow's, through SQLAlchemy (`bound_log_everywhere`).
+LOG_FOLD_PAGES = 128
+LOG_KEPT_BYTES = 1 << 20
+
+
+def bound_log(connection) -> None:
+    """Bound the write-ahead log of one DB-API SQLite connection (a no-op for a rollback journal)."""
+    connection.execute(f"PRAGMA wal_autocheckpoint={LOG_FOLD_PAGES}")
+    connection.execute(f"PRAGMA journal_size_limit={LOG_KEPT_BYTES}")
+
+
+def bound_log_everywhere() -> None:
+    """Bound the log of every SQLite connection SQLAlchemy opens in this process from now on (MLflow's)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _bound_new_connection):
+        event.listen(Engine, "connect", _bound_new_connection)
+
+
+def _bound_new_connection(dbapi_connection, _record) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        bound_log(dbapi_connection)
+
+
 def fold_log(database: Path) -> None:
     """Copy what the write-ahead log holds into the database file and empty the log, so the file alone
     holds every committed run (a process that exits without closing its connections, as MLflow's pooled

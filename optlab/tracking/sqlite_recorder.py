@@ -30,6 +30,7 @@ from contextlib import closing, suppress
 from pathlib import Path
 
 from optlab.errors import StoreError
+from optlab.tracking import sqlite_creation
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.preflight import check_folder_writable, local_folder
@@ -85,6 +86,7 @@ def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
         # committed after its points, so a store never says FINISHED without them). A store with a
         # rollback journal keeps SQLite's full flushes: there, fewer could corrupt it on a power cut.
         connection.execute("PRAGMA synchronous=NORMAL")
+        sqlite_creation.bound_log(connection)
     return connection
 
 

@@ -104,6 +104,7 @@ def open_once(make_client, uri: str):
         if database is None:
             mlflow_client = _with_retries(make)
         else:
+            sqlite_creation.bound_log_everywhere()
             with _creation_lock(database):
                 if sqlite_creation.needs_creation(database):
                     sqlite_creation.create_aside(database, _build_schema)

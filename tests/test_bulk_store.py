@@ -352,3 +352,67 @@ def test_seed_groups_read_and_write_the_store_a_fixed_number_of_times_whatever_t
     recorded = [mlflow_client.get_run(g) for g in groups]
     assert {r.data.tags["optlab.verdict"] for r in recorded} >= {"best"}
     assert all(len(mlflow_client.get_metric_history(g, "val_loss")) == seed_groups.GRID_POINTS for g in groups)
+
+
+class _ServerClient:
+    """MLflow's client calls on a tracking server; the first call is held until a second one is in flight:
+    a store that wrote run after run would never get past it (the barrier breaks after 10 s)."""
+
+    tracking_uri = "http://127.0.0.1:5000"
+
+    def __init__(self):
+        import threading
+
+        self.together = threading.Barrier(2, timeout=10)
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.tags: dict[str, list[tuple[str, str]]] = {}
+        self.ended: dict[str, str] = {}
+
+    def _first_two_meet(self):
+        with self.lock:
+            self.calls += 1
+            held = self.calls <= 2
+        if held:
+            self.together.wait()
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        self._first_two_meet()
+        with self.lock:
+            self.tags.setdefault(run_id, []).extend((t.key, t.value) for t in tags)
+
+    def create_run(self, experiment_id, run_name=None, tags=None):
+        from types import SimpleNamespace
+
+        self._first_two_meet()
+        return SimpleNamespace(info=SimpleNamespace(run_id=f"id-{run_name}"))
+
+    def set_terminated(self, run_id, status):
+        with self.lock:
+            self.ended[run_id] = status
+
+
+def test_on_a_tracking_server_runs_are_written_several_at_once_each_runs_calls_in_order():
+    server = _ServerClient()
+    tags = [(f"r{i}", f"k{j}", f"v{j}") for i in range(6) for j in range(150)]  # two calls a run, in order
+    set_tags(server, tags)
+    assert server.tags == {f"r{i}": [(f"k{j}", f"v{j}") for j in range(150)] for i in range(6)}
+
+    runs = [RunRows(name=f"g{i}", tags={"optlab.role": "group"}, metrics=[("loss", 1.0, 0)]) for i in range(5)]
+    server = _ServerClient()
+    assert write_runs(server, "1", runs) == [f"id-g{i}" for i in range(5)]  # ids in the runs' order
+    assert server.ended == {f"id-g{i}": "FINISHED" for i in range(5)}
+
+
+def test_on_a_tracking_server_a_failed_call_is_raised_after_the_other_runs_are_written():
+    class Failing(_ServerClient):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            if run_id == "r1":
+                raise OSError("server said 503")
+            super().log_batch(run_id, metrics, params, tags)
+
+    server = Failing()
+    server.calls = 2  # no barrier: the failing call may come first
+    with pytest.raises(OSError, match="503"):
+        set_tags(server, [(f"r{i}", "k", "v") for i in range(8)])
+    assert sorted(server.tags) == [f"r{i}" for i in range(8) if i != 1]

@@ -153,3 +153,31 @@ def test_curves_of_many_runs_come_in_one_request_per_key_and_equal_the_per_run_r
     requests_sent.clear()
     assert bulk_reads.metric_histories(client, run_ids, keys) == per_run
     assert sum(p.endswith("metrics/get-history") for _, p, _ in requests_sent) == len(keys) * len(run_ids)
+
+
+def test_runs_and_tags_written_several_at_once_on_a_server_are_all_there(server):
+    from mlflow.tracking import MlflowClient
+
+    from optlab.tracking.bulk_runs import RunRows, set_tags, write_runs
+
+    client = MlflowClient(server.uri)
+    experiment = client.create_experiment("bulk_writes")
+    runs = [
+        RunRows(
+            name=f"group {i}",
+            tags={"optlab.role": "group"},
+            params={"lr": str(i)},
+            metrics=[("loss", 1.0 / (i + 1), 0)],
+        )
+        for i in range(9)
+    ]
+    ids = write_runs(client, experiment, runs)
+    assert [client.get_run(run_id).info.run_name for run_id in ids] == [f"group {i}" for i in range(9)]
+    set_tags(client, [(run_id, f"k{j}", f"{run_id}-{j}") for run_id in ids for j in range(120)])  # 2 calls a run
+    for i, run_id in enumerate(ids):
+        stored = client.get_run(run_id)
+        assert stored.info.status == "FINISHED" and stored.data.params == {"lr": str(i)}
+        assert stored.data.metrics == {"loss": pytest.approx(1.0 / (i + 1))}
+        assert {k: v for k, v in stored.data.tags.items() if k.startswith("k")} == {
+            f"k{j}": f"{run_id}-{j}" for j in range(120)
+        }

@@ -20,6 +20,7 @@ import math
 import sqlite3
 from contextlib import closing
 
+from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import connect, database
 
 CHUNK = 500  # run ids per query (SQLite's bound-parameter limit is far above)
@@ -49,16 +50,22 @@ def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[
         except Exception:  # noqa: BLE001 - an MLflow internal that moved: read the documented way
             pass
     server = _server_reader(client)
-    out = {}
-    for key in keys:
-        for start in range(0, len(run_ids), SERVER_CHUNK):
-            chunk = run_ids[start : start + SERVER_CHUNK]
-            points = server(chunk, key) if server is not None else None
-            if points is None:
-                points = [(run_id, p) for run_id in chunk for p in client.get_metric_history(run_id, key)]
-            for run_id, p in sorted(points, key=lambda rp: (rp[0], rp[1].timestamp, rp[1].step, rp[1].value)):
-                out.setdefault((run_id, key), {})[p.step] = p.value
-    return out
+
+    def read(task: tuple[str, list[str]]) -> list:
+        key, chunk = task
+        points = server(chunk, key) if server is not None else None
+        if points is None:
+            points = [(run_id, p) for run_id in chunk for p in client.get_metric_history(run_id, key)]
+        return sorted(points, key=lambda rp: (rp[0], rp[1].timestamp, rp[1].step, rp[1].value))
+
+    tasks = [
+        (key, run_ids[start : start + SERVER_CHUNK]) for key in keys for start in range(0, len(run_ids), SERVER_CHUNK)
+    ]
+    histories: dict[tuple[str, str], dict[int, float]] = {}
+    for (key, _), points in zip(tasks, each_request(client, read, tasks)):
+        for run_id, p in points:
+            histories.setdefault((run_id, key), {})[p.step] = p.value
+    return histories
 
 
 def _server_reader(client):

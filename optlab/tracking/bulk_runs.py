@@ -5,7 +5,8 @@ set_terminated) and a tag one each. On a SQLite store with the layout sqlite_rec
 against (`sqlite_recorder.database`), `write_runs` inserts the rows those calls write (runs, tags,
 params, metrics, latest_metrics) for all the runs in one transaction, and `set_tags` all the tags in
 one; on any other store, or on a run the direct writer must leave to MLflow (values beyond its
-limits), they make MLflow's calls. tests/test_bulk_runs.py checks the rows are MLflow's own.
+limits), they make MLflow's calls, several runs at once on a tracking server (server_calls.py).
+tests/test_bulk_store.py checks the rows are MLflow's own.
 Used for the seed-group runs of a sweep and for synthetic stores (`make bench-store-scale`).
 """
 
@@ -18,6 +19,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from optlab.tracking.preflight import local_folder
+from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import (
     MAX_KEY,
     MAX_PARAM_VALUE,
@@ -49,7 +51,7 @@ def write_runs(client, experiment_id: str, runs: list[RunRows]) -> list[str]:
     target = _direct_target(client.tracking_uri, experiment_id)
     if target is not None and all(_within_limits(r) for r in runs):
         return _insert_runs(target[0], experiment_id, target[1], runs)
-    return [_through_mlflow(client, experiment_id, run) for run in runs]
+    return each_request(client, lambda run: _through_mlflow(client, experiment_id, run), runs)
 
 
 def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
@@ -68,9 +70,13 @@ def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
     per_run: dict[str, list] = {}
     for run_id, key, value in tags:
         per_run.setdefault(run_id, []).append(RunTag(key, value))
-    for run_id, run_tags in per_run.items():
+
+    def write(item) -> None:
+        run_id, run_tags = item
         for i in range(0, len(run_tags), MLFLOW_TAGS):
             client.log_batch(run_id, tags=run_tags[i : i + MLFLOW_TAGS])
+
+    each_request(client, write, list(per_run.items()))
 
 
 def _direct_target(uri: str, experiment_id: str) -> tuple | None:

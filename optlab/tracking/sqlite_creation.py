@@ -65,7 +65,7 @@ LOG_KEPT_BYTES = 1 << 20
 
 
 def bound_log(connection) -> None:
-    """Bound the write-ahead log of one DB-API SQLite connection (a no-op for a rollback journal)."""
+    """Bound the write-ahead log of one DB-API SQLite connection (harmless on a store with a rollback journal)."""
     connection.execute(f"PRAGMA wal_autocheckpoint={LOG_FOLD_PAGES}")
     connection.execute(f"PRAGMA journal_size_limit={LOG_KEPT_BYTES}")
 

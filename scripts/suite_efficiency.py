@@ -21,7 +21,9 @@ from pathlib import Path
 BLOCK = "suite-efficiency"
 SUITE = ("convergence", "batch_size", "memorization", "second_order", "zeroth_order")  # `make sweep`, in order
 PREFIX = "optlab.summary."
-NOT_BOOKKEEPING = ("evaluation", "idle_or_untimed")
+# neither is bookkeeping: the runs' measurements, and time in no timer (summaries before the split have the
+# one part "idle or untimed"; later ones "untimed in runs" and "idle")
+NOT_BOOKKEEPING = ("evaluation", "idle_or_untimed", "untimed_in_runs", "idle")
 
 
 def latest_parents(client, sweeps: tuple[str, ...]) -> dict[str, object]:
@@ -56,7 +58,7 @@ def row(sweep: str, run) -> dict:
         "efficiency": float(tags["efficiency"]),
         "with_evaluation": float(tags["efficiency_with_evaluation"]),
         "evaluation": parts.get("evaluation", 0.0),
-        "idle": parts.get("idle_or_untimed", 0.0),
+        "idle": sum(parts.get(k, 0.0) for k in ("idle_or_untimed", "untimed_in_runs", "idle")),
         "largest": bookkeeping[:3],
         "memory": (tags.get("peak_rss_mb.sweep", "-"), tags.get("peak_rss_mb.worker", "-")),
         "machine": tags.get("machine", "?"),

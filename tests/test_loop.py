@@ -147,6 +147,28 @@ def test_every_run_is_tagged_alone_or_batched_with_its_share_of_the_time(store):
     assert alone.tags["optlab.timing"] == "alone" and "wall_time_share" not in alone.metrics
 
 
+def test_the_shares_of_a_stack_whose_rows_leave_early_add_up_to_its_training_time(store):
+    """A row that leaves (here: diverges at step 5) took part only in the steps before it left: each step's
+    time is split between the rows live at that step, so the loop's time is neither lost nor counted twice
+    (a sweep's efficiency sums these shares)."""
+    from optlab.tracking import RunRecorder
+    from optlab.tracking.store import client
+
+    group = [
+        RunConfig(strategy="minibatch", dataset="digits", steps=200, eval_every=5, seed=0, lr=lr, experiment="shares")
+        for lr in (0.1, 1e4, 0.1)
+    ]
+    results = run_many(group, make_recorder=lambda c: RunRecorder(experiment=c.experiment))
+    assert [r.status for r in results] == ["FINISHED", "FAILED", "FINISHED"]
+    left, loop = results[1], results[0]
+    assert left.steps == 5 and loop.steps == 200 and results[2].wall_time == loop.wall_time
+    tags = [client().get_run(r.run_id).data.tags for r in results]
+    shares = [float(t["optlab.summary.wall_time_share"]) for t in tags]
+    assert shares[1] == pytest.approx(left.wall_time / 3, abs=1e-4)  # all three trained until it left
+    assert shares[0] == shares[2] > shares[1]
+    assert sum(shares) == pytest.approx(loop.wall_time, abs=3e-4)  # rounded to 4 decimals each
+
+
 def test_an_error_inside_training_is_failed_with_its_traceback(monkeypatch):
     assert "traceback" in {f.name for f in dataclasses.fields(RunResult)}
     original = StackedTrainer.step

@@ -58,3 +58,19 @@ def test_a_sweep_missing_from_the_store_is_named_and_nothing_is_written(store, t
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTLAB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_time_in_no_timer_is_one_column_and_never_listed_as_bookkeeping():
+    from types import SimpleNamespace
+
+    slots = {"evaluation": 20.0, "run_creation": 5.0, "untimed_in_runs": 3.0, "idle": 2.0, "seed_groups": 1.0}
+    tags = {f"optlab.summary.slot_seconds.{k}": str(v) for k, v in slots.items()}
+    tags |= {
+        f"optlab.summary.{k}": v
+        for k, v in {"capacity_seconds": "100", "points": "10", "seconds": "50", "workers": "2"}.items()
+    }
+    tags |= {"optlab.summary.efficiency": "0.69", "optlab.summary.efficiency_with_evaluation": "0.89"}
+    run = SimpleNamespace(data=SimpleNamespace(tags=tags), info=SimpleNamespace(start_time=0))
+    row = script().row("convergence", run)
+    assert row["idle"] == pytest.approx(0.05)  # untimed in runs + waiting for a chunk
+    assert [k for k, _ in row["largest"]] == ["run_creation", "seed_groups"]

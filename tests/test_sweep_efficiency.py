@@ -5,7 +5,7 @@ import pytest
 from sweep_helpers import TUNED_PAIR, children, sweep_runs, write_spec
 
 from optlab.sweeps import load, run_sweep
-from optlab.sweeps.efficiency import IDLE, Efficiency
+from optlab.sweeps.efficiency import IDLE, UNTIMED, WAITING, Efficiency
 from optlab.tracking import accounting
 
 
@@ -56,16 +56,22 @@ def test_the_summary_states_the_efficiency_its_runs_recorded(tmp_path, workers):
         "sweep start",
     ):
         assert parts[category] > 0, category
-    if workers == 2:  # the workers' own timers came back with their results
+    if workers == 2:  # the workers' own timers and chunk times came back with their results
         assert eff.worker["worker start-up"] > 0 and eff.worker["run creation"] > 0
         assert eff.peak_rss_mb["worker (max)"] > 50
+        inside = eff.training + sum(s for c, s in eff.worker.items() if c != "worker start-up")
+        assert eff.in_tasks >= inside  # every timer and every recorded training second is inside a chunk
+        assert parts[UNTIMED] == pytest.approx(eff.in_tasks - inside) and parts[WAITING] > 0 and IDLE not in parts
+    else:  # one process: no chunk times to tell waiting from untimed work apart
+        assert eff.in_tasks == 0 and UNTIMED not in parts and IDLE in parts
+    rest = IDLE if workers == 1 else WAITING
     assert eff.peak_rss_mb["sweep process"] > 50
     # the parent run keeps the same numbers
     parent = next(r for r in sweep_runs(spec.name) if r.data.tags.get("optlab.role") == "parent")
     tags = parent.data.tags
     assert float(tags["optlab.summary.efficiency"]) == pytest.approx(eff.ratio, abs=1e-4)
     assert float(tags["optlab.summary.training_seconds"]) == pytest.approx(training, abs=0.01)
-    assert float(tags[f"optlab.summary.slot_seconds.{IDLE.replace(' ', '_')}"]) == pytest.approx(parts[IDLE], abs=0.01)
+    assert float(tags[f"optlab.summary.slot_seconds.{rest.replace(' ', '_')}"]) == pytest.approx(parts[rest], abs=0.01)
     assert f"efficiency {100 * eff.ratio:.0f} %" in eff.text()
 
 
@@ -97,6 +103,23 @@ def test_the_sweep_process_time_counts_once_per_waiting_worker_slot():
     parts = dict(eff.breakdown())
     assert parts == {"training": 8.0, "run creation": 2.0, "seed groups": 3.0, IDLE: 7.0}
     assert eff.ratio == 0.4 and eff.calls == {"run creation": 4, "seed groups": 1}
+
+
+def test_what_workers_did_inside_their_chunks_untimed_is_told_apart_from_waiting_for_one():
+    eff = Efficiency(workers=2, wall=10.0, training=8.0, runs=4, in_tasks=11.0)
+    eff.add({"run creation": (2.0, 4), "worker start-up": (0.5, 2)}, in_workers=True)
+    eff.add({"seed groups": (1.5, 1)}, in_workers=False)
+    parts = dict(eff.breakdown())
+    # 11 s inside chunks: 8 training + 2 run creation + 1 in no timer; 20 slot-seconds in all
+    assert parts == {
+        "training": 8.0,
+        "run creation": 2.0,
+        "worker start-up": 0.5,
+        "seed groups": 3.0,
+        UNTIMED: pytest.approx(1.0),
+        WAITING: pytest.approx(5.5),
+    }
+    assert sum(parts.values()) == pytest.approx(20.0)
 
 
 def test_evaluation_is_the_runs_work_but_not_their_training_time():

@@ -7,7 +7,8 @@ evaluation cadence, and owns everything around the steps:
   per-step metrics are buffered in memory and handed to the recorders at evaluations, and each run is
   finished with its status, summary and final parameters;
 - evaluation every `eval_interval` steps and at the end (train / validation / test loss and accuracy and
-  the shared work axes; `wall_time_share` = wall_time / K for batched runs) and the probes (probes.py).
+  the shared work axes; for batched runs `wall_time_share`: each step's time split between the rows live
+  at that step, summed, so the shares of a loop's rows add up to its training time) and the probes (probes.py).
   With `full_eval_every` = N > 1 only every Nth point measures the training and test sets, the others
   validation only (and take only the probes at "evaluations", not those at "full_evaluations"); the
   first and the last point and a run's point of reaching its target (or diverging) always measure all
@@ -129,6 +130,7 @@ class TrainingLoop:
         self.last_full = False  # whether the latest point measured every split
         self.log_every = first.config.log_every
         self.steps, self.wall = 0, 0.0
+        self.share = 0.0  # training seconds per live row so far: Σ over steps of the step's time / live rows
         self.spent = False  # a strategy found the budget too small for its next piece of work
         self.step_started = 0.0
         trainer.set_allowance(self.affords)
@@ -217,10 +219,10 @@ class TrainingLoop:
         try:
             values = self.trainer.step()
         except BudgetSpent:  # nothing done: the step is not counted
-            self.wall += time.perf_counter() - started
+            self.add_time(time.perf_counter() - started)
             self.spent = True
             return
-        self.wall += time.perf_counter() - started
+        self.add_time(time.perf_counter() - started)
         self.steps += 1
         if before is not None and self.updates is not None:
             self.updates.append(self.trainer.snapshot() - before)
@@ -238,6 +240,12 @@ class TrainingLoop:
                 self.drop_done()
         if self.bar is not None:
             self.bar.update(1)
+
+    def add_time(self, seconds: float) -> None:
+        """A step's training time: the loop's, and each live row's share of it (rows that left earlier
+        took no part in the step, so a loop's shares add up to its time however its rows leave)."""
+        self.wall += seconds
+        self.share += seconds / len(self.live)
 
     def near_evaluation(self) -> bool:
         """Whether the step about to be taken may be one of the last `updates.maxlen` before an evaluation
@@ -310,7 +318,7 @@ class TrainingLoop:
                 ),
             }
             if self.group > 1:
-                point["wall_time_share"] = self.wall / self.group
+                point["wall_time_share"] = self.share
             measured, failure = self.measure(row, j, EVERY_POINT if full or j in notable else ("evaluations",))
             row.recorder.log(steps, {**point, **measured})
             row.result.history.append({"step": steps, **point, **measured})
@@ -429,7 +437,7 @@ class TrainingLoop:
         row.done = True
         summary = {**run_summary(result), **{k: round(v, 6) for k, v in result.probes.items()}}
         if self.group > 1:
-            summary["wall_time_share"] = round(self.wall / self.group, 4)
+            summary["wall_time_share"] = round(self.share, 4)
         try:
             row.recorder.finish(status, reason, summary, result.params if status != "KILLED" else None)
         except Exception as exc:  # the other runs are still recorded; the caller hears about it at the end

@@ -1,11 +1,14 @@
 """A sweep's efficiency and where the rest of its time went.
 
 Efficiency = the training time its runs recorded (Σ `wall_time`, or `wall_time_share` for runs trained
-stacked: their loop's time split between its rows) over the sweep's wall time × its worker slots. The
-rest of the slots' time is split by the timers of tracking/accounting.py: what a worker timed occupied
-one slot; what the sweep process timed between and around its phases (store reads, selection, seed
-groups) left every slot waiting, so it counts once per slot; "idle or untimed" is what is left (workers
-waiting for a task, process switches, the training loop's own code between steps).
+stacked: each step's time split between the rows live at that step) over the sweep's wall time × its
+worker slots. The rest of the slots' time is split by the timers of tracking/accounting.py: what a
+worker timed occupied one slot; what the sweep process timed between and around its phases (store
+reads, selection, seed groups) left every slot waiting, so it counts once per slot. What is left is
+split by the time workers spent inside their chunks: "untimed in runs" (inside a chunk but in no timer
+and not training: the training loop's own code between steps, building a chunk's problem and
+strategies) and "idle" (workers waiting for a chunk: hand-offs, phase barriers, process switches).
+With one worker, or a worker that reports no chunk times, the two stay one part, "idle or untimed".
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from optlab.tracking.owners import OWNER_TAG
 
 SHARE_TAG, WALL_TAG = "optlab.summary.wall_time_share", "optlab.summary.wall_time"
 IDLE = "idle or untimed"
+UNTIMED, WAITING = "untimed in runs", "idle"
 # A run's evaluation points are untimed by definition (AlgoPerf): not in its wall_time, so not training here.
 # They are still the runs' own work, not bookkeeping: the summary states both shares.
 EVALUATION = "evaluation"
@@ -53,6 +57,7 @@ class Efficiency:
     sweep: dict[str, float] = field(default_factory=dict)  # category -> seconds timed in the sweep process
     calls: dict[str, int] = field(default_factory=dict)  # category -> timed blocks
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # "sweep process", "worker (max)"
+    in_tasks: float = 0.0  # seconds workers spent inside their chunks (start-up excluded)
 
     def add(self, timings: dict[str, tuple[float, int]], in_workers: bool) -> None:
         target = self.worker if in_workers else self.sweep
@@ -83,8 +88,12 @@ class Efficiency:
         for category, seconds in self.sweep.items():
             slots[category] = slots.get(category, 0.0) + seconds * self.workers
         parts = sorted(slots.items(), key=lambda kv: -kv[1])
-        idle = self.capacity - self.training - sum(slots.values())
-        return [("training", self.training), *parts, (IDLE, idle)]
+        rest = self.capacity - self.training - sum(slots.values())
+        if self.in_tasks <= 0:
+            return [("training", self.training), *parts, (IDLE, rest)]
+        timed_in_tasks = sum(s for c, s in self.worker.items() if c != "worker start-up")
+        untimed = min(max(0.0, self.in_tasks - self.training - timed_in_tasks), max(rest, 0.0))
+        return [("training", self.training), *parts, (UNTIMED, untimed), (WAITING, rest - untimed)]
 
     def text(self) -> str:
         head = (

@@ -107,6 +107,7 @@ class TaskResult:
     timings: dict[str, tuple[float, int]]
     pid: int
     peak_rss_mb: float
+    seconds: float = 0.0  # the chunk's time in the worker, from its first point to its last (start-up excluded)
 
 
 # ---- the worker side ------------------------------------------------------------------------
@@ -124,8 +125,10 @@ def run_task_timed(task: Task) -> TaskResult:
         accounting.add("worker start-up", time.perf_counter() - started)
     else:
         accounting.add("worker start-up", max(0.0, time.time() - max(spawned, task.created_at)))
+    began = time.perf_counter()
     outcomes = run_task(task)
-    return TaskResult(outcomes, accounting.take(), accounting.process_id(), accounting.peak_rss_mb())
+    seconds = time.perf_counter() - began
+    return TaskResult(outcomes, accounting.take(), accounting.process_id(), accounting.peak_rss_mb(), seconds)
 
 
 def run_task(task: Task) -> list[Outcome]:
@@ -603,6 +606,7 @@ def add_result(efficiency: Efficiency, result: TaskResult) -> list[Outcome]:
     a chunk run in this process are this process's own already)."""
     if result.pid != accounting.process_id():
         efficiency.add(result.timings, in_workers=True)
+        efficiency.in_tasks += result.seconds
         peak = efficiency.peak_rss_mb.get("worker (max)", 0.0)
         efficiency.peak_rss_mb["worker (max)"] = max(peak, result.peak_rss_mb)
     return result.outcomes

@@ -36,6 +36,16 @@ def test_the_fingerprint_is_of_the_exact_data_and_a_changed_copy_has_its_own():
     assert replace(ds, y_train=ds.y_train.clone()).fingerprint() == first  # equal tensors, equal fingerprint
 
 
+def test_data_already_on_its_device_and_dtype_is_shared_and_hashed_once():
+    import torch
+
+    ds = load_dataset("digits")
+    assert ds.to(dtype=ds.x_train.dtype) is ds  # each problem of a sweep's chunk asks; none copies or rehashes
+    wider = ds.to(dtype=torch.float64)
+    assert wider is not ds and wider.x_train.dtype == torch.float64 and wider.y_train is ds.y_train
+    assert wider.fingerprint() != ds.fingerprint()  # other bytes, other data
+
+
 def test_split_indices_are_disjoint_exact_and_stratified_in_every_prefix():
     y = np.repeat(np.arange(4), [100, 50, 30, 20])
     train, val, test = split_indices(y, n_val=40, n_test=20, seed=3)

@@ -82,15 +82,15 @@ class Dataset:
         return digest.hexdigest()[:16]
 
     def to(self, device=None, dtype=None) -> Dataset:
-        return replace(
-            self,
-            x_train=self.x_train.to(device=device, dtype=dtype),
-            x_val=self.x_val.to(device=device, dtype=dtype),
-            x_test=self.x_test.to(device=device, dtype=dtype),
-            y_train=self.y_train.to(device),
-            y_val=self.y_val.to(device),
-            y_test=self.y_test.to(device),
-        )
+        """The data on `device` in `dtype`; itself when that changes no tensor (every problem built on one
+        dataset then shares it, and its fingerprint is hashed once)."""
+        moved = {
+            **{f"x_{s}": getattr(self, f"x_{s}").to(device=device, dtype=dtype) for s in ("train", "val", "test")},
+            **{f"y_{s}": getattr(self, f"y_{s}").to(device) for s in ("train", "val", "test")},
+        }
+        if all(tensor is getattr(self, name) for name, tensor in moved.items()):
+            return self
+        return replace(self, **moved)
 
 
 # ---- the split ------------------------------------------------------------------------------

@@ -21,9 +21,6 @@ from pathlib import Path
 BLOCK = "suite-efficiency"
 SUITE = ("convergence", "batch_size", "memorization", "second_order", "zeroth_order")  # `make sweep`, in order
 PREFIX = "optlab.summary."
-# neither is bookkeeping: the runs' measurements, and time in no timer (summaries before the split have the
-# one part "idle or untimed"; later ones "untimed in runs" and "idle")
-NOT_BOOKKEEPING = ("evaluation", "idle_or_untimed", "untimed_in_runs", "idle")
 
 
 def latest_parents(client, sweeps: tuple[str, ...]) -> dict[str, object]:
@@ -45,10 +42,14 @@ def latest_parents(client, sweeps: tuple[str, ...]) -> dict[str, object]:
 
 
 def row(sweep: str, run) -> dict:
+    from optlab.sweeps.efficiency import EVALUATION, NO_TIMER, slot_key
+
+    no_timer = [slot_key(part) for part in NO_TIMER]
+    not_bookkeeping = (slot_key(EVALUATION), *no_timer)  # the runs' measurements, and time in no timer
     tags = {k[len(PREFIX) :]: v for k, v in run.data.tags.items() if k.startswith(PREFIX)}
     capacity = float(tags["capacity_seconds"])
     parts = {k[len("slot_seconds.") :]: float(v) / capacity for k, v in tags.items() if k.startswith("slot_seconds.")}
-    bookkeeping = sorted(((k, v) for k, v in parts.items() if k not in NOT_BOOKKEEPING), key=lambda kv: -kv[1])
+    bookkeeping = sorted(((k, v) for k, v in parts.items() if k not in not_bookkeeping), key=lambda kv: -kv[1])
     return {
         "sweep": sweep,
         "date": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -57,8 +58,8 @@ def row(sweep: str, run) -> dict:
         "workers": int(tags["workers"]),
         "efficiency": float(tags["efficiency"]),
         "with_evaluation": float(tags["efficiency_with_evaluation"]),
-        "evaluation": parts.get("evaluation", 0.0),
-        "idle": sum(parts.get(k, 0.0) for k in ("idle_or_untimed", "untimed_in_runs", "idle")),
+        "evaluation": parts.get(slot_key(EVALUATION), 0.0),
+        "idle": sum(parts.get(k, 0.0) for k in no_timer),
         "largest": bookkeeping[:3],
         "memory": (tags.get("peak_rss_mb.sweep", "-"), tags.get("peak_rss_mb.worker", "-")),
         "machine": tags.get("machine", "?"),

@@ -20,6 +20,7 @@ from optlab.tracking.owners import OWNER_TAG
 SHARE_TAG, WALL_TAG = "optlab.summary.wall_time_share", "optlab.summary.wall_time"
 IDLE = "idle or untimed"
 UNTIMED, WAITING = "untimed in runs", "idle"
+NO_TIMER = (IDLE, UNTIMED, WAITING)  # the parts no timer covers (IDLE: both, when they cannot be told apart)
 # A run's evaluation points are untimed by definition (AlgoPerf): not in its wall_time, so not training here.
 # They are still the runs' own work, not bookkeeping: the summary states both shares.
 EVALUATION = "evaluation"
@@ -120,7 +121,12 @@ class Efficiency:
             "capacity_seconds": f"{self.capacity:.2f}",
         }
         for what, seconds in self.breakdown()[1:]:
-            out[f"slot_seconds.{what.replace(' ', '_')}"] = f"{seconds:.2f}"
+            out[f"slot_seconds.{slot_key(what)}"] = f"{seconds:.2f}"
         for what, mb in self.peak_rss_mb.items():
             out[f"peak_rss_mb.{what.split()[0]}"] = f"{mb:.0f}"
         return out
+
+
+def slot_key(part: str) -> str:
+    """A part of the breakdown as the parent run's tag names it (`optlab.summary.slot_seconds.<key>`)."""
+    return part.replace(" ", "_")

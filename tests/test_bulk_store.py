@@ -416,3 +416,30 @@ def test_on_a_tracking_server_a_failed_call_is_raised_after_the_other_runs_are_w
     with pytest.raises(OSError, match="503"):
         set_tags(server, [(f"r{i}", "k", "v") for i in range(8)])
     assert sorted(server.tags) == [f"r{i}" for i in range(8) if i != 1]
+
+
+def test_asking_whether_a_store_is_mlflows_sql_store_never_loads_it_for_a_server(home):
+    """On a tracking server the seed groups' curve reads and a worker's flushes ask whether the store is MLflow's
+    SqlAlchemyStore; answering must not import it (about a second of CPU after the last point, every slot idle)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "from optlab.tracking import bulk_reads, fast_metrics\n"
+        "from optlab.tracking.store import SQL_STORE_MODULE, sql_store\n"
+        "server = MlflowClient('http://127.0.0.1:9')\n"
+        "assert sql_store(server) is None\n"
+        "assert bulk_reads.metric_histories(server, [], ['val_loss']) == {}\n"
+        "assert fast_metrics.log_columns_fast(server, 'r', [], [], [], []) is False\n"
+        "print(SQL_STORE_MODULE in sys.modules)\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "False"
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from optlab.tracking.store import sql_store
+
+    assert isinstance(sql_store(client()), SqlAlchemyStore)  # the default store is one

@@ -22,6 +22,7 @@ from contextlib import closing
 
 from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import connect, database
+from optlab.tracking.store import sql_store
 
 CHUNK = 500  # run ids per query (SQLite's bound-parameter limit is far above)
 MAX_POINTS = 10**9
@@ -124,10 +125,5 @@ def _read_sqlite(path, run_ids: list[str], keys: list[str]) -> dict[tuple[str, s
 
 
 def _bulk_reader(client):
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        store = client._tracking_client.store
-    except Exception:  # noqa: BLE001 - another MLflow layout, or no SQL store support installed
-        return None
-    return store.get_metric_history_bulk if isinstance(store, SqlAlchemyStore) else None
+    store = sql_store(client)
+    return getattr(store, "get_metric_history_bulk", None) if store is not None else None

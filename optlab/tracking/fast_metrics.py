@@ -10,6 +10,8 @@ MLflow internal that moved), falls back to `log_batch`.
 
 from __future__ import annotations
 
+from optlab.tracking.store import sql_store
+
 
 def log_metrics_fast(client, run_id: str, metrics: list) -> bool:
     """Insert `metrics` (mlflow.entities.Metric) for run_id; False when the caller should use log_batch."""
@@ -27,14 +29,13 @@ def log_columns_fast(
     client, run_id: str, keys: list[str], values: list[float], stamps: list[int], steps: list[int]
 ) -> bool:
     """The same from parallel lists (what RunRecorder buffers), without building Metric objects."""
+    store = sql_store(client)
+    if store is None:
+        return False
     try:
         import sqlalchemy
         from mlflow.store.tracking.dbmodels.models import SqlMetric
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        store = client._tracking_client.store
-        if not isinstance(store, SqlAlchemyStore):
-            return False
         rows: list[dict] = []
         latest: dict[str, dict] = {}
         for key, raw, stamp, step in zip(keys, values, stamps, steps):

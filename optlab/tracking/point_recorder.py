@@ -1,10 +1,13 @@
 """A recorder that picks its writer when its run starts: the direct SQLite writer (sqlite_recorder.py)
-where the store has the layout that writer was checked against, else MLflow's client (recorder.py).
+where the store has the layout that writer was checked against; for a sweep's point on a tracking server
+that serves the artifacts itself, MLflow's REST calls sent directly (rest_recorder.py); else MLflow's
+client (recorder.py).
 
-A sweep's workers record their points through it, so on the default store a worker never imports
-MLflow (about 2 s of CPU per worker) and a run costs a few SQLite transactions instead of a dozen ORM
-round trips; any other store (a server, PostgreSQL, a different schema revision) is recorded by
-MLflow as before. `OPTLAB_STORE_WRITER=mlflow` always records through MLflow.
+A sweep's workers record their points through it, so on the default store and on a plain tracking server
+a worker never imports MLflow (about 1.5-2 s of CPU per worker) and a run on SQLite costs a few
+transactions instead of a dozen ORM round trips; any other store (PostgreSQL, a server that needs
+credentials, a different schema revision) is recorded by MLflow as before. `OPTLAB_STORE_WRITER=mlflow`
+always records through MLflow.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Protocol
 
 
 class StartedRun(Protocol):
-    """What a started run's writer offers (SqliteRunRecorder and RunRecorder both)."""
+    """What a started run's writer offers (SqliteRunRecorder, RestRunRecorder and RunRecorder alike)."""
 
     run_id: str | None
     status: str | None
@@ -50,6 +53,11 @@ def start_recorder(
             return direct.start(config, problem, plan, extra_tags=dict(tags))
         except NotDirect:
             direct.connection.close()
+    from optlab.tracking.rest_recorder import RestRunRecorder
+
+    remote = RestRunRecorder.open(uri, experiment_id, parent_run_id)
+    if remote is not None:
+        return remote.start(config, problem, plan, extra_tags=dict(tags))
     from optlab.tracking.recorder import RunRecorder
 
     return RunRecorder(

@@ -57,6 +57,7 @@ _checked: set[tuple[str, str]] = set()  # (tracking URI, experiment id) whose ar
 FLUSH_EVERY = 5000  # buffered points before an intermediate flush
 MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MLFLOW_TAGS = 100  # ... of tags per log_batch call
+MLFLOW_PARAMS = 100  # ... of params per log_batch call
 
 
 class NullRecorder:
@@ -134,8 +135,8 @@ class RunRecorder:
         items = [Param(k, v) for k, v in params.items()]
         self._n_params = len(items)
         try:
-            for i in range(0, len(items), 100):
-                self.client.log_batch(self.run_id, params=items[i : i + 100])
+            for i in range(0, len(items), MLFLOW_PARAMS):
+                self.client.log_batch(self.run_id, params=items[i : i + MLFLOW_PARAMS])
             with timed("artifacts"):
                 # what MlflowClient.log_dict writes, byte for byte
                 config_file = json.dumps(config.to_dict(), indent=2, default=str).encode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +56,23 @@ def client(uri: str | None = None):
     if uri in _opened or is_http(uri):
         return MlflowClient(tracking_uri=uri)
     return open_once(lambda: MlflowClient(tracking_uri=uri), uri)
+
+
+SQL_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
+
+
+def sql_store(mlflow_client):
+    """The client's MLflow SqlAlchemyStore, or None for any other store. The check never imports that module
+    (about a second of CPU: SQLAlchemy and MLflow's table models): a store of that class exists only once
+    its module is loaded, so a client of a tracking server never pays for it."""
+    module = sys.modules.get(SQL_STORE_MODULE)
+    if module is None:
+        return None
+    try:
+        store = mlflow_client._tracking_client.store
+    except AttributeError:  # another MLflow layout: the callers then use the documented calls
+        return None
+    return store if isinstance(store, module.SqlAlchemyStore) else None
 
 
 def make_home() -> Path:

@@ -2,9 +2,10 @@
 
 Python imports `sitecustomize` at start-up from any folder on sys.path: the benchmark puts this
 folder on PYTHONPATH (which optlab hands on to its pool and Ray workers) and sets
-OPTLAB_HTTP_TRACE=DIR. Each request through `requests` (how MLflow's client reaches a tracking
-server, artifact uploads included) appends one line to DIR/<pid>.tsv: start time, seconds, method,
-host, URL path, status. Without OPTLAB_HTTP_TRACE nothing is patched.
+OPTLAB_HTTP_TRACE=DIR. Each request made through the standard library's http.client (which both
+MLflow's client, by way of requests and urllib3, and optlab's own REST writer use) appends one line
+to DIR/<pid>.tsv: start time, seconds until the answer's status and headers arrived, method, host,
+URL path, status. Without OPTLAB_HTTP_TRACE nothing is patched.
 """
 
 import os
@@ -12,24 +13,30 @@ import os
 _TRACE_DIR = os.environ.get("OPTLAB_HTTP_TRACE")
 
 if _TRACE_DIR:
+    import http.client
     import time
-    from urllib.parse import urlsplit
 
-    import requests.sessions
+    _putrequest = http.client.HTTPConnection.putrequest
+    _getresponse = http.client.HTTPConnection.getresponse
 
-    _request = requests.sessions.Session.request
+    def _started(self, method, url, *args, **kwargs):
+        self._optlab_trace = (time.time(), time.perf_counter(), method, url.split("?", 1)[0])
+        return _putrequest(self, method, url, *args, **kwargs)
 
-    def _timed_request(self, method, url, *args, **kwargs):
-        started, status = time.time(), "error"
-        clock = time.perf_counter()
+    def _answered(self, *args, **kwargs):
+        status = "error"
         try:
-            response = _request(self, method, url, *args, **kwargs)
-            status = str(response.status_code)
+            response = _getresponse(self, *args, **kwargs)
+            status = str(response.status)
             return response
         finally:
-            seconds = time.perf_counter() - clock
-            parts = urlsplit(url)
-            with open(os.path.join(_TRACE_DIR, f"{os.getpid()}.tsv"), "a") as out:
-                out.write(f"{started:.6f}\t{seconds:.6f}\t{method}\t{parts.netloc}\t{parts.path}\t{status}\n")
+            trace = getattr(self, "_optlab_trace", None)
+            if trace is not None:
+                self._optlab_trace = None
+                started, clock, method, path = trace
+                seconds = time.perf_counter() - clock
+                with open(os.path.join(_TRACE_DIR, f"{os.getpid()}.tsv"), "a") as out:
+                    out.write(f"{started:.6f}\t{seconds:.6f}\t{method}\t{self.host}:{self.port}\t{path}\t{status}\n")
 
-    requests.sessions.Session.request = _timed_request
+    http.client.HTTPConnection.putrequest = _started
+    http.client.HTTPConnection.getresponse = _answered

@@ -63,13 +63,15 @@ def _record(recorder, status: str = "FINISHED") -> str:
 class FakeServer:
     """Answers MLflow's REST routes like a server would (`answer` may be replaced), recording each request."""
 
-    def __init__(self, artifact_location: str = "mlflow-artifacts:/"):
+    def __init__(self, artifact_location: str = "mlflow-artifacts:/", keep_alive_then_close: bool = False):
         self.requests: list[tuple[str, str, bytes]] = []
         self.location = artifact_location
         self.answer = self.like_mlflow
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive_then_close else "HTTP/1.0"
+
             def handle_one(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append((self.command, self.path, body))
@@ -79,6 +81,7 @@ class FakeServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                self.close_connection = keep_alive_then_close or self.close_connection
 
             do_GET = do_POST = do_PUT = do_DELETE = handle_one
 
@@ -191,6 +194,20 @@ def test_a_server_error_is_retried_as_mlflows_client_retries_it(fake):
     answer = RestApi(fake.uri).get("experiments/get", {"experiment_id": "1"})
     assert answer["experiment"]["artifact_location"] == "mlflow-artifacts:/"
     assert len(fake.requests) == 3
+
+
+def test_a_kept_alive_connection_the_server_closed_is_reopened_without_spending_a_retry(monkeypatch):
+    """Like uvicorn after its keep-alive timeout: the server answers in HTTP/1.1 (so the client keeps the
+    connection) and then closes it. The next request goes on a new connection, even with no retries."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = FakeServer(keep_alive_then_close=True)
+    try:
+        api = RestApi(server.uri)
+        for _ in range(3):
+            assert api.get("experiments/get", {"experiment_id": "1"})["experiment"]["experiment_id"] == "1"
+        assert len(server.requests) == 3
+    finally:
+        server.close()
 
 
 def test_a_refusal_is_not_retried_and_reads_as_mlflows_error(fake):

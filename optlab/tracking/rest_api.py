@@ -31,6 +31,7 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 ARTIFACT_SCHEME = "mlflow-artifacts:"
 RETRY_STATUSES = (429, 500, 502, 503, 504)  # what MLflow's client retries
+STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)  # a kept-alive socket closed
 # Any of these changes how MLflow's client talks to the server (credentials, TLS, workspaces, signing).
 MLFLOW_ONLY_ENV = (
     "MLFLOW_TRACKING_USERNAME",
@@ -160,6 +161,18 @@ class RestApi:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _request(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+        reused = self._connection is not None
+        try:
+            return self._exchange(method, path, body, headers)
+        except STALE:
+            if not reused:
+                raise
+            # the server closed the kept-alive connection while it was idle (uvicorn after 5 s): the request
+            # never reached it, so it goes once more on a new connection, as urllib3 does, not as a retry
+            self._close()
+            return self._exchange(method, path, body, headers)
+
+    def _exchange(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
         if self._connection is None:
             kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
             self._connection = kind(self.netloc, timeout=self.timeout)

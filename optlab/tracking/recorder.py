@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
+from optlab.tracking.point_buffer import PointBuffer
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -98,10 +98,7 @@ class RunRecorder:
         self.run_id: str | None = None
         self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
-        self._keys: list[str] = []
-        self._values: list[float] = []
-        self._steps: list[int] = []
-        self._stamps: list[int] = []
+        self._points = PointBuffer()
         self._logged_keys: set[str] = set()
         self._n_params = 0
         self.remote = is_http(self.client.tracking_uri)  # a tracking server: every call is a round trip
@@ -150,30 +147,18 @@ class RunRecorder:
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        stamp = int(time.time() * 1000)
-        for key, value in values.items():
-            if value is None:
-                continue
-            self._keys.append(key)
-            self._values.append(float(value))
-            self._steps.append(step)
-            self._stamps.append(stamp)
-        if len(self._keys) >= FLUSH_EVERY:
+        self._points.log(step, values)
+        if len(self._points) >= FLUSH_EVERY:
             self.flush()
 
     def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
         """Many steps at once: columns map a metric name to one value per step (batched training)."""
-        stamp = int(time.time() * 1000)
-        for key, values in columns.items():
-            self._keys.extend([key] * len(steps))
-            self._values.extend(map(float, values))
-            self._steps.extend(steps)
-            self._stamps.extend([stamp] * len(steps))
-        if len(self._keys) >= FLUSH_EVERY:
+        self._points.log_series(steps, columns)
+        if len(self._points) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
-        if not self._keys:
+        if not self._points:
             return
         with timed("metric writes"):
             self._flush()
@@ -185,9 +170,8 @@ class RunRecorder:
 
         if self.run_id is None:
             raise RuntimeError("RunRecorder: start() the run before logging to it")
-        columns = self._keys, self._values, self._stamps, self._steps
-        self._logged_keys.update(self._keys)
-        self._keys, self._values, self._steps, self._stamps = [], [], [], []
+        columns = self._points.take()
+        self._logged_keys.update(columns[0])
         if not keep and log_columns_fast(self.client, self.run_id, *columns):
             return []
         metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
@@ -211,7 +195,7 @@ class RunRecorder:
             most_tags = min(len(end_tags("FAILED", "reason", summary)), MLFLOW_TAGS)  # with or without a reason
 
             def flush() -> None:
-                if self.remote and self._keys:
+                if self.remote and self._points:
                     with timed("metric writes"):
                         held.extend(self._flush(keep=most_tags))
                 else:

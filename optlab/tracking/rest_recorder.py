@@ -27,6 +27,7 @@ from pathlib import Path
 from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
+from optlab.tracking.point_buffer import PointBuffer
 from optlab.tracking.recorder import FLUSH_EVERY, MLFLOW_BATCH, MLFLOW_PARAMS, MLFLOW_TAGS
 from optlab.tracking.rest_api import RestApi, number, usable
 from optlab.tracking.run_facts import (
@@ -60,10 +61,7 @@ class RestRunRecorder:
         self.status: str | None = None
         self.reason: str | None = None
         self._artifacts = ""  # the run's folder on the server's artifact proxy
-        self._keys: list[str] = []
-        self._values: list[float] = []
-        self._steps: list[int] = []
-        self._stamps: list[int] = []
+        self._points = PointBuffer()
 
     @classmethod
     def open(cls, uri: str, experiment_id: str | None, parent_run_id: str | None) -> RestRunRecorder | None:
@@ -127,29 +125,17 @@ class RestRunRecorder:
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        stamp = int(time.time() * 1000)
-        for key, value in values.items():
-            if value is None:
-                continue
-            self._keys.append(key)
-            self._values.append(float(value))
-            self._steps.append(step)
-            self._stamps.append(stamp)
-        if len(self._keys) >= FLUSH_EVERY:
+        self._points.log(step, values)
+        if len(self._points) >= FLUSH_EVERY:
             self.flush()
 
     def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
-        stamp = int(time.time() * 1000)
-        for key, values in columns.items():
-            self._keys.extend([key] * len(steps))
-            self._values.extend(map(float, values))
-            self._steps.extend(steps)
-            self._stamps.extend([stamp] * len(steps))
-        if len(self._keys) >= FLUSH_EVERY:
+        self._points.log_series(steps, columns)
+        if len(self._points) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
-        if not self._keys:
+        if not self._points:
             return
         with timed("metric writes"):
             self._flush()
@@ -160,10 +146,8 @@ class RestRunRecorder:
         if self.run_id is None:
             raise RuntimeError("RestRunRecorder: start() the run before logging to it")
         metrics = [
-            {"key": k, "value": number(v), "timestamp": t, "step": s}
-            for k, v, t, s in zip(self._keys, self._values, self._stamps, self._steps)
+            {"key": k, "value": number(v), "timestamp": t, "step": s} for k, v, t, s in zip(*self._points.take())
         ]
-        self._keys, self._values, self._steps, self._stamps = [], [], [], []
         held: list[dict] = []
         if keep:
             rest = len(metrics) % MLFLOW_BATCH
@@ -182,7 +166,7 @@ class RestRunRecorder:
             most_tags = min(len(end_tags("FAILED", "reason", summary)), MLFLOW_TAGS)  # with or without a reason
 
             def flush() -> None:
-                if self._keys:
+                if self._points:
                     with timed("metric writes"):
                         held.extend(self._flush(keep=most_tags))
 

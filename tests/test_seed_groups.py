@@ -127,3 +127,60 @@ def test_each_group_carries_its_verdict_against_the_workloads_best(swept):
     assert {t["optlab.verdict_vs"] for t in tags.values()} == {best.info.run_name}
     assert {t["optlab.verdict_metric"] for t in tags.values()} == {"test_accuracy"}
     assert best.info.run_name in other.data.tags["optlab.verdict_detail"]
+
+
+def _sweep_recording_tag_writes(tmp_path, monkeypatch, name: str) -> tuple[list[list[tuple]], object]:
+    """A small tuned sweep on a fresh store; every `set_tags` call's tags, in order."""
+    from optlab.tracking import bulk_runs
+
+    monkeypatch.setenv("OPTLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    calls: list[list[tuple]] = []
+    original = bulk_runs.set_tags
+
+    def spy(client, tags):
+        calls.append(list(tags))
+        return original(client, tags)
+
+    monkeypatch.setattr(bulk_runs, "set_tags", spy)
+    report = run_sweep(load(write_spec(tmp_path, BODY, name=name, steps=30)), progress=False)
+    return calls, report
+
+
+def test_each_runs_group_verdict_and_view_tags_are_set_in_one_write(tmp_path, monkeypatch):
+    """On a tracking server a write is one call per run: a rerun's group (its parent) and the tags its
+    workload's view groups and sorts it by go together, as do a group run's verdict tags."""
+    from optlab.sweeps.group_verdicts import VERDICT_TAG
+    from optlab.tracking.ui import CONFIG_TAG, ORDER_TAG
+
+    calls, report = _sweep_recording_tag_writes(tmp_path, monkeypatch, "one_write")
+    grouped = [c for c in calls if any(k == "mlflow.parentRunId" and v != report.parent_run_id for _, k, v in c)]
+    assert len(grouped) == 1
+    (write,) = grouped
+    keys_of: dict[str, set] = {}
+    for run_id, key, _ in write:
+        keys_of.setdefault(run_id, set()).add(key)
+    members = [keys for keys in keys_of.values() if "mlflow.parentRunId" in keys]
+    assert len(members) == 6 and all({CONFIG_TAG, ORDER_TAG} <= keys for keys in members)
+    assert sum(VERDICT_TAG in keys for keys in keys_of.values()) == 2  # the two group runs
+
+
+def test_a_verdict_that_cannot_be_computed_still_leaves_each_seed_in_its_group(tmp_path, monkeypatch, capsys):
+    from optlab.sweeps import group_verdicts
+
+    def broken(*args, **kwargs):
+        raise ValueError("no verdict today")
+
+    monkeypatch.setattr(group_verdicts, "tags", broken)
+    _, report = _sweep_recording_tag_writes(tmp_path, monkeypatch, "no_verdicts")
+    assert (
+        "seed-group runs of sweep 'no_verdicts' not recorded: ValueError: no verdict today" in capsys.readouterr().err
+    )
+    from optlab.sweeps.resume import search_all
+    from optlab.tracking.store import client
+
+    c = client()
+    runs = search_all(c, c.get_experiment_by_name("no_verdicts").experiment_id, "")
+    groups = {r.info.run_id for r in runs if r.data.tags.get("optlab.role") == "group"}
+    reruns = [r for r in runs if r.data.tags.get("optlab.role") == "rerun"]
+    assert len(groups) == 2 and {r.data.tags["mlflow.parentRunId"] for r in reruns} == groups

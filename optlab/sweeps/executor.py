@@ -501,8 +501,11 @@ def close_stale_runs(client, experiment_id: str, sweep: str, owner: str, runs: l
 def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, progress: bool) -> None:
     """One run per compared configuration, aggregating its seeds (seed_groups.py). The runs themselves are
     recorded already: a failure here is reported and leaves the sweep's result intact."""
+    from optlab.tracking.bulk_runs import set_tags
+
+    pending: list[tuple[str, str, str]] = []  # the runs' group and verdict tags, set with the views' run tags
     try:
-        groups = seed_groups.record(client, experiment_id, parent_run_id, sweep)
+        groups = seed_groups.record(client, experiment_id, parent_run_id, sweep, tags_out=pending)
     except Exception as exc:  # noqa: BLE001 - the aggregate view must never cost the recorded runs
         if is_storage_failure(exc):
             raise  # the store is gone: the sweep stops with one line, not a warning and then an error
@@ -510,17 +513,22 @@ def record_groups(client, experiment_id: str, parent_run_id: str, sweep: str, pr
             f"optlab: warning: seed-group runs of sweep {sweep!r} not recorded: {type(exc).__name__}: {exc}",
             file=sys.stderr,
         )
+        if pending:  # the groups recorded before the failure keep their runs
+            set_tags(client, pending)
         return
     if progress and groups:
         print(f"sweep {sweep}: {len(groups)} seed-group runs (one per compared configuration)", file=sys.stderr)
     try:
-        saved_views.save_views(client, experiment_id)
+        saved_views.save_views(client, experiment_id, run_tags=pending)
+        pending = []
     except Exception as exc:  # noqa: BLE001 - the UI's views must never cost the recorded runs
         if is_storage_failure(exc):
             raise
         print(
             f"optlab: warning: the UI views of sweep {sweep!r} not saved: {type(exc).__name__}: {exc}", file=sys.stderr
         )
+    if pending:  # the views failed before their tags were set: the groups' own tags still are
+        set_tags(client, pending)
 
 
 @dataclass(frozen=True)

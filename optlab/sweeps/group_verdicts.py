@@ -61,18 +61,17 @@ def workload_frames(members: dict[str, list], stops: bool) -> tuple[pd.DataFrame
     return frame(values), frame(second), (pd.DataFrame(censored).fillna(True).astype(bool) if stops else None)
 
 
-def tag(client, groups: dict[str, list], run_names: dict[str, str] | None = None) -> None:
-    """`groups`: group run id -> its member runs (seeds of one configuration); `run_names`: group run id -> its
-    run name, where the caller knows them (else each is read from the store). Tags every group run of a
-    workload with two or more groups.
+def tags(client, groups: dict[str, list], run_names: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """The verdict tags (run id, key, value) of every group run of a workload with two or more groups.
+    `groups`: group run id -> its member runs (seeds of one configuration); `run_names`: group run id -> its
+    run name, where the caller knows them (else each is read from the store).
 
     The comparisons run with the objects already in memory frozen out of the garbage collector
     (`gc.freeze`): statsmodels' Holm correction calls `gc.collect()`, which otherwise walks every run
     entity of the sweep, seconds per workload on a sweep of two thousand runs."""
     from optlab.analysis import verdicts
-    from optlab.tracking.bulk_runs import set_tags
 
-    tags: list[tuple[str, str, str]] = []
+    found: list[tuple[str, str, str]] = []
     by_workload: dict[str, dict[str, list]] = defaultdict(dict)
     for gid, runs in groups.items():
         by_workload[runs[0].data.tags.get("optlab.workload", "")][gid] = runs
@@ -110,13 +109,13 @@ def tag(client, groups: dict[str, list], run_names: dict[str, str] | None = None
                 if gid == best
                 else verdicts.verdict_text(row.iloc[0].replace({gid: names[gid], best: names[best]}), metric)
             )
-            tags += [
+            found += [
                 (gid, VERDICT_TAG, verdict),
                 (gid, VS_TAG, names[best]),
                 (gid, METRIC_TAG, metric.name),
                 (gid, DETAIL_TAG, detail[:5000]),
             ]
-    set_tags(client, tags)
+    return found
 
 
 def declared_margin(runs: list, metric: str) -> float | None:

@@ -110,10 +110,13 @@ def group_name(member_name: str, seeds: list) -> str:
     return f"{stem} ({len(seeds)} seeds: {shown})"
 
 
-def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[str]:
+def record(client, experiment_id: str, parent_run_id: str, sweep: str, tags_out: list | None = None) -> list[str]:
     """Create or refresh the group run of every configuration with two or more reported runs, one of them
     finished; returns the group runs' ids. The store is read a fixed number of times (the sweep's runs, its
-    group runs, and each curve key of every new group's members at once), whatever the number of groups."""
+    group runs, and each curve key of every new group's members at once), whatever the number of groups.
+    With `tags_out` the runs' tags (each member's group, each group's verdict) are appended to it as
+    (run id, key, value) for the caller to set with others (on a tracking server one call per run for all
+    of them), not set here."""
     from optlab.tracking.bulk_reads import metric_histories
     from optlab.tracking.bulk_runs import set_tags, write_runs
 
@@ -169,11 +172,16 @@ def record(client, experiment_id: str, parent_run_id: str, sweep: str) -> list[s
         for run in children
         if run.data.tags.get("mlflow.parentRunId") in stale
     ]
-    set_tags(client, parents)
+    tags = tags_out if tags_out is not None else []
+    tags += parents  # before the verdicts: a comparison that fails still leaves each run in its group
+    try:
+        tags += group_verdicts.tags(client, {group_of[key]: runs for key, (runs, _) in wanted.items()}, names)
+    finally:
+        if tags_out is None:
+            set_tags(client, tags)
     for olds in existing.values():
         for old in olds:
             retire(client, old)
-    group_verdicts.tag(client, {group_of[key]: runs for key, (runs, _) in wanted.items()}, names)
     return [group_of[key] for key in wanted]
 
 

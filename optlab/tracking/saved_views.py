@@ -55,10 +55,11 @@ def read_workloads(client, experiment_id: str) -> ui.Workloads:
     return ui.Workloads(runs, histories)
 
 
-def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[str, str]:
+def save_views(client, experiment_id: str, now_ms: int | None = None, run_tags: list | None = None) -> dict[str, str]:
     """Write optlab's views of the experiment as its runs stand (view id -> name). A view optlab wrote
     before is replaced; one the user saved over (it no longer carries optlab's marker) is kept. The
-    single views over every workload of earlier optlab versions are removed unless the user changed them."""
+    single views over every workload of earlier optlab versions are removed unless the user changed them.
+    `run_tags`: other (run id, key, value) tags to set with the views' own run tags, in the same calls."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     tags = client.get_experiment(experiment_id).tags or {}
     for view_id in ui.LEGACY_VIEW_IDS:
@@ -67,7 +68,7 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
             client.delete_experiment_tag(experiment_id, ui_state.VIEW_TAG_PREFIX + view_id)
     written = {}
     workloads = read_workloads(client, experiment_id)
-    write_run_tags(client, workloads.tag_changes)
+    write_run_tags(client, workloads.tag_changes, run_tags or [])
     colors = ui_state.pack(workloads.group_colors)
     if workloads.group_colors and len(colors) <= ui.MAX_TAG_VALUE and tags.get(ui.GROUP_COLORS_TAG) != colors:
         client.set_experiment_tag(experiment_id, ui.GROUP_COLORS_TAG, colors)
@@ -85,12 +86,14 @@ def save_views(client, experiment_id: str, now_ms: int | None = None) -> dict[st
     return written
 
 
-def write_run_tags(client, changes: dict[str, dict[str, str | None]]) -> None:
-    """Set (or, where the value is None, delete) these tags of these runs: the sets in one transaction where
-    the store allows it (bulk_runs.set_tags; a call per tag through MLflow otherwise)."""
+def write_run_tags(client, changes: dict[str, dict[str, str | None]], more: list | None = None) -> None:
+    """Set (or, where the value is None, delete) these tags of these runs, and the (run id, key, value) tags
+    `more`: the sets in one transaction where the store allows it (bulk_runs.set_tags; one call per run
+    through MLflow otherwise)."""
     bulk_runs.set_tags(
         client,
-        [(run_id, key, value) for run_id, tags in changes.items() for key, value in tags.items() if value is not None],
+        [(run_id, key, value) for run_id, tags in changes.items() for key, value in tags.items() if value is not None]
+        + list(more or []),
     )
     for run_id, tags in changes.items():
         for key in (key for key, value in tags.items() if value is None):

@@ -55,7 +55,9 @@ test-cluster:
 cluster-demo:
 	$(PY) scripts/cluster_demo.py $(if $(SWEEP),--sweep $(SWEEP))
 
-# points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls
+# points per minute: 2-node loopback Ray cluster vs --workers 2 locally; time spent in HTTP tracking calls;
+# two sizes (24 and 96 points): a small sweep is dominated by start-up, a larger one by the per-point costs
+CLUSTER_BENCH_ARGS ?= --seeds 6,24 --repeat 2
 cluster-bench:
 	$(PY) scripts/cluster_bench.py --into docs/results/speed.md $(CLUSTER_BENCH_ARGS)
 

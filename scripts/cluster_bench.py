@@ -17,7 +17,7 @@ one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). O
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 
-    python scripts/cluster_bench.py [--seeds 6] [--repeat 1] [--log-every 1,10] [--configs a,b]
+    python scripts/cluster_bench.py [--seeds 6[,24]] [--repeat 1] [--log-every 1,10] [--configs a,b]
                                     [--into docs/results/speed.md]
 
 --log-every N[,M...] records the per-step series every N steps (the sweep's `log_every`) in every
@@ -161,9 +161,23 @@ def stored_points(cluster: LocalCluster, work: Path, name: str, local: bool) -> 
         return db.execute(STORED_POINTS.format(mark="%s"), (name,)).fetchone()[0]
 
 
+def counts(text: str) -> list[int]:
+    """Positive integers separated by commas ("1,10"), or [] when the text is anything else."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        return []
+    return values if values and min(values) >= 1 else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=6, help="seeds per configuration (points = 8 x seeds)")
+    parser.add_argument(
+        "--seeds",
+        default="6",
+        metavar="N[,M...]",
+        help="seeds per configuration, each value in turn (points = 4 x seeds; default 6)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
     parser.add_argument(
         "--log-every",
@@ -187,12 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown or not configs:
         parser.error(f"--configs: unknown configuration {unknown[0] if unknown else '(none)'!r}; choose from {CONFIGS}")
-    try:
-        log_everys = [int(v) for v in args.log_every.split(",")]
-    except ValueError:
-        log_everys = []
-    if not log_everys or min(log_everys) < 1:
+    log_everys, sizes = counts(args.log_every), counts(args.seeds)
+    if not log_everys:
         parser.error(f"--log-every must be positive integers separated by commas, got {args.log_every!r}")
+    if not sizes:
+        parser.error(f"--seeds must be positive integers separated by commas, got {args.seeds!r}")
     if args.into:  # refused before the cluster starts, not after the measurements
         try:
             if not has_block(args.into, BLOCK):
@@ -214,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         run_config("ray-server", cluster, work, 1, 0)
         rows = []
         for attempt in range(1, args.repeat + 1):
-            for log_every, config in ((n, c) for n in log_everys for c in configs):
-                row = {**run_config(config, cluster, work, args.seeds, attempt, log_every), "log_every": log_every}
+            for seeds, log_every, config in ((k, n, c) for k in sizes for n in log_everys for c in configs):
+                row = {**run_config(config, cluster, work, seeds, attempt, log_every), "log_every": log_every}
                 rows.append(row)
                 print(
                     f"  {config:<13} log_every {log_every}: {row['points']} points "
@@ -230,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, row in enumerate(rows):
-        reference = rows[(i // len(configs)) * len(configs)]  # the same attempt and log_every
+        reference = rows[(i // len(configs)) * len(configs)]  # the same attempt, size and log_every
         rate = 60 * row["points"] / row["seconds"]
         ratio = reference["seconds"] / row["seconds"]
         share = row["http_seconds"] / (SLOTS * row["seconds"]) if row["http_calls"] else None
@@ -257,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     if args.into:
         machine = (
-            f"Measured by `make cluster-bench` on {started} ({args.seeds} seeds, log_every "
+            f"Measured by `make cluster-bench` on {started} ({args.seeds.replace(',', ' and ')} seeds, log_every "
             f"{' and '.join(map(str, log_everys))}): "
             f"{os.cpu_count()} cores, load average "
             f"{load_before} before and {load_after} after (1/5/15 min); the loopback cluster's nodes, server "

@@ -84,3 +84,16 @@ def test_cluster_bench_refuses_a_page_without_its_block_before_starting_anything
     assert done.returncode == 2
     assert f"{page} has no cluster-bench block" in done.stderr and "<!-- cluster-bench:end -->" in done.stderr
     assert "cluster up" not in done.stdout and page.read_text() == "# Speed\n"
+
+
+def test_cluster_bench_refuses_bad_sizes_before_starting_anything(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cluster_bench.py"
+    for flag, value in (("--seeds", "6,x"), ("--seeds", "0"), ("--log-every", "10,")):
+        done = subprocess.run([sys.executable, str(script), flag, value], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2, (flag, value)
+        assert f"{flag} must be positive integers separated by commas, got {value!r}" in done.stderr
+        assert "cluster up" not in done.stdout

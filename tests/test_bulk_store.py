@@ -6,6 +6,7 @@ import math
 import sqlite3
 
 import pytest
+from store_rows import run_rows
 from sweep_helpers import write_spec
 
 from optlab.sweeps import load, resume
@@ -27,22 +28,7 @@ def _experiment(name: str = "e") -> tuple:
 
 
 def _rows(home, run_id: str) -> dict:
-    with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        run = db.execute(
-            "SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
-            "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-            "experiment_id FROM runs WHERE run_uuid = ?",
-            (run_id,),
-        ).fetchone()
-        out = {"run": tuple(str(v).replace(run_id, "<id>") for v in run)}
-        for table, columns in (
-            ("tags", "key, value"),
-            ("params", "key, value"),
-            ("metrics", "key, value, step, is_nan"),
-            ("latest_metrics", "key, value, step, is_nan"),
-        ):
-            out[table] = sorted(db.execute(f"SELECT {columns} FROM {table} WHERE run_uuid = ?", (run_id,)).fetchall())
-    return out
+    return run_rows(home / "mlruns" / "mlflow.db", run_id)
 
 
 def _counts(home) -> dict:

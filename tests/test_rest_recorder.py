@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from store_rows import run_rows
 
 from optlab.config import RunConfig
 from optlab.tracking import rest_api
@@ -261,20 +261,7 @@ def server(tmp_path_factory):
 
 def _server_rows(server, run_id: str) -> dict:
     """What the server stores of a run (its database and its artifact folder), without ids and clock times."""
-    with sqlite3.connect(server.folder / "server.db") as db:
-        run = db.execute(
-            "SELECT name, source_type, user_id, status, end_time >= start_time, lifecycle_stage, artifact_uri, "
-            "experiment_id FROM runs WHERE run_uuid = ?",
-            (run_id,),
-        ).fetchone()
-        out: dict = {"run": tuple(str(v).replace(run_id, "<id>") for v in run)}
-        for table, columns in (
-            ("tags", "key, value"),
-            ("params", "key, value"),
-            ("metrics", "key, value, step, is_nan"),
-            ("latest_metrics", "key, value, step, is_nan"),
-        ):
-            out[table] = sorted(db.execute(f"SELECT {columns} FROM {table} WHERE run_uuid = ?", (run_id,)).fetchall())
+    out = run_rows(server.folder / "server.db", run_id)
     (folder,) = (server.folder / "artifacts").glob(f"*/{run_id}/artifacts")
     out["artifacts"] = sorted(p.name for p in folder.iterdir())
     out["config.json"] = (folder / "config.json").read_text()

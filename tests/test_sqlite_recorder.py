@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
+from store_rows import run_rows
 
 from optlab.config import RunConfig
 from optlab.errors import StoreError
@@ -59,21 +60,8 @@ def _record(recorder, status: str = "FINISHED", tags: dict | None = None) -> str
 
 def _rows(home: Path, run_id: str) -> dict:
     """Everything the store holds of a run, without its ids and clock times."""
+    out = run_rows(home / "mlruns" / "mlflow.db", run_id)
     with sqlite3.connect(home / "mlruns" / "mlflow.db") as db:
-        run = db.execute(
-            "SELECT name, source_type, source_name, entry_point_name, user_id, status, start_time > 0, "
-            "end_time >= start_time, deleted_time, source_version, lifecycle_stage, artifact_uri, "
-            "experiment_id FROM runs WHERE run_uuid = ?",
-            (run_id,),
-        ).fetchone()
-        out = {"run": tuple(str(v).replace(run_id, "<id>") for v in run)}
-        for table, columns in (
-            ("tags", "key, value"),
-            ("params", "key, value"),
-            ("metrics", "key, value, step, is_nan"),
-            ("latest_metrics", "key, value, step, is_nan"),
-        ):
-            out[table] = sorted(db.execute(f"SELECT {columns} FROM {table} WHERE run_uuid = ?", (run_id,)).fetchall())
         stamps = db.execute(
             "SELECT min(m.timestamp) >= r.start_time, max(m.timestamp) <= r.end_time FROM metrics m "
             "JOIN runs r ON r.run_uuid = m.run_uuid WHERE m.run_uuid = ?",

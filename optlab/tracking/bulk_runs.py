@@ -18,6 +18,7 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
 
+from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS
 from optlab.tracking.preflight import local_folder
 from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import (
@@ -31,8 +32,6 @@ from optlab.tracking.sqlite_recorder import (
     database,
     sanitized,
 )
-
-MLFLOW_PARAMS, MLFLOW_TAGS, MLFLOW_METRICS = 100, 100, 1000  # MLflow's limits per log_batch call
 
 
 @dataclass

@@ -30,7 +30,7 @@ from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.fast_metrics import log_columns_fast
-from optlab.tracking.point_buffer import PointBuffer
+from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
 from optlab.tracking.preflight import check_artifacts_writable
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -54,10 +54,6 @@ if TYPE_CHECKING:  # torch is imported where tensors are made; the store process
     import torch
 
 _checked: set[tuple[str, str]] = set()  # (tracking URI, experiment id) whose artifact folder was checked here
-FLUSH_EVERY = 5000  # buffered points before an intermediate flush
-MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
-MLFLOW_TAGS = 100  # ... of tags per log_batch call
-MLFLOW_PARAMS = 100  # ... of params per log_batch call
 
 
 class NullRecorder:
@@ -83,7 +79,7 @@ class NullRecorder:
         pass
 
 
-class RunRecorder:
+class RunRecorder(BufferedRecorder):
     def __init__(
         self,
         experiment: str | None = None,
@@ -91,6 +87,7 @@ class RunRecorder:
         experiment_id: str | None = None,
         tracking_uri: str | None = None,
     ):
+        super().__init__()
         self.client = make_client(tracking_uri)
         self.experiment_id = experiment_id
         self.experiment_name = experiment
@@ -98,7 +95,6 @@ class RunRecorder:
         self.run_id: str | None = None
         self.status: str | None = None  # what the store says once the run has ended
         self.reason: str | None = None
-        self._points = PointBuffer()
         self._logged_keys: set[str] = set()
         self._n_params = 0
         self.remote = is_http(self.client.tracking_uri)  # a tracking server: every call is a round trip
@@ -146,23 +142,6 @@ class RunRecorder:
             raise
         return self
 
-    def log(self, step: int, values: dict[str, float]) -> None:
-        self._points.log(step, values)
-        if len(self._points) >= FLUSH_EVERY:
-            self.flush()
-
-    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
-        """Many steps at once: columns map a metric name to one value per step (batched training)."""
-        self._points.log_series(steps, columns)
-        if len(self._points) >= FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._points:
-            return
-        with timed("metric writes"):
-            self._flush()
-
     def _flush(self, keep: int = 0) -> list:
         """Store the buffered points; `keep` > 0 holds back the last points that share a log_batch call
         with up to `keep` tags and returns them (as Metric entities) for that call."""
@@ -174,14 +153,9 @@ class RunRecorder:
         self._logged_keys.update(columns[0])
         if not keep and log_columns_fast(self.client, self.run_id, *columns):
             return []
-        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(*columns)]
-        held: list = []
-        if keep:  # the last call holds what is left after full calls, if it fits beside the tags
-            rest = len(metrics) % MLFLOW_BATCH
-            if 0 < rest <= MLFLOW_BATCH - keep:
-                metrics, held = metrics[: len(metrics) - rest], metrics[len(metrics) - rest :]
-        for i in range(0, len(metrics), MLFLOW_BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + MLFLOW_BATCH])
+        metrics, held = held_back([Metric(k, v, t, s) for k, v, t, s in zip(*columns)], keep)
+        for i in range(0, len(metrics), MLFLOW_METRICS):
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + MLFLOW_METRICS])
         return held
 
     def finish(self, status: str, reason: str | None, summary: dict, params: torch.Tensor | None) -> None:

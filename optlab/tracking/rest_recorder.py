@@ -27,8 +27,7 @@ from pathlib import Path
 from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
-from optlab.tracking.point_buffer import PointBuffer
-from optlab.tracking.recorder import FLUSH_EVERY, MLFLOW_BATCH, MLFLOW_PARAMS, MLFLOW_TAGS
+from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
 from optlab.tracking.rest_api import RestApi, number, usable
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -52,16 +51,16 @@ def _entries(items: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in items.items()]
 
 
-class RestRunRecorder:
+class RestRunRecorder(BufferedRecorder):
     """The recorder protocol (start, log, log_series, flush, finish, abort, run_id, status, reason) over HTTP."""
 
     def __init__(self, api: RestApi, experiment_id: str, parent_run_id: str):
+        super().__init__()
         self.api, self.experiment_id, self.parent_run_id = api, experiment_id, parent_run_id
         self.run_id: str | None = None
         self.status: str | None = None
         self.reason: str | None = None
         self._artifacts = ""  # the run's folder on the server's artifact proxy
-        self._points = PointBuffer()
 
     @classmethod
     def open(cls, uri: str, experiment_id: str | None, parent_run_id: str | None) -> RestRunRecorder | None:
@@ -124,22 +123,6 @@ class RestRunRecorder:
             raise
         return self
 
-    def log(self, step: int, values: dict[str, float]) -> None:
-        self._points.log(step, values)
-        if len(self._points) >= FLUSH_EVERY:
-            self.flush()
-
-    def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
-        self._points.log_series(steps, columns)
-        if len(self._points) >= FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._points:
-            return
-        with timed("metric writes"):
-            self._flush()
-
     def _flush(self, keep: int = 0) -> list[dict]:
         """Send the buffered points; `keep` > 0 holds back the last points that fit in one call beside up to
         `keep` tags and returns them for that call."""
@@ -148,13 +131,9 @@ class RestRunRecorder:
         metrics = [
             {"key": k, "value": number(v), "timestamp": t, "step": s} for k, v, t, s in zip(*self._points.take())
         ]
-        held: list[dict] = []
-        if keep:
-            rest = len(metrics) % MLFLOW_BATCH
-            if 0 < rest <= MLFLOW_BATCH - keep:
-                metrics, held = metrics[: len(metrics) - rest], metrics[len(metrics) - rest :]
-        for i in range(0, len(metrics), MLFLOW_BATCH):
-            self.api.post("runs/log-batch", {"run_id": self.run_id, "metrics": metrics[i : i + MLFLOW_BATCH]})
+        metrics, held = held_back(metrics, keep)
+        for i in range(0, len(metrics), MLFLOW_METRICS):
+            self.api.post("runs/log-batch", {"run_id": self.run_id, "metrics": metrics[i : i + MLFLOW_METRICS]})
         return held
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:

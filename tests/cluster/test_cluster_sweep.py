@@ -141,7 +141,7 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
     from mlflow.entities import Metric
 
     from optlab.tracking.fast_metrics import log_columns_fast
-    from optlab.tracking.recorder import MLFLOW_BATCH
+    from optlab.tracking.point_buffer import MLFLOW_METRICS as MLFLOW_BATCH
     from optlab.tracking.store import client as make_client
     from optlab.tracking.store import ensure_experiment
 

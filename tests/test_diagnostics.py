@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from optlab.diagnostics.curvature import DENSE_LIMIT, Sharpness, top_eigenvalue
-from optlab.diagnostics.gradients import gradient_noise, per_sample_gradients, subset
+from optlab.diagnostics.gradients import gradient_noise, per_sample_gradients, sample_moments, subset
 from optlab.diagnostics.step_quality import alpha_from_fit, fit_quadratic, step_alpha
 from optlab.diagnostics.updates import layer_slices, update_metrics
 from optlab.problem import NetworkProblem, NetworkSpec
@@ -104,12 +104,12 @@ def test_per_sample_gradients_equal_a_loop_of_autograd_calls(activation, cost, h
     torch.testing.assert_close(per_sample_gradients(problem, w, problem.batch()), loop_gradients(problem, w))
 
 
-@pytest.mark.parametrize("chunk", [7, 256])
-def test_gradient_noise_on_the_whole_training_set_is_the_population_statistics(chunk):
+@pytest.mark.parametrize("kernel,chunk", [("vmap", 7), ("vmap", 256), ("factored", 256), ("auto", 256)])
+def test_gradient_noise_on_the_whole_training_set_is_the_population_statistics(kernel, chunk):
     problem = tiny_net()
     w = problem.init_params(2)
     expected = truth(loop_gradients(problem, w))
-    measured = gradient_noise(problem, w, chunk=chunk)  # chunks of 7 exercise the exact merge
+    measured = gradient_noise(problem, w, chunk=chunk, kernel=kernel)  # chunks of 7 exercise the exact merge
     assert measured.samples == measured.population == problem.n_train
     for key, value in expected.items():
         assert getattr(measured, key) == pytest.approx(value, rel=1e-9), key
@@ -158,15 +158,81 @@ def test_the_gsnr_of_a_subset_takes_signal_and_noise_from_the_same_samples():
     assert measured.trace_sigma == pytest.approx(float(variance.sum()), rel=1e-9)
 
 
-def test_a_parameter_whose_gradient_never_varies_is_left_out_of_the_gsnr():
+@pytest.mark.parametrize("kernel", ["vmap", "factored"])
+def test_a_parameter_whose_gradient_never_varies_is_left_out_of_the_gsnr(kernel):
     problem = tiny_net(activation="relu", hidden=(5,))
     w = problem.init_params(0)
     w[:30] = 0.0  # first-layer weights zero: hidden units are 0, their weights' gradients too
     w[30:35] = -1.0  # negative biases: every ReLU is dead, their gradients are exactly 0
-    measured = gradient_noise(problem, w, chunk=4)
+    measured = gradient_noise(problem, w, chunk=4, kernel=kernel)
     assert math.isfinite(measured.gsnr) and measured.gsnr == pytest.approx(
         truth(loop_gradients(problem, w))["gsnr"], rel=1e-9
     )
+
+
+# vmap in float32 computes identical samples' gradients with different roundings (residues of 1e-18): only
+# the factored kernel, which bounds its rounding, gives exactly 0 there
+@pytest.mark.parametrize(
+    "kernel,dtype", [("vmap", torch.float64), ("factored", torch.float64), ("factored", torch.float32)]
+)
+def test_samples_that_all_give_the_same_nonzero_gradient_have_variance_exactly_zero(kernel, dtype):
+    problem = tiny_net(n=40, activation="sigmoid", cost="mse")
+    data = problem.dataset
+    x = data.x_train[5:6].repeat(40, 1)  # one sample forty times: every per-sample gradient is the same
+    y = data.y_train[5:6].repeat(40)
+    problem = NetworkProblem(
+        Dataset("same", x, y, x[:4], y[:4], x[:4], y[:4], 3, (2, 3)), problem.network, "mse", dtype
+    )
+    w = problem.init_params(1)
+    count, mean, m2 = sample_moments(problem, w, torch.arange(40), kernel=kernel)
+    assert count == 40 and bool((mean != 0).all())
+    assert bool((m2 == 0).all())  # not a rounding residue the GSNR would divide by
+    measured = gradient_noise(problem, w, kernel=kernel)
+    assert measured.trace_sigma == 0 and math.isnan(measured.gsnr)
+
+
+@pytest.mark.parametrize(
+    "activation,cost,hidden",
+    [("tanh", "cross_entropy", (7,)), ("sigmoid", "mse", (4, 3)), ("relu", "cross_entropy", (5, 4))],
+)
+def test_the_factored_kernel_gives_the_per_sample_moments_of_the_reference_kernel(activation, cost, hidden):
+    problem = tiny_net(n=60, activation=activation, cost=cost, hidden=hidden, seed=3)
+    w = problem.init_params(5)
+    chosen = subset(problem.n_train, 25, seed=2)
+    reference = sample_moments(problem, w, chosen, chunk=6, kernel="vmap")
+    factored = sample_moments(problem, w, chosen, kernel="factored")
+    assert factored[0] == reference[0] == 25
+    torch.testing.assert_close(factored[1], reference[1], rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(factored[2], reference[2], rtol=1e-8, atol=1e-14)
+    # and in float32 (the reference net's dtype), against float64 per-sample gradients by loops
+    problem32 = NetworkProblem(problem.dataset, problem.network, cost, dtype=torch.float32)
+    g = loop_gradients(problem, w)[chosen]
+    count, mean, m2 = sample_moments(problem32, w.float(), chosen, kernel="factored")
+    torch.testing.assert_close(mean, g.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(m2, ((g - g.mean(0)) ** 2).sum(0), rtol=1e-3, atol=1e-6)
+
+
+class PenalizedNet(NetworkProblem):
+    """A network whose objective adds a weight penalty: its per-sample gradients are not outer products."""
+
+    def objective(self, w, batch):
+        return super().objective(w, batch) + 0.1 * (w * w).sum() * batch.x[:, 0].mean()
+
+
+def test_auto_uses_the_reference_kernel_for_any_other_objective_and_factored_refuses_it():
+    base = tiny_net(n=20)
+    problem = PenalizedNet(base.dataset, base.network, "cross_entropy", dtype=torch.float64)
+    w = problem.init_params(0)
+    expected = truth(loop_gradients(problem, w))
+    measured = gradient_noise(problem, w)  # auto
+    assert measured.trace_sigma == pytest.approx(expected["trace_sigma"], rel=1e-9)
+    with pytest.raises(ValueError, match="factored kernel needs an optlab network problem, not PenalizedNet"):
+        sample_moments(problem, w, torch.arange(20), kernel="factored")
+    cloud_problem = cloud()[0]
+    with pytest.raises(ValueError, match="not GaussianCloud"):
+        sample_moments(cloud_problem, torch.zeros(5, dtype=torch.float64), torch.arange(5), kernel="factored")
+    with pytest.raises(ValueError, match="unknown per-sample kernel 'fast'"):
+        sample_moments(base, w, torch.arange(5), kernel="fast")
 
 
 def test_subset_draws_distinct_indices_and_all_when_larger():

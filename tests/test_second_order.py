@@ -9,6 +9,7 @@ from optlab.config import RunConfig
 from optlab.engine import prepare, run
 from optlab.errors import ConfigError
 from optlab.problem import build_problem
+from optlab.problem.layer_statistics import layer_statistics
 from optlab.problem.problem import Problem
 from optlab.strategies import registry
 from optlab.strategies.second_order.curvature import (
@@ -19,7 +20,7 @@ from optlab.strategies.second_order.curvature import (
     power_iteration,
     probe_curvature,
 )
-from optlab.strategies.second_order.kfac import damped_inverses, kronecker_factors, layer_statistics
+from optlab.strategies.second_order.kfac import damped_inverses, kronecker_factors
 
 SECOND_ORDER = ["lbfgs", "newton", "newton_cg", "kfac"]
 

@@ -23,6 +23,16 @@ g_S (exactly G when m = n): the exact G over a subset's variance is inconsistent
 rare inputs (a pixel no image of the subset inks has per-sample gradients of 1e-18 and a variance of
 1e-34 there, while G, fed by the images outside it, is 1e-6: a ratio of 1e20 that swamped the mean).
 For m < n it is the plug-in estimate (Liu et al.; Cockpit), biased up by about 1/m per parameter.
+
+Two kernels compute the per-sample moments, behind `sample_moments`:
+- `vmap` (the reference, any problem): the per-sample gradients themselves, as above;
+- `factored` (optlab's fully connected networks, chosen by `auto`): sample i's gradient of layer l is the
+  outer product delta_i a_i^T of its pre-activation gradient and its input (problem/layer_statistics.py),
+  so the per-parameter sum and sum of squares over the samples are delta^T a and (delta^2)^T (a^2): two
+  GEMMs per layer in float64, no (m, d) matrix. M2 = sum of squares -
+  sum^2 / m then carries rounding of at most a few m * eps of the sum of squares; below that bound it is
+  set to 0, so a parameter whose gradient is the same for every sample still has variance exactly 0
+  (far below what the float32 per-sample gradients of the reference kernel resolve).
 """
 
 from __future__ import annotations
@@ -33,9 +43,12 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad, vmap
 
-from optlab.problem.problem import Batch, Problem
+from optlab.problem.layer_statistics import layer_statistics
+from optlab.problem.problem import Batch, NetworkProblem, Problem
 
 CHUNK = 256  # per-sample gradients held at once: 256 x 13,002 floats (13 MB) on the reference net
+FACTORED_CHUNK = 4096  # samples per pass of the factored kernel: inputs and deltas, m x (785 + 42) doubles
+KERNELS = ("auto", "vmap", "factored")
 
 
 @dataclass(frozen=True)
@@ -60,15 +73,16 @@ def per_sample_parts(problem: Problem, w: torch.Tensor, batch: Batch) -> list[to
     """The gradient of each sample's loss by torch.func (vmap of grad of the one-sample loss), as
     (m, size) blocks whose concatenation along dim 1 is the (m, d) matrix of per-sample gradients of
     the flat vector: one block per layer weight and bias for a network, one block otherwise."""
-    network = getattr(problem, "network", None)
     w = w.detach()
-    if network is None or not hasattr(problem, "cost"):
+    if not plain_network(problem):
 
         def sample_loss(weights, x, y):
             return problem.objective(weights, Batch(x.unsqueeze(0), y.unsqueeze(0)))
 
         return [vmap(grad(sample_loss), in_dims=(None, 0, 0))(w, batch.x, batch.y)]
 
+    assert isinstance(problem, NetworkProblem)  # plain_network
+    network = problem.network
     layers = tuple(tensor for pair in network.unflatten(w) for tensor in pair)
 
     def layer_loss(tensors, x, y):
@@ -84,16 +98,68 @@ def per_sample_gradients(problem: Problem, w: torch.Tensor, batch: Batch) -> tor
     return torch.cat(per_sample_parts(problem, w, batch), dim=1)
 
 
+def plain_network(problem: Problem) -> bool:
+    """Whether `problem` is an optlab network whose objective is its cost of its forward pass (a subclass
+    that changes the objective is not): its per-sample gradients may then be taken layer by layer."""
+    return isinstance(problem, NetworkProblem) and type(problem).objective is NetworkProblem.objective
+
+
 def sample_moments(
-    problem: Problem, w: torch.Tensor, indices: torch.Tensor, chunk: int = CHUNK
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor, chunk: int = CHUNK, kernel: str = "auto"
 ) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(m, mean, M2) of the per-sample gradients of the samples `indices`: M2 is the per-parameter sum
-    of squared deviations from the mean. Each chunk's moments are taken two-pass on the values shifted by
-    the chunk's first sample (so a parameter whose gradient is the same for every sample has deviations
-    of exactly 0: no rounding residue for the GSNR to divide by), merged across chunks in float64."""
-    count, mean, m2 = 0, None, None
+    of squared deviations from the mean, in float64. `kernel`: see the module doc (`chunk` is the vmap
+    kernel's)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown per-sample kernel {kernel!r}; choose from {', '.join(KERNELS)}")
     if not len(indices):
         raise ValueError("sample_moments needs at least one sample index")
+    if kernel == "factored" or (kernel == "auto" and plain_network(problem)):
+        if not plain_network(problem):
+            raise ValueError(f"the factored kernel needs an optlab network problem, not {type(problem).__name__}")
+        return factored_moments(problem, w, indices)
+    return vmap_moments(problem, w, indices, chunk)
+
+
+def factored_moments(
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor, chunk: int = FACTORED_CHUNK
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """sample_moments of a network from per-layer sums delta^T a and (delta^2)^T (a^2) (module doc)."""
+    assert isinstance(problem, NetworkProblem)  # plain_network
+    sums: list[torch.Tensor] = []
+    squares: list[torch.Tensor] = []
+    for part in indices.split(chunk):
+        batch = problem.data_batch(part)
+        inputs, deltas, _ = layer_statistics(problem.network, w, batch.x, batch.y, problem.cost_name)
+        for layer, (a, delta) in enumerate(zip(inputs, deltas)):
+            a, delta = a.to(torch.float64), delta.to(torch.float64)
+            total, square = delta.T @ a, delta.square().T @ a.square()  # (out, in + 1): the bias is the last column
+            if layer == len(sums):
+                sums.append(total)
+                squares.append(square)
+            else:
+                sums[layer] += total
+                squares[layer] += square
+    count = len(indices)
+    flat_sum, flat_square = _flat(sums), _flat(squares)
+    mean = flat_sum / count
+    m2 = flat_square - flat_sum * mean
+    m2[m2 <= 4 * count * torch.finfo(torch.float64).eps * flat_square] = 0.0  # rounding, not spread (module doc)
+    return count, mean, m2
+
+
+def _flat(per_layer: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer (out, in + 1) blocks -> the flat parameter order: each layer's weight row by row, then its bias."""
+    return torch.cat([piece for block in per_layer for piece in (block[:, :-1].reshape(-1), block[:, -1])])
+
+
+def vmap_moments(
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor, chunk: int = CHUNK
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """sample_moments from the per-sample gradients themselves. Each chunk's moments are taken two-pass on the
+    values shifted by the chunk's first sample (so a parameter whose gradient is the same for every sample has
+    deviations of exactly 0: no rounding residue for the GSNR to divide by), merged across chunks in float64."""
+    count, mean, m2 = 0, None, None
     for part in indices.split(chunk):
         blocks = per_sample_parts(problem, w, problem.data_batch(part))
         k = blocks[0].shape[0]
@@ -136,14 +202,14 @@ def noise_from_moments(
 
 
 def gradient_noise(
-    problem: Problem, w: torch.Tensor, indices: torch.Tensor | None = None, chunk: int = CHUNK
+    problem: Problem, w: torch.Tensor, indices: torch.Tensor | None = None, chunk: int = CHUNK, kernel: str = "auto"
 ) -> GradientNoise:
     """Gradient norm, tr(Sigma), B_simple and GSNR at w; per-sample gradients on `indices` (default: the
     whole training set), which must be distinct samples drawn uniformly for the estimates to be unbiased."""
     n = problem.n_train
     if indices is None:
         indices = torch.arange(n, device=w.device)
-    samples, mean, m2 = sample_moments(problem, w, indices, chunk)
+    samples, mean, m2 = sample_moments(problem, w, indices, chunk, kernel)
     return noise_from_moments(full_gradient(problem, w), samples, mean, m2, n)
 
 

@@ -17,40 +17,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from optlab.errors import ConfigError
-from optlab.problem.network import ACTIVATIONS
+from optlab.problem.layer_statistics import layer_statistics
 from optlab.strategies.base import BudgetSpent, Option
 from optlab.strategies.registry import register
 from optlab.strategies.schedules import make_scheduler
 from optlab.strategies.second_order.common import SecondOrderStrategy
 
 FISHERS = ("true", "empirical")
-
-
-def layer_statistics(network, w: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, cost: str):
-    """Per layer, the inputs with a bias column (n, in+1) and the pre-activation gradients (n, out)
-    of the per-sample costs (summed, so each row is dC_i/ds_i), plus the logits."""
-    act = ACTIVATIONS[network.activation]
-    layers = network.unflatten(w.detach())
-    inputs, probes = [], []
-    h = x
-    for i, (weight, bias) in enumerate(layers):
-        inputs.append(torch.cat([h.detach(), torch.ones_like(h[:, :1])], dim=1))
-        probe = torch.zeros(h.shape[0], weight.shape[0], dtype=h.dtype, device=h.device, requires_grad=True)
-        h = torch.addmm(bias, h, weight.T) + probe
-        probes.append(probe)
-        if i < len(layers) - 1:
-            h = act(h)
-    logits = h
-    if cost == "cross_entropy":
-        per_sample = F.cross_entropy(logits, labels, reduction="sum")
-    else:  # the sum of squared differences of the sigmoid outputs to a one-hot or sampled target
-        target = labels if labels.dim() == 2 else F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-        per_sample = ((torch.sigmoid(logits) - target) ** 2).sum()
-    deltas = torch.autograd.grad(per_sample, probes)
-    return inputs, list(deltas), logits.detach()
 
 
 def sample_targets(logits: torch.Tensor, cost: str, generator: torch.Generator):

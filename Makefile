@@ -35,9 +35,12 @@ lock:
 	  --output-file requirements.lock --quiet; status=$$?; rm -f $$constraint; exit $$status
 	@echo "requirements.lock: $$(grep -c '^[a-z0-9].*==' requirements.lock) packages pinned with hashes (torch: $(TORCH), installed first)"
 
-# the quick suite; test-slow: the tests that take more than ~15 s each (fault tests, whole reports and pages; CI runs both)
+# the quick suite, on TEST_WORKERS pytest processes (pytest-xdist; 1 = in this process, for a debugger);
+# test-slow: the tests that take more than ~15 s each (fault tests, whole reports and pages; CI runs both), one
+# at a time, as each starts sweeps, servers or reports of its own
+TEST_WORKERS ?= 2
 test:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test-slow:
 	$(PY) -m pytest -q -m slow

@@ -571,3 +571,17 @@ def test_the_printed_pdf_has_the_permissions_of_an_ordinary_file(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert pdf.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_the_results_page_says_how_many_reruns_were_trained_alone_counted_from_the_runs():
+    import pandas as pd
+
+    from optlab.reports.markdown import reruns_sentence
+
+    mixed = pd.DataFrame({"timing": ["alone"] * 5 + ["batched:15"] * 15 + ["alone"] * 2})
+    assert reruns_sentence(mixed).endswith(
+        ": 7 of the 22 trained alone (wall times come from these), the others stacked with other seeds of their "
+        "configuration (the same numbers, one shared wall time)."
+    )
+    assert reruns_sentence(pd.DataFrame({"timing": ["alone"] * 1200})).endswith(", each of the 1,200 trained alone.")
+    assert "trained alone" not in reruns_sentence(None) and "trained alone" not in reruns_sentence(mixed.iloc[:0])

@@ -29,10 +29,10 @@ Two kernels compute the per-sample moments, behind `sample_moments`:
 - `factored` (optlab's fully connected networks, chosen by `auto`): sample i's gradient of layer l is the
   outer product delta_i a_i^T of its pre-activation gradient and its input (problem/layer_statistics.py),
   so the per-parameter sum and sum of squares over the samples are delta^T a and (delta^2)^T (a^2): two
-  GEMMs per layer in float64, no (m, d) matrix. M2 = sum of squares -
-  sum^2 / m then carries rounding of at most a few m * eps of the sum of squares; below that bound it is
-  set to 0, so a parameter whose gradient is the same for every sample still has variance exactly 0
-  (far below what the float32 per-sample gradients of the reference kernel resolve).
+  GEMMs per layer in float64 from one forward and one backward pass, no (m, d) matrix. M2 = sum of
+  squares - sum^2 / m then carries rounding of at most a few m * eps of the sum of squares; below that
+  bound it is set to 0, so a parameter whose gradient is the same for every sample has variance exactly 0
+  (a relative spread that small is far below what float32 per-sample gradients resolve).
 """
 
 from __future__ import annotations

@@ -51,6 +51,22 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+def reruns_sentence(runs: pd.DataFrame | None) -> str:
+    """What the page's first paragraph says of the reported runs, counted from them: fresh-seed reruns, and
+    how many were trained alone (the wall times compared) rather than stacked with their configuration's
+    other seeds (the same numbers, one shared wall time)."""
+    reruns = "every number comes from reruns of the selected configuration on fresh seeds"
+    if runs is None or not len(runs):
+        return reruns + "."
+    total, alone = len(runs), int((runs["timing"] == "alone").sum())
+    if alone == total:
+        return f"{reruns}, each of the {total:,} trained alone."
+    return (
+        f"{reruns}: {alone:,} of the {total:,} trained alone (wall times come from these), the others stacked with "
+        f"other seeds of their configuration (the same numbers, one shared wall time)."
+    )
+
+
 def results(tracking_uri: str | None = None) -> str:
     import os
 
@@ -63,11 +79,11 @@ def results(tracking_uri: str | None = None) -> str:
     setup()
     store = Store(tracking_uri, progress=False)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runs, _ = workloads.gather(store, EXPERIMENTS)
     out = [
         f"Generated {now} by `optlab report --markdown` from the runs in the store (optlab "
         f"{provenance.git_commit()[:12]}). Every ± or [low, high] is a 95 % bootstrap confidence interval over "
-        f"seeds; learning rates were tuned on validation metrics and every number comes from reruns of the "
-        f"selected configuration on fresh seeds, each trained alone."
+        f"seeds; learning rates were tuned on validation metrics and {reruns_sentence(runs)}"
     ]
     timings = sweep_timings(store)
     if len(timings):
@@ -112,7 +128,6 @@ def results(tracking_uri: str | None = None) -> str:
             table(verdict_counts([verdicts[w] for w in profile.workloads if w in verdicts])),
         ]
 
-    runs, _ = workloads.gather(store, EXPERIMENTS)
     trials, _ = workloads.gather(store, EXPERIMENTS, include_tuning=True)
     if runs is not None:
         for workload in workloads.ordered(runs):

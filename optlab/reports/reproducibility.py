@@ -91,7 +91,7 @@ def build(store: Store, argv: list[str] | None = None, number: int = 9) -> Secti
             Table(
                 pd.DataFrame(timing_rows),
                 "The last invocation of each sweep: wall-clock seconds (tuning "
-                "trials batched, reruns each trained alone), machine and load "
+                "trials batched, reruns alone or stacked as the sweep file's `timed_alone` says), machine and load "
                 "average.",
             )
         )

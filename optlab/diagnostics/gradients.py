@@ -47,7 +47,7 @@ from optlab.problem.layer_statistics import layer_statistics
 from optlab.problem.problem import Batch, NetworkProblem, Problem
 
 CHUNK = 256  # per-sample gradients held at once: 256 x 13,002 floats (13 MB) on the reference net
-FACTORED_CHUNK = 4096  # samples per pass of the factored kernel: inputs and deltas, m x (785 + 42) doubles
+FACTORED_CHUNK = 4096  # samples per pass of the factored kernel (their layer inputs and deltas held at once)
 KERNELS = ("auto", "vmap", "factored")
 
 
@@ -114,9 +114,10 @@ def sample_moments(
         raise ValueError(f"unknown per-sample kernel {kernel!r}; choose from {', '.join(KERNELS)}")
     if not len(indices):
         raise ValueError("sample_moments needs at least one sample index")
-    if kernel == "factored" or (kernel == "auto" and plain_network(problem)):
-        if not plain_network(problem):
-            raise ValueError(f"the factored kernel needs an optlab network problem, not {type(problem).__name__}")
+    factored = plain_network(problem)
+    if kernel == "factored" and not factored:
+        raise ValueError(f"the factored kernel needs an optlab network problem, not {type(problem).__name__}")
+    if factored and kernel != "vmap":
         return factored_moments(problem, w, indices)
     return vmap_moments(problem, w, indices, chunk)
 
@@ -126,20 +127,16 @@ def factored_moments(
 ) -> tuple[int, torch.Tensor, torch.Tensor]:
     """sample_moments of a network from per-layer sums delta^T a and (delta^2)^T (a^2) (module doc)."""
     assert isinstance(problem, NetworkProblem)  # plain_network
-    sums: list[torch.Tensor] = []
+    sums: list[torch.Tensor] = []  # per layer (out, in + 1): the bias is the last column
     squares: list[torch.Tensor] = []
     for part in indices.split(chunk):
         batch = problem.data_batch(part)
         inputs, deltas, _ = layer_statistics(problem.network, w, batch.x, batch.y, problem.cost_name)
-        for layer, (a, delta) in enumerate(zip(inputs, deltas)):
-            a, delta = a.to(torch.float64), delta.to(torch.float64)
-            total, square = delta.T @ a, delta.square().T @ a.square()  # (out, in + 1): the bias is the last column
-            if layer == len(sums):
-                sums.append(total)
-                squares.append(square)
-            else:
-                sums[layer] += total
-                squares[layer] += square
+        pairs = [(a.to(torch.float64), delta.to(torch.float64)) for a, delta in zip(inputs, deltas)]
+        part_sums = [delta.T @ a for a, delta in pairs]
+        part_squares = [delta.square().T @ a.square() for a, delta in pairs]
+        sums = [s + t for s, t in zip(sums, part_sums)] if sums else part_sums
+        squares = [s + t for s, t in zip(squares, part_squares)] if squares else part_squares
     count = len(indices)
     flat_sum, flat_square = _flat(sums), _flat(squares)
     mean = flat_sum / count

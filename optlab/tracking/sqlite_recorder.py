@@ -33,6 +33,7 @@ from optlab.errors import StoreError
 from optlab.tracking import sqlite_creation
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
+from optlab.tracking.point_buffer import PointBuffer
 from optlab.tracking.preflight import check_folder_writable, local_folder
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -139,7 +140,7 @@ class SqliteRunRecorder:
         self.run_id: str | None = None
         self.status: str | None = None
         self.reason: str | None = None
-        self._rows: list[tuple] = []  # (key, value, timestamp, step) in logging order
+        self._points = PointBuffer()  # kept until the run's end (or an explicit flush): one transaction
         self._logged_keys: set[str] = set()
         self._n_params = 0
         self._folder: Path | None = None
@@ -249,13 +250,10 @@ class SqliteRunRecorder:
         return self
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        stamp = _now_ms()
-        self._rows.extend((key, float(value), stamp, step) for key, value in values.items() if value is not None)
+        self._points.log(step, values)
 
     def log_series(self, steps: list[int], columns: dict[str, list[float]]) -> None:
-        stamp = _now_ms()
-        for key, values in columns.items():
-            self._rows.extend((key, float(value), stamp, step) for step, value in zip(steps, values))
+        self._points.log_series(steps, columns)
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run: FINISHED only when everything is stored and read back."""
@@ -310,11 +308,10 @@ class SqliteRunRecorder:
     # ---- the rows -------------------------------------------------------------------------
     def flush(self) -> None:
         """Store the points logged so far (in one transaction)."""
-        rows, self._rows = self._rows, []
-        if not rows:
+        if not self._points:
             return
         with timed("metric writes"):
-            self._store(rows)
+            self._store(list(zip(*self._points.take())))  # (key, value, timestamp, step) in logging order
 
     def _store(self, rows: list[tuple]) -> None:
         self._logged_keys.update(row[0] for row in rows)

@@ -93,14 +93,13 @@ class KFAC(SecondOrderStrategy):
 
     def refresh(self, indices) -> None:
         batch = self.problem.data_batch(self.subset(indices, self.opts["curvature_batch"]))
-        with torch.enable_grad():
-            if self.opts["fisher"] == "true":
-                with torch.no_grad():
-                    logits = self.network.forward(self.w, batch.x)
-                labels = sample_targets(logits, self.cost_name, self.generator)
-            else:
-                labels = batch.y
-            inputs, deltas, _ = layer_statistics(self.network, self.w, batch.x, labels, self.cost_name)
+        if self.opts["fisher"] == "true":
+            with torch.no_grad():
+                logits = self.network.forward(self.w, batch.x)
+            labels = sample_targets(logits, self.cost_name, self.generator)
+        else:
+            labels = batch.y
+        inputs, deltas, _ = layer_statistics(self.network, self.w, batch.x, labels, self.cost_name)  # enables grad
         # one forward and one backward pass on the statistics batch: a gradient's worth of work
         self.problem.counters.record(batch.size, gradients=1)
         new_a, new_g = kronecker_factors(inputs, deltas)

@@ -5,6 +5,7 @@ per metric; resume and selection on a store with thousands of runs read it a fix
 import math
 import sqlite3
 
+import pandas as pd
 import pytest
 from store_rows import run_rows
 from sweep_helpers import write_spec
@@ -429,3 +430,24 @@ def test_asking_whether_a_store_is_mlflows_sql_store_never_loads_it_for_a_server
     from optlab.tracking.store import sql_store
 
     assert isinstance(sql_store(client()), SqlAlchemyStore)  # the default store is one
+
+
+def test_a_reports_histories_are_read_in_bulk_and_equal_the_per_run_histories(home, monkeypatch):
+    from optlab.reports.load import Store
+
+    mlflow_client, experiment_id = _experiment()
+    twice = RunRows(RUN.name, RUN.tags, RUN.params, [*RUN.metrics, ("val_loss", 0.65, 2)])  # a step logged twice
+    ids = write_runs(mlflow_client, experiment_id, [RUN] * 3 + [twice])
+    runs = pd.DataFrame({"run_id": ids, "seed": range(len(ids))})
+    store = Store(progress=False)
+    single_calls = []
+    single = store.client.get_metric_history
+    monkeypatch.setattr(store.client, "get_metric_history", lambda *a: single_calls.append(1) or single(*a))
+    bulk = store.history(runs, keys=("val_loss", "epoch", "missing"))
+    assert single_calls == []  # every curve came from the bulk read
+    one_by_one = Store(progress=False)
+    monkeypatch.setattr(one_by_one, "_read_ahead", lambda *a: None)  # the per-run reads it replaces
+    expected = one_by_one.history(runs, keys=("val_loss", "epoch", "missing"))
+    pd.testing.assert_frame_equal(bulk, expected)
+    assert bulk[bulk["run_id"] == ids[3]]["val_loss"].tolist() == [0.9, 0.7, 0.65]  # the last in MLflow's history order
+    assert store.metric(ids[0], "val_loss")["value"].tolist() == [0.9, 0.7, 0.6]

@@ -199,10 +199,29 @@ class Store:
             )
         return self._history[cache_key]
 
+    def _read_ahead(self, run_ids: list[str], keys) -> None:
+        """Load the histories not yet cached in bulk (one query per metric and chunk of runs on a SQL store,
+        one request per metric and 100 runs on a server) instead of one call per run and metric; they hold
+        the points `metric` reads one by one, the last value logged at a step winning."""
+        from optlab.tracking.bulk_reads import metric_histories
+
+        missing = [run_id for run_id in run_ids if any((run_id, key) not in self._history for key in keys)]
+        if not missing:
+            return
+        found = metric_histories(self.client, missing, list(keys))
+        for run_id in missing:
+            for key in keys:
+                if (run_id, key) not in self._history:
+                    points = found.get((run_id, key), {})
+                    self._history[(run_id, key)] = pd.DataFrame(
+                        {"step": list(points), "value": list(points.values())}
+                    )
+
     def history(self, runs: pd.DataFrame, keys=EVAL_KEYS, label: str | None = None) -> pd.DataFrame:
         """Tidy history: one row per (run, step), one column per metric, plus the runs' columns
         `strategy, family, seed, series, experiment` for grouping."""
         frames = []
+        self._read_ahead(list(runs["run_id"]), keys)
         iterator = runs["run_id"]
         if label:
             from tqdm import tqdm

@@ -213,9 +213,7 @@ class Store:
             for key in keys:
                 if (run_id, key) not in self._history:
                     points = found.get((run_id, key), {})
-                    self._history[(run_id, key)] = pd.DataFrame(
-                        {"step": list(points), "value": list(points.values())}
-                    )
+                    self._history[(run_id, key)] = pd.DataFrame({"step": list(points), "value": list(points.values())})
 
     def history(self, runs: pd.DataFrame, keys=EVAL_KEYS, label: str | None = None) -> pd.DataFrame:
         """Tidy history: one row per (run, step), one column per metric, plus the runs' columns

@@ -218,11 +218,19 @@ def test_a_run_sends_mlflows_calls_in_order_with_non_finite_values_as_mlflow_wri
     assert recorder.status == "FINISHED"
 
 
-def test_a_server_without_the_points_route_is_asked_once_then_sent_log_batch(fake):
-    for _ in range(2):  # two runs of one process on one server
-        recorder = RestRunRecorder.open(fake.uri, "1", "f" * 32)
-        _record(recorder)
-        assert recorder.status == "FINISHED"
+@pytest.mark.parametrize("answer", [404, 413, 501], ids=["no route", "body too large for a proxy", "not SQL"])
+def test_a_server_without_the_points_route_is_asked_once_then_sent_log_batch(answer):
+    fake = FakeServer()
+    fake.answer = lambda method, path, body: (
+        (answer, {}) if path == POINTS_ROUTE else fake.like_mlflow(method, path, body)
+    )
+    try:
+        for _ in range(2):  # two runs of one process on one server
+            recorder = RestRunRecorder.open(fake.uri, "1", "f" * 32)
+            _record(recorder)
+            assert recorder.status == "FINISHED"
+    finally:
+        fake.close()
     assert len(fake.posted_points()) == 1  # the first flush asked; the answer (404) is remembered
     assert len(fake.metrics_in_log_batch()) == 2 * 12  # every point of both runs, through log-batch
 

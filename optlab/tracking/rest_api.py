@@ -31,9 +31,10 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 ARTIFACT_SCHEME = "mlflow-artifacts:"
 RETRY_STATUSES = (429, 500, 502, 503, 504)  # what MLflow's client retries
-# a server without a route answers 404 (405 where the path takes other methods); optlab's own route 501
-# where it cannot serve it (tracking/points_route.py)
-NOT_OFFERED = (404, 405, 501)
+# a server without a route answers 404 (405 where the path takes other methods), optlab's own route 501
+# where it cannot serve it (tracking/points_route.py), and a proxy in front 413 to a body larger than it
+# takes: MLflow's documented route is used instead
+NOT_OFFERED = (404, 405, 413, 501)
 STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)  # a kept-alive socket closed
 # Any of these changes how MLflow's client talks to the server (credentials, TLS, workspaces, signing).
 MLFLOW_ONLY_ENV = (

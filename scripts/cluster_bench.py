@@ -13,7 +13,8 @@ and reports points per minute (the sweep's own clock, from its last line), the m
 sweep's runs stored (read back from the store: every configuration stores the same), and, for the HTTP rows,
 every request the sweep and its workers made (scripts/http_trace times them): calls, seconds, and
 their share of the workers' capacity (2 worker slots x the sweep's wall time). The cluster is the
-one `make cluster-demo` and the cluster tests start (scripts/localcluster.py). On 2 shared cores
+one `make cluster-demo` and the cluster tests start (scripts/localcluster.py), its MLflow server running
+optlab's app, whose bulk route takes the workers' metric points. On 2 shared cores
 the two "nodes" share the same two cores as the server and the database: the loopback cluster shows
 the overhead of the distributed path, not a speed-up.
 

@@ -1,5 +1,6 @@
 """A throw-away cluster on this machine's loopback interface: PostgreSQL, an MLflow tracking server on
-it with proxied artifacts, and a Ray cluster whose nodes are separate `ray start` processes.
+it with proxied artifacts (optlab's server app: `mlflow server --app-name optlab`), and a Ray cluster
+whose nodes are separate `ray start` processes.
 
 The cluster tests (tests/cluster/) and `make cluster-demo` (scripts/cluster_demo.py) both build their
 cluster with `LocalCluster`, so the recipe a user reads is the one the tests run. Nothing here
@@ -328,10 +329,18 @@ class Postgres:
 class MlflowServer:
     """`mlflow server` on the PostgreSQL store with proxied artifacts (`--serve-artifacts
     --artifacts-destination DIR`): clients upload and download artifacts through the server, so
-    workers need no shared filesystem."""
+    workers need no shared filesystem. It runs optlab's server app (`--app-name optlab`, which needs
+    optlab installed next to MLflow): MLflow's server plus the bulk route for metric points that a
+    sweep's workers use instead of `runs/log-batch`; `app_name=None` runs plain `mlflow server`."""
 
     def __init__(
-        self, backend_store_uri: str, artifacts: Path, log_dir: Path, port: int | None = None, workers: int = 2
+        self,
+        backend_store_uri: str,
+        artifacts: Path,
+        log_dir: Path,
+        port: int | None = None,
+        workers: int = 2,
+        app_name: str | None = "optlab",
     ):
         self.port = port or free_port(MLFLOW_PORTS)
         self.artifacts = artifacts
@@ -349,6 +358,7 @@ class MlflowServer:
             str(self.port),
             "--workers",
             str(workers),
+            *(["--app-name", app_name] if app_name else []),
         ]
         self.service = Service("mlflow", argv, log_dir / "mlflow-server.log")
 

@@ -41,33 +41,40 @@ def test_a_closed_server_port_fails_fast_in_one_line(tmp_path):
 
 
 class Server:
-    """`mlflow server` on a SQLite file, started and stopped by the test (its own process group)."""
+    """`mlflow server` on a SQLite file, started and stopped by the test (its own process group); with
+    `app_name`, MLflow's server app of that name (`--app-name`). Its output, the request log included, goes
+    to folder/server.log."""
 
-    def __init__(self, folder, port):
-        self.folder, self.port, self.proc = folder, port, None
+    def __init__(self, folder, port, app_name: str | None = None):
+        self.folder, self.port, self.proc, self.app_name = folder, port, None, app_name
         self.uri = f"http://127.0.0.1:{port}"
+        self.log = folder / "server.log"
+
+    def requests(self, method: str, path: str) -> list[int]:
+        """The status of every `method path` request the server logged so far, in order."""
+        line_start = f'"{method} {path} HTTP/1.1" '
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [int(line.split(line_start, 1)[1].split()[0]) for line in lines if line_start in line]
 
     def start(self):
         mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
-        self.proc = subprocess.Popen(
-            [
-                mlflow,
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{self.folder / 'server.db'}",
-                "--artifacts-destination",
-                str(self.folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        argv = [
+            mlflow,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.folder / 'server.db'}",
+            "--artifacts-destination",
+            str(self.folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            *(["--app-name", self.app_name] if self.app_name else []),
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self.healthy, 180, what=f"mlflow server on port {self.port}")
 
     def healthy(self) -> bool:

@@ -144,6 +144,20 @@ def test_server_app_is_registered_for_mlflow_server_app_name():
     assert found.get("optlab") == "optlab.tracking.ui_server:create_app"
 
 
+@pytest.mark.parametrize("prefix", ["", "/mlflow"])
+def test_server_app_serves_the_points_route_under_mlflows_prefix(monkeypatch, prefix):
+    import flask
+
+    from optlab.tracking import points_route
+
+    monkeypatch.setenv("_MLFLOW_SGI_NAME", "gunicorn")  # the Flask app itself, not wrapped for uvicorn
+    monkeypatch.setenv("_MLFLOW_STATIC_PREFIX", prefix)  # what `mlflow server --static-prefix` sets
+    app = ui_server.create_app(flask.Flask("mlflow_like"))
+    ui_server.create_app(app)  # a second call adds nothing
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint == points_route.ENDPOINT]
+    assert [(r.rule, r.methods - {"OPTIONS"}) for r in rules] == [(prefix + points_route.PATH, {"POST"})]
+
+
 def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):
     from optlab.cli import main
 

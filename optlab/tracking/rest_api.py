@@ -31,6 +31,10 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 ARTIFACT_SCHEME = "mlflow-artifacts:"
 RETRY_STATUSES = (429, 500, 502, 503, 504)  # what MLflow's client retries
+# a server without a route answers 404 (405 where the path takes other methods), optlab's own route 501
+# where it cannot serve it (tracking/points_route.py), and a proxy in front 413 to a body larger than it
+# takes: MLflow's documented route is used instead
+NOT_OFFERED = (404, 405, 413, 501)
 STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)  # a kept-alive socket closed
 # Any of these changes how MLflow's client talks to the server (credentials, TLS, workspaces, signing).
 MLFLOW_ONLY_ENV = (
@@ -104,10 +108,26 @@ class RestApi:
         self.backoff = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"))
         self.jitter = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "1"))
         self._connection: http.client.HTTPConnection | None = None
+        self.not_offered: set[str] = set()  # routes beyond MLflow's that this server answered it does not serve
 
     # ---- the endpoints -------------------------------------------------------------------
     def post(self, endpoint: str, body: dict) -> dict:
         return self.call("POST", f"{API}/{endpoint}", json.dumps(body).encode(), "application/json")
+
+    def post_if_offered(self, path: str, body: dict) -> bool:
+        """POST `body` to a route beyond MLflow's API (`path` under the server's root); False when the server
+        does not offer it (NOT_OFFERED), remembered so that each server is asked once per RestApi (per process,
+        for the recorders). Other answers are retried and raised as any call's."""
+        if path in self.not_offered:
+            return False
+        try:
+            self.call("POST", self.root + path, json.dumps(body).encode(), "application/json")
+        except RestError as exc:
+            if exc.status not in NOT_OFFERED:
+                raise
+            self.not_offered.add(path)
+            return False
+        return True
 
     def get(self, endpoint: str, query: dict[str, str]) -> dict:
         params = "&".join(f"{quote(k)}={quote(str(v))}" for k, v in query.items())

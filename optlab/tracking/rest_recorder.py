@@ -4,7 +4,12 @@ sweep's worker on a server never imports MLflow (about 1.5 s of CPU per worker p
 The calls are those RunRecorder makes on a server, one for one and with the same bodies: `runs/create`
 with the run's tags, one `log-batch` per 100 params, the config file and the run's source files (PUT to
 the server's artifact proxy), one `log-batch` per 1,000 metric points (the last one also carrying the end
-tags), the weights file, and `runs/update` with the end status. The promises are RunRecorder's: FINISHED
+tags), the weights file, and `runs/update` with the end status. One difference: where the server runs
+optlab's app (`mlflow server --app-name optlab`), the metric points go to its bulk route instead
+(tracking/points_route.py: up to 10,000 points a request, inserted with one executemany, the rows
+log-batch writes), and the end tags alone in the last `log-batch`; a server without that route answers 404
+to the first flush of a process, which then uses `log-batch` for the rest of its runs on that server.
+The promises are RunRecorder's: FINISHED
 only when every call was acknowledged (the server answers once its transaction is committed or its file
 written), else FAILED with the reason; a run whose end cannot be recorded raises StoreError and stays
 RUNNING until the sweep closes it.
@@ -28,6 +33,8 @@ from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
 from optlab.tracking.failures import describe
 from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
+from optlab.tracking.points_route import MOST_POINTS
+from optlab.tracking.points_route import PATH as POINTS_ROUTE
 from optlab.tracking.rest_api import RestApi, number, usable
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -128,13 +135,32 @@ class RestRunRecorder(BufferedRecorder):
         `keep` tags and returns them for that call."""
         if self.run_id is None:
             raise RuntimeError("RestRunRecorder: start() the run before logging to it")
+        keys, values, stamps, steps = self._points.take()
+        sent = self._send_to_points_route(keys, values, stamps, steps)
         metrics = [
-            {"key": k, "value": number(v), "timestamp": t, "step": s} for k, v, t, s in zip(*self._points.take())
+            {"key": k, "value": number(v), "timestamp": t, "step": s}
+            for k, v, t, s in zip(keys[sent:], values[sent:], stamps[sent:], steps[sent:])
         ]
         metrics, held = held_back(metrics, keep)
         for i in range(0, len(metrics), MLFLOW_METRICS):
             self.api.post("runs/log-batch", {"run_id": self.run_id, "metrics": metrics[i : i + MLFLOW_METRICS]})
         return held
+
+    def _send_to_points_route(self, keys: list, values: list, stamps: list, steps: list) -> int:
+        """How many of the points, from the first, the server's bulk route stored: all, or those before it
+        answered that it does not offer the route (none on a server without it)."""
+        for i in range(0, len(keys), MOST_POINTS):
+            end = i + MOST_POINTS
+            body = {
+                "run_id": self.run_id,
+                "keys": keys[i:end],
+                "values": [number(v) for v in values[i:end]],
+                "timestamps": stamps[i:end],
+                "steps": steps[i:end],
+            }
+            if not self.api.post_if_offered(POINTS_ROUTE, body):
+                return i
+        return len(keys)
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run. FINISHED only when every call was acknowledged; a storage

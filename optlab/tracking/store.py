@@ -65,14 +65,19 @@ def sql_store(mlflow_client):
     """The client's MLflow SqlAlchemyStore, or None for any other store. The check never imports that module
     (about a second of CPU: SQLAlchemy and MLflow's table models): a store of that class exists only once
     its module is loaded, so a client of a tracking server never pays for it."""
-    module = sys.modules.get(SQL_STORE_MODULE)
-    if module is None:
+    if SQL_STORE_MODULE not in sys.modules:
         return None
     try:
         store = mlflow_client._tracking_client.store
     except AttributeError:  # another MLflow layout: the callers then use the documented calls
         return None
-    return store if isinstance(store, module.SqlAlchemyStore) else None
+    return as_sql_store(store)
+
+
+def as_sql_store(store):
+    """`store` when it is MLflow's SqlAlchemyStore, else None; never imports that module (see sql_store)."""
+    module = sys.modules.get(SQL_STORE_MODULE)
+    return store if module is not None and isinstance(store, module.SqlAlchemyStore) else None
 
 
 def make_home() -> Path:

@@ -11,7 +11,10 @@ the colours it set last (localStorage `optlab.groupColors`) and replaces only th
 It also gives every optlab experiment the
 runs page it opens on when clicked (the UI keeps that page per browser in localStorage): optlab's
 default view (tracking/ui.py: the reported runs with workload, strategy and metric columns), again only
-where the browser has no page of its own for that experiment yet. Nothing else is changed.
+where the browser has no page of its own for that experiment yet. Nothing else of MLflow's is changed.
+
+It also serves one route of optlab's own, the bulk insert of a run's metric points a sweep's workers use
+instead of MLflow's `runs/log-batch` when the server offers it (tracking/points_route.py).
 
 It is registered as the MLflow server plugin `optlab` (entry point group `mlflow.app`), so
 `mlflow server --app-name optlab ...` serves it; `optlab ui` (and `make ui`) does that.
@@ -114,10 +117,14 @@ def _add_defaults(response):
 
 
 def create_app(app=None):
-    """MLflow's server app with the defaults script; wrapped for uvicorn as MLflow wraps its own."""
+    """MLflow's server app with the defaults script and the points route; wrapped for uvicorn as MLflow
+    wraps its own."""
+    from optlab.tracking.points_route import add_route
+
     if app is None:
         from mlflow.server import app
     app.after_request(_add_defaults)
+    add_route(app)
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 

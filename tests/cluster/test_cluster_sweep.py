@@ -162,6 +162,11 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
         values.append(value)
         stamps.append(1_700_000_001_000)
         steps.append(1500)
+    # a name MLflow allows beyond ASCII, and a value that needs all 17 digits
+    keys.append("größe/λ")
+    values.append(0.1 + 0.2)
+    stamps.append(1_700_000_001_000)
+    steps.append(1500)
     assert log_columns_fast(client, fast, keys, values, stamps, steps) is True  # the bulk path, no fallback
     metrics = [Metric(k, v, t, s) for k, v, t, s in zip(keys, values, stamps, steps)]
     for i in range(0, len(metrics), MLFLOW_BATCH):

@@ -7,8 +7,9 @@ with training. This route takes a run's points as parallel lists, one entry a po
     {"run_id": "...", "keys": [...], "values": [...], "timestamps": [...], "steps": [...]}
 
 (values as MLflow's client writes them: numbers, or "NaN", "Infinity", "-Infinity"), up to MOST_POINTS
-a request, and inserts them with one executemany into the server's own store (fast_metrics.insert_points:
-the metrics and latest_metrics rows log-batch writes). It answers 200 with `{}` only once the transaction
+a request, and inserts them in one bulk statement (an executemany; one JSON statement on PostgreSQL)
+into the server's own store (fast_metrics.insert_points: the metrics and latest_metrics rows log-batch
+writes). It answers 200 with `{}` only once the transaction
 is committed.
 
 Input MLflow would refuse (a metric name with other characters than MLflow allows or longer than its

@@ -6,7 +6,7 @@ with the run's tags, one `log-batch` per 100 params, the config file and the run
 the server's artifact proxy), one `log-batch` per 1,000 metric points (the last one also carrying the end
 tags), the weights file, and `runs/update` with the end status. One difference: where the server runs
 optlab's app (`mlflow server --app-name optlab`), the metric points go to its bulk route instead
-(tracking/points_route.py: up to 10,000 points a request, inserted with one executemany, the rows
+(tracking/points_route.py: up to 10,000 points a request, inserted in one bulk statement, the rows
 log-batch writes), and the end tags alone in the last `log-batch`; a server without that route answers 404
 to the first flush of a process, which then uses `log-batch` for the rest of its runs on that server.
 The promises are RunRecorder's: FINISHED

@@ -129,16 +129,22 @@ def read_trace(trace: Path, driver_pid: int, server: str) -> dict:
         return {"http_calls": 0, "http_seconds": 0.0, "driver_seconds": 0.0, "by_endpoint": {}}
     driver = driver_pid
     workers = [c for pid, calls in per_pid.items() if pid != driver for c in calls]
-    by_endpoint: dict[str, list[float]] = defaultdict(list)
-    for _, seconds, endpoint in workers:
-        by_endpoint[re.sub(r"/[0-9a-f]{32}(/|$)", r"/<run>\1", endpoint)].append(seconds)
     return {
         "http_calls": len(workers),
         "http_seconds": sum(c[1] for c in workers),
         "driver_seconds": sum(c[1] for c in per_pid[driver]),
         "driver_calls": len(per_pid[driver]),
-        "by_endpoint": {k: (len(v), sum(v)) for k, v in by_endpoint.items()},
+        "by_endpoint": by_endpoint(workers),
+        "driver_by_endpoint": by_endpoint(per_pid[driver]),
     }
+
+
+def by_endpoint(calls: list[tuple[float, float, str]]) -> dict[str, tuple[int, float]]:
+    """Calls and seconds per endpoint, run ids replaced by <run>."""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for _, took, endpoint in calls:
+        seconds[re.sub(r"/[0-9a-f]{32}(/|$)", r"/<run>\1", endpoint)].append(took)
+    return {k: (len(v), sum(v)) for k, v in seconds.items()}
 
 
 BLOCK = "cluster-bench"  # the block of docs/results/speed.md this script writes (optlab.markdown_block)
@@ -264,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['config']}: worker HTTP time by endpoint: "
                 + "; ".join(f"{k} {n} calls {s:.2f} s" for k, (n, s) in top)
-                + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s"
+                + f" | sweep process: {row.get('driver_calls', 0)} calls {row['driver_seconds']:.2f} s: "
+                + "; ".join(
+                    f"{k} {n} calls {s:.2f} s"
+                    for k, (n, s) in sorted(row.get("driver_by_endpoint", {}).items(), key=lambda kv: -kv[1][1])[:6]
+                )
             )
     load_after = load()
     print(f"\nload after: {load_after}")

@@ -7,7 +7,8 @@ metric key (chunks of CHUNK runs). A tracking server answers the same question f
 request on the route its own UI reads curves from (`/ajax-api/2.0/mlflow/metrics/get-history-bulk`, up to
 25,000 points a request): one request per key and 100 runs instead of one per key and run. Any other
 store, or any surprise (a server without that route, a chunk that may have been cut at the server's
-limit), falls back to the per-run calls. All give the same points.
+limit), falls back to the per-run calls. A server running optlab's app answers every key of 200 runs in
+one request instead (histories_route.py). All give the same points.
 
 On a SQLite store with the layout the direct writer was checked against (`sqlite_recorder.database`),
 the points are read with one plain SQL query per CHUNK runs instead: MLflow's bulk read builds an ORM
@@ -20,6 +21,8 @@ import math
 import sqlite3
 from contextlib import closing
 
+from optlab.tracking import histories_route
+from optlab.tracking.rest_api import usable
 from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import connect, database
 from optlab.tracking.store import sql_store
@@ -39,6 +42,10 @@ def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[
             return _read_sqlite(path, run_ids, keys)
         except sqlite3.Error:
             pass  # read through MLflow below
+    if usable(client.tracking_uri):
+        found = histories_route.read(client.tracking_uri, run_ids, keys)
+        if found is not None:
+            return found
     bulk = _bulk_reader(client)
     if bulk is not None:
         try:

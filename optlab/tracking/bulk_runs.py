@@ -18,8 +18,10 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
 
+from optlab.tracking import tags_route
 from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS
 from optlab.tracking.preflight import local_folder
+from optlab.tracking.rest_api import usable
 from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import (
     MAX_KEY,
@@ -54,8 +56,13 @@ def write_runs(client, experiment_id: str, runs: list[RunRows]) -> list[str]:
 
 
 def set_tags(client, tags: list[tuple[str, str, str]]) -> None:
-    """Set (run_id, key, value) tags, in one transaction where the store allows it (else a log_batch call per
-    run, up to MLflow's 100 tags a call)."""
+    """Set (run_id, key, value) tags, in one transaction where the store allows it (a SQLite store, or a
+    tracking server running optlab's app: tags_route.py), else a log_batch call per run, up to MLflow's 100
+    tags a call."""
+    if not tags:
+        return
+    if usable(client.tracking_uri) and tags_route.send(client.tracking_uri, tags):
+        return
     path = database(client.tracking_uri)
     if path is not None and all(len(k) <= MAX_KEY and len(v) <= MAX_TAG_VALUE for _, k, v in tags):
         with closing(connect(path)) as connection, Transaction(connection) as db:

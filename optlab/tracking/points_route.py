@@ -19,26 +19,20 @@ length, a run that is missing or not active) is answered 400 with MLflow's error
 request is stored. A point the run already holds (a retried request whose answer was lost) sends the
 request's points through MLflow's `store.log_batch`, which stores what is missing, as log-batch does.
 
-The path is under /api/2.0/, so proxies route it with MLflow's API and MLflow's checks for API routes
-(Host header, cross-origin writes) apply; it is in an `optlab/` namespace, so no MLflow route can take it.
-
-It relies on MLflow internals, guarded: the server's store comes from `mlflow.server.handlers.
-_get_tracking_store` (the one MLflow's own handlers use), metric names are checked by
-`mlflow.utils.validation._validate_metric_name` (MLflow's rule and words), and insert_points uses the
-store's internals. When one is missing, or the store is not MLflow's SQL store, the route answers 501
-NOT_IMPLEMENTED and the client (rest_recorder.py) uses log-batch, as it does on a server without the
-route (404).
+The path and the guarded MLflow internals are as for every optlab route (route_kit.py): besides the
+server's store, metric names are checked by `mlflow.utils.validation._validate_metric_name` (MLflow's
+rule and words), and insert_points uses the store's internals. When one is missing the route answers 501
+and the client (rest_recorder.py) uses log-batch, as it does on a server without the route (404).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
 from optlab.tracking.fast_metrics import insert_points
 from optlab.tracking.point_buffer import MLFLOW_METRICS
-from optlab.tracking.store import as_sql_store
+from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, server_store
 
 PATH = "/api/2.0/optlab/runs/log-points"
 ENDPOINT = "optlab_log_points"  # the Flask endpoint name
@@ -77,45 +71,23 @@ class Refused(ValueError):
 
 
 def add_route(app) -> None:
-    """Serve the route on MLflow's Flask app (under --static-prefix, as MLflow's own routes)."""
-    if ENDPOINT in app.view_functions:
-        return
-    try:
-        from mlflow.server.handlers import _add_static_prefix  # internal, guarded: MLflow's own prefixing
-    except ImportError:
-        path = PATH
-    else:
-        path = _add_static_prefix(PATH)
-    app.add_url_rule(path, ENDPOINT, log_points, methods=["POST"])
+    add_rule(app, PATH, ENDPOINT, log_points)
 
 
 def log_points():
     """The Flask view."""
     from flask import request
 
-    store, check_name = server_store(), name_check()
+    store, check_name = server_store(STORE_INTERNALS), name_check()
     if store is None or check_name is None:
-        return _answer(501, "NOT_IMPLEMENTED", "this server cannot bulk-insert metric points: use runs/log-batch")
+        return not_offered("bulk-insert metric points")
     if (request.content_length or 0) > MOST_BYTES:
-        return _answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {MOST_BYTES} bytes")
+        return answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {MOST_BYTES} bytes")
     try:
         points = read_points(request.get_json(force=True, silent=True), check_name)
     except Refused as exc:
-        return _answer(400, "INVALID_PARAMETER_VALUE", str(exc))
+        return answer(400, "INVALID_PARAMETER_VALUE", str(exc))
     return store_points(store, points)
-
-
-def server_store():
-    """The server's tracking store when it is MLflow's SQL store with the internals insert_points uses."""
-    try:
-        from mlflow.server.handlers import _get_tracking_store  # internal, guarded (see the module)
-
-        store = as_sql_store(_get_tracking_store())
-    except Exception:  # noqa: BLE001 - an MLflow whose server is laid out otherwise: the route is not offered
-        return None
-    if store is None or not all(hasattr(store, name) for name in STORE_INTERNALS):
-        return None
-    return store
 
 
 def name_check():
@@ -135,10 +107,10 @@ def read_points(body, check_name) -> Points:
         raise Refused("Malformed request: the body must be a JSON object")
     run_id = body.get("run_id")
     if not isinstance(run_id, str) or not run_id:
-        raise Refused(_invalid("run_id", run_id, "the run's id, a string"))
+        raise Refused(invalid("run_id", run_id, "the run's id, a string"))
     for name in COLUMNS:
         if not isinstance(body.get(name), list):
-            raise Refused(_invalid(name, body.get(name), "a list with one entry per point"))
+            raise Refused(invalid(name, body.get(name), "a list with one entry per point"))
     keys, raw_values, raw_stamps, raw_steps = (body[name] for name in COLUMNS)
     lengths = {name: len(body[name]) for name in COLUMNS}
     if len(set(lengths.values())) > 1:
@@ -148,7 +120,7 @@ def read_points(body, check_name) -> Points:
     seen: set[str] = set()
     for i, key in enumerate(keys):
         if type(key) is not str:
-            raise Refused(_invalid(f"keys[{i}]", key, "Metric name must be a string."))
+            raise Refused(invalid(f"keys[{i}]", key, "Metric name must be a string."))
         if key in seen:
             continue
         seen.add(key)
@@ -157,14 +129,14 @@ def read_points(body, check_name) -> Points:
         except MlflowException as exc:
             raise Refused(exc.message) from None
         if len(key) > KEY_LENGTH:
-            raise Refused(_invalid(f"keys[{i}]", key, f"Metric name is longer than {KEY_LENGTH} characters."))
+            raise Refused(invalid(f"keys[{i}]", key, f"Metric name is longer than {KEY_LENGTH} characters."))
     values = [_value(v, i, keys[i]) for i, v in enumerate(raw_values)]
     for i, stamp in enumerate(raw_stamps):
         if type(stamp) is not int or not 0 <= stamp < INT64:
-            raise Refused(_invalid(f"timestamps[{i}]", stamp, f"metric '{keys[i]}'. {BAD_TIMESTAMP}"))
+            raise Refused(invalid(f"timestamps[{i}]", stamp, f"metric '{keys[i]}'. {BAD_TIMESTAMP}"))
     for i, step in enumerate(raw_steps):
         if type(step) is not int or not -INT64 <= step < INT64:
-            raise Refused(_invalid(f"steps[{i}]", step, f"metric '{keys[i]}'. {BAD_STEP}"))
+            raise Refused(invalid(f"steps[{i}]", step, f"metric '{keys[i]}'. {BAD_STEP}"))
     return Points(run_id, keys, values, raw_stamps, raw_steps)
 
 
@@ -179,13 +151,7 @@ def _value(value, index: int, key: str) -> float:
             return float(value)
         except OverflowError:
             pass
-    raise Refused(_invalid(f"values[{index}]", value, f"metric '{key}'. {BAD_VALUE}"))
-
-
-def _invalid(path: str, value, message: str) -> str:
-    """MLflow's wording for a bad parameter (mlflow.utils.validation.invalid_value)."""
-    shown = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return f"Invalid value {shown[:300]} for parameter '{path}' supplied: {message}"
+    raise Refused(invalid(f"values[{index}]", value, f"metric '{key}'. {BAD_VALUE}"))
 
 
 def store_points(store, points: Points):
@@ -207,16 +173,7 @@ def store_points(store, points: Points):
             for i in range(0, len(metrics), MLFLOW_METRICS):
                 store.log_batch(points.run_id, metrics=metrics[i : i + MLFLOW_METRICS], params=[], tags=[])
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # a missing run is bad input here: 404 means "no route"
-            return _answer(400, "INVALID_PARAMETER_VALUE", exc.message)
-        return _answer(exc.get_http_status_code(), exc.error_code, exc.message)
+        return mlflow_error(exc)
     except Exception as exc:  # noqa: BLE001 - answered as MLflow's handlers answer an unexpected error
-        return _answer(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
-    return _answer(200)
-
-
-def _answer(status: int, code: str | None = None, message: str = ""):
-    from flask import Response
-
-    body = {} if code is None else {"error_code": code, "message": message}
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+        return answer(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+    return answer(200)

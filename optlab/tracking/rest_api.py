@@ -35,6 +35,9 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)  # what MLflow's client retries
 # where it cannot serve it (tracking/points_route.py), and a proxy in front 413 to a body larger than it
 # takes: MLflow's documented route is used instead
 NOT_OFFERED = (404, 405, 413, 501)
+# a sweep process's bulk routes (tags_route, histories_route) are a shortcut with MLflow's routes behind it:
+# a failing one is retried once, then MLflow's client takes over with its own retries
+OPTIONAL_RETRIES = 1
 STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)  # a kept-alive socket closed
 # Any of these changes how MLflow's client talks to the server (credentials, TLS, workspaces, signing).
 MLFLOW_ONLY_ENV = (
@@ -52,6 +55,8 @@ MLFLOW_ONLY_ENV = (
 CREDENTIALS_FILE = Path("~/.mlflow/credentials")  # where MLflow's client also reads a user name and password
 HEADER_PLUGINS = "mlflow.request_header_provider"  # entry points that add headers to MLflow's requests
 _plugins: bool | None = None
+# (server, route) pairs a server answered it does not offer: asked once per process
+_not_offered: set[tuple[str, str]] = set()
 
 
 class Unreachable(Exception):
@@ -100,15 +105,14 @@ def mime_type(name: str) -> str:
 class RestApi:
     """One tracking server, one kept-alive connection (a recorder calls from one thread)."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, retries: int | None = None):
         parts = urlsplit(uri.rstrip("/"))
         self.uri, self.scheme, self.netloc, self.root = uri.rstrip("/"), parts.scheme, parts.netloc, parts.path
-        self.retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7"))
+        self.retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")) if retries is None else retries
         self.timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "120"))
         self.backoff = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"))
         self.jitter = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "1"))
         self._connection: http.client.HTTPConnection | None = None
-        self.not_offered: set[str] = set()  # routes beyond MLflow's that this server answered it does not serve
 
     # ---- the endpoints -------------------------------------------------------------------
     def post(self, endpoint: str, body: dict) -> dict:
@@ -116,18 +120,21 @@ class RestApi:
 
     def post_if_offered(self, path: str, body: dict) -> bool:
         """POST `body` to a route beyond MLflow's API (`path` under the server's root); False when the server
-        does not offer it (NOT_OFFERED), remembered so that each server is asked once per RestApi (per process,
-        for the recorders). Other answers are retried and raised as any call's."""
-        if path in self.not_offered:
-            return False
+        does not offer it (NOT_OFFERED), remembered so that each server is asked once per process. Other
+        answers are retried and raised as any call's."""
+        return self.answer_if_offered(path, body) is not None
+
+    def answer_if_offered(self, path: str, body: dict) -> dict | None:
+        """post_if_offered, with the server's answer (None when the route is not offered)."""
+        if (self.uri, path) in _not_offered:
+            return None
         try:
-            self.call("POST", self.root + path, json.dumps(body).encode(), "application/json")
+            return self.call("POST", self.root + path, json.dumps(body).encode(), "application/json")
         except RestError as exc:
             if exc.status not in NOT_OFFERED:
                 raise
-            self.not_offered.add(path)
-            return False
-        return True
+            _not_offered.add((self.uri, path))
+            return None
 
     def get(self, endpoint: str, query: dict[str, str]) -> dict:
         params = "&".join(f"{quote(k)}={quote(str(v))}" for k, v in query.items())
@@ -199,6 +206,10 @@ class RestApi:
         self._connection.request(method, path, body=body, headers=headers)
         answer = self._connection.getresponse()
         return answer.status, answer.read()
+
+    def close(self) -> None:
+        """Close the kept-alive connection (a later call opens a new one)."""
+        self._close()
 
     def _close(self) -> None:
         if self._connection is not None:

@@ -1,0 +1,246 @@
+"""optlab's server routes for a sweep process's bookkeeping (tracking/tags_route.py, histories_route.py): the
+tags of many runs in one request and the curves of many runs in one request leave and read exactly what
+MLflow's own calls do, refuse what MLflow refuses naming it (storing nothing), and a server without them (a
+plain `mlflow server`) is asked once and then served through MLflow's routes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from store_rows import run_rows
+
+from optlab.tracking import bulk_reads, bulk_runs, histories_route, tags_route
+from optlab.tracking.rest_api import RestApi, RestError
+
+# ---- reading a request, on its own ------------------------------------------------------------------------
+TAG_REFUSALS = {
+    "a key MLflow refuses": (
+        {"run_id": "r", "key": "group?", "value": "v"},
+        r"Invalid value \"group\?\" for .*tags\[1\]",
+    ),
+    "a key too long": (
+        {"run_id": "r", "key": "k" * 251, "value": "v"},
+        r"'tags\[1\]\.key'.*exceeds the maximum length",
+    ),
+    "a value that is a number": (
+        {"run_id": "r", "key": "k", "value": 3},
+        r"Invalid value 3 for parameter 'tags\[1\]\.value'",
+    ),
+    "no run id": ({"key": "k", "value": "v"}, r"Invalid value null for parameter 'tags\[1\]\.run_id'"),
+    "a tag that is not an object": ("k=v", r"Invalid value \"k=v\" for parameter 'tags\[1\]'"),
+}
+
+
+@pytest.mark.parametrize("case", TAG_REFUSALS)
+def test_the_tags_route_reads_a_request_as_mlflow_would_refuse_it(case):
+    from mlflow.exceptions import MlflowException
+
+    entry, message = TAG_REFUSALS[case]
+    good = {"run_id": "r", "key": "optlab.group", "value": "lr=0.1"}
+    with pytest.raises(MlflowException, match=message) as refused:
+        tags_route.read_tags({"tags": [good, entry]}, tags_route.tag_check())
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_the_tags_route_keeps_of_a_long_value_what_mlflow_keeps():
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH, _validate_tag
+
+    long = "x" * (MAX_TAG_VAL_LENGTH + 10)
+    (tag,) = tags_route.read_tags({"tags": [{"run_id": "r", "key": "k", "value": long}]}, tags_route.tag_check())
+    assert tag == ("r", "k", _validate_tag("k", long).value) and len(tag[2]) == MAX_TAG_VAL_LENGTH
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ([], "must be a JSON object"),
+        ({"run_ids": "abc", "keys": ["loss"]}, r"Invalid value \"abc\" for parameter 'run_ids'"),
+        ({"run_ids": ["a", 7], "keys": ["loss"]}, r"Invalid value 7 for parameter 'run_ids\[1\]'"),
+        ({"run_ids": ["a"] * 1001, "keys": ["loss"]}, r"at most 1000 run_ids\. Got 1001"),
+    ],
+)
+def test_the_histories_route_names_what_it_cannot_read(body, message):
+    with pytest.raises(ValueError, match=message):
+        histories_route.read_request(body)
+
+
+def test_the_histories_route_groups_rows_into_curves_with_mlflows_spelling_of_nan():
+    rows = [
+        ("a", "loss", 0, 1.5, False),
+        ("a", "loss", 1, 0.0, True),
+        ("a", "lr", 0, 0.1, False),
+        ("b", "loss", 0, 2.0, 0),
+    ]
+    assert histories_route.grouped(rows) == [
+        {"run_id": "a", "key": "loss", "steps": [0, 1], "values": [1.5, "NaN"]},
+        {"run_id": "a", "key": "lr", "steps": [0], "values": [0.1]},
+        {"run_id": "b", "key": "loss", "steps": [0], "values": [2.0]},
+    ]
+
+
+def test_an_answer_beyond_the_histories_limit_is_refused_and_read_through_mlflow(monkeypatch):
+    """In-process Flask app: more points than the limit is a 400 the client answers by stepping aside."""
+    import flask
+
+    app = flask.Flask("routes")
+    histories_route.add_route(app)
+    monkeypatch.setattr(histories_route, "MOST_POINTS", 2)
+    monkeypatch.setattr(histories_route, "server_store", lambda internals: object())
+    monkeypatch.setattr(
+        histories_route, "query", lambda store, run_ids, keys: [("a", "loss", s, 1.0, False) for s in range(3)]
+    )
+    answer = app.test_client().post(histories_route.PATH, json={"run_ids": ["a"], "keys": ["loss"]})
+    assert answer.status_code == 400 and answer.json["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
+    monkeypatch.setattr(histories_route, "query", lambda store, run_ids, keys: [("a", "loss", 0, 1.0, False)])
+    answer = app.test_client().post(histories_route.PATH, json={"run_ids": ["a"], "keys": ["loss"]})
+    assert answer.status_code == 200 and answer.json == {
+        "histories": [{"run_id": "a", "key": "loss", "steps": [0], "values": [1.0]}]
+    }
+
+
+# ---- on real servers ----------------------------------------------------------------------------------
+def _running_server(tmp_path_factory, app_name):
+    from test_faults_server import Server, free_port
+
+    running = Server(tmp_path_factory.mktemp("server"), free_port(), app_name=app_name)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def optlab_server(tmp_path_factory):
+    yield from _running_server(tmp_path_factory, "optlab")
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    yield from _running_server(tmp_path_factory, None)
+
+
+def _client_and_runs(server, n: int):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(server.uri)
+    experiment_id = client.get_experiment_by_name("Default").experiment_id
+    return client, [client.create_run(experiment_id, tags={"optlab.role": "point"}).info.run_id for _ in range(n)]
+
+
+def _tags_for(run_id: str) -> list[tuple[str, str, str]]:
+    return [
+        (run_id, "optlab.role", "rerun"),  # overwrites the tag the run was created with
+        (run_id, "optlab.group", "lr=0.1"),
+        (run_id, "optlab.view", "first"),
+        (run_id, "optlab.view", "second"),  # two with one key: the last wins
+        (run_id, "mlflow.runName", f"renamed-{run_id[:4]}"),  # renames the run, as MLflow's set_tag does
+        (run_id, "note", "ünïcode, 'quotes' and \"more\""),
+    ]
+
+
+def _rows(server, run_id: str) -> dict:
+    rows = run_rows(server.folder / "server.db", run_id)
+    return {"run": rows["run"], "tags": [t for t in rows["tags"]]}
+
+
+@pytest.mark.slow
+def test_tags_set_through_the_route_are_the_rows_mlflows_log_batch_writes(optlab_server, plain_server):
+    client, (a, b) = _client_and_runs(optlab_server, 2)
+    asked = len(optlab_server.requests("POST", tags_route.PATH))
+    bulk_runs.set_tags(client, _tags_for(a) + _tags_for(b))  # one request for both runs
+    assert optlab_server.requests("POST", tags_route.PATH)[asked:] == [200]
+    plain, (c,) = _client_and_runs(plain_server, 1)
+    bulk_runs.set_tags(plain, _tags_for(c))  # a plain server: MLflow's log-batch, after one 404
+    bulk_runs.set_tags(plain, _tags_for(c))
+    assert plain_server.requests("POST", tags_route.PATH) == [404]
+    expected = _rows(plain_server, c)
+    for run_id in (a, b):
+        got = _rows(optlab_server, run_id)
+        assert got["tags"] == [(k, v.replace(c[:4], run_id[:4])) for k, v in expected["tags"]]
+        assert got["run"][0] == f"renamed-{run_id[:4]}" and expected["run"][0] == f"renamed-{c[:4]}"
+        assert client.get_run(run_id).info.run_name == f"renamed-{run_id[:4]}"
+
+
+REFUSED = {
+    "a key MLflow refuses": lambda run_id: [(run_id, "bad?key", "v")],
+    "a run that does not exist": lambda run_id: [("0" * 32, "k", "v")],
+    "a deleted run": None,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REFUSED)
+def test_the_tags_route_refuses_what_mlflow_refuses_naming_it_and_stores_nothing(optlab_server, case):
+    client, (run_id,) = _client_and_runs(optlab_server, 1)
+    before = _rows(optlab_server, run_id)
+    good = [(run_id, "optlab.group", "lr=0.1")]
+    if case == "a deleted run":
+        client.delete_run(run_id)
+        bad, message = [], rf"The run {run_id} must be in the 'active' state"
+    else:
+        bad = REFUSED[case](run_id)
+        message = {
+            "a key MLflow refuses": r"Invalid value \"bad\?key\"",
+            "a run that does not exist": "0{32} not found",
+        }[case]
+    body = {"tags": [{"run_id": r, "key": k, "value": v} for r, k, v in good + bad]}
+    with pytest.raises(RestError, match=message) as refused:
+        RestApi(optlab_server.uri).answer_if_offered(tags_route.PATH, body)
+    assert refused.value.status == 400
+    assert _rows(optlab_server, run_id)["tags"] == before["tags"]
+    assert tags_route.send(optlab_server.uri, good + bad) is False  # the caller then goes through MLflow
+
+
+def _log_curves(client, run_ids: list[str]) -> None:
+    from mlflow.entities import Metric
+
+    for i, run_id in enumerate(run_ids):
+        metrics = [Metric("loss", 1.0 / (s + 1 + i), 1000 + s, s) for s in range(30)]
+        metrics += [
+            Metric("loss", math.nan, 2000, 30),
+            Metric("acc", math.inf, 2001, 3),
+            Metric("acc", -math.inf, 2002, 4),
+        ]
+        metrics += [Metric("acc", 0.5, 3000, 5), Metric("acc", 0.25, 2999, 5)]  # one step twice: the newer wins
+        client.log_batch(run_id, metrics=metrics)
+
+
+def _per_run(client, run_ids, keys) -> dict:
+    out: dict = {}
+    for run_id in run_ids:
+        for key in keys:
+            history = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step, m.value))
+            for m in history:
+                out.setdefault((run_id, key), {})[m.step] = m.value
+    return out
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].keys() == b[k].keys()
+        and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a[k].values(), b[k].values()))
+        for k in a
+    )
+
+
+@pytest.mark.slow
+def test_curves_read_through_the_route_are_mlflows_histories(optlab_server, plain_server, monkeypatch):
+    monkeypatch.setattr(histories_route, "CLIENT_RUNS", 2)  # five runs: three requests
+    keys = ["loss", "acc", "never_logged"]
+    client, ids = _client_and_runs(optlab_server, 5)
+    _log_curves(client, ids)
+    asked = len(optlab_server.requests("POST", histories_route.PATH))
+    got = bulk_reads.metric_histories(client, ids, keys)
+    assert optlab_server.requests("POST", histories_route.PATH)[asked:] == [200, 200, 200]
+    expected = _per_run(client, ids, keys)
+    assert _same(got, expected) and got[ids[0], "acc"][5] == 0.5 and math.isnan(got[ids[0], "loss"][30])
+    assert got[ids[0], "acc"][3] == 1.7976931348623157e308  # how MLflow stores and reads +inf
+    plain, plain_ids = _client_and_runs(plain_server, 5)
+    _log_curves(plain, plain_ids)
+    for _ in range(2):
+        through_mlflow = bulk_reads.metric_histories(plain, plain_ids, keys)
+    assert plain_server.requests("POST", histories_route.PATH) == [404]  # asked once, then MLflow's routes
+    renamed = {(ids[plain_ids.index(r)], k): v for (r, k), v in through_mlflow.items()}
+    assert _same(renamed, expected)

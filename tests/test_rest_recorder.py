@@ -27,6 +27,7 @@ from store_rows import run_rows
 from optlab.config import RunConfig
 from optlab.tracking import rest_api, rest_recorder
 from optlab.tracking.background import PlanFacts, ProblemFacts
+from optlab.tracking.end_route import PATH as END_ROUTE
 from optlab.tracking.failures import describe
 from optlab.tracking.points_route import MOST_POINTS
 from optlab.tracking.points_route import PATH as POINTS_ROUTE
@@ -68,7 +69,8 @@ def _record(recorder, status: str = "FINISHED") -> str:
 # ---- a fake server: what is sent, and answers the test chooses ----------------------------------------
 class FakeServer:
     """Answers MLflow's REST routes like a server would (`answer` may be replaced), recording each request;
-    optlab's points route like a plain `mlflow server` (404), or with `offers_points` like optlab's app."""
+    optlab's points and end routes like a plain `mlflow server` (404), or with `offers_points` like optlab's
+    app."""
 
     def __init__(
         self,
@@ -111,7 +113,7 @@ class FakeServer:
         if path == "/api/2.0/mlflow/runs/create":
             run_id = f"{len([r for r in self.requests if r[1] == path]):032x}"
             return 200, {"run": {"info": {"run_id": run_id, "artifact_uri": f"{self.location}1/{run_id}/artifacts"}}}
-        if path == POINTS_ROUTE and not self.offers_points:
+        if path in (POINTS_ROUTE, END_ROUTE) and not self.offers_points:
             return 404, {}
         return 200, {}
 
@@ -120,6 +122,14 @@ class FakeServer:
 
     def posted_points(self) -> list[dict]:
         return [json.loads(body) for method, path, body in self.requests if path == POINTS_ROUTE]
+
+    def ended(self) -> list[str]:
+        """The statuses the run was ended with, through the end route or runs/update."""
+        return [
+            json.loads(body)["status"]
+            for _, path, body in self.requests
+            if path in (END_ROUTE, "/api/2.0/mlflow/runs/update")
+        ]
 
     def metrics_in_log_batch(self) -> list[dict]:
         return [m for body in self.posted("runs/log-batch") for m in body.get("metrics", [])]
@@ -181,40 +191,43 @@ def test_a_run_sends_mlflows_calls_in_order_with_non_finite_values_as_mlflow_wri
         for m, p, _ in fake.requests
     ]
     calls = [c for c in calls if not c[1].startswith("get?")]
+    ending = [("POST", "end")] if server == "optlab app" else [("POST", "log-batch"), ("POST", "update")]
     assert calls == [
         ("POST", "create"),
         ("POST", "log-batch"),  # params
         ("PUT", "config.json"),
         ("POST", "log-points"),  # the metric points (without the route: a 404, and they wait for the end tags)
         ("PUT", "params.safetensors"),
-        ("POST", "log-batch"),  # the end tags, with the metric points where the route is not offered
-        ("POST", "update"),
+        *ending,  # end tags and status in one request, else the end tags (with the points) and the status
     ]
-    create, (params, end) = fake.posted("runs/create")[0], fake.posted("runs/log-batch")
+    create, (params, *rest) = fake.posted("runs/create")[0], fake.posted("runs/log-batch")
     tags = {t["key"]: t["value"] for t in create["tags"]}
     assert tags["mlflow.parentRunId"] == "f" * 32 and tags["optlab.point_hash"] == "abc123"
     assert create["user_id"] == "unknown" and create["run_name"] == _config().label()
     assert {p["key"] for p in params["params"]} >= {"lr", "strategy", "n_params", "planned_steps"}
     if server == "optlab app":
-        assert "metrics" not in end or end["metrics"] == []
+        assert rest == []
+        (end,) = [json.loads(body) for _, path, body in fake.requests if path == END_ROUTE]
+        assert end["run_id"] == recorder.run_id and end["status"] == "FINISHED" and isinstance(end["end_time"], int)
         (bulk,) = fake.posted_points()
         assert bulk["run_id"] == recorder.run_id
         points = list(zip(bulk["keys"], bulk["steps"], bulk["values"], bulk["timestamps"]))
         assert len(points) == 12 and all(isinstance(t, int) for *_, t in points)
         values = {(k, s): v for k, s, v, _ in points}
     else:
+        (end,) = rest
         values = {(m["key"], m["step"]): m["value"] for m in end["metrics"]}
+        assert fake.posted("runs/update") == [
+            {
+                "run_id": recorder.run_id,
+                "run_uuid": recorder.run_id,
+                "status": "FINISHED",
+                "end_time": fake.posted("runs/update")[0]["end_time"],
+            }
+        ]
     assert values[("batch_loss", 2)] == "NaN" and values[("batch_loss", 3)] == "Infinity"
     assert values[("train_loss", 3)] == "-Infinity" and values[("val_accuracy", 3)] == 0.75
     assert {t["key"]: t["value"] for t in end["tags"]}["optlab.status"] == "FINISHED"
-    assert fake.posted("runs/update") == [
-        {
-            "run_id": recorder.run_id,
-            "run_uuid": recorder.run_id,
-            "status": "FINISHED",
-            "end_time": fake.posted("runs/update")[0]["end_time"],
-        }
-    ]
     assert recorder.status == "FINISHED"
 
 
@@ -346,7 +359,7 @@ def test_points_the_server_cannot_store_end_the_run_failed_and_keep_no_weights(r
         assert len(fake.posted_points()) == 1 and "INVALID_PARAMETER_VALUE" in recorder.reason
     elif route == "points route":
         assert len(fake.posted_points()) == 3  # the first try and two retries
-    assert fake.posted("runs/update")[-1]["status"] == "FAILED"
+    assert fake.ended()[-1] == "FAILED"
     deleted = [p for m, p, _ in fake.requests if m == "DELETE"]
     assert len(deleted) == 1 and deleted[0].endswith("/artifacts/params.safetensors")
 
@@ -403,7 +416,7 @@ def test_a_point_sent_over_rest_holds_the_rows_and_files_mlflows_client_stores(a
     through_mlflow = _record(
         RunRecorder(experiment_id=experiment_id, parent_run_id=parent, tracking_uri=server.uri), status
     )
-    asked = len(server.requests("POST", POINTS_ROUTE))
+    asked, asked_end = len(server.requests("POST", POINTS_ROUTE)), len(server.requests("POST", END_ROUTE))
     point = PointRecorder(server.uri, experiment_id, parent)
     sent_directly = _record(point, status)
     assert isinstance(point.writer, RestRunRecorder) and point.status == status
@@ -412,11 +425,11 @@ def test_a_point_sent_over_rest_holds_the_rows_and_files_mlflows_client_stores(a
     assert ("mlflow.parentRunId", parent) in got["tags"] and ("optlab.status", status) in got["tags"]
     assert (got["weights"] is not None) == (status == "FINISHED")
     assert client.get_run(sent_directly).info.status == status
-    answers = server.requests("POST", POINTS_ROUTE)
-    if app == "optlab app":  # the points went to the route, which stored them
-        assert answers[asked:] == [200]
-    else:  # asked once per process and server; log-batch stored them
-        assert answers == [404]
+    answers, ends = server.requests("POST", POINTS_ROUTE), server.requests("POST", END_ROUTE)
+    if app == "optlab app":  # the points went to the route, the end tags and status to the end route
+        assert answers[asked:] == [200] and ends[asked_end:] == [200]
+    else:  # asked once per process and server; log-batch stored them, with the end tags
+        assert answers == [404] and ends == []
 
 
 def _post_points(server, body: dict) -> None:

@@ -244,3 +244,46 @@ def test_curves_read_through_the_route_are_mlflows_histories(optlab_server, plai
     assert plain_server.requests("POST", histories_route.PATH) == [404]  # asked once, then MLflow's routes
     renamed = {(ids[plain_ids.index(r)], k): v for (r, k), v in through_mlflow.items()}
     assert _same(renamed, expected)
+
+
+END_REFUSALS = {
+    "a status a run does not end with": ({"status": "RUNNING"}, r"Invalid value \"RUNNING\" for parameter 'status'"),
+    "a negative end time": ({"end_time": -1}, r"Invalid value -1 for parameter 'end_time'"),
+    "a key MLflow refuses": ({"tags": [{"key": "bad?key", "value": "v"}]}, r"Invalid value \"bad\?key\""),
+    "a run that does not exist": ({"run_id": "0" * 32}, r"Run with id=0{32} not found"),
+    "a deleted run": ({}, r"must be in the 'active' state"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", END_REFUSALS)
+def test_the_end_route_refuses_what_mlflow_refuses_and_leaves_the_run_as_it_was(optlab_server, case):
+    from optlab.tracking.end_route import PATH as END_ROUTE
+
+    client, (run_id,) = _client_and_runs(optlab_server, 1)
+    if case == "a deleted run":
+        client.delete_run(run_id)
+    change, message = END_REFUSALS[case]
+    body = {"run_id": run_id, "tags": [{"key": "optlab.status", "value": "FINISHED"}], "status": "FINISHED"}
+    before = _rows(optlab_server, run_id)
+    with pytest.raises(RestError, match=message) as refused:
+        RestApi(optlab_server.uri).answer_if_offered(END_ROUTE, {**body, "end_time": 1_700_000_000_000, **change})
+    assert refused.value.status == 400 and _rows(optlab_server, run_id) == before  # still RUNNING, no tag
+
+
+@pytest.mark.slow
+def test_the_end_route_ends_a_run_as_log_batch_and_update_do(optlab_server):
+    from optlab.tracking.end_route import PATH as END_ROUTE
+
+    client, (a, b) = _client_and_runs(optlab_server, 2)
+    tags = [{"key": "optlab.status", "value": "FAILED"}, {"key": "optlab.failure_reason", "value": "diverged: nan"}]
+    RestApi(optlab_server.uri).answer_if_offered(
+        END_ROUTE, {"run_id": a, "tags": tags, "status": "FAILED", "end_time": 1_800_000_000_123}
+    )
+    RestApi(optlab_server.uri).post("runs/log-batch", {"run_id": b, "tags": tags})
+    RestApi(optlab_server.uri).post("runs/update", {"run_id": b, "status": "FAILED", "end_time": 1_800_000_000_123})
+    named = {run_id: client.get_run(run_id).info.run_name for run_id in (a, b)}
+    assert str(_rows(optlab_server, a)).replace(named[a], "<name>") == str(_rows(optlab_server, b)).replace(
+        named[b], "<name>"
+    )
+    assert client.get_run(a).info.status == "FAILED" and client.get_run(a).info.end_time == 1_800_000_000_123

@@ -145,17 +145,24 @@ def test_server_app_is_registered_for_mlflow_server_app_name():
 
 
 @pytest.mark.parametrize("prefix", ["", "/mlflow"])
-def test_server_app_serves_the_points_route_under_mlflows_prefix(monkeypatch, prefix):
+def test_server_app_serves_its_routes_under_mlflows_prefix(monkeypatch, prefix):
     import flask
 
-    from optlab.tracking import points_route
+    from optlab.tracking import end_route, histories_route, points_route, tags_route
 
     monkeypatch.setenv("_MLFLOW_SGI_NAME", "gunicorn")  # the Flask app itself, not wrapped for uvicorn
     monkeypatch.setenv("_MLFLOW_STATIC_PREFIX", prefix)  # what `mlflow server --static-prefix` sets
     app = ui_server.create_app(flask.Flask("mlflow_like"))
     ui_server.create_app(app)  # a second call adds nothing
-    rules = [r for r in app.url_map.iter_rules() if r.endpoint == points_route.ENDPOINT]
-    assert [(r.rule, r.methods - {"OPTIONS"}) for r in rules] == [(prefix + points_route.PATH, {"POST"})]
+    routes = (points_route, end_route, tags_route, histories_route)
+    served = {r.endpoint: r for r in app.url_map.iter_rules()}
+    ours = [
+        (r.rule, r.methods - {"OPTIONS"})
+        for r in app.url_map.iter_rules()
+        if r.rule.startswith(f"{prefix}/api/2.0/optlab/")
+    ]
+    assert sorted(ours) == sorted((prefix + route.PATH, {"POST"}) for route in routes)
+    assert all(served[route.ENDPOINT].rule == prefix + route.PATH for route in routes)
 
 
 def test_optlab_ui_refuses_a_server_uri_and_a_bad_port_in_one_line(capsys):

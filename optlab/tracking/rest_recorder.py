@@ -7,8 +7,9 @@ the server's artifact proxy), one `log-batch` per 1,000 metric points (the last 
 tags), the weights file, and `runs/update` with the end status. One difference: where the server runs
 optlab's app (`mlflow server --app-name optlab`), the metric points go to its bulk route instead
 (tracking/points_route.py: up to 10,000 points a request, inserted in one bulk statement, the rows
-log-batch writes), and the end tags alone in the last `log-batch`; a server without that route answers 404
-to the first flush of a process, which then uses `log-batch` for the rest of its runs on that server.
+log-batch writes), and the end tags and the status in one request to its end route
+(tracking/end_route.py: one transaction); a server without those routes answers 404 to the first request
+of a process, which then uses `log-batch` and `runs/update` for the rest of its runs on that server.
 The promises are RunRecorder's: FINISHED
 only when every call was acknowledged (the server answers once its transaction is committed or its file
 written), else FAILED with the reason; a run whose end cannot be recorded raises StoreError and stays
@@ -31,11 +32,12 @@ from pathlib import Path
 
 from optlab.errors import StoreError
 from optlab.tracking.accounting import timed
+from optlab.tracking.end_route import PATH as END_ROUTE
 from optlab.tracking.failures import describe
 from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
 from optlab.tracking.points_route import MOST_POINTS
 from optlab.tracking.points_route import PATH as POINTS_ROUTE
-from optlab.tracking.rest_api import RestApi, number, usable
+from optlab.tracking.rest_api import RestApi, RestError, Unreachable, number, usable
 from optlab.tracking.run_facts import (
     CONFIG,
     WEIGHTS,
@@ -179,6 +181,9 @@ class RestRunRecorder(BufferedRecorder):
             problems = storage_problems(status, params, flush, self._save_weights, lambda _: [], self._discard_weights)
             status, reason = end_status(status, reason, problems)
             tags = _entries(end_tags(status, reason, summary))
+            if not held and self._end_through_route(tags, status):
+                self.status, self.reason = status, reason
+                return
             try:
                 for i in range(0, max(len(tags), 1), MLFLOW_TAGS):  # the held points go with the first tags
                     self.api.post(
@@ -191,6 +196,15 @@ class RestRunRecorder(BufferedRecorder):
                     if params is not None:
                         discarded(self._discard_weights)
             self._terminate(status, reason)
+
+    def _end_through_route(self, tags: list[dict], status: str) -> bool:
+        """End tags and status in one request to the server's end route; False (nothing stored) when the server
+        does not offer it or refuses or fails it: MLflow's two calls then store it, or fail in their words."""
+        body = {"run_id": self.run_id, "tags": tags, "status": status, "end_time": int(time.time() * 1000)}
+        try:
+            return self.api.post_if_offered(END_ROUTE, body)
+        except (RestError, Unreachable):
+            return False
 
     def abort(self, status: str, reason: str) -> None:
         """End a run that cannot go on (interrupted, its start failed) as KILLED or FAILED; never raises."""

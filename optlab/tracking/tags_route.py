@@ -93,17 +93,19 @@ def read_tags(body, validate) -> list[tuple[str, str, str]]:
     return tags
 
 
-def store_tags(store, tags: list[tuple[str, str, str]]) -> None:
-    """Write the tags in one transaction (see the module)."""
+def store_tags(store, tags: list[tuple[str, str, str]], ends: dict[str, tuple[str, int]] | None = None) -> None:
+    """Write the tags in one transaction (see the module), with `ends` {run_id: (status, end_time)} also ending
+    those runs in it (end_route.py)."""
     import sqlalchemy
-    from mlflow.entities import RunTag
+    from mlflow.entities import RunStatus, RunTag
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
     from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag  # internal, guarded by the caller's except
 
-    if not tags:
+    ends = ends or {}
+    if not tags and not ends:
         return
-    run_ids = list(dict.fromkeys(run_id for run_id, _, _ in tags))
+    run_ids = list(dict.fromkeys([*(run_id for run_id, _, _ in tags), *ends]))
     keys = list(dict.fromkeys(key for _, key, _ in tags))
     try:
         with store.ManagedSessionMaker(read_only=False) as session:
@@ -129,6 +131,8 @@ def store_tags(store, tags: list[tuple[str, str, str]]) -> None:
                     rows[run_id, key] = row = SqlTag(run_uuid=run_id, key=key, value=value)
                     session.add(row)
                 row.value = value
+            for run_id, (status, end_time) in ends.items():
+                runs[run_id].status, runs[run_id].end_time = status, end_time
     except MlflowException as exc:  # MLflow's session wraps a database error, the cause kept
         if not isinstance(exc.__cause__, sqlalchemy.exc.IntegrityError):
             raise
@@ -137,6 +141,8 @@ def store_tags(store, tags: list[tuple[str, str, str]]) -> None:
             per_run.setdefault(run_id, []).append(RunTag(key, value))
         for run_id, run_tags in per_run.items():
             store.log_batch(run_id, metrics=[], params=[], tags=run_tags)
+        for run_id, (status, end_time) in ends.items():
+            store.update_run_info(run_id, RunStatus.from_string(status), end_time, None)
 
 
 # ---- the client side -----------------------------------------------------------------------------------

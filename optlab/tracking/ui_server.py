@@ -119,12 +119,12 @@ def _add_defaults(response):
 def create_app(app=None):
     """MLflow's server app with the defaults script and optlab's bulk routes; wrapped for uvicorn as MLflow
     wraps its own."""
-    from optlab.tracking import histories_route, points_route, tags_route
+    from optlab.tracking import end_route, histories_route, points_route, tags_route
 
     if app is None:
         from mlflow.server import app
     app.after_request(_add_defaults)
-    for route in (points_route, tags_route, histories_route):
+    for route in (points_route, end_route, tags_route, histories_route):
         route.add_route(app)
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app

@@ -13,6 +13,7 @@ import pytest
 from fault_helpers import assert_one_finished_per_point, env_for, optlab, points_of, runs_of, wait_until
 
 from optlab.sweeps import load
+from optlab.tracking.ui_server import server_env
 
 PORTS = range(5300, 5350)  # this project's range for test servers
 
@@ -74,7 +75,9 @@ class Server:
             *(["--app-name", self.app_name] if self.app_name else []),
         ]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(dict(os.environ))
+            )
         wait_until(self.healthy, 180, what=f"mlflow server on port {self.port}")
 
     def healthy(self) -> bool:

@@ -202,3 +202,9 @@ def test_the_injected_script_adds_group_colours_and_keeps_the_users(tmp_path):
     store = run_script(store, {"tag.optlab.strategy.adam": "#414487", "tag.optlab.strategy.sgd": "#2A788E"})
     colors = json.loads(store[RUN_COLORS_KEY])
     assert colors["tag.optlab.strategy.adam"] == "#414487" and colors["tag.optlab.strategy.sgd"] == "#123456"
+
+
+def test_the_servers_optlab_starts_skip_mlflows_job_queue_unless_the_user_asks_for_it():
+    assert ui_server.server_env({"PATH": "/bin"}) == {"PATH": "/bin", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    asked = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert ui_server.server_env(asked) == asked

@@ -52,6 +52,7 @@ def main(args) -> int:
     from optlab.tracking.saved_views import save_views
     from optlab.tracking.store import client, tracking_uri
     from optlab.tracking.ui import DEFAULT_VIEW_ID, describe_experiment, view_url
+    from optlab.tracking.ui_server import server_env
     from optlab.tracking.uri import mask_credentials
 
     if not 0 < args.port < 65536:
@@ -82,4 +83,4 @@ def main(args) -> int:
         print("  no optlab runs yet: `make demo` or `make sweep` records some", flush=True)
     command = server_command(uri, args.host, args.port, args.workers)
     # become the server (no wrapper process left to outlive it or to miss a signal)
-    os.execve(command[0], command, {**os.environ, "MLFLOW_TRACKING_URI": uri})
+    os.execve(command[0], command, server_env({**os.environ, "MLFLOW_TRACKING_URI": uri}))

@@ -13,8 +13,14 @@ runs page it opens on when clicked (the UI keeps that page per browser in localS
 default view (tracking/ui.py: the reported runs with workload, strategy and metric columns), again only
 where the browser has no page of its own for that experiment yet. Nothing else of MLflow's is changed.
 
-It also serves one route of optlab's own, the bulk insert of a run's metric points a sweep's workers use
-instead of MLflow's `runs/log-batch` when the server offers it (tracking/points_route.py).
+It also serves optlab's own bulk routes, used instead of MLflow's where the server offers them: a run's
+metric points and a run's end for a sweep's workers (tracking/points_route.py, end_route.py), the tags and
+the curves of many runs for the sweep process and the reports (tags_route.py, histories_route.py).
+
+The servers optlab starts (`optlab ui`, the loopback cluster, the tests' servers) run with SERVER_ENV
+unless the user set those variables: MLflow 3.17's server otherwise starts seven job-queue processes for
+its GenAI jobs (prompt optimization, scorers), which cost about 14 CPU-seconds at every start and which
+optlab's runs never use.
 
 It is registered as the MLflow server plugin `optlab` (entry point group `mlflow.app`), so
 `mlflow server --app-name optlab ...` serves it; `optlab ui` (and `make ui`) does that.
@@ -33,7 +39,13 @@ BROWSER_DEFAULTS = {
     "mlflow.assistant.panelOpen_v1": "false",
 }
 MARKER = "optlab-ui-defaults"
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # defaults for the servers optlab starts
 SET_COLORS_KEY = "optlab.groupColors"  # localStorage: the group colours this script set last
+
+
+def server_env(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with SERVER_ENV's defaults where it does not set them."""
+    return {**SERVER_ENV, **environ}
 
 
 def group_colors(client) -> dict[str, str]:

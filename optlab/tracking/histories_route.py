@@ -83,7 +83,7 @@ def query(store, run_ids: list[str], keys: list[str]) -> list[tuple]:
     if not run_ids or not keys:
         return []
     columns = (SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
-    statement = (
+    statement: sqlalchemy.Select = (
         sqlalchemy.select(*columns)
         .where(SqlMetric.run_uuid.in_(run_ids), SqlMetric.key.in_(keys))
         .order_by(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.timestamp, SqlMetric.step, SqlMetric.value)

@@ -109,7 +109,7 @@ def store_tags(store, tags: list[tuple[str, str, str]], ends: dict[str, tuple[st
     keys = list(dict.fromkeys(key for _, key, _ in tags))
     try:
         with store.ManagedSessionMaker(read_only=False) as session:
-            runs = {}
+            runs: dict = {}  # run id -> its SqlRun
             for start in range(0, len(run_ids), QUERY_CHUNK):
                 chunk = run_ids[start : start + QUERY_CHUNK]
                 found = store._get_query(session, SqlRun).filter(SqlRun.run_uuid.in_(chunk))
@@ -118,7 +118,7 @@ def store_tags(store, tags: list[tuple[str, str, str]], ends: dict[str, tuple[st
                 if run_id not in runs:
                     raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
                 store._check_run_is_active(runs[run_id])
-            rows = {}
+            rows: dict = {}  # (run id, key) -> its SqlTag
             for start in range(0, len(run_ids), QUERY_CHUNK):
                 chunk = run_ids[start : start + QUERY_CHUNK]
                 found = session.query(SqlTag).filter(SqlTag.run_uuid.in_(chunk), SqlTag.key.in_(keys))
@@ -130,7 +130,7 @@ def store_tags(store, tags: list[tuple[str, str, str]], ends: dict[str, tuple[st
                 if row is None:
                     rows[run_id, key] = row = SqlTag(run_uuid=run_id, key=key, value=value)
                     session.add(row)
-                row.value = value
+                row.value = value  # type: ignore[assignment]  # an ORM attribute, a str on an instance
             for run_id, (status, end_time) in ends.items():
                 runs[run_id].status, runs[run_id].end_time = status, end_time
     except MlflowException as exc:  # MLflow's session wraps a database error, the cause kept

@@ -21,16 +21,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OPTLAB = str(Path(sys.executable).parent / "optlab")
 
-# 12 points (2 strategies x 6 seeds) of 60 epochs: long enough that a fault lands in the middle of a run
+# 12 points (2 strategies x 6 seeds) of 120 epochs: long enough that a fault lands in the middle of a run
 # (with 20 epochs a run trained in about 0.2 s and stored its points in one request to optlab's server app,
-# and six node kills in a row landed between runs), short enough for CI
+# and six node kills in a row landed between runs; with 60 they did again once the run's end became one
+# request), short enough for CI
 SPEC = """
 name = "{name}"
 [base]
 dataset = "digits"
 hidden = [16]
 activation = "relu"
-epochs = 60
+epochs = 120
 eval_every = 20
 
 lr = 0.03

@@ -105,6 +105,16 @@ class Server:
 
 
 @pytest.mark.slow
+def running_server(tmp_path_factory, app_name: str | None):
+    """A started `mlflow server` (with `--app-name app_name` when given) for a fixture to yield, stopped after."""
+    running = Server(tmp_path_factory.mktemp("server"), free_port(), app_name=app_name)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def test_a_sweep_whose_server_stops_ends_in_one_line_and_a_rerun_completes(tmp_path, monkeypatch):
     server = Server(tmp_path, free_port())
     server.start()

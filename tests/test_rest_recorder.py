@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 from store_rows import run_rows
+from test_faults_server import running_server
 
 from optlab.config import RunConfig
 from optlab.tracking import rest_api, rest_recorder
@@ -365,27 +366,16 @@ def test_points_the_server_cannot_store_end_the_run_failed_and_keep_no_weights(r
 
 
 # ---- a real `mlflow server` ------------------------------------------------------------------------------
-def _running_server(tmp_path_factory, app_name: str | None):
-    from test_faults_server import Server, free_port
-
-    running = Server(tmp_path_factory.mktemp("server"), free_port(), app_name=app_name)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A plain `mlflow server`."""
-    yield from _running_server(tmp_path_factory, None)
+    yield from running_server(tmp_path_factory, None)
 
 
 @pytest.fixture(scope="module")
 def optlab_server(tmp_path_factory):
-    """`mlflow server --app-name optlab`: MLflow's server with optlab's points route."""
-    yield from _running_server(tmp_path_factory, "optlab")
+    """`mlflow server --app-name optlab`: MLflow's server with optlab's routes."""
+    yield from running_server(tmp_path_factory, "optlab")
 
 
 def _server_rows(server, run_id: str) -> dict:

@@ -9,6 +9,7 @@ import math
 
 import pytest
 from store_rows import run_rows
+from test_faults_server import running_server
 
 from optlab.tracking import bulk_reads, bulk_runs, histories_route, tags_route
 from optlab.tracking.rest_api import RestApi, RestError
@@ -100,25 +101,14 @@ def test_an_answer_beyond_the_histories_limit_is_refused_and_read_through_mlflow
 
 
 # ---- on real servers ----------------------------------------------------------------------------------
-def _running_server(tmp_path_factory, app_name):
-    from test_faults_server import Server, free_port
-
-    running = Server(tmp_path_factory.mktemp("server"), free_port(), app_name=app_name)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture(scope="module")
 def optlab_server(tmp_path_factory):
-    yield from _running_server(tmp_path_factory, "optlab")
+    yield from running_server(tmp_path_factory, "optlab")
 
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory):
-    yield from _running_server(tmp_path_factory, None)
+    yield from running_server(tmp_path_factory, None)
 
 
 def _client_and_runs(server, n: int):

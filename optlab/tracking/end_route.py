@@ -18,7 +18,7 @@ MLflow's error JSON naming the bad value, and nothing is stored. Served and guar
 
 from __future__ import annotations
 
-from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, server_store
+from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, oversized, server_store
 from optlab.tracking.tags_route import MOST_BYTES, MOST_TAGS, read_tags, store_tags, tag_check
 from optlab.tracking.tags_route import STORE_INTERNALS as TAG_INTERNALS
 
@@ -40,8 +40,9 @@ def end_run():
     store, validate = server_store((*TAG_INTERNALS, "update_run_info")), tag_check()
     if store is None or validate is None:
         return not_offered("end a run in one request")
-    if (request.content_length or 0) > MOST_BYTES:
-        return answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {MOST_BYTES} bytes")
+    refused = oversized(request, MOST_BYTES)
+    if refused is not None:
+        return refused
     try:
         run_id, tags, status, end_time = read_end(request.get_json(force=True, silent=True), validate)
         store_tags(store, tags, {run_id: (status, end_time)})

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from optlab.tracking.fast_metrics import insert_points
 from optlab.tracking.point_buffer import MLFLOW_METRICS
-from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, server_store
+from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, oversized, server_store
 
 PATH = "/api/2.0/optlab/runs/log-points"
 ENDPOINT = "optlab_log_points"  # the Flask endpoint name
@@ -81,8 +81,9 @@ def log_points():
     store, check_name = server_store(STORE_INTERNALS), name_check()
     if store is None or check_name is None:
         return not_offered("bulk-insert metric points")
-    if (request.content_length or 0) > MOST_BYTES:
-        return answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {MOST_BYTES} bytes")
+    refused = oversized(request, MOST_BYTES)
+    if refused is not None:
+        return refused
     try:
         points = read_points(request.get_json(force=True, silent=True), check_name)
     except Refused as exc:

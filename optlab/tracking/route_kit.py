@@ -49,6 +49,13 @@ def server_store(internals: tuple[str, ...]):
     return store
 
 
+def oversized(request, most_bytes: int):
+    """The 400 for a request body larger than `most_bytes`, else None (read before parsing the body)."""
+    if (request.content_length or 0) > most_bytes:
+        return answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {most_bytes} bytes")
+    return None
+
+
 def not_offered(what: str):
     return answer(501, "NOT_IMPLEMENTED", f"this server cannot {what}: use MLflow's own routes")
 

@@ -24,7 +24,7 @@ and any error is MLflow's, in its words.
 from __future__ import annotations
 
 from optlab.tracking.rest_api import OPTIONAL_RETRIES, RestApi, RestError, Unreachable
-from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, server_store
+from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, oversized, server_store
 
 PATH = "/api/2.0/optlab/runs/set-tags"
 ENDPOINT = "optlab_set_tags"
@@ -46,8 +46,9 @@ def set_tags():
     store, validate = server_store(STORE_INTERNALS), tag_check()
     if store is None or validate is None:
         return not_offered("set the tags of many runs at once")
-    if (request.content_length or 0) > MOST_BYTES:
-        return answer(400, "INVALID_PARAMETER_VALUE", f"a request can hold at most {MOST_BYTES} bytes")
+    refused = oversized(request, MOST_BYTES)
+    if refused is not None:
+        return refused
     from mlflow.exceptions import MlflowException
 
     try:

@@ -4,6 +4,7 @@ REST API; the same sweep with workers writing to PostgreSQL directly stores the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,3 +179,20 @@ def test_bulk_insert_on_postgresql_writes_exactly_the_rows_of_log_batch(live_clu
     assert ("batch_loss", 1500, 0.0, True, 1_700_000_001_000) in stored[
         fast
     ].latest  # NaN as is_nan, the newest step wins
+
+
+def test_the_cluster_server_runs_without_mlflow_job_queue_processes(live_cluster):
+    """The loopback cluster's MLflow server starts none of MLflow's GenAI job-queue (huey) processes, which
+    would compete with the nodes' training for the same cores."""
+    import os
+
+    group = os.getpgid(live_cluster.server.service.pid)
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) == group:
+                members.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ProcessLookupError):
+            continue  # a process that ended meanwhile
+    assert any("mlflow" in line for line in members), members  # the group really is the server's
+    assert not [line for line in members if "huey" in line or "_job_runner" in line], members

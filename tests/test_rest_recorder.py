@@ -26,7 +26,7 @@ from store_rows import run_rows
 from test_faults_server import running_server
 
 from optlab.config import RunConfig
-from optlab.tracking import rest_api, rest_recorder
+from optlab.tracking import points_route, rest_api
 from optlab.tracking.background import PlanFacts, ProblemFacts
 from optlab.tracking.end_route import PATH as END_ROUTE
 from optlab.tracking.failures import describe
@@ -250,7 +250,7 @@ def test_a_server_without_the_points_route_is_asked_once_then_sent_log_batch(ans
 
 
 def test_the_points_route_carries_a_flush_in_requests_of_at_most_its_limit(monkeypatch):
-    monkeypatch.setattr(rest_recorder, "MOST_POINTS", 1000)
+    monkeypatch.setattr(points_route, "MOST_POINTS", 1000)
     fake = FakeServer(offers_points=True)
     try:
         recorder = RestRunRecorder.open(fake.uri, "1", "f" * 32)

@@ -1,17 +1,19 @@
-"""optlab's server routes for a sweep process's bookkeeping (tracking/tags_route.py, histories_route.py): the
-tags of many runs in one request and the curves of many runs in one request leave and read exactly what
-MLflow's own calls do, refuse what MLflow refuses naming it (storing nothing), and a server without them (a
-plain `mlflow server`) is asked once and then served through MLflow's routes."""
+"""optlab's server routes for a sweep process's bookkeeping (tracking/tags_route.py, histories_route.py,
+runs_route.py): the tags of many runs, the curves of many runs and the runs of an experiment with given tags,
+each in one request, leave and read exactly what MLflow's own calls do, refuse what MLflow refuses naming it
+(storing nothing), and a server without them (a plain `mlflow server`) is asked once and then served through
+MLflow's routes."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 from store_rows import run_rows
 from test_faults_server import running_server
 
-from optlab.tracking import bulk_reads, bulk_runs, histories_route, tags_route
+from optlab.tracking import bulk_reads, bulk_runs, histories_route, runs_route, tags_route
 from optlab.tracking.rest_api import RestApi, RestError
 
 # ---- reading a request, on its own ------------------------------------------------------------------------
@@ -277,3 +279,118 @@ def test_the_end_route_ends_a_run_as_log_batch_and_update_do(optlab_server):
         named[b], "<name>"
     )
     assert client.get_run(a).info.status == "FAILED" and client.get_run(a).info.end_time == 1_800_000_000_123
+
+
+# ---- the runs of an experiment with given tags ---------------------------------------------------------
+RUNS_REFUSALS = {
+    "an experiment id that is a number": ({"experiment_id": 3}, r"Invalid value 3 for parameter 'experiment_id'"),
+    "tags that are a list": ({"experiment_id": "3", "tags": ["a"]}, r'Invalid value \["a"\] for parameter .tags.'),
+    "a tag value that is a number": (
+        {"experiment_id": "3", "tags": {"k": 1}},
+        r"Invalid value 1 for parameter 'tags\.k'",
+    ),
+    "a page token it never gave": (
+        {"experiment_id": "3", "page_token": "next"},
+        r"Invalid value \"next\" for parameter 'page_token'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RUNS_REFUSALS)
+def test_the_runs_route_names_what_it_cannot_read(case):
+    body, message = RUNS_REFUSALS[case]
+    with pytest.raises(ValueError, match=message):
+        runs_route.read_request(body)
+
+
+def _as_read(runs) -> list[str]:
+    """Runs as a caller reads them (info, params, tags, latest metrics), NaN included, in their order."""
+    return [json.dumps(run.to_dictionary(), sort_keys=True) for run in runs]
+
+
+def _experiment_of_runs(client, name: str) -> tuple[str, list[str]]:
+    """Five runs of a new experiment: four of sweep 's' (one deleted), one of sweep 't'; params, tags and
+    metrics with NaN, an infinity, a step logged twice."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    experiment_id = client.create_experiment(name)
+    ids = []
+    for i, sweep in enumerate(["s", "s", "t", "s", "s"]):
+        run = client.create_run(experiment_id, run_name=f"point {i}", tags={"optlab.sweep": sweep, "n": str(i)})
+        metrics = [Metric("loss", 1.0 / (s + 1), 1000 + s, s) for s in range(3)] + [Metric("acc", math.nan, 5, 1)]
+        metrics += [Metric("big", math.inf, 7, 0), Metric("twice", 0.5, 9, 2), Metric("twice", 0.25, 8, 2)]
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param("lr", str(0.1 * i)), Param("seed", str(i))],
+            tags=[RunTag("note", "ünïcode 'quotes'")],
+        )
+        if i != 1:
+            client.set_terminated(run.info.run_id, "FINISHED" if i % 2 == 0 else "FAILED")
+        ids.append(run.info.run_id)
+    client.delete_run(ids[3])
+    return experiment_id, ids
+
+
+@pytest.mark.slow
+def test_runs_read_through_the_route_are_mlflows_search(optlab_server, plain_server):
+    from mlflow.tracking import MlflowClient
+
+    from optlab.sweeps.resume import search_all
+
+    client = MlflowClient(optlab_server.uri)
+    experiment_id, ids = _experiment_of_runs(client, "runs-route")
+    asked = len(optlab_server.requests("POST", runs_route.PATH))
+    got = bulk_reads.runs_with_tags(optlab_server.uri, experiment_id, {"optlab.sweep": "s"})
+    assert optlab_server.requests("POST", runs_route.PATH)[asked:] == [200]
+    expected = search_all(client, experiment_id, "tags.`optlab.sweep` = 's'")
+    assert [r.info.run_id for r in expected] == [ids[4], ids[1], ids[0]]  # active only, newest first
+    assert _as_read(got) == _as_read(expected)
+    everything = bulk_reads.runs_with_tags(optlab_server.uri, experiment_id, {})
+    assert _as_read(everything) == _as_read(search_all(client, experiment_id, ""))
+    both = {"optlab.sweep": "s", "n": "4"}
+    assert [r.info.run_id for r in bulk_reads.runs_with_tags(optlab_server.uri, experiment_id, both)] == [ids[4]]
+    assert bulk_reads.runs_with_tags(optlab_server.uri, experiment_id, {"optlab.sweep": "none"}) == []
+
+    plain = MlflowClient(plain_server.uri)
+    plain_experiment, _ = _experiment_of_runs(plain, "runs-route")
+    for _ in range(2):
+        assert bulk_reads.runs_with_tags(plain_server.uri, plain_experiment, {"optlab.sweep": "s"}) is None
+    assert plain_server.requests("POST", runs_route.PATH) == [404]  # asked once, then MLflow's search
+
+
+@pytest.mark.slow
+def test_a_run_with_a_dataset_input_is_left_to_mlflows_search(optlab_server):
+    import mlflow
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from optlab.sweeps import resume
+
+    client = MlflowClient(optlab_server.uri)
+    experiment_id, ids = _experiment_of_runs(client, "runs-route-inputs")
+    mlflow.set_tracking_uri(optlab_server.uri)
+    try:
+        with mlflow.start_run(run_id=ids[1]):
+            mlflow.log_input(mlflow.data.from_numpy(np.zeros(3), name="zeros"), context="training")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert runs_route.read(optlab_server.uri, experiment_id, {"optlab.sweep": "s"}) is None
+    found = resume.search_tags(client, experiment_id, {"optlab.sweep": "s"})  # MLflow's search then
+    assert [r.info.run_id for r in found] == [ids[4], ids[1], ids[0]] and found[1].inputs.dataset_inputs
+
+
+def test_the_runs_route_pages_a_store_in_mlflows_order(tmp_path, monkeypatch):
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking import MlflowClient
+
+    store_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = SqlAlchemyStore(store_uri, str(tmp_path / "artifacts"))
+    client = MlflowClient(store_uri)
+    experiment_id, ids = _experiment_of_runs(client, "paged")
+    monkeypatch.setattr(runs_route, "MOST_RUNS", 2)
+    first, more = runs_route.query(store, int(experiment_id), {}, 0)
+    second, last = runs_route.query(store, int(experiment_id), {}, 2)
+    assert more and not last and [r[0] for r in first + second] == [ids[4], ids[2], ids[1], ids[0]]
+    nan = next(m for m in first[0][11] if m[0] == "acc")
+    assert nan[1] == "NaN" and sorted(first[0][10]) == [["lr", "0.4"], ["seed", "4"]]

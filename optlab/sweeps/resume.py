@@ -62,9 +62,9 @@ def quote(value: str) -> str | None:
 def search_tags(client, experiment_id: str, tags: dict[str, str]) -> list:
     """Runs of the experiment whose tags equal `tags` exactly. Values without a literal in MLflow's
     grammar are compared here instead of in the store's filter, and every match is checked here
-    (a store may compare case-insensitively). On a SQLite store of the checked layout they are read
-    directly (tracking/sqlite_search.py)."""
-    from optlab.tracking.sqlite_search import runs_with_tags
+    (a store may compare case-insensitively). On a SQLite store of the checked layout, or a tracking
+    server running optlab's app, they are read with plain queries (tracking/bulk_reads.runs_with_tags)."""
+    from optlab.tracking.bulk_reads import runs_with_tags
 
     direct = runs_with_tags(client.tracking_uri, experiment_id, tags)
     if direct is not None:

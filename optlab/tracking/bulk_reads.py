@@ -1,4 +1,4 @@
-"""Metric histories of many runs at once.
+"""Metric histories of many runs at once, and the runs of an experiment that carry given tags.
 
 `MlflowClient.get_metric_history` reads one metric of one run per call: a sweep's seed groups read ten
 or so curves of every reported run, thousands of calls on the default suite. On a SQL store MLflow's own
@@ -21,7 +21,7 @@ import math
 import sqlite3
 from contextlib import closing
 
-from optlab.tracking import histories_route
+from optlab.tracking import histories_route, runs_route, sqlite_search
 from optlab.tracking.rest_api import usable
 from optlab.tracking.server_calls import each_request
 from optlab.tracking.sqlite_recorder import connect, database
@@ -31,6 +31,17 @@ CHUNK = 500  # run ids per query (SQLite's bound-parameter limit is far above)
 MAX_POINTS = 10**9
 SERVER_CHUNK, SERVER_MAX_POINTS = 100, 25_000  # a tracking server's limits per bulk-history request
 SERVER_ROUTE = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+
+
+def runs_with_tags(uri: str, experiment_id: str, tags: dict[str, str]) -> list | None:
+    """The experiment's active runs whose tags equal `tags`, as `MlflowClient.search_runs` returns them, read
+    with plain queries: from a SQLite store of the checked layout directly (sqlite_search.py), from a
+    tracking server running optlab's app through its route (runs_route.py). None when they must be searched
+    through MLflow."""
+    found = sqlite_search.runs_with_tags(uri, experiment_id, tags)
+    if found is None and usable(uri):
+        found = runs_route.read(uri, experiment_id, tags)
+    return found
 
 
 def metric_histories(client, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], dict[int, float]]:

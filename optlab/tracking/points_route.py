@@ -22,7 +22,8 @@ request's points through MLflow's `store.log_batch`, which stores what is missin
 The path and the guarded MLflow internals are as for every optlab route (route_kit.py): besides the
 server's store, metric names are checked by `mlflow.utils.validation._validate_metric_name` (MLflow's
 rule and words), and insert_points uses the store's internals. When one is missing the route answers 501
-and the client (rest_recorder.py) uses log-batch, as it does on a server without the route (404).
+and the client (`send`: a sweep's workers, rest_recorder.py, and its seed-group runs, bulk_runs.py) uses
+log-batch, as it does on a server without the route (404).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 from optlab.tracking.fast_metrics import insert_points
 from optlab.tracking.point_buffer import MLFLOW_METRICS
+from optlab.tracking.rest_api import number
 from optlab.tracking.route_kit import add_rule, answer, invalid, mlflow_error, not_offered, oversized, server_store
 
 PATH = "/api/2.0/optlab/runs/log-points"
@@ -178,3 +180,22 @@ def store_points(store, points: Points):
     except Exception as exc:  # noqa: BLE001 - answered as MLflow's handlers answer an unexpected error
         return answer(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
     return answer(200)
+
+
+# ---- the client side -----------------------------------------------------------------------------------
+def send(api, run_id: str, keys: list, values: list, stamps: list, steps: list) -> int:
+    """How many of the points, from the first, the route of `api`'s server (a RestApi) stored: all, or those
+    before it answered that it does not offer the route (none on a server without it). Any other answer
+    raises as any call's."""
+    for i in range(0, len(keys), MOST_POINTS):
+        end = i + MOST_POINTS
+        body = {
+            "run_id": run_id,
+            "keys": keys[i:end],
+            "values": [number(v) for v in values[i:end]],
+            "timestamps": stamps[i:end],
+            "steps": steps[i:end],
+        }
+        if not api.post_if_offered(PATH, body):
+            return i
+    return len(keys)

@@ -31,12 +31,11 @@ import time
 from pathlib import Path
 
 from optlab.errors import StoreError
+from optlab.tracking import points_route
 from optlab.tracking.accounting import timed
 from optlab.tracking.end_route import PATH as END_ROUTE
 from optlab.tracking.failures import describe
 from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
-from optlab.tracking.points_route import MOST_POINTS
-from optlab.tracking.points_route import PATH as POINTS_ROUTE
 from optlab.tracking.rest_api import RestApi, RestError, Unreachable, number, usable
 from optlab.tracking.run_facts import (
     CONFIG,
@@ -138,7 +137,7 @@ class RestRunRecorder(BufferedRecorder):
         if self.run_id is None:
             raise RuntimeError("RestRunRecorder: start() the run before logging to it")
         keys, values, stamps, steps = self._points.take()
-        sent = self._send_to_points_route(keys, values, stamps, steps)
+        sent = points_route.send(self.api, self.run_id, keys, values, stamps, steps)
         metrics = [
             {"key": k, "value": number(v), "timestamp": t, "step": s}
             for k, v, t, s in zip(keys[sent:], values[sent:], stamps[sent:], steps[sent:])
@@ -147,22 +146,6 @@ class RestRunRecorder(BufferedRecorder):
         for i in range(0, len(metrics), MLFLOW_METRICS):
             self.api.post("runs/log-batch", {"run_id": self.run_id, "metrics": metrics[i : i + MLFLOW_METRICS]})
         return held
-
-    def _send_to_points_route(self, keys: list, values: list, stamps: list, steps: list) -> int:
-        """How many of the points, from the first, the server's bulk route stored: all, or those before it
-        answered that it does not offer the route (none on a server without it)."""
-        for i in range(0, len(keys), MOST_POINTS):
-            end = i + MOST_POINTS
-            body = {
-                "run_id": self.run_id,
-                "keys": keys[i:end],
-                "values": [number(v) for v in values[i:end]],
-                "timestamps": stamps[i:end],
-                "steps": steps[i:end],
-            }
-            if not self.api.post_if_offered(POINTS_ROUTE, body):
-                return i
-        return len(keys)
 
     def finish(self, status: str, reason: str | None, summary: dict, params) -> None:
         """Store what is left and end the run. FINISHED only when every call was acknowledged; a storage

@@ -2,7 +2,8 @@
 store holds them.
 
 The runs and the work-axis histories the views need are read in bulk: on a SQLite store of the checked
-layout with plain queries (sqlite_search.py, bulk_reads.py), elsewhere through MLflow. MLflow's
+layout or a tracking server running optlab's app with plain queries (bulk_reads.py), elsewhere through
+MLflow. MLflow's
 `search_runs` and one `get_metric_history` per configuration took about 8 s of a 2,000-run sweep's end,
 while both workers waited.
 """
@@ -13,8 +14,7 @@ import time
 from collections import defaultdict
 
 from optlab.tracking import bulk_runs, ui, ui_state
-from optlab.tracking.bulk_reads import metric_histories
-from optlab.tracking.sqlite_search import runs_with_tags
+from optlab.tracking.bulk_reads import metric_histories, runs_with_tags
 
 ROLE_TAG = "optlab.role"
 

@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from typing import NamedTuple
 
-from optlab.tracking.sqlite_recorder import RUN_NAME_TAG, connect, database
-
-
-class Item(NamedTuple):
-    """A tag or param as RunData reads it."""
-
-    key: str
-    value: str
+from optlab.tracking.run_entities import Item, runs_from_rows
+from optlab.tracking.sqlite_recorder import connect, database
 
 
 def runs_with_tags(uri: str, experiment_id: str, tags: dict[str, str]) -> list | None:
@@ -43,7 +36,7 @@ def runs_with_tags(uri: str, experiment_id: str, tags: dict[str, str]) -> list |
 
 
 def _read(connection: sqlite3.Connection, experiment_id: int, tags: dict[str, str]) -> list | None:
-    from mlflow.entities import Metric, Run, RunData, RunInfo, RunInputs, RunOutputs
+    from mlflow.entities import Metric
 
     where = "r.experiment_id = ? AND r.lifecycle_stage = 'active'" + "".join(
         " AND r.run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)" for _ in tags
@@ -78,21 +71,4 @@ def _read(connection: sqlite3.Connection, experiment_id: int, tags: dict[str, st
             args,
         ):
             rows[row[0]][field].append(make(row[1:]))
-    out = []
-    for run_id, name, experiment, user, status, start, end, stage, artifact_uri in runs:
-        data = rows[run_id]
-        named = None if name else next((t.value for t in data["tags"] if t.key == RUN_NAME_TAG), None)
-        info = RunInfo(
-            run_id=run_id,
-            run_name=name or named or name,
-            experiment_id=str(experiment),
-            user_id=user,
-            status=status,
-            start_time=start,
-            end_time=end,
-            lifecycle_stage=stage,
-            artifact_uri=artifact_uri,
-        )
-        run_data = RunData(metrics=data["metrics"], params=data["params"], tags=data["tags"])
-        out.append(Run(info, run_data, RunInputs(dataset_inputs=[]), RunOutputs([])))
-    return out
+    return runs_from_rows(runs, rows)

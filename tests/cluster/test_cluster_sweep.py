@@ -196,3 +196,23 @@ def test_the_cluster_server_runs_without_mlflow_job_queue_processes(live_cluster
             continue  # a process that ended meanwhile
     assert any("mlflow" in line for line in members), members  # the group really is the server's
     assert not [line for line in members if "huey" in line or "_job_runner" in line], members
+
+
+def test_the_runs_route_reads_on_postgresql_what_mlflows_search_returns(live_cluster, http_sweep):
+    """The sweep's runs read back through optlab's route on the server's PostgreSQL store (runs_route.py:
+    plain queries, booleans and bigints as PostgreSQL returns them) equal MLflow's own search."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from optlab.sweeps.resume import search_all
+    from optlab.tracking import runs_route
+
+    client = MlflowClient(tracking_uri=live_cluster.tracking_uri)
+    experiment_id = client.get_experiment_by_name("on_cluster").experiment_id
+    for tags, search in (({"optlab.sweep": "on_cluster"}, "tags.`optlab.sweep` = 'on_cluster'"), ({}, "")):
+        got = runs_route.read(live_cluster.tracking_uri, experiment_id, tags)
+        expected = search_all(client, experiment_id, search)
+        assert got is not None and len(got) == len(expected) >= 8
+        as_read = [json.dumps(r.to_dictionary(), sort_keys=True) for r in expected]
+        assert [json.dumps(r.to_dictionary(), sort_keys=True) for r in got] == as_read

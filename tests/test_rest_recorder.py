@@ -34,6 +34,7 @@ from optlab.tracking.points_route import MOST_POINTS
 from optlab.tracking.points_route import PATH as POINTS_ROUTE
 from optlab.tracking.rest_api import RestApi, RestError, Unreachable, usable
 from optlab.tracking.rest_recorder import RestRunRecorder
+from optlab.tracking.start_route import PATH as START_ROUTE
 
 FACTS = ProblemFacts(n_params=4, data_fingerprint="f1ngerprint", data_split="1257/180/360")
 PLAN = PlanFacts(batch_size=32, steps_per_epoch=39.28125, max_steps=3)
@@ -71,7 +72,7 @@ def _record(recorder, status: str = "FINISHED") -> str:
 class FakeServer:
     """Answers MLflow's REST routes like a server would (`answer` may be replaced), recording each request;
     optlab's points and end routes like a plain `mlflow server` (404), or with `offers_points` like optlab's
-    app."""
+    app; its start route always like a plain server (a real optlab server starts runs in the slow tests)."""
 
     def __init__(
         self,
@@ -114,7 +115,7 @@ class FakeServer:
         if path == "/api/2.0/mlflow/runs/create":
             run_id = f"{len([r for r in self.requests if r[1] == path]):032x}"
             return 200, {"run": {"info": {"run_id": run_id, "artifact_uri": f"{self.location}1/{run_id}/artifacts"}}}
-        if path in (POINTS_ROUTE, END_ROUTE) and not self.offers_points:
+        if path in (POINTS_ROUTE, END_ROUTE) and not self.offers_points or path == START_ROUTE:
             return 404, {}
         return 200, {}
 
@@ -194,6 +195,7 @@ def test_a_run_sends_mlflows_calls_in_order_with_non_finite_values_as_mlflow_wri
     calls = [c for c in calls if not c[1].startswith("get?")]
     ending = [("POST", "end")] if server == "optlab app" else [("POST", "log-batch"), ("POST", "update")]
     assert calls == [
+        ("POST", "start"),  # asked first; a server without optlab's start route answers 404
         ("POST", "create"),
         ("POST", "log-batch"),  # params
         ("PUT", "config.json"),
@@ -407,6 +409,7 @@ def test_a_point_sent_over_rest_holds_the_rows_and_files_mlflows_client_stores(a
         RunRecorder(experiment_id=experiment_id, parent_run_id=parent, tracking_uri=server.uri), status
     )
     asked, asked_end = len(server.requests("POST", POINTS_ROUTE)), len(server.requests("POST", END_ROUTE))
+    asked_start = len(server.requests("POST", START_ROUTE))
     point = PointRecorder(server.uri, experiment_id, parent)
     sent_directly = _record(point, status)
     assert isinstance(point.writer, RestRunRecorder) and point.status == status
@@ -416,10 +419,11 @@ def test_a_point_sent_over_rest_holds_the_rows_and_files_mlflows_client_stores(a
     assert (got["weights"] is not None) == (status == "FINISHED")
     assert client.get_run(sent_directly).info.status == status
     answers, ends = server.requests("POST", POINTS_ROUTE), server.requests("POST", END_ROUTE)
-    if app == "optlab app":  # the points went to the route, the end tags and status to the end route
-        assert answers[asked:] == [200] and ends[asked_end:] == [200]
-    else:  # asked once per process and server; log-batch stored them, with the end tags
-        assert answers == [404] and ends == []
+    starts = server.requests("POST", START_ROUTE)
+    if app == "optlab app":  # created with its params, its points and its end each in one request
+        assert starts[asked_start:] == [200] and answers[asked:] == [200] and ends[asked_end:] == [200]
+    else:  # asked once per process and server; runs/create and log-batch stored them, with the end tags
+        assert starts == [404] and answers == [404] and ends == []
 
 
 def _post_points(server, body: dict) -> None:

@@ -13,7 +13,7 @@ import pytest
 from store_rows import run_rows
 from test_faults_server import running_server
 
-from optlab.tracking import bulk_reads, bulk_runs, histories_route, runs_route, tags_route
+from optlab.tracking import bulk_reads, bulk_runs, histories_route, runs_route, start_route, tags_route
 from optlab.tracking.rest_api import RestApi, RestError
 
 # ---- reading a request, on its own ------------------------------------------------------------------------
@@ -394,3 +394,101 @@ def test_the_runs_route_pages_a_store_in_mlflows_order(tmp_path, monkeypatch):
     assert more and not last and [r[0] for r in first + second] == [ids[4], ids[2], ids[1], ids[0]]
     nan = next(m for m in first[0][11] if m[0] == "acc")
     assert nan[1] == "NaN" and sorted(first[0][10]) == [["lr", "0.4"], ["seed", "4"]]
+
+
+# ---- a run's start with its params ----------------------------------------------------------------------
+START_REFUSALS = {
+    "a param key MLflow refuses": ({"params": [{"key": "lr?", "value": "0.1"}]}, r"Invalid value \"lr\?\""),
+    "a param key twice": (
+        {"params": [{"key": "lr", "value": "0.1"}, {"key": "lr", "value": "0.2"}]},
+        r"Duplicate parameter keys have been submitted",
+    ),
+    "more params than one log-batch takes": (
+        {"params": [{"key": f"p{i}", "value": "1"} for i in range(101)]},
+        r"Invalid value .* for parameter 'params' supplied: a list of at most 100 params",
+    ),
+    "a param value that is a number": (
+        {"params": [{"key": "lr", "value": 0.1}]},
+        r"Invalid value \{\"key\":\"lr\",\"value\":0.1\} for parameter 'params\[0\]'",
+    ),
+    "a start time that is text": ({"start_time": "now"}, r"Invalid value \"now\" for parameter 'start_time'"),
+}
+
+
+def _start_body(experiment_id: str, **changes) -> dict:
+    body = {
+        "experiment_id": experiment_id,
+        "user_id": "me",
+        "start_time": 1_700_000_000_000,
+        "run_name": "point 0",
+        "tags": [{"key": "optlab.role", "value": "point"}],
+        "params": [{"key": "lr", "value": "0.1"}, {"key": "seed", "value": "3"}],
+    }
+    return {**body, **changes}
+
+
+@pytest.mark.slow
+def test_a_run_started_through_the_route_holds_what_create_and_log_batch_store(optlab_server):
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(optlab_server.uri)
+    experiment_id = client.create_experiment("start-route")
+    api = RestApi(optlab_server.uri)
+    answer = api.answer_if_offered(start_route.PATH, _start_body(experiment_id))
+    run = client.get_run(answer["run"]["info"]["run_id"])
+    assert run.data.params == {"lr": "0.1", "seed": "3"} and run.info.run_name == "point 0"
+    assert run.info.status == "RUNNING" and run.info.start_time == 1_700_000_000_000
+    assert run.data.tags["optlab.role"] == "point" and run.info.artifact_uri == answer["run"]["info"]["artifact_uri"]
+    mlflows = client.create_run(
+        experiment_id, start_time=1_700_000_000_000, tags={"optlab.role": "point"}, run_name="point 0"
+    )
+    client.log_batch(mlflows.info.run_id, params=[Param("lr", "0.1"), Param("seed", "3")])
+    ours, theirs = (run_rows(optlab_server.folder / "server.db", r) for r in (run.info.run_id, mlflows.info.run_id))
+    user = 4  # the runs row's user_id: MLflow's client sends the OS user's, the test body "me"
+    assert ours["run"][:user] + ours["run"][user + 1 :] == theirs["run"][:user] + theirs["run"][user + 1 :]
+    assert {k: v for k, v in ours.items() if k != "run"} == {k: v for k, v in theirs.items() if k != "run"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", START_REFUSALS)
+def test_the_start_route_refuses_what_mlflow_refuses_naming_it_and_creates_no_run(optlab_server, case):
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(optlab_server.uri)
+    experiment_id = client.create_experiment(f"start-refused-{sorted(START_REFUSALS).index(case)}")
+    changes, message = START_REFUSALS[case]
+    with pytest.raises(RestError, match=message) as refused:
+        RestApi(optlab_server.uri).call(
+            "POST", start_route.PATH, json.dumps(_start_body(experiment_id, **changes)).encode(), "application/json"
+        )
+    assert refused.value.status == 400
+    assert client.search_runs([experiment_id], run_view_type=ViewType.ALL) == []
+
+
+def test_a_start_whose_params_cannot_be_stored_deletes_the_run_it_created(monkeypatch):
+    """A database error after the run was created: the run is deleted and the error answered, so the
+    recorder's fallback (MLflow's own calls) never leaves two runs for one point."""
+    from flask import Flask
+    from mlflow.entities import Run, RunData, RunInfo
+
+    class FailingStore:
+        deleted: list[str] = []
+
+        def create_run(self, **fields):
+            info = RunInfo("r" * 32, fields["experiment_id"], fields["user_id"], "RUNNING", 1, None, "active")
+            return Run(info, RunData())
+
+        def log_batch(self, run_id, metrics, params, tags):
+            raise OSError("disk full")
+
+        def delete_run(self, run_id):
+            self.deleted.append(run_id)
+
+    store = FailingStore()
+    monkeypatch.setattr(start_route, "server_store", lambda internals: store)
+    with Flask(__name__).test_request_context(json=_start_body("1")):
+        response = start_route.start_run()
+    assert response.status_code == 500 and "disk full" in response.get_json()["message"]
+    assert store.deleted == ["r" * 32]

@@ -124,12 +124,13 @@ class RestApi:
         answers are retried and raised as any call's."""
         return self.answer_if_offered(path, body) is not None
 
-    def answer_if_offered(self, path: str, body: dict) -> dict | None:
-        """post_if_offered, with the server's answer (None when the route is not offered)."""
+    def answer_if_offered(self, path: str, body: dict, retries: int | None = None) -> dict | None:
+        """post_if_offered, with the server's answer (None when the route is not offered); `retries` in place of
+        this API's own for this call."""
         if (self.uri, path) in _not_offered:
             return None
         try:
-            return self.call("POST", self.root + path, json.dumps(body).encode(), "application/json")
+            return self.call("POST", self.root + path, json.dumps(body).encode(), "application/json", retries)
         except RestError as exc:
             if exc.status not in NOT_OFFERED:
                 raise
@@ -156,13 +157,18 @@ class RestApi:
         self.send("DELETE", f"{path}/{quote(name)}", None, None)
 
     # ---- one request, with MLflow's retry rule --------------------------------------------
-    def call(self, method: str, path: str, body: bytes | None, content_type: str | None) -> dict:
-        data = self.send(method, self.root + path if path.startswith(API) else path, body, content_type)
+    def call(
+        self, method: str, path: str, body: bytes | None, content_type: str | None, retries: int | None = None
+    ) -> dict:
+        data = self.send(method, self.root + path if path.startswith(API) else path, body, content_type, retries)
         return json.loads(data) if data.strip() else {}
 
-    def send(self, method: str, path: str, body: bytes | None, content_type: str | None) -> bytes:
+    def send(
+        self, method: str, path: str, body: bytes | None, content_type: str | None, retries: int | None = None
+    ) -> bytes:
         headers = {"Content-Type": content_type} if content_type else {}
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             if attempt:
                 wait = 0.0 if attempt == 1 else self.backoff * 2 ** (attempt - 1)
                 time.sleep(wait + random.uniform(0, self.jitter) * (attempt > 1))
@@ -170,14 +176,14 @@ class RestApi:
                 status, data = self._request(method, path, body, headers)
             except (OSError, http.client.HTTPException) as exc:
                 self._close()
-                if attempt == self.retries:
+                if attempt == retries:
                     raise Unreachable(
                         f"API request to {self.uri}{path} failed with exception {type(exc).__name__}: {exc}"
                     ) from exc
                 continue
             if status == 200:
                 return data
-            if status in RETRY_STATUSES and attempt < self.retries:
+            if status in RETRY_STATUSES and attempt < retries:
                 continue
             if status in RETRY_STATUSES:
                 raise Unreachable(

@@ -7,9 +7,11 @@ the server's artifact proxy), one `log-batch` per 1,000 metric points (the last 
 tags), the weights file, and `runs/update` with the end status. One difference: where the server runs
 optlab's app (`mlflow server --app-name optlab`), the metric points go to its bulk route instead
 (tracking/points_route.py: up to 10,000 points a request, inserted in one bulk statement, the rows
-log-batch writes), and the end tags and the status in one request to its end route
+log-batch writes), the run's creation with its params in one request to its start route
+(tracking/start_route.py), and the end tags and the status in one request to its end route
 (tracking/end_route.py: one transaction); a server without those routes answers 404 to the first request
-of a process, which then uses `log-batch` and `runs/update` for the rest of its runs on that server.
+of a process, which then uses `runs/create`, `log-batch` and `runs/update` for the rest of its runs on that
+server.
 The promises are RunRecorder's: FINISHED
 only when every call was acknowledged (the server answers once its transaction is committed or its file
 written), else FAILED with the reason; a run whose end cannot be recorded raises StoreError and stays
@@ -31,12 +33,12 @@ import time
 from pathlib import Path
 
 from optlab.errors import StoreError
-from optlab.tracking import points_route
+from optlab.tracking import points_route, start_route
 from optlab.tracking.accounting import timed
 from optlab.tracking.end_route import PATH as END_ROUTE
 from optlab.tracking.failures import describe
 from optlab.tracking.point_buffer import MLFLOW_METRICS, MLFLOW_PARAMS, MLFLOW_TAGS, BufferedRecorder, held_back
-from optlab.tracking.rest_api import RestApi, RestError, Unreachable, number, usable
+from optlab.tracking.rest_api import OPTIONAL_RETRIES, RestApi, RestError, Unreachable, number, usable
 from optlab.tracking.run_facts import (
     CONFIG,
     WEIGHTS,
@@ -98,16 +100,19 @@ class RestRunRecorder(BufferedRecorder):
 
     def _start(self, config, problem, plan, extra_tags: dict | None) -> RestRunRecorder:
         tags = run_tags(config, problem, self.parent_run_id, extra_tags)
-        answer = self.api.post(
-            "runs/create",
-            {
-                "experiment_id": str(self.experiment_id),
-                "user_id": tags.get("mlflow.user", "unknown"),  # what MlflowClient.create_run sends
-                "start_time": int(time.time() * 1000),
-                "tags": _entries(tags),
-                "run_name": config.run_name or config.label(),
-            },
-        )
+        create = {
+            "experiment_id": str(self.experiment_id),
+            "user_id": tags.get("mlflow.user", "unknown"),  # what MlflowClient.create_run sends
+            "start_time": int(time.time() * 1000),
+            "tags": _entries(tags),
+            "run_name": config.run_name or config.label(),
+        }
+        params = _entries(run_params(config, problem, plan))
+        answer = self._start_through_route(create, params)
+        if answer is None:
+            answer = self.api.post("runs/create", create)
+        else:
+            params = []  # stored with the run
         info = answer["run"]["info"]
         self.run_id = info["run_id"]
         folder = self.api.artifact_path(info["artifact_uri"])
@@ -115,7 +120,6 @@ class RestRunRecorder(BufferedRecorder):
             if folder is None:
                 raise StoreError(f"the server put the run's artifacts at {info['artifact_uri']}, not on its proxy")
             self._artifacts = folder
-            params = _entries(run_params(config, problem, plan))
             for i in range(0, len(params), MLFLOW_PARAMS):
                 self.api.post("runs/log-batch", {"run_id": self.run_id, "params": params[i : i + MLFLOW_PARAMS]})
             with timed("artifacts"):
@@ -130,6 +134,17 @@ class RestRunRecorder(BufferedRecorder):
                 raise StoreError(f"run {self.run_id}: could not record its params: {describe(exc)}") from exc
             raise
         return self
+
+    def _start_through_route(self, create: dict, params: list[dict]) -> dict | None:
+        """The run created with its params in one request to the server's start route (runs/create's answer);
+        None (nothing stored) when the server does not offer it or refuses or fails it: MLflow's calls then
+        start the run, or fail in their words."""
+        if len(params) > start_route.MOST_PARAMS:
+            return None
+        try:
+            return self.api.answer_if_offered(start_route.PATH, {**create, "params": params}, OPTIONAL_RETRIES)
+        except (RestError, Unreachable):
+            return None
 
     def _flush(self, keep: int = 0) -> list[dict]:
         """Send the buffered points; `keep` > 0 holds back the last points that fit in one call beside up to

@@ -13,8 +13,9 @@ runs page it opens on when clicked (the UI keeps that page per browser in localS
 default view (tracking/ui.py: the reported runs with workload, strategy and metric columns), again only
 where the browser has no page of its own for that experiment yet. Nothing else of MLflow's is changed.
 
-It also serves optlab's own bulk routes, used instead of MLflow's where the server offers them: a run's
-metric points and a run's end for a sweep's workers (tracking/points_route.py, end_route.py), the tags and
+It also serves optlab's own bulk routes, used instead of MLflow's where the server offers them: a run's start
+with its params, its metric points and its end for a sweep's workers (tracking/start_route.py,
+points_route.py, end_route.py), the tags and
 the curves of many runs and the runs of an experiment with given tags for the sweep process and the reports
 (tags_route.py, histories_route.py, runs_route.py).
 
@@ -132,12 +133,12 @@ def _add_defaults(response):
 def create_app(app=None):
     """MLflow's server app with the defaults script and optlab's bulk routes; wrapped for uvicorn as MLflow
     wraps its own."""
-    from optlab.tracking import end_route, histories_route, points_route, runs_route, tags_route
+    from optlab.tracking import end_route, histories_route, points_route, runs_route, start_route, tags_route
 
     if app is None:
         from mlflow.server import app
     app.after_request(_add_defaults)
-    for route in (points_route, end_route, tags_route, histories_route, runs_route):
+    for route in (start_route, points_route, end_route, tags_route, histories_route, runs_route):
         route.add_route(app)
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app

@@ -148,13 +148,13 @@ def test_server_app_is_registered_for_mlflow_server_app_name():
 def test_server_app_serves_its_routes_under_mlflows_prefix(monkeypatch, prefix):
     import flask
 
-    from optlab.tracking import end_route, histories_route, points_route, tags_route
+    from optlab.tracking import end_route, histories_route, points_route, runs_route, start_route, tags_route
 
     monkeypatch.setenv("_MLFLOW_SGI_NAME", "gunicorn")  # the Flask app itself, not wrapped for uvicorn
     monkeypatch.setenv("_MLFLOW_STATIC_PREFIX", prefix)  # what `mlflow server --static-prefix` sets
     app = ui_server.create_app(flask.Flask("mlflow_like"))
     ui_server.create_app(app)  # a second call adds nothing
-    routes = (points_route, end_route, tags_route, histories_route)
+    routes = (start_route, points_route, end_route, tags_route, histories_route, runs_route)
     served = {r.endpoint: r for r in app.url_map.iter_rules()}
     ours = [
         (r.rule, r.methods - {"OPTIONS"})

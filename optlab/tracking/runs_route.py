@@ -112,6 +112,14 @@ def query(store, experiment_id: int, tags: dict[str, str], offset: int) -> tuple
         SqlRun.lifecycle_stage,
         SqlRun.artifact_uri,
     )
+    latest = (
+        SqlLatestMetric.run_uuid,
+        SqlLatestMetric.key,
+        SqlLatestMetric.value,
+        SqlLatestMetric.timestamp,
+        SqlLatestMetric.step,
+        SqlLatestMetric.is_nan,
+    )
     with store.ManagedSessionMaker() as session:
         statement: sqlalchemy.Select = (
             sqlalchemy.select(*columns)
@@ -140,14 +148,6 @@ def query(store, experiment_id: int, tags: dict[str, str], offset: int) -> tuple
                 sqlalchemy.select(SqlParam.run_uuid, SqlParam.key, SqlParam.value).where(SqlParam.run_uuid.in_(chunk))
             ):
                 found[run_id]["params"].append([key, value])
-            latest = (
-                SqlLatestMetric.run_uuid,
-                SqlLatestMetric.key,
-                SqlLatestMetric.value,
-                SqlLatestMetric.timestamp,
-                SqlLatestMetric.step,
-                SqlLatestMetric.is_nan,
-            )
             for run_id, key, value, timestamp, step, is_nan in session.execute(
                 sqlalchemy.select(*latest).where(SqlLatestMetric.run_uuid.in_(chunk))
             ):
